@@ -1,0 +1,151 @@
+"""The span contract: every attribute key that crosses the wire.
+
+The instrumentation (``llmpulse.instrumentation``) writes these keys, the processor
+(``llmpulse.processor``) reads them. Both import them from here, so a renamed key is
+one edit. ``docs/span-contract.md`` documents type, unit and producer of each key;
+``tests/test_span_contract.py`` keeps that page and this module in step.
+
+Three groups:
+
+* OpenTelemetry GenAI semantic conventions (v1.41) and the general conventions
+  they lean on (``server.*``, ``error.type``, ``enduser.*``, ``session.id``).
+* Names used by other producers that the processor also understands (pre-1.37
+  semconv, OpenInference, OpenLLMetry). The instrumentation never writes these.
+* ``llmpulse.*`` keys for what the conventions do not cover.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- GenAI semantic conventions -------------------------------------------------------
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
+GEN_AI_REQUEST_TOP_P: Final = "gen_ai.request.top_p"
+GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
+GEN_AI_REQUEST_SEED: Final = "gen_ai.request.seed"
+GEN_AI_REQUEST_STOP_SEQUENCES: Final = "gen_ai.request.stop_sequences"
+GEN_AI_REQUEST_FREQUENCY_PENALTY: Final = "gen_ai.request.frequency_penalty"
+GEN_AI_REQUEST_PRESENCE_PENALTY: Final = "gen_ai.request.presence_penalty"
+GEN_AI_OUTPUT_TYPE: Final = "gen_ai.output.type"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: Final = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: Final = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_CONVERSATION_ID: Final = "gen_ai.conversation.id"
+GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
+GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_SYSTEM_INSTRUCTIONS: Final = "gen_ai.system_instructions"
+GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
+GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
+GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
+GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
+GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
+GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
+GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
+GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # metric attribute: input | output
+
+SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
+ERROR_TYPE: Final = "error.type"
+SESSION_ID: Final = "session.id"
+ENDUSER_ID: Final = "enduser.id"  # raw user id, only when the app opts out of hashing
+ENDUSER_PSEUDO_ID: Final = "enduser.pseudo.id"  # hashed user id (the default)
+
+# gen_ai.operation.name values
+OP_CHAT: Final = "chat"
+OP_TEXT_COMPLETION: Final = "text_completion"
+OP_EMBEDDINGS: Final = "embeddings"
+OP_GENERATE_CONTENT: Final = "generate_content"
+OP_RETRIEVAL: Final = "retrieval"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+LLM_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_EMBEDDINGS, OP_GENERATE_CONTENT})
+
+# --- other producers (read by the processor, never written by us) -----------------------
+LEGACY_GEN_AI_SYSTEM: Final = "gen_ai.system"  # pre-1.37 name of gen_ai.provider.name
+LEGACY_GEN_AI_USAGE_PROMPT_TOKENS: Final = "gen_ai.usage.prompt_tokens"
+LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS: Final = "gen_ai.usage.completion_tokens"
+OPENLLMETRY_TOTAL_TOKENS: Final = "llm.usage.total_tokens"
+OPENLLMETRY_GEN_AI_TOTAL_TOKENS: Final = "gen_ai.usage.total_tokens"
+OPENLLMETRY_REQUEST_TYPE: Final = "llm.request.type"
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OPENINFERENCE_MODEL_NAME: Final = "llm.model_name"
+OPENINFERENCE_PROVIDER: Final = "llm.provider"
+OPENINFERENCE_SYSTEM: Final = "llm.system"
+OPENINFERENCE_FINISH_REASON: Final = "llm.finish_reason"
+OPENINFERENCE_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+OPENINFERENCE_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+OPENINFERENCE_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+ANTHROPIC_SDK_STOP_REASON: Final = "anthropic.message.stop_reason"
+ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
+
+# --- llmpulse keys ----------------------------------------------------------------------
+SPAN_KIND: Final = "llmpulse.span.kind"  # what the span is to llmpulse: llm | step | feedback
+SPAN_KIND_LLM: Final = "llm"
+SPAN_KIND_STEP: Final = "step"
+SPAN_KIND_FEEDBACK: Final = "feedback"
+
+FEATURE: Final = "llmpulse.feature"
+APP_VERSION: Final = "llmpulse.app.version"
+PROMPT_VERSION: Final = "llmpulse.prompt.version"
+
+FINISH_REASON: Final = "llmpulse.finish_reason"  # normalised, see FINISH_REASONS
+FINISH_STOP: Final = "stop"
+FINISH_LENGTH: Final = "length"
+FINISH_CONTENT_FILTER: Final = "content_filter"
+FINISH_TOOL_CALLS: Final = "tool_calls"
+FINISH_REFUSAL: Final = "refusal"
+FINISH_ERROR: Final = "error"
+FINISH_REASONS: Final = (
+    FINISH_STOP,
+    FINISH_LENGTH,
+    FINISH_CONTENT_FILTER,
+    FINISH_TOOL_CALLS,
+    FINISH_REFUSAL,
+    FINISH_ERROR,
+)
+REFUSAL: Final = "llmpulse.refusal"
+
+COST_USD: Final = "llmpulse.cost.usd"
+PRICING_VERSION: Final = "llmpulse.cost.pricing_version"
+UNPRICED: Final = "llmpulse.cost.unpriced"
+
+SAMPLED: Final = "llmpulse.sampled"
+SAMPLE_RATE: Final = "llmpulse.sample.rate"
+
+STEP_NAME: Final = "llmpulse.step.name"
+STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
+STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
+
+FEEDBACK_KIND: Final = "llmpulse.feedback.kind"
+FEEDBACK_VALUE: Final = "llmpulse.feedback.value"
+FEEDBACK_COMMENT: Final = "llmpulse.feedback.comment"
+FEEDBACK_THUMBS: Final = "thumbs"
+FEEDBACK_RATING: Final = "rating"
+FEEDBACK_COMMENT_KIND: Final = "comment"
+FEEDBACK_CORRECTION: Final = "correction"
+FEEDBACK_FOLLOW_UP: Final = "follow_up"
+FEEDBACK_ABANDONED: Final = "abandoned"
+FEEDBACK_KINDS: Final = (
+    FEEDBACK_THUMBS,
+    FEEDBACK_RATING,
+    FEEDBACK_COMMENT_KIND,
+    FEEDBACK_CORRECTION,
+    FEEDBACK_FOLLOW_UP,
+    FEEDBACK_ABANDONED,
+)
+
+# --- environment variables read by the entry points -------------------------------------
+ENV_ENABLED: Final = "LLMPULSE_ENABLED"
+ENV_SAMPLE_RATE: Final = "LLMPULSE_SAMPLE_RATE"
+ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"

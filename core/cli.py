@@ -1,0 +1,66 @@
+"""The ``llmpulse`` command.
+
+Each subcommand lives beside the code it drives and registers itself through a
+``register(subparsers)`` function named in ``_COMMAND_MODULES``. Modules are
+imported when the parser is built; one whose optional dependencies are missing
+(``pip install 'llmpulse[processor]'``) contributes a stub that says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+# (module, commands it registers, extra that provides its dependencies)
+_COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("llmpulse.processor.cli", ("serve", "status"), "processor"),
+    ("llmpulse.testing.cli", ("fake-provider",), ""),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="llmpulse",
+        description="Production monitoring for LLM applications.",
+    )
+    parser.add_argument("--log-level", default="INFO", help="logging level (default: %(default)s)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module_name, commands, extra in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            for command in commands:
+                _add_missing(subparsers, command, extra, exc)
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def _add_missing(subparsers: argparse._SubParsersAction, command: str, extra: str, exc: ImportError) -> None:
+    hint = f"pip install 'llmpulse[{extra}]'" if extra else "reinstall llmpulse"
+    sub = subparsers.add_parser(command, help=f"(unavailable: {exc.name} is not installed)")
+
+    def run(_args: argparse.Namespace) -> int:
+        print(f"llmpulse {command}: {exc.name} is not installed; run: {hint}", file=sys.stderr)
+        return 2
+
+    sub.set_defaults(func=run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

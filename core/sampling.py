@@ -1,0 +1,27 @@
+"""Deterministic sampling shared by instrumentation and processor.
+
+A trace is sampled when the low 56 bits of its trace id, which W3C trace context
+level 2 makes random, fall below ``rate * 2**56``. Both sides call this one
+function, so the span that carried content and the processor's judge agree on
+every trace, and raising the rate only ever adds traces.
+"""
+
+from __future__ import annotations
+
+_RANDOM_BITS = 56
+_MASK = (1 << _RANDOM_BITS) - 1
+_SCALE = 1 << _RANDOM_BITS
+
+
+def is_sampled(trace_id: int, rate: float) -> bool:
+    """Return the sampling decision for ``trace_id`` (a 128-bit int) at ``rate`` in [0, 1]."""
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return (trace_id & _MASK) < int(rate * _SCALE)
+
+
+def is_sampled_bytes(trace_id: bytes, rate: float) -> bool:
+    """Same as :func:`is_sampled` for the 16-byte trace id found in OTLP."""
+    return is_sampled(int.from_bytes(trace_id, "big"), rate)
