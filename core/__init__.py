@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _INSTRUMENTATION_EXPORTS = frozenset({"context", "step", "feedback", "instrument", "uninstrument"})
 
-__all__ = ["__version__", *sorted(_INSTRUMENTATION_EXPORTS)]
+__all__ = ["__version__", "context", "feedback", "instrument", "step", "uninstrument"]
 
 
 def __getattr__(name: str) -> Any:

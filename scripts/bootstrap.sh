@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Install or build everything llmpulse needs on this machine, idempotently.
+#
+#   1. Prometheus and Alertmanager (Debian packages `prometheus`, `prometheus-alertmanager`)
+#   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
+#      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
+#      manifest or the builder version changes)
+#   3. the Python virtualenv .venv with llmpulse installed editable, extras processor+dev
+#      (reinstalled only when pyproject.toml changes)
+#
+# Each step prints one line saying what it did. Called by `make setup`, which the
+# README's run and test commands both go through.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+BUILDER_VERSION="v0.165.0"
+GO_MIN_MINOR=25
+PYTHON="${PYTHON:-python3}"
+
+step() { printf '==> %s\n' "$*"; }
+die() { printf 'bootstrap: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else die "need root (or sudo) to run: $*"
+  fi
+}
+
+# --- 1. Prometheus and Alertmanager ------------------------------------------------------
+missing=()
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ ${#missing[@]} -eq 0 ]; then
+  step "Prometheus and Alertmanager: already installed ($(prometheus --version 2>&1 | head -n1 | awk '{print $3}'), alertmanager $(prometheus-alertmanager --version 2>&1 | head -n1 | awk '{print $3}'))"
+else
+  step "Installing Debian packages: ${missing[*]} (apt-get)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages start system services on install where an init system runs; llmpulse
+  # starts its own instances on loopback ports, so stop those to keep 9090/9093 free.
+  for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
+    as_root systemctl stop "$svc" >/dev/null 2>&1 || true
+  done
+  step "Installed: $(prometheus --version 2>&1 | head -n1)"
+fi
+
+# --- 2. The collector --------------------------------------------------------------------
+command -v go >/dev/null 2>&1 || die "Go >= 1.$GO_MIN_MINOR is needed to build the collector; install it from your distribution or go.dev"
+go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
+[ "$go_minor" -ge "$GO_MIN_MINOR" ] || die "Go $(go env GOVERSION) is too old: the collector builder needs go1.$GO_MIN_MINOR or newer"
+
+mkdir -p "$CACHE/go-bin" "$CACHE/collector"
+BUILDER="$CACHE/go-bin/builder"
+if [ -x "$BUILDER" ] && "$BUILDER" version 2>&1 | grep -q "${BUILDER_VERSION#v}"; then
+  step "OpenTelemetry Collector Builder $BUILDER_VERSION: already installed"
+else
+  step "Installing OpenTelemetry Collector Builder $BUILDER_VERSION (go install)"
+  GOBIN="$CACHE/go-bin" go install "go.opentelemetry.io/collector/cmd/builder@$BUILDER_VERSION"
+fi
+
+MANIFEST="$ROOT/collector/builder-config.yaml"
+COLLECTOR="$CACHE/collector/llmpulse-otelcol"
+STAMP="$CACHE/collector/manifest.sha256"
+want="$( (cat "$MANIFEST"; echo "$BUILDER_VERSION"; go env GOVERSION) | sha256sum | cut -d' ' -f1)"
+if [ -x "$COLLECTOR" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+  step "Collector: up to date ($COLLECTOR)"
+else
+  step "Building the collector from collector/builder-config.yaml (first build downloads Go modules, ~1-3 min)"
+  work="$CACHE/collector/src"
+  rm -rf "$work" && mkdir -p "$work"
+  sed "s#^\(\s*output_path:\).*#\1 $work#" "$MANIFEST" >"$work/builder-config.yaml"
+  start=$(date +%s)
+  (cd "$work" && "$BUILDER" --config builder-config.yaml >"$work/build.log" 2>&1) \
+    || { tail -n 30 "$work/build.log" >&2; die "collector build failed (full log: $work/build.log)"; }
+  cp "$work/llmpulse-otelcol" "$COLLECTOR"
+  echo "$want" >"$STAMP"
+  step "Collector built in $(( $(date +%s) - start ))s: $COLLECTOR"
+fi
+
+# --- 3. Python virtualenv ---------------------------------------------------------------
+VENV="$ROOT/.venv"
+PYSTAMP="$VENV/.llmpulse-pyproject.sha256"
+want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum | cut -d' ' -f1)"
+if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
+  step "Python environment: up to date ($VENV)"
+else
+  step "Installing llmpulse with extras processor,dev into $VENV (pip)"
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e "$ROOT[processor,dev]"
+  echo "$want_py" >"$PYSTAMP"
+  step "Python environment ready: $("$VENV/bin/python" --version), llmpulse $("$VENV/bin/python" -c 'import llmpulse; print(llmpulse.__version__)')"
+fi
