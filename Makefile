@@ -3,13 +3,16 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run test lint format typecheck pytest clean
+.PHONY: setup run down test lint format typecheck pytest clean
 
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
 
-run: setup ## start the local stack in the foreground (Ctrl-C stops it)
+run: setup ## start the local stack in the background and say where everything listens
 	@$(VENV)/bin/llmpulse up
+
+down: ## stop the local stack
+	@$(VENV)/bin/llmpulse down
 
 test: setup lint typecheck pytest ## everything CI runs
 

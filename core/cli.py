@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
+    ("llmpulse.stack", ("up", "down"), ""),
 )
 
 

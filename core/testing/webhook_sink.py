@@ -7,12 +7,18 @@ receiver at :attr:`WebhookSink.url` and read :attr:`WebhookSink.notifications`.
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import logging
+import signal
+import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +40,8 @@ class Notification:
 class WebhookSink:
     """A threaded HTTP server on loopback collecting Alertmanager notifications."""
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, journal: Path | None = None) -> None:
+        self._journal = journal
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._notifications: list[Notification] = []
@@ -77,6 +84,11 @@ class WebhookSink:
     def _record(self, notification: Notification) -> None:
         with self._arrived:
             self._notifications.append(notification)
+            if self._journal is not None:
+                with self._journal.open("a") as fh:
+                    fh.write(
+                        json.dumps({"received_at": notification.received_at, **notification.payload}) + "\n"
+                    )
             self._arrived.notify_all()
 
     @property
@@ -104,3 +116,23 @@ class WebhookSink:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a sink in the foreground, appending each notification as a JSON line to ``--journal``."""
+    parser = argparse.ArgumentParser(prog="python -m llmpulse.testing.webhook_sink", description=main.__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9099)
+    parser.add_argument("--journal", type=Path, required=True, help="JSON-lines file to append to")
+    args = parser.parse_args(argv)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with WebhookSink(host=args.host, port=args.port, journal=args.journal) as sink:
+        print(sink.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
