@@ -121,5 +121,8 @@ def _stream_frames(
             yield next(delays), event("content_block_delta", index=index, delta=delta)
         yield 0.0, event("content_block_stop", index=index)
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
-    yield 0.0, event("message_delta", delta=delta, usage=usage(res, res.output_tokens))
+    final_usage = {
+        key: value for key, value in usage(res, res.output_tokens).items() if key != "service_tier"
+    }
+    yield 0.0, event("message_delta", delta=delta, usage=final_usage)
     yield 0.0, event("message_stop")

@@ -99,7 +99,10 @@ class FakeProvider:
         server = _Server((self._host, self._port), _RequestHandler, provider=self)
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="llmpulse-fake-provider", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # keeps stop() prompt; the loop is idle otherwise
+            name="llmpulse-fake-provider",
+            daemon=True,
         )
         self._thread.start()
         logger.debug("fake provider listening on %s", self.base_url)
@@ -296,7 +299,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
             answer = provider._answer(method, route, request)
         except Exception:
             logger.exception("fake provider: handler failed for %s %s", method, self.path)
-            answer = openai_api.error(500, "fake provider: the scripted handler raised; see the server log")
+            message = "fake provider: the scripted handler raised; see the server log"
+            if route == "/v1/messages":
+                answer = anthropic_api.error(500, message, "req_handler_failed")
+            else:
+                answer = openai_api.error(500, message)
         try:
             if isinstance(answer, Stream):
                 self._send_stream(answer)

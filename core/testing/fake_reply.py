@@ -25,7 +25,7 @@ _FINISH_ALIASES = {"end_turn": "stop", "max_tokens": "length", "tool_use": "tool
 # Added to the word count of the request text: real prompts carry role and framing tokens.
 PROMPT_OVERHEAD_TOKENS = 3
 
-_TEXT_KEYS = frozenset({"content", "text", "input", "prompt", "system", "instructions", "messages"})
+_TEXT_KEYS = frozenset({"content", "text", "input", "prompt", "system", "instructions"})
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _request_texts(value: Any, key: str | None = None) -> Iterator[str]:
             yield value
     elif isinstance(value, dict):
         for child_key, child in value.items():
-            yield from _request_texts(child, child_key if child_key in _TEXT_KEYS else key)
+            yield from _request_texts(child, child_key)
     elif isinstance(value, list):
         for child in value:
             yield from _request_texts(child, key)

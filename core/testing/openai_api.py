@@ -150,12 +150,15 @@ def completion(res: Resolved, body: dict[str, Any], response_id: str) -> Rendere
 
 
 def embedding_vector(text: str, dimensions: int) -> list[float]:
-    """A deterministic unit-free vector in [-1, 1) derived from a hash of ``text``."""
+    """A deterministic vector in [-1, 1) derived from a hash of ``text``.
+
+    Components are multiples of 1/128, exact in float32, so base64 and float encodings agree exactly.
+    """
     values: list[float] = []
     block = 0
     while len(values) < dimensions:
         digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        values.extend(round(b / 128.0 - 1.0, 6) for b in digest)
+        values.extend(b / 128.0 - 1.0 for b in digest)
         block += 1
     return values[:dimensions]
 
