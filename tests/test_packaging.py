@@ -59,9 +59,7 @@ def test_wheel_installs_into_a_fresh_venv(wheel: Path, tmp_path: Path) -> None:
         "import sys, llmpulse.instrumentation as i, llmpulse.processor as p; "
         "print(i.__file__); print(p.__file__)"
     )
-    out = subprocess.run(
-        [str(python), "-c", probe], capture_output=True, text=True, timeout=60, cwd=tmp_path
-    )
+    out = subprocess.run([str(python), "-c", probe], capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     for line in out.stdout.split():
         assert "site-packages/llmpulse/" in line, line

@@ -28,7 +28,9 @@ def test_every_contract_key_is_documented() -> None:
 def test_every_documented_key_is_in_the_contract() -> None:
     documented = {k for k in _documented_keys() if "." in k or k.isupper()}
     extra = documented - _contract_keys()
-    assert not extra, f"keys documented in docs/span-contract.md but not in llmpulse.attributes: {sorted(extra)}"
+    assert not extra, (
+        f"keys documented in docs/span-contract.md but not in llmpulse.attributes: {sorted(extra)}"
+    )
 
 
 def test_values_are_unique() -> None:
