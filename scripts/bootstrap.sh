@@ -88,8 +88,11 @@ if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$w
 else
   step "Installing llmpulse with extras processor,dev into $VENV (pip)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[processor,dev]"
+  mkdir -p "$CACHE"
+  piplog="$CACHE/pip-install.log"
+  { "$VENV/bin/python" -m pip install --upgrade pip \
+      && "$VENV/bin/python" -m pip install -e "$ROOT[processor,dev]"; } >"$piplog" 2>&1 \
+    || { tail -n 30 "$piplog" >&2; die "pip install failed (full log: $piplog)"; }
   echo "$want_py" >"$PYSTAMP"
   step "Python environment ready: $("$VENV/bin/python" --version), llmpulse $("$VENV/bin/python" -c 'import llmpulse; print(llmpulse.__version__)')"
 fi
