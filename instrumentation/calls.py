@@ -1,0 +1,157 @@
+"""One LLM call's span: started by the request hook, finished exactly once.
+
+:class:`Runtime` bundles what every wrapper needs (tracer, settings, pricing, content
+policy); it is built once by ``instrument()`` and closed over by the wrapper factories.
+:class:`CallRecorder` owns the per-call state. When another GenAI instrumentation already
+opened a span for the same call (the official OpenAI instrumentation, OpenLLMetry,
+OpenInference), the recorder annotates that span instead of starting a second one, and
+leaves ending it to its owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from llmpulse import attributes as A
+from llmpulse.instrumentation.config import Settings
+from llmpulse.instrumentation.content import ContentPolicy
+from llmpulse.instrumentation.context import current_attributes
+from llmpulse.instrumentation.pricing import PricingTable
+
+_log = logging.getLogger(__name__)
+
+_OTHER_LLM_MARKERS = (A.OPENLLMETRY_REQUEST_TYPE, A.OPENINFERENCE_MODEL_NAME)
+_OPENINFERENCE_LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the wrappers close over. Immutable; one per ``instrument()``."""
+
+    tracer: Tracer
+    settings: Settings
+    pricing: PricingTable
+    content: ContentPolicy
+
+
+def foreign_llm_span() -> Span | None:
+    """The current span when it is an LLM span that another instrumentation opened."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return None
+    attrs: Mapping[str, Any] | None = getattr(span, "attributes", None)
+    if not attrs or A.SPAN_KIND in attrs:
+        return None
+    if attrs.get(A.GEN_AI_OPERATION_NAME) in A.LLM_OPERATIONS:
+        return span
+    if attrs.get(A.OPENINFERENCE_SPAN_KIND) in _OPENINFERENCE_LLM_KINDS:
+        return span
+    for marker in _OTHER_LLM_MARKERS:
+        if marker in attrs:
+            return span
+    return None
+
+
+class CallRecorder:
+    """Records one call on its span and ends the span exactly once."""
+
+    __slots__ = (
+        "_ended",
+        "_owned",
+        "_t0",
+        "capture",
+        "endpoint",
+        "hide_usage",
+        "model",
+        "operation",
+        "runtime",
+        "span",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        operation: str,
+        model: str | None,
+        attrs: dict[str, AttributeValue],
+        *,
+        stream: bool = False,
+    ) -> None:
+        self.runtime = runtime
+        self.operation = operation
+        self.model = model
+        self.stream = stream
+        self.hide_usage = False
+        self.endpoint = ""
+        self._ended = False
+        attrs.update(current_attributes())
+        attrs[A.SPAN_KIND] = A.SPAN_KIND_LLM
+        foreign = foreign_llm_span()
+        if foreign is None:
+            name = f"{operation} {model}" if model else operation
+            self.span = runtime.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+            self._owned = True
+        else:
+            self.span = foreign
+            self._owned = False
+            foreign.set_attributes(attrs)
+        self.capture = runtime.content.mode != "off" and runtime.content.decide(self.span)
+        self._t0 = time.perf_counter()
+
+    @property
+    def ended(self) -> bool:
+        """Whether :meth:`finish` already ran."""
+        return self._ended
+
+    def first_chunk(self) -> None:
+        """Record time to first chunk, in seconds since the call started."""
+        self.span.set_attribute(A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, time.perf_counter() - self._t0)
+
+    def finish(self, attrs: dict[str, AttributeValue], error: BaseException | None = None) -> None:
+        """Set the response attributes (and cost), mark errors, end the span. Runs once."""
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            if error is not None:
+                attrs[A.ERROR_TYPE] = _error_type(error)
+                attrs[A.FINISH_REASON] = A.FINISH_ERROR
+            elif A.GEN_AI_USAGE_INPUT_TOKENS in attrs:
+                self._cost(attrs)
+            span = self.span
+            span.set_attributes(attrs)
+            if self._owned:
+                if error is not None:
+                    span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                span.end()
+        except Exception:
+            _log.debug("llmpulse could not finish an LLM span", exc_info=True)
+
+    def _cost(self, attrs: dict[str, AttributeValue]) -> None:
+        model = attrs.get(A.GEN_AI_RESPONSE_MODEL) or self.model
+        price = self.runtime.pricing.price(model if isinstance(model, str) else None)
+        if price is None and model != self.model:
+            price = self.runtime.pricing.price(self.model)
+        if price is None:
+            attrs[A.UNPRICED] = True
+            return
+        attrs[A.COST_USD] = price.cost(
+            int(attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+            int(attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS, 0)),  # type: ignore[arg-type]
+            int(attrs.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+            int(attrs.get(A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+        )
+        attrs[A.PRICING_VERSION] = self.runtime.pricing.version
+
+
+def _error_type(error: BaseException) -> str:
+    return type(error).__qualname__

@@ -1,0 +1,55 @@
+"""``llmpulse.feedback(...)``: user feedback and implicit signals, recorded as spans.
+
+A feedback span belongs to the current trace when there is one (so it sits next to the
+call it judges), and carries ``gen_ai.response.id`` when the app knows which response the
+feedback is about, so the processor can join feedback to calls recorded earlier.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from opentelemetry.util.types import AttributeValue
+
+from llmpulse import attributes as A
+from llmpulse.instrumentation.context import current_attributes
+from llmpulse.instrumentation.redaction import Redactor
+
+_FALLBACK_SCOPE = "llmpulse"
+
+
+def feedback(
+    kind: str,
+    value: str | float | int | bool | None = None,
+    *,
+    response_id: str | None = None,
+    comment: str | None = None,
+) -> None:
+    """Record one feedback event.
+
+    ``kind`` is one of ``thumbs``, ``rating``, ``comment`` (explicit) or ``correction``,
+    ``follow_up``, ``abandoned`` (implicit signals); see ``llmpulse.attributes.FEEDBACK_KINDS``.
+    ``value`` is e.g. ``"up"``/``"down"`` for thumbs or a number for a rating. ``comment`` is
+    free text and passes through the built-in redaction before it is recorded.
+
+    Raises ``ValueError`` for an unknown ``kind`` (a programming error at the call site).
+    """
+    if kind not in A.FEEDBACK_KINDS:
+        raise ValueError(f"unknown feedback kind {kind!r}; use one of {', '.join(A.FEEDBACK_KINDS)}")
+    from llmpulse.instrumentation.instrumentor import active_runtime
+
+    runtime = active_runtime()
+    tracer = runtime.tracer if runtime is not None else trace.get_tracer(_FALLBACK_SCOPE)
+    attrs: dict[str, AttributeValue] = {
+        **current_attributes(),
+        A.SPAN_KIND: A.SPAN_KIND_FEEDBACK,
+        A.FEEDBACK_KIND: kind,
+    }
+    if value is not None:
+        attrs[A.FEEDBACK_VALUE] = value
+    if response_id is not None:
+        attrs[A.GEN_AI_RESPONSE_ID] = response_id
+    if comment:
+        redact = runtime.content.text if runtime is not None else Redactor()
+        attrs[A.FEEDBACK_COMMENT] = redact(comment)
+    tracer.start_span(f"feedback {kind}", kind=SpanKind.INTERNAL, attributes=attrs).end()
