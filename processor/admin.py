@@ -1,0 +1,56 @@
+"""Admin endpoints on their own port: ``/metrics``, ``/api/status``, ``/healthz``, ``/readyz``.
+
+They sit on a separate port (9464 by default, the conventional Prometheus-exporter port) so the
+OTLP ports can require a bearer token and TLS while Prometheus scrapes without either, and so a
+flood of exports cannot starve health checks of connection slots.
+
+``/metrics`` negotiates the exposition format from ``Accept``: Prometheus asks for OpenMetrics,
+which is the only format that carries exemplars.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import CollectorRegistry
+
+from llmpulse.processor.http_server import Request, Response
+
+STATUS_PATH = "/api/status"
+
+
+class AdminHandler:
+    """Routes the admin port. ``ready`` and ``status`` are callables owned by the service."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        status: Callable[[], dict[str, Any]],
+        ready: Callable[[], bool],
+    ) -> None:
+        self._registry = registry
+        self._status = status
+        self._ready = ready
+
+    async def __call__(self, request: Request) -> Response:
+        """Handle one HTTP request."""
+        if request.method not in ("GET", "HEAD"):
+            return Response(405, b"use GET\n", headers=[("Allow", "GET")])
+        path = request.path
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+            return Response(200, encoder(self._registry), content_type)
+        if path == STATUS_PATH:
+            body = json.dumps(self._status(), sort_keys=True, allow_nan=False).encode()
+            return Response(200, body, "application/json")
+        if path == "/healthz":
+            return Response(200, b"ok\n")
+        if path == "/readyz":
+            if self._ready():
+                return Response(200, b"ready\n")
+            return Response(503, b"not ready\n")
+        return Response(404, b"not found; try /metrics, /api/status, /healthz, /readyz\n")

@@ -1,0 +1,112 @@
+"""``llmpulse serve`` and ``llmpulse status``. The only processor module that touches the process:
+signals, environment, stdout/stderr and the log format."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from typing import Any
+
+from llmpulse.processor.service import ProcessorService, StartupError
+from llmpulse.processor.settings import ConfigError, add_arguments, resolve
+from llmpulse.processor.status import DEFAULT_URL, StatusError, fetch_status, render_table
+from llmpulse.processor.windows import WINDOWS
+
+SERVE_DESCRIPTION = """\
+Run the llmpulse processor: receive OTLP traces (gRPC on --grpc-port, HTTP POST /v1/traces on
+--http-port), derive Prometheus metrics from LLM, step and feedback spans, and serve
+/metrics (OpenMetrics with exemplars when asked), /api/status, /healthz and /readyz on
+--admin-port. Every setting can also come from an environment variable or from the
+[processor] table of a TOML file given with --config; flags win over the environment, which
+wins over the file. SIGINT/SIGTERM drain the queue (within --drain-timeout) and stop.
+"""
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (``event=... key=value`` text)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as one JSON line."""
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``serve`` and ``status`` subcommands."""
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the processor (OTLP in, Prometheus metrics out)",
+        description=SERVE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(serve)
+    serve.set_defaults(func=run_serve)
+
+    status = subparsers.add_parser("status", help="show per-feature rolling windows of a running processor")
+    status.add_argument(
+        "--url", default=DEFAULT_URL, help="admin URL of the processor (default: %(default)s)"
+    )
+    status.add_argument(
+        "--window",
+        default="5m",
+        choices=[name for name, _ in WINDOWS],
+        help="rolling window to show (default: %(default)s)",
+    )
+    status.add_argument("--json", action="store_true", help="print the raw /api/status document")
+    status.set_defaults(func=run_status)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Entry point of ``llmpulse serve``."""
+    try:
+        settings = resolve(args)
+    except ConfigError as exc:
+        print(f"llmpulse serve: {exc}", file=sys.stderr)
+        return 2
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
+    try:
+        return asyncio.run(_serve(settings))
+    except (ConfigError, StartupError) as exc:
+        print(f"llmpulse serve: {exc}", file=sys.stderr)
+        return 1
+
+
+async def _serve(settings: Any) -> int:
+    service = ProcessorService(settings)
+    await service.startup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await service.shutdown()
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    """Entry point of ``llmpulse status``."""
+    try:
+        document = fetch_status(args.url)
+    except StatusError as exc:
+        print(f"llmpulse status: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    else:
+        print(render_table(document, args.window))
+    return 0

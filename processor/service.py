@@ -1,0 +1,155 @@
+"""The processor service: wires settings, pipeline, receivers and admin endpoints together.
+
+Lifecycle: :meth:`ProcessorService.startup` -> run until told to stop ->
+:meth:`ProcessorService.shutdown`, which refuses new exports (UNAVAILABLE / 503), drains the
+queue within ``drain_timeout`` and then closes the servers. Signal handling lives in the CLI.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+from llmpulse import __version__
+from llmpulse.processor.admin import AdminHandler
+from llmpulse.processor.dedup import Deduplicator
+from llmpulse.processor.http_server import HttpServer
+from llmpulse.processor.metrics import Accounting, DerivedMetrics, build_registry
+from llmpulse.processor.pipeline import Pipeline
+from llmpulse.processor.receiver_grpc import GrpcReceiver
+from llmpulse.processor.receiver_http import OtlpHttpHandler
+from llmpulse.processor.settings import ConfigError, Settings
+from llmpulse.processor.windows import RollingWindows
+
+logger = logging.getLogger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service could not start (a port is taken, TLS files do not load, ...)."""
+
+
+class ProcessorService:
+    """One running processor. Build it, ``await startup()``, later ``await shutdown()``."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.accounting = Accounting(settings.queue_spans)
+        self.derived = DerivedMetrics(max_label_values=settings.max_label_values)
+        self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
+        self.pipeline = Pipeline(
+            capacity=settings.queue_spans,
+            derived=self.derived,
+            accounting=self.accounting,
+            windows=self.windows,
+            dedup=Deduplicator(hold_seconds=settings.dedup_hold),
+            retry_after=settings.retry_after,
+        )
+        self.registry = build_registry(self.derived, self.accounting)
+        self._clock = clock
+        self._started_at = 0.0
+        self.state = "new"
+        tls_pair, ssl_context = self._load_tls(settings)
+        self.grpc = GrpcReceiver(
+            self.pipeline,
+            host=settings.host,
+            port=settings.grpc_port,
+            auth_token=settings.auth_token,
+            max_request_bytes=settings.max_request_bytes,
+            tls=tls_pair,
+        )
+        otlp_http = OtlpHttpHandler(
+            self.pipeline, auth_token=settings.auth_token, max_request_bytes=settings.max_request_bytes
+        )
+        self.http = HttpServer(
+            otlp_http,
+            host=settings.host,
+            port=settings.http_port,
+            max_body_bytes=settings.max_request_bytes,
+            ssl_context=ssl_context,
+            name="otlp_http",
+            on_too_large=otlp_http.too_large,
+        )
+        admin = AdminHandler(self.registry, status=self.status, ready=lambda: self.state == "running")
+        self.admin = HttpServer(
+            admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
+        )
+
+    @staticmethod
+    def _load_tls(settings: Settings) -> tuple[tuple[bytes, bytes] | None, ssl.SSLContext | None]:
+        if settings.tls_cert is None or settings.tls_key is None:
+            return None, None
+        try:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(settings.tls_cert, settings.tls_key)
+            pair = (settings.tls_key.read_bytes(), settings.tls_cert.read_bytes())
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"tls_cert/tls_key do not load as a PEM certificate and key: {exc}") from None
+        return pair, context
+
+    async def startup(self) -> None:
+        """Start the worker, the admin port, then both receivers; raise :class:`StartupError`."""
+        self.pipeline.start()
+        try:
+            await self.admin.startup()
+            await self.grpc.startup()
+            await self.http.startup()
+        except (OSError, RuntimeError) as exc:
+            await self._close_servers(0.0)
+            raise StartupError(
+                f"cannot bind the processor's ports ({exc}); is another instance running? "
+                "choose others with --grpc-port/--http-port/--admin-port"
+            ) from None
+        self._started_at = self._clock()
+        self.state = "running"
+        logger.info(
+            "event=processor_started version=%s grpc_port=%d http_port=%d admin_port=%d settings=%s",
+            __version__,
+            self.grpc.port,
+            self.http.port,
+            self.admin.port,
+            self.settings.redacted(),
+        )
+
+    async def shutdown(self) -> None:
+        """Refuse new exports, drain the queue within the bound, close everything."""
+        if self.state in ("stopping", "stopped"):
+            return
+        self.state = "stopping"
+        logger.info("event=processor_stopping queued_spans=%d", self.pipeline.queued_spans)
+        drained = await self.pipeline.drain(self.settings.drain_timeout)
+        await self._close_servers(1.0)
+        self.state = "stopped"
+        a = self.accounting
+        logger.info(
+            "event=processor_stopped drained=%s received=%d accepted=%d rejected=%d refused=%d",
+            drained,
+            sum(a.received.values()),
+            sum(a.accepted.values()),
+            sum(a.rejected.values()),
+            sum(a.refused_spans.values()),
+        )
+
+    async def _close_servers(self, grace: float) -> None:
+        await self.grpc.shutdown(grace)
+        await self.http.shutdown(grace)
+        await self.admin.shutdown(grace)
+
+    def status(self) -> dict[str, Any]:
+        """The ``/api/status`` document."""
+        a = self.accounting
+        return {
+            "version": __version__,
+            "state": self.state,
+            "uptime_s": round(self._clock() - self._started_at, 3) if self._started_at else 0.0,
+            "spans": {
+                "received": sum(a.received.values()),
+                "accepted": dict(a.accepted),
+                "rejected": {k: v for k, v in a.rejected.items() if v},
+                "refused": sum(a.refused_spans.values()),
+            },
+            "queue": {"spans": a.queue_spans, "capacity": a.queue_capacity},
+            "features": self.windows.snapshot(),
+        }

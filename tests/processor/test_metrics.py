@@ -1,0 +1,266 @@
+"""Metric values derived by the pipeline, read back from the registry."""
+
+from __future__ import annotations
+
+from prometheus_client.exposition import generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import CollectorRegistry
+
+from llmpulse import attributes as A
+from llmpulse.processor import metric_names as M
+from llmpulse.processor.dedup import Deduplicator
+from llmpulse.processor.metrics import Accounting, DerivedMetrics, build_registry, is_model_mismatch
+from llmpulse.processor.pipeline import Pipeline
+from llmpulse.processor.windows import RollingWindows
+from tests.processor.conftest import FakeClock, llm_attributes, llm_labels, make_request, make_span
+
+
+def _pipeline(
+    max_label_values: int = 100, clock: FakeClock | None = None
+) -> tuple[Pipeline, CollectorRegistry]:
+    clock = clock or FakeClock()
+    derived, accounting = DerivedMetrics(max_label_values=max_label_values), Accounting(1000)
+    pipeline = Pipeline(
+        capacity=1000,
+        derived=derived,
+        accounting=accounting,
+        windows=RollingWindows(clock=clock),
+        dedup=Deduplicator(hold_seconds=2.0, clock=clock),
+    )
+    return pipeline, build_registry(derived, accounting)
+
+
+def test_llm_metrics_match_what_was_sent() -> None:
+    pipeline, registry = _pipeline()
+    spans = [
+        make_span(llm_attributes(), duration_s=0.5, span_id=b"\x01" * 8),
+        make_span(
+            llm_attributes(
+                **{A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 30, A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.03}
+            ),
+            duration_s=3.0,
+            span_id=b"\x02" * 8,
+        ),
+        make_span(
+            llm_attributes(**{A.ERROR_TYPE: "APITimeoutError", A.COST_USD: None, A.UNPRICED: True}),
+            status_code=2,
+            span_id=b"\x03" * 8,
+        ),
+    ]
+    result = pipeline.process(make_request(spans))
+    assert result.rejected == 0
+    labels = llm_labels()
+    get = registry.get_sample_value
+    assert get(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "ok"}) == 2
+    assert get(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "error"}) == 1
+    assert get(M.ERRORS_TOTAL, {**labels, "error_type": "APITimeoutError"}) == 1
+    assert get(M.TOKENS_TOTAL, {**labels, "token_type": "input"}) == 300
+    assert get(M.TOKENS_TOTAL, {**labels, "token_type": "output"}) == 60
+    assert get(M.TOKENS_TOTAL, {**labels, "token_type": "cache_read"}) == 30
+    assert get(M.COST_USD_TOTAL, labels) == 0.005
+    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 1
+    assert get(M.OPERATION_DURATION + "_count", labels) == 3
+    assert get(M.OPERATION_DURATION + "_sum", labels) == 4.0
+    assert get(M.OPERATION_DURATION + "_bucket", {**labels, "le": "0.64"}) == 2
+    assert get(M.OPERATION_DURATION + "_bucket", {**labels, "le": "2.56"}) == 2
+    assert get(M.OPERATION_DURATION + "_bucket", {**labels, "le": "5.12"}) == 3
+    assert get(M.TIME_TO_FIRST_CHUNK + "_count", labels) == 1
+    assert get(M.TOKEN_USAGE + "_bucket", {**labels, "token_type": "input", "le": "64.0"}) == 0
+    assert get(M.TOKEN_USAGE + "_bucket", {**labels, "token_type": "input", "le": "256.0"}) == 3
+    assert get(M.TOKEN_USAGE + "_sum", {**labels, "token_type": "output"}) == 60
+    # gpt-4o-2024-08-06 is a dated version of gpt-4o: not a mismatch
+    assert get(M.MODEL_MISMATCH_TOTAL, {**labels, "response_model": "gpt-4o-2024-08-06"}) is None
+    assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 3
+
+
+def test_every_exposed_series_is_declared_in_metric_names() -> None:
+    pipeline, registry = _pipeline()
+    pipeline.process(
+        make_request(
+            [
+                make_span(llm_attributes(**{A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.1, A.ERROR_TYPE: "X"})),
+                make_span(llm_attributes(**{A.GEN_AI_RESPONSE_MODEL: "gpt-3.5", A.REFUSAL: True})),
+                make_span({A.SPAN_KIND: A.SPAN_KIND_STEP, A.STEP_NAME: "rerank"}, status_code=2),
+                make_span(
+                    {A.SPAN_KIND: A.SPAN_KIND_FEEDBACK, A.FEEDBACK_KIND: "thumbs", A.FEEDBACK_VALUE: 1}
+                ),
+            ]
+        )
+    )
+    exposed = {sample.name for family in registry.collect() for sample in family.samples}
+    assert exposed == set(M.EXPORTED_SERIES) - {M.LABEL_OVERFLOW_TOTAL}
+    for family in registry.collect():
+        spec = M.METRICS_BY_NAME[family.name + ("_total" if family.type == "counter" else "")]
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} == set(spec.labels), family.name
+
+
+def test_model_mismatch_refusals_steps_feedback() -> None:
+    pipeline, registry = _pipeline()
+    pipeline.process(
+        make_request(
+            [
+                make_span(
+                    llm_attributes(**{A.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini", A.FINISH_REASON: "refusal"})
+                ),
+                make_span(
+                    {A.SPAN_KIND: A.SPAN_KIND_STEP, A.STEP_NAME: "retrieval", A.FEATURE: "support"},
+                    duration_s=0.2,
+                ),
+                make_span({A.GEN_AI_OPERATION_NAME: "execute_tool", A.FEATURE: "support"}, status_code=2),
+                make_span(
+                    {A.SPAN_KIND: A.SPAN_KIND_FEEDBACK, A.FEEDBACK_KIND: "thumbs", A.FEEDBACK_VALUE: 0.0}
+                ),
+                make_span({"http.route": "/health"}),
+            ]
+        )
+    )
+    get = registry.get_sample_value
+    assert get(M.MODEL_MISMATCH_TOTAL, {**llm_labels(), "response_model": "gpt-4o-mini"}) == 1
+    assert get(M.REFUSALS_TOTAL, llm_labels()) == 1
+    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "refusal", "outcome": "refusal"}) == 1
+    assert get(M.STEP_DURATION + "_bucket", {"feature": "support", "step": "retrieval", "le": "0.25"}) == 1
+    assert get(M.STEP_ERRORS_TOTAL, {"feature": "support", "step": "execute_tool"}) == 1
+    assert get(M.FEEDBACK_TOTAL, {"feature": "unknown", "kind": "thumbs", "sentiment": "negative"}) == 1
+    for kind, n in (("llm", 1), ("step", 2), ("feedback", 1), ("other", 1)):
+        assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": kind}) == n
+
+
+def test_model_mismatch_rule() -> None:
+    assert not is_model_mismatch("gpt-4o", "gpt-4o")
+    assert not is_model_mismatch("gpt-4o", "gpt-4o-2024-08-06")
+    assert is_model_mismatch("gpt-4o", "gpt-4.1")
+    assert is_model_mismatch("gpt-4o", "gpt-4o-mini")
+    assert not is_model_mismatch("claude-3-5-sonnet-latest", "claude-3-5-sonnet-20241022")
+    assert not is_model_mismatch("gpt-4o", "")
+
+
+def test_bad_spans_are_rejected_and_batch_mates_kept() -> None:
+    pipeline, registry = _pipeline()
+    spans = [
+        make_span(llm_attributes()),
+        make_span(llm_attributes(**{A.GEN_AI_USAGE_INPUT_TOKENS: -5})),
+        make_span(llm_attributes(**{A.COST_USD: float("nan")})),
+        make_span(llm_attributes(**{A.FINISH_REASON: 7})),
+        make_span(llm_attributes()),
+    ]
+    result = pipeline.process(make_request(spans))
+    assert result.rejected == 3
+    assert "invalid_cost=1" in result.message and "invalid_tokens=1" in result.message
+    get = registry.get_sample_value
+    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 2
+    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 200
+    assert get(M.COST_USD_TOTAL, llm_labels()) == 0.005
+    for reason in (M.REJECT_INVALID_TOKENS, M.REJECT_INVALID_COST, M.REJECT_INVALID_FINISH_REASON):
+        assert get(M.SPANS_REJECTED_TOTAL, {"reason": reason}) == 1
+
+
+def test_label_cardinality_is_capped_and_overflow_counted() -> None:
+    pipeline, registry = _pipeline(max_label_values=3)
+    spans = [make_span(llm_attributes(**{A.FEATURE: f"feature-{i}"})) for i in range(5)]
+    spans.append(make_span(llm_attributes(**{A.FEATURE: "feature-4"})))
+    pipeline.process(make_request(spans))
+    get = registry.get_sample_value
+    other = llm_labels(feature=M.OVERFLOW_VALUE)
+    assert get(M.REQUESTS_TOTAL, {**other, "finish_reason": "stop", "outcome": "ok"}) == 3
+    assert (
+        get(M.REQUESTS_TOTAL, {**llm_labels(feature="feature-0"), "finish_reason": "stop", "outcome": "ok"})
+        == 1
+    )
+    assert get(M.LABEL_OVERFLOW_TOTAL, {"label": "feature"}) == 3
+    features = {s.labels["feature"] for f in registry.collect() for s in f.samples if "feature" in s.labels}
+    assert features == {"feature-0", "feature-1", "feature-2", M.OVERFLOW_VALUE}
+
+
+def test_exemplars_carry_the_trace_id_in_openmetrics_only() -> None:
+    pipeline, registry = _pipeline()
+    trace_id = bytes.fromhex("0af7651916cd43dd8448eb211c80319c")
+    pipeline.process(
+        make_request(
+            [
+                make_span(llm_attributes(), trace_id=trace_id, duration_s=7.0),
+                make_span(
+                    {A.SPAN_KIND: A.SPAN_KIND_STEP, A.STEP_NAME: "retrieval"},
+                    trace_id=trace_id,
+                    duration_s=0.04,
+                ),
+            ]
+        )
+    )
+    text = generate_openmetrics(registry).decode()
+    duration_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(M.OPERATION_DURATION + "_bucket{") and 'le="10.24"' in line
+    )
+    assert f'# {{trace_id="{trace_id.hex()}"}} 7.0' in duration_line
+    step_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith(M.STEP_DURATION + "_bucket{") and 'le="0.05"' in line
+    )
+    assert trace_id.hex() in step_line
+    assert "trace_id" not in generate_latest(registry).decode()
+
+
+def test_anthropic_sdk_child_of_another_span_is_counted_once() -> None:
+    pipeline, registry = _pipeline()
+    anthropic = llm_attributes(**{A.GEN_AI_PROVIDER_NAME: "anthropic", A.GEN_AI_REQUEST_MODEL: "claude"})
+    sdk_child = make_span(
+        {
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.LEGACY_GEN_AI_SYSTEM: "anthropic",
+            A.GEN_AI_REQUEST_MODEL: "claude",
+        },
+        span_id=b"\x09" * 8,
+        parent_span_id=b"\x02" * 8,
+    )
+    # child first (it ends first), in its own scope; the parent arrives in a later request
+    pipeline.process(make_request([sdk_child], scope=A.ANTHROPIC_SDK_SCOPE))
+    pipeline.process(make_request([make_span(anthropic, span_id=b"\x02" * 8)]))
+    assert pipeline.dedup.release(everything=True) == []
+    labels = llm_labels(provider="anthropic", model="claude")
+    assert (
+        registry.get_sample_value(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "ok"}) == 1
+    )
+    assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "duplicate"}) == 1
+
+
+def test_anthropic_sdk_twin_in_another_trace_matched_by_response_id() -> None:
+    pipeline, registry = _pipeline()
+    primary = make_span(
+        llm_attributes(**{A.GEN_AI_PROVIDER_NAME: "anthropic", A.GEN_AI_RESPONSE_ID: "msg_1"}),
+        trace_id=b"\x05" * 16,
+    )
+    sdk = make_span(
+        {A.GEN_AI_OPERATION_NAME: "chat", A.LEGACY_GEN_AI_SYSTEM: "anthropic", A.GEN_AI_RESPONSE_ID: "msg_1"},
+        trace_id=b"\x06" * 16,
+    )
+    pipeline.process(make_request([primary]))
+    pipeline.process(make_request([sdk], scope=A.ANTHROPIC_SDK_SCOPE))
+    assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "duplicate"}) == 1
+    assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
+
+
+def test_lone_anthropic_sdk_span_is_counted_after_the_hold() -> None:
+    clock = FakeClock()
+    pipeline, registry = _pipeline(clock=clock)
+    sdk = make_span(
+        {
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.LEGACY_GEN_AI_SYSTEM: "anthropic",
+            A.GEN_AI_REQUEST_MODEL: "claude",
+        }
+    )
+    pipeline.process(make_request([sdk], scope=A.ANTHROPIC_SDK_SCOPE))
+    assert pipeline.dedup.release() == []  # still within the hold
+    assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 0
+    clock.now += 2.5
+    released = pipeline.dedup.release()
+    assert len(released) == 1
+    pipeline._count_released(released)
+    labels = llm_labels(feature="unknown", provider="anthropic", model="claude")
+    assert (
+        registry.get_sample_value(M.REQUESTS_TOTAL, {**labels, "finish_reason": "none", "outcome": "ok"}) == 1
+    )
+    assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
