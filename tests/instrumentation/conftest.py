@@ -78,8 +78,9 @@ def spans(make_spans: Callable[..., Spans]) -> Spans:
 
 
 @pytest.fixture
-def oai(provider: FakeProvider) -> openai.OpenAI:
-    return openai.OpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0)
+def oai(provider: FakeProvider) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=provider.openai_base_url, api_key="test", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
@@ -89,8 +90,9 @@ async def aoai(provider: FakeProvider) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 @pytest.fixture
-def claude(provider: FakeProvider) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=provider.base_url, api_key="test", max_retries=0)
+def claude(provider: FakeProvider) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=provider.base_url, api_key="test", max_retries=0) as client:
+        yield client
 
 
 @pytest.fixture
