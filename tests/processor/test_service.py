@@ -1,0 +1,190 @@
+"""Settings, admin endpoints, status, CLI and logs of the processor service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmpulse import cli
+from llmpulse.processor import metric_names as M
+from llmpulse.processor.cli import JsonFormatter
+from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
+from llmpulse.processor.status import render_table
+from tests.processor.conftest import (
+    FakeClock,
+    ServiceFactory,
+    grpc_export,
+    llm_attributes,
+    make_request,
+    make_span,
+)
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
+    config = tmp_path / "llmpulse.toml"
+    config.write_text(
+        '[processor]\ngrpc_port = 5000\nhttp_port = 5001\nadmin_port = 5002\nlog_format = "json"\n'
+    )
+    settings = resolve(
+        {"config": str(config), "grpc_port": "6000"},
+        {"LLMPULSE_HTTP_PORT": "7001", "LLMPULSE_AUTH_TOKEN": "tok"},
+    )
+    assert (settings.grpc_port, settings.http_port, settings.admin_port) == (6000, 7001, 5002)
+    assert settings.log_format == "json"
+    assert settings.auth_token == "tok"
+    assert settings.queue_spans == Settings().queue_spans
+    assert settings.redacted()["auth_token"] == "***"
+
+
+def test_config_file_from_env(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[processor]\nqueue_spans = 10\n")
+    assert resolve({}, {"LLMPULSE_CONFIG": str(config)}).queue_spans == 10
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        (
+            {"grpc_port": "70000"},
+            {},
+            "grpc_port from flag --grpc-port: invalid value '70000': must be a TCP port",
+        ),
+        (
+            {},
+            {"LLMPULSE_QUEUE_SPANS": "lots"},
+            "queue_spans from env LLMPULSE_QUEUE_SPANS: invalid value 'lots'",
+        ),
+        ({"drain_timeout": "-1"}, {}, "must be a positive number"),
+        ({"log_format": "xml"}, {}, "must be 'text' or 'json'"),
+        ({"tls_cert": "/nonexistent.pem"}, {}, "tls_cert and tls_key go together"),
+        ({"tls_cert": "/nonexistent.pem", "tls_key": "/nonexistent.key"}, {}, "is not a readable file"),
+        ({"config": "/nonexistent.toml"}, {}, "config file /nonexistent.toml does not exist"),
+    ],
+)
+def test_bad_settings_fail_with_a_clear_message(
+    flags: dict[str, str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        resolve(flags, env)
+
+
+def test_bad_config_files(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[processor\n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        resolve({"config": str(broken)}, {})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("[processor]\ngrcp_port = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting\\(s\\) grcp_port"):
+        resolve({"config": str(unknown)}, {})
+
+
+def test_settings_are_immutable() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.grpc_port = 1
+
+
+def test_serve_help_documents_every_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = capsys.readouterr().out
+    for field in FIELDS:
+        assert field.flag in text and field.env in text
+
+
+def test_serve_with_bad_config_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--grpc-port", "nope"]) == 2
+    assert "llmpulse serve: grpc_port from flag --grpc-port: invalid value 'nope'" in capsys.readouterr().err
+
+
+async def test_port_in_use_fails_fast(make_service: ServiceFactory) -> None:
+    from llmpulse.processor.service import ProcessorService, StartupError
+
+    first = await make_service()
+    second = ProcessorService(Settings(grpc_port=0, http_port=first.http.port, admin_port=0))
+    with pytest.raises(StartupError, match="cannot bind"):
+        await second.startup()
+    await second.shutdown()
+
+
+# --- admin endpoints and status -------------------------------------------------------------
+
+
+async def test_health_readiness_and_status(make_service: ServiceFactory) -> None:
+    clock = FakeClock()
+    service = await make_service(clock=clock, drain_timeout=5.0)
+    spans = [make_span(llm_attributes(), span_id=bytes([i]) * 8, duration_s=i / 10) for i in range(1, 11)]
+    await grpc_export(service.grpc.port, make_request(spans))
+    admin = f"http://127.0.0.1:{service.admin.port}"
+    async with httpx.AsyncClient(base_url=admin) as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+        status = (await client.get("/api/status")).json()
+        text_metrics = await client.get("/metrics")
+        assert (await client.get("/nope")).status_code == 404
+        # while draining, /readyz says no
+        service.pipeline.pause()
+        pending = asyncio.create_task(grpc_export(service.grpc.port, make_request(spans[:1])))
+        for _ in range(500):
+            if service.pipeline.queued_spans:
+                break
+            await asyncio.sleep(0.002)
+        stopping = asyncio.create_task(service.shutdown())
+        for _ in range(500):
+            if service.state == "stopping":
+                break
+            await asyncio.sleep(0.002)
+        assert (await client.get("/readyz")).status_code == 503
+        service.pipeline.resume()
+        await stopping
+        await pending
+    assert text_metrics.headers["content-type"].startswith("text/plain")
+    assert M.REQUESTS_TOTAL in text_metrics.text
+    w = status["features"]["support"]["1m"]
+    assert w["requests"] == 10
+    assert w["latency_p50_s"] == pytest.approx(0.55)
+    assert w["cost_usd_total"] == pytest.approx(0.025)
+    assert status["spans"]["received"] == 10
+    assert status["spans"]["accepted"]["llm"] == 10
+    table = render_table(status, "1m")
+    assert "support" in table and "550ms" in table and "0.0250" in table
+
+
+async def test_status_command_against_a_running_processor(
+    service: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = service.admin.port  # type: ignore[attr-defined]
+    await grpc_export(service.grpc.port, make_request([make_span(llm_attributes())]))  # type: ignore[attr-defined]
+    code = await asyncio.to_thread(
+        cli.main, ["status", "--url", f"http://127.0.0.1:{port}", "--window", "1h"]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "window 1h" in out and "support" in out and "500ms" in out
+    code = await asyncio.to_thread(cli.main, ["status", "--url", f"http://127.0.0.1:{port}", "--json"])
+    assert json.loads(capsys.readouterr().out)["features"]["support"]["1h"]["requests"] == 1
+
+
+def test_status_command_without_processor(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["status", "--url", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach the processor" in capsys.readouterr().err
+
+
+def test_status_table_when_empty() -> None:
+    assert "(no LLM calls seen yet)" in render_table({"features": {}}, "5m")
+
+
+def test_json_log_lines() -> None:
+    record = logging.LogRecord("llmpulse.processor", logging.INFO, __file__, 1, "event=x n=%d", (3,), None)
+    line = JsonFormatter().format(record)
+    assert "\n" not in line
+    assert json.loads(line)["msg"] == "event=x n=3"
