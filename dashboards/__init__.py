@@ -1,0 +1,1 @@
+"""llmpulse Grafana dashboards as code (grafana-foundation-sdk); build with ``python -m dashboards.build``."""

@@ -1,0 +1,232 @@
+"""Shared builders for the llmpulse dashboards: data source, variables, queries and panels.
+
+Every metric name comes from :mod:`llmpulse.processor.metric_names` and every recording-rule
+name from :data:`RULES` (defined in ``alerting/rules/llmpulse-recording.yml``), so a renamed
+metric breaks the build instead of a panel. Panels take the Prometheus data source from the
+``$datasource`` variable; per-call panels filter on ``$feature``, ``$provider`` and ``$model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    ReduceDataOptions,
+    StackingConfig,
+    VizLegendOptions,
+)
+from grafana_foundation_sdk.models import common as common_models
+from grafana_foundation_sdk.models import dashboard as models
+from grafana_foundation_sdk.models import prometheus as prometheus_models
+
+from llmpulse.processor import metric_names as M
+
+DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
+PROCESSOR_JOB = "llmpulse-processor"
+"""Prometheus job that scrapes the processor (alerting/prometheus.yml, llmpulse up)."""
+
+LLM_FILTER = 'feature=~"$feature", provider=~"$provider", model=~"$model"'
+"""Label matchers of every per-call panel."""
+
+
+@dataclass(frozen=True)
+class RecordingRules:
+    """Recording-rule names the dashboards read (alerting/rules/llmpulse-recording.yml)."""
+
+    requests_rate: str = "feature_model:llmpulse_requests:rate5m"
+    error_ratio: str = "feature_model:llmpulse_error_ratio:rate5m"
+    refusal_ratio: str = "feature_model:llmpulse_refusal_ratio:rate5m"
+    duration_quantile: str = "feature_model:gen_ai_client_operation_duration_seconds:histogram_quantile5m"
+    ttft_quantile: str = (
+        "feature_model:gen_ai_client_operation_time_to_first_chunk_seconds:histogram_quantile5m"
+    )
+    tokens_rate: str = "feature_model_token_type:llmpulse_tokens:rate5m"
+    cost_per_hour: str = "feature_model:llmpulse_cost_usd_per_hour:rate5m"
+    mismatch_rate: str = "feature_model_response_model:llmpulse_model_mismatch:rate5m"
+    mismatch_ratio: str = "feature_model:llmpulse_model_mismatch_ratio:rate5m"
+
+
+RULES = RecordingRules()
+QUANTILES = ("0.5", "0.95", "0.99")
+
+
+# --- dashboard and variables -------------------------------------------------------------
+def new_dashboard(uid: str, title: str, description: str, tags: Sequence[str]) -> dashboard.Dashboard:
+    """A dashboard with llmpulse defaults: last 6 hours, 30 s refresh, shared crosshair."""
+    return (
+        dashboard.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags(["llmpulse", *tags])
+        .editable()
+        .time("now-6h", "now")
+        .refresh("30s")
+        .timezone("browser")
+        .tooltip(models.DashboardCursorSync.CROSSHAIR)
+        .link(
+            dashboard.DashboardLink("llmpulse dashboards")
+            .type(models.DashboardLinkType.DASHBOARDS)
+            .tags(["llmpulse"])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+
+
+def datasource_variable() -> dashboard.DatasourceVariable:
+    return dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus")
+
+
+def label_variable(name: str, label: str, series_selector: str) -> dashboard.QueryVariable:
+    """A multi-value variable over the values of ``name`` in ``series_selector`` ("All" = ``.*``)."""
+    return (
+        dashboard.QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(
+            {
+                "qryType": 1,
+                "query": f"label_values({series_selector}, {name})",
+                "refId": "PrometheusVariableQueryEditor-VariableQuery",
+            }
+        )
+        .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(models.VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(models.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def llm_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
+    """datasource, feature, provider, model (each narrowed by the ones before it)."""
+    return [
+        datasource_variable(),
+        label_variable("feature", "Feature", M.REQUESTS_TOTAL),
+        label_variable("provider", "Provider", f'{M.REQUESTS_TOTAL}{{feature=~"$feature"}}'),
+        label_variable("model", "Model", f'{M.REQUESTS_TOTAL}{{feature=~"$feature", provider=~"$provider"}}'),
+    ]
+
+
+# --- queries -------------------------------------------------------------------------------
+def query(expr: str, legend: str = "", *, ref_id: str = "A", exemplar: bool = False) -> prometheus.Dataquery:
+    """A range query; ``exemplar`` asks Prometheus for exemplars (trace ids) of the histogram."""
+    q = prometheus.Dataquery().expr(expr).ref_id(ref_id).range().datasource(DATASOURCE)
+    if legend:
+        q = q.legend_format(legend)
+    return q.exemplar(True) if exemplar else q
+
+
+def instant_table_query(expr: str, *, ref_id: str = "A") -> prometheus.Dataquery:
+    return (
+        prometheus.Dataquery()
+        .expr(expr)
+        .ref_id(ref_id)
+        .instant()
+        .format(prometheus_models.PromQueryFormat.TABLE)
+        .datasource(DATASOURCE)
+    )
+
+
+# --- panels --------------------------------------------------------------------------------
+def timeseries_panel(
+    title: str,
+    description: str,
+    unit: str,
+    queries: Sequence[prometheus.Dataquery],
+    *,
+    width: int = 12,
+    height: int = 8,
+    stacked: bool = False,
+    threshold: float | None = None,
+) -> timeseries.Panel:
+    """A time series panel; ``threshold`` draws a dashed red line (an alert threshold)."""
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(height)
+        .fill_opacity(20 if stacked else 5)
+        .legend(
+            VizLegendOptions()
+            .display_mode(common_models.LegendDisplayMode.TABLE)
+            .placement(common_models.LegendPlacement.BOTTOM)
+            .show_legend(True)
+            .calcs(["mean", "max", "lastNotNull"])
+        )
+    )
+    if stacked:
+        panel = panel.stacking(StackingConfig().mode(common_models.StackingMode.NORMAL))
+    if threshold is not None:
+        panel = panel.thresholds(
+            dashboard.ThresholdsConfig()
+            .mode(models.ThresholdsMode.ABSOLUTE)
+            .steps(
+                [
+                    models.Threshold(value=None, color="green"),
+                    models.Threshold(value=threshold, color="red"),
+                ]
+            )
+        ).thresholds_style(GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.DASHED))
+    for q in queries:
+        panel = panel.with_target(q)
+    return panel
+
+
+def stat_panel(title: str, description: str, unit: str, expr: str, *, width: int = 6) -> stat.Panel:
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(width)
+        .height(4)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .with_target(query(expr))
+    )
+
+
+def table_panel(title: str, description: str, expr: str, *, width: int = 12) -> table.Panel:
+    return (
+        table.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(width)
+        .height(8)
+        .with_target(instant_table_query(expr))
+    )
+
+
+def finish(builder: dashboard.Dashboard) -> models.Dashboard:
+    """Build the dashboard and number its panels 1..n in layout order (stable ids for links)."""
+    built = builder.build()
+    for number, panel in enumerate(built.panels or [], start=1):
+        panel.id_val = number
+    return built
+
+
+def quantile_queries(rule: str, legend_prefix: str = "") -> list[prometheus.Dataquery]:
+    """p50, p95 and p99 of a recorded ``histogram_quantile5m`` rule for the selected calls."""
+    return [
+        query(
+            f'{rule}{{{LLM_FILTER}, quantile="{q}"}}',
+            f"{legend_prefix}p{round(float(q) * 100)} {{{{feature}}}} · {{{{provider}}}}/{{{{model}}}}",
+            ref_id="ABC"[i],
+        )
+        for i, q in enumerate(QUANTILES)
+    ]
+
+
+def sum_rate(by: str, metric: str, matchers: str, window: str = "$__rate_interval") -> str:
+    """``sum by (by) (rate(metric{matchers}[window]))``."""
+    return f"sum by ({by}) (rate({metric}{{{matchers}}}[{window}]))"

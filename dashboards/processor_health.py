@@ -1,0 +1,177 @@
+"""Processor health: is the pipeline up, receiving, keeping up, and rejecting nothing?"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard, stat, table, timeseries
+from grafana_foundation_sdk.models import dashboard as models
+
+from dashboards.common import (
+    PROCESSOR_JOB,
+    datasource_variable,
+    finish,
+    label_variable,
+    new_dashboard,
+    query,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
+from llmpulse.processor import metric_names as M
+
+UID = "llmpulse-processor-health"
+SELECT = f'job="{PROCESSOR_JOB}", instance=~"$instance"'
+
+
+def _rate_by(labels: str, metric: str) -> str:
+    return f"sum by ({labels}) (rate({metric}{{{SELECT}}}[$__rate_interval]))"
+
+
+def up() -> stat.Panel:
+    return stat_panel(
+        "Processors up",
+        "Scraped processor instances that answer (up == 1).",
+        "short",
+        f"sum(up{{{SELECT}}})",
+    )
+
+
+def received_total() -> stat.Panel:
+    return stat_panel(
+        "Spans/s received",
+        "Spans in decoded export requests per second.",
+        "short",
+        f"sum(rate({M.SPANS_RECEIVED_TOTAL}{{{SELECT}}}[5m]))",
+    )
+
+
+def queue_fill() -> stat.Panel:
+    return stat_panel(
+        "Queue fill",
+        "Spans waiting / queue capacity. Near 100% the processor refuses exports (queue_full).",
+        "percentunit",
+        f"max({M.QUEUE_SPANS}{{{SELECT}}} / {M.QUEUE_CAPACITY_SPANS}{{{SELECT}}})",
+    )
+
+
+def versions() -> table.Panel:
+    return table_panel(
+        "Versions",
+        "llmpulse version of each processor instance.",
+        f"{M.BUILD_INFO}{{{SELECT}}}",
+        width=6,
+    )
+
+
+def received() -> timeseries.Panel:
+    return timeseries_panel(
+        "Spans received by receiver",
+        "Spans/s arriving over OTLP gRPC and HTTP.",
+        "short",
+        [query(_rate_by("instance, receiver", M.SPANS_RECEIVED_TOTAL), "{{instance}} · {{receiver}}")],
+    )
+
+
+def accepted() -> timeseries.Panel:
+    return timeseries_panel(
+        "Spans processed by kind",
+        "llm, step and feedback spans make metrics; duplicate (a second span for a counted call) and "
+        "other spans are skipped.",
+        "short",
+        [query(_rate_by("kind", M.SPANS_ACCEPTED_TOTAL), "{{kind}}")],
+        stacked=True,
+    )
+
+
+def rejected() -> timeseries.Panel:
+    return timeseries_panel(
+        "Spans rejected by reason",
+        "Spans dropped for bad values (their batch-mates are kept). See the LLMPulseRejectingSpans runbook.",
+        "short",
+        [query(_rate_by("reason", M.SPANS_REJECTED_TOTAL), "{{reason}}")],
+    )
+
+
+def refused() -> timeseries.Panel:
+    return timeseries_panel(
+        "Refused exports",
+        "Export requests answered with an error, and the spans in refused requests (queue_full and "
+        "shutting_down are retried by the collector).",
+        "short",
+        [
+            query(
+                _rate_by("receiver, reason", M.REQUESTS_REFUSED_TOTAL), "requests · {{receiver}} · {{reason}}"
+            ),
+            query(
+                _rate_by("receiver, reason", M.SPANS_REFUSED_TOTAL),
+                "spans · {{receiver}} · {{reason}}",
+                ref_id="B",
+            ),
+        ],
+    )
+
+
+def queue() -> timeseries.Panel:
+    return timeseries_panel(
+        "Queue",
+        "Spans waiting to be processed, and the queue's capacity.",
+        "short",
+        [
+            query(f"{M.QUEUE_SPANS}{{{SELECT}}}", "waiting · {{instance}}"),
+            query(f"{M.QUEUE_CAPACITY_SPANS}{{{SELECT}}}", "capacity · {{instance}}", ref_id="B"),
+        ],
+    )
+
+
+def batch_latency() -> timeseries.Panel:
+    return timeseries_panel(
+        "Time per export request",
+        "p50 and p99 time to process one export request.",
+        "s",
+        [
+            query(
+                f"histogram_quantile({q}, sum by (instance, le) "
+                f"(rate({M.BATCH_PROCESSING_SECONDS}_bucket{{{SELECT}}}[$__rate_interval])))",
+                f"p{round(q * 100)} · {{{{instance}}}}",
+                ref_id=ref,
+            )
+            for q, ref in ((0.5, "A"), (0.99, "B"))
+        ],
+    )
+
+
+def label_overflow() -> timeseries.Panel:
+    return timeseries_panel(
+        "Label values folded into __other__",
+        "Spans whose feature/model/... value was past the per-label cap. Non-zero: too many distinct "
+        "values reach a label (an id used as a feature name?).",
+        "short",
+        [query(_rate_by("label", M.LABEL_OVERFLOW_TOTAL), "{{label}}")],
+    )
+
+
+def build() -> models.Dashboard:
+    """The processor health dashboard."""
+    board = (
+        new_dashboard(
+            UID,
+            "llmpulse / Processor health",
+            "The llmpulse processor itself: up, spans received and processed, rejections, refusals, queue.",
+            ["processor"],
+        )
+        .with_variable(datasource_variable())
+        .with_variable(label_variable("instance", "Instance", f'up{{job="{PROCESSOR_JOB}"}}'))
+        .with_panel(up())
+        .with_panel(received_total())
+        .with_panel(queue_fill())
+        .with_panel(versions())
+        .with_row(dashboard.Row("Ingest"))
+        .with_panel(received())
+        .with_panel(accepted())
+        .with_panel(rejected())
+        .with_panel(refused())
+        .with_row(dashboard.Row("Capacity"))
+        .with_panel(queue())
+        .with_panel(batch_latency())
+        .with_panel(label_overflow())
+    )
+    return finish(board)
