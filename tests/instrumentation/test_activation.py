@@ -1,0 +1,204 @@
+"""Activation: instrument()/uninstrument(), the entry point, coexistence, and zero-code start-up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from importlib.metadata import entry_points
+
+import anthropic
+import grpc
+import openai
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from llmpulse import attributes as A
+from llmpulse.instrumentation import LLMPulseInstrumentor, Settings, instrument, uninstrument
+from llmpulse.testing.fake_provider import FakeProvider, FakeReply
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+def test_instrument_is_idempotent_and_uninstrument_restores(make_spans, oai) -> None:
+    original_sync = openai._base_client.SyncAPIClient.request
+    spans = make_spans()
+    instrument(tracer_provider=spans.tracer_provider)  # second call: no double hook
+    assert openai._base_client.SyncAPIClient.request is not original_sync
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(spans.llm()) == 1
+    uninstrument()
+    assert openai._base_client.SyncAPIClient.request is original_sync
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(spans.llm()) == 1
+    uninstrument()  # idempotent too
+    instrument(tracer_provider=spans.tracer_provider, settings=Settings())  # and back on
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert len(spans.llm()) == 2
+
+
+def test_uninstrument_gives_anthropic_clients_their_own_spans_back(
+    make_spans, provider: FakeProvider
+) -> None:
+    spans = make_spans()
+    client = anthropic.Anthropic(
+        base_url=provider.base_url,
+        api_key="t",
+        max_retries=0,
+        open_telemetry={"tracer_provider": spans.tracer_provider},
+    )
+    client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=MESSAGES)
+    uninstrument()
+    client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=MESSAGES)
+    scopes = [s.instrumentation_scope.name for s in spans.all()]
+    assert scopes == ["llmpulse.instrumentation", A.ANTHROPIC_SDK_SCOPE]
+    client.close()
+
+
+def test_entry_point_is_registered() -> None:
+    (entry,) = [e for e in entry_points(group="opentelemetry_instrumentor") if e.name == "llmpulse"]
+    assert entry.load() is LLMPulseInstrumentor
+
+
+def test_official_openai_instrumentation_is_annotated_not_duplicated(make_spans, oai, provider) -> None:
+    try:
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+    except ImportError as exc:  # a missing component fails with how to install it
+        raise AssertionError("pip install opentelemetry-instrumentation-genai-openai (bench extra)") from exc
+    spans = make_spans()
+    official = OpenAIInstrumentor()
+    official.instrument(tracer_provider=spans.tracer_provider)
+    try:
+        provider.enqueue(FakeReply(text="a b", input_tokens=5, output_tokens=2))
+        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        provider.enqueue(FakeReply(text="c d", input_tokens=6, output_tokens=2))
+        list(oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    finally:
+        official.uninstrument()
+    all_spans = spans.all()
+    assert len(all_spans) == 2, [(s.name, s.instrumentation_scope.name) for s in all_spans]
+    for span in all_spans:
+        assert span.instrumentation_scope.name != "llmpulse.instrumentation"
+        assert span.attributes[A.SPAN_KIND] == A.SPAN_KIND_LLM
+        assert A.COST_USD in span.attributes
+    # the official package records no usage on streams; llmpulse's annotation adds it
+    assert all_spans[1].attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == 6
+
+
+def test_failures_inside_the_hook_never_reach_the_caller(make_spans, oai, monkeypatch) -> None:
+    spans = make_spans()
+    from llmpulse.instrumentation import openai_wrappers
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug in llmpulse")
+
+    monkeypatch.setattr(openai_wrappers.OpenAIAdapter, "response_attributes", broken)
+    result = oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert result.choices[0].message.content
+    assert spans.one_llm().end_time is not None
+    monkeypatch.setattr(openai_wrappers.OpenAIAdapter, "start", broken)
+    assert oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES).choices
+    assert len(spans.llm()) == 1
+
+
+# --- zero-code start-up in a separate interpreter ---------------------------------------
+
+
+class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        self.arrived = threading.Event()
+
+    def Export(self, request, context):  # the gRPC method name
+        self.requests.append(request)
+        self.arrived.set()
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+    def spans(self) -> list[tuple[str, str, dict[str, object]]]:
+        """(service.name, scope, attributes) per received span."""
+        out = []
+        for request in self.requests:
+            for resource_spans in request.resource_spans:
+                resource = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}
+                for scope_spans in resource_spans.scope_spans:
+                    for span in scope_spans.spans:
+                        attrs = {kv.key: _value(kv.value) for kv in span.attributes}
+                        out.append((resource.get("service.name", ""), scope_spans.scope.name, attrs))
+        return out
+
+
+def _value(value) -> object:
+    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[_Receiver, int]]:
+    servicer = _Receiver()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    yield servicer, port
+    server.stop(grace=None)
+
+
+APP = textwrap.dedent(
+    """
+    import sys
+    import anthropic, openai
+    if len(sys.argv) > 2:  # the app configures OpenTelemetry itself
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        provider = TracerProvider(resource=Resource.create({"service.name": sys.argv[2]}))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+    url = sys.argv[1]
+    openai.OpenAI(base_url=url + "/v1", api_key="t", max_retries=0).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    anthropic.Anthropic(base_url=url, api_key="t", max_retries=0).messages.create(
+        model="claude-haiku-4-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    """
+)
+
+
+@pytest.mark.parametrize("app_service", [None, "app-configured"])
+def test_env_var_alone_instruments_a_new_process(receiver, provider: FakeProvider, app_service) -> None:
+    servicer, port = receiver
+    provider.set_default(FakeReply(text="ok", input_tokens=7, output_tokens=1))
+    env = {"LLMPULSE_ENABLED": "1", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+    args = [sys.executable, "-c", APP, provider.base_url] + ([app_service] if app_service else [])
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    received = servicer.spans()
+    assert [(scope, attrs[A.GEN_AI_PROVIDER_NAME]) for _, scope, attrs in received] == [
+        ("llmpulse.instrumentation", "openai"),
+        ("llmpulse.instrumentation", "anthropic"),
+    ]
+    (service,) = {service for service, _, _ in received}
+    assert service == app_service if app_service else service.startswith("unknown_service")
+    for _, _, attrs in received:
+        assert attrs[A.SPAN_KIND] == A.SPAN_KIND_LLM
+        assert attrs[A.GEN_AI_USAGE_INPUT_TOKENS] == 7
+
+
+def test_without_the_env_var_nothing_is_instrumented(provider: FakeProvider) -> None:
+    code = "import openai._base_client as b, sys; sys.exit(hasattr(b.SyncAPIClient.request, '__wrapped__'))"
+    done = subprocess.run([sys.executable, "-c", code], env={}, capture_output=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_exporter_fixture_in_memory_still_works() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.get_tracer("t").start_span("x").end()
+    assert len(exporter.get_finished_spans()) == 1
