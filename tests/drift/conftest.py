@@ -36,7 +36,7 @@ def feed(engine: DriftEngine) -> Callable[..., None]:
     """feed(stream, n, feature=..., **call_kwargs): observe n synthetic calls and process them."""
 
     def _feed(stream: SyntheticStream, n: int, feature: str = "support", **kwargs: object) -> None:
-        for call in stream.calls(n, **kwargs):  # type: ignore[arg-type]
+        for call in stream.calls(n, **kwargs):
             assert engine.observe(_sample(call, feature))
         assert engine.run_once() == n
 
