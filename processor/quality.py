@@ -1,0 +1,379 @@
+"""The quality engine: cheap checks on every call, sample-and-judge, SPC charts, user signals.
+
+Integration (on the processor's event loop)::
+
+    engine = QualityEngine(settings, registry=registry)
+    await engine.start()
+    ...
+    engine.observe(sample)           # every LLM call; never blocks, never raises
+    engine.observe_feedback(event)   # every feedback span
+    ...
+    await engine.stop()
+
+:meth:`QualityEngine.observe` runs the cheap checks inline, feeds the control-chart windows and
+the user-signal counts, and puts samples chosen by the trace-id sampler on a bounded queue. A
+pool of worker tasks judges them off the ingest path, behind a rate limit, a daily budget and a
+circuit breaker. Flagged samples go to the SQLite store through a writer task (SQLite calls run
+in a thread). A periodic :meth:`QualityEngine.tick` persists changed charts, applies
+``llmpulse spc reset`` requests, enforces retention and refreshes the gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import Callable
+
+from prometheus_client.registry import CollectorRegistry
+
+from llmpulse.processor import checks as C
+from llmpulse.processor import quality_metric_names as Q
+from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
+from llmpulse.processor.judge import JudgeError, JudgeUnparseable, LLMJudge
+from llmpulse.processor.quality_guards import CircuitBreaker, DailyBudget, RateLimiter
+from llmpulse.processor.quality_metrics import QualityMetrics
+from llmpulse.processor.quality_settings import QualitySettings
+from llmpulse.processor.quality_spc import QualityCharts
+from llmpulse.processor.quality_types import EvaluationRecord, FeedbackEvent, QualitySample, Verdict
+from llmpulse.processor.user_signals import UserSignals
+from llmpulse.sampling import is_sampled_bytes
+
+__all__ = ["QualityEngine"]
+
+_log = logging.getLogger(__name__)
+
+EvaluationSink = Callable[[EvaluationRecord], None]
+_NOT_FLAGGING = frozenset({C.NEAR_CONTEXT_LIMIT})  # counted, but not a bad answer
+_REFUSALS = frozenset({C.API_REFUSAL, C.REFUSAL_PHRASE})
+
+
+class QualityEngine:
+    """Everything of issue 5 behind ``observe`` / ``observe_feedback``.
+
+    Args:
+        settings: the parsed quality settings.
+        registry: where the metrics go (never the global registry).
+        store: the flagged-sample store; by default opened at ``settings.db_path``.
+        judge: the judge; by default built from ``settings.judge``. The engine installs its own
+            spend hook on it (budget and spend metrics).
+        evaluation_sink: receives one ``gen_ai.evaluation.result``-shaped record per dimension.
+        clock: wall clock (Unix seconds) for budgets, signals and stored times.
+        tick_s: seconds between periodic ticks.
+    """
+
+    def __init__(
+        self,
+        settings: QualitySettings,
+        *,
+        registry: CollectorRegistry,
+        store: FlaggedStore | None = None,
+        judge: LLMJudge | None = None,
+        evaluation_sink: EvaluationSink | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        tick_s: float = 15.0,
+    ) -> None:
+        self.settings = settings
+        self.metrics = QualityMetrics(registry)
+        self._owns_store = store is None
+        self.store = store or FlaggedStore(
+            settings.db_path, retention_days=settings.retention_days, retention_rows=settings.retention_rows
+        )
+        js = settings.judge
+        self.judge = judge or LLMJudge(js)
+        self.judge.on_spend = self._spend
+        self.budget = DailyBudget(js.daily_token_budget, js.daily_usd_budget, clock=clock)
+        self.breaker = CircuitBreaker(js.breaker_failures, js.breaker_cooldown_s, clock=monotonic)
+        self.limiter = RateLimiter(js.requests_per_second, js.burst, clock=monotonic)
+        self.charts = QualityCharts(settings.spc, self.metrics)
+        self.signals = UserSignals(settings.signals, clock=clock)
+        self._sink = evaluation_sink
+        self._clock = clock
+        self._tick_s = tick_s
+        self._features: set[str] = set()
+        self._recent: OrderedDict[str, QualitySample] = OrderedDict()
+        self._judge_queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
+        self._store_queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(1000)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._accepting = False
+        self._last_prune = 0.0
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Restore saved charts and start the judge workers, the store writer and the ticker."""
+        self.charts.load(await asyncio.to_thread(self.store.load_charts))
+        self._accepting = True
+        loop = asyncio.get_running_loop()
+        workers = self.settings.judge.workers if self.settings.judge.enabled else 0
+        self._tasks = [
+            loop.create_task(self._judge_worker(), name=f"quality-judge-{i}") for i in range(workers)
+        ]
+        self._tasks.append(loop.create_task(self._store_writer(), name="quality-store-writer"))
+        self._tasks.append(loop.create_task(self._ticker(), name="quality-ticker"))
+
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait until every queued sample is judged and every flagged record stored."""
+        await asyncio.wait_for(self._drain(), timeout)
+
+    async def _drain(self) -> None:
+        await self._judge_queue.join()
+        await self._store_queue.join()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, drain within ``timeout`` seconds, persist charts, close what it opened."""
+        self._accepting = False
+        with contextlib.suppress(TimeoutError):
+            await self.drain(timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        while not self._judge_queue.empty():  # not judged in time
+            sample = self._judge_queue.get_nowait()
+            self.metrics.judge_dropped.labels(sample.feature, Q.DROP_SHUTDOWN).inc()
+        await self.tick()
+        await self.judge.aclose()
+        if self._owns_store:
+            await asyncio.to_thread(self.store.close)
+
+    # --- ingest path -----------------------------------------------------------------------
+    def _feature(self, feature: str) -> None:
+        if feature not in self._features:
+            self._features.add(feature)
+            self.metrics.init_feature(feature)
+
+    def observe(self, sample: QualitySample) -> list[str]:
+        """Check one call and maybe queue it for judging; returns the failed check names.
+
+        Cheap: no I/O, no awaiting. Must be called from the event loop's thread.
+        """
+        try:
+            return self._observe(sample)
+        except Exception:  # the ingest path never fails because of the quality engine
+            _log.exception("quality engine failed on a sample of feature %s", sample.feature)
+            return []
+
+    def _observe(self, sample: QualitySample) -> list[str]:
+        s = self.settings
+        feature = sample.feature
+        self._feature(feature)
+        failed = C.run_checks(
+            sample,
+            s.rules_for(feature),
+            context_fraction=s.context_limit_fraction,
+            context_limits=s.context_limits,
+        )
+        self.metrics.checked.labels(feature).inc()
+        for name in failed:
+            self.metrics.check_failures.labels(feature, name).inc()
+        self.signals.observe_response(feature)
+        self.charts.observe_call(sample, refused=not _REFUSALS.isdisjoint(failed))
+        if sample.response_id and sample.has_content:
+            self._remember(sample)
+        flagging = [name for name in failed if name not in _NOT_FLAGGING]
+        if flagging:
+            self.metrics.flagged.labels(feature, Q.SOURCE_CHECK).inc()
+            self._save(self._record(sample, (Q.SOURCE_CHECK,), tuple(flagging)))
+        if (
+            self._accepting
+            and s.judge.enabled
+            and sample.has_content
+            and not sample.is_error
+            and is_sampled_bytes(sample.trace_id, s.rate_for(feature))
+        ):
+            self.metrics.judge_sampled.labels(feature).inc()
+            try:
+                self._judge_queue.put_nowait(sample)
+            except asyncio.QueueFull:
+                self.metrics.judge_dropped.labels(feature, Q.DROP_QUEUE_FULL).inc()
+            self.metrics.judge_queue.set(self._judge_queue.qsize())
+        return failed
+
+    def observe_feedback(self, event: FeedbackEvent) -> None:
+        """Count one feedback event; negative feedback and corrections flag the answer."""
+        try:
+            self._feature(event.feature)
+            self.signals.observe_feedback(event)
+            if event.sentiment != "negative" and event.kind != "correction":
+                return
+            self.metrics.flagged.labels(event.feature, Q.SOURCE_FEEDBACK).inc()
+            sample = self._recent.get(event.response_id) if event.response_id else None
+            reason = f"feedback:{event.kind}"
+            if sample is None:
+                sample = QualitySample(
+                    event.trace_id,
+                    event.feature,
+                    "unknown",
+                    response_id=event.response_id,
+                    timestamp=event.timestamp,
+                )
+            record = self._record(sample, (Q.SOURCE_FEEDBACK,), (reason,))
+            if event.comment:
+                record = dataclasses.replace(record, explanation=f"user: {event.comment}")
+            self._save(record)
+        except Exception:
+            _log.exception("quality engine failed on feedback of feature %s", event.feature)
+
+    def _remember(self, sample: QualitySample) -> None:
+        assert sample.response_id is not None
+        self._recent[sample.response_id] = sample
+        if len(self._recent) > self.settings.recent_samples:
+            self._recent.popitem(last=False)
+
+    def _record(
+        self,
+        sample: QualitySample,
+        sources: tuple[str, ...],
+        reasons: tuple[str, ...],
+        verdict: Verdict | None = None,
+        judge_verdict: str | None = None,
+    ) -> FlaggedRecord:
+        return FlaggedRecord(
+            feature=sample.feature,
+            model=sample.model,
+            provider=sample.provider,
+            trace_id=sample.trace_id,
+            span_id=sample.span_id,
+            response_id=sample.response_id,
+            sources=sources,
+            reasons=reasons,
+            created=sample.timestamp or self._clock(),
+            scores=dict(verdict.scores) if verdict else {},
+            judge_verdict=judge_verdict,
+            explanation=verdict.explanation if verdict else None,
+            input=None
+            if sample.input_messages is None
+            else json.dumps(sample.input_messages, ensure_ascii=False),
+            system_instructions=sample.system_instructions,
+            output=sample.output_text,
+        )
+
+    def _save(self, record: FlaggedRecord) -> None:
+        try:
+            self._store_queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self.metrics.store_dropped.inc()
+
+    # --- judging ---------------------------------------------------------------------------
+    def _spend(self, tokens_in: int, tokens_out: int, usd: float) -> None:
+        self.budget.charge(tokens_in + tokens_out, usd)
+        self.metrics.judge_tokens.labels("input").inc(tokens_in)
+        self.metrics.judge_tokens.labels("output").inc(tokens_out)
+        self.metrics.judge_cost.inc(usd)
+
+    async def _judge_worker(self) -> None:
+        while True:
+            sample = await self._judge_queue.get()
+            try:
+                await self.judge_one(sample)
+            except Exception:
+                _log.exception("judge worker failed on a sample of feature %s", sample.feature)
+            finally:
+                self._judge_queue.task_done()
+                self.metrics.judge_queue.set(self._judge_queue.qsize())
+
+    async def judge_one(self, sample: QualitySample) -> Verdict | None:
+        """Judge one sample through the guards and record the outcome; None when not judged."""
+        feature = sample.feature
+        if not self.budget.allows():
+            self.metrics.judge_dropped.labels(feature, Q.DROP_BUDGET).inc()
+            return None
+        if not self.breaker.allow():
+            self.metrics.judge_dropped.labels(feature, Q.DROP_CIRCUIT_OPEN).inc()
+            self.metrics.judge_circuit_open.set(1.0)
+            return None
+        await self.limiter.acquire()
+        try:
+            verdict = await self.judge.evaluate(sample)
+        except JudgeError as exc:
+            # The endpoint answered when the verdict was merely unparseable: not a breaker failure.
+            self.breaker.record(isinstance(exc, JudgeUnparseable))
+            self.metrics.judge_circuit_open.set(1.0 if self.breaker.is_open else 0.0)
+            self.metrics.judge_errors.labels(feature, exc.reason).inc()
+            _log.info("judge error (%s) for feature %s: %s", exc.reason, feature, exc)
+            return None
+        self.breaker.record(True)
+        self.metrics.judge_circuit_open.set(0.0)
+        self._record_verdict(sample, verdict)
+        return verdict
+
+    def _record_verdict(self, sample: QualitySample, verdict: Verdict) -> None:
+        js = self.settings.judge
+        feature = sample.feature
+        self.metrics.judge_verdicts.labels(feature).inc()
+        for dimension, score in verdict.scores.items():
+            self.metrics.judge_score.labels(feature, dimension).observe(score)
+        self.charts.observe_score(feature, verdict.overall)
+        if self._sink is not None:
+            for record in EvaluationRecord.from_verdict(sample, verdict, js.fail_at_or_below):
+                try:
+                    self._sink(record)
+                except Exception:
+                    _log.exception("evaluation sink failed")
+        reasons = [f"low_{d}" for d, v in verdict.scores.items() if v <= js.fail_at_or_below]
+        bad = (
+            verdict.overall < js.flag_overall_below
+            or verdict.scores.get("correctness", 5.0) <= js.fail_at_or_below
+        )
+        if bad:
+            if verdict.overall < js.flag_overall_below:
+                reasons.insert(0, "low_overall")
+            self.metrics.flagged.labels(feature, Q.SOURCE_JUDGE).inc()
+            self._save(self._record(sample, (Q.SOURCE_JUDGE,), tuple(reasons), verdict, "bad"))
+        elif zlib.crc32(sample.trace_id) < self.settings.audit_rate * 2**32:
+            self._save(self._record(sample, (Q.SOURCE_AUDIT,), (), verdict, "good"))
+
+    # --- background ------------------------------------------------------------------------
+    async def _store_writer(self) -> None:
+        while True:
+            record = await self._store_queue.get()
+            try:
+                await asyncio.to_thread(self.store.add, record)
+            except Exception:
+                _log.exception("could not store a flagged sample of feature %s", record.feature)
+            finally:
+                self._store_queue.task_done()
+
+    async def _ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            try:
+                await self.tick()
+            except Exception:
+                _log.exception("quality tick failed")
+
+    async def tick(self) -> None:
+        """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""
+        for feature, statistic in await asyncio.to_thread(self.store.take_resets):
+            reset = self.charts.reset(feature, statistic)
+            _log.info("SPC baseline reset: feature=%s statistics=%s", feature, ",".join(reset) or "none yet")
+        dirty = self.charts.take_dirty()
+        if dirty:
+            await asyncio.to_thread(self.store.save_charts, dirty)
+        now = self._clock()
+        if now - self._last_prune >= 3600.0:
+            self._last_prune = now
+            await asyncio.to_thread(self.store.prune)
+        for feature, (labelled, agreed) in (await asyncio.to_thread(self.store.agreement)).items():
+            self.metrics.labelled.labels(feature).set(labelled)
+            self.metrics.agreement.labels(feature).set(agreed / labelled)
+        for feature in self.signals.features():
+            snap = self.signals.snapshot(feature)
+            values = {
+                "positive": snap.positive_rate,
+                "coverage": snap.coverage,
+                "correction": snap.correction_rate,
+                "follow_up": snap.follow_up_rate,
+                "abandonment": snap.abandonment_rate,
+                "survivorship_risk": snap.survivorship_risk,
+            }
+            for key, value in values.items():
+                self.metrics.user[key].labels(feature).set(value)
+        self.metrics.judge_queue.set(self._judge_queue.qsize())
+        self.metrics.judge_circuit_open.set(1.0 if self.breaker.is_open else 0.0)
