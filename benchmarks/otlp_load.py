@@ -1,0 +1,194 @@
+"""OTLP/gRPC load generator: pre-serialized batches of realistic LLM and step spans.
+
+Run by ``bench_processor.py`` in its own process (so its CPU is not charged to the target):
+
+    python benchmarks/otlp_load.py --target 127.0.0.1:4317 --spans 2000000
+
+Requests are built once before the clock starts (the OTel SDK encodes far too slowly to load
+a receiver) and sent with ``--concurrency`` calls in flight. A request refused with
+RESOURCE_EXHAUSTED or UNAVAILABLE is resent after the server's retry delay and counted once.
+Prints one JSON object: spans sent, spans the target reported rejected, retries, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+
+import grpc
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from llmpulse import attributes as A
+
+EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+SPANS_PER_REQUEST = 512
+STEP_EVERY = 8  # one span in 8 is a pipeline step
+FEATURES = ("support", "search", "summarize", "translate", "code-review", "onboarding", "billing", "triage")
+MODELS = (
+    ("openai", "gpt-4o", "gpt-4o-2024-08-06"),
+    ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+    ("anthropic", "claude-sonnet-4", "claude-sonnet-4-20250514"),
+    ("anthropic", "claude-haiku-4", "claude-haiku-4-20250601"),
+    ("gcp.gemini", "gemini-2.5-flash", "gemini-2.5-flash"),
+    ("openai", "text-embedding-3-small", "text-embedding-3-small"),
+)
+FINISH = ("stop", "stop", "stop", "stop", "length", "tool_calls", "content_filter")
+STEPS = ("retrieval", "rerank", "execute_tool")
+
+
+def _kv(key: str, value: object) -> KeyValue:
+    v = AnyValue()
+    if isinstance(value, bool):
+        v.bool_value = value
+    elif isinstance(value, int):
+        v.int_value = value
+    elif isinstance(value, float):
+        v.double_value = value
+    elif isinstance(value, list):
+        v.array_value.values.extend(AnyValue(string_value=s) for s in value)
+    else:
+        v.string_value = str(value)
+    return KeyValue(key=key, value=v)
+
+
+def llm_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
+    """An LLM span with 15 attributes, as the llmpulse instrumentation writes it."""
+    provider, model, response_model = rng.choice(MODELS)
+    embeddings = model.startswith("text-embedding")
+    duration_ns = int(rng.lognormvariate(0.0, 0.8) * 1e9)
+    finish = rng.choice(FINISH)
+    attrs = [
+        (A.SPAN_KIND, A.SPAN_KIND_LLM),
+        (A.GEN_AI_OPERATION_NAME, "embeddings" if embeddings else "chat"),
+        (A.GEN_AI_PROVIDER_NAME, provider),
+        (A.GEN_AI_REQUEST_MODEL, model),
+        (A.GEN_AI_RESPONSE_MODEL, response_model),
+        (A.GEN_AI_RESPONSE_ID, f"resp_{rng.getrandbits(64):016x}"),
+        (A.GEN_AI_USAGE_INPUT_TOKENS, rng.randint(50, 4000)),
+        (A.GEN_AI_USAGE_OUTPUT_TOKENS, 0 if embeddings else rng.randint(5, 800)),
+        (A.GEN_AI_RESPONSE_FINISH_REASONS, [finish]),
+        (A.FINISH_REASON, finish),
+        (A.COST_USD, round(rng.uniform(0.0001, 0.05), 6)),
+        (A.FEATURE, rng.choice(FEATURES)),
+        (A.GEN_AI_REQUEST_TEMPERATURE, 0.2),
+        (A.SERVER_ADDRESS, "api.example.com"),
+        (A.SERVER_PORT, 443),
+    ]
+    span = Span(
+        trace_id=trace_id,
+        span_id=rng.randbytes(8),
+        name=f"chat {model}",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=start_ns + duration_ns,
+    )
+    span.attributes.extend(_kv(k, v) for k, v in attrs)
+    return span
+
+
+def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
+    """A pipeline step span."""
+    step = rng.choice(STEPS)
+    span = Span(
+        trace_id=trace_id,
+        span_id=rng.randbytes(8),
+        name=f"step {step}",
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=start_ns + int(rng.uniform(0.001, 0.4) * 1e9),
+    )
+    span.attributes.extend(
+        [
+            _kv(A.SPAN_KIND, A.SPAN_KIND_STEP),
+            _kv(A.STEP_NAME, step),
+            _kv(A.FEATURE, rng.choice(FEATURES)),
+            _kv(A.STEP_DOCUMENT_COUNT, rng.randint(1, 20)),
+        ]
+    )
+    return span
+
+
+def build_requests(count: int, seed: int = 42) -> list[bytes]:
+    """``count`` distinct serialized requests of :data:`SPANS_PER_REQUEST` spans each."""
+    rng = random.Random(seed)
+    start = time.time_ns()
+    out: list[bytes] = []
+    for _ in range(count):
+        request = ExportTraceServiceRequest()
+        resource = request.resource_spans.add()
+        resource.resource.attributes.append(_kv("service.name", "bench-app"))
+        scope = resource.scope_spans.add()
+        scope.scope.name = "llmpulse"
+        for i in range(SPANS_PER_REQUEST):
+            trace_id = rng.randbytes(16)
+            make = step_span if i % STEP_EVERY == STEP_EVERY - 1 else llm_span
+            scope.spans.append(make(rng, trace_id, start))
+        out.append(request.SerializeToString())
+    return out
+
+
+async def run(target: str, spans: int, concurrency: int, pool: int) -> dict[str, object]:
+    """Send ``spans`` spans (rounded up to whole requests) and report what happened."""
+    requests = build_requests(pool)
+    total_requests = -(-spans // SPANS_PER_REQUEST)
+    counters = {"sent_spans": 0, "rejected_spans": 0, "retries": 0, "requests": 0}
+    next_index = 0
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        await asyncio.wait_for(channel.channel_ready(), timeout=30)
+        call = channel.unary_unary(
+            EXPORT, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString
+        )
+
+        async def worker() -> None:
+            nonlocal next_index
+            while next_index < total_requests:
+                body = requests[next_index % len(requests)]
+                next_index += 1
+                while True:
+                    try:
+                        response = await call(body, timeout=60)
+                        break
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() not in (
+                            grpc.StatusCode.RESOURCE_EXHAUSTED,
+                            grpc.StatusCode.UNAVAILABLE,
+                        ):
+                            raise
+                        counters["retries"] += 1
+                        await asyncio.sleep(0.05)
+                counters["requests"] += 1
+                counters["sent_spans"] += SPANS_PER_REQUEST
+                counters["rejected_spans"] += response.partial_success.rejected_spans
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    return {**counters, "seconds": elapsed, "request_bytes": len(requests[0])}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: print the result as one JSON line."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--target", required=True, help="host:port of an OTLP/gRPC receiver")
+    parser.add_argument("--spans", type=int, default=2_000_000)
+    parser.add_argument("--concurrency", type=int, default=8, help="export calls in flight")
+    parser.add_argument("--pool", type=int, default=16, help="distinct pre-built requests to cycle through")
+    args = parser.parse_args(argv)
+    result = asyncio.run(run(args.target, args.spans, args.concurrency, args.pool))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
