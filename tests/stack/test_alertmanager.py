@@ -1,0 +1,116 @@
+"""Alertmanager routing: the config is valid, routes by severity/component, inhibits, delivers."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from llmpulse import components
+from llmpulse.testing.webhook_sink import WebhookSink
+
+REPO = components.REPO_ROOT
+SHIPPED = REPO / "alerting" / "alertmanager.yml"
+EXAMPLE = REPO / "alerting" / "alertmanager.receivers.example.yml"
+DEFAULT_WEBHOOK = "http://127.0.0.1:9099/alerts"
+
+
+@pytest.mark.parametrize("config", [SHIPPED, EXAMPLE], ids=lambda p: p.name)
+def test_amtool_check_config(amtool: Path, config: Path) -> None:
+    result = subprocess.run([str(amtool), "check-config", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("config", "labels", "receiver"),
+    [
+        (SHIPPED, ["component=processor", "severity=critical"], "llmpulse-critical"),
+        (SHIPPED, ["component=processor", "severity=warning"], "llmpulse-warning"),
+        (SHIPPED, ["component=llm", "severity=critical", "feature=chat"], "llmpulse-critical"),
+        (SHIPPED, ["component=llm", "severity=warning", "feature=chat"], "llmpulse-warning"),
+        (SHIPPED, ["severity=info"], "llmpulse-default"),
+        (EXAMPLE, ["component=llm", "severity=critical", "feature=checkout"], "pagerduty-and-slack-checkout"),
+        (EXAMPLE, ["component=llm", "severity=warning", "feature=checkout"], "slack-checkout"),
+        (EXAMPLE, ["component=llm", "severity=critical", "feature=chat"], "pagerduty-ops"),
+        (EXAMPLE, ["component=processor", "severity=warning"], "slack-ops"),
+        (EXAMPLE, ["severity=info"], "email-ops"),
+    ],
+)
+def test_routes(amtool: Path, config: Path, labels: list[str], receiver: str) -> None:
+    result = subprocess.run(
+        [str(amtool), "config", "routes", "test", f"--config.file={config}", *labels],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == receiver
+
+
+def test_shipped_webhooks_point_at_the_local_sink() -> None:
+    config = yaml.safe_load(SHIPPED.read_text())
+    urls = {hook["url"] for r in config["receivers"] for hook in r.get("webhook_configs", [])}
+    assert urls == {DEFAULT_WEBHOOK}
+
+
+def for_test(config_text: str, webhook_url: str) -> str:
+    """The shipped config with its webhooks pointed at ``webhook_url`` and no batching waits."""
+    config: dict[str, Any] = yaml.safe_load(config_text)
+    for receiver in config["receivers"]:
+        for hook in receiver.get("webhook_configs", []):
+            hook["url"] = webhook_url
+
+    def quick(route: dict[str, Any]) -> None:
+        for key in ("group_wait", "group_interval"):
+            if key in route:
+                route[key] = "1s"
+        for child in route.get("routes", []):
+            quick(child)
+
+    quick(config["route"])
+    return yaml.safe_dump(config)
+
+
+def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(start_alertmanager: Any) -> None:
+    with WebhookSink() as sink:
+        _, port = start_alertmanager(for_test(SHIPPED.read_text(), sink.url))
+        api = f"http://127.0.0.1:{port}/api/v2"
+        alerts = [
+            {
+                "labels": {
+                    "alertname": "LLMPulseProcessorDown",
+                    "severity": "critical",
+                    "component": "processor",
+                    "job": "llmpulse-processor",
+                    "instance": "processor:9464",
+                }
+            },
+            {
+                "labels": {
+                    "alertname": "LLMPulseErrorRateHigh",
+                    "severity": "critical",
+                    "component": "llm",
+                    "feature": "chat",
+                    "provider": "openai",
+                    "model": "gpt-4o",
+                }
+            },
+        ]
+        assert httpx.post(f"{api}/alerts", json=alerts).status_code == 200
+        notification = sink.wait_for("LLMPulseProcessorDown", timeout=20)
+        assert notification is not None, "Alertmanager never delivered LLMPulseProcessorDown"
+        assert notification.payload["receiver"] == "llmpulse-critical"
+
+        def inhibited_by() -> list[str]:
+            listed = httpx.get(f"{api}/alerts", params={"filter": 'alertname="LLMPulseErrorRateHigh"'}).json()
+            return [s for a in listed for s in a["status"]["inhibitedBy"]]
+
+        deadline = time.monotonic() + 10
+        while not inhibited_by() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert inhibited_by(), "LLMPulseErrorRateHigh is not inhibited while the processor is down"
+        assert all("LLMPulseErrorRateHigh" not in n.alertnames for n in sink.notifications)

@@ -1,0 +1,72 @@
+"""The committed dashboard JSON is what dashboards/ builds, and the dashboards are wired right."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from llmpulse import components
+
+REPO = components.REPO_ROOT
+LLM_DASHBOARDS = ("llmpulse-overview", "llmpulse-model-versions")
+
+
+def _build(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dashboards.build", *args], capture_output=True, text=True, cwd=REPO
+    )
+
+
+def test_generated_json_is_what_the_build_writes() -> None:
+    result = _build("--check")
+    assert result.returncode == 0, (
+        "dashboards/generated/ is stale; run `python -m dashboards.build` and commit:\n" + result.stderr
+    )
+
+
+def test_the_check_fails_on_a_hand_edit(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    shutil.copytree(REPO / "dashboards" / "generated", out)
+    edited = out / "llmpulse-overview.json"
+    edited.write_text(edited.read_text().replace('"llmpulse / Overview"', '"edited by hand"'))
+    result = _build("--check", "--out", str(out))
+    assert result.returncode == 1
+    assert "llmpulse-overview.json: differs" in result.stderr
+    assert _build("--out", str(out)).returncode == 0
+    assert _build("--check", "--out", str(out)).returncode == 0
+
+
+def test_every_dashboard_has_the_datasource_variable_and_uses_it(dashboards: dict[str, Any]) -> None:
+    for uid, board in dashboards.items():
+        variables = {v["name"]: v for v in board["templating"]["list"]}
+        assert variables["datasource"]["type"] == "datasource", uid
+        assert variables["datasource"]["query"] == "prometheus", uid
+        panels = [p for p in board["panels"] if p["type"] != "row"]
+        assert panels, uid
+        for panel in panels:
+            assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (
+                uid,
+                panel["title"],
+            )
+        ids = [p["id"] for p in board["panels"]]
+        assert len(set(ids)) == len(ids), f"{uid}: duplicate panel ids"
+
+
+def test_per_call_dashboards_filter_on_feature_provider_model(
+    dashboards: dict[str, Any], dashboard_queries: list[Any]
+) -> None:
+    for uid in LLM_DASHBOARDS:
+        names = [v["name"] for v in dashboards[uid]["templating"]["list"]]
+        assert names == ["datasource", "feature", "provider", "model"], uid
+        for query in (q for q in dashboard_queries if q.dashboard == uid):
+            assert '"$feature"' in query.expr, query
+
+
+def test_step_latency_panels_ask_for_exemplars(dashboard_queries: list[Any]) -> None:
+    step_latency = [q for q in dashboard_queries if "llmpulse_step_duration_seconds_bucket" in q.expr]
+    assert step_latency
+    assert any(q.exemplar for q in step_latency)
+    assert any(q.exemplar and q.dashboard == "llmpulse-overview" for q in dashboard_queries)
