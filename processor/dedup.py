@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from llmpulse.processor.normalize import LLMCall
+from llmpulse.processor.records import LLMCall
 
 ANTHROPIC_PROVIDER = "anthropic"
 

@@ -22,8 +22,7 @@ Token types: ``input`` and ``output`` are the totals; ``cache_read`` and ``cache
 *parts of* ``input`` and ``reasoning`` is part of ``output`` (semconv >= 1.37), so never sum all
 token types together.
 
-Counters also expose a ``_created`` series (prometheus-client default); those are not listed and
-must not be used in dashboards.
+The processor exposes no ``_created`` series (its families come from a custom collector).
 """
 
 from __future__ import annotations
@@ -193,7 +192,7 @@ class MetricSpec:
 
     @property
     def series(self) -> tuple[str, ...]:
-        """Every sample name this metric exposes (``_created`` excluded)."""
+        """Every sample name this metric exposes."""
         if self.type == "histogram":
             return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
         return (self.name,)
@@ -306,4 +305,4 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
 METRICS_BY_NAME: Final = {spec.name: spec for spec in METRICS}
 
 EXPORTED_SERIES: Final[frozenset[str]] = frozenset(name for spec in METRICS for name in spec.series)
-"""Every sample name a scrape of ``/metrics`` can contain (``_created`` aside)."""
+"""Every sample name a scrape of ``/metrics`` can contain."""

@@ -25,7 +25,8 @@ from llmpulse import attributes as A
 from llmpulse.processor import metric_names as M
 from llmpulse.processor.dedup import Deduplicator
 from llmpulse.processor.metrics import Accounting, DerivedMetrics
-from llmpulse.processor.normalize import Feedback, LLMCall, StepRun, normalize_span
+from llmpulse.processor.normalize import normalize_span
+from llmpulse.processor.records import Feedback, LLMCall, StepRun
 from llmpulse.processor.windows import FeatureBatch, RollingWindows
 
 logger = logging.getLogger(__name__)

@@ -16,8 +16,9 @@ from typing import Any
 from llmpulse import __version__
 from llmpulse.processor.admin import AdminHandler
 from llmpulse.processor.dedup import Deduplicator
+from llmpulse.processor.exposition import build_registry
 from llmpulse.processor.http_server import HttpServer
-from llmpulse.processor.metrics import Accounting, DerivedMetrics, build_registry
+from llmpulse.processor.metrics import Accounting, DerivedMetrics
 from llmpulse.processor.pipeline import Pipeline
 from llmpulse.processor.receiver_grpc import GrpcReceiver
 from llmpulse.processor.receiver_http import OtlpHttpHandler

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from llmpulse.processor.normalize import LLMCall
+from llmpulse.processor.records import LLMCall
 
 WINDOWS: tuple[tuple[str, float], ...] = (("1m", 1.0), ("5m", 5.0), ("1h", 60.0))
 """(name, slot width in seconds); every window has :data:`SLOTS` slots."""

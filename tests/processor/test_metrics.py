@@ -9,7 +9,8 @@ from prometheus_client.registry import CollectorRegistry
 from llmpulse import attributes as A
 from llmpulse.processor import metric_names as M
 from llmpulse.processor.dedup import Deduplicator
-from llmpulse.processor.metrics import Accounting, DerivedMetrics, build_registry, is_model_mismatch
+from llmpulse.processor.exposition import build_registry
+from llmpulse.processor.metrics import Accounting, DerivedMetrics, is_model_mismatch
 from llmpulse.processor.pipeline import Pipeline
 from llmpulse.processor.windows import RollingWindows
 from tests.processor.conftest import FakeClock, llm_attributes, llm_labels, make_request, make_span

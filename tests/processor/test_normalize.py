@@ -8,7 +8,8 @@ import pytest
 
 from llmpulse import attributes as A
 from llmpulse.processor import metric_names as M
-from llmpulse.processor.normalize import Feedback, LLMCall, StepRun, normalize_finish_reason, normalize_span
+from llmpulse.processor.normalize import normalize_finish_reason, normalize_span
+from llmpulse.processor.records import Feedback, LLMCall, StepRun
 from tests.processor.conftest import llm_attributes, make_span
 
 

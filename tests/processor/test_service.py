@@ -5,6 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -188,3 +193,36 @@ def test_json_log_lines() -> None:
     line = JsonFormatter().format(record)
     assert "\n" not in line
     assert json.loads(line)["msg"] == "event=x n=3"
+
+
+def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
+    ports = []
+    for _ in range(3):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        f"[processor]\ngrpc_port = {ports[0]}\nhttp_port = {ports[1]}\nadmin_port = {ports[2]}\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(300):  # readiness poll, not a timing assertion
+            try:
+                if httpx.get(f"http://127.0.0.1:{ports[2]}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    events = [json.loads(line)["msg"].split()[0] for line in err.splitlines() if line.startswith("{")]
+    assert "event=processor_started" in events and "event=processor_stopped" in events

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmpulse.processor.normalize import LLMCall
+from llmpulse.processor.records import LLMCall
 from llmpulse.processor.windows import FeatureBatch, RollingWindows
 from tests.processor.conftest import FakeClock
 
