@@ -10,7 +10,6 @@ live in ``<state-dir>/stack.json``; a second ``up`` while they run says so.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import signal
@@ -63,6 +62,8 @@ class Stack:
         self.state_dir = state_dir
         self.ports = ports or StackPorts()
         self.host = host
+        # Processes this object started, so that a `down` in the same process waits for them.
+        self._children: dict[int, components.ManagedProcess] = {}
 
     # --- configuration files -------------------------------------------------------------
     def _rule_files(self) -> list[str]:
@@ -141,12 +142,16 @@ class Stack:
             _python_module(
                 "llmpulse.cli",
                 "serve",
-                "--grpc-endpoint",
-                f"{h}:{p.processor_grpc}",
-                "--http-endpoint",
-                f"{h}:{p.processor_http}",
-                "--admin-endpoint",
-                f"{h}:{p.processor_admin}",
+                "--host",
+                h,
+                "--grpc-port",
+                str(p.processor_grpc),
+                "--http-port",
+                str(p.processor_http),
+                "--admin-host",
+                h,
+                "--admin-port",
+                str(p.processor_admin),
             ),
             f"http://{h}:{p.processor_admin}/readyz",
         )
@@ -211,11 +216,12 @@ class Stack:
             for process, url in self._processes():
                 say(f"==> starting {process.name} ...")
                 process.start(timeout=60)
+                self._children[int(process.pid or 0)] = process
                 started.append(Service(process.name, int(process.pid or 0), url, str(process.log_path)))
                 self._write_state(started)
         except components.ComponentError as exc:
             say(f"llmpulse up failed: {exc}")
-            _terminate([s.pid for s in started])
+            self._terminate([s.pid for s in reversed(started)])
             self._state_path().unlink(missing_ok=True)
             return 1
         say("llmpulse stack is up:")
@@ -229,10 +235,18 @@ class Stack:
         if not alive:
             say("llmpulse stack is not running")
         else:
-            _terminate([s.pid for s in reversed(alive)])
+            self._terminate([s.pid for s in reversed(alive)])
             say(f"stopped {', '.join(s.name for s in reversed(alive))}")
         self._state_path().unlink(missing_ok=True)
         return 0
+
+    def _terminate(self, pids: list[int]) -> None:
+        for pid in pids:
+            child = self._children.pop(pid, None)
+            if child is not None:
+                child.stop()
+            else:
+                _terminate(pid)
 
     def _write_state(self, services: list[Service]) -> None:
         self._state_path().write_text(
@@ -250,25 +264,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _terminate(pids: list[int], timeout: float = 10.0) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            continue
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            _reap(pid)
-            time.sleep(0.05)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status if ``pid`` is our child (it is when up and down run in one process)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM ``pid`` (started by another process), then SIGKILL after ``timeout``."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
 
 
 def _default_state_dir() -> Path:

@@ -48,6 +48,10 @@ class WebhookSink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # health check
+                self.send_response(200)
+                self.end_headers()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 try:
