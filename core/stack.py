@@ -22,6 +22,7 @@ from pathlib import Path
 from llmpulse import components
 
 STATE_FILE = "stack.json"
+SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9099/alerts"  # the default receiver in alerting/alertmanager.yml
 
 
 @dataclass(frozen=True)
@@ -93,21 +94,13 @@ class Stack:
         return path
 
     def _alertmanager_config(self) -> Path:
-        """alerting/alertmanager.yml when present (its default webhook is the local sink)."""
+        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
         shipped = components.REPO_ROOT / "alerting" / "alertmanager.yml"
-        if shipped.is_file():
-            return shipped
-        config = {
-            "route": {"receiver": "local-webhook", "group_wait": "10s", "group_by": ["alertname", "feature"]},
-            "receivers": [
-                {
-                    "name": "local-webhook",
-                    "webhook_configs": [{"url": f"http://{self.host}:{self.ports.webhook}/alerts"}],
-                }
-            ],
-        }
+        text = shipped.read_text().replace(
+            SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts"
+        )
         path = self.state_dir / "alertmanager.yml"
-        path.write_text(json.dumps(config, indent=2))
+        path.write_text(text)
         return path
 
     # --- processes -------------------------------------------------------------------------
