@@ -1,0 +1,56 @@
+# syntax=docker/dockerfile:1
+# Images of the llmpulse stack, one build target each (docker-compose.yml uses both):
+#   docker build --target processor -t llmpulse-processor .   # `llmpulse serve`
+#   docker build --target collector -t llmpulse-otelcol .     # our OpenTelemetry Collector
+# The collector is built here with the OpenTelemetry Collector Builder from the same manifest
+# scripts/bootstrap.sh uses (collector/builder-config.yaml); keep BUILDER_VERSION equal to the
+# bootstrap script's.
+
+ARG PYTHON_VERSION=3.11
+ARG GO_VERSION=1.25
+ARG BUILDER_VERSION=v0.165.0
+
+# --- collector ------------------------------------------------------------------------------
+FROM golang:${GO_VERSION}-alpine AS collector-build
+ARG BUILDER_VERSION
+RUN go install go.opentelemetry.io/collector/cmd/builder@${BUILDER_VERSION}
+WORKDIR /src
+COPY collector/builder-config.yaml ./
+# A static binary, so it runs on the small alpine image below.
+RUN CGO_ENABLED=0 builder --config builder-config.yaml
+
+FROM alpine:3.21 AS collector
+# wget (busybox) serves the compose health check.
+RUN apk add --no-cache ca-certificates && adduser -D -H -u 10001 otel
+COPY --from=collector-build /src/build/llmpulse-otelcol /usr/local/bin/llmpulse-otelcol
+COPY otel-collector.yaml /etc/llmpulse/otel-collector.yaml
+USER 10001
+EXPOSE 4317 4318 13133
+ENTRYPOINT ["/usr/local/bin/llmpulse-otelcol"]
+CMD ["--config=/etc/llmpulse/otel-collector.yaml"]
+
+# --- processor ------------------------------------------------------------------------------
+FROM python:${PYTHON_VERSION}-slim AS processor-build
+WORKDIR /src
+COPY pyproject.toml README.md setup_hooks.py ./
+COPY core core
+COPY instrumentation instrumentation
+COPY processor processor
+RUN python -m venv /opt/llmpulse \
+    && /opt/llmpulse/bin/pip install --no-cache-dir ".[processor]"
+
+FROM python:${PYTHON_VERSION}-slim AS processor
+COPY --from=processor-build /opt/llmpulse /opt/llmpulse
+# /var/lib/llmpulse: state of the service (a named volume in compose takes this ownership).
+RUN useradd --uid 10001 --no-create-home llmpulse \
+    && mkdir -p /var/lib/llmpulse && chown 10001 /var/lib/llmpulse
+# Settings are LLMPULSE_* environment variables (llmpulse serve --help lists them); in a
+# container the receivers and the admin endpoint listen on every interface.
+ENV PATH=/opt/llmpulse/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    LLMPULSE_HOST=0.0.0.0 \
+    LLMPULSE_ADMIN_HOST=0.0.0.0
+USER 10001
+EXPOSE 4317 4318 9464
+ENTRYPOINT ["llmpulse"]
+CMD ["serve"]
