@@ -27,7 +27,6 @@ import logging
 import re
 import socket
 import threading
-import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -87,6 +86,7 @@ class FakeProvider:
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
         self._ids = IdFactory()
+        self._stopping = threading.Event()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -97,6 +97,7 @@ class FakeProvider:
         if self._server is not None:
             return self
         server = _Server((self._host, self._port), _RequestHandler, provider=self)
+        self._stopping.clear()
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
@@ -109,10 +110,14 @@ class FakeProvider:
         return self
 
     def stop(self) -> None:
-        """Stop serving, drop open connections and wait for the handler threads. Idempotent."""
+        """Stop serving, cut scripted delays short, drop open connections and join the handler threads.
+
+        Idempotent.
+        """
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
+        self._stopping.set()
         server.shutdown()
         server.close_connections()
         server.server_close()
@@ -175,6 +180,10 @@ class FakeProvider:
 
     # -- request handling (called from server threads) -------------------------------------------
 
+    def _pause(self, seconds: float) -> bool:
+        """Sleep for a scripted delay; returns True (early) if the provider is stopping."""
+        return seconds > 0 and self._stopping.wait(seconds)
+
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
@@ -200,8 +209,7 @@ class FakeProvider:
             )
         body = request.body if isinstance(request.body, dict) else {}
         reply = self._next_reply(request)
-        if reply.latency > 0:
-            time.sleep(reply.latency)
+        self._pause(reply.latency)
         if reply.status != 200:
             message = f"fake provider: scripted HTTP {reply.status}"
             if anthropic:
@@ -334,8 +342,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.flush()
         for delay, frame in answer.frames:
-            if delay > 0:
-                time.sleep(delay)
+            if self.server.provider._pause(delay):
+                self.close_connection = True
+                return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")

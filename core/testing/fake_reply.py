@@ -68,7 +68,11 @@ class FakeReply:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """A request as the fake provider received it. Header names are lower-case."""
+    """A request as the fake provider received it.
+
+    ``path`` is as sent, query string included; header names are lower-case; ``body`` is the parsed
+    JSON, or None when the body is empty or not JSON.
+    """
 
     method: str
     path: str
