@@ -128,8 +128,9 @@ class QualityEngine:
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop accepting, drain within ``timeout`` seconds, persist charts, close what it opened."""
         self._accepting = False
-        with contextlib.suppress(TimeoutError):
-            await self.drain(timeout)
+        if self._tasks:
+            with contextlib.suppress(TimeoutError):
+                await self.drain(timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -137,6 +138,12 @@ class QualityEngine:
         while not self._judge_queue.empty():  # not judged in time
             sample = self._judge_queue.get_nowait()
             self.metrics.judge_dropped.labels(sample.feature, Q.DROP_SHUTDOWN).inc()
+        while not self._store_queue.empty():  # the writer was stopped (or never started)
+            record = self._store_queue.get_nowait()
+            try:
+                await asyncio.to_thread(self.store.add, record)
+            except Exception:
+                _log.exception("could not store a flagged sample of feature %s", record.feature)
         await self.tick()
         await self.judge.aclose()
         if self._owns_store:
@@ -281,6 +288,7 @@ class QualityEngine:
     async def judge_one(self, sample: QualitySample) -> Verdict | None:
         """Judge one sample through the guards and record the outcome; None when not judged."""
         feature = sample.feature
+        self._feature(feature)
         if not self.budget.allows():
             self.metrics.judge_dropped.labels(feature, Q.DROP_BUDGET).inc()
             return None
@@ -359,7 +367,7 @@ class QualityEngine:
         now = self._clock()
         if now - self._last_prune >= 3600.0:
             self._last_prune = now
-            await asyncio.to_thread(self.store.prune)
+            await asyncio.to_thread(self.store.prune, now=now)
         for feature, (labelled, agreed) in (await asyncio.to_thread(self.store.agreement)).items():
             self.metrics.labelled.labels(feature).set(labelled)
             self.metrics.agreement.labels(feature).set(agreed / labelled)

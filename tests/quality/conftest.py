@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
@@ -54,6 +55,18 @@ def sample_factory() -> Callable[..., QualitySample]:
 @pytest.fixture
 def registry() -> CollectorRegistry:
     return CollectorRegistry()
+
+
+@pytest.fixture
+async def judge_client() -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for judges in tests.
+
+    Keep-alive is off: the fake provider's keep-alive answers wait on the peer's delayed ACK
+    (about 40 ms a call); fresh connections answer in about 3 ms.
+    """
+    client = httpx.AsyncClient(limits=httpx.Limits(max_keepalive_connections=0))
+    yield client
+    await client.aclose()
 
 
 @pytest.fixture
