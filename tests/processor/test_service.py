@@ -226,3 +226,11 @@ def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
     assert process.returncode == 0
     events = [json.loads(line)["msg"].split()[0] for line in err.splitlines() if line.startswith("{")]
     assert "event=processor_started" in events and "event=processor_stopped" in events
+
+
+def test_docs_describe_every_setting_and_metric() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "processor.md").read_text()
+    for field in FIELDS:
+        assert f"`{field.flag}" in text and field.env in text, field.name
+    for spec in M.METRICS:
+        assert f"`{spec.name}`" in text, spec.name
