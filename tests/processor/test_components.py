@@ -1,0 +1,80 @@
+"""The processor with the real components: the built collector in front, Prometheus scraping it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
+
+from llmpulse.processor import metric_names as M
+from llmpulse.processor.service import ProcessorService
+from tests.processor.conftest import (
+    grpc_export,
+    llm_attributes,
+    llm_labels,
+    make_request,
+    make_span,
+    wait_for,
+)
+from tests.processor.test_receiver_grpc import sdk_spans
+
+pytestmark = pytest.mark.components
+
+
+async def test_collector_otlp_exporter_feeds_the_processor(
+    service: ProcessorService, start_collector: Callable[..., Any]
+) -> None:
+    handle = await asyncio.to_thread(start_collector, f"127.0.0.1:{service.grpc.port}")
+    spans = sdk_spans([(llm_attributes(), 0.2) for _ in range(5)] + [({"http.route": "/"}, 0.01)])
+    exporter = OTLPSpanExporter(endpoint=handle.grpc_endpoint, insecure=True)
+    try:
+        assert await asyncio.to_thread(exporter.export, spans) == SpanExportResult.SUCCESS
+    finally:
+        exporter.shutdown()
+    get = service.registry.get_sample_value
+    await wait_for(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 5)
+    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 5
+    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 500
+    assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "other"}) == 1
+
+
+async def test_prometheus_scrapes_metrics_and_exemplars(
+    service: ProcessorService, start_prometheus: Callable[[str], Any]
+) -> None:
+    trace_id = bytes.fromhex("4bf92f3577b34da6a3ce929d0e0e4736")
+    span = make_span(llm_attributes(), trace_id=trace_id, duration_s=3.0)
+    span.end_time_unix_nano = time.time_ns()  # exemplars are queried by time
+    span.start_time_unix_nano = span.end_time_unix_nano - 3_000_000_000
+    await grpc_export(service.grpc.port, make_request([span]))
+    config = (
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: llmpulse\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{service.admin.port}']\n"
+    )
+    _, port = await asyncio.to_thread(start_prometheus, config)
+    api = f"http://127.0.0.1:{port}/api/v1"
+    query = f'{M.REQUESTS_TOTAL}{{feature="support",outcome="ok"}}'
+    exemplars: list[Any] = []
+    value: list[Any] = []
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):  # poll until the first scrapes landed (bounded, not a timing assertion)
+            now = time.time()
+            found = (await client.get(f"{api}/query", params={"query": query})).json()["data"]["result"]
+            ex = (
+                await client.get(
+                    f"{api}/query_exemplars",
+                    params={"query": M.OPERATION_DURATION + "_bucket", "start": now - 600, "end": now + 60},
+                )
+            ).json()["data"]
+            if found and ex:
+                value, exemplars = found, ex
+                break
+            await asyncio.sleep(0.1)
+    assert value and value[0]["value"][1] == "1"
+    labels = [e["labels"] for series in exemplars for e in series["exemplars"]]
+    assert {"trace_id": trace_id.hex()} in labels
