@@ -87,6 +87,7 @@ OPENINFERENCE_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
 OPENINFERENCE_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
 OPENINFERENCE_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
 ANTHROPIC_SDK_STOP_REASON: Final = "anthropic.message.stop_reason"
+ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
 
 # --- llmpulse keys ----------------------------------------------------------------------
