@@ -58,13 +58,14 @@ _KEYS = (
     A.GEN_AI_TOOL_NAME,
     A.FEEDBACK_KIND,
     A.FEEDBACK_VALUE,
+    A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
     _FEATURE, _FINISH, _FINISH_REASONS, _OI_FINISH, _SDK_STOP, _IN, _IN_LEGACY, _IN_OI, _OUT,
     _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
-    _FB_VALUE,
+    _FB_VALUE, _SDK_CACHE_WRITE,
 ) = range(len(_KEYS))  # fmt: skip
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
@@ -266,8 +267,6 @@ def normalize_span(span: Any, secondary: bool = False) -> Record:
                 kind, operation = A.SPAN_KIND_STEP, mapped
             elif mapped is not None:
                 kind, operation = A.SPAN_KIND_LLM, mapped
-        elif secondary:
-            kind, operation = A.SPAN_KIND_LLM, A.OP_CHAT
 
     if kind == A.SPAN_KIND_LLM:
         return _llm_call(span, vals, operation or A.OP_CHAT, secondary)
@@ -297,7 +296,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     tokens_in = _first_count(vals, _IN, _IN_LEGACY, _IN_OI)
     tokens_out = _first_count(vals, _OUT, _OUT_LEGACY, _OUT_OI)
     cache_read = _first_count(vals, _CACHE_READ)
-    cache_creation = _first_count(vals, _CACHE_CREATION)
+    cache_creation = _first_count(vals, _CACHE_CREATION, _SDK_CACHE_WRITE)
     reasoning = _first_count(vals, _REASONING)
     if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning):
         return M.REJECT_INVALID_TOKENS

@@ -244,3 +244,25 @@ def test_bad_feedback_is_rejected() -> None:
         {A.SPAN_KIND: A.SPAN_KIND_FEEDBACK, A.FEEDBACK_KIND: "thumbs", A.FEEDBACK_VALUE: "up"}
     )
     assert normalize_span(text_value) == M.REJECT_INVALID_FEEDBACK
+
+
+def test_anthropic_sdk_spans_other_than_messages_are_not_calls() -> None:
+    count_tokens = make_span(
+        {A.GEN_AI_PROVIDER_NAME: "anthropic", A.GEN_AI_REQUEST_MODEL: "claude"},
+        name="anthropic.messages.count_tokens",
+    )
+    assert normalize_span(count_tokens, secondary=True) is None
+
+
+def test_anthropic_sdk_cache_write_tokens() -> None:
+    span = make_span(
+        {
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.GEN_AI_PROVIDER_NAME: "anthropic",
+            A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS: 64,
+            A.GEN_AI_USAGE_OUTPUT_TOKENS: 9,
+        }
+    )
+    record = normalize_span(span, secondary=True)
+    assert isinstance(record, LLMCall)
+    assert (record.cache_creation_tokens, record.output_tokens, record.input_tokens) == (64, 9, None)
