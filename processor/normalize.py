@@ -330,7 +330,8 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
 
     call = LLMCall()
     call.feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
-    call.provider = _first_text(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM) or M.UNKNOWN_VALUE
+    # lower case: OpenLLMetry writes "OpenAI" and "Anthropic" where semconv says openai, anthropic
+    call.provider = _first_text(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM).lower() or M.UNKNOWN_VALUE
     response_model = _first_text(vals, _RESP_MODEL)
     call.model = _first_text(vals, _REQ_MODEL, _OI_MODEL) or response_model or M.UNKNOWN_VALUE
     call.response_model = response_model

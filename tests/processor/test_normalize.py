@@ -266,3 +266,8 @@ def test_anthropic_sdk_cache_write_tokens() -> None:
     record = normalize_span(span, secondary=True)
     assert isinstance(record, LLMCall)
     assert (record.cache_creation_tokens, record.output_tokens, record.input_tokens) == (64, 9, None)
+
+
+def test_provider_names_are_lower_cased() -> None:
+    call = _call({A.LEGACY_GEN_AI_SYSTEM: "Anthropic", A.OPENLLMETRY_REQUEST_TYPE: "chat"})
+    assert call.provider == "anthropic"
