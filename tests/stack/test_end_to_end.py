@@ -1,0 +1,311 @@
+"""End to end, real components, no Docker.
+
+An app process instrumented only by ``LLMPULSE_ENABLED=1`` calls the fake provider through the
+real ``openai`` package -> the built collector -> the processor -> Prometheus (our rules, with
+windows and ``for:`` scaled down 20x so the test takes a minute) -> Alertmanager (our routing)
+-> a webhook sink here. The test then:
+
+1. injects an error burst at the provider and waits for LLMPulseErrorRateHigh at the webhook;
+2. slows the app's retrieval step and finds, through the exemplar on the step histogram
+   (Prometheus /api/v1/query_exemplars), the trace id of a slow retrieval span;
+3. runs every PromQL expression of every dashboard panel and lists those that return nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import yaml
+
+from llmpulse import components
+from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
+from llmpulse.testing.webhook_sink import WebhookSink
+
+pytestmark = pytest.mark.components
+T = TypeVar("T")
+
+REPO = components.REPO_ROOT
+FEATURE = "e2e"
+SCALE = 20  # rule windows and `for:` durations are divided by this in the test
+SLOW_RETRIEVAL_S = 0.3
+SHIPPED_WEBHOOK = "http://127.0.0.1:9099/alerts"
+
+APP = r"""
+import itertools, pathlib, sys, time
+import openai, llmpulse
+
+mode_file, base_url = pathlib.Path(sys.argv[1]), sys.argv[2]
+client = openai.OpenAI(base_url=base_url, api_key="test", max_retries=0)
+ask = [{"role": "user", "content": "What is the refund policy?"}]
+
+def call(model, messages=ask, stream=False):
+    try:
+        if stream:
+            for _ in client.chat.completions.create(
+                model=model, messages=messages, stream=True, stream_options={"include_usage": True}
+            ):
+                pass
+        else:
+            client.chat.completions.create(model=model, messages=messages)
+    except openai.APIError:
+        pass
+
+with llmpulse.context(feature="e2e"):
+    call("gpt-4o-mini")
+    for k in range(10):  # more models than the processor's label cap: folded into __other__
+        call(f"unpriced-model-{k}")
+    call("gpt-4o-mini", [{"role": "user", "content": "please refuse this"}])
+
+for i in itertools.count(1):
+    mode = mode_file.read_text().strip()
+    if mode == "stop":
+        break
+    with llmpulse.context(feature="e2e"):
+        with llmpulse.step("retrieval") as retrieval:
+            time.sleep(0.3 if mode == "slow" else 0.002)
+            if mode == "slow":
+                trace_id = retrieval.span.get_span_context().trace_id
+                print("slow-retrieval", format(trace_id, "032x"), flush=True)
+        call("gpt-4o-mini", stream=(i % 3 == 0))
+        if i % 10 == 0:
+            call("gpt-4o")  # answered by another model
+        if i % 4 == 0:
+            llmpulse.feedback("thumbs", 1 if i % 8 else 0)  # span contract: 1 up, 0 down
+            llmpulse.feedback("follow_up", 1)
+        if i % 7 == 0:
+            try:
+                with llmpulse.step("rerank"):
+                    raise RuntimeError("reranker unavailable")
+            except RuntimeError:
+                pass
+    time.sleep(0.05)
+"""
+
+
+def _poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(interval)
+    return None
+
+
+def _scale_duration(text: str) -> str:
+    seconds = int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+    return f"{max(1, seconds // SCALE)}s"
+
+
+def scaled_rules(source: Path, target: Path) -> Path:
+    """``source`` with every range, offset and ``for:`` divided by :data:`SCALE`."""
+    duration = re.compile(r"(?<=\[)(\d+[smhd])(?=\])|(?<=offset )(\d+[smhd])")
+    document = yaml.safe_load(source.read_text())
+    for group in document["groups"]:
+        for rule in group["rules"]:
+            rule["expr"] = duration.sub(lambda m: _scale_duration(m.group(0)), rule["expr"])
+            if "for" in rule:
+                rule["for"] = _scale_duration(rule["for"])
+    target.write_text(yaml.safe_dump(document, sort_keys=False))
+    return target
+
+
+def alertmanager_for_test(webhook_url: str) -> str:
+    """The shipped routing with its webhooks pointed at ``webhook_url`` and 1 s batching waits."""
+    text = (REPO / "alerting" / "alertmanager.yml").read_text().replace(SHIPPED_WEBHOOK, webhook_url)
+    return re.sub(r"(group_wait|group_interval): \S+", r"\1: 1s", text)
+
+
+def grafana_to_promql(expr: str) -> str:
+    """A panel query as Grafana sends it for "All" selections."""
+    for variable in ("feature", "provider", "model", "step", "kind", "instance"):
+        expr = expr.replace(f"${variable}", ".*")
+    return expr.replace("$__rate_interval", "1m").replace("$__range", "5m")
+
+
+class Prometheus:
+    def __init__(self, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        body = httpx.get(f"{self.url}/query", params={"query": expr}, timeout=10).json()
+        assert body["status"] == "success", f"{expr}: {body}"
+        return list(body["data"]["result"])
+
+    def exemplars(self, expr: str, start: float) -> list[dict[str, Any]]:
+        params = {"query": expr, "start": f"{start:.3f}", "end": f"{time.time() + 1:.3f}"}
+        body = httpx.get(f"{self.url}/query_exemplars", params=params, timeout=10).json()
+        assert body["status"] == "success", body
+        return [e for series in body["data"] for e in series["exemplars"]]
+
+
+@pytest.fixture
+def provider() -> Iterator[tuple[FakeProvider, threading.Event]]:
+    """The fake provider: refusals, a model swap for gpt-4o, and every other call failing while
+    the returned event is set."""
+    failing = threading.Event()
+    counter = itertools.count()
+
+    def reply(request: RecordedRequest) -> FakeReply:
+        body = request.body if isinstance(request.body, dict) else {}
+        if "please refuse" in json.dumps(body.get("messages", "")):
+            return FakeReply(refusal="I can't help with that.")
+        if body.get("model") == "gpt-4o":
+            return FakeReply(model="gpt-4o-mini")
+        if failing.is_set() and next(counter) % 2 == 0:
+            return FakeReply(status=500)
+        return FakeReply(time_to_first_token=0.02, latency=0.01)
+
+    with FakeProvider() as fake:
+        fake.set_handler(reply)
+        yield fake, failing
+
+
+@pytest.fixture
+def processor(tmp_path: Path) -> Iterator[tuple[int, int]]:
+    """``llmpulse serve`` on free ports with a small label cap; yields (grpc port, admin port)."""
+    grpc_port, http_port, admin_port = (components.free_port() for _ in range(3))
+    argv = [
+        sys.executable, "-m", "llmpulse.cli", "serve", "--host", "127.0.0.1",
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--admin-port", str(admin_port),
+        "--max-label-values", "8",
+    ]  # fmt: skip
+    process = components.ManagedProcess(
+        "processor", argv, f"http://127.0.0.1:{admin_port}/readyz", tmp_path / "processor.log"
+    )
+    process.start()
+    try:
+        yield grpc_port, admin_port
+    finally:
+        process.stop()
+
+
+def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
+    tmp_path: Path,
+    provider: tuple[FakeProvider, threading.Event],
+    processor: tuple[int, int],
+    start_prometheus: Any,
+    start_alertmanager: Any,
+    start_collector: Any,
+    dashboard_queries: list[Any],
+    record_property: Callable[[str, object], None],
+) -> None:
+    fake, failing = provider
+    processor_grpc, processor_admin = processor
+    with WebhookSink() as sink:
+        _, am_port = start_alertmanager(alertmanager_for_test(sink.url))
+        rules = [
+            scaled_rules(path, tmp_path / f"scaled-{path.name}")
+            for path in sorted((REPO / "alerting" / "rules").glob("*.yml"))
+        ]
+        prom_config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+            "rule_files": [str(path) for path in rules],
+            "scrape_configs": [
+                {
+                    "job_name": "llmpulse-processor",
+                    "static_configs": [{"targets": [f"127.0.0.1:{processor_admin}"]}],
+                }
+            ],
+        }
+        _, prom_port = start_prometheus(yaml.safe_dump(prom_config))
+        prometheus = Prometheus(prom_port)
+        collector = start_collector(f"127.0.0.1:{processor_grpc}")
+
+        mode = tmp_path / "mode"
+        mode.write_text("normal")
+        env = {
+            **os.environ,
+            "LLMPULSE_ENABLED": "1",
+            "OTEL_SERVICE_NAME": "e2e-app",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{collector.grpc_endpoint}",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
+        app_log = (tmp_path / "app.stderr").open("w")
+        app = subprocess.Popen(
+            [sys.executable, "-c", APP, str(mode), fake.openai_base_url],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=app_log,
+            text=True,
+        )
+        try:
+            # Normal traffic reaches Prometheus through the whole pipeline.
+            def requests_seen() -> float | None:
+                found = prometheus.query(f'sum(llmpulse_requests_total{{feature="{FEATURE}"}})')
+                return float(found[0]["value"][1]) if found and float(found[0]["value"][1]) >= 20 else None
+
+            assert _poll(requests_seen, timeout=60), "calls never reached Prometheus: " + _logs(tmp_path)
+            assert not any("LLMPulseErrorRateHigh" in n.alertnames for n in sink.notifications), (
+                "LLMPulseErrorRateHigh fired on healthy traffic"
+            )
+
+            # 1. Error burst -> LLMPulseErrorRateHigh at the webhook.
+            injected = time.monotonic()
+            failing.set()
+            notification = sink.wait_for("LLMPulseErrorRateHigh", timeout=90)
+            burst_to_webhook = time.monotonic() - injected
+            failing.clear()
+            assert notification is not None, "LLMPulseErrorRateHigh never reached the webhook"
+            (alert,) = [
+                a
+                for a in notification.payload["alerts"]
+                if a["labels"]["alertname"] == "LLMPulseErrorRateHigh"
+            ]
+            assert alert["labels"]["feature"] == FEATURE
+            assert alert["labels"]["model"] == "gpt-4o-mini"
+            assert alert["labels"]["severity"] == "critical"
+            assert notification.payload["receiver"] == "llmpulse-critical"
+            assert alert["annotations"]["runbook_url"].endswith("/docs/runbooks/LLMPulseErrorRateHigh.md")
+            record_property("error_burst_to_webhook_seconds", round(burst_to_webhook, 1))
+            print(f"\nerror burst -> webhook notification: {burst_to_webhook:.1f} s (rules scaled 1/{SCALE})")
+
+            # 2. Slow retrieval -> the exemplar on the step histogram names a slow span's trace.
+            slow_from = time.time()
+            mode.write_text("slow")
+
+            def slow_exemplar() -> dict[str, Any] | None:
+                found = prometheus.exemplars(
+                    f'llmpulse_step_duration_seconds_bucket{{feature="{FEATURE}", step="retrieval"}}',
+                    slow_from - 5,
+                )
+                return next((e for e in found if float(e["value"]) >= SLOW_RETRIEVAL_S), None)
+
+            exemplar = _poll(slow_exemplar, timeout=30)
+            mode.write_text("normal")
+            assert exemplar is not None, "no exemplar of a slow retrieval on the step histogram"
+
+            # 3. Every dashboard query returns data (the app keeps sending normal traffic).
+            time.sleep(3)
+            empty = [str(q) for q in dashboard_queries if not prometheus.query(grafana_to_promql(q.expr))]
+        finally:
+            mode.write_text("stop")
+            try:
+                out, _ = app.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                out, _ = app.communicate()
+            app_log.close()
+    slow_traces = {line.split()[1] for line in out.splitlines() if line.startswith("slow-retrieval ")}
+    assert exemplar["labels"]["trace_id"] in slow_traces, (exemplar, slow_traces)
+    assert not empty, "dashboard queries that returned no data after the traffic:\n" + "\n".join(empty)
+
+
+def _logs(tmp_path: Path) -> str:
+    parts = []
+    for path in sorted(tmp_path.rglob("*.log")) + sorted(tmp_path.glob("app.stderr")):
+        parts.append(f"--- {path.name}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-15:]))
+    return "\n".join(parts)
