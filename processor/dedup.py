@@ -7,8 +7,8 @@ traces carrying the same ``gen_ai.response.id`` (OpenLLMetry). The SDK span is t
 *secondary*: it is held back for ``hold_seconds`` and dropped if a primary span for the same
 call shows up (its parent, or the same response id); otherwise it is counted on release.
 
-Only primary spans from the ``anthropic`` provider are remembered, so the cost for everyone
-else is one string comparison. Every map is bounded.
+Only primary spans from the ``anthropic`` provider are remembered, by response id (or by span
+when they have none), so everyone else pays one comparison. Every map is bounded.
 """
 
 from __future__ import annotations
@@ -56,12 +56,13 @@ class Deduplicator:
         """Note a primary LLM span; returns how many held secondary spans it made duplicates."""
         if call.provider != ANTHROPIC_PROVIDER:
             return 0
-        keys: list[object] = [(call.trace_id, call.span_id)]
-        if call.response_id:
-            keys.append(call.response_id)
+        # the response id identifies the call across traces; without one (a failed call) the span does
+        own_key: object = call.response_id or (call.trace_id, call.span_id)
+        _remember(self._recent, own_key, self._max_recent)
+        if not self._pending_by_key:
+            return 0
         dropped = 0
-        for key in keys:
-            _remember(self._recent, key, self._max_recent)
+        for key in {own_key, (call.trace_id, call.span_id)}:
             held = self._pending_by_key.pop(key, None)
             if held is not None and self._pending.pop(held, None) is not None:
                 dropped += 1

@@ -177,6 +177,7 @@ class DerivedMetrics:
         self.feedback: dict[tuple[str, str, str], int] = {}
         # raw label tuple -> (series, labels that overflowed); bounded by max_cache
         self._llm_cache: dict[tuple[str, str, str, str], tuple[LLMSeries, tuple[str, ...]]] = {}
+        self._mismatch_cache: dict[tuple[str, str], bool] = {}
 
     def _cap(self, label: str, value: str) -> str:
         capped = self._caps[label](value)
@@ -211,6 +212,15 @@ class DerivedMetrics:
             self.overflow[name] = self.overflow.get(name, 0) + 1
         return series
 
+    def _mismatch(self, request_model: str, response_model: str) -> bool:
+        key = (request_model, response_model)
+        known = self._mismatch_cache.get(key)
+        if known is None:
+            known = is_model_mismatch(request_model, response_model)
+            if len(self._mismatch_cache) < self._max_cache:
+                self._mismatch_cache[key] = known
+        return known
+
     def observe_llm(self, call: LLMCall) -> str:
         """Count one LLM call; returns the (capped) feature label for the rolling windows."""
         series = self._llm_series(call)
@@ -241,7 +251,7 @@ class DerivedMetrics:
         if call.error_type:
             error_type = self._cap(M.ERROR_TYPE, call.error_type)
             series.errors[error_type] = series.errors.get(error_type, 0) + 1
-        if call.response_model and is_model_mismatch(call.model, call.response_model):
+        if call.response_model and self._mismatch(call.model, call.response_model):
             response_model = self._cap(M.RESPONSE_MODEL, call.response_model)
             series.mismatches[response_model] = series.mismatches.get(response_model, 0) + 1
         return series.labels[0]

@@ -160,6 +160,19 @@ def _first_text(vals: list[Any], *slots: int) -> str:
     return ""
 
 
+def _pick(vals: list[Any], *slots: int) -> str | None:
+    """First non-empty string among ``slots``, ``""`` if none, None if one holds another type."""
+    for slot in slots:
+        value = vals[slot]
+        if value is not None:
+            text: str = value.string_value
+            if text:
+                return text
+            if value.WhichOneof("value") not in (None, "string_value"):
+                return None
+    return ""
+
+
 def normalize_finish_reason(raw: str) -> str:
     """Map a provider's finish/stop reason onto llmpulse's normalised set."""
     normal = _FINISH_MAP.get(raw)
@@ -233,14 +246,12 @@ def normalize_span(span: Any, secondary: bool = False) -> Record:
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """
     vals: list[Any] = [None] * _N_SLOTS
-    found = 0
     slots_get = _SLOTS.get
     for kv in span.attributes:
         slot = slots_get(kv.key)
         if slot is not None:
             vals[slot] = kv.value
-            found += 1
-    if not found:
+    if vals.count(None) == _N_SLOTS:
         return None
 
     operation = ""
@@ -293,11 +304,16 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     if finish is None:
         return M.REJECT_INVALID_FINISH_REASON
 
-    tokens_in = _first_count(vals, _IN, _IN_LEGACY, _IN_OI)
-    tokens_out = _first_count(vals, _OUT, _OUT_LEGACY, _OUT_OI)
-    cache_read = _first_count(vals, _CACHE_READ)
+    # the first key of each group is inlined: it is the one nearly every span carries
+    value = vals[_IN]
+    tokens_in = _count(value) if value is not None else _first_count(vals, _IN_LEGACY, _IN_OI)
+    value = vals[_OUT]
+    tokens_out = _count(value) if value is not None else _first_count(vals, _OUT_LEGACY, _OUT_OI)
+    value = vals[_CACHE_READ]
+    cache_read = None if value is None else _count(value)
     cache_creation = _first_count(vals, _CACHE_CREATION, _SDK_CACHE_WRITE)
-    reasoning = _first_count(vals, _REASONING)
+    value = vals[_REASONING]
+    reasoning = None if value is None else _count(value)
     if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning):
         return M.REJECT_INVALID_TOKENS
 
@@ -324,16 +340,18 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
         error_type = _OTHER_ERROR
     refused = finish == A.FINISH_REFUSAL or (vals[_REFUSAL] is not None and vals[_REFUSAL].bool_value)
 
-    for slot in (_FEATURE, _PROVIDER, _REQ_MODEL, _RESP_MODEL):
-        if vals[slot] is not None and _text(vals[slot]) is None:
-            return M.REJECT_INVALID_ATTRIBUTE
+    feature = _pick(vals, _FEATURE)
+    provider = _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
+    model = _pick(vals, _REQ_MODEL, _OI_MODEL)
+    response_model = _pick(vals, _RESP_MODEL)
+    if feature is None or provider is None or model is None or response_model is None:
+        return M.REJECT_INVALID_ATTRIBUTE
 
     call = LLMCall()
-    call.feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
+    call.feature = feature or M.UNKNOWN_VALUE
     # lower case: OpenLLMetry writes "OpenAI" and "Anthropic" where semconv says openai, anthropic
-    call.provider = _first_text(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM).lower() or M.UNKNOWN_VALUE
-    response_model = _first_text(vals, _RESP_MODEL)
-    call.model = _first_text(vals, _REQ_MODEL, _OI_MODEL) or response_model or M.UNKNOWN_VALUE
+    call.provider = provider.lower() or M.UNKNOWN_VALUE
+    call.model = model or response_model or M.UNKNOWN_VALUE
     call.response_model = response_model
     call.operation = operation
     call.finish_reason = finish
