@@ -7,6 +7,7 @@ use the input messages and the token count. Each failed check is one name from :
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Final
@@ -62,6 +63,18 @@ REFUSAL_PATTERNS: Final = (
 )
 _REFUSAL_RE = re.compile("|".join(f"(?:{p})" for p in REFUSAL_PATTERNS), re.IGNORECASE)
 _REFUSAL_SCAN_CHARS = 240
+# Every pattern contains one of these; a cheap substring test rules most answers out.
+_REFUSAL_WORDS = (
+    "can't",
+    "cannot",
+    "can not",
+    "unable",
+    "won't",
+    "decline",
+    "not able",
+    "violates",
+    "goes against",
+)
 
 # Context windows in tokens of common models; prefixes match dated snapshots.
 CONTEXT_LIMITS: Final = {
@@ -82,15 +95,23 @@ CONTEXT_LIMITS: Final = {
 
 def context_limit(model: str, overrides: dict[str, int] | None = None) -> int | None:
     """The context window of ``model`` (longest matching prefix wins), or ``None`` when unknown."""
+    return _context_limit(model, tuple(sorted((overrides or {}).items())))
+
+
+@functools.lru_cache(maxsize=1024)
+def _context_limit(model: str, overrides: tuple[tuple[str, int], ...]) -> int | None:
     name = model.strip().lower().rsplit("/", 1)[-1]
-    table = {**CONTEXT_LIMITS, **(overrides or {})}
+    table = {**CONTEXT_LIMITS, **dict(overrides)}
     best = max((p for p in table if name.startswith(p)), key=len, default=None)
     return None if best is None else table[best]
 
 
 def is_refusal_text(text: str) -> bool:
     """Whether ``text`` opens with a refusal phrasing from :data:`REFUSAL_PATTERNS`."""
-    return _REFUSAL_RE.search(text[:_REFUSAL_SCAN_CHARS].replace("\u2019", "'")) is not None
+    head = text[:_REFUSAL_SCAN_CHARS].lower().replace("\u2019", "'")
+    if not any(word in head for word in _REFUSAL_WORDS):  # most answers: skip the regex
+        return False
+    return _REFUSAL_RE.search(head) is not None
 
 
 def _is_json(text: str) -> bool:

@@ -29,6 +29,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 
@@ -97,6 +98,7 @@ class QualityEngine:
         self._clock = clock
         self._tick_s = tick_s
         self._features: set[str] = set()
+        self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._judge_queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
         self._store_queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(1000)
@@ -154,6 +156,7 @@ class QualityEngine:
         if feature not in self._features:
             self._features.add(feature)
             self.metrics.init_feature(feature)
+            self._checked[feature] = self.metrics.checked.labels(feature)
 
     def observe(self, sample: QualitySample) -> list[str]:
         """Check one call and maybe queue it for judging; returns the failed check names.
@@ -176,7 +179,7 @@ class QualityEngine:
             context_fraction=s.context_limit_fraction,
             context_limits=s.context_limits,
         )
-        self.metrics.checked.labels(feature).inc()
+        self._checked[feature].inc()
         for name in failed:
             self.metrics.check_failures.labels(feature, name).inc()
         self.signals.observe_response(feature)
