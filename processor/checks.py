@@ -67,8 +67,8 @@ _REFUSAL_SCAN_CHARS = 240
 _REFUSAL_WORDS = (
     "can't",
     "cannot",
-    "can not",
     "unable",
+    "as an ai",
     "won't",
     "decline",
     "not able",

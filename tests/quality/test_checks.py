@@ -46,6 +46,7 @@ def test_length_band(failed: Failed) -> None:
         "I'm sorry, but I can't help with that request.",
         "I\u2019m sorry, I cannot assist with that.",
         "As an AI language model, I cannot provide medical advice.",
+        "As an AI, I don't have personal opinions on that.",
         "I must decline to answer this.",
         "Unfortunately, I can't help with that.",
     ],
