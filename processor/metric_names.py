@@ -54,6 +54,8 @@ LLM_LABELS: Final = (FEATURE, PROVIDER, MODEL, OPERATION)
 # --- fixed label values -----------------------------------------------------------------
 OVERFLOW_VALUE: Final = "__other__"
 """Stands in for every label value past the per-label cap."""
+OVERFLOW_SERIES: Final = "series"
+"""Value of ``label`` in the overflow counter when a whole LLM label set was folded (series cap)."""
 UNKNOWN_VALUE: Final = "unknown"
 """Used when a span does not carry the attribute a label comes from."""
 

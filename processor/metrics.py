@@ -165,12 +165,13 @@ class Accounting:
 class DerivedMetrics:
     """Aggregates records into metric series, with bounded label cardinality."""
 
-    def __init__(self, max_label_values: int = 100, max_cache: int = 10_000) -> None:
+    def __init__(self, max_label_values: int = 100, max_series: int = 2000, max_cache: int = 10_000) -> None:
         self._caps = {
             name: LabelCap(name, max_label_values)
             for name in (*M.LLM_LABELS, M.ERROR_TYPE, M.RESPONSE_MODEL, M.STEP, M.KIND)
         }
         self._max_cache = max_cache
+        self._max_series = max_series
         self.overflow: dict[str, int] = {}
         self.llm: dict[tuple[str, str, str, str], LLMSeries] = {}
         self.steps: dict[tuple[str, str], StepSeries] = {}
@@ -202,6 +203,11 @@ class DerivedMetrics:
                 if capped is M.OVERFLOW_VALUE and value != M.OVERFLOW_VALUE
             )
             series = self.llm.get(labels)
+            if series is None and len(self.llm) >= self._max_series:
+                # each label is under its cap but their combinations are not: fold the whole set
+                labels = (M.OVERFLOW_VALUE,) * len(M.LLM_LABELS)
+                overflowed = (M.OVERFLOW_SERIES,)
+                series = self.llm.get(labels)
             if series is None:
                 series = self.llm[labels] = LLMSeries(labels)
             hit = (series, overflowed)

@@ -38,7 +38,9 @@ class ProcessorService:
     def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
-        self.derived = DerivedMetrics(max_label_values=settings.max_label_values)
+        self.derived = DerivedMetrics(
+            max_label_values=settings.max_label_values, max_series=settings.max_series
+        )
         self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
         self.pipeline = Pipeline(
             capacity=settings.queue_spans,

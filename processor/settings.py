@@ -113,6 +113,9 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("drain_timeout", _positive_float, 10.0, "seconds shutdown waits for the queue to drain", "S"),
     Field("max_label_values", _positive_int, 100, "distinct values per metric label before __other__", "N"),
+    Field(
+        "max_series", _positive_int, 2000, "LLM label sets (series) before all labels become __other__", "N"
+    ),
     Field("dedup_hold", _positive_float, 2.0, "seconds an anthropic-SDK span waits for its twin", "S"),
     Field(
         "latency_samples",
@@ -143,6 +146,7 @@ class Settings:
     retry_after: float = 1.0
     drain_timeout: float = 10.0
     max_label_values: int = 100
+    max_series: int = 2000
     dedup_hold: float = 2.0
     latency_samples: int = 1000
     log_format: str = "text"

@@ -265,3 +265,22 @@ def test_lone_anthropic_sdk_span_is_counted_after_the_hold() -> None:
         registry.get_sample_value(M.REQUESTS_TOTAL, {**labels, "finish_reason": "none", "outcome": "ok"}) == 1
     )
     assert registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
+
+
+def test_label_set_count_is_capped_too() -> None:
+    derived, accounting = DerivedMetrics(max_label_values=10, max_series=4), Accounting(1000)
+    pipeline = Pipeline(capacity=1000, derived=derived, accounting=accounting, windows=RollingWindows())
+    registry = build_registry(derived, accounting)
+    spans = [
+        make_span(
+            llm_attributes(**{A.FEATURE: f"f{i}", A.GEN_AI_REQUEST_MODEL: f"m{i}"}),
+            span_id=bytes([i + 1]) * 8,
+        )
+        for i in range(6)
+    ]
+    pipeline.process(make_request(spans))
+    folded = {"feature": M.OVERFLOW_VALUE, "provider": M.OVERFLOW_VALUE, "model": M.OVERFLOW_VALUE}
+    labels = {**folded, "operation": M.OVERFLOW_VALUE, "finish_reason": "stop", "outcome": "ok"}
+    assert registry.get_sample_value(M.REQUESTS_TOTAL, labels) == 2
+    assert registry.get_sample_value(M.LABEL_OVERFLOW_TOTAL, {"label": M.OVERFLOW_SERIES}) == 2
+    assert len(derived.llm) == 5
