@@ -70,15 +70,16 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
     rows: list[tuple[str, ...]] = [COLUMNS]
     for feature, windows in sorted(document.get("features", {}).items()):
         w = windows[window]
+        mark = "" if w.get("latency_exact", True) else "~"  # sampled, not exact
         rows.append(
             (
                 feature,
                 str(w["requests"]),
                 _pct(w["error_rate"]),
                 _pct(w["refusal_rate"]),
-                _seconds(w["latency_p50_s"]),
-                _seconds(w["latency_p95_s"]),
-                _seconds(w["latency_p99_s"]),
+                mark + _seconds(w["latency_p50_s"]),
+                mark + _seconds(w["latency_p95_s"]),
+                mark + _seconds(w["latency_p99_s"]),
                 _number(w["cost_usd_total"], 4),
                 _number(w["cost_usd_mean"], 5),
                 _number(w["input_tokens_mean"]),
@@ -99,4 +100,6 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
     )
     if len(rows) == 1:
         lines.append("(no LLM calls seen yet)")
+    if any(cell.startswith("~") for row in rows[1:] for cell in row[4:7]):
+        lines.append("~ percentile from a uniform sample: the rate exceeded --latency-samples per slot")
     return "\n".join([header, "", *lines])

@@ -234,3 +234,21 @@ def test_docs_describe_every_setting_and_metric() -> None:
         assert f"`{field.flag}" in text and field.env in text, field.name
     for spec in M.METRICS:
         assert f"`{spec.name}`" in text, spec.name
+
+
+def test_status_table_marks_sampled_percentiles() -> None:
+    window = {
+        "requests": 5000,
+        "error_rate": 0.0,
+        "refusal_rate": 0.0,
+        "latency_p50_s": 0.25,
+        "latency_p95_s": 1.5,
+        "latency_p99_s": 2.0,
+        "latency_exact": False,
+        "cost_usd_total": 1.0,
+        "cost_usd_mean": 0.0002,
+        "input_tokens_mean": 10.0,
+        "output_tokens_mean": 5.0,
+    }
+    table = render_table({"features": {"qa": {"1m": window, "5m": window, "1h": window}}}, "1m")
+    assert "~250ms" in table and "~1.50s" in table and "uniform sample" in table
