@@ -1,16 +1,21 @@
 """The quality engine's Prometheus metrics, registered on a registry passed in.
 
 Built from :data:`~llmpulse.processor.quality_metric_names.QUALITY_METRICS`, so the names and
-labels come from one place. Never registers on prometheus-client's global registry.
+labels come from one place. Never registers on prometheus-client's global registry. The
+instruments live on a private registry that is exposed through one collector which drops the
+``_created`` series (as the processor's own exposition does), without touching
+prometheus-client's process-wide settings.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
-from prometheus_client.registry import CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmpulse.processor import quality_metric_names as Q
 from llmpulse.processor.metric_names import MetricSpec
@@ -27,12 +32,29 @@ def _make(spec: MetricSpec, registry: CollectorRegistry) -> Any:
     return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
 
 
+class _WithoutCreated(Collector):
+    """Exposes a registry's families without their ``_created`` samples."""
+
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+
 class QualityMetrics:
     """Every quality metric, as attributes named after the constants in ``quality_metric_names``."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
-        m = {spec.name: _make(spec, registry) for spec in Q.QUALITY_METRICS}
+        own = CollectorRegistry()
+        m = {spec.name: _make(spec, own) for spec in Q.QUALITY_METRICS}
+        registry.register(_WithoutCreated(own))
         self.checked = m[Q.CHECKED_TOTAL]
         self.check_failures = m[Q.CHECK_FAILURES_TOTAL]
         self.flagged = m[Q.FLAGGED_TOTAL]

@@ -72,6 +72,8 @@ def test_every_declared_series_is_exported_and_no_name_clashes_with_the_processo
     }
     assert exported == Q.QUALITY_EXPORTED_SERIES
     assert not Q.QUALITY_EXPORTED_SERIES & M.EXPORTED_SERIES
+    with pytest.raises(ValueError, match="Duplicated timeseries"):
+        QualityMetrics(registry)  # a second engine on the same registry is refused, not merged
     for spec in Q.QUALITY_METRICS:
         assert spec.name.startswith("llmpulse_")
         assert spec.type != "counter" or spec.name.endswith("_total")
