@@ -33,6 +33,7 @@ from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 
+from llmpulse import attributes as A
 from llmpulse.processor import checks as C
 from llmpulse.processor import quality_metric_names as Q
 from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
@@ -52,6 +53,7 @@ _log = logging.getLogger(__name__)
 EvaluationSink = Callable[[EvaluationRecord], None]
 _NOT_FLAGGING = frozenset({C.NEAR_CONTEXT_LIMIT})  # counted, but not a bad answer
 _REFUSALS = frozenset({C.API_REFUSAL, C.REFUSAL_PHRASE})
+_EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING, A.FEEDBACK_COMMENT_KIND})
 
 
 class QualityEngine:
@@ -206,11 +208,13 @@ class QualityEngine:
         return failed
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
-        """Count one feedback event; negative feedback and corrections flag the answer."""
+        """Count one feedback event; explicit negative feedback and corrections flag the answer."""
         try:
             self._feature(event.feature)
             self.signals.observe_feedback(event)
-            if event.sentiment != "negative" and event.kind != "correction":
+            # Abandonment (negative to the processor) is too weak a signal to flag an answer on.
+            explicit_negative = event.kind in _EXPLICIT and event.sentiment == "negative"
+            if not explicit_negative and event.kind != A.FEEDBACK_CORRECTION:
                 return
             self.metrics.flagged.labels(event.feature, Q.SOURCE_FEEDBACK).inc()
             sample = self._recent.get(event.response_id) if event.response_id else None
@@ -309,6 +313,9 @@ class QualityEngine:
             self.metrics.judge_errors.labels(feature, exc.reason).inc()
             _log.info("judge error (%s) for feature %s: %s", exc.reason, feature, exc)
             return None
+        except BaseException:
+            self.breaker.record(False)  # never leave a half-open trial hanging
+            raise
         self.breaker.record(True)
         self.metrics.judge_circuit_open.set(0.0)
         self._record_verdict(sample, verdict)

@@ -376,18 +376,22 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
     for sample in answers:
         engine.observe(sample)
     # chat: 40% abandon, the 5 who click are all happy -> survivorship risk.
-    for sample in answers[:40]:
-        engine.observe_feedback(FeedbackEvent("chat", "abandoned", response_id=sample.response_id))
+    for sample in answers[:40]:  # the processor calls abandonment negative; it flags nothing
+        engine.observe_feedback(
+            FeedbackEvent("chat", "abandoned", "negative", response_id=sample.response_id)
+        )
     for sample in answers[50:55]:
         engine.observe_feedback(FeedbackEvent("chat", "thumbs", "positive", response_id=sample.response_id))
     # faq: few abandon, half give feedback, mixed -> no risk; one thumbs-down flags its answer.
     for sample in answers[100:103]:
-        engine.observe_feedback(FeedbackEvent("faq", "abandoned", response_id=sample.response_id))
+        engine.observe_feedback(FeedbackEvent("faq", "abandoned", "negative", response_id=sample.response_id))
     for i, sample in enumerate(answers[110:160]):
         sentiment = "negative" if i == 0 else "positive" if i % 3 else "neutral"
         engine.observe_feedback(FeedbackEvent("faq", "thumbs", sentiment, response_id=sample.response_id,
                                               comment="wrong steps" if i == 0 else None))  # fmt: skip
-    engine.observe_feedback(FeedbackEvent("faq", "correction", response_id=answers[170].response_id))
+    engine.observe_feedback(
+        FeedbackEvent("faq", "correction", "negative", response_id=answers[170].response_id)
+    )
     engine.observe_feedback(FeedbackEvent("faq", "follow_up", response_id=answers[171].response_id))
     await engine.drain(timeout=10)
     await engine.tick()
@@ -400,6 +404,7 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
     assert _value(registry, "llmpulse_user_correction_ratio", feature="faq") == 0.01
     assert _value(registry, "llmpulse_user_follow_up_ratio", feature="faq") == 0.01
     assert _value(registry, "llmpulse_quality_flagged_total", feature="faq", source="feedback") == 2
+    assert _value(registry, "llmpulse_quality_flagged_total", feature="chat", source="feedback") == 0
     stored = {s.record.response_id: s.record for s in engine.store.query(feature="faq", limit=None)}
     flagged = stored[answers[110].response_id]
     assert flagged.reasons == ("feedback:thumbs",)
