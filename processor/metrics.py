@@ -63,6 +63,9 @@ class Histogram:
         return out
 
 
+MAX_LABEL_LENGTH = 128
+
+
 class LabelCap:
     """Caps the number of distinct values of one label; later values become ``__other__``."""
 
@@ -74,7 +77,13 @@ class LabelCap:
         self.values: set[str] = set()
 
     def __call__(self, value: str) -> str:
-        """Return ``value`` if it is (or can become) one of the allowed values, else the overflow value."""
+        """Return ``value`` if it is (or can become) one of the allowed values, else the overflow value.
+
+        Values longer than :data:`MAX_LABEL_LENGTH` are cut to that length.
+        """
+        if value in self.values:
+            return value
+        value = value[:MAX_LABEL_LENGTH]
         if value in self.values:
             return value
         if len(self.values) < self.cap:

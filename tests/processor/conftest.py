@@ -17,6 +17,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from llmpulse import attributes as A
 from llmpulse.processor.service import ProcessorService
@@ -117,6 +121,19 @@ def llm_labels(**overrides: str) -> dict[str, str]:
     labels = {"feature": "support", "provider": "openai", "model": "gpt-4o", "operation": "chat"}
     labels.update(overrides)
     return labels
+
+
+def sdk_spans(specs: list[tuple[dict[str, Any], float]]) -> list[ReadableSpan]:
+    """Finished SDK spans, one per (attributes, duration in s)."""
+    memory = InMemorySpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests")
+    for attributes, duration in specs:
+        span = tracer.start_span("chat gpt-4o", attributes=attributes, start_time=T0)
+        span.end(end_time=T0 + round(duration * 1e9))
+    provider.shutdown()
+    return list(memory.get_finished_spans())
 
 
 ServiceFactory = Callable[..., Awaitable[ProcessorService]]

@@ -20,9 +20,9 @@ from tests.processor.conftest import (
     llm_labels,
     make_request,
     make_span,
+    sdk_spans,
     wait_for,
 )
-from tests.processor.test_receiver_grpc import sdk_spans
 
 pytestmark = pytest.mark.components
 

@@ -284,3 +284,10 @@ def test_label_set_count_is_capped_too() -> None:
     assert registry.get_sample_value(M.REQUESTS_TOTAL, labels) == 2
     assert registry.get_sample_value(M.LABEL_OVERFLOW_TOTAL, {"label": M.OVERFLOW_SERIES}) == 2
     assert len(derived.llm) == 5
+
+
+def test_long_label_values_are_cut() -> None:
+    pipeline, registry = _pipeline()
+    pipeline.process(make_request([make_span(llm_attributes(**{A.FEATURE: "x" * 1000}))]))
+    labels = {**llm_labels(feature="x" * 128), "finish_reason": "stop", "outcome": "ok"}
+    assert registry.get_sample_value(M.REQUESTS_TOTAL, labels) == 1

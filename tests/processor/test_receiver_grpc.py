@@ -3,46 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import grpc
 import httpx
 import pytest
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc import Compression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.export import SpanExportResult
 
 from llmpulse import attributes as A
 from llmpulse.processor import metric_names as M
 from llmpulse.processor.service import ProcessorService
 from tests.processor.conftest import (
-    T0,
     ServiceFactory,
     grpc_export,
     llm_attributes,
     llm_labels,
     make_request,
     make_span,
+    sdk_spans,
     wait_for,
 )
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
-
-
-def sdk_spans(specs: list[tuple[dict[str, Any], float]]) -> list[ReadableSpan]:
-    """Finished SDK spans, one per (attributes, duration in s)."""
-    memory = InMemorySpanExporter()
-    provider = TracerProvider(resource=Resource.create({"service.name": "app"}))
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    tracer = provider.get_tracer("tests")
-    for attributes, duration in specs:
-        span = tracer.start_span("chat gpt-4o", attributes=attributes, start_time=T0)
-        span.end(end_time=T0 + round(duration * 1e9))
-    provider.shutdown()
-    return list(memory.get_finished_spans())
 
 
 async def test_sdk_grpc_exporter_spans_become_exact_metrics(service: ProcessorService) -> None:
@@ -70,12 +54,20 @@ async def test_sdk_grpc_exporter_spans_become_exact_metrics(service: ProcessorSe
         exporter.shutdown()
     get = service.registry.get_sample_value
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 2
-    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 1100
-    assert get(M.COST_USD_TOTAL, llm_labels()) == 0.5025
+    gzipped = OTLPSpanExporter(
+        endpoint=f"localhost:{service.grpc.port}", insecure=True, compression=Compression.Gzip
+    )
+    try:
+        assert await asyncio.to_thread(gzipped.export, spans[:1]) == SpanExportResult.SUCCESS
+    finally:
+        gzipped.shutdown()
+    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 3
+    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 1200
+    assert get(M.COST_USD_TOTAL, llm_labels()) == 0.0025 + 0.5 + 0.0025  # summed in arrival order
     official = llm_labels(feature="unknown")
     assert get(M.REQUESTS_TOTAL, {**official, "finish_reason": "stop", "outcome": "ok"}) == 1
     assert get(M.UNPRICED_REQUESTS_TOTAL, official) == 1
-    assert get(M.SPANS_RECEIVED_TOTAL, {"receiver": "grpc"}) == 3
+    assert get(M.SPANS_RECEIVED_TOTAL, {"receiver": "grpc"}) == 4
     slow_trace = format(spans[1].context.trace_id, "032x")
     async with httpx.AsyncClient() as client:
         scrape = await client.get(
