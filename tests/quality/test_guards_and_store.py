@@ -1,0 +1,75 @@
+"""Rate limit and circuit breaker on a hand-moved clock; the store's concurrent reads."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
+from llmpulse.processor.quality_guards import CircuitBreaker, DailyBudget, RateLimiter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_rate_limiter_allows_a_burst_then_spaces_calls() -> None:
+    clock = Clock()
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        clock.now += delay
+
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock, sleep=sleep)
+    assert [await limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert await limiter.acquire() == 0.5  # 2 per second once the burst is spent
+    clock.now += 10  # idle time refills up to the burst, not beyond
+    assert [await limiter.acquire() for _ in range(4)] == [0.0, 0.0, 0.0, 0.5]
+    assert waits == [0.5, 0.5]
+
+
+def test_breaker_lets_one_trial_through_when_half_open() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=2, cooldown_s=30, clock=clock)
+    breaker.record(False)
+    assert breaker.allow() and not breaker.is_open
+    breaker.record(False)
+    assert breaker.is_open and not breaker.allow()
+    clock.now += 30
+    assert breaker.allow() and not breaker.allow()  # one trial at a time
+    breaker.record(False)  # the trial failed: open for another cooldown
+    assert breaker.is_open and not breaker.allow()
+    clock.now += 30
+    assert breaker.allow()
+    breaker.record(True)
+    assert breaker.allow() and breaker.allow()
+
+
+def test_budget_of_zero_allows_nothing() -> None:
+    assert not DailyBudget(max_tokens=0, max_usd=1.0).allows()
+    assert not DailyBudget(max_tokens=10, max_usd=0.0).allows()
+
+
+def test_readers_are_not_blocked_by_an_open_write_transaction(tmp_path: Path) -> None:
+    path = tmp_path / "q.db"
+    record = FlaggedRecord("f", "m", b"\x02" * 16, ("check",), ("truncated",), created=1.0)
+    with FlaggedStore(path) as store:
+        store.add(record)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute(
+        "INSERT INTO flagged (created, feature, model, trace_id, sources, reasons, scores)"
+        " VALUES (2.0, 'f', 'm', '00', '[]', '[]', '{}')"
+    )
+    with FlaggedStore(path) as reader:  # WAL: sees the committed row at once, not the pending one
+        assert [s.record.reasons for s in reader.query(limit=None)] == [("truncated",)]
+        assert reader.path == str(path)
+    writer.execute("COMMIT")
+    writer.close()
+    with FlaggedStore(path) as reader:
+        assert reader.count() == 2
