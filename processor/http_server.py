@@ -44,6 +44,8 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+Precheck = Callable[[Request], "Response | None"]
+"""Runs on the head (``body`` empty) before the body is read; a response ends the request there."""
 
 
 class HttpError(Exception):
@@ -67,6 +69,7 @@ class HttpServer:
         ssl_context: ssl.SSLContext | None = None,
         name: str = "http",
         on_too_large: Callable[[], None] | None = None,
+        precheck: Precheck | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -75,6 +78,7 @@ class HttpServer:
         self._ssl = ssl_context
         self._name = name
         self._on_too_large = on_too_large
+        self._precheck = precheck
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._busy: set[asyncio.Task[None]] = set()
@@ -140,6 +144,12 @@ class HttpServer:
             await self._write(writer, Response(exc.status, f"{exc}\n".encode()), close=True)
             return False
         keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+        path, _, query = target.partition("?")
+        if self._precheck is not None:
+            early = self._precheck(Request(method, path, query, headers, b""))
+            if early is not None:  # e.g. no credentials: answer without reading the body
+                await self._write(writer, early, close=True)
+                return False
         try:
             body = await self._read_body(headers, reader, writer)
         except HttpError as exc:
@@ -147,7 +157,6 @@ class HttpServer:
                 self._on_too_large()
             await self._write(writer, Response(exc.status, f"{exc}\n".encode()), close=True)
             return False
-        path, _, query = target.partition("?")
         request = Request(method, path, query, headers, body)
         try:
             response = await self._handler(request)

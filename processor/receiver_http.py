@@ -47,6 +47,17 @@ class OtlpHttpHandler:
     def _refuse(self, reason: str) -> None:
         self._pipeline.accounting.refuse(M.RECEIVER_HTTP, reason, 0)
 
+    def precheck(self, request: Request) -> Response | None:
+        """Refuse a request from its head alone (wrong credentials), before its body is read."""
+        if self._expected_auth is None:
+            return None
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if hmac.compare_digest(given, self._expected_auth):
+            return None
+        self._refuse(M.REFUSE_UNAUTHENTICATED)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return _status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", media == JSON)
+
     async def __call__(self, request: Request) -> Response:
         """Handle one HTTP request."""
         if request.path != TRACES_PATH:
@@ -55,11 +66,9 @@ class OtlpHttpHandler:
             return Response(405, b"use POST\n", headers=[("Allow", "POST")])
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         as_json = media == JSON
-        if self._expected_auth is not None:
-            given = request.headers.get("authorization", "").encode("latin-1")
-            if not hmac.compare_digest(given, self._expected_auth):
-                self._refuse(M.REFUSE_UNAUTHENTICATED)
-                return _status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", as_json)
+        refused = self.precheck(request)
+        if refused is not None:
+            return refused
         if media not in (PROTOBUF, JSON):
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
             return Response(415, f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}\n".encode())

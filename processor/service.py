@@ -74,6 +74,7 @@ class ProcessorService:
             ssl_context=ssl_context,
             name="otlp_http",
             on_too_large=otlp_http.too_large,
+            precheck=otlp_http.precheck,
         )
         admin = AdminHandler(self.registry, status=self.status, ready=lambda: self.state == "running")
         self.admin = HttpServer(

@@ -181,7 +181,10 @@ async def test_bearer_token(make_service: ServiceFactory) -> None:
             url(service), content=body, headers={**PROTOBUF, "Authorization": "Bearer s3cret"}
         )
     assert denied.status_code == 401
+    assert status_pb2.Status.FromString(denied.content).code == code_pb2.UNAUTHENTICATED
     assert allowed.status_code == 200
+    labels = {"receiver": "http", "reason": "unauthenticated"}
+    assert service.registry.get_sample_value(M.REQUESTS_REFUSED_TOTAL, labels) == 1
     assert service.registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
 
 
