@@ -95,6 +95,7 @@ class Result:
 
 
 def free_port() -> int:
+    """A TCP port free on loopback right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -102,11 +103,13 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 def rss_mb(pid: int, key: str = "VmRSS") -> float:
+    """Resident memory of ``pid`` in MB (``VmHWM`` gives the peak)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
@@ -119,11 +122,13 @@ def _can_connect(port: int) -> bool:
 
 
 def scrape(url: str) -> str:
+    """GET ``url`` as text."""
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
 
 
 def metric_sum(text: str, name: str, label_filter: str = "") -> float:
+    """Sum of every sample called ``name`` in a text exposition (optionally filtered)."""
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name) and (line[len(name)] in "{ ") and label_filter in line:
@@ -132,6 +137,7 @@ def metric_sum(text: str, name: str, label_filter: str = "") -> float:
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Poll ``check`` until true; exit with a message naming ``what`` after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -207,6 +213,7 @@ def run_target(
 
 
 def bench_processor(spans: int, concurrency: int) -> Result:
+    """Run ``llmpulse serve`` under the load."""
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
     argv = [
         sys.executable, "-m", "llmpulse.cli", "--log-level", "WARNING", "serve",
@@ -226,6 +233,7 @@ def bench_processor(spans: int, concurrency: int) -> Result:
 
 
 def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
+    """Run the collector (otlp -> batch -> nop) under the same load."""
     grpc_port, metrics_port = free_port(), free_port()
     config = Path(tempfile.mkdtemp(prefix="llmpulse-bench-")) / "collector.yaml"
     config.write_text(COLLECTOR_CONFIG.format(grpc=grpc_port, metrics=metrics_port))
@@ -248,6 +256,7 @@ def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
 
 
 def print_report(results: list[Result]) -> None:
+    """Print the figures and the accounting check."""
     header = (
         f"{'target':<20} {'spans':>9} {'wall s':>7} {'spans/s':>9} {'cpu s':>7} {'spans/s/core':>12} "
         f"{'peak RSS MB':>11} {'accepted':>9} {'rejected':>8} {'unaccounted':>11} {'retries':>7}"
@@ -285,6 +294,7 @@ def print_report(results: list[Result]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry; exit 1 when any span is unaccounted."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
