@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,14 +68,14 @@ def register(subparsers: Any) -> None:
     triage.add_argument("--unlabelled", action="store_true", help="only samples without a human label")
     triage.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
     triage.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    triage.set_defaults(func=_triage)
+    triage.set_defaults(func=_guarded(_triage))
 
     label = subparsers.add_parser("label", help="record a human label on a flagged sample")
     _add_db(label)
     label.add_argument("id", type=int, help="sample id (from triage)")
     label.add_argument("label", choices=("good", "bad"))
     label.add_argument("--note", help="why; kept with the eval case")
-    label.set_defaults(func=_label)
+    label.set_defaults(func=_guarded(_label))
 
     export = subparsers.add_parser("export", help="write flagged samples as JSONL eval-set cases")
     _add_db(export)
@@ -89,7 +89,7 @@ def register(subparsers: Any) -> None:
     )
     export.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
     export.add_argument("--out", help="output file (default: standard output)")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=_guarded(_export))
 
     spc = subparsers.add_parser("spc", help="show or reset SPC baselines")
     _add_db(spc)
@@ -97,14 +97,36 @@ def register(subparsers: Any) -> None:
     actions.required = True
     show = actions.add_parser("show", help="list saved charts and their baselines")
     show.add_argument("--feature", help="only this feature")
-    show.set_defaults(func=_spc_show)
+    show.set_defaults(func=_guarded(_spc_show))
     reset = actions.add_parser("reset", help="forget baselines so they are re-learnt from new data")
     reset.add_argument("--feature", required=True)
     reset.add_argument("--statistic", choices=STATISTICS, help="one statistic (default: all of the feature)")
-    reset.set_defaults(func=_spc_reset)
+    reset.set_defaults(func=_guarded(_spc_reset))
+
+
+class _NoDatabase(Exception):
+    pass
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a missing database on stderr with exit status 2 instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _NoDatabase as exc:
+            print(exc, file=sys.stderr)
+            return 2
+
+    return run
 
 
 def _open(args: argparse.Namespace) -> FlaggedStore:
+    if not os.path.exists(args.db):  # never create an empty database from a typo
+        raise _NoDatabase(
+            f"llmpulse {args.command}: no quality database at {args.db}; pass --db or set {DB_ENV}"
+            " to the path the processor writes (quality.db_path)"
+        )
     return FlaggedStore(args.db)
 
 

@@ -155,6 +155,15 @@ def test_cli_runs_as_a_module_and_resets_spc_baselines(tmp_path: Path) -> None:
         assert store.take_resets() == []
 
 
+def test_a_missing_database_is_an_error_not_a_new_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "typo.db"
+    assert quality_cli.main(["triage", "--db", str(missing)]) == 2
+    assert "no quality database at" in capsys.readouterr().err
+    assert not missing.exists()
+
+
 def test_retention_drops_old_and_excess_rows(tmp_path: Path) -> None:
     with FlaggedStore(tmp_path / "q.db", retention_days=1, retention_rows=3) as store:
         for age_h in (50, 5, 4, 3, 2, 1):
