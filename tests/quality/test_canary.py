@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.processor.canary import CanaryProbe, CanaryRunner, CanarySettings, CanaryTarget, schema_errors
@@ -124,3 +128,23 @@ def test_config_is_checked() -> None:
         CanaryProbe("p", "hi", "json_schema", "not a schema")
     with pytest.raises(QualityConfigError, match="canary config"):
         CanarySettings.from_dict({"probes": [{"name": "p"}]})
+
+
+async def test_canary_calls_are_never_traced(provider: FakeProvider, registry: CollectorRegistry) -> None:
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentor = HTTPXClientInstrumentor()
+    instrumentor.instrument(tracer_provider=tracer_provider)
+    try:
+        provider.set_default(FakeReply(text="Paris."))
+        settings = CanarySettings(PROBES[2:3], (CanaryTarget("gpt-4o", provider.openai_base_url),))
+        runner = CanaryRunner(settings, QualityMetrics(registry))  # its own client, made while instrumented
+        [result] = await runner.run_once()
+        await runner.stop()
+        async with httpx.AsyncClient() as client:  # the control: this call is traced
+            await client.get(provider.openai_base_url + "/models")
+    finally:
+        instrumentor.uninstrument()
+    assert result.result == "pass"
+    assert [span.name for span in exporter.get_finished_spans()] == ["GET"]
