@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ REPO = components.REPO_ROOT
 RULES_DIR = REPO / "alerting" / "rules"
 RULE_TESTS_DIR = REPO / "alerting" / "tests"
 GENERATED_DASHBOARDS = REPO / "dashboards" / "generated"
+SHIPPED_ALERTMANAGER = REPO / "alerting" / "alertmanager.yml"
 
 
 @dataclass(frozen=True)
@@ -106,3 +108,26 @@ def dashboards() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="session")
 def dashboard_queries(dashboards: dict[str, dict[str, Any]]) -> list[PanelQuery]:
     return panel_queries(dashboards)
+
+
+@pytest.fixture(scope="session")
+def alertmanager_config_for() -> Callable[[str], str]:
+    """Render alerting/alertmanager.yml for a test: webhooks to the given URL, 1 s batching waits."""
+
+    def render(webhook_url: str) -> str:
+        config: dict[str, Any] = yaml.safe_load(SHIPPED_ALERTMANAGER.read_text())
+        for receiver in config["receivers"]:
+            for hook in receiver.get("webhook_configs", []):
+                hook["url"] = webhook_url
+
+        def quick(route: dict[str, Any]) -> None:
+            for key in ("group_wait", "group_interval"):
+                if key in route:
+                    route[key] = "1s"
+            for child in route.get("routes", []):
+                quick(child)
+
+        quick(config["route"])
+        return yaml.safe_dump(config)
+
+    return render

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,27 +58,11 @@ def test_shipped_webhooks_point_at_the_local_sink() -> None:
     assert urls == {DEFAULT_WEBHOOK}
 
 
-def for_test(config_text: str, webhook_url: str) -> str:
-    """The shipped config with its webhooks pointed at ``webhook_url`` and no batching waits."""
-    config: dict[str, Any] = yaml.safe_load(config_text)
-    for receiver in config["receivers"]:
-        for hook in receiver.get("webhook_configs", []):
-            hook["url"] = webhook_url
-
-    def quick(route: dict[str, Any]) -> None:
-        for key in ("group_wait", "group_interval"):
-            if key in route:
-                route[key] = "1s"
-        for child in route.get("routes", []):
-            quick(child)
-
-    quick(config["route"])
-    return yaml.safe_dump(config)
-
-
-def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(start_alertmanager: Any) -> None:
+def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(
+    start_alertmanager: Any, alertmanager_config_for: Callable[[str], str]
+) -> None:
     with WebhookSink() as sink:
-        _, port = start_alertmanager(for_test(SHIPPED.read_text(), sink.url))
+        _, port = start_alertmanager(alertmanager_config_for(sink.url))
         api = f"http://127.0.0.1:{port}/api/v2"
         alerts = [
             {

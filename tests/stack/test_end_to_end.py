@@ -40,7 +40,6 @@ REPO = components.REPO_ROOT
 FEATURE = "e2e"
 SCALE = 20  # rule windows and `for:` durations are divided by this in the test
 SLOW_RETRIEVAL_S = 0.3
-SHIPPED_WEBHOOK = "http://127.0.0.1:9099/alerts"
 
 APP = r"""
 import itertools, pathlib, sys, time
@@ -122,12 +121,6 @@ def scaled_rules(source: Path, target: Path) -> Path:
     return target
 
 
-def alertmanager_for_test(webhook_url: str) -> str:
-    """The shipped routing with its webhooks pointed at ``webhook_url`` and 1 s batching waits."""
-    text = (REPO / "alerting" / "alertmanager.yml").read_text().replace(SHIPPED_WEBHOOK, webhook_url)
-    return re.sub(r"(group_wait|group_interval): \S+", r"\1: 1s", text)
-
-
 def grafana_to_promql(expr: str) -> str:
     """A panel query as Grafana sends it for "All" selections."""
     for variable in ("feature", "provider", "model", "step", "kind", "instance"):
@@ -198,6 +191,7 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
     processor: tuple[int, int],
     start_prometheus: Any,
     start_alertmanager: Any,
+    alertmanager_config_for: Callable[[str], str],
     start_collector: Any,
     dashboard_queries: list[Any],
     record_property: Callable[[str, object], None],
@@ -205,7 +199,7 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
     fake, failing = provider
     processor_grpc, processor_admin = processor
     with WebhookSink() as sink:
-        _, am_port = start_alertmanager(alertmanager_for_test(sink.url))
+        _, am_port = start_alertmanager(alertmanager_config_for(sink.url))
         rules = [
             scaled_rules(path, tmp_path / f"scaled-{path.name}")
             for path in sorted((REPO / "alerting" / "rules").glob("*.yml"))
