@@ -120,9 +120,9 @@ def _stream_frames(
             delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
             yield next(delays), event("content_block_delta", index=index, delta=delta)
         yield 0.0, event("content_block_stop", index=index)
-    delta = {"stop_reason": message["stop_reason"], "stop_sequence": None}
+    final_delta: dict[str, Any] = {"stop_reason": message["stop_reason"], "stop_sequence": None}
     final_usage = {
         key: value for key, value in usage(res, res.output_tokens).items() if key != "service_tier"
     }
-    yield 0.0, event("message_delta", delta=delta, usage=final_usage)
+    yield 0.0, event("message_delta", delta=final_delta, usage=final_usage)
     yield 0.0, event("message_stop")
