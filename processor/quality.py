@@ -121,6 +121,11 @@ class QualityEngine:
         self._tasks.append(loop.create_task(self._store_writer(), name="quality-store-writer"))
         self._tasks.append(loop.create_task(self._ticker(), name="quality-ticker"))
 
+    @property
+    def queue_size(self) -> int:
+        """Samples waiting for the judge."""
+        return self._judge_queue.qsize()
+
     async def drain(self, timeout: float | None = None) -> None:
         """Wait until every queued sample is judged and every flagged record stored."""
         await asyncio.wait_for(self._drain(), timeout)

@@ -16,6 +16,7 @@ from llmpulse.processor.flagged_store import FlaggedStore
 from llmpulse.processor.judge import LLMJudge
 from llmpulse.processor.quality import QualityEngine
 from llmpulse.processor.quality_settings import FeatureRules, JudgeSettings, QualitySettings, SpcSettings
+from llmpulse.processor.quality_status import quality_status
 from llmpulse.processor.quality_types import EvaluationRecord, FeedbackEvent, QualitySample
 from llmpulse.sampling import is_sampled_bytes
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
@@ -410,6 +411,10 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
     assert flagged.reasons == ("feedback:thumbs",)
     assert flagged.output == answers[110].output_text and flagged.explanation == "user: wrong steps"
     assert stored[answers[170].response_id].reasons == ("feedback:correction",)
+    status = json.loads(json.dumps(quality_status(engine), allow_nan=False))
+    assert status["features"]["chat"]["signals"]["at_risk"] is True
+    assert status["features"]["faq"]["signals"]["explicit_coverage_ratio"] == 0.5
+    assert status["judge"]["queue"] == 0 and status["judge"]["circuit_open"] is False
     await engine.stop()
 
 
