@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmpulse.instrumentation.redaction import Redactor
+from llmpulse.processor.quality_types import QualitySample, Verdict
 
 __all__ = ["FlaggedRecord", "FlaggedStore", "StoredSample"]
 
@@ -89,6 +90,37 @@ class FlaggedRecord:
     input: str | None = None
     system_instructions: str | None = None
     output: str | None = None
+
+    @classmethod
+    def from_sample(
+        cls,
+        sample: QualitySample,
+        sources: tuple[str, ...],
+        reasons: tuple[str, ...],
+        now: float,
+        *,
+        verdict: Verdict | None = None,
+        judge_verdict: str | None = None,
+    ) -> FlaggedRecord:
+        """A record of ``sample``; ``now`` stands in for a sample without a timestamp."""
+        messages = sample.input_messages
+        return cls(
+            feature=sample.feature,
+            model=sample.model,
+            provider=sample.provider,
+            trace_id=sample.trace_id,
+            span_id=sample.span_id,
+            response_id=sample.response_id,
+            sources=sources,
+            reasons=reasons,
+            created=sample.timestamp or now,
+            scores=dict(verdict.scores) if verdict else {},
+            judge_verdict=judge_verdict,
+            explanation=verdict.explanation if verdict else None,
+            input=None if messages is None else json.dumps(messages, ensure_ascii=False),
+            system_instructions=sample.system_instructions,
+            output=sample.output_text,
+        )
 
 
 @dataclass(frozen=True, slots=True)

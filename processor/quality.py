@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import time
 import zlib
@@ -253,24 +252,8 @@ class QualityEngine:
         verdict: Verdict | None = None,
         judge_verdict: str | None = None,
     ) -> FlaggedRecord:
-        return FlaggedRecord(
-            feature=sample.feature,
-            model=sample.model,
-            provider=sample.provider,
-            trace_id=sample.trace_id,
-            span_id=sample.span_id,
-            response_id=sample.response_id,
-            sources=sources,
-            reasons=reasons,
-            created=sample.timestamp or self._clock(),
-            scores=dict(verdict.scores) if verdict else {},
-            judge_verdict=judge_verdict,
-            explanation=verdict.explanation if verdict else None,
-            input=None
-            if sample.input_messages is None
-            else json.dumps(sample.input_messages, ensure_ascii=False),
-            system_instructions=sample.system_instructions,
-            output=sample.output_text,
+        return FlaggedRecord.from_sample(
+            sample, sources, reasons, self._clock(), verdict=verdict, judge_verdict=judge_verdict
         )
 
     def _save(self, record: FlaggedRecord) -> None:
