@@ -37,7 +37,8 @@ def total_error_ratio() -> stat.Panel:
         "Failed calls",
         "Share of the selected calls that failed (last 5 minutes).",
         "percentunit",
-        f'sum(rate({M.REQUESTS_TOTAL}{{{LLM_FILTER}, outcome="error"}}[5m]))'
+        # `or vector(0)`: no failed call at all is 0%, not "No data".
+        f'(sum(rate({M.REQUESTS_TOTAL}{{{LLM_FILTER}, outcome="error"}}[5m])) or vector(0))'
         f" / sum(rate({M.REQUESTS_TOTAL}{{{LLM_FILTER}}}[5m]))",
     )
 
