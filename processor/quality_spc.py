@@ -83,9 +83,22 @@ class QualityCharts:
         """Restore charts saved by :meth:`take_dirty`; a bad snapshot is logged and skipped."""
         for key, snapshot in snapshots.items():
             try:
-                self._charts[key] = EwmaChart.from_dict(snapshot)
+                chart = EwmaChart.from_dict(snapshot)
             except ValueError as exc:
                 _log.warning("ignoring saved SPC chart %s/%s: %s", key[0], key[1], exc)
+                continue
+            wanted = self._new_chart(key[1])
+            if (chart.lambda_, chart.L, chart.warmup) != (wanted.lambda_, wanted.L, wanted.warmup):
+                _log.warning(
+                    "SPC settings changed for %s/%s (lambda, L, warm-up %s -> %s): learning a new baseline",
+                    key[0],
+                    key[1],
+                    (chart.lambda_, chart.L, chart.warmup),
+                    (wanted.lambda_, wanted.L, wanted.warmup),
+                )
+                self._dirty.add(key)
+                continue
+            self._charts[key] = chart
 
     def _point(self, feature: str, statistic: str, value: float) -> ChartState:
         state = self.chart(feature, statistic).update(value)

@@ -16,6 +16,7 @@ from llmpulse.processor.flagged_store import FlaggedStore
 from llmpulse.processor.judge import LLMJudge
 from llmpulse.processor.quality import QualityEngine
 from llmpulse.processor.quality_settings import FeatureRules, JudgeSettings, QualitySettings, SpcSettings
+from llmpulse.processor.quality_spc import QualityCharts
 from llmpulse.processor.quality_status import quality_status
 from llmpulse.processor.quality_types import EvaluationRecord, FeedbackEvent, QualitySample
 from llmpulse.sampling import is_sampled_bytes
@@ -327,6 +328,22 @@ async def test_error_rate_chart_alarms_on_a_burst_of_errors_and_baselines_surviv
     await restarted.start()
     assert restarted.charts.chart("support", "error_rate").in_warmup
     await restarted.stop()
+
+
+def test_saved_charts_with_other_parameters_are_learnt_again(sample_factory: Factory) -> None:
+    old = SpcSettings(warmup_windows=3, requests_per_window=2)
+    charts = QualityCharts(old)
+    for i in range(8):
+        charts.observe_call(sample_factory(duration_s=1.0 + i / 10), refused=False)
+    saved = charts.take_dirty()
+    assert QualityCharts(old).chart("support", "latency_p95_seconds").in_warmup  # nothing loaded yet
+    same = QualityCharts(old)
+    same.load(saved)
+    assert same.chart("support", "latency_p95_seconds").baseline is not None
+    changed = QualityCharts(SpcSettings(lambda_=0.2, L=2.962, warmup_windows=3, requests_per_window=2))
+    changed.load(saved)
+    assert changed.chart("support", "latency_p95_seconds").in_warmup
+    assert ("support", "latency_p95_seconds") in changed.take_dirty()  # the stale snapshot is overwritten
 
 
 async def test_check_failures_are_counted_and_flagged(
