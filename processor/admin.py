@@ -11,13 +11,13 @@ which is the only format that carries exemplars.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.http_server import Request, Response
+from llmpulse.processor.http_server import Handler, Request, Response
 
 STATUS_PATH = "/api/status"
 
@@ -31,13 +31,19 @@ class AdminHandler:
         *,
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
+        routes: Mapping[str, Handler] | None = None,
     ) -> None:
         self._registry = registry
         self._status = status
         self._ready = ready
+        # path prefix -> handler (e.g. the drift engine's /api/drift), tried before the built-ins
+        self._routes = tuple((routes or {}).items())
 
     async def __call__(self, request: Request) -> Response:
         """Handle one HTTP request."""
+        for prefix, handler in self._routes:
+            if request.path.startswith(prefix):
+                return await handler(request)
         if request.method not in ("GET", "HEAD"):
             return Response(405, b"use GET\n", headers=[("Allow", "GET")])
         path = request.path

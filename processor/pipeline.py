@@ -18,8 +18,9 @@ import asyncio
 import logging
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from llmpulse import attributes as A
 from llmpulse.processor import metric_names as M
@@ -59,6 +60,21 @@ class ExportResult:
     message: str = ""
 
 
+class RecordListener(Protocol):
+    """Gets the records the metrics were derived from, e.g. the quality or drift engine.
+
+    Called on the event loop inside the hot loop: take what is needed from ``span`` (the OTLP
+    span, valid only during the call; None for anthropic-SDK spans counted after their hold)
+    and return at once. An exception is logged and does not affect the span's accounting.
+    """
+
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        """One LLM call, counted once (duplicates never reach a listener)."""
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        """One feedback event."""
+
+
 def count_spans(request: Any) -> int:
     """Number of spans in an ``ExportTraceServiceRequest``."""
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
@@ -77,8 +93,10 @@ class Pipeline:
         dedup: Deduplicator | None = None,
         retry_after: float = 1.0,
         tick_seconds: float = 1.0,
+        listeners: Sequence[RecordListener] = (),
     ) -> None:
         self.capacity = capacity
+        self.listeners = tuple(listeners)
         self.derived = derived
         self.accounting = accounting
         self.windows = windows
@@ -190,6 +208,7 @@ class Pipeline:
         started = time.perf_counter()
         accounting, derived, dedup = self.accounting, self.derived, self.dedup
         observe_llm, observe_step = derived.observe_llm, derived.observe_step
+        listeners = self.listeners
         batches: dict[str, FeatureBatch] = {}
         rejected: dict[str, int] = {}
         llm = step = feedback = other = duplicate = 0
@@ -218,6 +237,8 @@ class Pipeline:
                             batch = batches[feature] = FeatureBatch()
                         batch.add(call)
                         llm += 1
+                        if listeners:
+                            self._notify_call(call, span)
                     elif record is None:
                         other += 1
                     elif kind is StepRun:
@@ -226,6 +247,8 @@ class Pipeline:
                     elif kind is Feedback:
                         derived.observe_feedback(record)
                         feedback += 1
+                        if listeners:
+                            self._notify_feedback(record, span)
                     else:
                         reason: str = record
                         rejected[reason] = rejected.get(reason, 0) + 1
@@ -246,6 +269,20 @@ class Pipeline:
         detail = ", ".join(f"{reason}={n}" for reason, n in sorted(rejected.items()))
         return ExportResult(total, f"llmpulse rejected {total} span(s) with invalid values: {detail}")
 
+    def _notify_call(self, call: LLMCall, span: Any | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener.on_call(call, span)
+            except Exception:
+                logger.exception("event=listener_failed listener=%s", type(listener).__name__)
+
+    def _notify_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        for listener in self.listeners:
+            try:
+                listener.on_feedback(feedback, span)
+            except Exception:
+                logger.exception("event=listener_failed listener=%s", type(listener).__name__)
+
     def _count_released(self, calls: list[LLMCall]) -> None:
         if not calls:
             return
@@ -253,5 +290,7 @@ class Pipeline:
         for call in calls:
             feature = self.derived.observe_llm(call)
             batches.setdefault(feature, FeatureBatch()).add(call)
+            if self.listeners:
+                self._notify_call(call, None)
         self.accounting.accepted[M.ACCEPTED_LLM] += len(calls)
         self.windows.add(batches)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from prometheus_client.registry import Collector
 
 from llmpulse import __version__
 from llmpulse.processor.admin import AdminHandler
 from llmpulse.processor.dedup import Deduplicator
 from llmpulse.processor.exposition import build_registry
-from llmpulse.processor.http_server import HttpServer
+from llmpulse.processor.http_server import Handler, HttpServer
 from llmpulse.processor.metrics import Accounting, DerivedMetrics
-from llmpulse.processor.pipeline import Pipeline
+from llmpulse.processor.pipeline import Pipeline, RecordListener
 from llmpulse.processor.receiver_grpc import GrpcReceiver
 from llmpulse.processor.receiver_http import OtlpHttpHandler
 from llmpulse.processor.settings import ConfigError, Settings
@@ -35,7 +37,17 @@ class StartupError(RuntimeError):
 class ProcessorService:
     """One running processor. Build it, ``await startup()``, later ``await shutdown()``."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        listeners: Sequence[RecordListener] = (),
+        collectors: Sequence[Collector] = (),
+        admin_routes: Mapping[str, Handler] | None = None,
+    ) -> None:
+        """``listeners`` get every counted call and feedback (quality, drift); ``collectors`` add
+        metric families to ``/metrics``; ``admin_routes`` add path-prefix routes to the admin port."""
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
         self.derived = DerivedMetrics(
@@ -49,8 +61,11 @@ class ProcessorService:
             windows=self.windows,
             dedup=Deduplicator(hold_seconds=settings.dedup_hold),
             retry_after=settings.retry_after,
+            listeners=listeners,
         )
         self.registry = build_registry(self.derived, self.accounting)
+        for collector in collectors:
+            self.registry.register(collector)
         self._clock = clock
         self._started_at = 0.0
         self.state = "new"
@@ -76,7 +91,9 @@ class ProcessorService:
             on_too_large=otlp_http.too_large,
             precheck=otlp_http.precheck,
         )
-        admin = AdminHandler(self.registry, status=self.status, ready=lambda: self.state == "running")
+        admin = AdminHandler(
+            self.registry, status=self.status, ready=lambda: self.state == "running", routes=admin_routes
+        )
         self.admin = HttpServer(
             admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
         )

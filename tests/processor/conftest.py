@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +144,25 @@ async def make_service() -> AsyncIterator[ServiceFactory]:
     """Start services on free ports (``Settings`` overrides as keyword arguments); stop them after."""
     started: list[ProcessorService] = []
 
-    async def factory(clock: Callable[[], float] | None = None, **overrides: Any) -> ProcessorService:
+    async def factory(
+        clock: Callable[[], float] | None = None,
+        *,
+        listeners: Sequence[Any] = (),
+        collectors: Sequence[Any] = (),
+        admin_routes: dict[str, Any] | None = None,
+        **overrides: Any,
+    ) -> ProcessorService:
         settings = Settings(
             **{"grpc_port": 0, "http_port": 0, "admin_port": 0, "drain_timeout": 2.0, **overrides}
         )
-        service = ProcessorService(settings, clock=clock) if clock else ProcessorService(settings)
+        extensions: dict[str, Any] = {
+            "listeners": listeners,
+            "collectors": collectors,
+            "admin_routes": admin_routes,
+        }
+        if clock is not None:
+            extensions["clock"] = clock
+        service = ProcessorService(settings, **extensions)
         await service.startup()
         started.append(service)
         return service

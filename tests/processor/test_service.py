@@ -11,13 +11,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.metrics_core import GaugeMetricFamily
 
+from llmpulse import attributes as A
 from llmpulse import cli
 from llmpulse.processor import metric_names as M
 from llmpulse.processor.cli import JsonFormatter
+from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
 from llmpulse.processor.status import render_table
 from tests.processor.conftest import (
@@ -252,3 +256,49 @@ def test_status_table_marks_sampled_percentiles() -> None:
     }
     table = render_table({"features": {"qa": {"1m": window, "5m": window, "1h": window}}}, "1m")
     assert "~250ms" in table and "~1.50s" in table and "uniform sample" in table
+
+
+class _Recorder:
+    """A record listener that keeps what it is given; fails on demand."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, str | None]] = []
+        self.feedback: list[str] = []
+        self.fail = fail
+
+    def on_call(self, call: Any, span: Any | None) -> None:
+        if self.fail:
+            raise RuntimeError("listener bug")
+        self.calls.append((call.feature, None if span is None else span.name))
+
+    def on_feedback(self, feedback: Any, span: Any | None) -> None:
+        self.feedback.append(feedback.kind)
+
+
+class _ExtraCollector:
+    def collect(self) -> Any:
+        yield GaugeMetricFamily("llmpulse_extra_probe", "test family", value=7)
+
+
+async def test_extension_points_listeners_collectors_admin_routes(make_service: ServiceFactory) -> None:
+    recorder, broken = _Recorder(), _Recorder(fail=True)
+
+    async def drift_route(request: Request) -> Response:
+        return Response(200, b'{"drift": true}', "application/json")
+
+    service = await make_service(
+        listeners=[broken, recorder], collectors=[_ExtraCollector()], admin_routes={"/api/drift": drift_route}
+    )
+    spans = [
+        make_span(llm_attributes(), name="chat gpt-4o", span_id=b"\x01" * 8),
+        make_span({A.SPAN_KIND: A.SPAN_KIND_FEEDBACK, A.FEEDBACK_KIND: "thumbs", A.FEEDBACK_VALUE: 1}),
+        make_span({"http.route": "/"}),
+    ]
+    await grpc_export(service.grpc.port, make_request(spans))
+    assert recorder.calls == [("support", "chat gpt-4o")]
+    assert recorder.feedback == ["thumbs"]
+    assert service.registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
+    assert service.registry.get_sample_value("llmpulse_extra_probe") == 7
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.admin.port}") as client:
+        assert (await client.get("/api/drift?feature=x")).json() == {"drift": True}
+        assert (await client.get("/healthz")).status_code == 200
