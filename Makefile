@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run down test lint format typecheck pytest clean
+.PHONY: setup run down test lint format typecheck pytest dashboards clean
 
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
@@ -32,6 +32,9 @@ typecheck:
 pytest:
 	@echo "==> pytest"
 	@$(PY) -m pytest
+
+dashboards: ## regenerate dashboards/generated/*.json from the dashboard code
+	@$(PY) -m dashboards.build
 
 clean:
 	rm -rf .cache/typecheck .cache/mypy build dist .pytest_cache .ruff_cache
