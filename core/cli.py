@@ -19,6 +19,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
     ("llmpulse.stack", ("up", "down"), ""),
+    ("llmpulse.demo", ("demo",), "demo"),
 )
 
 

@@ -5,7 +5,7 @@
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
-#   3. the Python virtualenv .venv with llmpulse installed editable, extras processor+dev
+#   3. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+dev
 #      (reinstalled only when pyproject.toml changes)
 #
 # Each step prints one line saying what it did. Called by `make setup`, which the
@@ -86,12 +86,12 @@ want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum |
 if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
   step "Python environment: up to date ($VENV)"
 else
-  step "Installing llmpulse with extras processor,dev into $VENV (pip)"
+  step "Installing llmpulse with extras processor,demo,dev into $VENV (pip)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   mkdir -p "$CACHE"
   piplog="$CACHE/pip-install.log"
   { "$VENV/bin/python" -m pip install --upgrade pip \
-      && "$VENV/bin/python" -m pip install -e "$ROOT[processor,dev]"; } >"$piplog" 2>&1 \
+      && "$VENV/bin/python" -m pip install -e "$ROOT[processor,demo,dev]"; } >"$piplog" 2>&1 \
     || { tail -n 30 "$piplog" >&2; die "pip install failed (full log: $piplog)"; }
   echo "$want_py" >"$PYSTAMP"
   step "Python environment ready: $("$VENV/bin/python" --version), llmpulse $("$VENV/bin/python" -c 'import llmpulse; print(llmpulse.__version__)')"
