@@ -76,7 +76,9 @@ class DriftEngine:
     """Per-feature embedding drift, centroid similarity and output drift, exported on ``registry``.
 
     ``observe`` may be called from any thread or coroutine; ``run_once`` from one worker at a
-    time; ``refreeze`` and ``status`` from any thread.
+    time; ``refreeze`` and ``status`` from any thread. ``chart_listener(feature, state)``, if
+    given, receives every state of the similarity chart (one per block of ``spc_block``
+    samples, from the worker thread), e.g. to chart it beside the quality engine's SPC series.
     """
 
     def __init__(
@@ -86,8 +88,10 @@ class DriftEngine:
         embedder: Embedder | None = None,
         settings: DriftSettings | None = None,
         clock: Callable[[], float] = time.time,
+        chart_listener: Callable[[str, ChartState], None] | None = None,
     ) -> None:
         self.settings = settings or DriftSettings()
+        self._chart_listener = chart_listener
         self.embedder: Embedder = embedder or HashedNgramEmbedder()
         self.metrics = DriftMetrics(registry)
         self._clock = clock
@@ -173,6 +177,8 @@ class DriftEngine:
                     self.metrics.similarity.labels(state.feature).observe(similarity)
                 if chart is not None:
                     self._export_chart(state, chart)
+                    if self._chart_listener is not None:
+                        self._chart_listener(state.feature, chart)
                 if state.test_due():
                     self._test(state)
                 touched[state.feature] = state

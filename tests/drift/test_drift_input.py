@@ -37,3 +37,13 @@ def test_no_user_text_gives_no_sample() -> None:
     assert sample_from_content("f", json.dumps([{"role": "user", "content": "old shape"}])) == DriftSample(
         "f", "old shape"
     )
+
+
+def test_drift_metric_names_are_distinct_and_prefixed() -> None:
+    from llmpulse.processor import drift_metric_names as D
+    from llmpulse.processor import metric_names as M
+    from llmpulse.processor import quality_metric_names as Q
+
+    assert all(spec.name.startswith("llmpulse_drift_") for spec in D.DRIFT_METRICS)
+    assert not D.DRIFT_EXPORTED_SERIES & M.EXPORTED_SERIES
+    assert not D.DRIFT_EXPORTED_SERIES & Q.QUALITY_EXPORTED_SERIES
