@@ -163,7 +163,7 @@ class HttpServer:
         except Exception:
             logger.exception("event=http_handler_failed name=%s path=%s", self._name, path)
             response = Response(500, b"internal error\n")
-        await self._write(writer, response, close=not keep_alive)
+        await self._write(writer, response, close=not keep_alive, head_only=method == "HEAD")
         return keep_alive
 
     async def _read_body(
@@ -211,7 +211,9 @@ class HttpServer:
                     raise HttpError(400, "bad chunk terminator")
 
     @staticmethod
-    async def _write(writer: asyncio.StreamWriter, response: Response, *, close: bool) -> None:
+    async def _write(
+        writer: asyncio.StreamWriter, response: Response, *, close: bool, head_only: bool = False
+    ) -> None:
         try:
             reason = HTTPStatus(response.status).phrase
         except ValueError:
@@ -224,7 +226,8 @@ class HttpServer:
         lines += [f"{name}: {value}" for name, value in response.headers]
         if close:
             lines.append("Connection: close")
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body)
+        body = b"" if head_only else response.body
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
         await writer.drain()
 
 

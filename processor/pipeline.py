@@ -32,6 +32,8 @@ from llmpulse.processor.windows import FeatureBatch, RollingWindows
 
 logger = logging.getLogger(__name__)
 
+FULL_WARNING_INTERVAL = 10.0  # seconds between "queue full" log lines
+
 
 class PipelineError(Exception):
     """Base of the reasons a request cannot be taken now."""
@@ -107,6 +109,8 @@ class Pipeline:
         self._queued_spans = 0
         self._wakeup = asyncio.Event()
         self._closed = False
+        self._last_full_warning = -FULL_WARNING_INTERVAL
+        self._full_since_warning = 0
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._worker: asyncio.Task[None] | None = None
@@ -143,6 +147,7 @@ class Pipeline:
             raise ShuttingDown()
         if self._queued_spans and self._queued_spans + spans > self.capacity:
             accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
+            self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
         self._queue.append((request, spans, receiver, future))
@@ -150,6 +155,21 @@ class Pipeline:
         accounting.queue_spans = self._queued_spans
         self._wakeup.set()
         return future
+
+    def _warn_full(self) -> None:
+        # one line per interval, not per refused request: a full queue refuses many per second
+        self._full_since_warning += 1
+        now = time.monotonic()
+        if now - self._last_full_warning >= FULL_WARNING_INTERVAL:
+            logger.warning(
+                "event=queue_full queued_spans=%d capacity=%d refused_requests=%d retry_after=%g",
+                self._queued_spans,
+                self.capacity,
+                self._full_since_warning,
+                self.retry_after,
+            )
+            self._last_full_warning = now
+            self._full_since_warning = 0
 
     def close(self) -> None:
         """Refuse new requests from now on; queued ones are still processed by :meth:`drain`."""

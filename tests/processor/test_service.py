@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily
@@ -302,3 +303,33 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.admin.port}") as client:
         assert (await client.get("/api/drift?feature=x")).json() == {"drift": True}
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_head_requests_get_headers_only(service: Any) -> None:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.admin.port}") as client:
+        head = await client.head("/healthz")
+        get = await client.get("/healthz")
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(get.content)) == "3"
+
+
+async def test_a_full_queue_is_logged_once_per_interval(
+    make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    service = await make_service(queue_spans=1)
+    service.pipeline.pause()
+    one = make_request([make_span(llm_attributes())])
+    first = asyncio.create_task(grpc_export(service.grpc.port, one))
+    for _ in range(500):
+        if service.pipeline.queued_spans:
+            break
+        await asyncio.sleep(0.002)
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.pipeline"):
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await grpc_export(service.grpc.port, one)
+            assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    warnings = [r.getMessage() for r in caplog.records if "event=queue_full" in r.getMessage()]
+    assert len(warnings) == 1 and "capacity=1" in warnings[0]
+    service.pipeline.resume()
+    await first
