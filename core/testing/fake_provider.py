@@ -266,6 +266,8 @@ class _Server(ThreadingHTTPServer):
 
 class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY a kept-alive connection waits on delayed ACKs (~40 ms per request).
+    disable_nagle_algorithm = True
     server: _Server
 
     def do_GET(self) -> None:
