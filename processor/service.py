@@ -45,9 +45,16 @@ class ProcessorService:
         listeners: Sequence[RecordListener] = (),
         collectors: Sequence[Collector] = (),
         admin_routes: Mapping[str, Handler] | None = None,
+        status_sections: Mapping[str, Callable[[], Any]] | None = None,
     ) -> None:
         """``listeners`` get every counted call and feedback (quality, drift); ``collectors`` add
-        metric families to ``/metrics``; ``admin_routes`` add path-prefix routes to the admin port."""
+        metric families to ``/metrics``; ``admin_routes`` add path-prefix routes to the admin port;
+        ``status_sections`` add top-level keys to ``/api/status`` (name -> JSON-ready callable)."""
+        reserved = {"version", "state", "uptime_s", "spans", "queue", "features"}
+        clash = sorted(set(status_sections or {}) & reserved)
+        if clash:
+            raise ValueError(f"status section names {clash} are taken by the processor's own status")
+        self._status_sections = dict(status_sections or {})
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
         self.derived = DerivedMetrics(
@@ -173,4 +180,5 @@ class ProcessorService:
             },
             "queue": {"spans": a.queue_spans, "capacity": a.queue_capacity},
             "features": self.windows.snapshot(),
+            **{name: section() for name, section in self._status_sections.items()},
         }

@@ -150,6 +150,7 @@ async def make_service() -> AsyncIterator[ServiceFactory]:
         listeners: Sequence[Any] = (),
         collectors: Sequence[Any] = (),
         admin_routes: dict[str, Any] | None = None,
+        status_sections: dict[str, Any] | None = None,
         **overrides: Any,
     ) -> ProcessorService:
         settings = Settings(
@@ -159,6 +160,7 @@ async def make_service() -> AsyncIterator[ServiceFactory]:
             "listeners": listeners,
             "collectors": collectors,
             "admin_routes": admin_routes,
+            "status_sections": status_sections,
         }
         if clock is not None:
             extensions["clock"] = clock

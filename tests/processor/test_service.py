@@ -288,7 +288,10 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
         return Response(200, b'{"drift": true}', "application/json")
 
     service = await make_service(
-        listeners=[broken, recorder], collectors=[_ExtraCollector()], admin_routes={"/api/drift": drift_route}
+        listeners=[broken, recorder],
+        collectors=[_ExtraCollector()],
+        admin_routes={"/api/drift": drift_route},
+        status_sections={"quality": lambda: {"judge": "closed"}},
     )
     spans = [
         make_span(llm_attributes(), name="chat gpt-4o", span_id=b"\x01" * 8),
@@ -303,6 +306,14 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.admin.port}") as client:
         assert (await client.get("/api/drift?feature=x")).json() == {"drift": True}
         assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/api/status")).json()["quality"] == {"judge": "closed"}
+
+
+def test_status_sections_cannot_shadow_the_processor_status() -> None:
+    from llmpulse.processor.service import ProcessorService
+
+    with pytest.raises(ValueError, match="taken by the processor"):
+        ProcessorService(Settings(), status_sections={"features": dict})
 
 
 async def test_head_requests_get_headers_only(service: Any) -> None:
