@@ -21,13 +21,16 @@ After an intended change, :meth:`DriftEngine.refreeze` starts a new reference. E
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +50,8 @@ from llmpulse.processor.spc import ChartState
 __all__ = ["DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
 
 logger = logging.getLogger(__name__)
+
+_STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +295,75 @@ class DriftEngine:
                 "pending": self.pending,
                 "features": [self._features[f].status() for f in sorted(self._features)],
             }
+
+    # --- persistence ------------------------------------------------------------------------
+    def save_state(self, path: str | os.PathLike[str]) -> int:
+        """Write every frozen reference (vectors, centroid, output samples, SPC chart) to ``path``.
+
+        One ``.npz`` file, written atomically; returns the number of features saved. Current
+        windows are not saved: after a restart they fill again against the saved reference, so a
+        drift that began before the restart is still measured against the old normal.
+        """
+        arrays: dict[str, np.ndarray] = {}
+        features: list[dict[str, Any]] = []
+        with self._state_lock:
+            for state in self._features.values():
+                snap = state.snapshot()
+                if snap is None:
+                    continue
+                for key, array in snap[0].items():
+                    arrays[f"f{len(features)}_{key}"] = array
+                features.append(snap[1])
+        meta = {"version": _STATE_VERSION, "embedder": self.embedder.name, "features": features}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        target = Path(path)
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("wb") as out:
+            np.savez(out, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, target)
+        return len(features)
+
+    def load_state(self, path: str | os.PathLike[str]) -> int:
+        """Restore references saved by :meth:`save_state`; returns how many features were restored.
+
+        A missing file restores nothing. A file from another embedder or of another vector size
+        is ignored with a warning (its vectors are not comparable); so is a malformed one.
+        """
+        target = Path(path)
+        if not target.exists():
+            return 0
+        try:
+            with np.load(target, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["meta"]).decode())
+                saved = {k: data[k] for k in data.files if k != "meta"}
+            if meta.get("version") != _STATE_VERSION:
+                raise ValueError(f"unsupported drift state version {meta.get('version')!r}")
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("drift: ignoring unreadable state file %s: %s", target, exc)
+            return 0
+        if meta["embedder"] != self.embedder.name:
+            logger.warning(
+                "drift: state file %s was made with embedder %s, not %s; collecting new references",
+                target,
+                meta["embedder"],
+                self.embedder.name,
+            )
+            return 0
+        restored = 0
+        with self._state_lock:
+            for i, feature_meta in enumerate(meta["features"]):
+                feature = str(feature_meta["feature"])
+                if feature not in self._features and len(self._features) >= self.settings.max_features:
+                    break
+                arrays = {k.split("_", 1)[1]: v for k, v in saved.items() if k.startswith(f"f{i}_")}
+                state = self._feature(feature)
+                state.restore(arrays, feature_meta)
+                with self._queue_lock:
+                    self._known.add(feature)
+                self._export_windows(state)
+                restored += 1
+        logger.info("drift: restored %d frozen references from %s", restored, target)
+        return restored
 
     def memory_bytes(self) -> int:
         """Bytes held in vector buffers across features (bounded by the settings)."""

@@ -232,6 +232,35 @@ class FeatureDrift:
         self.results.update(results)
         return results
 
+    # --- persistence ----------------------------------------------------------------------
+    def snapshot(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """Arrays and JSON-ready metadata of a frozen reference (None while collecting)."""
+        if self.reference is None or self.centroid is None:
+            return None
+        arrays = {
+            "reference": self.reference,
+            "centroid": np.asarray(self.centroid, dtype=np.float32),
+            "ref_lengths": np.asarray(self.ref_lengths, dtype=np.int64),
+        }
+        meta = {
+            "feature": self.feature,
+            "frozen_at": self.frozen_at,
+            "ref_reasons": list(self.ref_reasons),
+            "tests_run": self.tests_run,
+            "chart": self.chart.to_dict(),
+        }
+        return arrays, meta
+
+    def restore(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Adopt a reference saved by :meth:`snapshot`; the current window starts empty."""
+        self._clear(reference=True)
+        self._freeze(np.asarray(arrays["reference"], dtype=np.float32), float(meta["frozen_at"] or 0.0))
+        self.centroid = np.asarray(arrays["centroid"], dtype=np.float32)
+        self.ref_lengths = [int(v) for v in arrays["ref_lengths"]]
+        self.ref_reasons = [str(v) for v in meta["ref_reasons"]]
+        self.tests_run = int(meta["tests_run"])
+        self.chart = EwmaChart.from_dict(meta["chart"])
+
     def status(self) -> dict[str, Any]:
         """A JSON-ready view of this feature."""
         last = self.chart.last

@@ -1,0 +1,71 @@
+"""Frozen references survive a restart through save_state / load_state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
+from llmpulse.processor.drift_synthetic import SyntheticStream
+from llmpulse.processor.embedders import HashedNgramEmbedder
+
+Feed = Callable[..., None]
+
+
+def _feed(engine: DriftEngine, stream: SyntheticStream, n: int, shift: float = 0.0) -> None:
+    for call in stream.calls(n, shift=shift):
+        engine.observe(DriftSample("support", call.text, call.response_length, call.finish_reason))
+    engine.run_once()
+
+
+def test_a_restart_keeps_the_old_normal(
+    engine: DriftEngine, settings: DriftSettings, feed: Feed, tmp_path: Path
+) -> None:
+    stream = SyntheticStream(21)
+    feed(stream, 200)
+    feed(stream, 400)  # the similarity chart has its baseline too
+    engine.observe(DriftSample("collecting", "a feature without a reference yet"))
+    engine.run_once()
+    path = tmp_path / "drift.npz"
+    assert engine.save_state(path) == 1  # only frozen references are saved
+    before = engine._features["support"]
+
+    registry = CollectorRegistry()
+    restarted = DriftEngine(registry=registry, settings=settings)
+    assert restarted.load_state(path) == 1
+    after = restarted._features["support"]
+    assert after.reference is not None and before.reference is not None
+    assert (after.reference == before.reference).all()
+    assert after.ref_lengths == before.ref_lengths and after.ref_reasons == before.ref_reasons
+    assert after.chart.baseline == before.chart.baseline
+    assert restarted.status("support")["state"] == "monitoring"
+    assert registry.get_sample_value("llmpulse_drift_reference_samples", {"feature": "support"}) == 200
+    # A drift that starts around the restart is still measured against the saved reference.
+    _feed(restarted, stream, 200, shift=0.5)
+    labels = {"feature": "support", "signal": "input"}
+    assert registry.get_sample_value("llmpulse_drift_drifted", labels) == 1
+
+
+def test_state_from_another_embedder_or_a_bad_file_is_ignored(
+    engine: DriftEngine, feed: Feed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed(SyntheticStream(22), 200)
+    path = tmp_path / "drift.npz"
+    engine.save_state(path)
+    other = DriftEngine(registry=CollectorRegistry(), embedder=_Renamed())
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.drift"):
+        assert other.load_state(path) == 0
+        assert "made with embedder hashed, not renamed" in caplog.text
+        assert other.load_state(tmp_path / "missing.npz") == 0
+        (tmp_path / "bad.npz").write_bytes(b"not an npz file")
+        assert other.load_state(tmp_path / "bad.npz") == 0
+        assert "ignoring unreadable state file" in caplog.text
+    assert other.features() == []
+
+
+class _Renamed(HashedNgramEmbedder):
+    name = "renamed"
