@@ -341,6 +341,17 @@ class DriftEngine:
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("drift: ignoring unreadable state file %s: %s", target, exc)
             return 0
+        dimensions = getattr(self.embedder, "dimensions", None)
+        saved_dims = {int(v.shape[1]) for k, v in saved.items() if k.endswith("_reference")}
+        if dimensions is not None and saved_dims - {dimensions}:
+            logger.warning(
+                "drift: state file %s holds %s-dimensional vectors, the embedder makes %d; "
+                "collecting new references",
+                target,
+                "/".join(map(str, sorted(saved_dims))),
+                dimensions,
+            )
+            return 0
         if meta["embedder"] != self.embedder.name:
             logger.warning(
                 "drift: state file %s was made with embedder %s, not %s; collecting new references",

@@ -60,6 +60,9 @@ def test_state_from_another_embedder_or_a_bad_file_is_ignored(
     with caplog.at_level(logging.WARNING, logger="llmpulse.processor.drift"):
         assert other.load_state(path) == 0
         assert "made with embedder hashed, not renamed" in caplog.text
+        smaller = DriftEngine(registry=CollectorRegistry(), embedder=HashedNgramEmbedder(dimensions=64))
+        assert smaller.load_state(path) == 0
+        assert "holds 512-dimensional vectors, the embedder makes 64" in caplog.text
         assert other.load_state(tmp_path / "missing.npz") == 0
         (tmp_path / "bad.npz").write_bytes(b"not an npz file")
         assert other.load_state(tmp_path / "bad.npz") == 0
