@@ -168,6 +168,21 @@ class DriftEngine:
             )
             self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
             return 0
+        except Exception:  # a third-party model's bug must not stop drift monitoring
+            logger.exception(
+                "drift: embedder %s raised; %d samples dropped", self.embedder.name, len(samples)
+            )
+            self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
+            return 0
+        if getattr(vectors, "ndim", 0) != 2 or len(vectors) != len(samples):
+            logger.warning(
+                "drift: embedder %s returned shape %s for %d texts; samples dropped",
+                self.embedder.name,
+                getattr(vectors, "shape", None),
+                len(samples),
+            )
+            self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
+            return 0
         self.metrics.embed_seconds.observe(time.perf_counter() - started)
         now = self._clock()
         with self._state_lock:

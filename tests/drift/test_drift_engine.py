@@ -199,9 +199,15 @@ def test_empty_text_and_embedder_failures_are_counted(registry: CollectorRegistr
     embedder.error = EmbedderUnavailable("down")
     assert engine.run_once(max_samples=2) == 0
     embedder.error = EmbedderBudgetExhausted("spent")
+    assert engine.run_once(max_samples=1) == 0
+    embedder.error = RuntimeError("a bug in the model")
+    engine.observe(DriftSample("f", "four"))
+    assert engine.run_once(max_samples=1) == 0
+    embedder.error = None  # now answers with the wrong number of rows
+    engine.observe(DriftSample("f", "five"))
     assert engine.run_once() == 0
     assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="empty") == 1
-    assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="embed_error") == 2
+    assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="embed_error") == 2 + 1 + 1
     assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="budget") == 1
     assert value(registry, names.DRIFT_SAMPLES_TOTAL, feature="f") is None  # no feature state was made
 
@@ -245,7 +251,9 @@ class _FailingEmbedder:
     name = "failing"
 
     def __init__(self) -> None:
-        self.error: Exception = EmbedderUnavailable("down")
+        self.error: Exception | None = EmbedderUnavailable("down")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        raise self.error
+        if self.error is not None:
+            raise self.error
+        return np.zeros((len(texts) + 1, 4), dtype=np.float32)
