@@ -31,6 +31,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import httpx2
 import openai
@@ -41,7 +42,7 @@ from llmpulse.instrumentation import instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 MODEL = "gpt-4o-mini"
-MESSAGES = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
+MESSAGES: list[Any] = [{"role": "user", "content": "Summarise the benchmark in one sentence."}]
 PLAIN = FakeReply(text="A short answer.", input_tokens=20, output_tokens=4)
 SHORT_STREAM, LONG_STREAM = 10, 110
 
