@@ -21,7 +21,6 @@ After an intended change, :meth:`DriftEngine.refreeze` starts a new reference. E
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import threading
@@ -30,7 +29,6 @@ import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -38,6 +36,7 @@ from prometheus_client import CollectorRegistry
 
 from llmpulse.processor import drift_metric_names as names
 from llmpulse.processor.drift_metrics import DriftMetrics
+from llmpulse.processor.drift_persist import read_references, write_references
 from llmpulse.processor.drift_state import DriftSettings, FeatureDrift
 from llmpulse.processor.embedders import (
     Embedder,
@@ -50,8 +49,6 @@ from llmpulse.processor.spc import ChartState
 __all__ = ["DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
 
 logger = logging.getLogger(__name__)
-
-_STATE_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,13 +249,17 @@ class DriftEngine:
             self.metrics.similarity_mean.labels(f).set(float(np.mean(state.similarities)))
 
     async def run(self, *, interval: float = 1.0) -> None:
-        """Drain the queue every ``interval`` seconds in a worker thread until cancelled."""
+        """Drain the queue in a worker thread until cancelled, sleeping ``interval`` s when it is empty.
+
+        Each thread call takes at most ``4 * batch_size`` samples, so a cancellation (shutdown)
+        waits for one small chunk, not for a whole backlog to be embedded.
+        """
         while True:
             try:
-                await asyncio.to_thread(self.run_once)
+                await asyncio.to_thread(self.run_once, 4 * self.settings.batch_size)
             except Exception:  # the monitor must outlive its own bugs; the next tick retries
                 logger.exception("drift: run_once failed")
-            await asyncio.sleep(interval)
+            await asyncio.sleep(0 if self.pending else interval)
 
     # --- admin ------------------------------------------------------------------------------
     def refreeze(self, feature: str, *, from_current: bool = False) -> dict[str, Any]:
@@ -319,76 +320,30 @@ class DriftEngine:
         windows are not saved: after a restart they fill again against the saved reference, so a
         drift that began before the restart is still measured against the old normal.
         """
-        arrays: dict[str, np.ndarray] = {}
-        features: list[dict[str, Any]] = []
         with self._state_lock:
-            for state in self._features.values():
-                snap = state.snapshot()
-                if snap is None:
-                    continue
-                for key, array in snap[0].items():
-                    arrays[f"f{len(features)}_{key}"] = array
-                features.append(snap[1])
-        meta = {"version": _STATE_VERSION, "embedder": self.embedder.name, "features": features}
-        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        target = Path(path)
-        tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("wb") as out:
-            np.savez(out, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, target)
-        return len(features)
+            return write_references(path, self.embedder.name, list(self._features.values()))
 
     def load_state(self, path: str | os.PathLike[str]) -> int:
         """Restore references saved by :meth:`save_state`; returns how many features were restored.
 
-        A missing file restores nothing. A file from another embedder or of another vector size
-        is ignored with a warning (its vectors are not comparable); so is a malformed one.
+        A missing file restores nothing; a file from another embedder or of another vector size,
+        or a malformed one, is ignored with a warning (see :func:`read_references`).
         """
-        target = Path(path)
-        if not target.exists():
-            return 0
-        try:
-            with np.load(target, allow_pickle=False) as data:
-                meta = json.loads(bytes(data["meta"]).decode())
-                saved = {k: data[k] for k in data.files if k != "meta"}
-            if meta.get("version") != _STATE_VERSION:
-                raise ValueError(f"unsupported drift state version {meta.get('version')!r}")
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("drift: ignoring unreadable state file %s: %s", target, exc)
-            return 0
-        dimensions = getattr(self.embedder, "dimensions", None)
-        saved_dims = {int(v.shape[1]) for k, v in saved.items() if k.endswith("_reference")}
-        if dimensions is not None and saved_dims - {dimensions}:
-            logger.warning(
-                "drift: state file %s holds %s-dimensional vectors, the embedder makes %d; "
-                "collecting new references",
-                target,
-                "/".join(map(str, sorted(saved_dims))),
-                dimensions,
-            )
-            return 0
-        if meta["embedder"] != self.embedder.name:
-            logger.warning(
-                "drift: state file %s was made with embedder %s, not %s; collecting new references",
-                target,
-                meta["embedder"],
-                self.embedder.name,
-            )
-            return 0
+        saved = read_references(path, self.embedder.name, getattr(self.embedder, "dimensions", None))
         restored = 0
         with self._state_lock:
-            for i, feature_meta in enumerate(meta["features"]):
-                feature = str(feature_meta["feature"])
+            for arrays, meta in saved:
+                feature = str(meta["feature"])
                 if feature not in self._features and len(self._features) >= self.settings.max_features:
                     break
-                arrays = {k.split("_", 1)[1]: v for k, v in saved.items() if k.startswith(f"f{i}_")}
                 state = self._feature(feature)
-                state.restore(arrays, feature_meta)
+                state.restore(arrays, meta)
                 with self._queue_lock:
                     self._known.add(feature)
                 self._export_windows(state)
                 restored += 1
-        logger.info("drift: restored %d frozen references from %s", restored, target)
+        if restored:
+            logger.info("drift: restored %d frozen references from %s", restored, path)
         return restored
 
     def memory_bytes(self) -> int:
