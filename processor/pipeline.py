@@ -138,6 +138,20 @@ class Pipeline:
         """Undo :meth:`pause`."""
         self._resumed.set()
 
+    def admit(self, receiver: str) -> None:
+        """Refuse a request before it is even decoded when nothing could be queued now.
+
+        Saves the decoding under overload; such a request counts in ``requests_refused`` only
+        (its spans were never seen). Raises :class:`QueueFull` or :class:`ShuttingDown`.
+        """
+        if self._closed:
+            self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, 0)
+            raise ShuttingDown()
+        if self._queued_spans >= self.capacity:
+            self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, 0)
+            self._warn_full()
+            raise QueueFull(self.retry_after)
+
     def submit(self, request: Any, spans: int, receiver: str) -> asyncio.Future[ExportResult]:
         """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`."""
         accounting = self.accounting

@@ -122,7 +122,12 @@ class GrpcReceiver:
             accounting.refuse(M.RECEIVER_GRPC, M.REFUSE_UNAUTHENTICATED, 0)
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
+            self._pipeline.admit(M.RECEIVER_GRPC)
             request = ExportTraceServiceRequest.FromString(body)
+        except QueueFull as exc:
+            await self._abort_full(context, exc)
+        except ShuttingDown as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except DecodeError:
             accounting.refuse(M.RECEIVER_GRPC, M.REFUSE_UNDECODABLE, 0)
             await context.abort(
@@ -134,16 +139,16 @@ class GrpcReceiver:
         try:
             result = await self._pipeline.submit(request, spans, M.RECEIVER_GRPC)
         except QueueFull as exc:
-            await context.abort(
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                str(exc),
-                trailing_metadata=(
-                    (
-                        "grpc-status-details-bin",
-                        retry_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), exc.retry_after),
-                    ),
-                ),
-            )
+            await self._abort_full(context, exc)
         except ShuttingDown as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         return encode_response(result)
+
+    @staticmethod
+    async def _abort_full(context: grpc.aio.ServicerContext, exc: QueueFull) -> None:
+        details = retry_status(code_pb2.RESOURCE_EXHAUSTED, str(exc), exc.retry_after)
+        await context.abort(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            str(exc),
+            trailing_metadata=(("grpc-status-details-bin", details),),
+        )

@@ -72,6 +72,14 @@ class OtlpHttpHandler:
         if media not in (PROTOBUF, JSON):
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
             return Response(415, f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}\n".encode())
+        try:
+            self._pipeline.admit(M.RECEIVER_HTTP)
+        except QueueFull as exc:
+            return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
+        except ShuttingDown as exc:
+            return _status(
+                503, code_pb2.UNAVAILABLE, str(exc), as_json, retry_after=self._pipeline.retry_after
+            )
         body = request.body
         encoding = request.headers.get("content-encoding", "identity").lower()
         if encoding == "gzip":

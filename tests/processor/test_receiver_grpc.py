@@ -136,7 +136,9 @@ async def test_shutting_down_is_unavailable(make_service: ServiceFactory) -> Non
         await grpc_export(service.grpc.port, make_request([make_span(llm_attributes())]))
     assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
     labels = {"receiver": "grpc", "reason": "shutting_down"}
-    assert service.registry.get_sample_value(M.SPANS_REFUSED_TOTAL, labels) == 1
+    # refused before decoding: the request is counted, its spans were never seen
+    assert service.registry.get_sample_value(M.REQUESTS_REFUSED_TOTAL, labels) == 1
+    assert service.registry.get_sample_value(M.SPANS_RECEIVED_TOTAL, {"receiver": "grpc"}) == 0
 
 
 async def test_shutdown_drains_the_queue(make_service: ServiceFactory) -> None:

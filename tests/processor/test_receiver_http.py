@@ -208,8 +208,10 @@ async def test_full_queue_429_and_shutdown_503(make_service: ServiceFactory) -> 
         assert closing.status_code == 503
         assert closing.headers["retry-after"] == "3"
     get = service.registry.get_sample_value
-    assert get(M.SPANS_REFUSED_TOTAL, {"receiver": "http", "reason": "queue_full"}) == 2
-    assert get(M.SPANS_REFUSED_TOTAL, {"receiver": "http", "reason": "shutting_down"}) == 2
+    # both refused before decoding (queue at capacity, then closed): requests counted, spans unseen
+    assert get(M.REQUESTS_REFUSED_TOTAL, {"receiver": "http", "reason": "queue_full"}) == 1
+    assert get(M.REQUESTS_REFUSED_TOTAL, {"receiver": "http", "reason": "shutting_down"}) == 1
+    assert get(M.SPANS_RECEIVED_TOTAL, {"receiver": "http"}) == 2
     assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 2
 
 
