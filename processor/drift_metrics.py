@@ -19,6 +19,7 @@ class DriftMetrics:
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self._m: dict[str, Any] = {}
         for spec in names.DRIFT_METRICS:
             if spec.type == "counter":

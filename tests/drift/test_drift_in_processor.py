@@ -1,0 +1,112 @@
+"""The drift engine inside a real processor: OTLP spans with content in, drift metrics and routes out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmpulse import attributes as A
+from llmpulse.processor.drift import DriftEngine, DriftSettings
+from llmpulse.processor.drift_listener import service_extensions
+from llmpulse.processor.drift_synthetic import SyntheticStream
+from llmpulse.processor.service import ProcessorService
+from llmpulse.processor.settings import Settings
+
+T0 = 1_700_000_000_000_000_000
+
+
+def _span(i: int, prompt: str | None, answer: str) -> Span:
+    attributes: dict[str, Any] = {
+        A.SPAN_KIND: A.SPAN_KIND_LLM,
+        A.GEN_AI_OPERATION_NAME: "chat",
+        A.GEN_AI_PROVIDER_NAME: "openai",
+        A.GEN_AI_REQUEST_MODEL: "gpt-4o",
+        A.FEATURE: "support",
+        A.FINISH_REASON: "stop",
+        A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+            [{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]
+        ),
+    }
+    if prompt is not None:
+        attributes[A.GEN_AI_INPUT_MESSAGES] = json.dumps(
+            [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
+        )
+    span = Span(
+        trace_id=i.to_bytes(16, "big"),
+        span_id=(i + 1).to_bytes(8, "big"),
+        name="chat gpt-4o",
+        start_time_unix_nano=T0,
+        end_time_unix_nano=T0 + 500_000_000,
+    )
+    span.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items())
+    return span
+
+
+def _request(spans: list[Span]) -> bytes:
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.extend(spans)
+    return request.SerializeToString()
+
+
+def _metric(text: str, name: str, labels: dict[str, str]) -> float | None:
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return None
+
+
+async def test_spans_with_content_drive_drift_metrics_and_refreeze() -> None:
+    settings = DriftSettings(
+        reference_size=40, window_size=40, min_current=40, test_every=40, permutations=199
+    )
+    engine = DriftEngine(registry=CollectorRegistry(), settings=settings)
+    service = ProcessorService(
+        Settings(grpc_port=0, http_port=0, admin_port=0, drain_timeout=2.0), **service_extensions(engine)
+    )
+    await service.startup()
+    try:
+        stream = SyntheticStream(31)
+        baseline = [c.text for c in stream.calls(40)]
+        shifted = [c.text for c in stream.calls(40, shift=1.0, shift_topic="coding")]
+        spans = [_span(i, text, "x" * 100) for i, text in enumerate(baseline + shifted)]
+        spans.append(_span(999, None, "no content captured"))  # counted by the processor, ignored by drift
+        async with httpx.AsyncClient() as client:
+            sent = await client.post(
+                f"http://127.0.0.1:{service.http.port}/v1/traces",
+                content=_request(spans),
+                headers={"content-type": "application/x-protobuf"},
+            )
+            assert sent.status_code == 200
+            for _ in range(500):
+                if engine.pending == 80:
+                    break
+                await asyncio.sleep(0.01)
+            assert engine.pending == 80
+            assert await asyncio.to_thread(engine.run_once) == 80
+
+            admin = f"http://127.0.0.1:{service.admin.port}"
+            metrics = (await client.get(f"{admin}/metrics")).text
+            labels = {"feature": "support", "signal": "input"}
+            assert _metric(metrics, "llmpulse_drift_drifted", labels) == 1
+            assert _metric(metrics, "llmpulse_drift_samples_total", {"feature": "support"}) == 80
+            assert _metric(metrics, "llmpulse_requests_total", {"feature": "support"}) == 81
+            status = (await client.get(f"{admin}/api/status")).json()
+            assert status["drift"]["features"][0]["tests"]["input"]["drifted"] is True
+
+            refrozen = await client.post(
+                f"{admin}/api/drift/refreeze", params={"feature": "support", "from": "current"}
+            )
+            assert refrozen.status_code == 200 and refrozen.json()["reference_samples"] == 40
+            metrics = (await client.get(f"{admin}/metrics")).text
+            assert _metric(metrics, "llmpulse_drift_drifted", labels) == 0
+    finally:
+        await service.shutdown()
