@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -59,22 +59,44 @@ def _python_module(module: str, *args: str) -> list[str]:
 class Stack:
     """Builds the component processes of the local stack and starts or stops them."""
 
-    def __init__(self, state_dir: Path, ports: StackPorts | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: StackPorts | None = None,
+        host: str = "127.0.0.1",
+        *,
+        rule_files: Sequence[Path] | None = None,
+        alertmanager_config: str | None = None,
+        interval: str = "5s",
+        fake_provider: bool = True,
+    ) -> None:
+        """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
+        alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
+        the time-compressed copies of :mod:`llmpulse.demo_rules`; ``interval`` is Prometheus'
+        scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
+        to the caller (the demo serves its own, scripted one there).
+        """
         self.state_dir = state_dir
         self.ports = ports or StackPorts()
         self.host = host
+        self._rule_file_override = None if rule_files is None else [str(p) for p in rule_files]
+        self._alertmanager_text = alertmanager_config
+        self._interval = interval
+        self._with_fake_provider = fake_provider
         # Processes this object started, so that a `down` in the same process waits for them.
         self._children: dict[int, components.ManagedProcess] = {}
 
     # --- configuration files -------------------------------------------------------------
     def _rule_files(self) -> list[str]:
+        if self._rule_file_override is not None:
+            return list(self._rule_file_override)
         rules = components.REPO_ROOT / "alerting" / "rules"
         return sorted(str(p) for p in rules.glob("*.yml")) if rules.is_dir() else []
 
     def _prometheus_config(self) -> Path:
         p, h = self.ports, self.host
         config = {
-            "global": {"scrape_interval": "5s", "evaluation_interval": "5s"},
+            "global": {"scrape_interval": self._interval, "evaluation_interval": self._interval},
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]},
             "rule_files": self._rule_files(),
             "scrape_configs": [
@@ -96,9 +118,8 @@ class Stack:
     def _alertmanager_config(self) -> Path:
         """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
         shipped = components.REPO_ROOT / "alerting" / "alertmanager.yml"
-        text = shipped.read_text().replace(
-            SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts"
-        )
+        text = self._alertmanager_text if self._alertmanager_text is not None else shipped.read_text()
+        text = text.replace(SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts")
         path = self.state_dir / "alertmanager.yml"
         path.write_text(text)
         return path
@@ -165,8 +186,11 @@ class Stack:
             f"{h}:{p.collector_health}",
         )
         collector.detach = True
+        fake_entry = [
+            (fake, f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; judge and embeddings)")
+        ]
         return [
-            (fake, f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; judge and embeddings)"),
+            *(fake_entry if self._with_fake_provider else []),
             (
                 sink,
                 f"http://{h}:{p.webhook}/alerts  (Alertmanager webhook sink -> {d / 'notifications.jsonl'})",

@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import re
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ import pytest
 import yaml
 
 from llmpulse import components
+from llmpulse.demo_rules import write_compressed_rules
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.webhook_sink import WebhookSink
 
@@ -101,24 +101,6 @@ def _poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.25) ->
             return value
         time.sleep(interval)
     return None
-
-
-def _scale_duration(text: str) -> str:
-    seconds = int(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
-    return f"{max(1, seconds // SCALE)}s"
-
-
-def scaled_rules(source: Path, target: Path) -> Path:
-    """``source`` with every range, offset and ``for:`` divided by :data:`SCALE`."""
-    duration = re.compile(r"(?<=\[)(\d+[smhd])(?=\])|(?<=offset )(\d+[smhd])")
-    document = yaml.safe_load(source.read_text())
-    for group in document["groups"]:
-        for rule in group["rules"]:
-            rule["expr"] = duration.sub(lambda m: _scale_duration(m.group(0)), rule["expr"])
-            if "for" in rule:
-                rule["for"] = _scale_duration(rule["for"])
-    target.write_text(yaml.safe_dump(document, sort_keys=False))
-    return target
 
 
 def grafana_to_promql(expr: str) -> str:
@@ -200,10 +182,7 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
     processor_grpc, processor_admin = processor
     with WebhookSink() as sink:
         _, am_port = start_alertmanager(alertmanager_config_for(sink.url))
-        rules = [
-            scaled_rules(path, tmp_path / f"scaled-{path.name}")
-            for path in sorted((REPO / "alerting" / "rules").glob("*.yml"))
-        ]
+        rules = write_compressed_rules(tmp_path / "rules", SCALE)
         prom_config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
