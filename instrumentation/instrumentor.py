@@ -8,16 +8,18 @@ methods exactly. Each supported SDK is optional: one that is not installed is sk
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
 from collections.abc import Collection
+from types import ModuleType
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
-from wrapt import wrap_function_wrapper
+from wrapt import register_post_import_hook, wrap_function_wrapper
 
 import llmpulse
 from llmpulse.instrumentation.calls import Runtime
@@ -42,8 +44,8 @@ class LLMPulseInstrumentor(BaseInstrumentor):
     """
 
     _runtime: Runtime | None = None
-    _wrapped: tuple[tuple[Any, str], ...] = ()
-    _adapters: tuple[Adapter, ...] = ()
+    _wrapped: list[tuple[Any, str]]
+    _adapters: list[Adapter]
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return ()  # both SDKs are optional; each is hooked only when importable
@@ -59,45 +61,48 @@ class LLMPulseInstrumentor(BaseInstrumentor):
             pricing=PricingTable.load(settings.pricing_file),
             content=ContentPolicy(settings),
         )
-        wrapped: list[tuple[Any, str]] = []
-        adapters: list[Adapter] = []
+        self._runtime = runtime
+        self._wrapped = []
+        self._adapters = []
         for package, module_name in _HOOKS.items():
-            try:
-                module = importlib.import_module(module_name)
-                adapter = _adapter(package, settings)
-            except ImportError:
-                _log.debug("llmpulse: %s is not installed; not instrumented", package)
-                continue
-            except Exception:
-                _log.warning(
-                    "llmpulse: this %s version is not supported; its calls are not recorded", package
-                )
-                _log.debug("adapter failure", exc_info=True)
-                continue
-            for cls_name, factory in (
-                ("SyncAPIClient", sync_request_wrapper),
-                ("AsyncAPIClient", async_request_wrapper),
-            ):
-                cls = getattr(module, cls_name, None)
-                if cls is None or not hasattr(cls, "request"):
-                    _log.warning(
-                        "llmpulse: %s.%s.request not found; %s calls are not recorded",
-                        module_name,
-                        cls_name,
-                        package,
-                    )
-                    continue
-                wrap_function_wrapper(cls, "request", factory(runtime, adapter))
-                wrapped.append((cls, "request"))
-            adapters.append(adapter)
+            # Hooked when the application imports the SDK (at once if it already has), so a
+            # process that never uses it does not pay for importing it at start-up.
+            register_post_import_hook(functools.partial(self._hook_sdk, runtime, module_name), package)
         if settings.propagate_to_threads:
             instrument_threads()
-        self._wrapped = tuple(wrapped)
-        self._adapters = tuple(adapters)
-        self._runtime = runtime
+
+    def _hook_sdk(self, runtime: Runtime, module_name: str, package_module: ModuleType) -> None:
+        """Post-import hook of an SDK's top-level package (its submodules are complete by then)."""
+        active = self._runtime
+        if active is None or active is not runtime:  # uninstrumented (or re-instrumented) before the import
+            return
+        package = package_module.__name__
+        try:
+            module = importlib.import_module(module_name)
+            adapter = _adapter(package, active.settings)
+        except Exception:
+            _log.warning("llmpulse: this %s version is not supported; its calls are not recorded", package)
+            _log.debug("adapter failure", exc_info=True)
+            return
+        for cls_name, factory in (
+            ("SyncAPIClient", sync_request_wrapper),
+            ("AsyncAPIClient", async_request_wrapper),
+        ):
+            cls = getattr(module, cls_name, None)
+            if cls is None or not callable(getattr(cls, "request", None)):
+                _log.warning(
+                    "llmpulse: %s.%s.request not found; %s calls are not recorded",
+                    module.__name__,
+                    cls_name,
+                    package,
+                )
+                continue
+            wrap_function_wrapper(cls, "request", factory(runtime, adapter))
+            self._wrapped.append((cls, "request"))
+        self._adapters.append(adapter)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, name in self._wrapped:
+        for cls, name in reversed(self._wrapped):
             unwrap(cls, name)
         for adapter in self._adapters:
             restore = getattr(adapter, "restore", None)
@@ -106,8 +111,8 @@ class LLMPulseInstrumentor(BaseInstrumentor):
         runtime = self._runtime
         if runtime is not None and runtime.settings.propagate_to_threads:
             uninstrument_threads()
-        self._wrapped = ()
-        self._adapters = ()
+        self._wrapped = []
+        self._adapters = []
         self._runtime = None
 
 

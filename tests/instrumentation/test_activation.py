@@ -202,3 +202,19 @@ def test_exporter_fixture_in_memory_still_works() -> None:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     provider.get_tracer("t").start_span("x").end()
     assert len(exporter.get_finished_spans()) == 1
+
+
+def test_start_up_hook_imports_no_sdk_until_the_app_does() -> None:
+    code = (
+        "import sys; before = 'openai' in sys.modules or 'anthropic' in sys.modules; "
+        "import openai._base_client as b; "
+        "sys.exit(2 if before else 0 if hasattr(b.SyncAPIClient.request, '__wrapped__') else 3)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"LLMPULSE_ENABLED": "1"},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr)
