@@ -2,11 +2,13 @@
 
 Run: ``.venv/bin/python benchmarks/bench_instrumentation.py [--calls 4000] [--block 50]``
 
-One process, one ``openai`` client, three configurations measured in alternating blocks
+One process, one ``openai`` client, four configurations measured in alternating blocks
 so drift (other processes, frequency scaling) hits all of them alike:
 
 * ``none``: the uninstrumented client (the baseline);
 * ``llmpulse``: ``llmpulse.instrumentation.instrument()``, content off;
+* ``llm-noop``: llmpulse with a no-op tracer provider: the cost of llmpulse's own code,
+  without the OpenTelemetry SDK's span;
 * ``official``: ``opentelemetry-instrumentation-genai-openai``, content off (its default).
 
 The answers come from the fake provider (``llmpulse.testing.fake_provider``): recorded from
@@ -37,6 +39,7 @@ import httpx2
 import openai
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.trace import NoOpTracerProvider
 
 from llmpulse.instrumentation import instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
@@ -72,6 +75,8 @@ def configs(tracer_provider: TracerProvider) -> list[Config]:
     return [
         Config("none", lambda: None, lambda: None),
         Config("llmpulse", lambda: instrument(tracer_provider=tracer_provider), uninstrument),
+        # llmpulse's own code alone: the same hook with spans that record nothing
+        Config("llm-noop", lambda: instrument(tracer_provider=NoOpTracerProvider()), uninstrument),
         Config(
             "official",
             lambda: official.instrument(tracer_provider=tracer_provider),

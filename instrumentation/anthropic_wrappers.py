@@ -63,7 +63,7 @@ class AnthropicAdapter(Adapter):
         if options.method != "post" or path not in _PATHS:
             return None
         body = options.json_data
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None

@@ -54,13 +54,6 @@ class Adapter:
         """Per-call adjustment of the client (e.g. switching off duplicate SDK spans)."""
 
 
-def _begin(
-    runtime: Runtime, adapter: Adapter, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    options = args[1] if len(args) > 1 else kwargs.get("options")
-    return adapter.start(runtime, instance, options, bool(kwargs.get("stream", False)))
-
-
 def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
     """The wrapper for ``SyncAPIClient.request``."""
 
@@ -68,7 +61,8 @@ def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            call: CallRecorder | None = _begin(runtime, adapter, instance, args, kwargs)
+            options = args[1] if len(args) > 1 else kwargs.get("options")
+            call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
             if call is not None:
                 adapter.before_send(instance)
         except Exception:
@@ -101,7 +95,8 @@ def async_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         try:
-            call: CallRecorder | None = _begin(runtime, adapter, instance, args, kwargs)
+            options = args[1] if len(args) > 1 else kwargs.get("options")
+            call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
             if call is not None:
                 adapter.before_send(instance)
         except Exception:
@@ -134,10 +129,11 @@ def async_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
 
 
 def _complete(adapter: Adapter, call: CallRecorder, result: Any) -> Any:
-    if isinstance(result, adapter.sync_stream_types):
-        return StreamProxy(result, call, adapter.accumulator(call))
-    if isinstance(result, adapter.async_stream_types):
-        return AsyncStreamProxy(result, call, adapter.accumulator(call))
+    if call.stream:
+        if isinstance(result, adapter.sync_stream_types):
+            return StreamProxy(result, call, adapter.accumulator(call))
+        if isinstance(result, adapter.async_stream_types):
+            return AsyncStreamProxy(result, call, adapter.accumulator(call))
     if isinstance(result, adapter.raw_types):
         if not call.stream and result.http_response.is_closed:
             parsed = result.parse()

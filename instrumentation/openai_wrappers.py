@@ -74,7 +74,7 @@ class OpenAIAdapter(Adapter):
         if op is None or options.method != "post":
             return None
         body = options.json_data
-        if not isinstance(body, Mapping):
+        if type(body) is not dict and not isinstance(body, Mapping):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None
