@@ -7,12 +7,15 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any
 
+from llmpulse.processor.engines import EngineSet, build_engines, load_engine_config
 from llmpulse.processor.service import ProcessorService, StartupError
-from llmpulse.processor.settings import ConfigError, add_arguments, resolve
+from llmpulse.processor.settings import ENV_CONFIG, ConfigError, add_arguments, resolve
 from llmpulse.processor.status import DEFAULT_URL, StatusError, fetch_status, render_table
 from llmpulse.processor.windows import WINDOWS
 
@@ -23,6 +26,11 @@ Run the llmpulse processor: receive OTLP traces (gRPC on --grpc-port, HTTP POST 
 --admin-port. Every setting can also come from an environment variable or from the
 [processor] table of a TOML file given with --config; flags win over the environment, which
 wins over the file. SIGINT/SIGTERM drain the queue (within --drain-timeout) and stop.
+
+The same file's [quality], [canary] and [drift] tables configure the quality engine (cheap
+checks, LLM judge, SPC charts, user signals, flagged samples), canary probes and input-drift
+detection (docs/quality.md, docs/drift.md). The judge's endpoint, model and key can also come
+from LLMPULSE_JUDGE_BASE_URL, LLMPULSE_JUDGE_MODEL and LLMPULSE_JUDGE_API_KEY.
 """
 
 
@@ -71,6 +79,7 @@ def run_serve(args: argparse.Namespace) -> int:
     """Entry point of ``llmpulse serve``."""
     try:
         settings = resolve(args)
+        engine_tables = load_engine_config(args.config or os.environ.get(ENV_CONFIG))
     except ConfigError as exc:
         print(f"llmpulse serve: {exc}", file=sys.stderr)
         return 2
@@ -78,23 +87,35 @@ def run_serve(args: argparse.Namespace) -> int:
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
     try:
-        return asyncio.run(_serve(settings))
+        return asyncio.run(_serve(settings, engine_tables))
     except (ConfigError, StartupError) as exc:
         print(f"llmpulse serve: {exc}", file=sys.stderr)
         return 1
 
 
-async def _serve(settings: Any) -> int:
-    service = ProcessorService(settings)
-    await service.startup()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+async def _serve(settings: Any, engine_tables: Mapping[str, Mapping[str, Any]]) -> int:
+    engines: EngineSet = build_engines(engine_tables, os.environ)
+    service = ProcessorService(
+        settings,
+        listeners=engines.listeners,
+        collectors=engines.collectors,
+        admin_routes=engines.admin_routes,
+        status_sections=engines.status_sections,
+    )
+    # Engines first, so the first spans find them running; they stop after the queue drained.
+    await engines.start()
     try:
-        await stop.wait()
+        await service.startup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await service.shutdown()
     finally:
-        await service.shutdown()
+        await engines.stop()
     return 0
 
 

@@ -214,7 +214,8 @@ class DerivedMetrics:
             series = self.llm.get(labels)
             if series is None and len(self.llm) >= self._max_series:
                 # each label is under its cap but their combinations are not: fold the whole set
-                labels = (M.OVERFLOW_VALUE,) * len(M.LLM_LABELS)
+                other = M.OVERFLOW_VALUE
+                labels = (other, other, other, other)  # one per M.LLM_LABELS
                 overflowed = (M.OVERFLOW_SERIES,)
                 series = self.llm.get(labels)
             if series is None:

@@ -250,6 +250,7 @@ class Pipeline:
             for scope_spans in resource_spans.scope_spans:
                 secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
                 for span in scope_spans.spans:
+                    record: Any  # one of the record types or a rejection reason, told apart by type
                     try:
                         record = normalize_span(span, secondary)
                     except Exception:  # a producer sent something the normaliser did not foresee

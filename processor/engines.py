@@ -1,0 +1,144 @@
+"""The engines ``llmpulse serve`` plugs into the processor: quality (checks, judge, SPC, user
+signals, flagged samples), canary probes and input drift.
+
+They attach through the processor's extension points (:class:`ProcessorService` ``listeners``,
+``collectors``, ``admin_routes``, ``status_sections``): each engine keeps its metrics on a
+registry of its own, which is added to the processor's registry as one collector, so every
+family appears on the same ``/metrics``.
+
+Configuration comes from the ``[quality]``, ``[canary]`` and ``[drift]`` tables of the file
+given to ``serve --config`` (see docs/quality.md and docs/drift.md). The judge's endpoint,
+model and key can also come from ``LLMPULSE_JUDGE_BASE_URL``, ``LLMPULSE_JUDGE_MODEL`` and
+``LLMPULSE_JUDGE_API_KEY``. Without a judge endpoint the judge is off and says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from prometheus_client.registry import CollectorRegistry
+
+from llmpulse.processor.canary import CanaryRunner, CanarySettings
+from llmpulse.processor.http_server import Handler
+from llmpulse.processor.quality import QualityEngine
+from llmpulse.processor.quality_ingest import feedback_from_record, sample_from_call
+from llmpulse.processor.quality_settings import QualityConfigError, QualitySettings
+from llmpulse.processor.quality_status import quality_status
+from llmpulse.processor.records import Feedback, LLMCall
+from llmpulse.processor.settings import ConfigError
+
+logger = logging.getLogger(__name__)
+
+ENV_JUDGE_BASE_URL = "LLMPULSE_JUDGE_BASE_URL"
+ENV_JUDGE_MODEL = "LLMPULSE_JUDGE_MODEL"
+ENV_JUDGE_API_KEY = "LLMPULSE_JUDGE_API_KEY"
+ENGINE_TABLES = ("quality", "canary", "drift")
+
+
+@dataclass
+class EngineSet:
+    """What the engines add to a :class:`ProcessorService`, and their lifecycle."""
+
+    listeners: list[Any] = field(default_factory=list)
+    collectors: list[Any] = field(default_factory=list)
+    admin_routes: dict[str, Handler] = field(default_factory=dict)
+    status_sections: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        for start in self.starters:
+            await start()
+
+    async def stop(self) -> None:
+        for stop in reversed(self.stoppers):
+            try:
+                await stop()
+            except Exception:  # one engine failing to stop must not keep the others running
+                logger.exception("event=engine_stop_failed")
+
+
+class QualityListener:
+    """Hands every counted LLM call and feedback event to the quality engine."""
+
+    def __init__(self, engine: QualityEngine) -> None:
+        self._engine = engine
+
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        self._engine.observe(sample_from_call(call, span))
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        self._engine.observe_feedback(feedback_from_record(feedback, span))
+
+
+def load_engine_config(path: str | None) -> dict[str, dict[str, Any]]:
+    """The engine tables of the ``serve --config`` file (empty tables without a file)."""
+    if not path:
+        return {name: {} for name in ENGINE_TABLES}
+    try:
+        with Path(path).open("rb") as fh:
+            document = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    tables: dict[str, dict[str, Any]] = {}
+    for name in ENGINE_TABLES:
+        table = document.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [{name}] must be a table")
+        tables[name] = table
+    return tables
+
+
+def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> QualitySettings:
+    """Quality settings from the ``[quality]`` table, with the judge endpoint from the environment."""
+    try:
+        settings = QualitySettings.from_dict(dict(table))
+    except QualityConfigError as exc:
+        raise ConfigError(f"[quality]: {exc}") from None
+    judge = settings.judge
+    overrides: dict[str, Any] = {}
+    if environ.get(ENV_JUDGE_BASE_URL):
+        overrides["base_url"] = environ[ENV_JUDGE_BASE_URL]
+    if environ.get(ENV_JUDGE_MODEL):
+        overrides["model"] = environ[ENV_JUDGE_MODEL]
+    if environ.get(ENV_JUDGE_API_KEY):
+        overrides["api_key"] = environ[ENV_JUDGE_API_KEY]
+    configured = "base_url" in dict(table).get("judge", {}) or "base_url" in overrides
+    if judge.enabled and not configured:
+        logger.warning(
+            "event=judge_off reason=no_endpoint hint='set [quality.judge] base_url or %s'", ENV_JUDGE_BASE_URL
+        )
+        overrides["enabled"] = False
+    return replace(settings, judge=replace(judge, **overrides)) if overrides else settings
+
+
+def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> EngineSet:
+    """Build the quality engine and canary runner from their config tables."""
+    engines = EngineSet()
+    registry = CollectorRegistry(auto_describe=False)
+    quality = QualityEngine(quality_settings(tables.get("quality", {}), environ), registry=registry)
+    try:
+        canary_settings = CanarySettings.from_dict(dict(tables.get("canary", {})))
+    except QualityConfigError as exc:
+        raise ConfigError(f"[canary]: {exc}") from None
+    canary = CanaryRunner(canary_settings, quality.metrics)
+
+    async def start_quality() -> None:
+        await quality.start()
+        canary.start()
+
+    async def stop_quality() -> None:
+        await canary.stop()
+        await quality.stop(timeout=5.0)
+
+    engines.listeners.append(QualityListener(quality))
+    engines.collectors.append(registry)
+    engines.status_sections["quality"] = lambda: quality_status(quality)
+    engines.starters.append(start_quality)
+    engines.stoppers.append(stop_quality)
+    return engines

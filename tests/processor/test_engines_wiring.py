@@ -1,0 +1,139 @@
+"""`llmpulse serve` runs the quality engine: cheap checks and the judge on the spans it receives."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from prometheus_client.parser import text_string_to_metric_families
+
+from llmpulse import attributes as A
+from llmpulse import components
+from llmpulse.processor import quality_metric_names as Q
+from llmpulse.processor.engines import ENV_JUDGE_BASE_URL, build_engines, quality_settings
+from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
+
+VERDICT = json.dumps({"correctness": 5, "completeness": 4, "tone": 5, "explanation": "fine"})
+
+
+def _samples(admin: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = httpx.get(f"http://{admin}/metrics").text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def _wait(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = fn()
+        if value:
+            return value
+        time.sleep(0.2)
+    return None
+
+
+def _send(endpoint: str, outputs: list[str]) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "wiring"}))
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"http://{endpoint}/v1/traces"))
+    )
+    tracer = provider.get_tracer("test")
+    for output in outputs:
+        with tracer.start_as_current_span("chat gpt-4o-mini") as span:
+            span.set_attributes(
+                {
+                    A.SPAN_KIND: A.SPAN_KIND_LLM,
+                    A.FEATURE: "support",
+                    A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
+                    A.GEN_AI_PROVIDER_NAME: "openai",
+                    A.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+                    A.GEN_AI_USAGE_INPUT_TOKENS: 10,
+                    A.GEN_AI_USAGE_OUTPUT_TOKENS: 3,
+                    A.FINISH_REASON: A.FINISH_STOP,
+                    A.GEN_AI_INPUT_MESSAGES: json.dumps(
+                        [
+                            {
+                                "role": "user",
+                                "parts": [{"type": "text", "content": "How do I reset my password?"}],
+                            }
+                        ]
+                    ),
+                    A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                        [{"role": "assistant", "parts": [{"type": "text", "content": output}]}]
+                    ),
+                }
+            )
+    provider.shutdown()
+
+
+def test_serve_runs_cheap_checks_and_the_judge(tmp_path: Path) -> None:
+    def judge(request: RecordedRequest) -> FakeReply:
+        return FakeReply(text=VERDICT)
+
+    with FakeProvider() as fake:
+        fake.set_handler(judge)
+        config = tmp_path / "llmpulse.toml"
+        config.write_text(
+            f"""
+[quality]
+judge_rate = 1.0
+db_path = "{tmp_path / "quality.db"}"
+
+[quality.judge]
+base_url = "{fake.openai_base_url}"
+model = "judge-model"
+api_key = "test"
+"""
+        )
+        grpc, http, admin = (components.free_port() for _ in range(3))
+        argv = [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config)]
+        argv += ["--grpc-port", str(grpc), "--http-port", str(http), "--admin-port", str(admin)]
+        with components.ManagedProcess(
+            "processor", argv, f"http://127.0.0.1:{admin}/readyz", tmp_path / "p.log"
+        ):
+            _send(f"127.0.0.1:{http}", ["Open Settings, then Security, then Reset password.", "   "])
+
+            def judged() -> dict[Any, float] | None:
+                samples = _samples(f"127.0.0.1:{admin}")
+                verdicts = sum(v for (name, _), v in samples.items() if name == Q.JUDGE_VERDICTS_TOTAL)
+                return samples if verdicts >= 2 else None
+
+            samples = _wait(judged)
+            assert samples is not None, "the judge never returned two verdicts"
+            failures = {
+                dict(labels)["check"]: v
+                for (name, labels), v in samples.items()
+                if name == Q.CHECK_FAILURES_TOTAL
+            }
+            assert failures.get("empty_output") == 1.0, failures
+            status = httpx.get(f"http://127.0.0.1:{admin}/api/status").json()
+            assert "quality" in status
+        judge_calls = [r for r in fake.requests if r.body and r.body.get("model") == "judge-model"]
+        assert len(judge_calls) == 2
+
+
+def test_judge_is_off_without_an_endpoint(caplog: pytest.LogCaptureFixture) -> None:
+    settings = quality_settings({}, {})
+    assert settings.judge.enabled is False
+    assert "judge_off" in caplog.text
+    on = quality_settings({}, {ENV_JUDGE_BASE_URL: "http://127.0.0.1:1/v1"})
+    assert on.judge.enabled is True and on.judge.base_url == "http://127.0.0.1:1/v1"
+
+
+def test_engines_register_one_collector_and_a_status_section(tmp_path: Path) -> None:
+    engines = build_engines({"quality": {"db_path": str(tmp_path / "q.db")}}, {})
+    assert len(engines.listeners) == 1 and len(engines.collectors) == 1
+    assert set(engines.status_sections) == {"quality"}
