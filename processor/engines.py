@@ -10,10 +10,19 @@ Configuration comes from the ``[quality]``, ``[canary]`` and ``[drift]`` tables 
 given to ``serve --config`` (see docs/quality.md and docs/drift.md). The judge's endpoint,
 model and key can also come from ``LLMPULSE_JUDGE_BASE_URL``, ``LLMPULSE_JUDGE_MODEL`` and
 ``LLMPULSE_JUDGE_API_KEY``. Without a judge endpoint the judge is off and says so in the log.
+
+``[drift]`` keys: ``enabled`` (true), ``embedder`` (``hashed``, ``openai`` or ``local``),
+``state_path`` (where frozen references persist across restarts; none by default),
+``interval_s`` (1.0), an ``[drift.embedder_options]`` table passed to the embedder (for
+``openai``: ``base_url``, ``model``, ``api_key``, ``timeout``, ``daily_token_budget``, ...; the
+key can also come from ``LLMPULSE_EMBEDDINGS_API_KEY``) and a ``[drift.settings]`` table of
+:class:`~llmpulse.processor.drift_state.DriftSettings` fields.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import tomllib
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,6 +33,10 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.processor.canary import CanaryRunner, CanarySettings
+from llmpulse.processor.drift import DriftEngine
+from llmpulse.processor.drift_listener import service_extensions
+from llmpulse.processor.drift_state import DriftSettings
+from llmpulse.processor.embedders import build_embedder
 from llmpulse.processor.http_server import Handler
 from llmpulse.processor.quality import QualityEngine
 from llmpulse.processor.quality_ingest import feedback_from_record, sample_from_call
@@ -37,6 +50,8 @@ logger = logging.getLogger(__name__)
 ENV_JUDGE_BASE_URL = "LLMPULSE_JUDGE_BASE_URL"
 ENV_JUDGE_MODEL = "LLMPULSE_JUDGE_MODEL"
 ENV_JUDGE_API_KEY = "LLMPULSE_JUDGE_API_KEY"
+ENV_EMBEDDINGS_API_KEY = "LLMPULSE_EMBEDDINGS_API_KEY"
+_DRIFT_KEYS = frozenset({"enabled", "embedder", "state_path", "interval_s", "embedder_options", "settings"})
 ENGINE_TABLES = ("quality", "canary", "drift")
 
 
@@ -117,8 +132,55 @@ def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> Qu
     return replace(settings, judge=replace(judge, **overrides)) if overrides else settings
 
 
+def build_drift(table: Mapping[str, Any], environ: Mapping[str, str], engines: EngineSet) -> None:
+    """Add the drift engine described by the ``[drift]`` table to ``engines`` (unless disabled)."""
+    unknown = sorted(set(table) - _DRIFT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"[drift]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_DRIFT_KEYS))}"
+        )
+    if not table.get("enabled", True):
+        return
+    kind = str(table.get("embedder", "hashed"))
+    options = dict(table.get("embedder_options", {}))
+    if kind == "openai" and "api_key" not in options and environ.get(ENV_EMBEDDINGS_API_KEY):
+        options["api_key"] = environ[ENV_EMBEDDINGS_API_KEY]
+    try:
+        embedder = build_embedder(kind, **options)
+        settings = DriftSettings(**dict(table.get("settings", {})))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[drift]: {exc}") from None
+    engine = DriftEngine(
+        registry=CollectorRegistry(auto_describe=False), embedder=embedder, settings=settings
+    )
+    state_path = table.get("state_path")
+    interval = float(table.get("interval_s", 1.0))
+    extensions = service_extensions(engine)
+    engines.listeners.extend(extensions["listeners"])
+    engines.collectors.extend(extensions["collectors"])
+    engines.admin_routes.update(extensions["admin_routes"])
+    engines.status_sections.update(extensions["status_sections"])
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        if state_path and Path(state_path).exists():
+            await asyncio.to_thread(engine.load_state, state_path)
+        tasks.append(asyncio.get_running_loop().create_task(engine.run(interval=interval), name="drift"))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if state_path:
+            await asyncio.to_thread(engine.save_state, state_path)
+
+    engines.starters.append(start)
+    engines.stoppers.append(stop)
+
+
 def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> EngineSet:
-    """Build the quality engine and canary runner from their config tables."""
+    """Build the quality engine, canary runner and drift engine from their config tables."""
     engines = EngineSet()
     registry = CollectorRegistry(auto_describe=False)
     quality = QualityEngine(quality_settings(tables.get("quality", {}), environ), registry=registry)
@@ -141,4 +203,5 @@ def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str,
     engines.status_sections["quality"] = lambda: quality_status(quality)
     engines.starters.append(start_quality)
     engines.stoppers.append(stop_quality)
+    build_drift(tables.get("drift", {}), environ, engines)
     return engines

@@ -1,4 +1,4 @@
-"""`llmpulse serve` runs the quality engine: cheap checks and the judge on the spans it receives."""
+"""`llmpulse serve` runs the quality and drift engines on the spans it receives."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from llmpulse import attributes as A
 from llmpulse import components
 from llmpulse.processor import quality_metric_names as Q
 from llmpulse.processor.engines import ENV_JUDGE_BASE_URL, build_engines, quality_settings
+from llmpulse.processor.settings import ConfigError
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 VERDICT = json.dumps({"correctness": 5, "completeness": 4, "tone": 5, "explanation": "fine"})
@@ -120,7 +121,14 @@ api_key = "test"
             }
             assert failures.get("empty_output") == 1.0, failures
             status = httpx.get(f"http://127.0.0.1:{admin}/api/status").json()
-            assert "quality" in status
+            assert "quality" in status and "drift" in status
+
+            def drift_seen() -> dict[str, Any] | None:
+                drift = httpx.get(f"http://127.0.0.1:{admin}/api/drift").json()
+                return drift if "support" in json.dumps(drift) else None
+
+            assert _wait(drift_seen), "the drift engine never saw the feature's prompts"
+            assert any(name.startswith("llmpulse_drift_") for name, _ in _samples(f"127.0.0.1:{admin}"))
         judge_calls = [r for r in fake.requests if r.body and r.body.get("model") == "judge-model"]
         assert len(judge_calls) == 2
 
@@ -133,7 +141,19 @@ def test_judge_is_off_without_an_endpoint(caplog: pytest.LogCaptureFixture) -> N
     assert on.judge.enabled is True and on.judge.base_url == "http://127.0.0.1:1/v1"
 
 
-def test_engines_register_one_collector_and_a_status_section(tmp_path: Path) -> None:
+def test_engines_register_collectors_routes_and_status_sections(tmp_path: Path) -> None:
     engines = build_engines({"quality": {"db_path": str(tmp_path / "q.db")}}, {})
-    assert len(engines.listeners) == 1 and len(engines.collectors) == 1
-    assert set(engines.status_sections) == {"quality"}
+    assert len(engines.listeners) == 2 and len(engines.collectors) == 2
+    assert set(engines.status_sections) == {"quality", "drift"}
+    assert set(engines.admin_routes) == {"/api/drift"}
+    quality_only = build_engines(
+        {"quality": {"db_path": str(tmp_path / "q.db")}, "drift": {"enabled": False}}, {}
+    )
+    assert set(quality_only.status_sections) == {"quality"}
+
+
+def test_bad_drift_config_fails_fast(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_engines({"quality": {"db_path": str(tmp_path / "q.db")}, "drift": {"embeder": "hashed"}}, {})
+    with pytest.raises(ConfigError, match="unknown embedder"):
+        build_engines({"quality": {"db_path": str(tmp_path / "q.db")}, "drift": {"embedder": "nope"}}, {})
