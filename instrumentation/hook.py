@@ -54,6 +54,15 @@ class Adapter:
         """Per-call adjustment of the client (e.g. switching off duplicate SDK spans)."""
 
 
+def _before_send(adapter: Adapter, client: Any, call: CallRecorder | None) -> None:
+    if call is None:
+        return
+    try:
+        adapter.before_send(client)
+    except Exception:
+        _log.debug("llmpulse could not prepare the client", exc_info=True)
+
+
 def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
     """The wrapper for ``SyncAPIClient.request``."""
 
@@ -63,11 +72,10 @@ def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
             call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
-            if call is not None:
-                adapter.before_send(instance)
         except Exception:
             _log.debug("llmpulse could not start an LLM span", exc_info=True)
             call = None
+        _before_send(adapter, instance, call)
         if call is None:
             return wrapped(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(call.span))
@@ -97,11 +105,10 @@ def async_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
             call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
-            if call is not None:
-                adapter.before_send(instance)
         except Exception:
             _log.debug("llmpulse could not start an LLM span", exc_info=True)
             call = None
+        _before_send(adapter, instance, call)
         if call is None:
             return await wrapped(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(call.span))
