@@ -64,10 +64,10 @@ class StreamProxy(wrapt.ObjectProxy):
         except BaseException as exc:
             _finish(self._self_call, self._self_acc, exc)
             raise
-        if not self._self_started:
-            self._self_started = True
-            self._self_call.first_chunk()
         try:
+            if not self._self_started:
+                self._self_started = True
+                self._self_call.first_chunk()
             keep = self._self_acc.on_chunk(chunk)
         except Exception:
             _log.debug("llmpulse could not read a stream chunk", exc_info=True)
@@ -112,10 +112,10 @@ class AsyncStreamProxy(wrapt.ObjectProxy):
         except BaseException as exc:
             _finish(self._self_call, self._self_acc, exc)
             raise
-        if not self._self_started:
-            self._self_started = True
-            self._self_call.first_chunk()
         try:
+            if not self._self_started:
+                self._self_started = True
+                self._self_call.first_chunk()
             keep = self._self_acc.on_chunk(chunk)
         except Exception:
             _log.debug("llmpulse could not read a stream chunk", exc_info=True)
