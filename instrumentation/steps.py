@@ -2,7 +2,8 @@
 
 LLM calls made inside a step become its children, which is how a slow retrieval step shows
 up next to the model call it fed. ``step("retrieval", ...)`` follows the GenAI semantic
-conventions' retrieval operation (span ``retrieval {data_source}``).
+conventions' retrieval operation (span ``retrieval {data_source}``), ``step(..., tool_name=)``
+their ``execute_tool`` operation.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ class step:
     """Record a pipeline step as a span; usable as a context manager or a decorator.
 
     ``name`` names the step; ``"retrieval"`` uses the semconv retrieval operation, with
-    ``data_source`` as ``gen_ai.data_source.id``. ``query`` is recorded only where message
+    ``data_source`` as ``gen_ai.data_source.id``; a step given ``tool_name`` is a semconv
+    ``execute_tool`` span (``execute_tool {tool_name}``). ``query`` is recorded only where message
     content capture is on for this trace (and then redacted). Results can be added during the
     step with :meth:`record`; a decorated function that returns a sized collection records
     its length as the document count.
@@ -41,6 +43,7 @@ class step:
         name: str,
         *,
         data_source: str | None = None,
+        tool_name: str | None = None,
         query: str | None = None,
         document_count: int | None = None,
         top_score: float | None = None,
@@ -48,6 +51,7 @@ class step:
     ) -> None:
         self.name = name
         self._data_source = data_source
+        self._tool_name = tool_name
         self._query = query
         self._initial: dict[str, AttributeValue] = dict(attributes or {})
         if document_count is not None:
@@ -88,6 +92,10 @@ class step:
             if self._data_source:
                 attrs[A.GEN_AI_DATA_SOURCE_ID] = self._data_source
                 span_name = f"{A.OP_RETRIEVAL} {self._data_source}"
+        elif self._tool_name:
+            attrs[A.GEN_AI_OPERATION_NAME] = A.OP_EXECUTE_TOOL
+            attrs[A.GEN_AI_TOOL_NAME] = self._tool_name
+            span_name = f"{A.OP_EXECUTE_TOOL} {self._tool_name}"
         span = tracer.start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
         if self._query is not None and runtime is not None and runtime.content.decide(span):
             span.set_attribute(A.GEN_AI_RETRIEVAL_QUERY_TEXT, runtime.content.text(self._query))

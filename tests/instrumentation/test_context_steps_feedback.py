@@ -164,3 +164,13 @@ def test_feedback_spans_explicit_and_implicit(spans, oai) -> None:
 
 def test_provider_fixture_is_shared(provider: FakeProvider) -> None:
     assert provider.base_url.startswith("http://127.0.0.1:")
+
+
+def test_tool_step_uses_execute_tool(spans) -> None:
+    with llmpulse.step("weather-lookup", tool_name="get_weather"):
+        pass
+    (span,) = spans.all()
+    assert span.name == "execute_tool get_weather"
+    assert span.attributes[A.GEN_AI_OPERATION_NAME] == A.OP_EXECUTE_TOOL
+    assert span.attributes[A.GEN_AI_TOOL_NAME] == "get_weather"
+    assert span.attributes[A.STEP_NAME] == "weather-lookup"
