@@ -218,3 +218,19 @@ def test_start_up_hook_imports_no_sdk_until_the_app_does() -> None:
         check=False,
     )
     assert done.returncode == 0, (done.returncode, done.stderr)
+
+
+def test_fallback_exporter_follows_the_otlp_protocol_variables() -> None:
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    from llmpulse.instrumentation.setup import _exporter
+
+    assert isinstance(_exporter({}), Grpc)
+    assert isinstance(_exporter({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}), Http)
+    assert isinstance(
+        _exporter(
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}
+        ),
+        Grpc,
+    )

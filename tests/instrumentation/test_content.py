@@ -142,3 +142,16 @@ def test_settings_from_env() -> None:
     assert Settings.from_env({A.ENV_CAPTURE_CONTENT: "span_only"}).content == "on"
     assert Settings.from_env({A.ENV_CAPTURE_CONTENT: "NO_CONTENT"}).content == "off"
     assert Settings.from_env({A.ENV_SAMPLE_RATE: "lots"}).sample_rate == 0.0
+
+
+def test_content_off_never_serializes(spans, oai, claude, monkeypatch) -> None:
+    from llmpulse.instrumentation.content import ContentPolicy
+
+    calls: list[object] = []
+    monkeypatch.setattr(ContentPolicy, "encode", lambda self, value: calls.append(value) or "[]")
+    monkeypatch.setattr(ContentPolicy, "text", lambda self, value: calls.append(value) or "")
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    list(oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True))
+    claude.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=MESSAGES[1:])
+    assert len(spans.llm()) == 3
+    assert calls == []
