@@ -36,7 +36,7 @@ class DriftListener:
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """Queue the call's prompt for drift monitoring when its span carries content."""
-        if span is None or call.secondary:
+        if span is None or call.secondary or not call.has_content:
             return
         content: dict[str, str] = {}
         for kv in span.attributes:

@@ -85,7 +85,8 @@ class QualityListener:
         self._engine = engine
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
-        self._engine.observe(sample_from_call(call, span))
+        # Content attributes are only worth a scan of the span when the normaliser saw them.
+        self._engine.observe(sample_from_call(call, span if call.has_content else None))
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         self._engine.observe_feedback(feedback_from_record(feedback, span))

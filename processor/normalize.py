@@ -59,13 +59,15 @@ _KEYS = (
     A.FEEDBACK_KIND,
     A.FEEDBACK_VALUE,
     A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
+    A.GEN_AI_INPUT_MESSAGES,  # only whether they are present: the engines read content themselves
+    A.GEN_AI_OUTPUT_MESSAGES,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
     _FEATURE, _FINISH, _FINISH_REASONS, _OI_FINISH, _SDK_STOP, _IN, _IN_LEGACY, _IN_OI, _OUT,
     _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
-    _FB_VALUE, _SDK_CACHE_WRITE,
+    _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES,
 ) = range(len(_KEYS))  # fmt: skip
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
@@ -371,6 +373,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.parent_span_id = span.parent_span_id
     call.end_ns = span.end_time_unix_nano
     call.secondary = secondary
+    call.has_content = vals[_INPUT_MESSAGES] is not None or vals[_OUTPUT_MESSAGES] is not None
     return call
 
 

@@ -100,6 +100,7 @@ class QualityEngine:
         self._tick_s = tick_s
         self._features: set[str] = set()
         self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
+        self._children: dict[tuple[Any, ...], Any] = {}
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._judge_queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
         self._store_queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(1000)
@@ -164,6 +165,14 @@ class QualityEngine:
             self.metrics.init_feature(feature)
             self._checked[feature] = self.metrics.checked.labels(feature)
 
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, looked up once: the ingest path calls this per failed check."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe(self, sample: QualitySample) -> list[str]:
         """Check one call and maybe queue it for judging; returns the failed check names.
 
@@ -187,14 +196,14 @@ class QualityEngine:
         )
         self._checked[feature].inc()
         for name in failed:
-            self.metrics.check_failures.labels(feature, name).inc()
+            self._child(self.metrics.check_failures, feature, name).inc()
         self.signals.observe_response(feature)
         self.charts.observe_call(sample, refused=not _REFUSALS.isdisjoint(failed))
         if sample.response_id and sample.has_content:
             self._remember(sample)
         flagging = [name for name in failed if name not in _NOT_FLAGGING]
         if flagging:
-            self.metrics.flagged.labels(feature, Q.SOURCE_CHECK).inc()
+            self._child(self.metrics.flagged, feature, Q.SOURCE_CHECK).inc()
             self._save(self._record(sample, (Q.SOURCE_CHECK,), tuple(flagging)))
         if (
             self._accepting

@@ -15,6 +15,7 @@ class LLMCall:
         "error_type",
         "feature",
         "finish_reason",
+        "has_content",
         "input_tokens",
         "model",
         "operation",
@@ -53,6 +54,7 @@ class LLMCall:
     parent_span_id: bytes
     end_ns: int
     secondary: bool
+    has_content: bool  # the span carries gen_ai.input/output.messages (sampled or captured content)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
