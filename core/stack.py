@@ -115,6 +115,27 @@ class Stack:
         path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
         return path
 
+    def _processor_config(self) -> Path:
+        """The processor's engines: state under the state dir, the fake provider as the judge."""
+        d, p, h = self.state_dir, self.ports, self.host
+        path = d / "processor.toml"
+        path.write_text(
+            f"""# Written by `llmpulse up`. No real LLM endpoint is configured, so the fake provider
+# on {h}:{p.fake_provider} is the judge (its verdicts are canned, not real judgements).
+[quality]
+db_path = "{d / "quality.db"}"
+
+[quality.judge]
+base_url = "http://{h}:{p.fake_provider}/v1"
+model = "fake-judge"
+api_key = "fake"
+
+[drift]
+state_path = "{d / "drift.npz"}"
+"""
+        )
+        return path
+
     def _alertmanager_config(self) -> Path:
         """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
         shipped = components.REPO_ROOT / "alerting" / "alertmanager.yml"
@@ -156,6 +177,8 @@ class Stack:
             _python_module(
                 "llmpulse.cli",
                 "serve",
+                "--config",
+                str(self._processor_config()),
                 "--host",
                 h,
                 "--grpc-port",
