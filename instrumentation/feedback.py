@@ -18,6 +18,24 @@ from llmpulse.instrumentation.redaction import Redactor
 _FALLBACK_SCOPE = "llmpulse"
 
 
+_THUMBS = {"up": 1.0, "down": 0.0}
+
+
+def _number(value: str | float | int | bool | None) -> float | None:
+    """The feedback value as the float the span contract carries."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _THUMBS:
+            return _THUMBS[word]
+        try:
+            return float(word)
+        except ValueError:
+            raise ValueError(f"feedback value {value!r} is not a number, 'up' or 'down'") from None
+    return float(value)
+
+
 def feedback(
     kind: str,
     value: str | float | int | bool | None = None,
@@ -29,13 +47,16 @@ def feedback(
 
     ``kind`` is one of ``thumbs``, ``rating``, ``comment`` (explicit) or ``correction``,
     ``follow_up``, ``abandoned`` (implicit signals); see ``llmpulse.attributes.FEEDBACK_KINDS``.
-    ``value`` is e.g. ``"up"``/``"down"`` for thumbs or a number for a rating. ``comment`` is
-    free text and passes through the built-in redaction before it is recorded.
+    ``value`` is ``"up"``/``"down"`` (or ``True``/``False``, ``1``/``0``) for thumbs and a number
+    for a rating; it is recorded as a number (the span contract: thumbs up 1, down 0). ``comment``
+    is free text and passes through the built-in redaction before it is recorded.
 
-    Raises ``ValueError`` for an unknown ``kind`` (a programming error at the call site).
+    Raises ``ValueError`` for an unknown ``kind`` or a value that is not a number (programming
+    errors at the call site).
     """
     if kind not in A.FEEDBACK_KINDS:
         raise ValueError(f"unknown feedback kind {kind!r}; use one of {', '.join(A.FEEDBACK_KINDS)}")
+    number = _number(value)
     from llmpulse.instrumentation.instrumentor import active_runtime
 
     runtime = active_runtime()
@@ -45,8 +66,8 @@ def feedback(
         A.SPAN_KIND: A.SPAN_KIND_FEEDBACK,
         A.FEEDBACK_KIND: kind,
     }
-    if value is not None:
-        attrs[A.FEEDBACK_VALUE] = value
+    if number is not None:
+        attrs[A.FEEDBACK_VALUE] = number
     if response_id is not None:
         attrs[A.GEN_AI_RESPONSE_ID] = response_id
     if comment:

@@ -149,7 +149,7 @@ def test_feedback_spans_explicit_and_implicit(spans, oai) -> None:
     assert dict(thumbs.attributes) == {
         A.SPAN_KIND: A.SPAN_KIND_FEEDBACK,
         A.FEEDBACK_KIND: "thumbs",
-        A.FEEDBACK_VALUE: "down",
+        A.FEEDBACK_VALUE: 0.0,  # "down" is recorded as the contract's number
         A.GEN_AI_RESPONSE_ID: answer.id,
         A.FEEDBACK_COMMENT: "wrong, mail me at [REDACTED:email]",
     }
@@ -157,9 +157,20 @@ def test_feedback_spans_explicit_and_implicit(spans, oai) -> None:
     assert abandoned.parent is None
     assert abandoned.attributes[A.FEEDBACK_KIND] == A.FEEDBACK_ABANDONED
     assert abandoned.attributes[A.GEN_AI_RESPONSE_ID] == "chatcmpl-old"
-    assert rating.attributes[A.FEEDBACK_VALUE] == 4
+    assert rating.attributes[A.FEEDBACK_VALUE] == 4.0
     with pytest.raises(ValueError, match="unknown feedback kind 'like'"):
         llmpulse.feedback("like")
+    with pytest.raises(ValueError, match="not a number, 'up' or 'down'"):
+        llmpulse.feedback("thumbs", "meh")
+
+
+def test_feedback_values_become_the_contract_number(spans) -> None:
+    for value in ("up", "UP", True, 1, "1"):
+        llmpulse.feedback("thumbs", value)
+    for value in ("down", False, 0):
+        llmpulse.feedback("thumbs", value)
+    values = [s.attributes[A.FEEDBACK_VALUE] for s in spans.all()]
+    assert values == [1.0] * 5 + [0.0] * 3
 
 
 def test_provider_fixture_is_shared(provider: FakeProvider) -> None:
