@@ -34,6 +34,8 @@ def test_amtool_check_config(amtool: Path, config: Path) -> None:
         (SHIPPED, ["component=processor", "severity=warning"], "llmpulse-warning"),
         (SHIPPED, ["component=llm", "severity=critical", "feature=chat"], "llmpulse-critical"),
         (SHIPPED, ["component=llm", "severity=warning", "feature=chat"], "llmpulse-warning"),
+        (SHIPPED, ["component=quality", "severity=warning", "feature=chat"], "llmpulse-warning"),
+        (SHIPPED, ["component=drift", "severity=warning", "feature=chat"], "llmpulse-warning"),
         (SHIPPED, ["severity=info"], "llmpulse-default"),
         (EXAMPLE, ["component=llm", "severity=critical", "feature=checkout"], "pagerduty-and-slack-checkout"),
         (EXAMPLE, ["component=llm", "severity=warning", "feature=checkout"], "slack-checkout"),
@@ -84,18 +86,30 @@ def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(
                     "model": "gpt-4o",
                 }
             },
+            {
+                "labels": {
+                    "alertname": "LLMPulseInputDrift",
+                    "severity": "warning",
+                    "component": "drift",
+                    "feature": "chat",
+                    "signal": "input",
+                    "job": "llmpulse-processor",
+                    "instance": "processor:9464",
+                }
+            },
         ]
         assert httpx.post(f"{api}/alerts", json=alerts).status_code == 200
         notification = sink.wait_for("LLMPulseProcessorDown", timeout=20)
         assert notification is not None, "Alertmanager never delivered LLMPulseProcessorDown"
         assert notification.payload["receiver"] == "llmpulse-critical"
 
-        def inhibited_by() -> list[str]:
-            listed = httpx.get(f"{api}/alerts", params={"filter": 'alertname="LLMPulseErrorRateHigh"'}).json()
+        def inhibited_by(alertname: str) -> list[str]:
+            listed = httpx.get(f"{api}/alerts", params={"filter": f'alertname="{alertname}"'}).json()
             return [s for a in listed for s in a["status"]["inhibitedBy"]]
 
-        deadline = time.monotonic() + 10
-        while not inhibited_by() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert inhibited_by(), "LLMPulseErrorRateHigh is not inhibited while the processor is down"
-        assert all("LLMPulseErrorRateHigh" not in n.alertnames for n in sink.notifications)
+        for dependent in ("LLMPulseErrorRateHigh", "LLMPulseInputDrift"):
+            deadline = time.monotonic() + 10
+            while not inhibited_by(dependent) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert inhibited_by(dependent), f"{dependent} is not inhibited while the processor is down"
+            assert all(dependent not in n.alertnames for n in sink.notifications)

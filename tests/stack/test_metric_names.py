@@ -1,4 +1,8 @@
-"""Dashboards and rules use only metric and label names the processor exports (metric_names).
+"""Dashboards and rules use only metric and label names the processor exports.
+
+The processor's own names (metric_names), the quality engine's (quality_metric_names) and the
+drift engine's (drift_metric_names) all appear on the same /metrics, so the exported set is
+their union.
 
 PromQL is reduced to its identifiers: strings, label-matcher blocks, range/offset durations
 and grouping label lists are cut out; what is followed by "(" is a function; keywords and
@@ -16,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from llmpulse.processor import metric_names
+from llmpulse.processor import drift_metric_names, metric_names, quality_metric_names
 
 KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
@@ -24,7 +28,17 @@ KEYWORDS = frozenset(
 )
 PROMETHEUS_SERIES = frozenset({"up"})
 PROMETHEUS_LABELS = frozenset({"job", "instance", "le", "quantile", "__name__"})
-KNOWN_LABELS = frozenset(label for spec in metric_names.METRICS for label in spec.labels) | PROMETHEUS_LABELS
+ALL_METRICS = (
+    *metric_names.METRICS,
+    *quality_metric_names.QUALITY_METRICS,
+    *drift_metric_names.DRIFT_METRICS,
+)
+EXPORTED_SERIES = (
+    metric_names.EXPORTED_SERIES
+    | quality_metric_names.QUALITY_EXPORTED_SERIES
+    | drift_metric_names.DRIFT_EXPORTED_SERIES
+)
+KNOWN_LABELS = frozenset(label for spec in ALL_METRICS for label in spec.labels) | PROMETHEUS_LABELS
 
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
@@ -73,7 +87,7 @@ def test_the_extractor_sees_series_and_labels() -> None:
 
 
 def _unknown(names: set[str], recorded: frozenset[str]) -> set[str]:
-    return names - metric_names.EXPORTED_SERIES - recorded - PROMETHEUS_SERIES
+    return names - EXPORTED_SERIES - recorded - PROMETHEUS_SERIES
 
 
 def test_every_dashboard_query_reads_exported_series(
@@ -135,3 +149,13 @@ def grafana_to_promql(expr: str) -> str:
         .replace("$kind", ".*")
         .replace("$instance", ".*")
     )
+
+
+def test_each_exported_name_has_one_owner() -> None:
+    """The three name modules do not define the same series twice (one source of truth)."""
+    sets = (
+        metric_names.EXPORTED_SERIES,
+        quality_metric_names.QUALITY_EXPORTED_SERIES,
+        drift_metric_names.DRIFT_EXPORTED_SERIES,
+    )
+    assert sum(len(s) for s in sets) == len(EXPORTED_SERIES)

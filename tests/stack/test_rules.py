@@ -17,6 +17,8 @@ RULE_FILES = sorted((REPO / "alerting" / "rules").glob("*.yml"))
 RULE_TESTS = sorted((REPO / "alerting" / "tests").glob("*.test.yml"))
 RUNBOOK_URL = "https://github.com/llmpulse/llmpulse/blob/main/docs/runbooks/{alert}.md"
 SEVERITIES = {"critical", "warning", "info"}
+# The values alerting/alertmanager.yml routes and inhibits on.
+COMPONENTS = {"llm", "processor", "quality", "drift"}
 
 
 def _duration_minutes(text: str) -> float:
@@ -76,16 +78,18 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[s
     for name, rule in alert_rules.items():
         assert name.startswith("LLMPulse"), name
         assert rule["labels"]["severity"] in SEVERITIES, name
-        assert rule["labels"]["component"] in {"llm", "processor"}, name
+        assert rule["labels"]["component"] in COMPONENTS, name
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}, name
         assert "$value" in annotations["description"], f"{name}: the description must say the value"
+        # The description names what the alert is about: the feature (or, for canaries, the
+        # probe), else the processor instance (pipeline and judge alerts).
+        subject = [f"$labels.{label}" for label in ("feature", "probe", "instance")]
+        named = [s for s in subject if s in annotations["description"]]
         if rule["labels"]["component"] == "llm":
-            assert "$labels.feature" in annotations["description"], (
-                f"{name}: the description must name the feature"
-            )
+            assert "$labels.feature" in named, f"{name}: the description must name the feature"
         else:
-            assert "$labels.instance" in annotations["description"], name
+            assert named, f"{name}: the description must name the feature, probe or instance"
         assert annotations["runbook_url"] == RUNBOOK_URL.format(alert=name)
         runbook = REPO / "docs" / "runbooks" / f"{name}.md"
         assert runbook.is_file(), f"{name}: missing {runbook}"
