@@ -13,7 +13,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from llmpulse.attributes import ENV_CAPTURE_CONTENT, ENV_SAMPLE_RATE
+from llmpulse.attributes import (
+    ENV_ANTHROPIC_SDK_SPANS,
+    ENV_CAPTURE_CONTENT,
+    ENV_CONTENT_MAX_CHARS,
+    ENV_HASH_USER_IDS,
+    ENV_PRICING_FILE,
+    ENV_SAMPLE_RATE,
+    ENV_STREAM_USAGE,
+    ENV_USER_ID_SALT,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -21,13 +30,6 @@ ContentMode = Literal["off", "on", "sampled"]
 AnthropicSdkSpans = Literal["suppress", "keep"]
 RedactHook = Callable[[str], str]
 
-# Environment variables only llmpulse reads (the shared ones live in llmpulse.attributes).
-ENV_CONTENT_MAX_CHARS = "LLMPULSE_CONTENT_MAX_CHARS"
-ENV_HASH_USER_IDS = "LLMPULSE_HASH_USER_IDS"
-ENV_USER_ID_SALT = "LLMPULSE_USER_ID_SALT"
-ENV_PRICING_FILE = "LLMPULSE_PRICING_FILE"
-ENV_STREAM_USAGE = "LLMPULSE_REQUEST_STREAM_USAGE"
-ENV_ANTHROPIC_SDK_SPANS = "LLMPULSE_ANTHROPIC_SDK_SPANS"
 
 _ON = frozenset({"1", "true", "yes", "on", "span_only", "span_and_event", "event_only"})
 _OFF = frozenset({"", "0", "false", "no", "off", "no_content"})
