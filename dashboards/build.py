@@ -17,7 +17,7 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 
-from dashboards import model_versions, overview, pipeline_steps, processor_health, users
+from dashboards import drift, model_versions, overview, pipeline_steps, processor_health, quality, users
 
 GENERATED = Path(__file__).resolve().parent / "generated"
 
@@ -27,6 +27,8 @@ DASHBOARDS: dict[str, Callable[[], models.Dashboard]] = {
     processor_health.UID: processor_health.build,
     model_versions.UID: model_versions.build,
     users.UID: users.build,
+    quality.UID: quality.build,
+    drift.UID: drift.build,
 }
 
 

@@ -1,8 +1,9 @@
 """Shared builders for the llmpulse dashboards: data source, variables, queries and panels.
 
-Every metric name comes from :mod:`llmpulse.processor.metric_names` and every recording-rule
-name from :data:`RULES` (defined in ``alerting/rules/llmpulse-recording.yml``), so a renamed
-metric breaks the build instead of a panel. Panels take the Prometheus data source from the
+Every metric name comes from :mod:`llmpulse.processor.metric_names` (and the quality and drift
+engines' ``quality_metric_names`` / ``drift_metric_names``) and every recording-rule name from
+:data:`RULES` (defined in ``alerting/rules/*.yml``), so a renamed metric breaks the build
+instead of a panel. Panels take the Prometheus data source from the
 ``$datasource`` variable; per-call panels filter on ``$feature``, ``$provider`` and ``$model``.
 """
 
@@ -11,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, table, timeseries
+from grafana_foundation_sdk.builders import (
+    dashboard,
+    gauge,
+    heatmap,
+    prometheus,
+    stat,
+    statetimeline,
+    table,
+    timeseries,
+)
 from grafana_foundation_sdk.builders.common import (
     GraphThresholdsStyleConfig,
     ReduceDataOptions,
@@ -47,6 +57,9 @@ class RecordingRules:
     cost_per_hour: str = "feature_model:llmpulse_cost_usd_per_hour:rate5m"
     mismatch_rate: str = "feature_model_response_model:llmpulse_model_mismatch:rate5m"
     mismatch_ratio: str = "feature_model:llmpulse_model_mismatch_ratio:rate5m"
+    # alerting/rules/llmpulse-quality.yml
+    judge_score_mean1h: str = "feature_dimension:llmpulse_judge_score:mean1h"
+    judge_score_baseline1d: str = "feature_dimension:llmpulse_judge_score:baseline1d"
 
 
 RULES = RecordingRules()
@@ -84,6 +97,28 @@ def datasource_variable() -> dashboard.DatasourceVariable:
 def label_variable(name: str, label: str, series_selector: str) -> dashboard.QueryVariable:
     """A multi-value variable over the values of ``name`` in ``series_selector`` ("All" = ``.*``)."""
     return (
+        _query_variable(name, label, series_selector)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(models.VariableOption(selected=True, text="All", value="$__all"))
+    )
+
+
+def single_label_variable(
+    name: str, label: str, series_selector: str, default: str
+) -> dashboard.QueryVariable:
+    """One value of ``name`` at a time (for panels whose unit depends on it), ``default`` first."""
+    return (
+        _query_variable(name, label, series_selector)
+        .multi(False)
+        .include_all(False)
+        .current(models.VariableOption(selected=True, text=default, value=default))
+    )
+
+
+def _query_variable(name: str, label: str, series_selector: str) -> dashboard.QueryVariable:
+    return (
         dashboard.QueryVariable(name)
         .label(label)
         .datasource(DATASOURCE)
@@ -96,10 +131,6 @@ def label_variable(name: str, label: str, series_selector: str) -> dashboard.Que
         )
         .refresh(models.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(models.VariableSort.ALPHABETICAL_ASC)
-        .multi(True)
-        .include_all(True)
-        .all_value(".*")
-        .current(models.VariableOption(selected=True, text="All", value="$__all"))
     )
 
 
@@ -166,16 +197,9 @@ def timeseries_panel(
     if stacked:
         panel = panel.stacking(StackingConfig().mode(common_models.StackingMode.NORMAL))
     if threshold is not None:
-        panel = panel.thresholds(
-            dashboard.ThresholdsConfig()
-            .mode(models.ThresholdsMode.ABSOLUTE)
-            .steps(
-                [
-                    models.Threshold(value=None, color="green"),
-                    models.Threshold(value=threshold, color="red"),
-                ]
-            )
-        ).thresholds_style(GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.DASHED))
+        panel = panel.thresholds(_red_from(threshold)).thresholds_style(
+            GraphThresholdsStyleConfig().mode(common_models.GraphThresholdsStyleMode.DASHED)
+        )
     for q in queries:
         panel = panel.with_target(q)
     return panel
@@ -204,6 +228,79 @@ def table_panel(title: str, description: str, expr: str, *, width: int = 12) -> 
         .span(width)
         .height(8)
         .with_target(instant_table_query(expr))
+    )
+
+
+def _red_from(threshold: float) -> dashboard.ThresholdsConfig:
+    return (
+        dashboard.ThresholdsConfig()
+        .mode(models.ThresholdsMode.ABSOLUTE)
+        .steps([models.Threshold(value=None, color="green"), models.Threshold(value=threshold, color="red")])
+    )
+
+
+def gauge_panel(
+    title: str, description: str, expr: str, *, red_from: float, legend: str = "", width: int = 6
+) -> gauge.Panel:
+    """A 0-1 gauge per series, red from ``red_from`` (an alert threshold)."""
+    return (
+        gauge.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit("none")
+        .min(0)
+        .max(1)
+        .decimals(2)
+        .span(width)
+        .height(8)
+        .thresholds(_red_from(red_from))
+        .show_threshold_markers(True)
+        .reduce_options(ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+        .with_target(query(expr, legend))
+    )
+
+
+def flag_timeline_panel(
+    title: str, description: str, expr: str, legend: str, *, ok: str, bad: str, bad_value: int = 1
+) -> statetimeline.Panel:
+    """A state timeline of a 0/1 gauge: ``bad_value`` in red labelled ``bad``, the other in green."""
+    good_value = 1 - bad_value
+    return (
+        statetimeline.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .span(12)
+        .height(8)
+        .show_value(common_models.VisibilityMode.NEVER)
+        .mappings(
+            [
+                models.ValueMap(
+                    options={
+                        str(bad_value): models.ValueMappingResult(text=bad, color="red", index=0),
+                        str(good_value): models.ValueMappingResult(text=ok, color="green", index=1),
+                    }
+                )
+            ]
+        )
+        .with_target(query(expr, legend))
+    )
+
+
+def heatmap_panel(title: str, description: str, bucket_expr: str, unit: str) -> heatmap.Panel:
+    """A heatmap of a histogram's buckets (``bucket_expr`` sums ``_bucket`` series by ``le``)."""
+    target = query(bucket_expr, "{{le}}").format(prometheus_models.PromQueryFormat.HEATMAP)
+    return (
+        heatmap.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .span(12)
+        .height(8)
+        .calculate(False)
+        .with_target(target)
     )
 
 

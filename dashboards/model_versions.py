@@ -1,23 +1,32 @@
-"""Canaries and model versions: which model really answers. (Canary probes come with the quality engine.)"""
+"""Canaries and model versions: which model really answers, and do fixed probes still pass on it.
+
+Canary series carry ``probe`` and ``model`` only (no feature, no provider): their panels filter
+on ``$model``.
+"""
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, table, timeseries
+from grafana_foundation_sdk.builders import dashboard, statetimeline, table, timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     LLM_FILTER,
     RULES,
     finish,
+    flag_timeline_panel,
     llm_variables,
     new_dashboard,
     query,
+    sum_rate,
     table_panel,
     timeseries_panel,
 )
 from llmpulse.processor import metric_names as M
+from llmpulse.processor import quality_metric_names as Q
 
 UID = "llmpulse-model-versions"
+CANARY_FILTER = 'model=~"$model"'
+BY_PROBE = "{{probe}} · {{model}}"
 
 
 def mismatch_ratio() -> timeseries.Panel:
@@ -67,12 +76,52 @@ def mismatch_table() -> table.Panel:
     )
 
 
+def canary_results() -> statetimeline.Panel:
+    return flag_timeline_panel(
+        "Canary results",
+        "Last result of each probe on each model: pass, or fail (wrong answer or no answer). "
+        "LLMPulseCanaryFailing fires after 10 minutes without a pass.",
+        f"{Q.CANARY_PASS}{{{CANARY_FILTER}}}",
+        BY_PROBE,
+        ok="pass",
+        bad="fail",
+        bad_value=0,
+    )
+
+
+def canary_runs() -> timeseries.Panel:
+    return timeseries_panel(
+        "Canary runs by result",
+        "Probe runs per hour by result: pass, fail (the check did not hold) or error (HTTP or "
+        "transport error: the endpoint, not the model).",
+        "short",
+        [
+            query(
+                sum_rate("probe, model, result", Q.CANARY_RUNS_TOTAL, CANARY_FILTER) + " * 3600",
+                f"{BY_PROBE} · {{{{result}}}}",
+            )
+        ],
+        stacked=True,
+    )
+
+
+def canary_last_run() -> timeseries.Panel:
+    return timeseries_panel(
+        "Time since the last canary run",
+        "Seconds since each probe last ran on each model; it should stay under the schedule's "
+        "interval (300 s by default).",
+        "s",
+        [query(f"time() - {Q.CANARY_LAST_RUN}{{{CANARY_FILTER}}}", BY_PROBE)],
+    )
+
+
 def build() -> models.Dashboard:
-    """The canaries-and-model-versions dashboard (model mismatch part)."""
+    """The canaries-and-model-versions dashboard."""
     board = new_dashboard(
         UID,
         "llmpulse / Canaries and model versions",
-        "Which model answers each feature's calls, and when that changes.",
+        "Which model answers each feature's calls, when that changes, and whether fixed canary "
+        "probes still pass on each model.",
         ["models"],
     )
     for variable in llm_variables():
@@ -83,5 +132,9 @@ def build() -> models.Dashboard:
         .with_panel(mismatch_by_response_model())
         .with_panel(requested_models())
         .with_panel(mismatch_table())
+        .with_row(dashboard.Row("Canary probes"))
+        .with_panel(canary_results())
+        .with_panel(canary_runs())
+        .with_panel(canary_last_run())
     )
     return finish(board)

@@ -1,16 +1,18 @@
-"""Users: explicit feedback and implicit signals per feature.
+"""Users: explicit feedback and implicit signals per feature, and the survivorship-bias risk.
 
-The survivorship-risk gauge comes with the quality engine (issue 5).
+The first rows count feedback events (processor metrics); the last reads the quality engine's
+user-signal gauges (rolling hour, per response; docs/quality.md).
 """
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, timeseries
+from grafana_foundation_sdk.builders import dashboard, gauge, timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     datasource_variable,
     finish,
+    gauge_panel,
     label_variable,
     new_dashboard,
     query,
@@ -18,10 +20,14 @@ from dashboards.common import (
     timeseries_panel,
 )
 from llmpulse.processor import metric_names as M
+from llmpulse.processor import quality_metric_names as Q
 
 UID = "llmpulse-users"
 FEEDBACK_FILTER = 'feature=~"$feature", kind=~"$kind"'
 IMPLICIT_KINDS = "correction|follow_up|abandoned"
+FEATURE = 'feature=~"$feature"'
+SURVIVORSHIP_ALERT = 0.8
+"""LLMPulseSurvivorshipBiasRisk's threshold (alerting/rules/llmpulse-quality.yml)."""
 
 
 def feedback_by_kind() -> timeseries.Panel:
@@ -103,13 +109,68 @@ def implicit_signals() -> timeseries.Panel:
     )
 
 
+def signal_ratios() -> timeseries.Panel:
+    series = (
+        (Q.USER_ABANDONMENT_RATIO, "abandoned"),
+        (Q.USER_CORRECTION_RATIO, "corrections"),
+        (Q.USER_FOLLOW_UP_RATIO, "follow-ups"),
+    )
+    return timeseries_panel(
+        "User signals per response (last hour)",
+        "Abandonments, corrections and follow-ups per response over the quality engine's rolling "
+        "hour, per feature.",
+        "percentunit",
+        [
+            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{feature}}}}", ref_id="ABC"[i])
+            for i, (metric, name) in enumerate(series)
+        ],
+    )
+
+
+def explicit_feedback() -> timeseries.Panel:
+    return timeseries_panel(
+        "Explicit feedback: positive share and coverage (last hour)",
+        "Positive share of thumbs and ratings, and explicit feedback events per response "
+        "(coverage), over the rolling hour. A happy share on low coverage speaks for few users.",
+        "percentunit",
+        [
+            query(f"{Q.USER_POSITIVE_RATIO}{{{FEATURE}}}", "positive share {{feature}}"),
+            query(f"{Q.USER_COVERAGE_RATIO}{{{FEATURE}}}", "coverage {{feature}}", ref_id="B"),
+        ],
+    )
+
+
+def survivorship_gauge() -> gauge.Panel:
+    return gauge_panel(
+        "Survivorship-bias risk",
+        "0-1 per feature: 1 when at least 30% of responses are abandoned while at most 20% get "
+        "explicit feedback and that is at least 80% positive. Red from 0.8, where "
+        "LLMPulseSurvivorshipBiasRisk fires (after 30 minutes).",
+        f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}",
+        red_from=SURVIVORSHIP_ALERT,
+        legend="{{feature}}",
+    )
+
+
+def survivorship_history() -> timeseries.Panel:
+    return timeseries_panel(
+        "Survivorship-bias risk over time",
+        "The risk gauge per feature; dashed: the alert threshold.",
+        "none",
+        [query(f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}", "{{feature}}")],
+        width=18,
+        threshold=SURVIVORSHIP_ALERT,
+    )
+
+
 def build() -> models.Dashboard:
     """The users dashboard."""
     board = (
         new_dashboard(
             UID,
             "llmpulse / Users",
-            "What users say (explicit feedback) and do (corrections, follow-ups, abandonment) per feature.",
+            "What users say (explicit feedback) and do (corrections, follow-ups, abandonment) per "
+            "feature, and whether the happy feedback only comes from the users who stayed.",
             ["users"],
         )
         .with_variable(datasource_variable())
@@ -122,5 +183,10 @@ def build() -> models.Dashboard:
         .with_panel(coverage())
         .with_row(dashboard.Row("Implicit signals"))
         .with_panel(implicit_signals())
+        .with_row(dashboard.Row("User signals and survivorship risk"))
+        .with_panel(signal_ratios())
+        .with_panel(explicit_feedback())
+        .with_panel(survivorship_gauge())
+        .with_panel(survivorship_history())
     )
     return finish(board)

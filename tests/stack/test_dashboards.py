@@ -12,6 +12,8 @@ from llmpulse import components
 
 REPO = components.REPO_ROOT
 LLM_DASHBOARDS = ("llmpulse-overview", "llmpulse-model-versions")
+CANARY_PREFIX = "llmpulse_canary_"
+ENGINE_DASHBOARDS = ("llmpulse-quality", "llmpulse-drift")
 
 
 def _build(*args: str) -> subprocess.CompletedProcess[str]:
@@ -62,7 +64,10 @@ def test_per_call_dashboards_filter_on_feature_provider_model(
         names = [v["name"] for v in dashboards[uid]["templating"]["list"]]
         assert names == ["datasource", "feature", "provider", "model"], uid
         for query in (q for q in dashboard_queries if q.dashboard == uid):
-            assert '"$feature"' in query.expr, query
+            if CANARY_PREFIX in query.expr:  # probes carry probe and model, no feature
+                assert '"$model"' in query.expr, query
+            else:
+                assert '"$feature"' in query.expr, query
 
 
 def test_step_latency_panels_ask_for_exemplars(dashboard_queries: list[Any]) -> None:
@@ -70,3 +75,25 @@ def test_step_latency_panels_ask_for_exemplars(dashboard_queries: list[Any]) -> 
     assert step_latency
     assert any(q.exemplar for q in step_latency)
     assert any(q.exemplar and q.dashboard == "llmpulse-overview" for q in dashboard_queries)
+
+
+def test_engine_dashboards_filter_on_feature(
+    dashboards: dict[str, Any], dashboard_queries: list[Any]
+) -> None:
+    """Quality and drift panels follow $feature, except the per-processor series without one."""
+    unfiltered = {
+        "llmpulse_quality_flagged_store_dropped_total",
+        "llmpulse_judge_cost_usd_total",
+        "llmpulse_judge_tokens_total",
+        "llmpulse_judge_queue_samples",
+        "llmpulse_judge_circuit_open",
+        "llmpulse_drift_samples_dropped_total",
+        "llmpulse_drift_queue_samples",
+        "llmpulse_drift_embed_seconds_bucket",
+    }
+    for uid in ENGINE_DASHBOARDS:
+        assert [v["name"] for v in dashboards[uid]["templating"]["list"]][:2] == ["datasource", "feature"]
+        queries = [q for q in dashboard_queries if q.dashboard == uid]
+        assert queries, uid
+        for query in queries:
+            assert '"$feature"' in query.expr or any(name in query.expr for name in unfiltered), query

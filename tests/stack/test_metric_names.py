@@ -148,6 +148,8 @@ def grafana_to_promql(expr: str) -> str:
         .replace("$step", ".*")
         .replace("$kind", ".*")
         .replace("$instance", ".*")
+        .replace("$dimension", ".*")
+        .replace("$statistic", "judge_score")
     )
 
 

@@ -1,0 +1,301 @@
+"""Quality: judge scores, SPC control charts, flagged calls, cheap checks and the judge itself.
+
+Reads what the quality engine exports (``processor/quality_metric_names.py``). Judge scores exist
+only when a judge endpoint is configured and the app captures content for sampled calls; cheap
+checks on the answer's text need captured content too (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.builders import dashboard, heatmap, statetimeline, timeseries
+from grafana_foundation_sdk.models import dashboard as models
+
+from dashboards.common import (
+    RULES,
+    datasource_variable,
+    finish,
+    flag_timeline_panel,
+    heatmap_panel,
+    label_variable,
+    new_dashboard,
+    query,
+    single_label_variable,
+    sum_rate,
+    timeseries_panel,
+)
+from llmpulse.processor import quality_metric_names as Q
+
+UID = "llmpulse-quality"
+FEATURE = 'feature=~"$feature"'
+SCORES = f'{FEATURE}, dimension=~"$dimension"'
+CHART = f'{FEATURE}, statistic="$statistic"'
+BY_CHART = "{{feature}} · {{statistic}}"
+FLAG_THRESHOLD = 3.0
+"""The judge flags a sample whose mean score is under this (``flag_overall_below``)."""
+JUDGE_FAILING_RATIO = 0.2
+"""LLMPulseJudgeFailing's threshold (alerting/rules/llmpulse-quality.yml)."""
+
+
+def _per_checked_call(by: str, metric: str, matchers: str) -> str:
+    """Events of ``metric`` per call that went through the cheap checks, by ``by``."""
+    return (
+        sum_rate(by, metric, matchers)
+        + " / on (feature) group_left "
+        + sum_rate("feature", Q.CHECKED_TOTAL, FEATURE)
+    )
+
+
+# --- judge scores -----------------------------------------------------------------------------
+def judge_score_mean() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge score (1 h mean) and day baseline",
+        "Mean judge score (1-5) per feature and dimension over the last hour, and the day's mean "
+        "(last hour excluded). LLMPulseQualityScoreDrop fires half a point under the baseline or "
+        "under 3 (dashed).",
+        "none",
+        [
+            query(f"{RULES.judge_score_mean1h}{{{SCORES}}}", "{{feature}} · {{dimension}}"),
+            query(
+                f"{RULES.judge_score_baseline1d}{{{SCORES}}}",
+                "baseline {{feature}} · {{dimension}}",
+                ref_id="B",
+            ),
+        ],
+        threshold=FLAG_THRESHOLD,
+    )
+
+
+def judge_score_distribution() -> heatmap.Panel:
+    return heatmap_panel(
+        "Judge score distribution",
+        "Verdicts by score bucket over time (all selected features and dimensions): mass moving "
+        "to the low buckets shows before the means move.",
+        f"sum by (le) (increase({Q.JUDGE_SCORE}_bucket{{{SCORES}}}[$__rate_interval]))",
+        "none",
+    )
+
+
+# --- control charts ---------------------------------------------------------------------------
+def control_chart() -> timeseries.Panel:
+    series = (
+        (Q.SPC_VALUE, "value"),
+        (Q.SPC_EWMA, "EWMA"),
+        (Q.SPC_CENTRE, "centre"),
+        (Q.SPC_UPPER, "upper limit"),
+        (Q.SPC_LOWER, "lower limit"),
+    )
+    return timeseries_panel(
+        "Control chart: $statistic",
+        "EWMA control chart of the selected statistic, one point per window (20 verdicts, or 100 "
+        "calls): the window's value, its EWMA, the centre line learnt in warm-up and the "
+        "time-varying control limits. An EWMA outside the limits in the bad direction alarms.",
+        "none",
+        [
+            query(f"{metric}{{{CHART}}}", f"{name} {BY_CHART}", ref_id="ABCDE"[i])
+            for i, (metric, name) in enumerate(series)
+        ],
+        width=24,
+        height=10,
+    )
+
+
+def spc_alarms() -> statetimeline.Panel:
+    return flag_timeline_panel(
+        "SPC alarms",
+        "Per feature and statistic: in alarm (EWMA outside its limits in the bad direction) or in "
+        "control. LLMPulseQualitySPCAlarm fires after 10 minutes in alarm.",
+        f"{Q.SPC_ALARM}{{{FEATURE}}}",
+        BY_CHART,
+        ok="in control",
+        bad="alarm",
+    )
+
+
+def spc_warmup() -> statetimeline.Panel:
+    return flag_timeline_panel(
+        "Charts in warm-up",
+        "Charts learning their baseline (20 windows after a start or `llmpulse spc reset`); they "
+        "never alarm while warming up.",
+        f"{Q.SPC_WARMUP}{{{FEATURE}}}",
+        BY_CHART,
+        ok="monitoring",
+        bad="warm-up",
+    )
+
+
+# --- flags and cheap checks -------------------------------------------------------------------
+def flagged_share() -> timeseries.Panel:
+    return timeseries_panel(
+        "Flagged share by source",
+        "Flagged calls per checked call, by who flagged them (judge, cheap check, negative "
+        "feedback). `llmpulse triage --feature F` lists them.",
+        "percentunit",
+        [query(_per_checked_call("feature, source", Q.FLAGGED_TOTAL, FEATURE), "{{feature}} · {{source}}")],
+    )
+
+
+def check_failures() -> timeseries.Panel:
+    return timeseries_panel(
+        "Cheap-check failures by check",
+        "Failed cheap checks per checked call (empty_output, too_short, too_long, refusal_phrase, "
+        "api_refusal, invalid_json, truncated, rule:<name>, empty_input, near_context_limit).",
+        "percentunit",
+        [
+            query(
+                _per_checked_call("feature, check", Q.CHECK_FAILURES_TOTAL, FEATURE),
+                "{{feature}} · {{check}}",
+            )
+        ],
+    )
+
+
+def calls_checked() -> timeseries.Panel:
+    return timeseries_panel(
+        "Calls checked",
+        "Calls per second that went through the cheap checks, per feature; flagged samples the "
+        "store could not keep (writer queue full) in red.",
+        "reqps",
+        [
+            query(sum_rate("feature", Q.CHECKED_TOTAL, FEATURE), "{{feature}}"),
+            query(
+                f"sum(rate({Q.FLAGGED_STORE_DROPPED_TOTAL}[$__rate_interval]))",
+                "flagged samples not stored",
+                ref_id="B",
+            ),
+        ],
+    )
+
+
+# --- the judge --------------------------------------------------------------------------------
+def judge_calls() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge calls",
+        "Calls chosen for judging, verdicts, judge errors and chosen calls dropped (by reason: "
+        "queue_full, budget, circuit_open, shutdown), per second.",
+        "reqps",
+        [
+            query(f"sum(rate({Q.JUDGE_SAMPLED_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "chosen for judging"),
+            query(
+                f"sum(rate({Q.JUDGE_VERDICTS_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "verdicts", ref_id="B"
+            ),
+            query(f"sum(rate({Q.JUDGE_ERRORS_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "errors", ref_id="C"),
+            query(sum_rate("reason", Q.JUDGE_DROPPED_TOTAL, FEATURE), "dropped: {{reason}}", ref_id="D"),
+        ],
+    )
+
+
+def judge_errors() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge errors by reason",
+        "Share of the judge's answers that were errors, by reason (http, timeout, transport, "
+        "unparseable); dashed: the LLMPulseJudgeFailing threshold.",
+        "percentunit",
+        [
+            query(
+                sum_rate("reason", Q.JUDGE_ERRORS_TOTAL, FEATURE)
+                + " / ignoring (reason) group_left () ("
+                + f"sum(rate({Q.JUDGE_ERRORS_TOTAL}{{{FEATURE}}}[$__rate_interval]))"
+                + f" + sum(rate({Q.JUDGE_VERDICTS_TOTAL}{{{FEATURE}}}[$__rate_interval])))",
+                "{{reason}}",
+            )
+        ],
+        threshold=JUDGE_FAILING_RATIO,
+    )
+
+
+def judge_spend() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge spend",
+        "The judge's spend rate in USD per hour (all features; the daily budget is per processor).",
+        "currencyUSD",
+        [
+            query(
+                f"sum by (instance) (rate({Q.JUDGE_COST_USD_TOTAL}[$__rate_interval])) * 3600", "{{instance}}"
+            )
+        ],
+    )
+
+
+def judge_tokens() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge tokens",
+        "Tokens per second the judge spends, input and output.",
+        "short",
+        [
+            query(
+                f"sum by ({Q.TOKEN_TYPE}) (rate({Q.JUDGE_TOKENS_TOTAL}[$__rate_interval]))", "{{token_type}}"
+            )
+        ],
+        stacked=True,
+    )
+
+
+def judge_circuit_and_queue() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge circuit and queue",
+        "Samples waiting for the judge, and 1 while the circuit breaker is open (the endpoint "
+        "failed breaker_failures times in a row; one trial call per cooldown).",
+        "short",
+        [
+            query(f"max by (instance) ({Q.JUDGE_QUEUE_SAMPLES})", "queue {{instance}}"),
+            query(f"max by (instance) ({Q.JUDGE_CIRCUIT_OPEN})", "circuit open {{instance}}", ref_id="B"),
+        ],
+    )
+
+
+def judge_agreement() -> timeseries.Panel:
+    return timeseries_panel(
+        "Judge agreement with human labels",
+        "Share of human-labelled judged samples (`llmpulse label ID good|bad`) where the judge's "
+        "verdict matched the label, per feature. Few labels make it noisy: see the count.",
+        "percentunit",
+        [query(f"{Q.JUDGE_AGREEMENT_RATIO}{{{FEATURE}}}", "{{feature}}")],
+    )
+
+
+def judge_labelled() -> timeseries.Panel:
+    return timeseries_panel(
+        "Human-labelled judged samples",
+        "Judged samples carrying a human label, per feature: what the agreement rests on.",
+        "short",
+        [query(f"{Q.JUDGE_LABELLED_SAMPLES}{{{FEATURE}}}", "{{feature}}")],
+    )
+
+
+def build() -> models.Dashboard:
+    """The quality dashboard."""
+    board = (
+        new_dashboard(
+            UID,
+            "llmpulse / Quality",
+            "Are the answers getting worse while the system is healthy? Judge scores, SPC control "
+            "charts, flagged calls, cheap checks and the judge itself.",
+            ["quality"],
+        )
+        .with_variable(datasource_variable())
+        .with_variable(label_variable("feature", "Feature", Q.CHECKED_TOTAL))
+        .with_variable(label_variable("dimension", "Dimension", f"{Q.JUDGE_SCORE}_count{{{FEATURE}}}"))
+        .with_variable(
+            single_label_variable("statistic", "Statistic", f"{Q.SPC_EWMA}{{{FEATURE}}}", Q.STAT_JUDGE_SCORE)
+        )
+        .with_row(dashboard.Row("Judge scores"))
+        .with_panel(judge_score_mean())
+        .with_panel(judge_score_distribution())
+        .with_row(dashboard.Row("Control charts"))
+        .with_panel(control_chart())
+        .with_panel(spc_alarms())
+        .with_panel(spc_warmup())
+        .with_row(dashboard.Row("Flagged calls and cheap checks"))
+        .with_panel(flagged_share())
+        .with_panel(check_failures())
+        .with_panel(calls_checked())
+        .with_row(dashboard.Row("Judge"))
+        .with_panel(judge_calls())
+        .with_panel(judge_errors())
+        .with_panel(judge_spend())
+        .with_panel(judge_tokens())
+        .with_panel(judge_circuit_and_queue())
+        .with_panel(judge_agreement())
+        .with_panel(judge_labelled())
+    )
+    return finish(board)
