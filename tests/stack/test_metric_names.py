@@ -161,3 +161,13 @@ def test_each_exported_name_has_one_owner() -> None:
         drift_metric_names.DRIFT_EXPORTED_SERIES,
     )
     assert sum(len(s) for s in sets) == len(EXPORTED_SERIES)
+
+
+def test_every_exported_metric_is_on_a_dashboard_or_in_a_rule(
+    dashboard_queries: list[Any], rule_groups: list[dict[str, Any]]
+) -> None:
+    """A metric nobody can see is a metric somebody forgot to chart or alert on."""
+    exprs = [q.expr for q in dashboard_queries] + [r["expr"] for g in rule_groups for r in g["rules"]]
+    read = {name for expr in exprs for name in series_names(expr)}
+    unseen = [spec.name for spec in ALL_METRICS if not set(spec.series) & read]
+    assert not unseen, f"exported but on no dashboard and in no rule: {unseen}"
