@@ -170,11 +170,11 @@ def calls_checked() -> timeseries.Panel:
 def judge_calls() -> timeseries.Panel:
     return timeseries_panel(
         "Judge calls",
-        "Calls chosen for judging, verdicts, judge errors and chosen calls dropped (by reason: "
-        "queue_full, budget, circuit_open, shutdown), per second.",
+        "Calls chosen for judging (per feature), verdicts, judge errors and chosen calls dropped "
+        "(by reason: queue_full, budget, circuit_open, shutdown), per second.",
         "reqps",
         [
-            query(f"sum(rate({Q.JUDGE_SAMPLED_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "chosen for judging"),
+            query(sum_rate("feature", Q.JUDGE_SAMPLED_TOTAL, FEATURE), "chosen for judging: {{feature}}"),
             query(
                 f"sum(rate({Q.JUDGE_VERDICTS_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "verdicts", ref_id="B"
             ),
