@@ -113,3 +113,33 @@ def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(
                 time.sleep(0.1)
             assert inhibited_by(dependent), f"{dependent} is not inhibited while the processor is down"
             assert all(dependent not in n.alertnames for n in sink.notifications)
+
+
+def test_ingest_stalled_does_not_silence_canaries(
+    start_alertmanager: Any, alertmanager_config_for: Callable[[str], str]
+) -> None:
+    """Canary probes run inside the processor: no app spans does not make their failure stale."""
+    with WebhookSink() as sink:
+        _, port = start_alertmanager(alertmanager_config_for(sink.url))
+        api = f"http://127.0.0.1:{port}/api/v2"
+        processor = {"job": "llmpulse-processor", "instance": "processor:9464"}
+        ingest = {"alertname": "LLMPulseIngestStalled", "severity": "critical", "component": "processor"}
+        canary = {"alertname": "LLMPulseCanaryFailing", "severity": "warning", "component": "quality"}
+        spc = {"alertname": "LLMPulseQualitySPCAlarm", "severity": "warning", "component": "quality"}
+        alerts = [
+            {"labels": {**ingest, **processor}},
+            {"labels": {**canary, "probe": "json", "model": "gpt-4o", **processor}},
+            {"labels": {**spc, "feature": "chat", "statistic": "judge_score", **processor}},
+        ]
+        assert httpx.post(f"{api}/alerts", json=alerts).status_code == 200
+        assert sink.wait_for("LLMPulseCanaryFailing", timeout=30) is not None, "the canary alert was silenced"
+
+        def inhibited(alertname: str) -> bool:
+            listed = httpx.get(f"{api}/alerts", params={"filter": f'alertname="{alertname}"'}).json()
+            return any(a["status"]["inhibitedBy"] for a in listed)
+
+        deadline = time.monotonic() + 10
+        while not inhibited("LLMPulseQualitySPCAlarm") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert inhibited("LLMPulseQualitySPCAlarm")
+        assert not inhibited("LLMPulseCanaryFailing")
