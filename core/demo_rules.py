@@ -31,6 +31,7 @@ __all__ = [
     "compress_alertmanager",
     "compress_duration",
     "compress_rules",
+    "engine_settings",
     "parse_duration",
     "write_compressed_rules",
 ]
@@ -42,8 +43,10 @@ _DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
 _PART = re.compile(r"(\d+)(ms|[smhdwy])")
 _RANGE = re.compile(rf"\[({_DURATION})(?::({_DURATION})?)?\]")
 _OFFSET = re.compile(rf"(\boffset\s+)({_DURATION})")
-_FOR = re.compile(rf"^(\s*for:\s*)({_DURATION})\s*$", re.MULTILINE)
-_AM_TIMING = re.compile(rf"^(\s*(?:group_wait|group_interval|repeat_interval):\s*)({_DURATION})\s*$", re.M)
+_FOR = re.compile(rf"^(\s*for:[ \t]*)({_DURATION})[ \t]*$", re.MULTILINE)
+_AM_TIMING = re.compile(
+    rf"^(\s*(?:group_wait|group_interval|repeat_interval):[ \t]*)({_DURATION})[ \t]*$", re.M
+)
 _ALERT = re.compile(r"^\s*-\s*alert:\s*(\S+)\s*$", re.MULTILINE)
 _LABEL_LINE = re.compile(r"^\s+(severity|component):\s*(\S+)\s*$")
 
@@ -133,3 +136,43 @@ def alert_rules(paths: Iterable[Path] | None = None) -> dict[str, AlertRule]:
             name = match.group(1)
             found[name] = AlertRule(name, labels.get("severity", ""), labels.get("component", ""), path)
     return found
+
+
+def engine_settings(speed: float) -> str:
+    """Extra processor TOML for a demo at ``speed``: the engines' windows, shortened alike.
+
+    The quality and drift engines do not window by the clock alone, so rewriting the rules is
+    not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
+    the judge and the drift reference count samples, which a demo with production traffic rates
+    would take hours to fill. The demo judges 30% of the ``support-chat`` calls (1.5 verdicts/s,
+    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
+    smaller SPC windows and warm-ups, a wider control limit (``L = 4``) so that the extra,
+    noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
+    blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
+    not recommendations.
+    """
+    window = max(10.0, 3600.0 / speed)
+    bucket = max(1.0, 60.0 / speed)
+    return f"""
+# Added by `llmpulse demo` (speed {speed:g}); see llmpulse.demo_rules.engine_settings.
+[quality.signals]
+window_s = {window:g}
+bucket_s = {bucket:g}
+
+[quality.spc]
+warmup_windows = 10
+requests_per_window = 40
+scores_per_window = 5
+L = 4.0
+
+[quality.features.support-chat]
+judge_rate = 0.3
+
+[drift.settings]
+reference_size = 150
+window_size = 100
+test_every = 25
+min_current = 50
+spc_block = 10
+spc_warmup = 30
+"""

@@ -69,12 +69,14 @@ class Stack:
         alertmanager_config: str | None = None,
         interval: str = "5s",
         fake_provider: bool = True,
+        processor_config_extra: str = "",
     ) -> None:
         """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
         alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
         the time-compressed copies of :mod:`llmpulse.demo_rules`; ``interval`` is Prometheus'
         scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
-        to the caller (the demo serves its own, scripted one there).
+        to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
+        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``).
         """
         self.state_dir = state_dir
         self.ports = ports or StackPorts()
@@ -83,6 +85,7 @@ class Stack:
         self._alertmanager_text = alertmanager_config
         self._interval = interval
         self._with_fake_provider = fake_provider
+        self._processor_config_extra = processor_config_extra
         # Processes this object started, so that a `down` in the same process waits for them.
         self._children: dict[int, components.ManagedProcess] = {}
 
@@ -133,6 +136,7 @@ api_key = "fake"
 [drift]
 state_path = "{d / "drift.npz"}"
 """
+            + self._processor_config_extra
         )
         return path
 
