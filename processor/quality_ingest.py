@@ -58,7 +58,24 @@ def _system_text(value: str | None) -> str | None:
 
 def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
     """A :class:`QualitySample` from a normalised call and (optionally) the span, for its content."""
-    attrs = span_strings(span) if span is not None else {}
+    if span is None:  # the common case: no content on the span, only the call's numbers
+        return QualitySample(
+            call.trace_id,
+            call.feature,
+            call.model,
+            call.span_id,
+            call.provider,
+            call.response_id or None,
+            finish_reason=call.finish_reason,
+            refusal=call.outcome == "refusal",
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            error_type=call.error_type or None,
+            duration_s=call.duration_s,
+            cost_usd=call.cost_usd,
+            timestamp=call.end_ns / 1e9,
+        )
+    attrs = span_strings(span)
     output_messages = messages_from_json(attrs.get(A.GEN_AI_OUTPUT_MESSAGES))
     return QualitySample(
         trace_id=call.trace_id,
