@@ -212,11 +212,18 @@ def run_target(
     return result
 
 
-def bench_processor(spans: int, concurrency: int) -> Result:
-    """Run ``llmpulse serve`` under the load."""
+def bench_processor(spans: int, concurrency: int, *, engines: bool = True) -> Result:
+    """Run ``llmpulse serve`` under the load: as shipped (quality and drift engines on, judge off
+    for want of an endpoint) or with ``engines=False``, the derived metrics alone."""
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+    state = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
+    config = state / "processor.toml"
+    config.write_text(
+        f'[quality]\ndb_path = "{state / "quality.db"}"\n'
+        + ("" if engines else "enabled = false\n[drift]\nenabled = false\n")
+    )
     argv = [
-        sys.executable, "-m", "llmpulse.cli", "--log-level", "WARNING", "serve",
+        sys.executable, "-m", "llmpulse.cli", "--log-level", "WARNING", "serve", "--config", str(config),
         "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--admin-port", str(admin_port),
         "--max-request-bytes", str(64 << 20),
     ]  # fmt: skip
@@ -229,7 +236,8 @@ def bench_processor(spans: int, concurrency: int) -> Result:
             metric_sum(text, "llmpulse_processor_spans_rejected_total"),
         )
 
-    return run_target("llmpulse processor", argv, grpc_port, counts, spans=spans, concurrency=concurrency)
+    name = "llmpulse processor" if engines else "processor, metrics"
+    return run_target(name, argv, grpc_port, counts, spans=spans, concurrency=concurrency)
 
 
 def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
@@ -278,9 +286,11 @@ def print_report(results: list[Result]) -> None:
             f"RSS during run ({r.name}), at 25/50/75% of the samples: "
             + ", ".join(f"{x:.1f} MB" for x in quarters)
         )
-    if len(results) == 2 and results[1].per_core:
-        ratio = results[0].per_core / results[1].per_core
-        print(f"ratio processor/collector (spans/s per core): {ratio:.2f}")
+    collector = next((r for r in results if r.name == "otel collector"), None)
+    if collector is not None and collector.per_core:
+        for r in results:
+            if r is not collector:
+                print(f"ratio {r.name} / collector (spans/s per core): {r.per_core / collector.per_core:.2f}")
     share = 1 - 1 / STEP_EVERY
     for r in results:
         print(
@@ -322,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     if args.only != "collector":
         results.append(bench_processor(args.spans, args.concurrency))
+        # same-run baseline: the processor without the quality and drift engines
+        results.append(bench_processor(args.spans, args.concurrency, engines=False))
     if args.only != "processor":
         results.append(bench_collector(args.collector, args.spans, args.concurrency))
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  spans per target: {args.spans}")

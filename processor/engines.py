@@ -181,12 +181,27 @@ def build_drift(table: Mapping[str, Any], environ: Mapping[str, str], engines: E
 
 
 def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> EngineSet:
-    """Build the quality engine, canary runner and drift engine from their config tables."""
+    """Build the quality engine, canary runner and drift engine from their config tables.
+
+    ``[quality] enabled = false`` (and ``[drift] enabled = false``) leave the processor with its
+    derived metrics alone.
+    """
     engines = EngineSet()
+    quality_table = dict(tables.get("quality", {}))
+    if quality_table.pop("enabled", True):
+        build_quality(quality_table, tables.get("canary", {}), environ, engines)
+    build_drift(tables.get("drift", {}), environ, engines)
+    return engines
+
+
+def build_quality(
+    table: Mapping[str, Any], canary_table: Mapping[str, Any], environ: Mapping[str, str], engines: EngineSet
+) -> None:
+    """Add the quality engine and the canary runner to ``engines``."""
     registry = CollectorRegistry(auto_describe=False)
-    quality = QualityEngine(quality_settings(tables.get("quality", {}), environ), registry=registry)
+    quality = QualityEngine(quality_settings(table, environ), registry=registry)
     try:
-        canary_settings = CanarySettings.from_dict(dict(tables.get("canary", {})))
+        canary_settings = CanarySettings.from_dict(dict(canary_table))
     except QualityConfigError as exc:
         raise ConfigError(f"[canary]: {exc}") from None
     canary = CanaryRunner(canary_settings, quality.metrics)
@@ -204,5 +219,3 @@ def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str,
     engines.status_sections["quality"] = lambda: quality_status(quality)
     engines.starters.append(start_quality)
     engines.stoppers.append(stop_quality)
-    build_drift(tables.get("drift", {}), environ, engines)
-    return engines

@@ -150,6 +150,8 @@ def test_engines_register_collectors_routes_and_status_sections(tmp_path: Path) 
         {"quality": {"db_path": str(tmp_path / "q.db")}, "drift": {"enabled": False}}, {}
     )
     assert set(quality_only.status_sections) == {"quality"}
+    metrics_only = build_engines({"quality": {"enabled": False}, "drift": {"enabled": False}}, {})
+    assert not metrics_only.listeners and not metrics_only.collectors and not metrics_only.starters
 
 
 def test_bad_drift_config_fails_fast(tmp_path: Path) -> None:
