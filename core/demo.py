@@ -37,9 +37,10 @@ from llmpulse.demo_rules import (
     engine_settings,
     write_compressed_rules,
 )
-from llmpulse.demo_scenario import ScenarioState, Schedule
-from llmpulse.demo_sources import Prometheus, read_journal
+from llmpulse.demo_scenario import Incident, ScenarioState, Schedule
+from llmpulse.demo_sources import Prometheus, post, read_journal
 from llmpulse.demo_view import SnapshotReader, View, make_view
+from llmpulse.processor.drift_admin import REFREEZE_PATH
 from llmpulse.stack import Stack, StackPorts
 from llmpulse.testing.fake_provider import FakeProvider
 
@@ -121,6 +122,7 @@ def _play(
     view: View,
     refresh_s: float,
     provider: FakeProvider,
+    processor_url: str,
 ) -> float:
     """Run the schedule in real time; returns its start (unix seconds)."""
     started_wall, started = time.time(), time.monotonic()
@@ -134,6 +136,8 @@ def _play(
                 if (incident.key in scenario.active) != (incident.key in before):
                     verb = "starts" if incident.key in scenario.active else "ends"
                     view.say(f"t={elapsed:5.0f}s  {incident.title} {verb} ({incident.feature})")
+                    if verb == "ends" and incident.after:
+                        view.say(f"t={elapsed:5.0f}s  on-call: {_after(incident, processor_url)}")
         if time.monotonic() >= next_view:
             provider.clear()  # the fake provider records every request; the demo reads none
             view.update(reader.read(elapsed))
@@ -141,6 +145,17 @@ def _play(
         time.sleep(0.2)
     scenario.set_active(())
     return started_wall
+
+
+def _after(incident: Incident, processor_url: str) -> str:
+    """Do what the on-call does once ``incident`` is over; returns what was done."""
+    if incident.after == "refreeze_drift":
+        # The topic shift also moved the drift engine's slowly updated centroid; without a new
+        # reference the similarity chart keeps alarming on the returning normal prompts.
+        url = f"{processor_url}{REFREEZE_PATH}?feature={incident.feature}&from=next"
+        done = post(url)
+        return f"llmpulse drift refreeze --feature {incident.feature} ({'ok' if done else 'failed'})"
+    return f"nothing to do for {incident.after!r}"
 
 
 def run_demo(options: DemoOptions, view: View) -> DemoResult:
@@ -190,6 +205,7 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
                 view=view,
                 refresh_s=options.refresh_s,
                 provider=provider,
+                processor_url=f"http://127.0.0.1:{options.ports.processor_admin}",
             )
         defined = alert_rules(rules)
         journal = read_journal(state / "notifications.jsonl")

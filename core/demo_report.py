@@ -193,11 +193,14 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
     start, end = r.started_at - max(span, 10.0), r.ended_at + max(span, 10.0)
     step = max(0.5, (end - start) / 300)
     points: list[tuple[float, float]] = []
-    for template in r.incident.series:
+    labels = r.incident.series_label.split("|")
+    label = labels[0]
+    for index, template in enumerate(r.incident.series):
         points = prometheus.query_range(
             template.format(feature=r.incident.feature, w=window), start, end, step
         )
         if points:
+            label = labels[min(index, len(labels) - 1)]
             break
     if not points:
         return False
@@ -212,7 +215,7 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
         axes.axvline(sim_min(r.alert.webhook_at), color="#d62728", linestyle="--", label=r.alert.name)
     axes.set_title(f"{r.incident.title} ({r.incident.feature})", fontsize=10)
     axes.set_xlabel("simulated minutes since the demo started")
-    axes.set_ylabel(r.incident.series_label, fontsize=8)
+    axes.set_ylabel(label, fontsize=8)
     axes.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(path)

@@ -144,9 +144,9 @@ def engine_settings(speed: float) -> str:
     The quality and drift engines do not window by the clock alone, so rewriting the rules is
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
-    would take hours to fill. The demo judges 30% of the ``support-chat`` calls (1.5 verdicts/s,
+    would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
     under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
-    smaller SPC windows and warm-ups, a wider control limit (``L = 4``) so that the extra,
+    smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
     noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
     blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
     not recommendations.
@@ -160,13 +160,13 @@ window_s = {window:g}
 bucket_s = {bucket:g}
 
 [quality.spc]
-warmup_windows = 10
+warmup_windows = 20
 requests_per_window = 40
 scores_per_window = 5
-L = 4.0
+L = 5.0
 
 [quality.features.support-chat]
-judge_rate = 0.3
+judge_rate = 0.35
 
 [drift.settings]
 reference_size = 150

@@ -61,7 +61,7 @@ class Incident:
     returns data once the engine behind the alerts runs; when it returns nothing at the end of
     the run, a missing alert is reported as "engine not running", not as a miss. ``series``:
     PromQL for the report's plot, first one with data wins; ``{feature}`` and ``{w}`` (the
-    compressed 5-minute window) are filled in.
+    compressed 5-minute window) are filled in; ``series_label`` names them, ``|``-separated.
     """
 
     key: str
@@ -77,6 +77,9 @@ class Incident:
     extra_labels: Mapping[str, str] = field(default_factory=dict)  # required of `alerts`
     side_effects: tuple[str, ...] = ()
     requires: str | None = None
+    # What the on-call does when it is over (the runbook's last step), done by the demo:
+    # "refreeze_drift" re-freezes the feature's drift reference from the next prompts.
+    after: str | None = None
 
     @property
     def end_min(self) -> float:
@@ -137,7 +140,7 @@ INCIDENTS: tuple[Incident, ...] = (
             'sum(rate(gen_ai_client_token_usage_sum{{feature="{feature}",token_type="output"}}[{w}]))'
             ' / sum(rate(gen_ai_client_token_usage_count{{feature="{feature}",token_type="output"}}[{w}]))',
         ),
-        "judge score EWMA (else output tokens/call)",
+        "judge score EWMA|output tokens per call",
         side_effects=("LLMPulseOutputDrift", "LLMPulseQualitySPCAlarm"),
         requires="llmpulse_judge_score_count",
     ),
@@ -161,14 +164,15 @@ INCIDENTS: tuple[Incident, ...] = (
         "users start asking about a product launch the knowledge base does not cover",
         ("LLMPulseInputSimilarityDrop", "LLMPulseInputDrift"),
         (
-            'llmpulse_drift_score{{feature="{feature}",signal="input"}}',
             'llmpulse_drift_similarity_ewma{{feature="{feature}"}}',
+            'llmpulse_drift_score{{feature="{feature}",signal="input"}}',
             'sum(rate(gen_ai_client_token_usage_sum{{feature="{feature}",token_type="input"}}[{w}]))'
             ' / sum(rate(gen_ai_client_token_usage_count{{feature="{feature}",token_type="input"}}[{w}]))',
         ),
-        "input drift score (else input tokens/call)",
+        "similarity EWMA|input drift score (MMD²)|input tokens per call",
         where="app",
         requires="llmpulse_drift_similarity_ewma",
+        after="refreeze_drift",
     ),
     Incident(
         "abandonment_surge",
@@ -182,7 +186,7 @@ INCIDENTS: tuple[Incident, ...] = (
             'sum(rate(llmpulse_feedback_total{{feature="{feature}",kind="abandoned"}}[{w}]))'
             ' / sum(feature_model:llmpulse_requests:rate5m{{feature="{feature}"}})',
         ),
-        "survivorship risk (else abandoned per call)",
+        "survivorship risk|abandoned per call",
         where="app",
         requires="llmpulse_user_survivorship_risk",
     ),

@@ -20,7 +20,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FiredAlert", "Prometheus", "fetch_json", "read_journal"]
+__all__ = ["FiredAlert", "Prometheus", "fetch_json", "post", "read_journal"]
 
 
 def fetch_json(url: str, *, timeout: float = 5.0) -> Any:
@@ -31,6 +31,17 @@ def fetch_json(url: str, *, timeout: float = 5.0) -> Any:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         logger.debug("GET %s failed: %s", url, exc)
         return None
+
+
+def post(url: str, *, timeout: float = 5.0) -> bool:
+    """POST an empty body to ``url``; True on a 2xx answer."""
+    request = urllib.request.Request(url, data=b"", method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return 200 <= response.status < 300
+    except (urllib.error.URLError, OSError) as exc:
+        logger.warning("POST %s failed: %s", url, exc)
+        return False
 
 
 class Prometheus:

@@ -236,3 +236,20 @@ def test_plain_view_when_not_a_terminal() -> None:
     assert "[ 25%]" in out and "sim 0h30" in out and "provider error burst" in out
     assert "errors=25.0%" in out and "p95=500ms" in out and "quality EWMA=—" in out
     assert "firing: LLMPulseErrorRateHigh{support-chat}" in out
+
+
+def test_engine_settings_are_accepted_by_the_engines() -> None:
+    """The processor parses what the demo appends to its config (a typo would stop `serve`)."""
+    import tomllib
+
+    from llmpulse.demo_rules import engine_settings
+    from llmpulse.processor.drift_state import DriftSettings
+    from llmpulse.processor.quality_settings import QualitySettings
+
+    config = tomllib.loads(engine_settings(120))
+    quality = QualitySettings.from_dict(config["quality"])
+    assert quality.signals.window_s == 30 and quality.signals.bucket_s == 1
+    assert quality.rate_for("support-chat") == 0.35 and quality.rate_for("doc-qa") == quality.judge_rate
+    drift = DriftSettings(**config["drift"]["settings"])
+    assert drift.reference_size == 150
+    assert tomllib.loads(engine_settings(1))["quality"]["signals"]["window_s"] == 3600
