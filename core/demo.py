@@ -186,7 +186,13 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
     try:
         provider.start()
         view.say(f"==> scripted fake provider on {provider.base_url} (app, judge and embeddings)")
-        if stack.up(view.say) != 0:
+
+        def say(line: str) -> None:
+            if line.startswith("Logs in "):  # the stack's own hint; the demo stops its stack itself
+                line = f"Logs in {state}; the demo stops this stack when it ends (unless --keep-stack)"
+            view.say(line)
+
+        if stack.up(say) != 0:
             raise DemoError(f"the stack did not start; logs in {state}")
         app = _start_app(options, scenario, provider.base_url)
         view.say(f"==> demo app started (pid {app.pid}); waiting for its first calls in Prometheus ...")
