@@ -3,12 +3,15 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run down test lint format typecheck pytest dashboards clean
+.PHONY: setup run up down test lint format typecheck pytest dashboards clean
 
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
 
-run: setup ## start the local stack in the background and say where everything listens
+run: setup ## the main job: local stack + a day of traffic with seven incidents (~7 min), then the verdict
+	@$(VENV)/bin/llmpulse demo
+
+up: setup ## start the local stack in the background and say where everything listens
 	@$(VENV)/bin/llmpulse up
 
 down: ## stop the local stack
