@@ -11,6 +11,7 @@ payload shapes.
 
 from __future__ import annotations
 
+import abc
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
@@ -29,28 +30,26 @@ _log = logging.getLogger(__name__)
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-class Adapter:
+class Adapter(abc.ABC):
     """One SDK's endpoints and payload shapes. Subclasses fill in the details."""
 
     sync_stream_types: tuple[type, ...] = ()
     async_stream_types: tuple[type, ...] = ()
     raw_types: tuple[Any, ...] = ()
 
-    def start(
-        self, runtime: Runtime, client: Any, options: Any, stream: bool
-    ) -> CallRecorder | None:  # pragma: no cover - abstract
+    @abc.abstractmethod
+    def start(self, runtime: Runtime, client: Any, options: Any, stream: bool) -> CallRecorder | None:
         """Start recording when ``options`` is an LLM call; may adjust ``options``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def response_attributes(self, call: CallRecorder, result: Any) -> dict[str, AttributeValue]:
         """Attributes from a parsed, non-streamed response."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
+    @abc.abstractmethod
     def accumulator(self, call: CallRecorder) -> Accumulator:
         """A fresh accumulator for a streamed response."""
-        raise NotImplementedError  # pragma: no cover - abstract
 
-    def before_send(self, client: Any) -> None:
+    def before_send(self, client: Any) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Per-call adjustment of the client (e.g. switching off duplicate SDK spans)."""
 
 
