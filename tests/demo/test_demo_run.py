@@ -5,8 +5,8 @@ Real processor, collector, Prometheus (the shipped rules compressed by the speed
 Alertmanager (its routing, timings compressed alike) and webhook sink, on free ports; the demo's
 app is a separate process instrumented by ``LLMPULSE_ENABLED=1`` only. About 3.5 minutes.
 
-Incidents whose alert is not defined in alerting/rules/ yet are reported "no alert rule yet"
-and not asserted; the day their rule lands this test checks them with no change here.
+Incidents whose alert is not defined in alerting/rules/ are reported "no alert rule yet" and
+not asserted; every incident whose alert is defined must be detected (today all seven).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import pytest
 
 from llmpulse import components
 from llmpulse.demo import DemoOptions, run_demo
-from llmpulse.demo_report import DETECTED, MISSED, render_table
+from llmpulse.demo_report import DETECTED, render_table
 from llmpulse.demo_rules import alert_rules
 from llmpulse.demo_scenario import INCIDENTS
 from llmpulse.demo_view import PlainView
@@ -42,8 +42,9 @@ def test_every_incident_with_a_rule_reaches_the_webhook_and_nothing_else_fires(
     print("\n" + table)
 
     defined = alert_rules()
-    checked = [r for r in result.incidents if r.expected is not None and r.status in (DETECTED, MISSED)]
-    # The four incidents whose rules ship today are always checked.
+    # Every incident whose alert is defined is checked; "engine not running" is a failure here,
+    # because the stack the demo starts runs the quality and drift engines.
+    checked = [r for r in result.incidents if r.expected is not None]
     assert {r.incident.key for r in checked} >= {
         "error_burst",
         "retrieval_slowdown",
