@@ -70,22 +70,32 @@ AlertmanagerFactory = Callable[[str], tuple[components.ManagedProcess, int]]
 CollectorFactory = Callable[..., CollectorHandle]
 
 
+def _config_process_factory(
+    tmp_path: Path,
+    name: str,
+    build: Callable[[Path, Path, int], components.ManagedProcess],
+    started: list[components.ManagedProcess],
+) -> Callable[[str], tuple[components.ManagedProcess, int]]:
+    """A factory that writes the config text into a fresh data dir and starts ``build(...)``."""
+
+    def factory(config_text: str) -> tuple[components.ManagedProcess, int]:
+        port = components.free_port()
+        data = tmp_path / f"{name}-{port}"
+        data.mkdir()
+        config = data / f"{name}.yml"
+        config.write_text(config_text)
+        process = build(config, data, port)
+        _start(process, started)
+        return process, port
+
+    return factory
+
+
 @pytest.fixture
 def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
     """Start Prometheus with the given config text; returns (process, port)."""
     started: list[components.ManagedProcess] = []
-
-    def factory(config_text: str) -> tuple[components.ManagedProcess, int]:
-        port = components.free_port()
-        data = tmp_path / f"prometheus-{port}"
-        data.mkdir()
-        config = data / "prometheus.yml"
-        config.write_text(config_text)
-        process = components.prometheus(config, data, port)
-        _start(process, started)
-        return process, port
-
-    yield factory
+    yield _config_process_factory(tmp_path, "prometheus", components.prometheus, started)
     _stop_all(started)
 
 
@@ -93,18 +103,7 @@ def start_prometheus(tmp_path: Path) -> Iterator[PrometheusFactory]:
 def start_alertmanager(tmp_path: Path) -> Iterator[AlertmanagerFactory]:
     """Start Alertmanager with the given config text; returns (process, port)."""
     started: list[components.ManagedProcess] = []
-
-    def factory(config_text: str) -> tuple[components.ManagedProcess, int]:
-        port = components.free_port()
-        data = tmp_path / f"alertmanager-{port}"
-        data.mkdir()
-        config = data / "alertmanager.yml"
-        config.write_text(config_text)
-        process = components.alertmanager(config, data, port)
-        _start(process, started)
-        return process, port
-
-    yield factory
+    yield _config_process_factory(tmp_path, "alertmanager", components.alertmanager, started)
     _stop_all(started)
 
 
