@@ -53,13 +53,22 @@ class Adapter(abc.ABC):
         """Per-call adjustment of the client (e.g. switching off duplicate SDK spans)."""
 
 
-def _before_send(adapter: Adapter, client: Any, call: CallRecorder | None) -> None:
-    if call is None:
-        return
+def _start_call(
+    runtime: Runtime, adapter: Adapter, client: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> CallRecorder | None:
+    """Start recording the SDK request (``None`` when it is not an LLM call or recording failed)."""
     try:
-        adapter.before_send(client)
+        options = args[1] if len(args) > 1 else kwargs.get("options")
+        call = adapter.start(runtime, client, options, bool(kwargs.get("stream")))
     except Exception:
-        _log.debug("llmpulse could not prepare the client", exc_info=True)
+        _log.debug("llmpulse could not start an LLM span", exc_info=True)
+        return None
+    if call is not None:
+        try:
+            adapter.before_send(client)
+        except Exception:
+            _log.debug("llmpulse could not prepare the client", exc_info=True)
+    return call
 
 
 def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
@@ -68,13 +77,7 @@ def sync_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
     def wrapper(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        try:
-            options = args[1] if len(args) > 1 else kwargs.get("options")
-            call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
-        except Exception:
-            _log.debug("llmpulse could not start an LLM span", exc_info=True)
-            call = None
-        _before_send(adapter, instance, call)
+        call = _start_call(runtime, adapter, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(call.span))
@@ -101,13 +104,7 @@ def async_request_wrapper(runtime: Runtime, adapter: Adapter) -> Wrapper:
     async def wrapper(
         wrapped: Callable[..., Awaitable[Any]], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
-        try:
-            options = args[1] if len(args) > 1 else kwargs.get("options")
-            call: CallRecorder | None = adapter.start(runtime, instance, options, bool(kwargs.get("stream")))
-        except Exception:
-            _log.debug("llmpulse could not start an LLM span", exc_info=True)
-            call = None
-        _before_send(adapter, instance, call)
+        call = _start_call(runtime, adapter, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(call.span))
