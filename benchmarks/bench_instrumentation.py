@@ -9,7 +9,11 @@ so drift (other processes, frequency scaling) hits all of them alike:
 * ``llmpulse``: ``llmpulse.instrumentation.instrument()``, content off;
 * ``llm-noop``: llmpulse with a no-op tracer provider: the cost of llmpulse's own code,
   without the OpenTelemetry SDK's span;
-* ``official``: ``opentelemetry-instrumentation-genai-openai``, content off (its default).
+* ``official``: ``opentelemetry-instrumentation-genai-openai``, content off (its default);
+* ``sdk-floor``: a hand-written wrapper of the same SDK method that creates the span llmpulse
+  creates (same name, kind, the same 14 attribute values set at the same two points, made
+  current during the request) from precomputed values: what any instrumentation that records
+  this span through the OpenTelemetry Python SDK pays at the least.
 
 The answers come from the fake provider (``llmpulse.testing.fake_provider``): recorded from
 it once over HTTP at start-up, then replayed to the client through an ``httpx2``
@@ -37,8 +41,16 @@ from typing import Any
 
 import httpx2
 import openai
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 
 from llmpulse.instrumentation import instrument, uninstrument
@@ -66,7 +78,62 @@ class Config:
         self.off = off
 
 
-def configs(tracer_provider: TracerProvider) -> list[Config]:
+_SET_AT_START = (
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "server.",
+    "gen_ai.request.",
+    "llmpulse.span.",
+)
+
+
+def llmpulse_span(call: Callable[[], None]) -> ReadableSpan:
+    """The span llmpulse records for ``call`` (content off), from an in-memory exporter."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrument(tracer_provider=provider)
+    try:
+        call()
+    finally:
+        uninstrument()
+        provider.shutdown()
+    (span,) = exporter.get_finished_spans()
+    return span
+
+
+def sdk_floor(tracer_provider: TracerProvider, recorded: ReadableSpan) -> Config:
+    """The SDK's share alone: llmpulse's span for the benchmark call, with nothing computed."""
+    from openai._base_client import SyncAPIClient
+
+    original = SyncAPIClient.__dict__["request"]
+    tracer = tracer_provider.get_tracer("sdk-floor")
+    name, kind = recorded.name, recorded.kind
+    attributes = dict(recorded.attributes or {})
+    at_start = {k: v for k, v in attributes.items() if k.startswith(_SET_AT_START)}
+    at_end = {k: v for k, v in attributes.items() if k not in at_start}
+
+    def request(self: Any, *args: Any, **kwargs: Any) -> Any:
+        span = tracer.start_span(name, kind=kind, attributes=dict(at_start))
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            result = original(self, *args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        span.set_attributes(dict(at_end))
+        span.end()
+        return result
+
+    def on() -> None:
+        SyncAPIClient.request = request  # type: ignore[method-assign]
+
+    def off() -> None:
+        SyncAPIClient.request = original  # type: ignore[method-assign]
+
+    return Config("sdk-floor", on, off)
+
+
+def configs(tracer_provider: TracerProvider, recorded: ReadableSpan) -> list[Config]:
     try:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
     except ImportError as exc:
@@ -82,6 +149,7 @@ def configs(tracer_provider: TracerProvider) -> list[Config]:
             lambda: official.instrument(tracer_provider=tracer_provider),
             official.uninstrument,
         ),
+        sdk_floor(tracer_provider, recorded),
     ]
 
 
@@ -168,7 +236,7 @@ def main() -> None:
         "short": (stream(SHORT_STREAM), 0.25),
         "long": (stream(LONG_STREAM), 0.25),
     }
-    all_configs = configs(tracer_provider)
+    all_configs = configs(tracer_provider, llmpulse_span(chat))
     samples: dict[tuple[str, str], list[int]] = {(c.name, w): [] for c in all_configs for w in workloads}
     for config in all_configs:  # warm-up: imports, caches
         config.on()
@@ -214,6 +282,8 @@ def report(samples: dict[tuple[str, str], list[int]], names: list[str]) -> None:
     print(f"baseline per-call standard deviation: {spread:.1f} us")
     if added.get("official"):
         print(f"llmpulse added / official added (p50): {added['llmpulse'] / added['official']:.2f}")
+    if "sdk-floor" in added:
+        print(f"llmpulse added above the SDK floor (p50): {added['llmpulse'] - added['sdk-floor']:.1f} us")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
@@ -42,9 +43,9 @@ class Runtime:
     content: ContentPolicy
 
 
-def foreign_llm_span() -> Span | None:
-    """The current span when it is an LLM span that another instrumentation opened."""
-    span = trace.get_current_span()
+def foreign_llm_span(ctx: otel_context.Context | None = None) -> Span | None:
+    """The current span (of ``ctx``) when it is an LLM span that another instrumentation opened."""
+    span = trace.get_current_span(ctx)
     if not span.is_recording():
         return None
     attrs: Mapping[str, Any] | None = getattr(span, "attributes", None)
@@ -93,12 +94,13 @@ class CallRecorder:
         self.hide_usage = False
         self.endpoint = ""
         self._ended = False
-        attrs.update(current_attributes())
+        ctx = otel_context.get_current()
+        attrs.update(current_attributes(ctx))
         attrs[A.SPAN_KIND] = A.SPAN_KIND_LLM
-        foreign = foreign_llm_span()
+        foreign = foreign_llm_span(ctx)
         if foreign is None:
             name = f"{operation} {model}" if model else operation
-            self.span = runtime.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+            self.span = runtime.tracer.start_span(name, ctx, SpanKind.CLIENT, attrs)
             self._owned = True
         else:
             self.span = foreign

@@ -27,9 +27,9 @@ _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def current_attributes() -> Mapping[str, AttributeValue]:
-    """The context attributes in force here (empty when there are none)."""
-    value = otel_context.get_value(_KEY)
+def current_attributes(ctx: otel_context.Context | None = None) -> Mapping[str, AttributeValue]:
+    """The context attributes in force here, or in ``ctx`` (empty when there are none)."""
+    value = otel_context.get_value(_KEY, ctx)
     return cast("Mapping[str, AttributeValue]", value) if value is not None else _EMPTY
 
 

@@ -275,3 +275,15 @@ async def test_async_abandoned_stream(spans, aoai, provider: FakeProvider) -> No
 def test_non_llm_endpoints_are_not_recorded(spans, oai) -> None:
     oai.models.list()
     assert spans.llm() == []
+
+
+def test_server_attributes_follow_a_changed_base_url(spans, oai, provider: FakeProvider) -> None:
+    """The per-client cache of server.address/port is keyed on the base URL object."""
+    provider.set_default(FakeReply(text="ok"))
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    oai.base_url = f"http://localhost:{provider.port}/v1"
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    first, second = spans.llm()
+    assert (first.attributes or {})[A.SERVER_ADDRESS] == "127.0.0.1"
+    assert (second.attributes or {})[A.SERVER_ADDRESS] == "localhost"
+    assert (second.attributes or {})[A.SERVER_PORT] == provider.port
