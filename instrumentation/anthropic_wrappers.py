@@ -24,12 +24,12 @@ from llmpulse.instrumentation.payload import copy_params, server_attributes
 
 _log = logging.getLogger(__name__)
 
-_PARAMS: tuple[tuple[str, str], ...] = (
-    ("max_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
-    ("temperature", A.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", A.GEN_AI_REQUEST_TOP_P),
-    ("stop_sequences", A.GEN_AI_REQUEST_STOP_SEQUENCES),
-)
+_PARAMS: Mapping[str, str] = {
+    "max_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "temperature": A.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": A.GEN_AI_REQUEST_TOP_P,
+    "stop_sequences": A.GEN_AI_REQUEST_STOP_SEQUENCES,
+}
 
 _FINISH: Mapping[str, str] = {
     "end_turn": A.FINISH_STOP,

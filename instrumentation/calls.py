@@ -43,9 +43,10 @@ class Runtime:
     content: ContentPolicy
 
 
-def foreign_llm_span(ctx: otel_context.Context | None = None) -> Span | None:
-    """The current span (of ``ctx``) when it is an LLM span that another instrumentation opened."""
-    span = trace.get_current_span(ctx)
+def foreign_llm_span(span: Span | None = None) -> Span | None:
+    """``span`` (default: the current span) when it is an LLM span another instrumentation opened."""
+    if span is None:
+        span = trace.get_current_span()
     if not span.is_recording():
         return None
     attrs: Mapping[str, Any] | None = getattr(span, "attributes", None)
@@ -97,7 +98,8 @@ class CallRecorder:
         ctx = otel_context.get_current()
         attrs.update(current_attributes(ctx))
         attrs[A.SPAN_KIND] = A.SPAN_KIND_LLM
-        foreign = foreign_llm_span(ctx)
+        parent = trace.get_current_span(ctx)
+        foreign = foreign_llm_span(parent) if parent.is_recording() else None
         if foreign is None:
             name = f"{operation} {model}" if model else operation
             self.span = runtime.tracer.start_span(name, ctx, SpanKind.CLIENT, attrs)

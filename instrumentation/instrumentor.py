@@ -18,14 +18,13 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import unwrap
-from wrapt import register_post_import_hook, wrap_function_wrapper
+from wrapt import register_post_import_hook
 
 import llmpulse
 from llmpulse.instrumentation.calls import Runtime
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.content import ContentPolicy
-from llmpulse.instrumentation.hook import Adapter, async_request_wrapper, sync_request_wrapper
+from llmpulse.instrumentation.hook import Adapter, Switch, async_request_wrapper, sync_request_wrapper
 from llmpulse.instrumentation.pricing import PricingTable
 from llmpulse.instrumentation.threads import instrument_threads, uninstrument_threads
 
@@ -44,7 +43,7 @@ class LLMPulseInstrumentor(BaseInstrumentor):
     """
 
     _runtime: Runtime | None = None
-    _wrapped: list[tuple[Any, str]]
+    _wrapped: list[tuple[Any, Any, Any, Switch]]
     _adapters: list[Adapter]
 
     def instrumentation_dependencies(self) -> Collection[str]:
@@ -97,13 +96,22 @@ class LLMPulseInstrumentor(BaseInstrumentor):
                     package,
                 )
                 continue
-            wrap_function_wrapper(cls, "request", factory(runtime, adapter))
-            self._wrapped.append((cls, "request"))
+            own = cls.__dict__.get("request")  # None when inherited
+            switch = Switch()
+            patched = factory(runtime, adapter, cls.request, switch)
+            cls.request = patched
+            self._wrapped.append((cls, own, patched, switch))
         self._adapters.append(adapter)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        for cls, name in reversed(self._wrapped):
-            unwrap(cls, name)
+        for cls, own, patched, switch in reversed(self._wrapped):
+            switch.on = False
+            if cls.__dict__.get("request") is not patched:  # patched again on top: ours only forwards now
+                _log.info("llmpulse: %s.request was patched again after llmpulse; left in place", cls)
+            elif own is None:
+                del cls.request
+            else:
+                cls.request = own
         for adapter in self._adapters:
             restore = getattr(adapter, "restore", None)
             if restore is not None:

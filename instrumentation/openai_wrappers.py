@@ -27,17 +27,17 @@ _OPERATIONS: Mapping[str, str] = {
 _USAGE_IN_STREAM = frozenset({"/chat/completions", "/completions"})
 
 # Request body field -> span attribute (the SDK sends plain JSON-able values).
-_PARAMS: tuple[tuple[str, str], ...] = (
-    ("max_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
-    ("max_completion_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
-    ("max_output_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
-    ("temperature", A.GEN_AI_REQUEST_TEMPERATURE),
-    ("top_p", A.GEN_AI_REQUEST_TOP_P),
-    ("seed", A.GEN_AI_REQUEST_SEED),
-    ("frequency_penalty", A.GEN_AI_REQUEST_FREQUENCY_PENALTY),
-    ("presence_penalty", A.GEN_AI_REQUEST_PRESENCE_PENALTY),
-    ("stop", A.GEN_AI_REQUEST_STOP_SEQUENCES),
-)
+_PARAMS: Mapping[str, str] = {
+    "max_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_completion_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "max_output_tokens": A.GEN_AI_REQUEST_MAX_TOKENS,
+    "temperature": A.GEN_AI_REQUEST_TEMPERATURE,
+    "top_p": A.GEN_AI_REQUEST_TOP_P,
+    "seed": A.GEN_AI_REQUEST_SEED,
+    "frequency_penalty": A.GEN_AI_REQUEST_FREQUENCY_PENALTY,
+    "presence_penalty": A.GEN_AI_REQUEST_PRESENCE_PENALTY,
+    "stop": A.GEN_AI_REQUEST_STOP_SEQUENCES,
+}
 
 _FINISH: Mapping[str, str] = {
     "stop": A.FINISH_STOP,

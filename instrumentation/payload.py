@@ -12,13 +12,16 @@ from llmpulse import attributes as A
 _SERVER_CACHE = "_llmpulse_server"
 
 
-def copy_params(
-    body: Mapping[str, Any], params: tuple[tuple[str, str], ...], attrs: dict[str, AttributeValue]
-) -> None:
-    """Copy request parameters that are present and have an attribute-compatible type."""
-    for field, key in params:
-        value = body.get(field)
-        if value is None or key in attrs:
+def copy_params(body: Mapping[str, Any], params: Mapping[str, str], attrs: dict[str, AttributeValue]) -> None:
+    """Copy request parameters that are present and have an attribute-compatible type.
+
+    ``params`` maps body fields to attribute keys. The body is walked (it holds a few fields,
+    the table a dozen); when two fields map to one key (``max_tokens`` and
+    ``max_completion_tokens``), the first in the body wins.
+    """
+    for field, value in body.items():
+        key = params.get(field)
+        if key is None or value is None or key in attrs:
             continue
         if isinstance(value, (bool, int, float, str)):
             attrs[key] = [value] if key == A.GEN_AI_REQUEST_STOP_SEQUENCES else value

@@ -14,6 +14,7 @@ import anthropic
 import grpc
 import openai
 import pytest
+import wrapt
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -234,3 +235,26 @@ def test_fallback_exporter_follows_the_otlp_protocol_variables() -> None:
         ),
         Grpc,
     )
+
+
+def test_uninstrument_under_a_later_patch_leaves_it_and_stops_recording(make_spans, oai) -> None:
+    """Another library wrapped ``request`` after llmpulse: uninstrument keeps its wrapper working."""
+    sync_client = openai._base_client.SyncAPIClient
+    spans = make_spans()
+    ours = sync_client.__dict__["request"]
+    seen: list[str] = []
+
+    def theirs(wrapped, instance, args, kwargs):  # a typical wrapt wrapper
+        seen.append("theirs")
+        return wrapped(*args, **kwargs)
+
+    wrapt.wrap_function_wrapper(sync_client, "request", theirs)
+    try:
+        uninstrument()
+        assert sync_client.__dict__["request"].__wrapped__ is ours  # their wrapper is intact
+        reply = oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+        assert reply.choices[0].message.content
+        assert seen == ["theirs"]
+        assert spans.llm() == []  # ours only forwards
+    finally:
+        sync_client.request = sync_client.__dict__["request"].__wrapped__.__wrapped__
