@@ -56,6 +56,7 @@ class AnthropicAdapter(Adapter):
         self.async_stream_types = (AsyncStream,)
         self.raw_types = (BaseAPIResponse,)
         self._suppress = suppress_sdk_spans
+        self.prepares_client = suppress_sdk_spans
         self.suppressed: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def start(self, runtime: Runtime, client: Any, options: Any, stream: bool) -> CallRecorder | None:

@@ -24,7 +24,7 @@ from opentelemetry.util.types import AttributeValue
 from llmpulse import attributes as A
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.content import ContentPolicy
-from llmpulse.instrumentation.context import current_attributes
+from llmpulse.instrumentation.context import CONTEXT_KEY
 from llmpulse.instrumentation.pricing import PricingTable
 
 _log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class CallRecorder:
         "_owned",
         "_t0",
         "capture",
+        "ctx",
         "endpoint",
         "hide_usage",
         "model",
@@ -95,8 +96,12 @@ class CallRecorder:
         self.hide_usage = False
         self.endpoint = ""
         self._ended = False
-        ctx = otel_context.get_current()
-        attrs.update(current_attributes(ctx))
+        # The context is read once: for the app's llmpulse.context attributes, the parent
+        # span, and (by the hook) to make this call's span current.
+        self.ctx = ctx = otel_context.get_current()
+        extra = ctx.get(CONTEXT_KEY)
+        if extra:
+            attrs.update(extra)  # type: ignore[call-overload]
         attrs[A.SPAN_KIND] = A.SPAN_KIND_LLM
         parent = trace.get_current_span(ctx)
         foreign = foreign_llm_span(parent) if parent.is_recording() else None
@@ -108,7 +113,8 @@ class CallRecorder:
             self.span = foreign
             self._owned = False
             foreign.set_attributes(attrs)
-        self.capture = runtime.content.mode != "off" and runtime.content.decide(self.span)
+        content = runtime.content
+        self.capture = content.mode != "off" and content.decide(self.span)
         self._t0 = time.perf_counter()
 
     @property

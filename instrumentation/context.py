@@ -21,7 +21,8 @@ from opentelemetry.util.types import AttributeValue
 
 from llmpulse import attributes as A
 
-_KEY = otel_context.create_key("llmpulse.context")
+CONTEXT_KEY = otel_context.create_key("llmpulse.context")
+_KEY = CONTEXT_KEY
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -35,6 +35,7 @@ class Adapter(abc.ABC):
     sync_stream_types: tuple[type, ...] = ()
     async_stream_types: tuple[type, ...] = ()
     raw_types: tuple[Any, ...] = ()
+    prepares_client = False  # True when the adapter overrides before_send
 
     @abc.abstractmethod
     def start(self, runtime: Runtime, client: Any, options: Any, stream: bool) -> CallRecorder | None:
@@ -62,7 +63,7 @@ def _start_call(
     except Exception:
         _log.debug("llmpulse could not start an LLM span", exc_info=True)
         return None
-    if call is not None:
+    if call is not None and adapter.prepares_client:
         try:
             adapter.before_send(client)
         except Exception:
@@ -91,7 +92,7 @@ def sync_request_wrapper(
         call = _start_call(runtime, adapter, self, args, kwargs) if switch.on else None
         if call is None:
             return wrapped(self, *args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))
+        token = otel_context.attach(trace.set_span_in_context(call.span, call.ctx))
         try:
             result: Any = wrapped(self, *args, **kwargs)
         except BaseException as exc:
@@ -119,7 +120,7 @@ def async_request_wrapper(
         call = _start_call(runtime, adapter, self, args, kwargs) if switch.on else None
         if call is None:
             return await wrapped(self, *args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))
+        token = otel_context.attach(trace.set_span_in_context(call.span, call.ctx))
         try:
             result: Any = await wrapped(self, *args, **kwargs)
         except BaseException as exc:

@@ -86,7 +86,8 @@ class OpenAIAdapter(Adapter):
             attrs[A.GEN_AI_REQUEST_MODEL] = model
         if stream:
             attrs[A.GEN_AI_REQUEST_STREAM] = True
-        copy_params(body, _PARAMS, attrs)
+        if len(body) > 2:  # more than model and the input
+            copy_params(body, _PARAMS, attrs)
         call = CallRecorder(runtime, op, model, attrs, stream=stream)
         call.hide_usage = False
         if stream and path in _USAGE_IN_STREAM and runtime.settings.request_stream_usage:
@@ -147,7 +148,9 @@ def _ids(attrs: dict[str, AttributeValue], result: Any) -> None:
     response_id = getattr(result, "id", None)
     if isinstance(response_id, str):
         attrs[A.GEN_AI_RESPONSE_ID] = response_id
-    _model(attrs, result)
+    model = getattr(result, "model", None)
+    if isinstance(model, str):
+        attrs[A.GEN_AI_RESPONSE_MODEL] = model
 
 
 def _model(attrs: dict[str, AttributeValue], result: Any) -> None:
