@@ -189,6 +189,11 @@ class DerivedMetrics:
         self._llm_cache: dict[tuple[str, str, str, str], tuple[LLMSeries, tuple[str, ...]]] = {}
         self._mismatch_cache: dict[tuple[str, str], bool] = {}
 
+    def feature_label(self, feature: str) -> str:
+        """The ``feature`` label value for ``feature``: itself, cut to length, or ``__other__``
+        once the label is at its cap (overflow is counted where the metrics fold it)."""
+        return self._caps[M.FEATURE](feature)
+
     def _cap(self, label: str, value: str) -> str:
         capped = self._caps[label](value)
         if capped is M.OVERFLOW_VALUE and value != M.OVERFLOW_VALUE:

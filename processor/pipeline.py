@@ -305,6 +305,11 @@ class Pipeline:
         return ExportResult(total, f"llmpulse rejected {total} span(s) with invalid values: {detail}")
 
     def _notify_call(self, call: LLMCall, span: Any | None) -> None:
+        # Listeners keep per-feature state (charts, references, labelled metrics): they get the
+        # feature label the processor's own metrics use, capped, never an unbounded raw value.
+        feature = self.derived.feature_label(call.feature)
+        if feature != call.feature:
+            call.feature = feature
         for listener in self.listeners:
             try:
                 listener.on_call(call, span)
@@ -312,6 +317,9 @@ class Pipeline:
                 logger.exception("event=listener_failed listener=%s", type(listener).__name__)
 
     def _notify_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        feature = self.derived.feature_label(feedback.feature)
+        if feature != feedback.feature:
+            feedback.feature = feature
         for listener in self.listeners:
             try:
                 listener.on_feedback(feedback, span)

@@ -265,6 +265,7 @@ class _Recorder:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[str, str | None]] = []
         self.feedback: list[str] = []
+        self.feedback_features: list[str] = []
         self.fail = fail
 
     def on_call(self, call: Any, span: Any | None) -> None:
@@ -274,6 +275,7 @@ class _Recorder:
 
     def on_feedback(self, feedback: Any, span: Any | None) -> None:
         self.feedback.append(feedback.kind)
+        self.feedback_features.append(feedback.feature)
 
 
 class _ExtraCollector:
@@ -307,6 +309,32 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
         assert (await client.get("/api/drift?feature=x")).json() == {"drift": True}
         assert (await client.get("/healthz")).status_code == 200
         assert (await client.get("/api/status")).json()["quality"] == {"judge": "closed"}
+
+
+async def test_listeners_get_the_capped_feature_label(make_service: ServiceFactory) -> None:
+    """A client sending endless feature names cannot grow the engines' per-feature state."""
+    recorder = _Recorder()
+    service = await make_service(listeners=[recorder], max_label_values=3)
+    spans = [
+        make_span(llm_attributes(**{A.FEATURE: f"feature-{i}"}), span_id=bytes([1, i]) * 4) for i in range(6)
+    ]
+    spans.append(
+        make_span(
+            {
+                A.SPAN_KIND: A.SPAN_KIND_FEEDBACK,
+                A.FEATURE: "feature-9",
+                A.FEEDBACK_KIND: "thumbs",
+                A.FEEDBACK_VALUE: 1,
+            }
+        )
+    )
+    spans.append(make_span(llm_attributes(**{A.FEATURE: "x" * 500}), span_id=b"\x07" * 8))
+    await grpc_export(service.grpc.port, make_request(spans))
+    features = [feature for feature, _ in recorder.calls]
+    assert features == ["feature-0", "feature-1", "feature-2", *[M.OVERFLOW_VALUE] * 4]
+    assert recorder.feedback_features == [M.OVERFLOW_VALUE]
+    overflow = service.registry.get_sample_value(M.LABEL_OVERFLOW_TOTAL, {"label": M.FEATURE})
+    assert overflow == 5  # counted once per folded call or feedback, where the metrics fold it
 
 
 def test_status_sections_cannot_shadow_the_processor_status() -> None:
