@@ -95,7 +95,7 @@ CONTEXT_LIMITS: Final = {
 
 def context_limit(model: str, overrides: dict[str, int] | None = None) -> int | None:
     """The context window of ``model`` (longest matching prefix wins), or ``None`` when unknown."""
-    return _context_limit(model, tuple(sorted((overrides or {}).items())))
+    return _context_limit(model, tuple(sorted(overrides.items())) if overrides else ())
 
 
 @functools.lru_cache(maxsize=1024)

@@ -86,7 +86,10 @@ class QualityListener:
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         # Content attributes are only worth a scan of the span when the normaliser saw them.
-        self._engine.observe(sample_from_call(call, span if call.has_content else None))
+        self._engine.observe(sample_from_call(call, span if call.has_content else None), defer_counts=True)
+
+    def on_batch_end(self) -> None:
+        self._engine.flush_counts()
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         self._engine.observe_feedback(feedback_from_record(feedback, span))

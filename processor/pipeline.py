@@ -68,6 +68,8 @@ class RecordListener(Protocol):
     Called on the event loop inside the hot loop: take what is needed from ``span`` (the OTLP
     span, valid only during the call; None for anthropic-SDK spans counted after their hold)
     and return at once. An exception is logged and does not affect the span's accounting.
+    A listener may also have ``on_batch_end()``, called after each batch of records (one
+    request, or the calls released by the de-duplicator), to apply what it added up.
     """
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
@@ -99,6 +101,9 @@ class Pipeline:
     ) -> None:
         self.capacity = capacity
         self.listeners = tuple(listeners)
+        self._batch_ends = tuple(
+            listener.on_batch_end for listener in self.listeners if hasattr(listener, "on_batch_end")
+        )
         self.derived = derived
         self.accounting = accounting
         self.windows = windows
@@ -295,6 +300,8 @@ class Pipeline:
         accepted[M.ACCEPTED_DUPLICATE] += duplicate
         if batches:
             self.windows.add(batches)
+        if self._batch_ends:
+            self._end_batch()
         accounting.batch_seconds.observe(time.perf_counter() - started)
         if not rejected:
             return ExportResult()
@@ -326,6 +333,14 @@ class Pipeline:
             except Exception:
                 logger.exception("event=listener_failed listener=%s", type(listener).__name__)
 
+    def _end_batch(self) -> None:
+        for end in self._batch_ends:
+            try:
+                end()
+            except Exception:
+                owner = getattr(end, "__self__", end)
+                logger.exception("event=listener_failed listener=%s", type(owner).__name__)
+
     def _count_released(self, calls: list[LLMCall]) -> None:
         if not calls:
             return
@@ -337,3 +352,5 @@ class Pipeline:
                 self._notify_call(call, None)
         self.accounting.accepted[M.ACCEPTED_LLM] += len(calls)
         self.windows.add(batches)
+        if self._batch_ends:
+            self._end_batch()

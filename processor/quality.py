@@ -101,6 +101,7 @@ class QualityEngine:
         self._features: set[str] = set()
         self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._pending: dict[str, int] = {}  # feature -> calls observed, not counted yet
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._judge_queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
         self._store_queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(1000)
@@ -173,42 +174,58 @@ class QualityEngine:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def observe(self, sample: QualitySample) -> list[str]:
+    def observe(self, sample: QualitySample, *, defer_counts: bool = False) -> list[str]:
         """Check one call and maybe queue it for judging; returns the failed check names.
 
-        Cheap: no I/O, no awaiting. Must be called from the event loop's thread.
+        Cheap: no I/O, no awaiting. Must be called from the event loop's thread. With
+        ``defer_counts`` the per-call counts (calls checked, responses for the user-signal
+        rates) are added up and applied by :meth:`flush_counts`, once per batch of calls.
         """
         try:
-            return self._observe(sample)
+            return self._observe(sample, defer_counts)
         except Exception:  # the ingest path never fails because of the quality engine
             _log.exception("quality engine failed on a sample of feature %s", sample.feature)
             return []
 
-    def _observe(self, sample: QualitySample) -> list[str]:
+    def flush_counts(self) -> None:
+        """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
+        pending, self._pending = self._pending, {}
+        for feature, n in pending.items():
+            self._checked[feature].inc(n)
+            self.signals.observe_response(feature, n)
+
+    def _observe(self, sample: QualitySample, defer_counts: bool = False) -> list[str]:
         s = self.settings
         feature = sample.feature
-        self._feature(feature)
+        if feature not in self._features:
+            self._feature(feature)
         failed = C.run_checks(
             sample,
             s.rules_for(feature),
             context_fraction=s.context_limit_fraction,
             context_limits=s.context_limits,
         )
-        self._checked[feature].inc()
+        if defer_counts:
+            pending = self._pending
+            pending[feature] = pending.get(feature, 0) + 1
+        else:
+            self._checked[feature].inc()
+            self.signals.observe_response(feature)
         for name in failed:
             self._child(self.metrics.check_failures, feature, name).inc()
-        self.signals.observe_response(feature)
-        self.charts.observe_call(sample, refused=not _REFUSALS.isdisjoint(failed))
-        if sample.response_id and sample.has_content:
+        self.charts.observe_call(sample, refused=bool(failed) and not _REFUSALS.isdisjoint(failed))
+        has_content = sample.has_content
+        if has_content and sample.response_id:
             self._remember(sample)
-        flagging = [name for name in failed if name not in _NOT_FLAGGING]
-        if flagging:
-            self._child(self.metrics.flagged, feature, Q.SOURCE_CHECK).inc()
-            self._save(self._record(sample, (Q.SOURCE_CHECK,), tuple(flagging)))
+        if failed:
+            flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
+            if flagging:
+                self._child(self.metrics.flagged, feature, Q.SOURCE_CHECK).inc()
+                self._save(self._record(sample, (Q.SOURCE_CHECK,), flagging))
         if (
-            self._accepting
+            has_content
+            and self._accepting
             and s.judge.enabled
-            and sample.has_content
             and not sample.is_error
             and is_sampled_bytes(sample.trace_id, s.rate_for(feature))
         ):
@@ -365,6 +382,7 @@ class QualityEngine:
 
     async def tick(self) -> None:
         """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""
+        self.flush_counts()
         for feature, statistic in await asyncio.to_thread(self.store.take_resets):
             reset = self.charts.reset(feature, statistic)
             _log.info("SPC baseline reset: feature=%s statistics=%s", feature, ",".join(reset) or "none yet")

@@ -67,9 +67,9 @@ class UserSignals:
         buckets.append((index, counts))
         return counts
 
-    def observe_response(self, feature: str) -> None:
-        """Count one response (the denominator of the per-response rates)."""
-        self._bucket(feature)["responses"] += 1
+    def observe_response(self, feature: str, n: int = 1) -> None:
+        """Count ``n`` responses (the denominator of the per-response rates)."""
+        self._bucket(feature)["responses"] += n
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event."""
