@@ -17,7 +17,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,33 +202,49 @@ class FlaggedStore:
         return None if text is None else self._redact(text)
 
     # --- flagged samples ----------------------------------------------------------------
+    _INSERT = (
+        "INSERT INTO flagged (created, feature, model, provider, trace_id, span_id, response_id,"
+        " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _row(self, r: FlaggedRecord) -> tuple[Any, ...]:
+        return (
+            r.created,
+            r.feature,
+            r.model,
+            r.provider,
+            r.trace_id.hex(),
+            r.span_id.hex(),
+            r.response_id,
+            json.dumps(list(r.sources)),
+            json.dumps(list(r.reasons)),
+            json.dumps(r.scores),
+            r.judge_verdict,
+            self._text(r.explanation),
+            self._text(r.input),
+            self._text(r.system_instructions),
+            self._text(r.output),
+        )
+
     def add(self, record: FlaggedRecord) -> int:
         """Store one record (content redacted); returns its id."""
-        r = record
+        row = self._row(record)
         with self._lock:
-            cursor = self._db.execute(
-                "INSERT INTO flagged (created, feature, model, provider, trace_id, span_id, response_id,"
-                " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    r.created,
-                    r.feature,
-                    r.model,
-                    r.provider,
-                    r.trace_id.hex(),
-                    r.span_id.hex(),
-                    r.response_id,
-                    json.dumps(list(r.sources)),
-                    json.dumps(list(r.reasons)),
-                    json.dumps(r.scores),
-                    r.judge_verdict,
-                    self._text(r.explanation),
-                    self._text(r.input),
-                    self._text(r.system_instructions),
-                    self._text(r.output),
-                ),
-            )
+            cursor = self._db.execute(self._INSERT, row)
             return int(cursor.lastrowid or 0)
+
+    def add_many(self, records: Sequence[FlaggedRecord]) -> None:
+        """Store several records in one transaction (content redacted)."""
+        rows = [self._row(r) for r in records]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(self._INSERT, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def query(
         self,

@@ -52,6 +52,7 @@ _log = logging.getLogger(__name__)
 EvaluationSink = Callable[[EvaluationRecord], None]
 _NOT_FLAGGING = frozenset({C.NEAR_CONTEXT_LIMIT})  # counted, but not a bad answer
 _REFUSALS = frozenset({C.API_REFUSAL, C.REFUSAL_PHRASE})
+_STORE_BATCH = 256  # flagged records written per transaction
 _EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING, A.FEEDBACK_COMMENT_KIND})
 
 
@@ -363,14 +364,18 @@ class QualityEngine:
 
     # --- background ------------------------------------------------------------------------
     async def _store_writer(self) -> None:
+        queue = self._store_queue
         while True:
-            record = await self._store_queue.get()
+            batch = [await queue.get()]  # then whatever else is waiting: one thread hop, one commit
+            while len(batch) < _STORE_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
-                await asyncio.to_thread(self.store.add, record)
+                await asyncio.to_thread(self.store.add_many, batch)
             except Exception:
-                _log.exception("could not store a flagged sample of feature %s", record.feature)
+                _log.exception("could not store %d flagged sample(s)", len(batch))
             finally:
-                self._store_queue.task_done()
+                for _ in batch:
+                    queue.task_done()
 
     async def _ticker(self) -> None:
         while True:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
 from llmpulse.processor.quality_guards import CircuitBreaker, DailyBudget, RateLimiter
 
@@ -73,3 +75,28 @@ def test_readers_are_not_blocked_by_an_open_write_transaction(tmp_path: Path) ->
     writer.close()
     with FlaggedStore(path) as reader:
         assert reader.count() == 2
+
+
+def test_add_many_writes_one_transaction_redacted_and_all_or_nothing(tmp_path: Path) -> None:
+    records = [
+        FlaggedRecord(
+            "f",
+            "m",
+            bytes([i]) * 16,
+            ("check",),
+            ("truncated",),
+            created=float(i),
+            output=f"mail me at u{i}@x.org",
+        )
+        for i in range(3)
+    ]
+    with FlaggedStore(tmp_path / "q.db") as store:
+        store.add_many(records)
+        stored = store.query(limit=None)
+        assert sorted(s.record.created for s in stored) == [0.0, 1.0, 2.0]
+        assert all("@x.org" not in (s.record.output or "") for s in stored)  # redacted like add()
+        broken = FlaggedRecord("f", "m", b"\x09" * 16, ("check",), ("truncated",), created=9.0)
+        object.__setattr__(broken, "feature", object())  # not bindable: the insert fails mid-batch
+        with pytest.raises(sqlite3.Error):
+            store.add_many([records[0], broken])
+        assert store.count() == 3  # the batch was rolled back whole
