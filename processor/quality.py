@@ -103,6 +103,7 @@ class QualityEngine:
         self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
         self._children: dict[tuple[Any, ...], Any] = {}
         self._pending: dict[str, int] = {}  # feature -> calls observed, not counted yet
+        self._quota: dict[str, list[int]] = {}  # feature -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._judge_queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
         self._store_queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(1000)
@@ -222,7 +223,10 @@ class QualityEngine:
             flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
             if flagging:
                 self._child(self.metrics.flagged, feature, Q.SOURCE_CHECK).inc()
-                self._save(self._record(sample, (Q.SOURCE_CHECK,), flagging))
+                if self._check_quota(feature):
+                    self._save(self._record(sample, (Q.SOURCE_CHECK,), flagging))
+                else:
+                    self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
         if (
             has_content
             and self._accepting
@@ -283,11 +287,22 @@ class QualityEngine:
             sample, sources, reasons, self._clock(), verdict=verdict, judge_verdict=judge_verdict
         )
 
+    def _check_quota(self, feature: str) -> bool:
+        """Whether one more check-flagged sample of ``feature`` may be stored this minute."""
+        minute = int(self._clock() // 60.0)
+        used = self._quota.get(feature)
+        if used is None or used[0] != minute:
+            used = self._quota[feature] = [minute, 0]
+        if used[1] >= self.settings.check_samples_per_minute:
+            return False
+        used[1] += 1
+        return True
+
     def _save(self, record: FlaggedRecord) -> None:
         try:
             self._store_queue.put_nowait(record)
         except asyncio.QueueFull:
-            self.metrics.store_dropped.inc()
+            self._child(self.metrics.store_dropped, Q.STORE_DROP_QUEUE_FULL).inc()
 
     # --- judging ---------------------------------------------------------------------------
     def _spend(self, tokens_in: int, tokens_out: int, usd: float) -> None:

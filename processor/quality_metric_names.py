@@ -28,6 +28,10 @@ DROP_BUDGET: Final = "budget"
 DROP_CIRCUIT_OPEN: Final = "circuit_open"
 DROP_SHUTDOWN: Final = "shutdown"
 DROP_REASONS: Final = (DROP_QUEUE_FULL, DROP_BUDGET, DROP_CIRCUIT_OPEN, DROP_SHUTDOWN)
+# flagged samples not stored
+STORE_DROP_QUEUE_FULL: Final = "queue_full"
+STORE_DROP_RATE_LIMITED: Final = "rate_limited"
+STORE_DROP_REASONS: Final = (STORE_DROP_QUEUE_FULL, STORE_DROP_RATE_LIMITED)
 # judge errors
 JUDGE_ERROR_UNPARSEABLE: Final = "unparseable"
 JUDGE_ERROR_HTTP: Final = "http"
@@ -98,7 +102,12 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(CHECKED_TOTAL, "counter", _UF, "Calls that went through the cheap checks."),
     MetricSpec(CHECK_FAILURES_TOTAL, "counter", (FEATURE, CHECK), "Failed cheap checks by check."),
     MetricSpec(FLAGGED_TOTAL, "counter", (FEATURE, SOURCE), "Samples flagged, by who flagged them."),
-    MetricSpec(FLAGGED_STORE_DROPPED_TOTAL, "counter", (), "Flagged samples not stored (writer queue full)."),
+    MetricSpec(
+        FLAGGED_STORE_DROPPED_TOTAL,
+        "counter",
+        (REASON,),
+        "Flagged samples not stored: writer queue full, or over the per-feature rate for check flags.",
+    ),
     MetricSpec(JUDGE_SAMPLED_TOTAL, "counter", _UF, "Calls chosen for judging by the trace-id sampler."),
     MetricSpec(JUDGE_DROPPED_TOTAL, "counter", (FEATURE, REASON), "Chosen samples not judged, by reason."),
     MetricSpec(JUDGE_VERDICTS_TOTAL, "counter", _UF, "Verdicts returned by the judge."),

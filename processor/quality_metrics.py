@@ -59,6 +59,8 @@ class QualityMetrics:
         self.check_failures = m[Q.CHECK_FAILURES_TOTAL]
         self.flagged = m[Q.FLAGGED_TOTAL]
         self.store_dropped = m[Q.FLAGGED_STORE_DROPPED_TOTAL]
+        for reason in Q.STORE_DROP_REASONS:
+            self.store_dropped.labels(reason)
         self.judge_sampled = m[Q.JUDGE_SAMPLED_TOTAL]
         self.judge_dropped = m[Q.JUDGE_DROPPED_TOTAL]
         self.judge_verdicts = m[Q.JUDGE_VERDICTS_TOTAL]

@@ -143,6 +143,10 @@ class QualitySettings:
     retention_rows: int = 100_000
     recent_samples: int = 10_000
     """Recent samples remembered by response id, so negative feedback can flag them."""
+    check_samples_per_minute: int = 60
+    """Samples flagged by the cheap checks that are stored, per feature and minute. The rest are
+    counted (``flagged_total``) but not stored: an outage that fails every call would otherwise
+    write every call. Judge and feedback flags are always stored. 0 stores none."""
 
     def rules_for(self, feature: str) -> FeatureRules:
         """The rules of ``feature`` (the defaults when it has none)."""
@@ -185,6 +189,8 @@ class QualitySettings:
                 raise QualityConfigError(f"{name} must be between 0 and 1, got {rate}")
         if not 0.0 < self.spc.lambda_ <= 1.0 or self.spc.L <= 0:
             raise QualityConfigError(f"spc.lambda must be in (0, 1] and spc.L > 0, got {self.spc}")
+        if self.check_samples_per_minute < 0:
+            raise QualityConfigError("check_samples_per_minute must be >= 0")
         if self.spc.warmup_windows < 2:
             raise QualityConfigError("spc.warmup_windows must be at least 2")
         judge = self.judge

@@ -346,6 +346,28 @@ def test_saved_charts_with_other_parameters_are_learnt_again(sample_factory: Fac
     assert ("support", "latency_p95_seconds") in changed.take_dirty()  # the stale snapshot is overwritten
 
 
+async def test_check_flags_are_stored_at_a_bounded_rate_per_feature(
+    make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory
+) -> None:
+    """An outage that fails every call counts every call but stores a few per minute."""
+    clock = Clock()
+    engine = make_engine(registry, judge_rate=0.0, clock=clock, check_samples_per_minute=2)
+    await engine.start()
+    truncated = {"finish_reason": "length", "output_text": "The steps are"}
+    for _ in range(5):
+        engine.observe(sample_factory(**truncated))
+    engine.observe(sample_factory(feature="billing", **truncated))  # its own quota
+    clock.now += 60.0
+    engine.observe(sample_factory(**truncated))
+    await engine.drain(timeout=10)
+    assert _value(registry, "llmpulse_quality_flagged_total", feature="support", source="check") == 6
+    assert _value(registry, "llmpulse_quality_flagged_store_dropped_total", reason="rate_limited") == 3
+    assert _value(registry, "llmpulse_quality_flagged_store_dropped_total", reason="queue_full") == 0
+    stored = [s.record.feature for s in engine.store.query(limit=None)]
+    assert sorted(stored) == ["billing", "support", "support", "support"]
+    await engine.stop()
+
+
 async def test_check_failures_are_counted_and_flagged(
     make_engine: MakeEngine,
     registry: CollectorRegistry,
