@@ -19,6 +19,7 @@ __all__ = ["last_user_text", "response_chars", "sample_from_content"]
 TRUNCATION_MARKER = "…[truncated]"  # appended by the instrumentation when it cuts content
 _CONTENT = re.compile(r'"content"\s*:\s*"((?:[^"\\]|\\.)*)')
 _ROLE_USER = re.compile(r'"role"\s*:\s*"user"')
+_ROLE = re.compile(r'"role"\s*:')
 
 
 def _text_of(message: Any) -> str:
@@ -45,11 +46,16 @@ def last_user_text(input_messages: str) -> str:
         messages = json.loads(input_messages)
     except ValueError:
         input_messages = input_messages.removesuffix(TRUNCATION_MARKER)
-        # Truncated JSON: the text parts that follow the last user role marker.
-        start = 0
+        # Truncated JSON: the text parts of the last user message that survived the cut, up to
+        # the next message's role; none when the cut left no user message at all.
+        start = -1
         for match in _ROLE_USER.finditer(input_messages):
             start = match.end()
-        return "\n".join(_unescape(m) for m in _CONTENT.findall(input_messages, start))
+        if start < 0:
+            return ""
+        following = _ROLE.search(input_messages, start)
+        end = following.start() if following else len(input_messages)
+        return "\n".join(_unescape(m) for m in _CONTENT.findall(input_messages, start, end))
     if not isinstance(messages, list):
         return ""
     for message in reversed(messages):

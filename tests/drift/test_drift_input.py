@@ -26,6 +26,12 @@ def test_sample_from_content() -> None:
 def test_truncated_documents_still_give_text() -> None:
     cut = INPUT.index("order") + len("or")  # inside the last user message
     assert last_user_text(INPUT[:cut] + "…[truncated]") == 'where is my "or'
+    # cut inside the assistant turn: the last user message that survived is the first one, alone
+    cut = INPUT.index("an answer") + len("an")
+    assert last_user_text(INPUT[:cut] + "…[truncated]") == "first question"
+    # cut inside the system prompt: no user text at all (not the system prompt)
+    cut = INPUT.index("be brief") + len("be")
+    assert last_user_text(INPUT[:cut] + "…[truncated]") == ""
     cut = OUTPUT.index("transit") + len("trans")
     assert response_chars(OUTPUT[:cut] + "…[truncated]") == len("In trans")
 
