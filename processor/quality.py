@@ -94,7 +94,15 @@ class QualityEngine:
         self.budget = DailyBudget(js.daily_token_budget, js.daily_usd_budget, clock=clock)
         self.breaker = CircuitBreaker(js.breaker_failures, js.breaker_cooldown_s, clock=monotonic)
         self.limiter = RateLimiter(js.requests_per_second, js.burst, clock=monotonic)
-        self.charts = QualityCharts(settings.spc, self.metrics)
+        self.charts = QualityCharts(
+            settings.spc,
+            self.metrics,
+            window_sizes={
+                name: rules.requests_per_window
+                for name, rules in settings.features.items()
+                if rules.requests_per_window is not None
+            },
+        )
         self.signals = UserSignals(settings.signals, clock=clock)
         self._sink = evaluation_sink
         self._clock = clock

@@ -66,6 +66,9 @@ class FeatureRules:
     rules: tuple[RegexRule, ...] = ()
     judge_rate: float | None = None
     """Share of this feature's calls to judge; ``None`` uses the engine default."""
+    requests_per_window: int | None = None
+    """Calls per SPC window for this feature (``None``: ``spc.requests_per_window``). A quiet
+    feature needs fewer to get a point an hour or so; its rate charts then have a coarser floor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +194,9 @@ class QualitySettings:
             raise QualityConfigError(f"spc.lambda must be in (0, 1] and spc.L > 0, got {self.spc}")
         if self.check_samples_per_minute < 0:
             raise QualityConfigError("check_samples_per_minute must be >= 0")
+        for name, rules in self.features.items():
+            if rules.requests_per_window is not None and rules.requests_per_window < 2:
+                raise QualityConfigError(f"features.{name}.requests_per_window must be at least 2")
         if self.spc.warmup_windows < 2:
             raise QualityConfigError("spc.warmup_windows must be at least 2")
         judge = self.judge

@@ -3,7 +3,8 @@
 Each feature has five charts (names in :data:`~llmpulse.processor.quality_metric_names.STATISTICS`):
 
 * ``error_rate``, ``refusal_rate``, ``latency_p95_seconds``, ``cost_per_request_usd``: one point
-  per ``requests_per_window`` calls (count windows, so a quiet hour does not make a noisy point);
+  per ``requests_per_window`` calls (count windows, so a quiet hour does not make a noisy point;
+  a quiet feature can set its own, smaller, ``requests_per_window``);
 * ``judge_score``: the mean overall judge score per ``scores_per_window`` verdicts.
 
 The judge score alarms only when it falls, the others only when they rise. Every chart estimates
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,26 +50,37 @@ def _p95(values: list[float]) -> float:
 class QualityCharts:
     """Charts for every feature seen; call from one thread (the processor's event loop)."""
 
-    def __init__(self, settings: SpcSettings, metrics: QualityMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: SpcSettings,
+        metrics: QualityMetrics | None = None,
+        window_sizes: Mapping[str, int] | None = None,
+    ) -> None:
+        """``window_sizes``: calls per window for features that override ``requests_per_window``."""
         self.settings = settings
         self._metrics = metrics
+        self._sizes = dict(window_sizes or {})
         self._charts: dict[tuple[str, str], EwmaChart] = {}
         self._calls: dict[str, _CallWindow] = {}
         self._scores: dict[str, list[float]] = {}
         self._dirty: set[tuple[str, str]] = set()
 
-    def _floor(self, statistic: str) -> float:
+    def window_size(self, feature: str) -> int:
+        """Calls per window of ``feature``."""
+        return self._sizes.get(feature, self.settings.requests_per_window)
+
+    def _floor(self, feature: str, statistic: str) -> float:
         if statistic in (Q.STAT_ERROR_RATE, Q.STAT_REFUSAL_RATE):
-            return 1.0 / self.settings.requests_per_window
+            return 1.0 / self.window_size(feature)
         return {Q.STAT_LATENCY_P95: 0.001, Q.STAT_COST: 1e-4, Q.STAT_JUDGE_SCORE: 0.05}[statistic]
 
-    def _new_chart(self, statistic: str) -> EwmaChart:
+    def _new_chart(self, feature: str, statistic: str) -> EwmaChart:
         s = self.settings
         return EwmaChart(
             lambda_=s.lambda_,
             L=s.L,
             warmup=s.warmup_windows,
-            sigma_floor=self._floor(statistic),
+            sigma_floor=self._floor(feature, statistic),
             one_sided="lower" if statistic == Q.STAT_JUDGE_SCORE else "upper",
         )
 
@@ -76,7 +89,7 @@ class QualityCharts:
         key = (feature, statistic)
         chart = self._charts.get(key)
         if chart is None:
-            chart = self._charts[key] = self._new_chart(statistic)
+            chart = self._charts[key] = self._new_chart(feature, statistic)
         return chart
 
     def load(self, snapshots: dict[tuple[str, str], dict[str, Any]]) -> None:
@@ -87,14 +100,17 @@ class QualityCharts:
             except ValueError as exc:
                 _log.warning("ignoring saved SPC chart %s/%s: %s", key[0], key[1], exc)
                 continue
-            wanted = self._new_chart(key[1])
-            if (chart.lambda_, chart.L, chart.warmup) != (wanted.lambda_, wanted.L, wanted.warmup):
+            wanted = self._new_chart(*key)
+            saved = (chart.lambda_, chart.L, chart.warmup, chart.sigma_floor)
+            now = (wanted.lambda_, wanted.L, wanted.warmup, wanted.sigma_floor)
+            if saved != now:  # the floor follows the window size
                 _log.warning(
-                    "SPC settings changed for %s/%s (lambda, L, warm-up %s -> %s): learning a new baseline",
+                    "SPC settings changed for %s/%s (lambda, L, warm-up, sigma floor %s -> %s):"
+                    " learning a new baseline",
                     key[0],
                     key[1],
-                    (chart.lambda_, chart.L, chart.warmup),
-                    (wanted.lambda_, wanted.L, wanted.warmup),
+                    saved,
+                    now,
                 )
                 self._dirty.add(key)
                 continue
@@ -128,7 +144,7 @@ class QualityCharts:
         if sample.cost_usd is not None:
             window.cost += sample.cost_usd
             window.priced += 1
-        if window.count < self.settings.requests_per_window:
+        if window.count < self._sizes.get(sample.feature, self.settings.requests_per_window):
             return
         del self._calls[sample.feature]
         f = sample.feature

@@ -15,7 +15,13 @@ from prometheus_client.registry import CollectorRegistry
 from llmpulse.processor.flagged_store import FlaggedStore
 from llmpulse.processor.judge import LLMJudge
 from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_settings import FeatureRules, JudgeSettings, QualitySettings, SpcSettings
+from llmpulse.processor.quality_settings import (
+    FeatureRules,
+    JudgeSettings,
+    QualityConfigError,
+    QualitySettings,
+    SpcSettings,
+)
 from llmpulse.processor.quality_spc import QualityCharts
 from llmpulse.processor.quality_status import quality_status
 from llmpulse.processor.quality_types import EvaluationRecord, FeedbackEvent, QualitySample
@@ -344,6 +350,31 @@ def test_saved_charts_with_other_parameters_are_learnt_again(sample_factory: Fac
     changed.load(saved)
     assert changed.chart("support", "latency_p95_seconds").in_warmup
     assert ("support", "latency_p95_seconds") in changed.take_dirty()  # the stale snapshot is overwritten
+
+
+def test_a_quiet_feature_charts_with_its_own_window_size(sample_factory: Factory) -> None:
+    spc = SpcSettings(warmup_windows=3, requests_per_window=100)
+    settings = QualitySettings.from_dict(
+        {"spc": {"warmup_windows": 3}, "features": {"quiet": {"requests_per_window": 5}}}
+    )
+    assert settings.features["quiet"].requests_per_window == 5
+    charts = QualityCharts(spc, window_sizes={"quiet": 5})
+    for _ in range(5):
+        charts.observe_call(sample_factory(feature="quiet", duration_s=1.0), refused=False)
+        charts.observe_call(sample_factory(duration_s=1.0), refused=False)
+    states = charts.states()
+    assert states[("quiet", "error_rate")] is not None  # one point after 5 calls
+    assert ("support", "error_rate") not in states  # the default feature needs 100
+    assert charts.chart("quiet", "error_rate").sigma_floor == pytest.approx(1 / 5)
+    assert charts.chart("support", "error_rate").sigma_floor == pytest.approx(1 / 100)
+    # a baseline learnt with another window size is not reused
+    saved = charts.take_dirty()
+    resized = QualityCharts(spc, window_sizes={"quiet": 10})
+    resized.load(saved)
+    assert resized.chart("quiet", "error_rate").in_warmup
+    assert ("quiet", "error_rate") in resized.take_dirty()
+    with pytest.raises(QualityConfigError, match="requests_per_window"):
+        QualitySettings.from_dict({"features": {"quiet": {"requests_per_window": 1}}})
 
 
 async def test_check_flags_are_stored_at_a_bounded_rate_per_feature(
