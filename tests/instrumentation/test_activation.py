@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from concurrent import futures
 from importlib.metadata import entry_points
+from pathlib import Path
 
 import anthropic
 import grpc
@@ -258,3 +260,49 @@ def test_uninstrument_under_a_later_patch_leaves_it_and_stops_recording(make_spa
         assert spans.llm() == []  # ours only forwards
     finally:
         sync_client.request = sync_client.__dict__["request"].__wrapped__.__wrapped__
+
+
+def test_start_up_defers_the_instrumentation_imports_until_a_trigger_module() -> None:
+    """With the variable set, a process that never imports an SDK pays for no OpenTelemetry import."""
+    heavy = ("wrapt", "opentelemetry.sdk.trace", "opentelemetry.instrumentation", "llmpulse.instrumentation")
+    code = (
+        f"import sys; heavy = {heavy!r}; loaded = [m for m in heavy if m in sys.modules]; "
+        "assert not loaded, loaded; "
+        "import llmpulse; llmpulse.context; "  # the app's API is a trigger too
+        "from llmpulse.instrumentation.instrumentor import LLMPulseInstrumentor as I; "
+        "assert I().is_instrumented_by_opentelemetry, 'not started'; "
+        "assert not any(type(f).__name__ == 'ImportWatcher' for f in sys.meta_path), 'watcher left'"
+    )
+    env = {"LLMPULSE_ENABLED": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+def test_import_watcher_fires_once_after_the_module_ran_and_restores_its_loader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from importlib import resources
+
+    from llmpulse._autostart import ImportWatcher
+
+    package = tmp_path / "watched_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 42\n")
+    (package / "data.txt").write_text("payload")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    seen: list[int] = []
+    watcher = ImportWatcher(["watched_pkg"], lambda: seen.append(sys.modules["watched_pkg"].VALUE))
+    watcher.install()
+    try:
+        import watched_pkg  # type: ignore[import-not-found]
+
+        assert seen == [42]  # after the module body ran
+        assert watcher not in sys.meta_path
+        assert type(watched_pkg.__loader__).__name__ == "SourceFileLoader"
+        assert watched_pkg.__spec__.loader is watched_pkg.__loader__
+        assert resources.files("watched_pkg").joinpath("data.txt").read_text() == "payload"
+        importlib.reload(watched_pkg)
+        assert seen == [42]  # once
+    finally:
+        watcher.remove()
+        sys.modules.pop("watched_pkg", None)
