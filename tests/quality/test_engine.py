@@ -485,6 +485,9 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
     assert status["features"]["chat"]["signals"]["at_risk"] is True
     assert status["features"]["faq"]["signals"]["explicit_coverage_ratio"] == 0.5
     assert status["judge"]["queue"] == 0 and status["judge"]["circuit_open"] is False
+    js = engine.settings.judge  # what the queue is measured against (LLMPulseJudgeLagging's runbook)
+    assert (status["judge"]["queue_size"], status["judge"]["workers"]) == (js.queue_size, js.workers)
+    assert status["judge"]["requests_per_second"] == js.requests_per_second
     await engine.stop()
 
 
