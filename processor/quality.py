@@ -53,6 +53,9 @@ EvaluationSink = Callable[[EvaluationRecord], None]
 _NOT_FLAGGING = frozenset({C.NEAR_CONTEXT_LIMIT})  # counted, but not a bad answer
 _REFUSALS = frozenset({C.API_REFUSAL, C.REFUSAL_PHRASE})
 _STORE_BATCH = 256  # flagged records written per transaction
+# Retention runs this often: ~40 ms on a 100k-row store, and with the check-flag quota a busy
+# processor can store thousands of samples a minute.
+_PRUNE_EVERY_S = 600.0
 _EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING, A.FEEDBACK_COMMENT_KIND})
 
 
@@ -418,7 +421,7 @@ class QualityEngine:
         if dirty:
             await asyncio.to_thread(self.store.save_charts, dirty)
         now = self._clock()
-        if now - self._last_prune >= 3600.0:
+        if now - self._last_prune >= _PRUNE_EVERY_S:
             self._last_prune = now
             await asyncio.to_thread(self.store.prune, now=now)
         for feature, (labelled, agreed) in (await asyncio.to_thread(self.store.agreement)).items():

@@ -399,6 +399,32 @@ async def test_check_flags_are_stored_at_a_bounded_rate_per_feature(
     await engine.stop()
 
 
+async def test_ticks_apply_retention_every_ten_minutes(
+    make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory
+) -> None:
+    clock = Clock()
+    engine = make_engine(registry, judge_rate=0.0, clock=clock, retention_rows=2)
+    await engine.start()
+    truncated = {"finish_reason": "length", "output_text": "The steps are"}
+
+    async def flag(n: int) -> None:
+        for _ in range(n):
+            engine.observe(sample_factory(**truncated))
+        await engine.drain(timeout=10)
+
+    await flag(4)
+    await engine.tick()
+    assert engine.store.count() == 2
+    await flag(3)
+    clock.now += 599.0
+    await engine.tick()
+    assert engine.store.count() == 5  # not yet
+    clock.now += 1.0
+    await engine.tick()
+    assert engine.store.count() == 2
+    await engine.stop()
+
+
 async def test_check_failures_are_counted_and_flagged(
     make_engine: MakeEngine,
     registry: CollectorRegistry,
