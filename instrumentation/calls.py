@@ -24,7 +24,7 @@ from opentelemetry.util.types import AttributeValue
 from llmpulse import attributes as A
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.content import ContentPolicy
-from llmpulse.instrumentation.context import CONTEXT_KEY
+from llmpulse.instrumentation.context import current_attributes
 from llmpulse.instrumentation.pricing import PricingTable
 
 _log = logging.getLogger(__name__)
@@ -43,10 +43,8 @@ class Runtime:
     content: ContentPolicy
 
 
-def foreign_llm_span(span: Span | None = None) -> Span | None:
-    """``span`` (default: the current span) when it is an LLM span another instrumentation opened."""
-    if span is None:
-        span = trace.get_current_span()
+def foreign_llm_span(span: Span) -> Span | None:
+    """``span`` (the parent of a new call) when it is an LLM span another instrumentation opened."""
     if not span.is_recording():
         return None
     attrs: Mapping[str, Any] | None = getattr(span, "attributes", None)
@@ -99,12 +97,9 @@ class CallRecorder:
         # The context is read once: for the app's llmpulse.context attributes, the parent
         # span, and (by the hook) to make this call's span current.
         self.ctx = ctx = otel_context.get_current()
-        extra = ctx.get(CONTEXT_KEY)
-        if extra:
-            attrs.update(extra)  # type: ignore[call-overload]
+        attrs.update(current_attributes(ctx))
         attrs[A.SPAN_KIND] = A.SPAN_KIND_LLM
-        parent = trace.get_current_span(ctx)
-        foreign = foreign_llm_span(parent) if parent.is_recording() else None
+        foreign = foreign_llm_span(trace.get_current_span(ctx))
         if foreign is None:
             name = f"{operation} {model}" if model else operation
             self.span = runtime.tracer.start_span(name, ctx, SpanKind.CLIENT, attrs)

@@ -21,8 +21,7 @@ from opentelemetry.util.types import AttributeValue
 
 from llmpulse import attributes as A
 
-CONTEXT_KEY = otel_context.create_key("llmpulse.context")
-_KEY = CONTEXT_KEY
+_KEY = otel_context.create_key("llmpulse.context")
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
 
 F = TypeVar("F", bound=Callable[..., Any])

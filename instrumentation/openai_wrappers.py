@@ -148,9 +148,7 @@ def _ids(attrs: dict[str, AttributeValue], result: Any) -> None:
     response_id = getattr(result, "id", None)
     if isinstance(response_id, str):
         attrs[A.GEN_AI_RESPONSE_ID] = response_id
-    model = getattr(result, "model", None)
-    if isinstance(model, str):
-        attrs[A.GEN_AI_RESPONSE_MODEL] = model
+    _model(attrs, result)
 
 
 def _model(attrs: dict[str, AttributeValue], result: Any) -> None:

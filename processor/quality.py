@@ -210,8 +210,7 @@ class QualityEngine:
     def _observe(self, sample: QualitySample, defer_counts: bool = False) -> list[str]:
         s = self.settings
         feature = sample.feature
-        if feature not in self._features:
-            self._feature(feature)
+        self._feature(feature)
         failed = C.run_checks(
             sample,
             s.rules_for(feature),

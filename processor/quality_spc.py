@@ -144,7 +144,7 @@ class QualityCharts:
         if sample.cost_usd is not None:
             window.cost += sample.cost_usd
             window.priced += 1
-        if window.count < self._sizes.get(sample.feature, self.settings.requests_per_window):
+        if window.count < self.window_size(sample.feature):
             return
         del self._calls[sample.feature]
         f = sample.feature
