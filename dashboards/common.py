@@ -1,6 +1,6 @@
 """Shared builders for the llmpulse dashboards: data source, variables, queries and panels.
 
-Every metric name comes from :mod:`llmpulse.processor.metric_names` (and the quality and drift
+Every metric name comes from :mod:`llmpulse.processor.metrics.names` (and the quality and drift
 engines' ``quality_metric_names`` / ``drift_metric_names``) and every recording-rule name from
 :data:`RULES` (defined in ``alerting/rules/*.yml``), so a renamed metric breaks the build
 instead of a panel. Panels take the Prometheus data source from the
@@ -32,7 +32,7 @@ from grafana_foundation_sdk.models import common as common_models
 from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import prometheus as prometheus_models
 
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 
 DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 PROCESSOR_JOB = "llmpulse-processor"

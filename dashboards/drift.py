@@ -1,6 +1,6 @@
 """Drift: do users still ask (and the model still answer) what they did when the reference was frozen?
 
-Reads what the drift engine exports (``processor/drift_metric_names.py``). The engine works on
+Reads what the drift engine exports (``processor/drift/metric_names.py``). The engine works on
 sampled calls whose content the app captured; a feature's series exist from its first sample
 (docs/drift.md).
 """
@@ -21,7 +21,7 @@ from dashboards.common import (
     sum_rate,
     timeseries_panel,
 )
-from llmpulse.processor import drift_metric_names as D
+from llmpulse.processor.drift import metric_names as D
 
 UID = "llmpulse-drift"
 FEATURE = 'feature=~"$feature"'

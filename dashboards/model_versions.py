@@ -21,8 +21,8 @@ from dashboards.common import (
     table_panel,
     timeseries_panel,
 )
-from llmpulse.processor import metric_names as M
-from llmpulse.processor import quality_metric_names as Q
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-model-versions"
 CANARY_FILTER = 'model=~"$model"'

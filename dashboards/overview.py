@@ -17,7 +17,7 @@ from dashboards.common import (
     sum_rate,
     timeseries_panel,
 )
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 
 UID = "llmpulse-overview"
 BY_CALL = "{{feature}} · {{provider}}/{{model}}"

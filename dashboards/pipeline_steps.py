@@ -14,7 +14,7 @@ from dashboards.common import (
     sum_rate,
     timeseries_panel,
 )
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 
 UID = "llmpulse-pipeline-steps"
 STEP_FILTER = 'feature=~"$feature", step=~"$step"'

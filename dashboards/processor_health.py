@@ -16,7 +16,7 @@ from dashboards.common import (
     table_panel,
     timeseries_panel,
 )
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 
 UID = "llmpulse-processor-health"
 SELECT = f'job="{PROCESSOR_JOB}", instance=~"$instance"'

@@ -1,6 +1,6 @@
 """Quality: judge scores, SPC control charts, flagged calls, cheap checks and the judge itself.
 
-Reads what the quality engine exports (``processor/quality_metric_names.py``). Judge scores exist
+Reads what the quality engine exports (``processor/quality/metric_names.py``). Judge scores exist
 only when a judge endpoint is configured and the app captures content for sampled calls; cheap
 checks on the answer's text need captured content too (docs/quality.md).
 """
@@ -23,7 +23,7 @@ from dashboards.common import (
     sum_rate,
     timeseries_panel,
 )
-from llmpulse.processor import quality_metric_names as Q
+from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-quality"
 FEATURE = 'feature=~"$feature"'

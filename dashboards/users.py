@@ -19,8 +19,8 @@ from dashboards.common import (
     sum_rate,
     timeseries_panel,
 )
-from llmpulse.processor import metric_names as M
-from llmpulse.processor import quality_metric_names as Q
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-users"
 FEEDBACK_FILTER = 'feature=~"$feature", kind=~"$kind"'

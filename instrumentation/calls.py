@@ -21,11 +21,11 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
+from llmpulse.contract.pricing import PricingTable
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.content import ContentPolicy
 from llmpulse.instrumentation.context import current_attributes
-from llmpulse.instrumentation.pricing import PricingTable
 
 _log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from llmpulse.attributes import (
+from llmpulse.contract.attributes import (
     ENV_ANTHROPIC_SDK_SPANS,
     ENV_CAPTURE_CONTENT,
     ENV_CONTENT_MAX_CHARS,
@@ -41,7 +41,7 @@ class Settings:
 
     ``content``: ``"off"`` (default) records no message text; ``"on"`` records it on every
     LLM span; ``"sampled"`` only on spans whose trace the deterministic sampler selects at
-    ``sample_rate`` (see :func:`llmpulse.sampling.is_sampled`).
+    ``sample_rate`` (see :func:`llmpulse.contract.sampling.is_sampled`).
     ``redact``: optional hook applied to every captured text after the built-in patterns.
     ``hash_user_ids``: ``context(user_id=...)`` is recorded as a salted SHA-256 pseudonym
     unless this is ``False``.

@@ -15,10 +15,10 @@ from typing import Any
 
 from opentelemetry.trace import Span
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
+from llmpulse.contract.redaction import Redactor
+from llmpulse.contract.sampling import is_sampled
 from llmpulse.instrumentation.config import Settings
-from llmpulse.instrumentation.redaction import Redactor
-from llmpulse.sampling import is_sampled
 
 _log = logging.getLogger(__name__)
 

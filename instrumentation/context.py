@@ -19,7 +19,7 @@ from typing import Any, TypeVar, cast
 from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 
 _KEY = otel_context.create_key("llmpulse.context")
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})

@@ -11,9 +11,9 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
+from llmpulse.contract.redaction import Redactor
 from llmpulse.instrumentation.context import current_attributes
-from llmpulse.instrumentation.redaction import Redactor
 
 _FALLBACK_SCOPE = "llmpulse"
 
@@ -46,7 +46,7 @@ def feedback(
     """Record one feedback event.
 
     ``kind`` is one of ``thumbs``, ``rating``, ``comment`` (explicit) or ``correction``,
-    ``follow_up``, ``abandoned`` (implicit signals); see ``llmpulse.attributes.FEEDBACK_KINDS``.
+    ``follow_up``, ``abandoned`` (implicit signals); see ``llmpulse.contract.attributes.FEEDBACK_KINDS``.
     ``value`` is ``"up"``/``"down"`` (or ``True``/``False``, ``1``/``0``) for thumbs and a number
     for a rating; it is recorded as a number (the span contract: thumbs up 1, down 0). ``comment``
     is free text and passes through the built-in redaction before it is recorded.

@@ -21,11 +21,11 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from wrapt import register_post_import_hook
 
 import llmpulse
+from llmpulse.contract.pricing import PricingTable
 from llmpulse.instrumentation.calls import Runtime
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.content import ContentPolicy
 from llmpulse.instrumentation.hook import Adapter, Switch, async_request_wrapper, sync_request_wrapper
-from llmpulse.instrumentation.pricing import PricingTable
 from llmpulse.instrumentation.threads import instrument_threads, uninstrument_threads
 
 _log = logging.getLogger(__name__)

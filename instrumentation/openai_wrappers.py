@@ -12,7 +12,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter

@@ -7,7 +7,7 @@ from typing import Any
 
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 
 _SERVER_CACHE = "_llmpulse_server"
 

@@ -19,7 +19,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.instrumentation.context import current_attributes
 
 F = TypeVar("F", bound=Callable[..., Any])

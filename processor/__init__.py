@@ -1,1 +1,20 @@
-"""p"""
+"""The llmpulse processor: OTLP traces in, Prometheus metrics, quality verdicts and alarms out.
+
+A span travels one way through the sub-packages::
+
+    ingest/    OTLP/gRPC, OTLP/HTTP (protobuf and JSON) receivers: decode, admit or refuse
+       |
+    pipeline/  bounded queue, normalisation of any GenAI instrumentation's span into records,
+       |       de-duplication of calls seen twice
+       +--> metrics/  derived Prometheus metrics, rolling windows, exposition
+       +--> quality/  cheap checks, sampled LLM judge, SPC charts, user signals, canaries,
+       |              flagged samples
+       +--> drift/    input drift against a frozen reference
+    spc/       the EWMA chart both quality and drift use
+    admin/     /metrics, /api/status, /healthz, /readyz and the engines' admin routes
+
+At the top: :mod:`~llmpulse.processor.service` (the process: receivers, pipeline, admin
+server), :mod:`~llmpulse.processor.settings` (configuration), :mod:`~llmpulse.processor.engines`
+(which engines run, built from the configuration) and :mod:`~llmpulse.processor.cli`
+(``llmpulse serve`` / ``llmpulse status``). See docs/processor.md.
+"""

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from llmpulse.processor.admin.status_client import DEFAULT_URL, StatusError, fetch_status, render_table
 from llmpulse.processor.engines import EngineSet, build_engines, load_engine_config
+from llmpulse.processor.metrics.windows import WINDOWS
 from llmpulse.processor.service import ProcessorService, StartupError
 from llmpulse.processor.settings import ENV_CONFIG, ConfigError, add_arguments, resolve
-from llmpulse.processor.status import DEFAULT_URL, StatusError, fetch_status, render_table
-from llmpulse.processor.windows import WINDOWS
 
 SERVE_DESCRIPTION = """\
 Run the llmpulse processor: receive OTLP traces (gRPC on --grpc-port, HTTP POST /v1/traces on

@@ -16,7 +16,7 @@ model and key can also come from ``LLMPULSE_JUDGE_BASE_URL``, ``LLMPULSE_JUDGE_M
 ``interval_s`` (1.0), an ``[drift.embedder_options]`` table passed to the embedder (for
 ``openai``: ``base_url``, ``model``, ``api_key``, ``timeout``, ``daily_token_budget``, ...; the
 key can also come from ``LLMPULSE_EMBEDDINGS_API_KEY``) and a ``[drift.settings]`` table of
-:class:`~llmpulse.processor.drift_state.DriftSettings` fields.
+:class:`~llmpulse.processor.drift.state.DriftSettings` fields.
 """
 
 from __future__ import annotations
@@ -32,17 +32,17 @@ from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.canary import CanaryRunner, CanarySettings
-from llmpulse.processor.drift import DriftEngine
-from llmpulse.processor.drift_listener import service_extensions
-from llmpulse.processor.drift_state import DriftSettings
-from llmpulse.processor.embedders import build_embedder
+from llmpulse.processor.drift.embedders import build_embedder
+from llmpulse.processor.drift.engine import DriftEngine
+from llmpulse.processor.drift.listener import service_extensions
+from llmpulse.processor.drift.state import DriftSettings
 from llmpulse.processor.http_server import Handler
-from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_ingest import feedback_from_record, sample_from_call
-from llmpulse.processor.quality_settings import QualityConfigError, QualitySettings
-from llmpulse.processor.quality_status import quality_status
-from llmpulse.processor.records import Feedback, LLMCall
+from llmpulse.processor.pipeline.records import Feedback, LLMCall
+from llmpulse.processor.quality.canary import CanaryRunner, CanarySettings
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
+from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
+from llmpulse.processor.quality.status import quality_status
 from llmpulse.processor.settings import ConfigError
 
 logger = logging.getLogger(__name__)

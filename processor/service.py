@@ -16,16 +16,16 @@ from typing import Any
 from prometheus_client.registry import Collector
 
 from llmpulse import __version__
-from llmpulse.processor.admin import AdminHandler
-from llmpulse.processor.dedup import Deduplicator
-from llmpulse.processor.exposition import build_registry
+from llmpulse.processor.admin.handler import AdminHandler
 from llmpulse.processor.http_server import Handler, HttpServer
-from llmpulse.processor.metrics import Accounting, DerivedMetrics
-from llmpulse.processor.pipeline import Pipeline, RecordListener
-from llmpulse.processor.receiver_grpc import GrpcReceiver
-from llmpulse.processor.receiver_http import OtlpHttpHandler
+from llmpulse.processor.ingest.otlp_grpc import GrpcReceiver
+from llmpulse.processor.ingest.otlp_http import OtlpHttpHandler
+from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
+from llmpulse.processor.metrics.exposition import build_registry
+from llmpulse.processor.metrics.windows import RollingWindows
+from llmpulse.processor.pipeline.dedup import Deduplicator
+from llmpulse.processor.pipeline.queue import Pipeline, RecordListener
 from llmpulse.processor.settings import ConfigError, Settings
-from llmpulse.processor.windows import RollingWindows
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmpulse import components
+from llmpulse.stack import components
 
 
 @dataclass

@@ -17,7 +17,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from llmpulse import attributes, components
+from llmpulse.contract import attributes
+from llmpulse.stack import components
 from llmpulse.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.components

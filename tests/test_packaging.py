@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from llmpulse import components
+from llmpulse.stack import components
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def test_wheel_layout(wheel: Path) -> None:
     top_level = {name.split("/", 1)[0] for name in names}
     assert "instrumentation" not in top_level and "processor" not in top_level, top_level
     assert "llmpulse-autoinstrument.pth" in names
-    for module in ("llmpulse/__init__.py", "llmpulse/attributes.py", "llmpulse/cli.py"):
+    for module in ("llmpulse/__init__.py", "llmpulse/contract/attributes.py", "llmpulse/cli.py"):
         assert module in names
     assert "llmpulse/instrumentation/__init__.py" in names
     assert "llmpulse/processor/__init__.py" in names

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from llmpulse import attributes, components
+from llmpulse.contract import attributes
+from llmpulse.stack import components
 
 DOC = components.REPO_ROOT / "docs" / "span-contract.md"
 
@@ -22,14 +23,16 @@ def _documented_keys() -> set[str]:
 
 def test_every_contract_key_is_documented() -> None:
     missing = _contract_keys() - _documented_keys()
-    assert not missing, f"keys in llmpulse.attributes missing from docs/span-contract.md: {sorted(missing)}"
+    assert not missing, (
+        f"keys in llmpulse.contract.attributes missing from docs/span-contract.md: {sorted(missing)}"
+    )
 
 
 def test_every_documented_key_is_in_the_contract() -> None:
     documented = {k for k in _documented_keys() if "." in k or k.isupper()}
     extra = documented - _contract_keys()
     assert not extra, (
-        f"keys documented in docs/span-contract.md but not in llmpulse.attributes: {sorted(extra)}"
+        f"keys documented in docs/span-contract.md but not in llmpulse.contract.attributes: {sorted(extra)}"
     )
 
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmpulse import components
-from llmpulse.stack import Stack, StackPorts
+from llmpulse.stack.local import Stack, StackPorts, components
 
 pytestmark = pytest.mark.components
 

@@ -277,7 +277,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self._serve("POST")
 
     def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("fake provider: " + format, *args)
+        logger.debug("event=fake_provider_request %s", format % args)
 
     def _serve(self, method: str) -> None:
         split = urlsplit(self.path)

@@ -65,7 +65,7 @@ class WebhookSink:
                 self.end_headers()
 
             def log_message(self, format: str, *args: Any) -> None:
-                logger.debug("webhook sink: " + format, *args)
+                logger.debug("event=webhook_sink_request %s", format % args)
 
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True

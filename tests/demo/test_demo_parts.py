@@ -10,19 +10,19 @@ from pathlib import Path
 import openai
 import pytest
 
-from llmpulse.demo_provider import BAD_ANSWERS, JUDGE_DIMENSIONS, reply_for
-from llmpulse.demo_report import DETECTED, MISSED, NO_ENGINE, NO_RULE, attribute, render_table
-from llmpulse.demo_rules import (
+from llmpulse.demo.provider import BAD_ANSWERS, JUDGE_DIMENSIONS, reply_for
+from llmpulse.demo.report import DETECTED, MISSED, NO_ENGINE, NO_RULE, attribute, render_table
+from llmpulse.demo.rules import (
     alert_rules,
     compress_alertmanager,
     compress_duration,
     compress_rules,
     parse_duration,
 )
-from llmpulse.demo_scenario import INCIDENTS, ScenarioState, Schedule, read_active
-from llmpulse.demo_sources import FiredAlert, read_journal
-from llmpulse.demo_view import FeatureRow, PlainView, Snapshot, make_view
-from llmpulse.processor.judge import parse_verdict
+from llmpulse.demo.scenario import INCIDENTS, ScenarioState, Schedule, read_active
+from llmpulse.demo.sources import FiredAlert, read_journal
+from llmpulse.demo.view import FeatureRow, PlainView, Snapshot, make_view
+from llmpulse.processor.quality.judge import parse_verdict
 from llmpulse.testing.fake_provider import FakeProvider
 
 
@@ -242,9 +242,9 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     """The processor parses what the demo appends to its config (a typo would stop `serve`)."""
     import tomllib
 
-    from llmpulse.demo_rules import engine_settings
-    from llmpulse.processor.drift_state import DriftSettings
-    from llmpulse.processor.quality_settings import QualitySettings
+    from llmpulse.demo.rules import engine_settings
+    from llmpulse.processor.drift.state import DriftSettings
+    from llmpulse.processor.quality.settings import QualitySettings
 
     config = tomllib.loads(engine_settings(120))
     quality = QualitySettings.from_dict(config["quality"])

@@ -18,13 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from llmpulse import components
-from llmpulse.demo import DemoOptions, run_demo
-from llmpulse.demo_report import DETECTED, render_table
-from llmpulse.demo_rules import alert_rules
-from llmpulse.demo_scenario import INCIDENTS
-from llmpulse.demo_view import PlainView
-from llmpulse.stack import StackPorts
+from llmpulse.demo.report import DETECTED, render_table
+from llmpulse.demo.rules import alert_rules
+from llmpulse.demo.runner import DemoOptions, run_demo
+from llmpulse.demo.scenario import INCIDENTS
+from llmpulse.demo.view import PlainView
+from llmpulse.stack.local import StackPorts, components
 
 pytestmark = pytest.mark.components
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
-from llmpulse.processor.drift_synthetic import SyntheticCall, SyntheticStream
+from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
+from llmpulse.processor.drift.synthetic import SyntheticCall, SyntheticStream
 
 
 @pytest.fixture

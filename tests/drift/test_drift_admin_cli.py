@@ -11,10 +11,10 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor import drift_cli
-from llmpulse.processor.drift import DriftEngine
-from llmpulse.processor.drift_admin import DriftAdmin
-from llmpulse.processor.drift_synthetic import SyntheticStream
+from llmpulse.processor.drift import cli as drift_cli
+from llmpulse.processor.drift.admin import DriftAdmin
+from llmpulse.processor.drift.engine import DriftEngine
+from llmpulse.processor.drift.synthetic import SyntheticStream
 from llmpulse.processor.http_server import HttpServer
 
 Feed = Callable[..., None]

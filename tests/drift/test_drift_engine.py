@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor import drift_metric_names as names
-from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings, UnknownFeature
-from llmpulse.processor.drift_synthetic import SyntheticCall, SyntheticStream
-from llmpulse.processor.embedders import EmbedderBudgetExhausted, EmbedderUnavailable, HashedNgramEmbedder
-from llmpulse.processor.spc import ChartState
+from llmpulse.processor.drift import metric_names as names
+from llmpulse.processor.drift.embedders import (
+    EmbedderBudgetExhausted,
+    EmbedderUnavailable,
+    HashedNgramEmbedder,
+)
+from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings, UnknownFeature
+from llmpulse.processor.drift.synthetic import SyntheticCall, SyntheticStream
+from llmpulse.processor.spc.ewma import ChartState
 
 FROZEN_AT = 1_700_000_000.0
 Feed = Callable[..., None]  # the `feed` fixture: feed(stream, n, feature=..., **call_kwargs)

@@ -13,10 +13,10 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmpulse import attributes as A
-from llmpulse.processor.drift import DriftEngine, DriftSettings
-from llmpulse.processor.drift_listener import service_extensions
-from llmpulse.processor.drift_synthetic import SyntheticStream
+from llmpulse.contract import attributes as A
+from llmpulse.processor.drift.engine import DriftEngine, DriftSettings
+from llmpulse.processor.drift.listener import service_extensions
+from llmpulse.processor.drift.synthetic import SyntheticStream
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from llmpulse.processor.drift import DriftSample
-from llmpulse.processor.drift_input import last_user_text, response_chars, sample_from_content
+from llmpulse.processor.drift.engine import DriftSample
+from llmpulse.processor.drift.input import last_user_text, response_chars, sample_from_content
 
 INPUT = json.dumps(
     [
@@ -46,9 +46,9 @@ def test_no_user_text_gives_no_sample() -> None:
 
 
 def test_drift_metric_names_are_distinct_and_prefixed() -> None:
-    from llmpulse.processor import drift_metric_names as D
-    from llmpulse.processor import metric_names as M
-    from llmpulse.processor import quality_metric_names as Q
+    from llmpulse.processor.drift import metric_names as D
+    from llmpulse.processor.metrics import names as M
+    from llmpulse.processor.quality import metric_names as Q
 
     assert all(spec.name.startswith("llmpulse_drift_") for spec in D.DRIFT_METRICS)
     assert not D.DRIFT_EXPORTED_SERIES & M.EXPORTED_SERIES

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
-from llmpulse.processor.drift_synthetic import SyntheticStream
-from llmpulse.processor.embedders import HashedNgramEmbedder
+from llmpulse.processor.drift.embedders import HashedNgramEmbedder
+from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
+from llmpulse.processor.drift.synthetic import SyntheticStream
 
 Feed = Callable[..., None]
 
@@ -57,7 +57,7 @@ def test_state_from_another_embedder_or_a_bad_file_is_ignored(
     path = tmp_path / "drift.npz"
     engine.save_state(path)
     other = DriftEngine(registry=CollectorRegistry(), embedder=_Renamed())
-    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.drift_persist"):
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.drift.persist"):
         assert other.load_state(path) == 0
         assert "made with embedder hashed, not renamed" in caplog.text
         smaller = DriftEngine(registry=CollectorRegistry(), embedder=HashedNgramEmbedder(dimensions=64))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmpulse.processor.drift_stats import (
+from llmpulse.processor.drift.stats import (
     chi2_sf,
     chi_square_homogeneity,
     ks_two_sample,

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from llmpulse.processor.drift import DriftEngine, DriftSample, DriftSettings
-from llmpulse.processor.embedders import (
+from llmpulse.processor.drift.embedders import (
     Embedder,
     EmbedderBudgetExhausted,
     EmbedderError,
@@ -22,6 +21,7 @@ from llmpulse.processor.embedders import (
     SentenceModelEmbedder,
     build_embedder,
 )
+from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 from llmpulse.testing.openai_api import embedding_vector
 
@@ -38,7 +38,7 @@ def test_hashed_embedder_is_deterministic_unit_norm_and_process_independent() ->
     np.testing.assert_allclose(np.delete(norms, 3), 1.0, rtol=1e-6)
     # Another interpreter with another hash seed computes the very same bytes.
     code = (
-        "import sys; from llmpulse.processor.embedders import HashedNgramEmbedder as H; "
+        "import sys; from llmpulse.processor.drift.embedders import HashedNgramEmbedder as H; "
         f"sys.stdout.write(H(dimensions=256).embed({TEXTS!r}).tobytes().hex())"
     )
     out = subprocess.run(

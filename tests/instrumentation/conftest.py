@@ -16,7 +16,7 @@ try:
 except ImportError as exc:  # pragma: no cover - a missing component is a failure, not a skip
     raise ImportError(f"{exc}: install the dev extra: .venv/bin/pip install -e '.[dev]'") from exc
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.instrumentation import Settings, instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider
 

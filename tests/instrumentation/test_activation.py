@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.instrumentation import LLMPulseInstrumentor, Settings, instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 

@@ -8,7 +8,7 @@ import anthropic
 import pytest
 from opentelemetry.trace import StatusCode
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 MODEL = "claude-haiku-4-5-20251001"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 import llmpulse
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
+from llmpulse.contract.redaction import REDACTED_BY_HOOK_FAILURE, Redactor
+from llmpulse.contract.sampling import is_sampled
 from llmpulse.instrumentation import Settings
-from llmpulse.instrumentation.redaction import REDACTED_BY_HOOK_FAILURE, Redactor
-from llmpulse.sampling import is_sampled
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 CONTENT_KEYS = {A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_OUTPUT_MESSAGES, A.GEN_AI_SYSTEM_INSTRUCTIONS}

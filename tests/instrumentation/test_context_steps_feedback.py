@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
 import llmpulse
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.instrumentation.context import hash_user_id
 from llmpulse.testing.fake_provider import FakeProvider
 

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -8,7 +8,7 @@ import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]

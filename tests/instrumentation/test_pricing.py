@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmpulse import attributes as A
-from llmpulse.instrumentation.pricing import PricingTable
+from llmpulse.contract import attributes as A
+from llmpulse.contract.pricing import PricingTable
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 

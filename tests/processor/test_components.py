@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from tests.processor.conftest import (
     grpc_export,

@@ -17,11 +17,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmpulse import attributes as A
-from llmpulse import components
-from llmpulse.processor import quality_metric_names as Q
+from llmpulse.contract import attributes as A
 from llmpulse.processor.engines import ENV_JUDGE_BASE_URL, build_engines, quality_settings
+from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.settings import ConfigError
+from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 VERDICT = json.dumps({"correctness": 5, "completeness": 4, "tone": 5, "explanation": "fine"})

@@ -10,9 +10,9 @@ from typing import Any
 import grpc
 import httpx
 
-from llmpulse import attributes as A
-from llmpulse.processor import metric_names as M
-from llmpulse.processor.normalize import _KEYS
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.pipeline.normalize import _KEYS
 from llmpulse.processor.service import ProcessorService
 from tests.processor.conftest import grpc_export, llm_attributes, llm_labels, make_request, make_span
 

@@ -6,13 +6,13 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse import attributes as A
-from llmpulse.processor import metric_names as M
-from llmpulse.processor.dedup import Deduplicator
-from llmpulse.processor.exposition import build_registry
-from llmpulse.processor.metrics import Accounting, DerivedMetrics, is_model_mismatch
-from llmpulse.processor.pipeline import Pipeline
-from llmpulse.processor.windows import RollingWindows
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, is_model_mismatch
+from llmpulse.processor.metrics.exposition import build_registry
+from llmpulse.processor.metrics.windows import RollingWindows
+from llmpulse.processor.pipeline.dedup import Deduplicator
+from llmpulse.processor.pipeline.queue import Pipeline
 from tests.processor.conftest import FakeClock, llm_attributes, llm_labels, make_request, make_span
 
 

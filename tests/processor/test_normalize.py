@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from llmpulse import attributes as A
-from llmpulse.processor import metric_names as M
-from llmpulse.processor.normalize import normalize_finish_reason, normalize_span
-from llmpulse.processor.records import Feedback, LLMCall, StepRun
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.pipeline.normalize import normalize_finish_reason, normalize_span
+from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
 from tests.processor.conftest import llm_attributes, make_span
 
 

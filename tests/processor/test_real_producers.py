@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from llmpulse.processor import metric_names as M
+from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 from tests.processor.conftest import ServiceFactory, wait_for

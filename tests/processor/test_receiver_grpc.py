@@ -12,8 +12,8 @@ from grpc import Compression
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from llmpulse import attributes as A
-from llmpulse.processor import metric_names as M
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from tests.processor.conftest import (
     ServiceFactory,

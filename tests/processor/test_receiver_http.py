@@ -16,8 +16,8 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from llmpulse import attributes as A
-from llmpulse.processor import metric_names as M
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from tests.processor.conftest import (
     ServiceFactory,

@@ -18,13 +18,13 @@ import httpx
 import pytest
 from prometheus_client.metrics_core import GaugeMetricFamily
 
-from llmpulse import attributes as A
 from llmpulse import cli
-from llmpulse.processor import metric_names as M
+from llmpulse.contract import attributes as A
+from llmpulse.processor.admin.status_client import render_table
 from llmpulse.processor.cli import JsonFormatter
 from llmpulse.processor.http_server import Request, Response
+from llmpulse.processor.metrics import names as M
 from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
-from llmpulse.processor.status import render_table
 from tests.processor.conftest import (
     FakeClock,
     ServiceFactory,
@@ -363,7 +363,7 @@ async def test_a_full_queue_is_logged_once_per_interval(
         if service.pipeline.queued_spans:
             break
         await asyncio.sleep(0.002)
-    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.pipeline"):
+    with caplog.at_level(logging.WARNING, logger="llmpulse.processor.pipeline.queue"):
         for _ in range(3):
             with pytest.raises(grpc.aio.AioRpcError) as caught:
                 await grpc_export(service.grpc.port, one)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmpulse.processor.records import LLMCall
-from llmpulse.processor.windows import FeatureBatch, RollingWindows
+from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
+from llmpulse.processor.pipeline.records import LLMCall
 from tests.processor.conftest import FakeClock
 
 

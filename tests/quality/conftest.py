@@ -10,8 +10,8 @@ import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.quality_settings import JudgeSettings
-from llmpulse.processor.quality_types import QualitySample
+from llmpulse.processor.quality.settings import JudgeSettings
+from llmpulse.processor.quality.types import QualitySample
 from llmpulse.testing.fake_provider import FakeProvider
 
 _ids = itertools.count(1)

@@ -10,9 +10,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.canary import CanaryProbe, CanaryRunner, CanarySettings, CanaryTarget, schema_errors
-from llmpulse.processor.quality_metrics import QualityMetrics
-from llmpulse.processor.quality_settings import QualityConfigError
+from llmpulse.processor.quality.canary import (
+    CanaryProbe,
+    CanaryRunner,
+    CanarySettings,
+    CanaryTarget,
+    schema_errors,
+)
+from llmpulse.processor.quality.metrics import QualityMetrics
+from llmpulse.processor.quality.settings import QualityConfigError
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 SCHEMA = {

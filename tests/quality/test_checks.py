@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from llmpulse.processor import checks as C
-from llmpulse.processor.quality_settings import FeatureRules, RegexRule
-from llmpulse.processor.quality_types import QualitySample
+from llmpulse.processor.quality import checks as C
+from llmpulse.processor.quality.settings import FeatureRules, RegexRule
+from llmpulse.processor.quality.types import QualitySample
 
 Failed = Callable[..., list[str]]
 

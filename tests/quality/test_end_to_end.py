@@ -17,15 +17,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from prometheus_client.registry import CollectorRegistry
 
 import llmpulse.instrumentation as llmpulse
-from llmpulse import attributes as A
+from llmpulse.contract import attributes as A
+from llmpulse.contract.sampling import is_sampled_bytes
 from llmpulse.instrumentation import Settings
-from llmpulse.processor.judge import LLMJudge
-from llmpulse.processor.normalize import normalize_span
-from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_ingest import feedback_from_record, sample_from_call
-from llmpulse.processor.quality_settings import JudgeSettings, QualitySettings
-from llmpulse.processor.records import Feedback, LLMCall
-from llmpulse.sampling import is_sampled_bytes
+from llmpulse.processor.pipeline.normalize import normalize_span
+from llmpulse.processor.pipeline.records import Feedback, LLMCall
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
+from llmpulse.processor.quality.judge import LLMJudge
+from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 RATE = 0.5

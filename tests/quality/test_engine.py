@@ -12,20 +12,20 @@ import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor.flagged_store import FlaggedStore
-from llmpulse.processor.judge import LLMJudge
-from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_settings import (
+from llmpulse.contract.sampling import is_sampled_bytes
+from llmpulse.processor.quality.charts import QualityCharts
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.judge import LLMJudge
+from llmpulse.processor.quality.settings import (
     FeatureRules,
     JudgeSettings,
     QualityConfigError,
     QualitySettings,
     SpcSettings,
 )
-from llmpulse.processor.quality_spc import QualityCharts
-from llmpulse.processor.quality_status import quality_status
-from llmpulse.processor.quality_types import EvaluationRecord, FeedbackEvent, QualitySample
-from llmpulse.sampling import is_sampled_bytes
+from llmpulse.processor.quality.status import quality_status
+from llmpulse.processor.quality.store import FlaggedStore
+from llmpulse.processor.quality.types import EvaluationRecord, FeedbackEvent, QualitySample
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 GOOD = '{"correctness": 5, "completeness": 4, "tone": 5, "explanation": "Right."}'
@@ -518,8 +518,8 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
 
 
 def test_signal_rates_are_nan_without_responses() -> None:
-    from llmpulse.processor.quality_settings import SignalSettings
-    from llmpulse.processor.user_signals import UserSignals
+    from llmpulse.processor.quality.settings import SignalSettings
+    from llmpulse.processor.quality.user_signals import UserSignals
 
     snap = UserSignals(SignalSettings()).snapshot("none")
     assert math.isnan(snap.coverage) and snap.survivorship_risk == 0.0 and not snap.at_risk

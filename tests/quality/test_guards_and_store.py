@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
-from llmpulse.processor.quality_guards import CircuitBreaker, DailyBudget, RateLimiter
+from llmpulse.processor.quality.guards import CircuitBreaker, DailyBudget, RateLimiter
+from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore
 
 
 class Clock:

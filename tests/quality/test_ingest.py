@@ -8,10 +8,10 @@ from typing import Any
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from llmpulse import attributes as A
-from llmpulse.processor.normalize import normalize_span
-from llmpulse.processor.quality_ingest import feedback_from_record, sample_from_call
-from llmpulse.processor.records import Feedback, LLMCall
+from llmpulse.contract import attributes as A
+from llmpulse.processor.pipeline.normalize import normalize_span
+from llmpulse.processor.pipeline.records import Feedback, LLMCall
+from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
 
 TRACE = bytes(range(16))
 

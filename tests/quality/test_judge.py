@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from llmpulse.processor.judge import (
+from llmpulse.processor.quality.judge import (
     JudgeHTTPError,
     JudgeTimeout,
     JudgeTransportError,
@@ -20,8 +20,8 @@ from llmpulse.processor.judge import (
     LLMJudge,
     parse_verdict,
 )
-from llmpulse.processor.quality_settings import JudgeSettings
-from llmpulse.processor.quality_types import QualitySample
+from llmpulse.processor.quality.settings import JudgeSettings
+from llmpulse.processor.quality.types import QualitySample
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 GOOD = '{"correctness": 5, "completeness": 4, "tone": 5, "explanation": "Right and complete."}'

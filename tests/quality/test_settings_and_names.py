@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor import metric_names as M
-from llmpulse.processor import quality_metric_names as Q
-from llmpulse.processor.quality_metrics import QualityMetrics
-from llmpulse.processor.quality_settings import QualityConfigError, QualitySettings
-from llmpulse.processor.spc import ChartState
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.quality.metrics import QualityMetrics
+from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
+from llmpulse.processor.spc.ewma import ChartState
 
 
 def test_settings_from_a_config_mapping() -> None:

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from llmpulse.processor.spc import EwmaChart, limit_factor
-from llmpulse.processor.spc_arl import markov_arl, simulate_run_lengths
+from llmpulse.processor.spc.arl import markov_arl, simulate_run_lengths
+from llmpulse.processor.spc.ewma import EwmaChart, limit_factor
 
 RUNS = 5000
 

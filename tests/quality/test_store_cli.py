@@ -13,12 +13,12 @@ import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
-from llmpulse.processor import quality_cli
-from llmpulse.processor.flagged_store import FlaggedRecord, FlaggedStore
-from llmpulse.processor.judge import LLMJudge
-from llmpulse.processor.quality import QualityEngine
-from llmpulse.processor.quality_settings import JudgeSettings, QualitySettings, SpcSettings
-from llmpulse.processor.quality_types import QualitySample
+from llmpulse.processor.quality import cli as quality_cli
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.judge import LLMJudge
+from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings, SpcSettings
+from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore
+from llmpulse.processor.quality.types import QualitySample
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 GOOD = '{"correctness": 5, "completeness": 5, "tone": 5, "explanation": "Fine."}'
@@ -141,7 +141,7 @@ def test_cli_runs_as_a_module_and_resets_spc_baselines(tmp_path: Path) -> None:
                 ("search", "error_rate"): {"version": 1},
             }
         )
-    run = [sys.executable, "-m", "llmpulse.processor.quality_cli", "spc"]
+    run = [sys.executable, "-m", "llmpulse.processor.quality.cli", "spc"]
     result = subprocess.run(
         [*run, "--db", str(db), "reset", "--feature", "billing", "--statistic", "error_rate"],
         capture_output=True,

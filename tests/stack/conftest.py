@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmpulse import components
+from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
 RULES_DIR = REPO / "alerting" / "rules"

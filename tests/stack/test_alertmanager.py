@@ -12,7 +12,7 @@ import httpx
 import pytest
 import yaml
 
-from llmpulse import components
+from llmpulse.stack import components
 from llmpulse.testing.webhook_sink import WebhookSink
 
 REPO = components.REPO_ROOT

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
-from llmpulse import components
 from llmpulse.processor import settings
+from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
 SERVICES = {"collector", "processor", "prometheus", "alertmanager", "webhook-sink", "grafana", "jaeger"}

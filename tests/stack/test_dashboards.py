@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from llmpulse import components
+from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
 LLM_DASHBOARDS = ("llmpulse-overview", "llmpulse-model-versions")

@@ -34,8 +34,8 @@ import httpx
 import pytest
 import yaml
 
-from llmpulse import components
-from llmpulse.demo_rules import write_compressed_rules
+from llmpulse.demo.rules import write_compressed_rules
+from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.webhook_sink import WebhookSink
 

@@ -20,7 +20,9 @@ from typing import Any
 
 import yaml
 
-from llmpulse.processor import drift_metric_names, metric_names, quality_metric_names
+from llmpulse.processor.drift import metric_names as drift_metric_names
+from llmpulse.processor.metrics import names as metric_names
+from llmpulse.processor.quality import metric_names as quality_metric_names
 
 KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llmpulse import components
+from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
 RULE_FILES = sorted((REPO / "alerting" / "rules").glob("*.yml"))

@@ -1,0 +1,178 @@
+"""Time-compressed copies of the shipped alert rules and Alertmanager routing, for demos and tests.
+
+The shipped rules are sized for production: 5-minute windows, a day of baseline, ``for:`` of
+5 to 30 minutes. A demo that plays a day of incidents in a few minutes divides every duration by
+a *speed* factor: range selectors (``[5m]``), offsets (``offset 1h``), ``for:`` and
+Alertmanager's ``group_wait`` / ``group_interval`` / ``repeat_interval``. Thresholds, ratios
+and expressions are untouched, so the demo exercises the real rules.
+
+Two honest limits of the compression: a window holds ``speed`` times fewer events than in
+production (the traffic is not sped up), so ratios and quantiles are noisier; and windows have
+a floor (``min_window_s``, a few scrape intervals) so that ``rate()`` always sees enough samples,
+which makes short windows relatively longer than the rest.
+
+The files are rewritten as text (no YAML parser needed): durations only appear in those places
+in our rule files.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmpulse.stack import components
+
+__all__ = [
+    "RULES_DIR",
+    "AlertRule",
+    "alert_rules",
+    "compress_alertmanager",
+    "compress_duration",
+    "compress_rules",
+    "engine_settings",
+    "parse_duration",
+    "write_compressed_rules",
+]
+
+RULES_DIR = components.REPO_ROOT / "alerting" / "rules"
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
+_PART = re.compile(r"(\d+)(ms|[smhdwy])")
+_RANGE = re.compile(rf"\[({_DURATION})(?::({_DURATION})?)?\]")
+_OFFSET = re.compile(rf"(\boffset\s+)({_DURATION})")
+_FOR = re.compile(rf"^(\s*for:[ \t]*)({_DURATION})[ \t]*$", re.MULTILINE)
+_AM_TIMING = re.compile(
+    rf"^(\s*(?:group_wait|group_interval|repeat_interval):[ \t]*)({_DURATION})[ \t]*$", re.M
+)
+_ALERT = re.compile(r"^\s*-\s*alert:\s*(\S+)\s*$", re.MULTILINE)
+_LABEL_LINE = re.compile(r"^\s+(severity|component):\s*(\S+)\s*$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Prometheus duration such as ``5m``, ``1h30m`` or ``500ms``."""
+    parts = _PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(number) * _UNITS[unit] for number, unit in parts)
+
+
+def compress_duration(text: str, speed: float, floor_s: int = 1) -> str:
+    """``text`` divided by ``speed``, in whole seconds, at least ``floor_s``."""
+    if speed <= 0:
+        raise ValueError(f"speed must be positive, got {speed}")
+    return f"{max(floor_s, int(parse_duration(text) / speed))}s"
+
+
+def compress_rules(text: str, speed: float, *, min_window_s: int = 1) -> str:
+    """A rule file's text with every range, offset and ``for:`` divided by ``speed``.
+
+    Range selectors are at least ``min_window_s`` long; offsets and ``for:`` at least 1 s.
+    ``speed == 1`` returns the text unchanged.
+    """
+    if speed == 1:
+        return text
+
+    def window(match: re.Match[str]) -> str:
+        inner = compress_duration(match.group(1), speed, min_window_s)
+        if match.group(0).find(":") >= 0:  # subquery [range:step]
+            step = match.group(2)
+            return f"[{inner}:{compress_duration(step, speed) if step else ''}]"
+        return f"[{inner}]"
+
+    text = _RANGE.sub(window, text)
+    text = _OFFSET.sub(lambda m: m.group(1) + compress_duration(m.group(2), speed), text)
+    return _FOR.sub(lambda m: m.group(1) + compress_duration(m.group(2), speed), text)
+
+
+def write_compressed_rules(
+    target_dir: Path, speed: float, *, source_dir: Path = RULES_DIR, min_window_s: int = 1
+) -> list[Path]:
+    """Write a compressed copy of every ``*.yml`` in ``source_dir`` to ``target_dir``; their paths."""
+    target_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for source in sorted(source_dir.glob("*.yml")):
+        target = target_dir / source.name
+        target.write_text(compress_rules(source.read_text(), speed, min_window_s=min_window_s))
+        written.append(target)
+    return written
+
+
+def compress_alertmanager(text: str, speed: float) -> str:
+    """An Alertmanager config's text with its grouping and repeat timings divided by ``speed``."""
+    if speed == 1:
+        return text
+    return _AM_TIMING.sub(lambda m: m.group(1) + compress_duration(m.group(2), speed), text)
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """An alert defined in a rule file: its name, severity and component labels, and the file."""
+
+    name: str
+    severity: str
+    component: str
+    path: Path
+
+
+def alert_rules(paths: Iterable[Path] | None = None) -> dict[str, AlertRule]:
+    """Every alert defined in ``paths`` (default: the shipped rule files), read at call time."""
+    found: dict[str, AlertRule] = {}
+    for path in sorted(paths) if paths is not None else sorted(RULES_DIR.glob("*.yml")):
+        lines = path.read_text().splitlines()
+        for index, line in enumerate(lines):
+            match = _ALERT.match(line)
+            if not match:
+                continue
+            labels: dict[str, str] = {}
+            for following in lines[index + 1 :]:
+                if _ALERT.match(following) or following.lstrip().startswith("- record:"):
+                    break
+                label = _LABEL_LINE.match(following)
+                if label:
+                    labels.setdefault(label.group(1), label.group(2))
+            name = match.group(1)
+            found[name] = AlertRule(name, labels.get("severity", ""), labels.get("component", ""), path)
+    return found
+
+
+def engine_settings(speed: float) -> str:
+    """Extra processor TOML for a demo at ``speed``: the engines' windows, shortened alike.
+
+    The quality and drift engines do not window by the clock alone, so rewriting the rules is
+    not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
+    the judge and the drift reference count samples, which a demo with production traffic rates
+    would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
+    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
+    smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
+    noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
+    blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
+    not recommendations.
+    """
+    window = max(10.0, 3600.0 / speed)
+    bucket = max(1.0, 60.0 / speed)
+    return f"""
+# Added by `llmpulse demo` (speed {speed:g}); see llmpulse.demo.rules.engine_settings.
+[quality.signals]
+window_s = {window:g}
+bucket_s = {bucket:g}
+
+[quality.spc]
+warmup_windows = 20
+requests_per_window = 40
+scores_per_window = 5
+L = 5.0
+
+[quality.features.support-chat]
+judge_rate = 0.35
+
+[drift.settings]
+reference_size = 150
+window_size = 100
+test_every = 25
+min_current = 50
+spc_block = 10
+spc_warmup = 30
+"""

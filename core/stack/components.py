@@ -1,0 +1,212 @@
+"""Start and stop the real components llmpulse works with: Prometheus, Alertmanager
+and the llmpulse OpenTelemetry Collector.
+
+Used by the tests (fixtures in ``tests/conftest.py``) and by the local stack. Each
+component runs as a child process on loopback ports with its own data directory;
+:meth:`ManagedProcess.start` waits until the component answers its readiness URL and
+:meth:`ManagedProcess.stop` always ends it (terminate, then kill).
+
+A missing binary raises :class:`ComponentMissing`, whose message is the command that
+installs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP_HINT = "run `scripts/bootstrap.sh` (or `make setup`) from the llmpulse repository"
+COLLECTOR_ENV = "LLMPULSE_COLLECTOR_BIN"
+COLLECTOR_NAME = "llmpulse-otelcol"
+
+
+class ComponentError(RuntimeError):
+    """A component could not be started or did not become ready."""
+
+
+class ComponentMissing(ComponentError):
+    """A component's binary is not installed; the message says how to install it."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def find_binary(name: str, install_hint: str) -> Path:
+    """Locate ``name`` on PATH or raise :class:`ComponentMissing` with ``install_hint``."""
+    found = shutil.which(name)
+    if found is None:
+        raise ComponentMissing(f"{name} is not installed: {install_hint}")
+    return Path(found)
+
+
+def find_collector() -> Path:
+    """Locate the llmpulse collector: ``$LLMPULSE_COLLECTOR_BIN``, the repo cache, then PATH."""
+    explicit = os.environ.get(COLLECTOR_ENV)
+    candidates = [Path(explicit)] if explicit else []
+    candidates.append(REPO_ROOT / ".cache" / "collector" / COLLECTOR_NAME)
+    on_path = shutil.which(COLLECTOR_NAME)
+    if on_path:
+        candidates.append(Path(on_path))
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise ComponentMissing(
+        f"the llmpulse collector ({COLLECTOR_NAME}) is not built: {BOOTSTRAP_HINT}; "
+        f"or point {COLLECTOR_ENV} at a binary built from collector/builder-config.yaml"
+    )
+
+
+def prometheus_binary() -> Path:
+    return find_binary("prometheus", f"apt-get install prometheus, or {BOOTSTRAP_HINT}")
+
+
+def promtool_binary() -> Path:
+    return find_binary("promtool", f"apt-get install prometheus, or {BOOTSTRAP_HINT}")
+
+
+def alertmanager_binary() -> Path:
+    return find_binary(
+        "prometheus-alertmanager", f"apt-get install prometheus-alertmanager, or {BOOTSTRAP_HINT}"
+    )
+
+
+def amtool_binary() -> Path:
+    return find_binary("amtool", f"apt-get install prometheus-alertmanager, or {BOOTSTRAP_HINT}")
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """True when ``url`` answers 2xx."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return 200 <= int(response.status) < 300
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+@dataclass
+class ManagedProcess:
+    """A child process with a readiness URL and a log file."""
+
+    name: str
+    argv: Sequence[str]
+    ready_url: str
+    log_path: Path
+    env: Mapping[str, str] | None = None
+    cwd: Path | None = None
+    detach: bool = False
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout: float = 30.0) -> ManagedProcess:
+        """Start the process and wait until ``ready_url`` answers 2xx."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **(self.env or {})}
+        with self.log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                list(self.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=self.detach,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise ComponentError(
+                    f"{self.name} exited with code {self._process.returncode} during start-up; "
+                    f"last log lines:\n{self.log_tail()}"
+                )
+            if http_ok(self.ready_url):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise ComponentError(
+            f"{self.name} was not ready at {self.ready_url} after {timeout:.0f}s; "
+            f"last log lines:\n{self.log_tail()}"
+        )
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """Stop the process (SIGTERM, then SIGKILL after ``timeout``); return its exit code."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+        return process.returncode
+
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "(no log)"
+
+    def __enter__(self) -> ManagedProcess:
+        return self.start() if self._process is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def prometheus(config: Path, data_dir: Path, port: int, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """A Prometheus server with exemplar storage, lifecycle API and fast alert resends."""
+    argv = [
+        str(prometheus_binary()),
+        f"--config.file={config}",
+        f"--storage.tsdb.path={data_dir / 'tsdb'}",
+        f"--web.listen-address={host}:{port}",
+        "--enable-feature=exemplar-storage",
+        "--web.enable-lifecycle",
+        "--rules.alert.resend-delay=2s",
+    ]
+    return ManagedProcess("prometheus", argv, f"http://{host}:{port}/-/ready", data_dir / "prometheus.log")
+
+
+def alertmanager(config: Path, data_dir: Path, port: int, *, host: str = "127.0.0.1") -> ManagedProcess:
+    """A single Alertmanager (clustering off) on ``host:port``."""
+    argv = [
+        str(alertmanager_binary()),
+        f"--config.file={config}",
+        f"--storage.path={data_dir / 'alertmanager'}",
+        f"--web.listen-address={host}:{port}",
+        "--cluster.listen-address=",
+    ]
+    return ManagedProcess(
+        "alertmanager", argv, f"http://{host}:{port}/-/ready", data_dir / "alertmanager.log"
+    )
+
+
+def collector(config: Path, data_dir: Path, env: Mapping[str, str], health_endpoint: str) -> ManagedProcess:
+    """The llmpulse collector running ``config``; ``env`` fills its ``${env:...}`` endpoints."""
+    argv = [str(find_collector()), f"--config={config}"]
+    return ManagedProcess(
+        "collector", argv, f"http://{health_endpoint}/", data_dir / "collector.log", env=env
+    )

@@ -1,0 +1,349 @@
+"""The local llmpulse stack: every component as a background process on loopback.
+
+``llmpulse up`` starts, in dependency order, the fake LLM provider (judge and embedding
+endpoint when no real one is configured), an Alertmanager webhook sink, Alertmanager,
+the processor, Prometheus with llmpulse's rules and the built collector; it waits for
+each to be ready and prints where it listens. ``llmpulse down`` stops them. The pids
+live in ``<state-dir>/stack.json``; a second ``up`` while they run says so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from llmpulse.stack import components
+
+STATE_FILE = "stack.json"
+SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9099/alerts"  # the default receiver in alerting/alertmanager.yml
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    """Loopback ports of the local stack (apps send OTLP to the collector's 4317/4318)."""
+
+    collector_grpc: int = 4317
+    collector_http: int = 4318
+    collector_health: int = 13133
+    collector_metrics: int = 8888
+    processor_grpc: int = 14317
+    processor_http: int = 14318
+    processor_admin: int = 9464
+    prometheus: int = 9090
+    alertmanager: int = 9093
+    webhook: int = 9099
+    fake_provider: int = 8700
+
+
+@dataclass(frozen=True)
+class Service:
+    """One started component as recorded in the state file."""
+
+    name: str
+    pid: int
+    url: str
+    log: str
+
+
+def _python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+class Stack:
+    """Builds the component processes of the local stack and starts or stops them."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        ports: StackPorts | None = None,
+        host: str = "127.0.0.1",
+        *,
+        rule_files: Sequence[Path] | None = None,
+        alertmanager_config: str | None = None,
+        interval: str = "5s",
+        fake_provider: bool = True,
+        processor_config_extra: str = "",
+    ) -> None:
+        """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
+        alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
+        the time-compressed copies of :mod:`llmpulse.demo.rules`; ``interval`` is Prometheus'
+        scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
+        to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
+        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``).
+        """
+        self.state_dir = state_dir
+        self.ports = ports or StackPorts()
+        self.host = host
+        self._rule_file_override = None if rule_files is None else [str(p) for p in rule_files]
+        self._alertmanager_text = alertmanager_config
+        self._interval = interval
+        self._with_fake_provider = fake_provider
+        self._processor_config_extra = processor_config_extra
+        # Processes this object started, so that a `down` in the same process waits for them.
+        self._children: dict[int, components.ManagedProcess] = {}
+
+    # --- configuration files -------------------------------------------------------------
+    def _rule_files(self) -> list[str]:
+        if self._rule_file_override is not None:
+            return list(self._rule_file_override)
+        rules = components.REPO_ROOT / "alerting" / "rules"
+        return sorted(str(p) for p in rules.glob("*.yml")) if rules.is_dir() else []
+
+    def _prometheus_config(self) -> Path:
+        p, h = self.ports, self.host
+        config = {
+            "global": {"scrape_interval": self._interval, "evaluation_interval": self._interval},
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]},
+            "rule_files": self._rule_files(),
+            "scrape_configs": [
+                {
+                    "job_name": "llmpulse-processor",
+                    "static_configs": [{"targets": [f"{h}:{p.processor_admin}"]}],
+                },
+                {
+                    "job_name": "otel-collector",
+                    "static_configs": [{"targets": [f"{h}:{p.collector_metrics}"]}],
+                },
+                {"job_name": "prometheus", "static_configs": [{"targets": [f"{h}:{p.prometheus}"]}]},
+            ],
+        }
+        path = self.state_dir / "prometheus.yml"
+        path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
+        return path
+
+    def _processor_config(self) -> Path:
+        """The processor's engines: state under the state dir, the fake provider as the judge."""
+        d, p, h = self.state_dir, self.ports, self.host
+        path = d / "processor.toml"
+        path.write_text(
+            f"""# Written by `llmpulse up`. No real LLM endpoint is configured, so the fake provider
+# on {h}:{p.fake_provider} is the judge (its verdicts are canned, not real judgements).
+[quality]
+db_path = "{d / "quality.db"}"
+
+[quality.judge]
+base_url = "http://{h}:{p.fake_provider}/v1"
+model = "fake-judge"
+api_key = "fake"
+
+[drift]
+state_path = "{d / "drift.npz"}"
+"""
+            + self._processor_config_extra
+        )
+        return path
+
+    def _alertmanager_config(self) -> Path:
+        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
+        shipped = components.REPO_ROOT / "alerting" / "alertmanager.yml"
+        text = self._alertmanager_text if self._alertmanager_text is not None else shipped.read_text()
+        text = text.replace(SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts")
+        path = self.state_dir / "alertmanager.yml"
+        path.write_text(text)
+        return path
+
+    # --- processes -------------------------------------------------------------------------
+    def _processes(self) -> list[tuple[components.ManagedProcess, str]]:
+        p, h, d = self.ports, self.host, self.state_dir
+
+        def managed(
+            name: str, argv: list[str], ready: str, env: dict[str, str] | None = None
+        ) -> components.ManagedProcess:
+            return components.ManagedProcess(name, argv, ready, d / f"{name}.log", env=env, detach=True)
+
+        fake = managed(
+            "fake-provider",
+            _python_module("llmpulse.cli", "fake-provider", "--host", h, "--port", str(p.fake_provider)),
+            f"http://{h}:{p.fake_provider}/healthz",
+        )
+        sink = managed(
+            "webhook-sink",
+            _python_module(
+                "llmpulse.testing.webhook_sink",
+                "--host",
+                h,
+                "--port",
+                str(p.webhook),
+                "--journal",
+                str(d / "notifications.jsonl"),
+            ),
+            f"http://{h}:{p.webhook}/",
+        )
+        processor = managed(
+            "processor",
+            _python_module(
+                "llmpulse.cli",
+                "serve",
+                "--config",
+                str(self._processor_config()),
+                "--host",
+                h,
+                "--grpc-port",
+                str(p.processor_grpc),
+                "--http-port",
+                str(p.processor_http),
+                "--admin-host",
+                h,
+                "--admin-port",
+                str(p.processor_admin),
+            ),
+            f"http://{h}:{p.processor_admin}/readyz",
+        )
+        alertmanager = components.alertmanager(self._alertmanager_config(), d, p.alertmanager, host=h)
+        alertmanager.detach = True
+        prometheus = components.prometheus(self._prometheus_config(), d, p.prometheus, host=h)
+        prometheus.detach = True
+        collector = components.collector(
+            components.REPO_ROOT / "otel-collector.yaml",
+            d,
+            {
+                "LLMPULSE_COLLECTOR_GRPC_ENDPOINT": f"{h}:{p.collector_grpc}",
+                "LLMPULSE_COLLECTOR_HTTP_ENDPOINT": f"{h}:{p.collector_http}",
+                "LLMPULSE_COLLECTOR_HEALTH_ENDPOINT": f"{h}:{p.collector_health}",
+                "LLMPULSE_COLLECTOR_METRICS_PORT": str(p.collector_metrics),
+                "LLMPULSE_PROCESSOR_ENDPOINT": f"{h}:{p.processor_grpc}",
+            },
+            f"{h}:{p.collector_health}",
+        )
+        collector.detach = True
+        fake_entry = [
+            (fake, f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; judge and embeddings)")
+        ]
+        return [
+            *(fake_entry if self._with_fake_provider else []),
+            (
+                sink,
+                f"http://{h}:{p.webhook}/alerts  (Alertmanager webhook sink -> {d / 'notifications.jsonl'})",
+            ),
+            (alertmanager, f"http://{h}:{p.alertmanager}  (Alertmanager)"),
+            (
+                processor,
+                f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
+            ),
+            (prometheus, f"http://{h}:{p.prometheus}  (Prometheus with llmpulse rules)"),
+            (
+                collector,
+                f"{h}:{p.collector_grpc} gRPC, {h}:{p.collector_http} HTTP  (OTLP in: point apps here)",
+            ),
+        ]
+
+    # --- state -----------------------------------------------------------------------------
+    def _state_path(self) -> Path:
+        return self.state_dir / STATE_FILE
+
+    def running(self) -> list[Service]:
+        """Services recorded in the state file whose process is alive."""
+        try:
+            recorded = json.loads(self._state_path().read_text())
+        except (OSError, ValueError):
+            return []
+        return [Service(**s) for s in recorded.get("services", []) if _alive(int(s["pid"]))]
+
+    def up(self, say: Callable[[str], None]) -> int:
+        """Start every component in the background; 0 when all are ready."""
+        alive = self.running()
+        if alive:
+            say(f"llmpulse stack is already up ({len(alive)} services); `llmpulse down` stops it:")
+            for service in alive:
+                say(f"  {service.name:<14} {service.url}")
+            return 0
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        started: list[Service] = []
+        try:
+            for process, url in self._processes():
+                say(f"==> starting {process.name} ...")
+                process.start(timeout=60)
+                self._children[int(process.pid or 0)] = process
+                started.append(Service(process.name, int(process.pid or 0), url, str(process.log_path)))
+                self._write_state(started)
+        except components.ComponentError as exc:
+            say(f"llmpulse up failed: {exc}")
+            self._terminate([s.pid for s in reversed(started)])
+            self._state_path().unlink(missing_ok=True)
+            return 1
+        say("llmpulse stack is up:")
+        for service in started:
+            say(f"  {service.name:<14} {service.url}")
+        say(f"Logs in {self.state_dir}. Stop everything with: llmpulse down (or make down)")
+        return 0
+
+    def down(self, say: Callable[[str], None]) -> int:
+        alive = self.running()
+        if not alive:
+            say("llmpulse stack is not running")
+        else:
+            self._terminate([s.pid for s in reversed(alive)])
+            say(f"stopped {', '.join(s.name for s in reversed(alive))}")
+        self._state_path().unlink(missing_ok=True)
+        return 0
+
+    def _terminate(self, pids: list[int]) -> None:
+        for pid in pids:
+            child = self._children.pop(pid, None)
+            if child is not None:
+                child.stop()
+            else:
+                _terminate(pid)
+
+    def _write_state(self, services: list[Service]) -> None:
+        self._state_path().write_text(
+            json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _terminate(pid: int, timeout: float = 10.0) -> None:
+    """SIGTERM ``pid`` (started by another process), then SIGKILL after ``timeout``."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _default_state_dir() -> Path:
+    return components.REPO_ROOT / ".cache" / "stack"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``up`` and ``down`` subcommands."""
+    up = subparsers.add_parser(
+        "up",
+        help="start the local stack (processor, collector, Prometheus, Alertmanager) in the background",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    down = subparsers.add_parser("down", help="stop the local stack started by `llmpulse up`")
+    for parser in (up, down):
+        parser.add_argument(
+            "--state-dir",
+            type=Path,
+            default=_default_state_dir(),
+            help="pids, configs, logs (default: %(default)s)",
+        )
+    up.set_defaults(func=lambda args: Stack(args.state_dir).up(_say))
+    down.set_defaults(func=lambda args: Stack(args.state_dir).down(_say))
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)

@@ -1,0 +1,105 @@
+"""``llmpulse status``: fetch ``/api/status`` from a running processor and print a table."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from llmpulse.processor.admin.handler import STATUS_PATH
+from llmpulse.processor.metrics.windows import WINDOWS
+
+DEFAULT_URL = "http://127.0.0.1:9464"
+
+
+class StatusError(RuntimeError):
+    """The processor could not be reached or answered something else than a status document."""
+
+
+def fetch_status(url: str = DEFAULT_URL, *, timeout: float = 5.0) -> dict[str, Any]:
+    """GET ``{url}/api/status`` and return the decoded document."""
+    target = url.rstrip("/") + STATUS_PATH
+    try:
+        with urllib.request.urlopen(target, timeout=timeout) as response:
+            document = json.loads(response.read())
+    except urllib.error.URLError as exc:
+        raise StatusError(
+            f"cannot reach the processor at {target}: {exc.reason}; is `llmpulse serve` running?"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise StatusError(f"bad answer from {target}: {exc}") from None
+    if not isinstance(document, dict) or "features" not in document:
+        raise StatusError(f"{target} did not return a processor status document")
+    return document
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value * 1000:.0f}ms" if value < 1 else f"{value:.2f}s"
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+COLUMNS = (
+    "feature",
+    "requests",
+    "errors",
+    "refusals",
+    "p50",
+    "p95",
+    "p99",
+    "cost $",
+    "$/req",
+    "in tok",
+    "out tok",
+)
+
+
+def render_table(document: dict[str, Any], window: str = "5m") -> str:
+    """The status document as a fixed-width text table for one window."""
+    if window not in {name for name, _ in WINDOWS}:
+        raise ValueError(f"window must be one of {', '.join(name for name, _ in WINDOWS)}")
+    rows: list[tuple[str, ...]] = [COLUMNS]
+    for feature, windows in sorted(document.get("features", {}).items()):
+        w = windows[window]
+        mark = "" if w.get("latency_exact", True) else "~"  # sampled, not exact
+        rows.append(
+            (
+                feature,
+                str(w["requests"]),
+                _pct(w["error_rate"]),
+                _pct(w["refusal_rate"]),
+                mark + _seconds(w["latency_p50_s"]),
+                mark + _seconds(w["latency_p95_s"]),
+                mark + _seconds(w["latency_p99_s"]),
+                _number(w["cost_usd_total"], 4),
+                _number(w["cost_usd_mean"], 5),
+                _number(w["input_tokens_mean"]),
+                _number(w["output_tokens_mean"]),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in rows
+    ]
+    spans = document.get("spans", {})
+    queue = document.get("queue", {})
+    header = (
+        f"llmpulse {document.get('version', '?')} {document.get('state', '?')}  window {window}  "
+        f"spans received {spans.get('received', 0)}  rejected {sum(spans.get('rejected', {}).values())}  "
+        f"queue {queue.get('spans', 0)}/{queue.get('capacity', 0)}"
+    )
+    if len(rows) == 1:
+        lines.append("(no LLM calls seen yet)")
+    if any(cell.startswith("~") for row in rows[1:] for cell in row[4:7]):
+        lines.append("~ percentile from a uniform sample: the rate exceeded --latency-samples per slot")
+    return "\n".join([header, "", *lines])

@@ -1,0 +1,352 @@
+"""Live input drift per feature: embed sampled prompts off the ingest path and test them continuously.
+
+The processor hands each sampled call to :meth:`DriftEngine.observe` (cheap: a bounded queue
+append). A worker calls :meth:`DriftEngine.run_once` (or awaits :meth:`DriftEngine.run`), which
+embeds the queued prompts in batches and, per feature:
+
+1. collects the first ``reference_size`` samples and freezes them as the reference window;
+2. keeps a sliding current window of ``window_size`` samples, a slowly updated centroid and each
+   prompt's cosine similarity to it (histogram, window mean and an EWMA chart of block means);
+3. every ``test_every`` samples runs the two-sample tests reference vs current: MMD with an RBF
+   kernel and a permutation p-value on the embeddings, KS on response lengths, chi-square on
+   the finish-reason mix, and exports score, p-value and drifted flag per signal.
+
+After an intended change, :meth:`DriftEngine.refreeze` starts a new reference. Example::
+
+    engine = DriftEngine(registry=registry)
+    engine.observe(DriftSample("support", "How do I reset my password?", 120, "stop"))
+    engine.run_once()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry
+
+from llmpulse.processor.drift import metric_names as names
+from llmpulse.processor.drift.embedders import (
+    Embedder,
+    EmbedderBudgetExhausted,
+    EmbedderError,
+    HashedNgramEmbedder,
+)
+from llmpulse.processor.drift.metrics import DriftMetrics
+from llmpulse.processor.drift.persist import read_references, write_references
+from llmpulse.processor.drift.state import DriftSettings, FeatureDrift
+from llmpulse.processor.spc.ewma import ChartState
+
+__all__ = ["DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSample:
+    """One sampled LLM call as the drift engine needs it.
+
+    Args:
+        feature: the (already capped) feature label value.
+        text: the user's prompt text (the last user message is a good choice).
+        response_length: characters (or tokens, consistently) of the answer; None if unknown.
+        finish_reason: the normalised finish reason; None if unknown.
+        timestamp: Unix time of the call (informational).
+    """
+
+    feature: str
+    text: str
+    response_length: int | None = None
+    finish_reason: str | None = None
+    timestamp: float = 0.0
+
+
+class UnknownFeature(KeyError):
+    """The drift engine has seen no sample of this feature."""
+
+
+class DriftEngine:
+    """Per-feature embedding drift, centroid similarity and output drift, exported on ``registry``.
+
+    ``observe`` may be called from any thread or coroutine; ``run_once`` from one worker at a
+    time; ``refreeze`` and ``status`` from any thread. ``chart_listener(feature, state)``, if
+    given, receives every state of the similarity chart (one per block of ``spc_block``
+    samples, from the worker thread), e.g. to chart it beside the quality engine's SPC series.
+    """
+
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry,
+        embedder: Embedder | None = None,
+        settings: DriftSettings | None = None,
+        clock: Callable[[], float] = time.time,
+        chart_listener: Callable[[str, ChartState], None] | None = None,
+    ) -> None:
+        self.settings = settings or DriftSettings()
+        self._chart_listener = chart_listener
+        self.embedder: Embedder = embedder or HashedNgramEmbedder()
+        self.metrics = DriftMetrics(registry)
+        self._clock = clock
+        self._queue: deque[DriftSample] = deque()
+        self._queue_lock = threading.Lock()
+        self._known: set[str] = set()
+        self._features: dict[str, FeatureDrift] = {}
+        self._state_lock = threading.RLock()
+        self._run_lock = threading.Lock()
+
+    # --- ingest side ------------------------------------------------------------------------
+    def observe(self, sample: DriftSample) -> bool:
+        """Queue ``sample`` for embedding; False (and counted) when it is dropped. Never blocks long."""
+        reason: str | None = None
+        with self._queue_lock:
+            if not sample.text or sample.text.isspace():
+                reason = names.DROP_EMPTY
+            elif len(self._queue) >= self.settings.max_queue:
+                reason = names.DROP_QUEUE_FULL
+            elif sample.feature not in self._known:
+                if len(self._known) >= self.settings.max_features:
+                    reason = names.DROP_FEATURE_CAP
+                else:
+                    self._known.add(sample.feature)
+            if reason is None:
+                self._queue.append(sample)
+                depth = len(self._queue)
+        if reason is not None:
+            self.metrics.dropped.labels(reason).inc()
+            return False
+        self.metrics.queue.set(depth)
+        return True
+
+    @property
+    def pending(self) -> int:
+        """Samples waiting to be embedded."""
+        with self._queue_lock:
+            return len(self._queue)
+
+    # --- worker side ------------------------------------------------------------------------
+    def run_once(self, max_samples: int | None = None) -> int:
+        """Embed and process up to ``max_samples`` queued samples (all by default); returns how many.
+
+        Samples of a batch the embedder fails on are dropped and counted; the error is logged.
+        """
+        with self._run_lock:
+            with self._queue_lock:
+                take = len(self._queue) if max_samples is None else min(max_samples, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(take)]
+                self.metrics.queue.set(len(self._queue))
+            done = 0
+            size = self.settings.batch_size
+            for start in range(0, len(batch), size):
+                done += self._process(batch[start : start + size])
+            return done
+
+    def _process(self, samples: list[DriftSample]) -> int:
+        texts = [s.text[: self.settings.max_text_chars] for s in samples]
+        started = time.perf_counter()
+        try:
+            vectors = self.embedder.embed(texts)
+        except EmbedderBudgetExhausted as exc:
+            logger.warning("drift: %s; %d samples dropped", exc, len(samples))
+            self.metrics.dropped.labels(names.DROP_BUDGET).inc(len(samples))
+            return 0
+        except EmbedderError as exc:
+            logger.warning(
+                "drift: embedder %s failed: %s; %d samples dropped", self.embedder.name, exc, len(samples)
+            )
+            self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
+            return 0
+        except Exception:  # a third-party model's bug must not stop drift monitoring
+            logger.exception(
+                "drift: embedder %s raised; %d samples dropped", self.embedder.name, len(samples)
+            )
+            self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
+            return 0
+        if getattr(vectors, "ndim", 0) != 2 or len(vectors) != len(samples):
+            logger.warning(
+                "drift: embedder %s returned shape %s for %d texts; samples dropped",
+                self.embedder.name,
+                getattr(vectors, "shape", None),
+                len(samples),
+            )
+            self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
+            return 0
+        self.metrics.embed_seconds.observe(time.perf_counter() - started)
+        now = self._clock()
+        with self._state_lock:
+            touched: dict[str, FeatureDrift] = {}
+            for sample, vector in zip(samples, vectors, strict=True):
+                state = self._feature(sample.feature)
+                similarity, chart = state.add(
+                    np.asarray(vector, dtype=np.float32), sample.response_length, sample.finish_reason, now
+                )
+                self.metrics.samples.labels(state.feature).inc()
+                if similarity is not None:
+                    self.metrics.similarity.labels(state.feature).observe(similarity)
+                if chart is not None:
+                    self._export_chart(state, chart)
+                    if self._chart_listener is not None:
+                        self._chart_listener(state.feature, chart)
+                if state.test_due():
+                    self._test(state)
+                touched[state.feature] = state
+            for state in touched.values():
+                self._export_windows(state)
+        return len(samples)
+
+    def _feature(self, feature: str) -> FeatureDrift:
+        state = self._features.get(feature)
+        if state is None:
+            state = FeatureDrift(feature, self.settings, zlib.crc32(feature.encode("utf-8")))
+            self._features[feature] = state
+            self.metrics.init_feature(feature)
+        return state
+
+    def _test(self, state: FeatureDrift) -> None:
+        results = state.run_tests()
+        for signal, result in results.items():
+            drifted = result.p_value < self.settings.alpha
+            self.metrics.score.labels(state.feature, signal).set(result.score)
+            self.metrics.p_value.labels(state.feature, signal).set(result.p_value)
+            self.metrics.drifted.labels(state.feature, signal).set(int(drifted))
+            self.metrics.tests.labels(state.feature, signal).inc()
+            if drifted:
+                logger.info(
+                    "drift: feature=%s signal=%s score=%.4g p=%.4g",
+                    state.feature,
+                    signal,
+                    result.score,
+                    result.p_value,
+                )
+
+    def _export_chart(self, state: FeatureDrift, chart: ChartState) -> None:
+        f = state.feature
+        baseline = state.chart.baseline
+        if baseline is None:
+            return
+        # The centre and limits exist from the observation that completed the warm-up.
+        lower, _upper = state.chart.limits(max(chart.index, 1))
+        self.metrics.similarity_centre.labels(f).set(baseline.mean)
+        self.metrics.similarity_lower.labels(f).set(lower)
+        self.metrics.similarity_ewma.labels(f).set(baseline.mean if chart.in_warmup else chart.ewma)
+        self.metrics.similarity_alarm.labels(f).set(int(chart.alarm))
+
+    def _export_windows(self, state: FeatureDrift) -> None:
+        f = state.feature
+        self.metrics.reference_samples.labels(f).set(state.reference_count if state.frozen else 0)
+        self.metrics.window_samples.labels(f).set(state.window_count)
+        self.metrics.reference_frozen.labels(f).set(state.frozen_at or 0)
+        if state.similarities:
+            self.metrics.similarity_mean.labels(f).set(float(np.mean(state.similarities)))
+
+    async def run(self, *, interval: float = 1.0) -> None:
+        """Drain the queue in a worker thread until cancelled, sleeping ``interval`` s when it is empty.
+
+        Each thread call takes at most ``4 * batch_size`` samples, so a cancellation (shutdown)
+        waits for one small chunk, not for a whole backlog to be embedded.
+        """
+        while True:
+            try:
+                await asyncio.to_thread(self.run_once, 4 * self.settings.batch_size)
+            except Exception:  # the monitor must outlive its own bugs; the next tick retries
+                logger.exception("drift: run_once failed")
+            await asyncio.sleep(0 if self.pending else interval)
+
+    # --- admin ------------------------------------------------------------------------------
+    def refreeze(self, feature: str, *, from_current: bool = False) -> dict[str, Any]:
+        """Start a new reference window for ``feature`` after an intended change.
+
+        By default the next ``reference_size`` samples become the reference; with
+        ``from_current`` the current window is frozen as the reference at once. The SPC chart
+        and the last test results are reset either way. Raises :class:`UnknownFeature` for a
+        feature never seen and ValueError when the current window is too small.
+        """
+        nan = float("nan")
+        with self._state_lock:
+            state = self._features.get(feature)
+            if state is None:
+                raise UnknownFeature(feature)
+            state.refreeze(from_current=from_current, now=self._clock())
+            for signal in names.SIGNALS:
+                self.metrics.score.labels(feature, signal).set(nan)
+                self.metrics.p_value.labels(feature, signal).set(nan)
+                self.metrics.drifted.labels(feature, signal).set(0)
+            for gauge in (
+                self.metrics.similarity_mean,
+                self.metrics.similarity_ewma,
+                self.metrics.similarity_centre,
+                self.metrics.similarity_lower,
+            ):
+                gauge.labels(feature).set(nan)
+            self.metrics.similarity_alarm.labels(feature).set(0)
+            self._export_windows(state)
+            logger.info("drift: reference of feature=%s re-frozen (from_current=%s)", feature, from_current)
+            return state.status()
+
+    def features(self) -> list[str]:
+        """Features with drift state, sorted."""
+        with self._state_lock:
+            return sorted(self._features)
+
+    def status(self, feature: str | None = None) -> dict[str, Any]:
+        """JSON-ready status of every feature (or one; UnknownFeature if never seen)."""
+        with self._state_lock:
+            if feature is not None:
+                state = self._features.get(feature)
+                if state is None:
+                    raise UnknownFeature(feature)
+                return state.status()
+            return {
+                "embedder": self.embedder.name,
+                "alpha": self.settings.alpha,
+                "pending": self.pending,
+                "features": [self._features[f].status() for f in sorted(self._features)],
+            }
+
+    # --- persistence ------------------------------------------------------------------------
+    def save_state(self, path: str | os.PathLike[str]) -> int:
+        """Write every frozen reference (vectors, centroid, output samples, SPC chart) to ``path``.
+
+        One ``.npz`` file, written atomically; returns the number of features saved. Current
+        windows are not saved: after a restart they fill again against the saved reference, so a
+        drift that began before the restart is still measured against the old normal.
+        """
+        with self._state_lock:
+            return write_references(path, self.embedder.name, list(self._features.values()))
+
+    def load_state(self, path: str | os.PathLike[str]) -> int:
+        """Restore references saved by :meth:`save_state`; returns how many features were restored.
+
+        A missing file restores nothing; a file from another embedder or of another vector size,
+        or a malformed one, is ignored with a warning (see :func:`read_references`).
+        """
+        saved = read_references(path, self.embedder.name, getattr(self.embedder, "dimensions", None))
+        restored = 0
+        with self._state_lock:
+            for arrays, meta in saved:
+                feature = str(meta["feature"])
+                if feature not in self._features and len(self._features) >= self.settings.max_features:
+                    break
+                state = self._feature(feature)
+                state.restore(arrays, meta)
+                with self._queue_lock:
+                    self._known.add(feature)
+                self._export_windows(state)
+                restored += 1
+        if restored:
+            logger.info("drift: restored %d frozen references from %s", restored, path)
+        return restored
+
+    def memory_bytes(self) -> int:
+        """Bytes held in vector buffers across features (bounded by the settings)."""
+        with self._state_lock:
+            return sum(state.memory_bytes() for state in self._features.values())

@@ -1,0 +1,73 @@
+"""Plugs the drift engine into the processor: a record listener, the metrics and the admin routes.
+
+:class:`DriftListener` is a :class:`~llmpulse.processor.pipeline.queue.RecordListener`: for every
+counted LLM call whose span carries sampled content (``gen_ai.input.messages``), it reads the two
+content attributes and hands a :class:`DriftSample` to the engine (a queue append). Calls without
+content cost one scan of the span's attribute keys. :func:`service_extensions` returns every
+keyword the :class:`~llmpulse.processor.service.ProcessorService` needs::
+
+    engine = DriftEngine(registry=CollectorRegistry())
+    service = ProcessorService(settings, **service_extensions(engine))
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from llmpulse.contract import attributes as A
+from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
+from llmpulse.processor.drift.engine import DriftEngine
+from llmpulse.processor.drift.input import sample_from_content
+from llmpulse.processor.pipeline.records import Feedback, LLMCall
+
+__all__ = ["DriftListener", "service_extensions"]
+
+logger = logging.getLogger(__name__)
+
+_KEYS = frozenset({A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_OUTPUT_MESSAGES})
+
+
+class DriftListener:
+    """Feeds the drift engine from the processor's pipeline (event loop; returns at once)."""
+
+    def __init__(self, engine: DriftEngine) -> None:
+        self._engine = engine
+
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        """Queue the call's prompt for drift monitoring when its span carries content."""
+        if span is None or call.secondary or not call.has_content:
+            return
+        content: dict[str, str] = {}
+        for kv in span.attributes:
+            if kv.key in _KEYS and kv.value.WhichOneof("value") == "string_value":
+                content[kv.key] = kv.value.string_value
+        if A.GEN_AI_INPUT_MESSAGES not in content:
+            return
+        sample = sample_from_content(
+            call.feature,
+            content[A.GEN_AI_INPUT_MESSAGES],
+            content.get(A.GEN_AI_OUTPUT_MESSAGES),
+            call.finish_reason,
+            call.end_ns / 1e9,
+        )
+        if sample is not None:
+            self._engine.observe(sample)
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        """Feedback does not feed drift."""
+
+
+def service_extensions(engine: DriftEngine) -> dict[str, Any]:
+    """``listeners``, ``collectors``, ``admin_routes`` and ``status_sections`` for the service.
+
+    The engine's registry is added to ``/metrics`` as a collector, so build the engine on a
+    registry of its own (``DriftEngine(registry=CollectorRegistry())``). Merge these with other
+    engines' extensions when there are several.
+    """
+    return {
+        "listeners": [DriftListener(engine)],
+        "collectors": [engine.metrics.registry],
+        "admin_routes": {DRIFT_PATH_PREFIX: DriftAdmin(engine)},
+        "status_sections": {"drift": engine.status},
+    }

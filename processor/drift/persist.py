@@ -1,0 +1,95 @@
+"""Saving and reading the drift engine's frozen references: one ``.npz`` file, written atomically.
+
+The file holds, per feature with a frozen reference, the reference vectors, the centroid and the
+reference response lengths as arrays, plus one JSON document (``meta``) with the embedder name,
+the finish reasons, the SPC chart and the freeze time. No pickles: it loads with
+``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from llmpulse.processor.drift.state import FeatureDrift
+
+__all__ = ["Saved", "read_references", "write_references"]
+
+logger = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+Saved = tuple[dict[str, np.ndarray], dict[str, Any]]
+"""One feature's arrays and metadata, as :meth:`FeatureDrift.snapshot` makes them."""
+
+
+def write_references(
+    path: str | os.PathLike[str], embedder_name: str, features: Iterable[FeatureDrift]
+) -> int:
+    """Write every frozen reference of ``features`` to ``path``; returns how many were written."""
+    arrays: dict[str, np.ndarray] = {}
+    metas: list[dict[str, Any]] = []
+    for state in features:
+        snap = state.snapshot()
+        if snap is None:
+            continue
+        for key, array in snap[0].items():
+            arrays[f"f{len(metas)}_{key}"] = array
+        metas.append(snap[1])
+    meta = {"version": STATE_VERSION, "embedder": embedder_name, "features": metas}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("wb") as out:
+        np.savez(out, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, target)
+    return len(metas)
+
+
+def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions: int | None) -> list[Saved]:
+    """The saved references usable with this embedder; [] (with a warning) when there are none.
+
+    A missing file gives []. A malformed file, one made by another embedder or holding vectors of
+    another size than ``dimensions`` (when known) is ignored with a warning.
+    """
+    target = Path(path)
+    if not target.exists():
+        return []
+    try:
+        with np.load(target, allow_pickle=False) as data:
+            meta = json.loads(bytes(data["meta"]).decode())
+            saved = {k: data[k] for k in data.files if k != "meta"}
+        if meta.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported drift state version {meta.get('version')!r}")
+        features = [
+            ({k.split("_", 1)[1]: v for k, v in saved.items() if k.startswith(f"f{i}_")}, feature_meta)
+            for i, feature_meta in enumerate(meta["features"])
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("drift: ignoring unreadable state file %s: %s", target, exc)
+        return []
+    saved_dims = {int(arrays["reference"].shape[1]) for arrays, _ in features}
+    if dimensions is not None and saved_dims - {dimensions}:
+        logger.warning(
+            "drift: state file %s holds %s-dimensional vectors, the embedder makes %d; "
+            "collecting new references",
+            target,
+            "/".join(map(str, sorted(saved_dims))),
+            dimensions,
+        )
+        return []
+    if meta["embedder"] != embedder_name:
+        logger.warning(
+            "drift: state file %s was made with embedder %s, not %s; collecting new references",
+            target,
+            meta["embedder"],
+            embedder_name,
+        )
+        return []
+    return features

@@ -1,0 +1,8 @@
+"""The OTLP receivers: gRPC, HTTP (protobuf and JSON), and the OTLP JSON decoder.
+
+They decode requests, hand whole requests to the pipeline and answer with the OTLP
+status the exporters understand (back-pressure, shutdown, bad payloads). Nothing else in
+the processor imports this package except :mod:`llmpulse.processor.service`.
+"""
+
+__all__ = ["otlp_grpc", "otlp_http", "otlp_json"]

@@ -1,0 +1,140 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` with ``application/x-protobuf`` or ``application/json``.
+
+Answers per the OTLP/HTTP spec: 200 with an ``ExportTraceServiceResponse`` (``partial_success``
+when spans were rejected), 400 for an undecodable body, 401 without the bearer token, 413 for a
+body over the limit, 415 for another media type, 429 + ``Retry-After`` when the queue is full,
+503 + ``Retry-After`` while shutting down. Error bodies are a ``google.rpc.Status`` in the
+request's encoding. ``Content-Encoding: gzip`` is accepted, with the size limit applied to the
+decompressed body too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import zlib
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from llmpulse.processor.http_server import Request, Response
+from llmpulse.processor.ingest import otlp_json
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown, count_spans
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+
+class OtlpHttpHandler:
+    """The request handler behind the OTLP/HTTP port."""
+
+    def __init__(self, pipeline: Pipeline, *, auth_token: str | None, max_request_bytes: int) -> None:
+        self._pipeline = pipeline
+        self._expected_auth = f"Bearer {auth_token}".encode() if auth_token else None
+        self._max = max_request_bytes
+
+    def too_large(self) -> None:
+        """Count a request the HTTP server refused for its size before reading it."""
+        self._pipeline.accounting.refuse(M.RECEIVER_HTTP, M.REFUSE_TOO_LARGE, 0)
+
+    def _refuse(self, reason: str) -> None:
+        self._pipeline.accounting.refuse(M.RECEIVER_HTTP, reason, 0)
+
+    def precheck(self, request: Request) -> Response | None:
+        """Refuse a request from its head alone (wrong credentials), before its body is read."""
+        if self._expected_auth is None:
+            return None
+        given = request.headers.get("authorization", "").encode("latin-1")
+        if hmac.compare_digest(given, self._expected_auth):
+            return None
+        self._refuse(M.REFUSE_UNAUTHENTICATED)
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        return _status(401, code_pb2.UNAUTHENTICATED, "missing or wrong bearer token", media == JSON)
+
+    async def __call__(self, request: Request) -> Response:
+        """Handle one HTTP request."""
+        if request.path != TRACES_PATH:
+            return Response(404, b"not found; OTLP/HTTP traces go to POST /v1/traces\n")
+        if request.method != "POST":
+            return Response(405, b"use POST\n", headers=[("Allow", "POST")])
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        as_json = media == JSON
+        refused = self.precheck(request)
+        if refused is not None:
+            return refused
+        if media not in (PROTOBUF, JSON):
+            self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
+            return Response(415, f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}\n".encode())
+        try:
+            self._pipeline.admit(M.RECEIVER_HTTP)
+        except QueueFull as exc:
+            return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
+        except ShuttingDown as exc:
+            return _status(
+                503, code_pb2.UNAVAILABLE, str(exc), as_json, retry_after=self._pipeline.retry_after
+            )
+        body = request.body
+        encoding = request.headers.get("content-encoding", "identity").lower()
+        if encoding == "gzip":
+            try:
+                body = _gunzip(body, self._max)
+            except ValueError as exc:
+                reason = M.REFUSE_TOO_LARGE if "larger" in str(exc) else M.REFUSE_UNDECODABLE
+                self._refuse(reason)
+                http = 413 if reason == M.REFUSE_TOO_LARGE else 400
+                return _status(http, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
+        elif encoding != "identity":
+            self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
+            return Response(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none\n".encode())
+        try:
+            export = otlp_json.parse_request(body) if as_json else ExportTraceServiceRequest.FromString(body)
+        except DecodeError as exc:
+            self._refuse(M.REFUSE_UNDECODABLE)
+            return _status(400, code_pb2.INVALID_ARGUMENT, f"undecodable OTLP request: {exc}", as_json)
+        spans = count_spans(export)
+        try:
+            result = await self._pipeline.submit(export, spans, M.RECEIVER_HTTP) if spans else None
+        except QueueFull as exc:
+            return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
+        except ShuttingDown as exc:
+            return _status(
+                503, code_pb2.UNAVAILABLE, str(exc), as_json, retry_after=self._pipeline.retry_after
+            )
+        response = ExportTraceServiceResponse()
+        if result is not None and result.rejected:
+            response.partial_success.rejected_spans = result.rejected
+            response.partial_success.error_message = result.message
+        return _message(200, response, as_json)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"bad gzip body: {exc}") from None
+    if len(out) > limit or decompressor.unconsumed_tail:
+        raise ValueError(f"decompressed body larger than {limit} bytes")
+    if not decompressor.eof:
+        raise ValueError("truncated gzip body")
+    return out
+
+
+def _message(
+    status: int, message: Any, as_json: bool, headers: list[tuple[str, str]] | None = None
+) -> Response:
+    if as_json:
+        return Response(status, otlp_json.to_json(message), JSON, headers or [])
+    return Response(status, message.SerializeToString(), PROTOBUF, headers or [])
+
+
+def _status(http: int, code: int, text: str, as_json: bool, retry_after: float | None = None) -> Response:
+    headers = [("Retry-After", str(max(1, math.ceil(retry_after))))] if retry_after is not None else []
+    return _message(http, status_pb2.Status(code=code, message=text), as_json, headers)

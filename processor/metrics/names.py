@@ -1,0 +1,310 @@
+"""Every Prometheus metric and label name the processor exports: the single source of truth.
+
+Names are given *as exposed* (``llmpulse_requests_total``, not ``llmpulse_requests``), so a
+PromQL expression, a dashboard or an alert rule can be checked against :data:`EXPORTED_SERIES`
+by plain string comparison. Nothing else in the project spells a metric name.
+
+Label conventions (one spelling everywhere, so PromQL joins need no ``label_replace``):
+
+* ``feature`` - the application feature (``llmpulse.feature``; ``unknown`` when absent),
+* ``provider`` - ``gen_ai.provider.name`` (or the pre-1.37 ``gen_ai.system`` and the other
+  producers' equivalents), e.g. ``openai``,
+* ``model`` - the *requested* model (``gen_ai.request.model``), falling back to the response model,
+* ``operation`` - ``gen_ai.operation.name`` (``chat``, ``embeddings``, ...).
+
+The semantic-convention histograms keep their semconv names, units and advised buckets but use
+these short label names too (``operation`` rather than ``gen_ai_operation_name``), plus
+``feature``. Label values of every free-form label are capped per label; values past the cap are
+folded into :data:`OVERFLOW_VALUE` and counted in :data:`LABEL_OVERFLOW_TOTAL`. Prompt text and raw
+user ids are never label values.
+
+Token types: ``input`` and ``output`` are the totals; ``cache_read`` and ``cache_creation`` are
+*parts of* ``input`` and ``reasoning`` is part of ``output`` (semconv >= 1.37), so never sum all
+token types together.
+
+The processor exposes no ``_created`` series (its families come from a custom collector).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final, Literal
+
+# --- label names ------------------------------------------------------------------------
+FEATURE: Final = "feature"
+PROVIDER: Final = "provider"
+MODEL: Final = "model"
+OPERATION: Final = "operation"
+FINISH_REASON: Final = "finish_reason"
+OUTCOME: Final = "outcome"
+ERROR_TYPE: Final = "error_type"
+TOKEN_TYPE: Final = "token_type"
+RESPONSE_MODEL: Final = "response_model"
+STEP: Final = "step"
+KIND: Final = "kind"
+SENTIMENT: Final = "sentiment"
+LABEL: Final = "label"
+REASON: Final = "reason"
+RECEIVER: Final = "receiver"
+VERSION: Final = "version"
+
+LLM_LABELS: Final = (FEATURE, PROVIDER, MODEL, OPERATION)
+"""The label set every per-call LLM metric starts with."""
+
+# --- fixed label values -----------------------------------------------------------------
+OVERFLOW_VALUE: Final = "__other__"
+"""Stands in for every label value past the per-label cap."""
+OVERFLOW_SERIES: Final = "series"
+"""Value of ``label`` in the overflow counter when a whole LLM label set was folded (series cap)."""
+UNKNOWN_VALUE: Final = "unknown"
+"""Used when a span does not carry the attribute a label comes from."""
+
+OUTCOME_OK: Final = "ok"
+OUTCOME_ERROR: Final = "error"
+OUTCOME_REFUSAL: Final = "refusal"
+OUTCOMES: Final = (OUTCOME_OK, OUTCOME_ERROR, OUTCOME_REFUSAL)
+
+FINISH_REASON_OTHER: Final = "other"  # a finish reason we could not map
+FINISH_REASON_NONE: Final = "none"  # the span reports no finish reason
+# The normalised values are llmpulse.contract.attributes.FINISH_REASONS plus the two above.
+
+TOKEN_INPUT: Final = "input"
+TOKEN_OUTPUT: Final = "output"
+TOKEN_CACHE_READ: Final = "cache_read"
+TOKEN_CACHE_CREATION: Final = "cache_creation"
+TOKEN_REASONING: Final = "reasoning"
+TOKEN_TYPES: Final = (TOKEN_INPUT, TOKEN_OUTPUT, TOKEN_CACHE_READ, TOKEN_CACHE_CREATION, TOKEN_REASONING)
+SEMCONV_TOKEN_TYPES: Final = (TOKEN_INPUT, TOKEN_OUTPUT)
+
+SENTIMENT_POSITIVE: Final = "positive"
+SENTIMENT_NEGATIVE: Final = "negative"
+SENTIMENT_NEUTRAL: Final = "neutral"
+SENTIMENTS: Final = (SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE, SENTIMENT_NEUTRAL)
+
+RECEIVER_GRPC: Final = "grpc"
+RECEIVER_HTTP: Final = "http"
+RECEIVERS: Final = (RECEIVER_GRPC, RECEIVER_HTTP)
+
+# kind of an accepted span
+ACCEPTED_LLM: Final = "llm"
+ACCEPTED_STEP: Final = "step"
+ACCEPTED_FEEDBACK: Final = "feedback"
+ACCEPTED_DUPLICATE: Final = "duplicate"  # a second span for a call already counted
+ACCEPTED_OTHER: Final = "other"  # not an LLM, step or feedback span: ignored cheaply
+ACCEPTED_KINDS: Final = (ACCEPTED_LLM, ACCEPTED_STEP, ACCEPTED_FEEDBACK, ACCEPTED_DUPLICATE, ACCEPTED_OTHER)
+
+# reason a single span was rejected (its batch-mates are kept)
+REJECT_INVALID_TOKENS: Final = "invalid_tokens"
+REJECT_INVALID_COST: Final = "invalid_cost"
+REJECT_INVALID_FINISH_REASON: Final = "invalid_finish_reason"
+REJECT_INVALID_DURATION: Final = "invalid_duration"
+REJECT_INVALID_TIME_TO_FIRST_CHUNK: Final = "invalid_time_to_first_chunk"
+REJECT_INVALID_ATTRIBUTE: Final = "invalid_attribute"  # a label attribute of the wrong type
+REJECT_INVALID_FEEDBACK: Final = "invalid_feedback"
+REJECT_REASONS: Final = (
+    REJECT_INVALID_TOKENS,
+    REJECT_INVALID_COST,
+    REJECT_INVALID_FINISH_REASON,
+    REJECT_INVALID_DURATION,
+    REJECT_INVALID_TIME_TO_FIRST_CHUNK,
+    REJECT_INVALID_ATTRIBUTE,
+    REJECT_INVALID_FEEDBACK,
+)
+
+# reason a whole request was refused
+REFUSE_QUEUE_FULL: Final = "queue_full"  # RESOURCE_EXHAUSTED / 429, the client retries
+REFUSE_SHUTTING_DOWN: Final = "shutting_down"  # UNAVAILABLE / 503, the client retries
+REFUSE_UNDECODABLE: Final = "undecodable"  # INVALID_ARGUMENT / 400
+REFUSE_TOO_LARGE: Final = "too_large"  # RESOURCE_EXHAUSTED / 413
+REFUSE_UNAUTHENTICATED: Final = "unauthenticated"  # UNAUTHENTICATED / 401
+REFUSE_UNSUPPORTED_MEDIA_TYPE: Final = "unsupported_media_type"  # 415
+REFUSE_REASONS: Final = (
+    REFUSE_QUEUE_FULL,
+    REFUSE_SHUTTING_DOWN,
+    REFUSE_UNDECODABLE,
+    REFUSE_TOO_LARGE,
+    REFUSE_UNAUTHENTICATED,
+    REFUSE_UNSUPPORTED_MEDIA_TYPE,
+)
+
+# --- advised buckets (semconv) ------------------------------------------------------------
+DURATION_BUCKETS: Final = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+TOKEN_BUCKETS: Final = tuple(float(4**i) for i in range(14))  # 1, 4, 16 ... 67108864
+STEP_DURATION_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+)  # fmt: skip
+BATCH_SECONDS_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+# --- metric names (as exposed) ------------------------------------------------------------
+# Semantic-convention histograms.
+OPERATION_DURATION: Final = "gen_ai_client_operation_duration_seconds"
+TOKEN_USAGE: Final = "gen_ai_client_token_usage"
+TIME_TO_FIRST_CHUNK: Final = "gen_ai_client_operation_time_to_first_chunk_seconds"
+
+# llmpulse metrics derived from LLM spans.
+REQUESTS_TOTAL: Final = "llmpulse_requests_total"
+ERRORS_TOTAL: Final = "llmpulse_errors_total"
+REFUSALS_TOTAL: Final = "llmpulse_refusals_total"
+TOKENS_TOTAL: Final = "llmpulse_tokens_total"
+COST_USD_TOTAL: Final = "llmpulse_cost_usd_total"
+UNPRICED_REQUESTS_TOTAL: Final = "llmpulse_unpriced_requests_total"
+MODEL_MISMATCH_TOTAL: Final = "llmpulse_model_mismatch_total"
+# ... from step spans
+STEP_DURATION: Final = "llmpulse_step_duration_seconds"
+STEP_ERRORS_TOTAL: Final = "llmpulse_step_errors_total"
+# ... from feedback spans
+FEEDBACK_TOTAL: Final = "llmpulse_feedback_total"
+# ... about the labels themselves
+LABEL_OVERFLOW_TOTAL: Final = "llmpulse_label_overflow_total"
+
+# Self-metrics of the processor.
+SPANS_RECEIVED_TOTAL: Final = "llmpulse_processor_spans_received_total"
+SPANS_ACCEPTED_TOTAL: Final = "llmpulse_processor_spans_accepted_total"
+SPANS_REJECTED_TOTAL: Final = "llmpulse_processor_spans_rejected_total"
+SPANS_REFUSED_TOTAL: Final = "llmpulse_processor_spans_refused_total"
+REQUESTS_REFUSED_TOTAL: Final = "llmpulse_processor_requests_refused_total"
+QUEUE_SPANS: Final = "llmpulse_processor_queue_spans"
+QUEUE_CAPACITY_SPANS: Final = "llmpulse_processor_queue_capacity_spans"
+BATCH_PROCESSING_SECONDS: Final = "llmpulse_processor_batch_processing_seconds"
+BUILD_INFO: Final = "llmpulse_processor_build_info"
+
+MetricType = Literal["counter", "gauge", "histogram"]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSpec:
+    """One exported metric: exposed name, type, labels, help text and buckets (histograms)."""
+
+    name: str
+    type: MetricType
+    labels: tuple[str, ...]
+    help: str
+    buckets: tuple[float, ...] = ()
+    exemplars: bool = False
+
+    @property
+    def family(self) -> str:
+        """The family name prometheus-client uses (``_total`` stripped from counters)."""
+        if self.type == "counter" and self.name.endswith("_total"):
+            return self.name[: -len("_total")]
+        return self.name
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """Every sample name this metric exposes."""
+        if self.type == "histogram":
+            return (f"{self.name}_bucket", f"{self.name}_sum", f"{self.name}_count")
+        return (self.name,)
+
+
+METRICS: Final[tuple[MetricSpec, ...]] = (
+    MetricSpec(
+        OPERATION_DURATION,
+        "histogram",
+        LLM_LABELS,
+        "Duration of GenAI operations (semconv gen_ai.client.operation.duration).",
+        DURATION_BUCKETS,
+        exemplars=True,
+    ),
+    MetricSpec(
+        TOKEN_USAGE,
+        "histogram",
+        (*LLM_LABELS, TOKEN_TYPE),
+        "Tokens per GenAI operation by token_type input|output (semconv gen_ai.client.token.usage).",
+        TOKEN_BUCKETS,
+    ),
+    MetricSpec(
+        TIME_TO_FIRST_CHUNK,
+        "histogram",
+        LLM_LABELS,
+        "Time to the first streamed chunk (semconv gen_ai.client.operation.time_to_first_chunk).",
+        DURATION_BUCKETS,
+        exemplars=True,
+    ),
+    MetricSpec(
+        REQUESTS_TOTAL,
+        "counter",
+        (*LLM_LABELS, FINISH_REASON, OUTCOME),
+        "LLM calls by normalised finish reason and outcome (ok|error|refusal).",
+    ),
+    MetricSpec(ERRORS_TOTAL, "counter", (*LLM_LABELS, ERROR_TYPE), "Failed LLM calls by error.type."),
+    MetricSpec(REFUSALS_TOTAL, "counter", LLM_LABELS, "LLM calls the model refused to answer."),
+    MetricSpec(
+        TOKENS_TOTAL,
+        "counter",
+        (*LLM_LABELS, TOKEN_TYPE),
+        "Tokens by type; cache_read/cache_creation are part of input, reasoning part of output.",
+    ),
+    MetricSpec(COST_USD_TOTAL, "counter", LLM_LABELS, "Cost of LLM calls in US dollars."),
+    MetricSpec(
+        UNPRICED_REQUESTS_TOTAL,
+        "counter",
+        LLM_LABELS,
+        "LLM calls without a price (unknown model or no llmpulse.cost.usd on the span).",
+    ),
+    MetricSpec(
+        MODEL_MISMATCH_TOTAL,
+        "counter",
+        (*LLM_LABELS, RESPONSE_MODEL),
+        "Calls whose response model is not the requested model (nor a dated version of it).",
+    ),
+    MetricSpec(
+        STEP_DURATION,
+        "histogram",
+        (FEATURE, STEP),
+        "Duration of pipeline steps (retrieval, rerank, tools, llmpulse steps).",
+        STEP_DURATION_BUCKETS,
+        exemplars=True,
+    ),
+    MetricSpec(STEP_ERRORS_TOTAL, "counter", (FEATURE, STEP), "Pipeline steps that ended in an error."),
+    MetricSpec(
+        FEEDBACK_TOTAL,
+        "counter",
+        (FEATURE, KIND, SENTIMENT),
+        "User feedback events by kind and sentiment (positive|negative|neutral).",
+    ),
+    MetricSpec(
+        LABEL_OVERFLOW_TOTAL,
+        "counter",
+        (LABEL,),
+        f"Spans whose label value was folded into {OVERFLOW_VALUE} because the label reached its cap.",
+    ),
+    MetricSpec(SPANS_RECEIVED_TOTAL, "counter", (RECEIVER,), "Spans in decoded export requests."),
+    MetricSpec(
+        SPANS_ACCEPTED_TOTAL,
+        "counter",
+        (KIND,),
+        "Spans processed, by kind (llm|step|feedback|duplicate|other).",
+    ),
+    MetricSpec(SPANS_REJECTED_TOTAL, "counter", (REASON,), "Spans rejected for bad values, by reason."),
+    MetricSpec(
+        SPANS_REFUSED_TOTAL,
+        "counter",
+        (RECEIVER, REASON),
+        "Spans in decoded requests refused whole (queue_full, shutting_down); the client retries.",
+    ),
+    MetricSpec(
+        REQUESTS_REFUSED_TOTAL,
+        "counter",
+        (RECEIVER, REASON),
+        "Export requests answered with an error status, by reason.",
+    ),
+    MetricSpec(QUEUE_SPANS, "gauge", (), "Spans waiting in the processing queue."),
+    MetricSpec(QUEUE_CAPACITY_SPANS, "gauge", (), "Capacity of the processing queue in spans."),
+    MetricSpec(
+        BATCH_PROCESSING_SECONDS,
+        "histogram",
+        (),
+        "Time to process one export request.",
+        BATCH_SECONDS_BUCKETS,
+    ),
+    MetricSpec(BUILD_INFO, "gauge", (VERSION,), "Always 1; the version label says which llmpulse runs."),
+)
+
+METRICS_BY_NAME: Final = {spec.name: spec for spec in METRICS}
+
+EXPORTED_SERIES: Final[frozenset[str]] = frozenset(name for spec in METRICS for name in spec.series)
+"""Every sample name a scrape of ``/metrics`` can contain."""

@@ -1,0 +1,397 @@
+"""Turn one OTLP span, whoever produced it, into one internal record.
+
+Understood producers: llmpulse's own instrumentation (``llmpulse.span.kind``), the official
+OpenTelemetry GenAI instrumentations (current and pre-1.37 names), OpenLLMetry, OpenInference
+and the ``anthropic`` SDK's own spans (scope ``com.anthropic.sdk.python``, flagged
+``secondary`` so :mod:`llmpulse.processor.pipeline.dedup` can drop them when another span describes
+the same call).
+
+This is the hot path. A span's attributes are scanned once; only the keys in :data:`_SLOTS`
+are kept (as raw ``AnyValue`` messages, decoded only when needed), and a span that has none of
+them is classified as "other" without further work. A span with a bad value yields the
+rejection reason (a ``str`` from :mod:`llmpulse.processor.metrics.names`) instead of a record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.pipeline.records import Feedback, LLMCall, Record, StepRun
+
+# Attribute key -> slot in the per-span value list.
+_KEYS = (
+    A.SPAN_KIND,
+    A.GEN_AI_OPERATION_NAME,
+    A.GEN_AI_PROVIDER_NAME,
+    A.LEGACY_GEN_AI_SYSTEM,
+    A.OPENINFERENCE_PROVIDER,
+    A.OPENINFERENCE_SYSTEM,
+    A.GEN_AI_REQUEST_MODEL,
+    A.GEN_AI_RESPONSE_MODEL,
+    A.OPENINFERENCE_MODEL_NAME,
+    A.FEATURE,
+    A.FINISH_REASON,
+    A.GEN_AI_RESPONSE_FINISH_REASONS,
+    A.OPENINFERENCE_FINISH_REASON,
+    A.ANTHROPIC_SDK_STOP_REASON,
+    A.GEN_AI_USAGE_INPUT_TOKENS,
+    A.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_PROMPT,
+    A.GEN_AI_USAGE_OUTPUT_TOKENS,
+    A.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_COMPLETION,
+    A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+    A.COST_USD,
+    A.UNPRICED,
+    A.REFUSAL,
+    A.ERROR_TYPE,
+    A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    A.GEN_AI_RESPONSE_ID,
+    A.OPENINFERENCE_SPAN_KIND,
+    A.OPENLLMETRY_REQUEST_TYPE,
+    A.STEP_NAME,
+    A.GEN_AI_TOOL_NAME,
+    A.FEEDBACK_KIND,
+    A.FEEDBACK_VALUE,
+    A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
+    A.GEN_AI_INPUT_MESSAGES,  # only whether they are present: the engines read content themselves
+    A.GEN_AI_OUTPUT_MESSAGES,
+)
+(
+    _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
+    _FEATURE, _FINISH, _FINISH_REASONS, _OI_FINISH, _SDK_STOP, _IN, _IN_LEGACY, _IN_OI, _OUT,
+    _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
+    _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
+    _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES,
+) = range(len(_KEYS))  # fmt: skip
+_SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
+_N_SLOTS = len(_KEYS)
+
+_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
+_BAD = -1  # sentinel from the numeric readers: the value is present but invalid
+_OTHER_ERROR = "_OTHER"  # semconv's error.type fallback
+
+_STEP_OPERATIONS = frozenset({A.OP_RETRIEVAL, A.OP_EXECUTE_TOOL})
+# openinference.span.kind -> (record type, operation or step name)
+_OI_LLM_KINDS = {"LLM": A.OP_CHAT, "EMBEDDING": A.OP_EMBEDDINGS}
+_OI_STEP_KINDS = {"RETRIEVER": A.OP_RETRIEVAL, "RERANKER": "rerank", "TOOL": A.OP_EXECUTE_TOOL}
+# OpenLLMetry llm.request.type -> operation
+_REQUEST_TYPES = {
+    "chat": A.OP_CHAT,
+    "completion": A.OP_TEXT_COMPLETION,
+    "embedding": A.OP_EMBEDDINGS,
+    "rerank": "rerank",
+}
+
+_FINISH_MAP: dict[str, str] = {}
+for _normal, _raws in (
+    (A.FINISH_STOP, ("stop", "end_turn", "stop_sequence", "complete", "eos", "finished")),
+    (A.FINISH_LENGTH, ("length", "max_tokens", "max_output_tokens", "model_context_window_exceeded")),
+    (
+        A.FINISH_CONTENT_FILTER,
+        ("content_filter", "safety", "recitation", "blocklist", "prohibited_content", "spii"),
+    ),
+    (A.FINISH_TOOL_CALLS, ("tool_calls", "tool_use", "function_call", "tool_call")),
+    (A.FINISH_REFUSAL, ("refusal",)),
+    (A.FINISH_ERROR, ("error", "malformed_function_call")),
+):
+    for _raw in _raws:
+        _FINISH_MAP[_raw] = _normal
+
+
+def _text(value: Any) -> str | None:
+    """A string attribute; ``None`` when it holds another type."""
+    text: str = value.string_value
+    if text or value.WhichOneof("value") in (None, "string_value"):
+        return text
+    return None
+
+
+def _count(value: Any) -> int:
+    """A token count >= 0, or ``_BAD``."""
+    n: int = value.int_value
+    if n > 0:
+        return n
+    if n < 0:
+        return _BAD
+    which = value.WhichOneof("value")
+    if which in (None, "int_value"):
+        return 0
+    if which == "double_value":
+        d: float = value.double_value
+        if d >= 0 and math.isfinite(d) and d.is_integer():
+            return int(d)
+    return _BAD
+
+
+def _amount(value: Any) -> float:
+    """A finite number >= 0 (cost, seconds), or ``_BAD``."""
+    d: float = value.double_value
+    if 0 < d < math.inf:
+        return d
+    which = value.WhichOneof("value")
+    if which in (None, "double_value"):
+        return 0.0 if d == 0 else _BAD
+    if which == "int_value":
+        n: int = value.int_value
+        return float(n) if n >= 0 else _BAD
+    return _BAD
+
+
+def _first_count(vals: list[Any], *slots: int) -> int | None:
+    for slot in slots:
+        value = vals[slot]
+        if value is not None:
+            return _count(value)
+    return None
+
+
+def _first_text(vals: list[Any], *slots: int) -> str:
+    """First non-empty string among ``slots``; ``""`` if none. Non-string values are skipped."""
+    for slot in slots:
+        value = vals[slot]
+        if value is not None:
+            text = value.string_value
+            if text:
+                return text
+    return ""
+
+
+def _pick(vals: list[Any], *slots: int) -> str | None:
+    """First non-empty string among ``slots``, ``""`` if none, None if one holds another type."""
+    for slot in slots:
+        value = vals[slot]
+        if value is not None:
+            text: str = value.string_value
+            if text:
+                return text
+            if value.WhichOneof("value") not in (None, "string_value"):
+                return None
+    return ""
+
+
+def normalize_finish_reason(raw: str) -> str:
+    """Map a provider's finish/stop reason onto llmpulse's normalised set."""
+    normal = _FINISH_MAP.get(raw)
+    if normal is None:
+        normal = _FINISH_MAP.get(raw.lower(), M.FINISH_REASON_OTHER)
+    return normal
+
+
+def _finish_reason(vals: list[Any]) -> str | None:
+    """The normalised finish reason, ``FINISH_REASON_NONE`` if absent, None if of the wrong type."""
+    value = vals[_FINISH]
+    if value is not None:
+        text = _text(value)
+        return None if text is None else (text or M.FINISH_REASON_NONE)
+    value = vals[_FINISH_REASONS]
+    if value is not None:
+        which = value.WhichOneof("value")
+        if which == "array_value":
+            items = value.array_value.values
+            if not items:
+                return M.FINISH_REASON_NONE
+            first = items[0]
+            if first.WhichOneof("value") != "string_value":
+                return None
+            return normalize_finish_reason(first.string_value)
+        if which == "string_value":  # a producer that flattened the array
+            return normalize_finish_reason(value.string_value)
+        return None
+    for slot in (_OI_FINISH, _SDK_STOP):
+        value = vals[slot]
+        if value is not None:
+            text = _text(value)
+            if text is None:
+                return None
+            return normalize_finish_reason(text) if text else M.FINISH_REASON_NONE
+    return M.FINISH_REASON_NONE
+
+
+def _sentiment(kind: str, value: Any) -> str | None:
+    """Sentiment of a feedback event; None when the value is unusable."""
+    if value is None:
+        number = 1.0
+    else:
+        which = value.WhichOneof("value")
+        if which == "double_value":
+            number = value.double_value
+        elif which == "int_value":
+            number = float(value.int_value)
+        elif which == "bool_value":
+            number = 1.0 if value.bool_value else 0.0
+        else:
+            return None
+        if not math.isfinite(number):
+            return None
+    if kind == A.FEEDBACK_THUMBS:
+        return M.SENTIMENT_POSITIVE if number >= 0.5 else M.SENTIMENT_NEGATIVE
+    if kind == A.FEEDBACK_RATING:  # 1..5 scale
+        if number >= 4:
+            return M.SENTIMENT_POSITIVE
+        return M.SENTIMENT_NEGATIVE if number <= 2 else M.SENTIMENT_NEUTRAL
+    if kind in (A.FEEDBACK_CORRECTION, A.FEEDBACK_ABANDONED):
+        return M.SENTIMENT_NEGATIVE
+    return M.SENTIMENT_NEUTRAL
+
+
+def normalize_span(span: Any, secondary: bool = False) -> Record:
+    """Normalise one ``opentelemetry.proto.trace.v1.Span``.
+
+    ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK).
+    Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
+    (``str``) for a span with bad values; or None for a span llmpulse does not care about.
+    """
+    vals: list[Any] = [None] * _N_SLOTS
+    slots_get = _SLOTS.get
+    for kv in span.attributes:
+        slot = slots_get(kv.key)
+        if slot is not None:
+            vals[slot] = kv.value
+    if vals.count(None) == _N_SLOTS:
+        return None
+
+    operation = ""
+    kind_value = vals[_KIND]
+    kind = kind_value.string_value if kind_value is not None else ""
+    op_value = vals[_OP]
+    if op_value is not None:
+        operation = op_value.string_value
+    if not kind:
+        if operation in A.LLM_OPERATIONS:
+            kind = A.SPAN_KIND_LLM
+        elif operation in _STEP_OPERATIONS:
+            kind = A.SPAN_KIND_STEP
+        elif vals[_OI_KIND] is not None:
+            oi_kind = vals[_OI_KIND].string_value
+            if oi_kind in _OI_LLM_KINDS:
+                kind, operation = A.SPAN_KIND_LLM, _OI_LLM_KINDS[oi_kind]
+            elif oi_kind in _OI_STEP_KINDS:
+                kind, operation = A.SPAN_KIND_STEP, _OI_STEP_KINDS[oi_kind]
+        elif vals[_REQUEST_TYPE] is not None:
+            request_type = vals[_REQUEST_TYPE].string_value
+            mapped = _REQUEST_TYPES.get(request_type)
+            if mapped == "rerank":
+                kind, operation = A.SPAN_KIND_STEP, mapped
+            elif mapped is not None:
+                kind, operation = A.SPAN_KIND_LLM, mapped
+
+    if kind == A.SPAN_KIND_LLM:
+        return _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+    if kind == A.SPAN_KIND_STEP:
+        return _step_run(span, vals, operation)
+    if kind == A.SPAN_KIND_FEEDBACK:
+        return _feedback(vals)
+    return None
+
+
+def _duration(span: Any) -> float:
+    start: int = span.start_time_unix_nano
+    end: int = span.end_time_unix_nano
+    if end < start:
+        return _BAD
+    return (end - start) / 1e9
+
+
+def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LLMCall | str:
+    duration = _duration(span)
+    if duration < 0:
+        return M.REJECT_INVALID_DURATION
+    finish = _finish_reason(vals)
+    if finish is None:
+        return M.REJECT_INVALID_FINISH_REASON
+
+    # the first key of each group is inlined: it is the one nearly every span carries
+    value = vals[_IN]
+    tokens_in = _count(value) if value is not None else _first_count(vals, _IN_LEGACY, _IN_OI)
+    value = vals[_OUT]
+    tokens_out = _count(value) if value is not None else _first_count(vals, _OUT_LEGACY, _OUT_OI)
+    value = vals[_CACHE_READ]
+    cache_read = None if value is None else _count(value)
+    cache_creation = _first_count(vals, _CACHE_CREATION, _SDK_CACHE_WRITE)
+    value = vals[_REASONING]
+    reasoning = None if value is None else _count(value)
+    if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning):
+        return M.REJECT_INVALID_TOKENS
+
+    cost: float | None = None
+    if vals[_COST] is not None:
+        cost = _amount(vals[_COST])
+        if cost < 0:
+            return M.REJECT_INVALID_COST
+    if vals[_UNPRICED] is not None and vals[_UNPRICED].bool_value:
+        cost = None
+    ttfc: float | None = None
+    if vals[_TTFC] is not None:
+        ttfc = _amount(vals[_TTFC])
+        if ttfc < 0:
+            return M.REJECT_INVALID_TIME_TO_FIRST_CHUNK
+
+    error_type = ""
+    if vals[_ERROR_TYPE] is not None:
+        text = _text(vals[_ERROR_TYPE])
+        if text is None:
+            return M.REJECT_INVALID_ATTRIBUTE
+        error_type = text
+    if not error_type and span.status.code == _STATUS_ERROR:
+        error_type = _OTHER_ERROR
+    refused = finish == A.FINISH_REFUSAL or (vals[_REFUSAL] is not None and vals[_REFUSAL].bool_value)
+
+    feature = _pick(vals, _FEATURE)
+    provider = _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
+    model = _pick(vals, _REQ_MODEL, _OI_MODEL)
+    response_model = _pick(vals, _RESP_MODEL)
+    if feature is None or provider is None or model is None or response_model is None:
+        return M.REJECT_INVALID_ATTRIBUTE
+
+    call = LLMCall()
+    call.feature = feature or M.UNKNOWN_VALUE
+    # lower case: OpenLLMetry writes "OpenAI" and "Anthropic" where semconv says openai, anthropic
+    call.provider = provider.lower() or M.UNKNOWN_VALUE
+    call.model = model or response_model or M.UNKNOWN_VALUE
+    call.response_model = response_model
+    call.operation = operation
+    call.finish_reason = finish
+    call.error_type = error_type
+    call.outcome = M.OUTCOME_ERROR if error_type else (M.OUTCOME_REFUSAL if refused else M.OUTCOME_OK)
+    call.duration_s = duration
+    call.ttfc_s = ttfc
+    call.input_tokens = tokens_in
+    call.output_tokens = tokens_out
+    call.cache_read_tokens = cache_read
+    call.cache_creation_tokens = cache_creation
+    call.reasoning_tokens = reasoning
+    call.cost_usd = cost
+    call.response_id = _first_text(vals, _RESPONSE_ID)
+    call.trace_id = span.trace_id
+    call.span_id = span.span_id
+    call.parent_span_id = span.parent_span_id
+    call.end_ns = span.end_time_unix_nano
+    call.secondary = secondary
+    call.has_content = vals[_INPUT_MESSAGES] is not None or vals[_OUTPUT_MESSAGES] is not None
+    return call
+
+
+def _step_run(span: Any, vals: list[Any], operation: str) -> StepRun | str:
+    duration = _duration(span)
+    if duration < 0:
+        return M.REJECT_INVALID_DURATION
+    step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
+    feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
+    error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
+    return StepRun(feature, step, duration, error, trace_id=span.trace_id, end_ns=span.end_time_unix_nano)
+
+
+def _feedback(vals: list[Any]) -> Feedback | str:
+    kind = _first_text(vals, _FB_KIND)
+    if not kind:
+        return M.REJECT_INVALID_FEEDBACK
+    sentiment = _sentiment(kind, vals[_FB_VALUE])
+    if sentiment is None:
+        return M.REJECT_INVALID_FEEDBACK
+    return Feedback(_first_text(vals, _FEATURE) or M.UNKNOWN_VALUE, kind, sentiment)

@@ -1,0 +1,356 @@
+"""The bounded queue between the receivers and the metrics, and the worker that drains it.
+
+Receivers decode a request, :meth:`Pipeline.submit` it and await the result, which says how
+many spans were rejected and why (for OTLP ``partial_success``). The queue is bounded in
+spans: a request that does not fit raises :class:`QueueFull` (the receiver answers
+RESOURCE_EXHAUSTED / 429 and the client retries later); after :meth:`Pipeline.close` every
+submit raises :class:`ShuttingDown` (UNAVAILABLE / 503).
+
+Accounting: every span of a submitted request ends up exactly once in
+``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
+``refused``. Held anthropic-SDK spans (see :mod:`llmpulse.processor.pipeline.dedup`) are counted when
+released or dropped, at the latest on :meth:`Pipeline.drain`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from llmpulse.contract import attributes as A
+from llmpulse.processor.metrics import names as M
+from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
+from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
+from llmpulse.processor.pipeline.dedup import Deduplicator
+from llmpulse.processor.pipeline.normalize import normalize_span
+from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
+
+logger = logging.getLogger(__name__)
+
+FULL_WARNING_INTERVAL = 10.0  # seconds between "queue full" log lines
+
+
+class PipelineError(Exception):
+    """Base of the reasons a request cannot be taken now."""
+
+
+class QueueFull(PipelineError):
+    """The queue has no room for the request; retry after ``retry_after`` seconds."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"processing queue is full; retry in {retry_after:g}s")
+        self.retry_after = retry_after
+
+
+class ShuttingDown(PipelineError):
+    """The processor is shutting down and takes no more requests."""
+
+    def __init__(self) -> None:
+        super().__init__("the processor is shutting down; send to another instance or retry later")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """Outcome of one request: spans rejected and a message saying why (empty if none)."""
+
+    rejected: int = 0
+    message: str = ""
+
+
+class RecordListener(Protocol):
+    """Gets the records the metrics were derived from, e.g. the quality or drift engine.
+
+    Called on the event loop inside the hot loop: take what is needed from ``span`` (the OTLP
+    span, valid only during the call; None for anthropic-SDK spans counted after their hold)
+    and return at once. An exception is logged and does not affect the span's accounting.
+    A listener may also have ``on_batch_end()``, called after each batch of records (one
+    request, or the calls released by the de-duplicator), to apply what it added up.
+    """
+
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        """One LLM call, counted once (duplicates never reach a listener)."""
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        """One feedback event."""
+
+
+def count_spans(request: Any) -> int:
+    """Number of spans in an ``ExportTraceServiceRequest``."""
+    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+
+
+class Pipeline:
+    """Bounded queue plus the worker that normalises spans and updates metrics and windows."""
+
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        derived: DerivedMetrics,
+        accounting: Accounting,
+        windows: RollingWindows,
+        dedup: Deduplicator | None = None,
+        retry_after: float = 1.0,
+        tick_seconds: float = 1.0,
+        listeners: Sequence[RecordListener] = (),
+    ) -> None:
+        self.capacity = capacity
+        self.listeners = tuple(listeners)
+        self._batch_ends = tuple(
+            listener.on_batch_end for listener in self.listeners if hasattr(listener, "on_batch_end")
+        )
+        self.derived = derived
+        self.accounting = accounting
+        self.windows = windows
+        self.dedup = dedup or Deduplicator()
+        self.retry_after = retry_after
+        self.tick_seconds = tick_seconds
+        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult]]] = deque()
+        self._queued_spans = 0
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._last_full_warning = -FULL_WARNING_INTERVAL
+        self._full_since_warning = 0
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._worker: asyncio.Task[None] | None = None
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def queued_spans(self) -> int:
+        """Spans waiting to be processed."""
+        return self._queued_spans
+
+    def start(self) -> None:
+        """Start the worker task on the running loop."""
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="llmpulse-pipeline")
+
+    def pause(self) -> None:
+        """Stop taking requests off the queue (it fills up and then refuses) until :meth:`resume`."""
+        self._resumed.clear()
+
+    def resume(self) -> None:
+        """Undo :meth:`pause`."""
+        self._resumed.set()
+
+    def admit(self, receiver: str) -> None:
+        """Refuse a request before it is even decoded when nothing could be queued now.
+
+        Saves the decoding under overload; such a request counts in ``requests_refused`` only
+        (its spans were never seen). Raises :class:`QueueFull` or :class:`ShuttingDown`.
+        """
+        if self._closed:
+            self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, 0)
+            raise ShuttingDown()
+        if self._queued_spans >= self.capacity:
+            self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, 0)
+            self._warn_full()
+            raise QueueFull(self.retry_after)
+
+    def submit(self, request: Any, spans: int, receiver: str) -> asyncio.Future[ExportResult]:
+        """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`."""
+        accounting = self.accounting
+        accounting.received[receiver] += spans
+        if self._closed:
+            accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
+            raise ShuttingDown()
+        if self._queued_spans and self._queued_spans + spans > self.capacity:
+            accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
+            self._warn_full()
+            raise QueueFull(self.retry_after)
+        future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
+        self._queue.append((request, spans, receiver, future))
+        self._queued_spans += spans
+        accounting.queue_spans = self._queued_spans
+        self._wakeup.set()
+        return future
+
+    def _warn_full(self) -> None:
+        # one line per interval, not per refused request: a full queue refuses many per second
+        self._full_since_warning += 1
+        now = time.monotonic()
+        if now - self._last_full_warning >= FULL_WARNING_INTERVAL:
+            logger.warning(
+                "event=queue_full queued_spans=%d capacity=%d refused_requests=%d retry_after=%g",
+                self._queued_spans,
+                self.capacity,
+                self._full_since_warning,
+                self.retry_after,
+            )
+            self._last_full_warning = now
+            self._full_since_warning = 0
+
+    def close(self) -> None:
+        """Refuse new requests from now on; queued ones are still processed by :meth:`drain`."""
+        self._closed = True
+
+    async def drain(self, timeout: float) -> bool:
+        """Close, process what is queued within ``timeout`` s, release held spans, stop the worker.
+
+        Requests still queued after the timeout are answered with :class:`ShuttingDown`
+        (the client retries them elsewhere). Returns True if the queue was fully drained.
+        """
+        self.close()
+        deadline = time.monotonic() + timeout
+        while self._queue and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        drained = not self._queue
+        while self._queue:
+            _, spans, receiver, future = self._queue.popleft()
+            self._queued_spans -= spans
+            self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
+            if not future.done():
+                future.set_exception(ShuttingDown())
+        self.accounting.queue_spans = self._queued_spans
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+        self._count_released(self.dedup.release(everything=True))
+        return drained
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.tick_seconds):
+                    await self._wakeup.wait()
+            except TimeoutError:
+                pass  # no traffic: still release held spans below
+            self._wakeup.clear()
+            await self._resumed.wait()
+            while self._queue:
+                request, spans, _, future = self._queue.popleft()
+                self._queued_spans -= spans
+                self.accounting.queue_spans = self._queued_spans
+                try:
+                    result = self.process(request)
+                except Exception:  # never let one request stop the worker
+                    logger.exception("event=process_failed spans=%d", spans)
+                    result = ExportResult()
+                if not future.done():
+                    future.set_result(result)
+                await asyncio.sleep(0)  # let the receivers run between requests
+            self._count_released(self.dedup.release())
+
+    def process(self, request: Any) -> ExportResult:
+        """Normalise and count every span of one request (synchronous; the hot loop)."""
+        started = time.perf_counter()
+        accounting, derived, dedup = self.accounting, self.derived, self.dedup
+        observe_llm, observe_step = derived.observe_llm, derived.observe_step
+        listeners = self.listeners
+        batches: dict[str, FeatureBatch] = {}
+        rejected: dict[str, int] = {}
+        llm = step = feedback = other = duplicate = 0
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
+                for span in scope_spans.spans:
+                    record: Any  # one of the record types or a rejection reason, told apart by type
+                    try:
+                        record = normalize_span(span, secondary)
+                    except Exception:  # a producer sent something the normaliser did not foresee
+                        logger.debug("event=normalize_failed", exc_info=True)
+                        record = M.REJECT_INVALID_ATTRIBUTE
+                    kind = type(record)
+                    if kind is LLMCall:
+                        call: LLMCall = record
+                        if call.secondary:
+                            if dedup.secondary(call):
+                                duplicate += 1
+                            continue  # held: counted on release
+                        dropped = dedup.primary(call)
+                        if dropped:
+                            duplicate += dropped
+                        feature = observe_llm(call)
+                        batch = batches.get(feature)
+                        if batch is None:
+                            batch = batches[feature] = FeatureBatch()
+                        batch.add(call)
+                        llm += 1
+                        if listeners:
+                            self._notify_call(call, span)
+                    elif record is None:
+                        other += 1
+                    elif kind is StepRun:
+                        observe_step(record)
+                        step += 1
+                    elif kind is Feedback:
+                        derived.observe_feedback(record)
+                        feedback += 1
+                        if listeners:
+                            self._notify_feedback(record, span)
+                    else:
+                        reason: str = record
+                        rejected[reason] = rejected.get(reason, 0) + 1
+        accepted = accounting.accepted
+        accepted[M.ACCEPTED_LLM] += llm
+        accepted[M.ACCEPTED_STEP] += step
+        accepted[M.ACCEPTED_FEEDBACK] += feedback
+        accepted[M.ACCEPTED_OTHER] += other
+        accepted[M.ACCEPTED_DUPLICATE] += duplicate
+        if batches:
+            self.windows.add(batches)
+        if self._batch_ends:
+            self._end_batch()
+        accounting.batch_seconds.observe(time.perf_counter() - started)
+        if not rejected:
+            return ExportResult()
+        for reason, n in rejected.items():
+            accounting.rejected[reason] += n
+        total = sum(rejected.values())
+        detail = ", ".join(f"{reason}={n}" for reason, n in sorted(rejected.items()))
+        return ExportResult(total, f"llmpulse rejected {total} span(s) with invalid values: {detail}")
+
+    def _notify_call(self, call: LLMCall, span: Any | None) -> None:
+        # Listeners keep per-feature state (charts, references, labelled metrics): they get the
+        # feature label the processor's own metrics use, capped, never an unbounded raw value.
+        feature = self.derived.feature_label(call.feature)
+        if feature != call.feature:
+            call.feature = feature
+        for listener in self.listeners:
+            try:
+                listener.on_call(call, span)
+            except Exception:
+                logger.exception("event=listener_failed listener=%s", type(listener).__name__)
+
+    def _notify_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        feature = self.derived.feature_label(feedback.feature)
+        if feature != feedback.feature:
+            feedback.feature = feature
+        for listener in self.listeners:
+            try:
+                listener.on_feedback(feedback, span)
+            except Exception:
+                logger.exception("event=listener_failed listener=%s", type(listener).__name__)
+
+    def _end_batch(self) -> None:
+        for end in self._batch_ends:
+            try:
+                end()
+            except Exception:
+                owner = getattr(end, "__self__", end)
+                logger.exception("event=listener_failed listener=%s", type(owner).__name__)
+
+    def _count_released(self, calls: list[LLMCall]) -> None:
+        if not calls:
+            return
+        batches: dict[str, FeatureBatch] = {}
+        for call in calls:
+            feature = self.derived.observe_llm(call)
+            batches.setdefault(feature, FeatureBatch()).add(call)
+            if self.listeners:
+                self._notify_call(call, None)
+        self.accounting.accepted[M.ACCEPTED_LLM] += len(calls)
+        self.windows.add(batches)
+        if self._batch_ends:
+            self._end_batch()

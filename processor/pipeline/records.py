@@ -1,0 +1,98 @@
+"""The normalised records the processor derives from spans (:mod:`~llmpulse.processor.pipeline.normalize`)."""
+
+from __future__ import annotations
+
+
+class LLMCall:
+    """One LLM call, normalised. Label fields are raw strings (capped later by the metrics)."""
+
+    __slots__ = (
+        "cache_creation_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "duration_s",
+        "end_ns",
+        "error_type",
+        "feature",
+        "finish_reason",
+        "has_content",
+        "input_tokens",
+        "model",
+        "operation",
+        "outcome",
+        "output_tokens",
+        "parent_span_id",
+        "provider",
+        "reasoning_tokens",
+        "response_id",
+        "response_model",
+        "secondary",
+        "span_id",
+        "trace_id",
+        "ttfc_s",
+    )
+
+    feature: str
+    provider: str
+    model: str
+    operation: str
+    response_model: str
+    finish_reason: str
+    outcome: str
+    error_type: str
+    duration_s: float
+    ttfc_s: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_creation_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float | None
+    response_id: str
+    trace_id: bytes
+    span_id: bytes
+    parent_span_id: bytes
+    end_ns: int
+    secondary: bool
+    has_content: bool  # the span carries gen_ai.input/output.messages (sampled or captured content)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"LLMCall({fields})"
+
+
+class StepRun:
+    """One pipeline step (retrieval, rerank, tool call, a named llmpulse step)."""
+
+    __slots__ = ("duration_s", "end_ns", "error", "feature", "step", "trace_id")
+
+    def __init__(
+        self, feature: str, step: str, duration_s: float, error: bool, *, trace_id: bytes, end_ns: int
+    ) -> None:
+        self.feature = feature
+        self.step = step
+        self.duration_s = duration_s
+        self.error = error
+        self.trace_id = trace_id
+        self.end_ns = end_ns
+
+    def __repr__(self) -> str:
+        return f"StepRun(feature={self.feature!r}, step={self.step!r}, duration_s={self.duration_s!r})"
+
+
+class Feedback:
+    """One piece of user feedback."""
+
+    __slots__ = ("feature", "kind", "sentiment")
+
+    def __init__(self, feature: str, kind: str, sentiment: str) -> None:
+        self.feature = feature
+        self.kind = kind
+        self.sentiment = sentiment
+
+    def __repr__(self) -> str:
+        return f"Feedback(feature={self.feature!r}, kind={self.kind!r}, sentiment={self.sentiment!r})"
+
+
+Record = LLMCall | StepRun | Feedback | str | None
+"""What :func:`normalize_span` returns: a record, a rejection reason, or None (not ours)."""

@@ -1,0 +1,22 @@
+"""Answer quality: cheap checks on every call, a sampled LLM judge with its guards, SPC
+charts of the scores and rates, user signals, canary probes, and the flagged-sample store
+with its CLI (``llmpulse triage``, ``label``, ``export``, ``spc``). See docs/quality.md.
+"""
+
+__all__ = [
+    "canary",
+    "charts",
+    "checks",
+    "cli",
+    "engine",
+    "guards",
+    "ingest",
+    "judge",
+    "metric_names",
+    "metrics",
+    "settings",
+    "status",
+    "store",
+    "types",
+    "user_signals",
+]

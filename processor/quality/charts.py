@@ -1,0 +1,186 @@
+"""Per-feature EWMA charts of windowed statistics, exported as gauges and persisted.
+
+Each feature has five charts (names in :data:`~llmpulse.processor.quality.metric_names.STATISTICS`):
+
+* ``error_rate``, ``refusal_rate``, ``latency_p95_seconds``, ``cost_per_request_usd``: one point
+  per ``requests_per_window`` calls (count windows, so a quiet hour does not make a noisy point;
+  a quiet feature can set its own, smaller, ``requests_per_window``);
+* ``judge_score``: the mean overall judge score per ``scores_per_window`` verdicts.
+
+The judge score alarms only when it falls, the others only when they rise. Every chart estimates
+its baseline from its first ``warmup_windows`` points. A flat warm-up (no errors at all) would give
+sigma 0, so each statistic has a floor: one event per window for rates, 1 ms for latency, a
+hundredth of a cent per request for cost, 0.05 for the score.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.quality.metrics import QualityMetrics
+from llmpulse.processor.quality.settings import SpcSettings
+from llmpulse.processor.quality.types import QualitySample
+from llmpulse.processor.spc.ewma import ChartState, EwmaChart
+
+__all__ = ["QualityCharts"]
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _CallWindow:
+    count: int = 0
+    errors: int = 0
+    refusals: int = 0
+    latencies: list[float] = field(default_factory=list)
+    cost: float = 0.0
+    priced: int = 0
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]  # nearest-rank
+
+
+class QualityCharts:
+    """Charts for every feature seen; call from one thread (the processor's event loop)."""
+
+    def __init__(
+        self,
+        settings: SpcSettings,
+        metrics: QualityMetrics | None = None,
+        window_sizes: Mapping[str, int] | None = None,
+    ) -> None:
+        """``window_sizes``: calls per window for features that override ``requests_per_window``."""
+        self.settings = settings
+        self._metrics = metrics
+        self._sizes = dict(window_sizes or {})
+        self._charts: dict[tuple[str, str], EwmaChart] = {}
+        self._calls: dict[str, _CallWindow] = {}
+        self._scores: dict[str, list[float]] = {}
+        self._dirty: set[tuple[str, str]] = set()
+
+    def window_size(self, feature: str) -> int:
+        """Calls per window of ``feature``."""
+        return self._sizes.get(feature, self.settings.requests_per_window)
+
+    def _floor(self, feature: str, statistic: str) -> float:
+        if statistic in (Q.STAT_ERROR_RATE, Q.STAT_REFUSAL_RATE):
+            return 1.0 / self.window_size(feature)
+        return {Q.STAT_LATENCY_P95: 0.001, Q.STAT_COST: 1e-4, Q.STAT_JUDGE_SCORE: 0.05}[statistic]
+
+    def _new_chart(self, feature: str, statistic: str) -> EwmaChart:
+        s = self.settings
+        return EwmaChart(
+            lambda_=s.lambda_,
+            L=s.L,
+            warmup=s.warmup_windows,
+            sigma_floor=self._floor(feature, statistic),
+            one_sided="lower" if statistic == Q.STAT_JUDGE_SCORE else "upper",
+        )
+
+    def chart(self, feature: str, statistic: str) -> EwmaChart:
+        """The chart of (feature, statistic), created on first use."""
+        key = (feature, statistic)
+        chart = self._charts.get(key)
+        if chart is None:
+            chart = self._charts[key] = self._new_chart(feature, statistic)
+        return chart
+
+    def load(self, snapshots: dict[tuple[str, str], dict[str, Any]]) -> None:
+        """Restore charts saved by :meth:`take_dirty`; a bad snapshot is logged and skipped."""
+        for key, snapshot in snapshots.items():
+            try:
+                chart = EwmaChart.from_dict(snapshot)
+            except ValueError as exc:
+                _log.warning("ignoring saved SPC chart %s/%s: %s", key[0], key[1], exc)
+                continue
+            wanted = self._new_chart(*key)
+            saved = (chart.lambda_, chart.L, chart.warmup, chart.sigma_floor)
+            now = (wanted.lambda_, wanted.L, wanted.warmup, wanted.sigma_floor)
+            if saved != now:  # the floor follows the window size
+                _log.warning(
+                    "SPC settings changed for %s/%s (lambda, L, warm-up, sigma floor %s -> %s):"
+                    " learning a new baseline",
+                    key[0],
+                    key[1],
+                    saved,
+                    now,
+                )
+                self._dirty.add(key)
+                continue
+            self._charts[key] = chart
+
+    def _point(self, feature: str, statistic: str, value: float) -> ChartState:
+        state = self.chart(feature, statistic).update(value)
+        self._dirty.add((feature, statistic))
+        if self._metrics is not None:
+            self._metrics.chart(feature, statistic, state)
+        if state.alarm:
+            _log.info(
+                "SPC alarm: feature=%s statistic=%s value=%.4g ewma=%.4g",
+                feature,
+                statistic,
+                value,
+                state.ewma,
+            )
+        return state
+
+    def observe_call(self, sample: QualitySample, refused: bool) -> None:
+        """Count one call into its feature's window; charts a point when the window is full."""
+        window = self._calls.get(sample.feature)
+        if window is None:
+            window = self._calls[sample.feature] = _CallWindow()
+        window.count += 1
+        window.errors += sample.is_error
+        window.refusals += refused
+        if sample.duration_s is not None:
+            window.latencies.append(sample.duration_s)
+        if sample.cost_usd is not None:
+            window.cost += sample.cost_usd
+            window.priced += 1
+        if window.count < self.window_size(sample.feature):
+            return
+        del self._calls[sample.feature]
+        f = sample.feature
+        self._point(f, Q.STAT_ERROR_RATE, window.errors / window.count)
+        self._point(f, Q.STAT_REFUSAL_RATE, window.refusals / window.count)
+        if window.latencies:
+            self._point(f, Q.STAT_LATENCY_P95, _p95(window.latencies))
+        if window.priced:
+            self._point(f, Q.STAT_COST, window.cost / window.priced)
+
+    def observe_score(self, feature: str, overall: float) -> None:
+        """Count one verdict's overall score; charts the window mean when the window is full."""
+        scores = self._scores.setdefault(feature, [])
+        scores.append(overall)
+        if len(scores) >= self.settings.scores_per_window:
+            del self._scores[feature]
+            self._point(feature, Q.STAT_JUDGE_SCORE, sum(scores) / len(scores))
+
+    def reset(self, feature: str, statistic: str | None = None) -> list[str]:
+        """Forget the baseline(s) of ``feature``; returns the statistics reset."""
+        reset = []
+        for key, chart in self._charts.items():
+            if key[0] == feature and (statistic is None or key[1] == statistic):
+                chart.reset()
+                self._dirty.add(key)
+                reset.append(key[1])
+                if self._metrics is not None:
+                    self._metrics.remove_chart(*key)
+        return reset
+
+    def take_dirty(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Snapshots of the charts changed since the last call, for persisting."""
+        dirty = {key: self._charts[key].to_dict() for key in self._dirty if key in self._charts}
+        self._dirty.clear()
+        return dirty
+
+    def states(self) -> dict[tuple[str, str], ChartState | None]:
+        """The last state of every chart (None before its first point)."""
+        return {key: chart.last for key, chart in self._charts.items()}

@@ -1,0 +1,248 @@
+"""``llmpulse triage | label | export | spc``: work with flagged samples and SPC baselines.
+
+These commands open the quality database directly (``--db``; default ``$LLMPULSE_QUALITY_DB`` or
+``llmpulse-quality.db`` in the working directory), so they work whether or not the processor is
+running; SQLite's WAL mode lets them read while it writes.
+
+* ``triage --feature F --since 1h --limit 20`` lists flagged samples, newest first;
+* ``label ID good|bad --note TEXT`` records a human label (it feeds the judge-agreement metric);
+* ``export [--label any|good|bad|all] [--out FILE]`` writes eval-set cases as JSONL;
+* ``spc show`` lists saved charts; ``spc reset --feature F [--statistic S]`` forgets a baseline
+  after an intended model or prompt change (a running processor picks the request up on its
+  next tick).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from llmpulse.processor.quality.metric_names import STATISTICS
+from llmpulse.processor.quality.store import FlaggedStore, StoredSample, iter_jsonl
+
+__all__ = ["DB_ENV", "DEFAULT_DB", "main", "parse_since", "register"]
+
+DB_ENV = "LLMPULSE_QUALITY_DB"
+DEFAULT_DB = "llmpulse-quality.db"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(value: str, *, now: float | None = None) -> float:
+    """``1h``, ``30m``, ``2d`` ... ago, or an ISO-8601 time, as Unix seconds."""
+    match = _DURATION.match(value.strip())
+    if match:
+        return (time.time() if now is None else now) - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--since {value!r}: use a duration like 30m, 1h, 2d or an ISO time like 2026-11-25T10:00"
+        ) from None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
+
+
+def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        default=os.environ.get(DB_ENV, DEFAULT_DB),
+        help=f"quality database (default: ${DB_ENV} or {DEFAULT_DB}; now %(default)s)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``triage``, ``label``, ``export`` and ``spc`` to an argparse subparsers object."""
+    triage = subparsers.add_parser("triage", help="list flagged samples, newest first")
+    _add_db(triage)
+    triage.add_argument("--feature", help="only this feature")
+    triage.add_argument(
+        "--since", default="1h", help="how far back: 30m, 1h, 2d or an ISO time (default: 1h)"
+    )
+    triage.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
+    triage.add_argument("--unlabelled", action="store_true", help="only samples without a human label")
+    triage.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
+    triage.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    triage.set_defaults(func=_guarded(_triage))
+
+    label = subparsers.add_parser("label", help="record a human label on a flagged sample")
+    _add_db(label)
+    label.add_argument("id", type=int, help="sample id (from triage)")
+    label.add_argument("label", choices=("good", "bad"))
+    label.add_argument("--note", help="why; kept with the eval case")
+    label.set_defaults(func=_guarded(_label))
+
+    export = subparsers.add_parser("export", help="write flagged samples as JSONL eval-set cases")
+    _add_db(export)
+    export.add_argument("--feature", help="only this feature")
+    export.add_argument("--since", help="how far back (default: everything)")
+    export.add_argument(
+        "--label",
+        choices=("any", "good", "bad", "all"),
+        default="any",
+        help="labelled samples (any, good, bad) or all, labelled or not (default: any)",
+    )
+    export.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
+    export.add_argument("--out", help="output file (default: standard output)")
+    export.set_defaults(func=_guarded(_export))
+
+    spc = subparsers.add_parser("spc", help="show or reset SPC baselines")
+    _add_db(spc)
+    actions = spc.add_subparsers(dest="spc_command", metavar="ACTION")
+    actions.required = True
+    show = actions.add_parser("show", help="list saved charts and their baselines")
+    show.add_argument("--feature", help="only this feature")
+    show.set_defaults(func=_guarded(_spc_show))
+    reset = actions.add_parser("reset", help="forget baselines so they are re-learnt from new data")
+    reset.add_argument("--feature", required=True)
+    reset.add_argument("--statistic", choices=STATISTICS, help="one statistic (default: all of the feature)")
+    reset.set_defaults(func=_guarded(_spc_reset))
+
+
+class _NoDatabase(Exception):
+    pass
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report a missing database on stderr with exit status 2 instead of a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except _NoDatabase as exc:
+            print(exc, file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _open(args: argparse.Namespace) -> FlaggedStore:
+    if not os.path.exists(args.db):  # never create an empty database from a typo
+        raise _NoDatabase(
+            f"llmpulse {args.command}: no quality database at {args.db}; pass --db or set {DB_ENV}"
+            " to the path the processor writes (quality.db_path)"
+        )
+    return FlaggedStore(args.db)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _one_line(text: str | None, width: int) -> str:
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _row(sample: StoredSample) -> list[str]:
+    r = sample.record
+    scores = " ".join(f"{k[:4]}={v:g}" for k, v in r.scores.items())
+    return [
+        str(sample.id),
+        _when(r.created),
+        r.feature,
+        r.model,
+        ",".join(r.sources),
+        _one_line(",".join(r.reasons), 40),
+        scores,
+        sample.label or "-",
+        _one_line(r.output, 50),
+    ]
+
+
+def _triage(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        samples = store.query(
+            feature=args.feature,
+            since=parse_since(args.since),
+            limit=args.limit,
+            label="none" if args.unlabelled else None,
+            include_audit=args.include_audit,
+        )
+    if args.json:
+        for line in iter_jsonl(samples):
+            print(line)
+        return 0
+    if not samples:
+        print(
+            f"no flagged samples since {args.since}"
+            + (f" for feature {args.feature}" if args.feature else "")
+        )
+        return 0
+    header = ["ID", "TIME (UTC)", "FEATURE", "MODEL", "SOURCE", "REASONS", "SCORES", "LABEL", "OUTPUT"]
+    rows = [header] + [_row(s) for s in samples]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        if not store.label(args.id, args.label, args.note):
+            print(f"llmpulse label: no sample with id {args.id} (see llmpulse triage)", file=sys.stderr)
+            return 1
+    print(f"sample {args.id} labelled {args.label}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        samples = store.query(
+            feature=args.feature,
+            since=parse_since(args.since) if args.since else None,
+            limit=None,
+            label=None if args.label == "all" else args.label,
+            include_audit=args.include_audit,
+        )
+    lines = [line + "\n" for line in iter_jsonl(list(reversed(samples)))]  # oldest first
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.writelines(lines)
+    else:
+        sys.stdout.writelines(lines)
+    print(f"exported {len(lines)} case(s)" + (f" to {args.out}" if args.out else ""), file=sys.stderr)
+    return 0
+
+
+def _spc_show(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        charts = store.load_charts()
+    for (feature, statistic), state in sorted(charts.items()):
+        if args.feature and feature != args.feature:
+            continue
+        base = state.get("baseline")
+        if base is None:
+            detail = f"warming up ({len(state.get('warmup_values', []))}/{state.get('warmup')} windows)"
+        else:
+            detail = (
+                f"mean={base['mean']:.6g} sigma={base['sigma']:.6g} ewma={state.get('ewma')}"
+                f" points={state.get('index')}"
+            )
+        print(f"{feature}  {statistic}  {detail}")
+    return 0
+
+
+def _spc_reset(args: argparse.Namespace) -> int:
+    with _open(args) as store:
+        deleted = store.request_reset(args.feature, args.statistic)
+    what = args.statistic or "all statistics"
+    print(f"SPC baseline reset for feature {args.feature} ({what}); {deleted} saved chart(s) removed")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one of these commands on its own (``python -m llmpulse.processor.quality.cli``)."""
+    parser = argparse.ArgumentParser(prog="llmpulse", description="Quality triage and SPC baselines.")
+    register(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""The quality engine's Prometheus metrics, registered on a registry passed in.
+
+Built from :data:`~llmpulse.processor.quality.metric_names.QUALITY_METRICS`, so the names and
+labels come from one place. Never registers on prometheus-client's global registry. The
+instruments live on a private registry that is exposed through one collector which drops the
+``_created`` series (as the processor's own exposition does), without touching
+prometheus-client's process-wide settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from llmpulse.processor.metrics.names import MetricSpec
+from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.spc.ewma import ChartState
+
+__all__ = ["QualityMetrics"]
+
+
+def _make(spec: MetricSpec, registry: CollectorRegistry) -> Any:
+    if spec.type == "counter":
+        return Counter(spec.family, spec.help, spec.labels, registry=registry)
+    if spec.type == "gauge":
+        return Gauge(spec.name, spec.help, spec.labels, registry=registry)
+    return Histogram(spec.name, spec.help, spec.labels, registry=registry, buckets=spec.buckets)
+
+
+class _WithoutCreated(Collector):
+    """Exposes a registry's families without their ``_created`` samples."""
+
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._inner.collect():
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+
+class QualityMetrics:
+    """Every quality metric, as attributes named after the constants in ``quality_metric_names``."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        own = CollectorRegistry()
+        m = {spec.name: _make(spec, own) for spec in Q.QUALITY_METRICS}
+        registry.register(_WithoutCreated(own))
+        self.checked = m[Q.CHECKED_TOTAL]
+        self.check_failures = m[Q.CHECK_FAILURES_TOTAL]
+        self.flagged = m[Q.FLAGGED_TOTAL]
+        self.store_dropped = m[Q.FLAGGED_STORE_DROPPED_TOTAL]
+        for reason in Q.STORE_DROP_REASONS:
+            self.store_dropped.labels(reason)
+        self.judge_sampled = m[Q.JUDGE_SAMPLED_TOTAL]
+        self.judge_dropped = m[Q.JUDGE_DROPPED_TOTAL]
+        self.judge_verdicts = m[Q.JUDGE_VERDICTS_TOTAL]
+        self.judge_errors = m[Q.JUDGE_ERRORS_TOTAL]
+        self.judge_score = m[Q.JUDGE_SCORE]
+        self.judge_tokens = m[Q.JUDGE_TOKENS_TOTAL]
+        self.judge_cost = m[Q.JUDGE_COST_USD_TOTAL]
+        self.judge_queue = m[Q.JUDGE_QUEUE_SAMPLES]
+        self.judge_circuit_open = m[Q.JUDGE_CIRCUIT_OPEN]
+        self.agreement = m[Q.JUDGE_AGREEMENT_RATIO]
+        self.labelled = m[Q.JUDGE_LABELLED_SAMPLES]
+        self._spc = {
+            "value": m[Q.SPC_VALUE],
+            "ewma": m[Q.SPC_EWMA],
+            "centre": m[Q.SPC_CENTRE],
+            "upper": m[Q.SPC_UPPER],
+            "lower": m[Q.SPC_LOWER],
+        }
+        self.spc_alarm = m[Q.SPC_ALARM]
+        self.spc_warmup = m[Q.SPC_WARMUP]
+        self.user = {
+            "positive": m[Q.USER_POSITIVE_RATIO],
+            "coverage": m[Q.USER_COVERAGE_RATIO],
+            "correction": m[Q.USER_CORRECTION_RATIO],
+            "follow_up": m[Q.USER_FOLLOW_UP_RATIO],
+            "abandonment": m[Q.USER_ABANDONMENT_RATIO],
+            "survivorship_risk": m[Q.USER_SURVIVORSHIP_RISK],
+        }
+        self.canary_pass = m[Q.CANARY_PASS]
+        self.canary_runs = m[Q.CANARY_RUNS_TOTAL]
+        self.canary_last_run = m[Q.CANARY_LAST_RUN]
+        self.judge_tokens.labels("input")
+        self.judge_tokens.labels("output")
+
+    def init_feature(self, feature: str) -> None:
+        """Pre-create the per-feature counters so rates exist before the first event."""
+        self.checked.labels(feature)
+        self.judge_sampled.labels(feature)
+        self.judge_verdicts.labels(feature)
+        for source in Q.FLAG_SOURCES:
+            self.flagged.labels(feature, source)
+        for reason in Q.JUDGE_ERROR_REASONS:
+            self.judge_errors.labels(feature, reason)
+        for reason in Q.DROP_REASONS:
+            self.judge_dropped.labels(feature, reason)
+
+    def chart(self, feature: str, statistic: str, state: ChartState) -> None:
+        """Export one chart's state."""
+        values = {
+            "value": state.value,
+            "ewma": state.ewma,
+            "centre": state.centre,
+            "upper": state.upper,
+            "lower": state.lower,
+        }
+        for key, gauge in self._spc.items():
+            gauge.labels(feature, statistic).set(values[key])
+        self.spc_alarm.labels(feature, statistic).set(1.0 if state.alarm else 0.0)
+        self.spc_warmup.labels(feature, statistic).set(1.0 if state.in_warmup else 0.0)
+
+    def remove_chart(self, feature: str, statistic: str) -> None:
+        """Drop a chart's series (after a reset) until it charts again."""
+        for gauge in (*self._spc.values(), self.spc_alarm, self.spc_warmup):
+            with contextlib.suppress(KeyError):
+                gauge.remove(feature, statistic)

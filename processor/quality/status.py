@@ -1,0 +1,63 @@
+"""A JSON-ready summary of the quality engine, for the processor's ``/api/status``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from llmpulse.processor.quality.engine import QualityEngine
+
+__all__ = ["quality_status"]
+
+
+def _num(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def quality_status(engine: QualityEngine) -> dict[str, Any]:
+    """Judge state, and per feature the latest point of every chart and the user-signal rates.
+
+    NaN (no data yet) becomes ``None`` so the result serialises as strict JSON.
+    """
+    budget = engine.budget
+    features: dict[str, dict[str, Any]] = {}
+    for (feature, statistic), state in sorted(engine.charts.states().items()):
+        charts = features.setdefault(feature, {"charts": {}})["charts"]
+        if state is None:
+            continue
+        charts[statistic] = {
+            "value": state.value,
+            "ewma": _num(state.ewma),
+            "centre": _num(state.centre),
+            "upper": _num(state.upper),
+            "lower": _num(state.lower),
+            "alarm": state.alarm,
+            "in_warmup": state.in_warmup,
+        }
+    for feature in engine.signals.features():
+        snap = engine.signals.snapshot(feature)
+        features.setdefault(feature, {"charts": {}})["signals"] = {
+            "responses": snap.responses,
+            "explicit_positive_ratio": _num(snap.positive_rate),
+            "explicit_coverage_ratio": _num(snap.coverage),
+            "correction_ratio": _num(snap.correction_rate),
+            "follow_up_ratio": _num(snap.follow_up_rate),
+            "abandonment_ratio": _num(snap.abandonment_rate),
+            "survivorship_risk": snap.survivorship_risk,
+            "at_risk": snap.at_risk,
+        }
+    budget.allows()  # rolls the day over before reporting
+    return {
+        "judge": {
+            "enabled": engine.settings.judge.enabled,
+            "model": engine.settings.judge.model,
+            "queue": engine.queue_size,
+            "queue_size": engine.settings.judge.queue_size,
+            "workers": engine.settings.judge.workers,
+            "requests_per_second": engine.settings.judge.requests_per_second,
+            "circuit_open": engine.breaker.is_open,
+            "spent_today": {"tokens": budget.tokens, "usd": budget.usd},
+            "budget_per_day": {"tokens": budget.max_tokens, "usd": budget.max_usd},
+        },
+        "features": features,
+    }

@@ -1,0 +1,402 @@
+"""Flagged samples, human labels and SPC chart state in one embedded SQLite database.
+
+The processor writes; ``llmpulse triage``, ``label`` and ``export`` read and label from another
+process at the same time. WAL journal mode lets readers run beside the writer, and a busy
+timeout rides over the short write locks. Content is redacted again before it is stored (the
+instrumentation already redacts; a second pass costs little and catches custom producers).
+Retention: :meth:`FlaggedStore.prune` drops rows older than the retention age and the oldest
+rows past the row cap.
+
+Each :class:`FlaggedStore` owns one connection guarded by a lock, so one instance may be shared
+by threads (the engine writes through ``asyncio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llmpulse.contract.redaction import Redactor
+from llmpulse.processor.quality.types import QualitySample, Verdict
+
+__all__ = ["FlaggedRecord", "FlaggedStore", "StoredSample"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS flagged (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created REAL NOT NULL,
+    feature TEXT NOT NULL,
+    model TEXT NOT NULL,
+    provider TEXT NOT NULL DEFAULT '',
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL DEFAULT '',
+    response_id TEXT,
+    sources TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    scores TEXT NOT NULL,
+    judge_verdict TEXT,
+    explanation TEXT,
+    input TEXT,
+    system_instructions TEXT,
+    output TEXT,
+    label TEXT,
+    label_note TEXT,
+    labelled_at REAL
+);
+CREATE INDEX IF NOT EXISTS flagged_feature_created ON flagged (feature, created);
+CREATE INDEX IF NOT EXISTS flagged_created ON flagged (created);
+CREATE TABLE IF NOT EXISTS spc_charts (
+    feature TEXT NOT NULL,
+    statistic TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (feature, statistic)
+);
+CREATE TABLE IF NOT EXISTS spc_resets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    feature TEXT NOT NULL,
+    statistic TEXT,
+    requested REAL NOT NULL
+);
+"""
+
+LABELS = ("good", "bad")
+
+
+@dataclass(frozen=True, slots=True)
+class FlaggedRecord:
+    """What the engine stores for one flagged (or audit) sample."""
+
+    feature: str
+    model: str
+    trace_id: bytes
+    sources: tuple[str, ...]
+    """Who flagged it: ``judge``, ``check``, ``feedback``; ``audit`` for an unflagged judged sample."""
+    reasons: tuple[str, ...]
+    created: float
+    provider: str = ""
+    span_id: bytes = b""
+    response_id: str | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    judge_verdict: str | None = None
+    """``bad`` or ``good`` when judged, so human labels can be compared with the judge."""
+    explanation: str | None = None
+    input: str | None = None
+    system_instructions: str | None = None
+    output: str | None = None
+
+    @classmethod
+    def from_sample(
+        cls,
+        sample: QualitySample,
+        sources: tuple[str, ...],
+        reasons: tuple[str, ...],
+        now: float,
+        *,
+        verdict: Verdict | None = None,
+        judge_verdict: str | None = None,
+    ) -> FlaggedRecord:
+        """A record of ``sample``; ``now`` stands in for a sample without a timestamp."""
+        messages = sample.input_messages
+        return cls(
+            feature=sample.feature,
+            model=sample.model,
+            provider=sample.provider,
+            trace_id=sample.trace_id,
+            span_id=sample.span_id,
+            response_id=sample.response_id,
+            sources=sources,
+            reasons=reasons,
+            created=sample.timestamp or now,
+            scores=dict(verdict.scores) if verdict else {},
+            judge_verdict=judge_verdict,
+            explanation=verdict.explanation if verdict else None,
+            input=None if messages is None else json.dumps(messages, ensure_ascii=False),
+            system_instructions=sample.system_instructions,
+            output=sample.output_text,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSample:
+    """A row read back from the store."""
+
+    id: int
+    record: FlaggedRecord
+    label: str | None
+    label_note: str | None
+    labelled_at: float | None
+
+    def to_eval_case(self) -> dict[str, Any]:
+        """A JSON-ready eval-set case: input, output, the human label and the evidence."""
+        r = self.record
+        return {
+            "id": self.id,
+            "feature": r.feature,
+            "model": r.model,
+            "trace_id": r.trace_id.hex(),
+            "response_id": r.response_id,
+            "created": r.created,
+            "input": _maybe_json(r.input),
+            "system_instructions": r.system_instructions,
+            "output": r.output,
+            "label": self.label,
+            "note": self.label_note,
+            "judge_verdict": r.judge_verdict,
+            "scores": r.scores,
+            "reasons": list(r.reasons),
+            "sources": list(r.sources),
+        }
+
+
+def _maybe_json(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class FlaggedStore:
+    """The SQLite store. ``path`` may be ``":memory:"`` for a throwaway store."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        retention_days: float = 30.0,
+        retention_rows: int = 100_000,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.retention_s = retention_days * 86400.0
+        self.retention_rows = retention_rows
+        self._redact = redactor or Redactor()
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> FlaggedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._redact(text)
+
+    # --- flagged samples ----------------------------------------------------------------
+    _INSERT = (
+        "INSERT INTO flagged (created, feature, model, provider, trace_id, span_id, response_id,"
+        " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    def _row(self, r: FlaggedRecord) -> tuple[Any, ...]:
+        return (
+            r.created,
+            r.feature,
+            r.model,
+            r.provider,
+            r.trace_id.hex(),
+            r.span_id.hex(),
+            r.response_id,
+            json.dumps(list(r.sources)),
+            json.dumps(list(r.reasons)),
+            json.dumps(r.scores),
+            r.judge_verdict,
+            self._text(r.explanation),
+            self._text(r.input),
+            self._text(r.system_instructions),
+            self._text(r.output),
+        )
+
+    def add(self, record: FlaggedRecord) -> int:
+        """Store one record (content redacted); returns its id."""
+        row = self._row(record)
+        with self._lock:
+            cursor = self._db.execute(self._INSERT, row)
+            return int(cursor.lastrowid or 0)
+
+    def add_many(self, records: Sequence[FlaggedRecord]) -> None:
+        """Store several records in one transaction (content redacted)."""
+        rows = [self._row(r) for r in records]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(self._INSERT, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(
+        self,
+        *,
+        feature: str | None = None,
+        since: float | None = None,
+        limit: int | None = 20,
+        label: str | None = None,
+        include_audit: bool = False,
+    ) -> list[StoredSample]:
+        """Newest first. ``label`` is ``good``, ``bad``, ``any`` (labelled) or ``none`` (unlabelled)."""
+        where: list[str] = ["1=1"]
+        args: list[Any] = []
+        if feature is not None:
+            where.append("feature = ?")
+            args.append(feature)
+        if since is not None:
+            where.append("created >= ?")
+            args.append(since)
+        if label in LABELS:
+            where.append("label = ?")
+            args.append(label)
+        elif label == "any":
+            where.append("label IS NOT NULL")
+        elif label == "none":
+            where.append("label IS NULL")
+        if not include_audit:
+            where.append("sources != '[\"audit\"]'")
+        sql = f"SELECT * FROM flagged WHERE {' AND '.join(where)} ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._lock:
+            cursor = self._db.execute(sql, args)
+            names = [d[0] for d in cursor.description]
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        return [_sample(row) for row in rows]
+
+    def get(self, sample_id: int) -> StoredSample | None:
+        """One sample by id."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM flagged WHERE id = ?", (sample_id,))
+            names = [d[0] for d in cursor.description]
+            row = cursor.fetchone()
+        return None if row is None else _sample(dict(zip(names, row, strict=True)))
+
+    def label(self, sample_id: int, label: str, note: str | None = None, *, now: float | None = None) -> bool:
+        """Record a human label (``good`` or ``bad``); False when there is no such sample."""
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE flagged SET label = ?, label_note = ?, labelled_at = ? WHERE id = ?",
+                (label, note, time.time() if now is None else now, sample_id),
+            )
+            return cursor.rowcount == 1
+
+    def agreement(self) -> dict[str, tuple[int, int]]:
+        """Per feature: (judged samples with a human label, of which the judge agreed)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT feature, COUNT(*), SUM(label = judge_verdict) FROM flagged"
+                " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY feature"
+            ).fetchall()
+        return {str(f): (int(n), int(agree or 0)) for f, n, agree in rows}
+
+    def prune(self, *, now: float | None = None) -> int:
+        """Apply the retention policy; returns how many rows were deleted."""
+        cutoff = (time.time() if now is None else now) - self.retention_s
+        with self._lock:
+            deleted = self._db.execute("DELETE FROM flagged WHERE created < ?", (cutoff,)).rowcount
+            deleted += self._db.execute(
+                "DELETE FROM flagged WHERE id NOT IN (SELECT id FROM flagged ORDER BY created DESC, id DESC"
+                " LIMIT ?)",
+                (self.retention_rows,),
+            ).rowcount
+        return int(deleted)
+
+    def count(self) -> int:
+        """Rows stored."""
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM flagged").fetchone()[0])
+
+    # --- SPC chart state ----------------------------------------------------------------
+    def save_charts(self, charts: dict[tuple[str, str], dict[str, Any]], *, now: float | None = None) -> None:
+        """Upsert chart snapshots keyed by (feature, statistic)."""
+        stamp = time.time() if now is None else now
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO spc_charts (feature, statistic, state, updated) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (feature, statistic)"
+                " DO UPDATE SET state = excluded.state, updated = excluded.updated",
+                [(f, s, json.dumps(state), stamp) for (f, s), state in charts.items()],
+            )
+
+    def load_charts(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """Every saved chart snapshot."""
+        with self._lock:
+            rows = self._db.execute("SELECT feature, statistic, state FROM spc_charts").fetchall()
+        return {(str(f), str(s)): json.loads(state) for f, s, state in rows}
+
+    def request_reset(self, feature: str, statistic: str | None = None) -> int:
+        """Delete the saved charts of ``feature`` (one statistic or all) and ask a running engine
+        to reset them too; returns how many saved charts were deleted."""
+        with self._lock:
+            if statistic is None:
+                deleted = self._db.execute("DELETE FROM spc_charts WHERE feature = ?", (feature,)).rowcount
+            else:
+                deleted = self._db.execute(
+                    "DELETE FROM spc_charts WHERE feature = ? AND statistic = ?", (feature, statistic)
+                ).rowcount
+            self._db.execute(
+                "INSERT INTO spc_resets (feature, statistic, requested) VALUES (?, ?, ?)",
+                (feature, statistic, time.time()),
+            )
+        return int(deleted)
+
+    def take_resets(self) -> list[tuple[str, str | None]]:
+        """Pending reset requests (feature, statistic or None for all), removed as they are read."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute("SELECT feature, statistic FROM spc_resets ORDER BY id").fetchall()
+                self._db.execute("DELETE FROM spc_resets")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return [(str(f), None if s is None else str(s)) for f, s in rows]
+
+
+def _sample(row: dict[str, Any]) -> StoredSample:
+    record = FlaggedRecord(
+        feature=row["feature"],
+        model=row["model"],
+        provider=row["provider"],
+        trace_id=bytes.fromhex(row["trace_id"]),
+        span_id=bytes.fromhex(row["span_id"]),
+        response_id=row["response_id"],
+        sources=tuple(json.loads(row["sources"])),
+        reasons=tuple(json.loads(row["reasons"])),
+        scores=json.loads(row["scores"]),
+        judge_verdict=row["judge_verdict"],
+        explanation=row["explanation"],
+        input=row["input"],
+        system_instructions=row["system_instructions"],
+        output=row["output"],
+        created=row["created"],
+    )
+    return StoredSample(row["id"], record, row["label"], row["label_note"], row["labelled_at"])
+
+
+def iter_jsonl(samples: list[StoredSample]) -> Iterator[str]:
+    """One JSON line per sample, as eval-set cases."""
+    for sample in samples:
+        yield json.dumps(sample.to_eval_case(), ensure_ascii=False, sort_keys=True)

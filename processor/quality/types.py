@@ -1,0 +1,194 @@
+"""What the quality engine consumes and produces: samples, feedback, verdicts, evaluation records.
+
+A :class:`QualitySample` is one LLM call as the processor saw it. Content fields are ``None``
+when the span carried no content (content capture is opt-in and usually sampled); the engine
+still uses the numbers (error, latency, cost) for its control charts. :func:`messages_from_json`
+and :func:`output_text` turn the semconv ``gen_ai.input.messages`` / ``gen_ai.output.messages``
+JSON strings into what the sample holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmpulse.contract import attributes as A
+
+__all__ = [
+    "EvaluationRecord",
+    "FeedbackEvent",
+    "QualitySample",
+    "Verdict",
+    "messages_from_json",
+    "output_text",
+    "user_text",
+]
+
+
+@dataclass(slots=True)
+class QualitySample:
+    """One LLM call. ``trace_id`` is the 16-byte OTLP trace id; times are seconds.
+
+    Treat as immutable. Not ``frozen``: one is built per LLM call on the ingest path, and a
+    frozen dataclass's ``__init__`` costs four times as much (1.7 against 0.4 µs here).
+    """
+
+    trace_id: bytes
+    feature: str
+    model: str
+    span_id: bytes = b""
+    provider: str = ""
+    response_id: str | None = None
+    input_messages: list[dict[str, Any]] | None = None
+    """Semconv input messages (``[{"role": ..., "parts": [{"type": "text", "content": ...}]}]``)."""
+    output_text: str | None = None
+    """The answer's text; ``None`` when the span carried no output content."""
+    system_instructions: str | None = None
+    retrieved_context: list[str] | None = None
+    output_type: str | None = None
+    """``gen_ai.output.type``: ``json`` when JSON output was requested."""
+    finish_reason: str | None = None
+    """Normalised finish reason (``llmpulse.finish_reason``)."""
+    refusal: bool = False
+    """The API signalled a refusal (``llmpulse.refusal``)."""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error_type: str | None = None
+    duration_s: float | None = None
+    cost_usd: float | None = None
+    timestamp: float = 0.0
+    """End time, Unix seconds."""
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the span carried the answer's text (needed for content checks and judging)."""
+        return self.output_text is not None
+
+    @property
+    def is_error(self) -> bool:
+        """The call failed (``error.type`` set or finish reason ``error``)."""
+        return self.error_type is not None or self.finish_reason == A.FINISH_ERROR
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackEvent:
+    """One piece of user feedback (a feedback span).
+
+    ``kind`` is one of :data:`llmpulse.contract.attributes.FEEDBACK_KINDS`; ``sentiment`` is
+    ``positive``, ``negative`` or ``neutral`` (the processor's normalisation of the value).
+    """
+
+    feature: str
+    kind: str
+    sentiment: str = "neutral"
+    response_id: str | None = None
+    trace_id: bytes = b""
+    comment: str | None = None
+    timestamp: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judge's answer for one sample: a score per dimension (1-5) and a short explanation."""
+
+    scores: dict[str, float]
+    explanation: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def overall(self) -> float:
+        """Mean of the dimension scores."""
+        return sum(self.scores.values()) / len(self.scores)
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationRecord:
+    """One dimension of a verdict shaped like the semconv event ``gen_ai.evaluation.result``."""
+
+    name: str
+    score: float
+    label: str
+    """``pass`` or ``fail``."""
+    explanation: str
+    response_id: str | None
+    trace_id: bytes
+    span_id: bytes
+    feature: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    EVENT_NAME = "gen_ai.evaluation.result"
+
+    @classmethod
+    def from_verdict(
+        cls, sample: QualitySample, verdict: Verdict, fail_at_or_below: float
+    ) -> list[EvaluationRecord]:
+        """One record per dimension; a score at or below ``fail_at_or_below`` is labelled ``fail``."""
+        records = []
+        for name, score in verdict.scores.items():
+            label = "fail" if score <= fail_at_or_below else "pass"
+            attributes: dict[str, Any] = {
+                A.GEN_AI_EVALUATION_NAME: name,
+                A.GEN_AI_EVALUATION_SCORE_VALUE: score,
+                A.GEN_AI_EVALUATION_SCORE_LABEL: label,
+                A.GEN_AI_EVALUATION_EXPLANATION: verdict.explanation,
+            }
+            if sample.response_id:
+                attributes[A.GEN_AI_RESPONSE_ID] = sample.response_id
+            records.append(
+                cls(
+                    name,
+                    score,
+                    label,
+                    verdict.explanation,
+                    sample.response_id,
+                    sample.trace_id,
+                    sample.span_id,
+                    sample.feature,
+                    attributes,
+                )
+            )
+        return records
+
+
+def messages_from_json(value: str | None) -> list[dict[str, Any]] | None:
+    """Parse a semconv messages attribute; ``None`` when absent or not a JSON list of objects.
+
+    The instrumentation truncates long content, which can break the JSON: such a value is
+    treated as absent rather than guessed at.
+    """
+    if not value:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
+        return None
+    return parsed
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    parts = message.get("parts")
+    if isinstance(parts, list):
+        return "".join(
+            str(p.get("content") or "") for p in parts if isinstance(p, dict) and p.get("type") == "text"
+        )
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def output_text(messages: list[dict[str, Any]] | None) -> str | None:
+    """The text of the assistant's output messages, or ``None`` when there are none."""
+    if messages is None:
+        return None
+    return "\n".join(_message_text(m) for m in messages)
+
+
+def user_text(messages: list[dict[str, Any]] | None) -> str:
+    """The concatenated text of the ``user`` messages (empty when there is none)."""
+    if not messages:
+        return ""
+    return "\n".join(_message_text(m) for m in messages if m.get("role") == "user")
