@@ -18,3 +18,18 @@ server), :mod:`~llmpulse.processor.settings` (configuration), :mod:`~llmpulse.pr
 (which engines run, built from the configuration) and :mod:`~llmpulse.processor.cli`
 (``llmpulse serve`` / ``llmpulse status``). See docs/processor.md.
 """
+
+__all__ = [
+    "admin",
+    "cli",
+    "drift",
+    "engines",
+    "http_server",
+    "ingest",
+    "metrics",
+    "pipeline",
+    "quality",
+    "service",
+    "settings",
+    "spc",
+]
