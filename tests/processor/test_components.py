@@ -14,15 +14,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
-from tests.processor.conftest import (
-    grpc_export,
-    llm_attributes,
-    llm_labels,
-    make_request,
-    make_span,
-    sdk_spans,
-    wait_for,
-)
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span, sdk_spans
+from llmpulse.testing.polling import wait_until_async
+from tests.processor.conftest import grpc_export, llm_labels
 
 pytestmark = pytest.mark.components
 
@@ -38,7 +32,7 @@ async def test_collector_otlp_exporter_feeds_the_processor(
     finally:
         exporter.shutdown()
     get = service.registry.get_sample_value
-    await wait_for(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 5)
+    await wait_until_async(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 5)
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 5
     assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 500
     assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "other"}) == 1
@@ -59,10 +53,9 @@ async def test_prometheus_scrapes_metrics_and_exemplars(
     _, port = await asyncio.to_thread(start_prometheus, config)
     api = f"http://127.0.0.1:{port}/api/v1"
     query = f'{M.REQUESTS_TOTAL}{{feature="support",outcome="ok"}}'
-    exemplars: list[Any] = []
-    value: list[Any] = []
     async with httpx.AsyncClient() as client:
-        for _ in range(300):  # poll until the first scrapes landed (bounded, not a timing assertion)
+
+        async def scraped() -> tuple[list[Any], list[Any]] | None:
             now = time.time()
             found = (await client.get(f"{api}/query", params={"query": query})).json()["data"]["result"]
             ex = (
@@ -71,10 +64,11 @@ async def test_prometheus_scrapes_metrics_and_exemplars(
                     params={"query": M.OPERATION_DURATION + "_bucket", "start": now - 600, "end": now + 60},
                 )
             ).json()["data"]
-            if found and ex:
-                value, exemplars = found, ex
-                break
-            await asyncio.sleep(0.1)
+            return (found, ex) if found and ex else None
+
+        value, exemplars = await wait_until_async(
+            scraped, timeout=60, interval=0.1, message="Prometheus has no sample and exemplar of the request"
+        )
     assert value and value[0]["value"][1] == "1"
     labels = [e["labels"] for series in exemplars for e in series["exemplars"]]
     assert {"trace_id": trace_id.hex()} in labels

@@ -14,7 +14,8 @@ from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.normalize import _KEYS
 from llmpulse.processor.service import ProcessorService
-from tests.processor.conftest import grpc_export, llm_attributes, llm_labels, make_request, make_span
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span
+from tests.processor.conftest import grpc_export, llm_labels
 
 CORPUS_SIZE = 150
 _VALUES: list[Any] = [

@@ -13,7 +13,9 @@ from llmpulse.processor.metrics.exposition import build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.queue import Pipeline
-from tests.processor.conftest import FakeClock, llm_attributes, llm_labels, make_request, make_span
+from llmpulse.testing.clock import FakeClock
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span
+from tests.processor.conftest import llm_labels
 
 
 def _pipeline(

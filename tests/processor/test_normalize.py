@@ -10,7 +10,7 @@ from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.normalize import normalize_finish_reason, normalize_span
 from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
-from tests.processor.conftest import llm_attributes, make_span
+from llmpulse.testing.otlp import llm_attributes, make_span
 
 
 def _call(attrs: dict[str, object], **kwargs: object) -> LLMCall:

@@ -20,7 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
-from tests.processor.conftest import ServiceFactory, wait_for
+from llmpulse.testing.polling import wait_until_async
+from tests.processor.conftest import ServiceFactory
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ async def test_anthropic_sdk_own_span_is_counted_once(
     finally:
         await asyncio.to_thread(tracer_provider.shutdown)
     get = service.registry.get_sample_value
-    await wait_for(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 1)
+    await wait_until_async(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 1)
     labels = {"feature": "unknown", "provider": "anthropic", "model": "claude-haiku-5-5", "operation": "chat"}
     assert get(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "ok"}) == 1
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "output"}) == 4

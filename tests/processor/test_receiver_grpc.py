@@ -15,16 +15,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
-from tests.processor.conftest import (
-    ServiceFactory,
-    grpc_export,
-    llm_attributes,
-    llm_labels,
-    make_request,
-    make_span,
-    sdk_spans,
-    wait_for,
-)
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span, sdk_spans
+from llmpulse.testing.polling import wait_until_async
+from tests.processor.conftest import ServiceFactory, grpc_export, llm_labels
 
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
@@ -111,7 +104,7 @@ async def test_full_queue_is_resource_exhausted_with_retry_info(make_service: Se
     service.pipeline.pause()
     three = make_request([make_span(llm_attributes(), span_id=bytes([i]) * 8) for i in range(1, 4)])
     first = asyncio.create_task(grpc_export(service.grpc.port, three))
-    await wait_for(lambda: service.pipeline.queued_spans == 3)
+    await wait_until_async(lambda: service.pipeline.queued_spans == 3)
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await grpc_export(service.grpc.port, three)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -145,7 +138,7 @@ async def test_shutdown_drains_the_queue(make_service: ServiceFactory) -> None:
     service = await make_service(drain_timeout=5.0)
     service.pipeline.pause()
     pending = asyncio.create_task(grpc_export(service.grpc.port, make_request([make_span(llm_attributes())])))
-    await wait_for(lambda: service.pipeline.queued_spans == 1)
+    await wait_until_async(lambda: service.pipeline.queued_spans == 1)
     service.pipeline.resume()
     await service.shutdown()
     assert (await pending).partial_success.rejected_spans == 0
@@ -156,7 +149,7 @@ async def test_requests_left_after_the_drain_bound_get_unavailable(make_service:
     service = await make_service(drain_timeout=0.05)
     service.pipeline.pause()
     pending = asyncio.create_task(grpc_export(service.grpc.port, make_request([make_span(llm_attributes())])))
-    await wait_for(lambda: service.pipeline.queued_spans == 1)
+    await wait_until_async(lambda: service.pipeline.queued_spans == 1)
     await service.shutdown()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await pending

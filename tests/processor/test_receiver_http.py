@@ -19,15 +19,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
-from tests.processor.conftest import (
-    ServiceFactory,
-    llm_attributes,
-    llm_labels,
-    make_request,
-    make_span,
-    sdk_spans,
-    wait_for,
-)
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span, sdk_spans
+from llmpulse.testing.polling import wait_until_async
+from tests.processor.conftest import ServiceFactory, llm_labels
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -196,7 +190,7 @@ async def test_full_queue_429_and_shutdown_503(make_service: ServiceFactory) -> 
     ).SerializeToString()
     async with httpx.AsyncClient() as client:
         first = asyncio.create_task(client.post(url(service), content=body, headers=PROTOBUF))
-        await wait_for(lambda: service.pipeline.queued_spans == 2)
+        await wait_until_async(lambda: service.pipeline.queued_spans == 2)
         full = await client.post(url(service), content=body, headers=PROTOBUF)
         assert full.status_code == 429
         assert full.headers["retry-after"] == "3"

@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +24,10 @@ from llmpulse.processor.cli import JsonFormatter
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
-from tests.processor.conftest import (
-    FakeClock,
-    ServiceFactory,
-    grpc_export,
-    llm_attributes,
-    make_request,
-    make_span,
-)
+from llmpulse.testing.clock import FakeClock
+from llmpulse.testing.otlp import llm_attributes, make_request, make_span
+from llmpulse.testing.polling import wait_until, wait_until_async
+from tests.processor.conftest import ServiceFactory, grpc_export
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -144,15 +139,9 @@ async def test_health_readiness_and_status(make_service: ServiceFactory) -> None
         # while draining, /readyz says no
         service.pipeline.pause()
         pending = asyncio.create_task(grpc_export(service.grpc.port, make_request(spans[:1])))
-        for _ in range(500):
-            if service.pipeline.queued_spans:
-                break
-            await asyncio.sleep(0.002)
+        await wait_until_async(lambda: service.pipeline.queued_spans)
         stopping = asyncio.create_task(service.shutdown())
-        for _ in range(500):
-            if service.state == "stopping":
-                break
-            await asyncio.sleep(0.002)
+        await wait_until_async(lambda: service.state == "stopping")
         assert (await client.get("/readyz")).status_code == 503
         service.pipeline.resume()
         await stopping
@@ -216,13 +205,15 @@ def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+
+    def ready() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{ports[2]}/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        for _ in range(300):  # readiness poll, not a timing assertion
-            try:
-                if httpx.get(f"http://127.0.0.1:{ports[2]}/readyz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.05)
+        wait_until(ready, timeout=30, message="llmpulse serve never answered /readyz with 200")
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=30)
     finally:
@@ -359,10 +350,7 @@ async def test_a_full_queue_is_logged_once_per_interval(
     service.pipeline.pause()
     one = make_request([make_span(llm_attributes())])
     first = asyncio.create_task(grpc_export(service.grpc.port, one))
-    for _ in range(500):
-        if service.pipeline.queued_spans:
-            break
-        await asyncio.sleep(0.002)
+    await wait_until_async(lambda: service.pipeline.queued_spans)
     with caplog.at_level(logging.WARNING, logger="llmpulse.processor.pipeline.queue"):
         for _ in range(3):
             with pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -7,7 +7,7 @@ import pytest
 
 from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.records import LLMCall
-from tests.processor.conftest import FakeClock
+from llmpulse.testing.clock import FakeClock
 
 
 def _call(duration: float, *, error: str = "", outcome: str = "ok", cost: float | None = 0.01) -> LLMCall:
