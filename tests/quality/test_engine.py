@@ -26,6 +26,7 @@ from llmpulse.processor.quality.settings import (
 from llmpulse.processor.quality.status import quality_status
 from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.quality.types import EvaluationRecord, FeedbackEvent, QualitySample
+from llmpulse.testing.clock import FakeClock
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 
 GOOD = '{"correctness": 5, "completeness": 4, "tone": 5, "explanation": "Right."}'
@@ -34,14 +35,7 @@ Factory = Callable[..., QualitySample]
 Sleep = Callable[[float], Awaitable[None]]
 
 
-class Clock:
-    """A hand-moved clock."""
-
-    def __init__(self, now: float = 1_764_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+START = 1_764_000_000.0  # where the engine's clock starts: the samples' timestamps (conftest)
 
 
 MakeEngine = Callable[..., QualityEngine]
@@ -60,13 +54,13 @@ def make_engine(
         registry: CollectorRegistry | None = None,
         *,
         judge: JudgeSettings | None = None,
-        clock: Clock | None = None,
+        clock: FakeClock | None = None,
         sink: Callable[[EvaluationRecord], None] | None = None,
         db: str = "quality.db",
         **settings: Any,
     ) -> QualityEngine:
         qs = QualitySettings(judge=judge or judge_settings, db_path=str(tmp_path / db), **settings)
-        clock = clock or Clock()
+        clock = clock or FakeClock(START)
         return QualityEngine(
             qs,
             registry=registry if registry is not None else CollectorRegistry(),
@@ -182,7 +176,7 @@ async def test_daily_budget_caps_the_spend_and_renews_the_next_day(
     sample_factory: Factory,
 ) -> None:
     provider.set_default(FakeReply(text=GOOD, input_tokens=600, output_tokens=50))
-    clock = Clock()
+    clock = FakeClock(START)
     budgeted = _replace(judge_settings, daily_token_budget=1500, daily_usd_budget=1.0)
     engine = make_engine(registry, judge=budgeted, clock=clock)
     results = [await engine.judge_one(sample_factory()) for _ in range(5)]
@@ -211,7 +205,7 @@ async def test_circuit_breaker_opens_then_half_opens_after_the_cooldown(
     sample_factory: Factory,
 ) -> None:
     provider.set_default(FakeReply(status=500))
-    clock = Clock()
+    clock = FakeClock(START)
     js = _replace(judge_settings, max_retries=0, breaker_failures=3, breaker_cooldown_s=60.0)
     engine = make_engine(registry, judge=js, clock=clock)
     for _ in range(6):
@@ -381,7 +375,7 @@ async def test_check_flags_are_stored_at_a_bounded_rate_per_feature(
     make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory
 ) -> None:
     """An outage that fails every call counts every call but stores a few per minute."""
-    clock = Clock()
+    clock = FakeClock(START)
     engine = make_engine(registry, judge_rate=0.0, clock=clock, check_samples_per_minute=2)
     await engine.start()
     truncated = {"finish_reason": "length", "output_text": "The steps are"}
@@ -402,7 +396,7 @@ async def test_check_flags_are_stored_at_a_bounded_rate_per_feature(
 async def test_ticks_apply_retention_every_ten_minutes(
     make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory
 ) -> None:
-    clock = Clock()
+    clock = FakeClock(START)
     engine = make_engine(registry, judge_rate=0.0, clock=clock, retention_rows=2)
     await engine.start()
     truncated = {"finish_reason": "length", "output_text": "The steps are"}

@@ -9,25 +9,13 @@ import pytest
 
 from llmpulse.processor.quality.guards import CircuitBreaker, DailyBudget, RateLimiter
 from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from llmpulse.testing.clock import FakeClock
 
 
 async def test_rate_limiter_allows_a_burst_then_spaces_calls() -> None:
-    clock = Clock()
-    waits: list[float] = []
-
-    async def sleep(delay: float) -> None:
-        waits.append(delay)
-        clock.now += delay
-
-    limiter = RateLimiter(rate=2.0, burst=3, clock=clock, sleep=sleep)
+    clock = FakeClock(1000.0)
+    waits = clock.slept
+    limiter = RateLimiter(rate=2.0, burst=3, clock=clock, sleep=clock.sleep)
     assert [await limiter.acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert await limiter.acquire() == 0.5  # 2 per second once the burst is spent
     clock.now += 10  # idle time refills up to the burst, not beyond
@@ -36,7 +24,7 @@ async def test_rate_limiter_allows_a_burst_then_spaces_calls() -> None:
 
 
 def test_breaker_lets_one_trial_through_when_half_open() -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(failures=2, cooldown_s=30, clock=clock)
     breaker.record(False)
     assert breaker.allow() and not breaker.is_open

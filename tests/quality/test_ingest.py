@@ -5,37 +5,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
 from llmpulse.processor.pipeline.normalize import normalize_span
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
 from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
+from llmpulse.testing.otlp import make_span
 
 TRACE = bytes(range(16))
 
 
-def _value(value: Any) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    if isinstance(value, list):
-        return AnyValue(array_value=ArrayValue(values=[_value(v) for v in value]))
-    return AnyValue(string_value=value)
-
-
 def _span(attributes: dict[str, Any]) -> Span:
-    return Span(
+    return make_span(
+        attributes,
         trace_id=TRACE,
         span_id=b"\x01" * 8,
         name="chat gpt-4o-mini",
-        start_time_unix_nano=1_764_000_000_000_000_000,
-        end_time_unix_nano=1_764_000_001_500_000_000,
-        attributes=[KeyValue(key=k, value=_value(v)) for k, v in attributes.items()],
+        start_ns=1_764_000_000_000_000_000,
+        duration_s=1.5,
     )
 
 
