@@ -90,9 +90,13 @@ def make_span(
     start_ns: int = T0,
     duration_s: float = 0.5,
     end_ns: int | None = None,
-    status_code: int = 0,
+    status_code: int | None = 0,
 ) -> Span:
-    """A raw OTLP span; it ends ``duration_s`` after ``start_ns`` unless ``end_ns`` is given."""
+    """A raw OTLP span; it ends ``duration_s`` after ``start_ns`` unless ``end_ns`` is given.
+
+    ``status_code`` is written as the SDK's exporter writes it, an UNSET status included;
+    ``None`` leaves the status out.
+    """
     span = Span(
         trace_id=trace_id,
         span_id=span_id,
@@ -102,7 +106,8 @@ def make_span(
         start_time_unix_nano=start_ns,
         end_time_unix_nano=end_ns if end_ns is not None else start_ns + round(duration_s * 1e9),
     )
-    span.status.code = status_code  # type: ignore[assignment]
+    if status_code is not None:
+        span.status.code = status_code  # type: ignore[assignment]
     span.attributes.extend(key_value(k, v) for k, v in attributes.items())
     return span
 
@@ -131,17 +136,19 @@ def llm_attributes(**overrides: Any) -> dict[str, Any]:
 
 
 def make_request(
-    spans: Iterable[Span], scope: str = "llmpulse", *, resource: Mapping[str, Any] | None = None
+    spans: Iterable[Span], scope: str | None = "llmpulse", *, resource: Mapping[str, Any] | None = None
 ) -> ExportTraceServiceRequest:
     """One request with all ``spans`` under one resource (with ``resource`` attributes) and scope.
 
-    ``scope=""`` leaves the scope unnamed.
+    ``scope=None`` leaves the instrumentation scope out, ``resource=None`` the resource.
     """
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
-    resource_spans.resource.attributes.extend(key_value(k, v) for k, v in (resource or {}).items())
+    if resource is not None:
+        resource_spans.resource.attributes.extend(key_value(k, v) for k, v in resource.items())
     scope_spans = resource_spans.scope_spans.add()
-    scope_spans.scope.name = scope
+    if scope is not None:
+        scope_spans.scope.name = scope
     scope_spans.spans.extend(spans)
     return request
 

@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
 from llmpulse.processor.drift.synthetic import SyntheticCall, SyntheticStream
+from llmpulse.testing.clock import FakeClock
 
 
 @pytest.fixture
@@ -24,7 +25,7 @@ def settings() -> DriftSettings:
 
 @pytest.fixture
 def engine(registry: CollectorRegistry, settings: DriftSettings) -> DriftEngine:
-    return DriftEngine(registry=registry, settings=settings, clock=lambda: 1_700_000_000.0)
+    return DriftEngine(registry=registry, settings=settings, clock=FakeClock(1_700_000_000.0))
 
 
 def _sample(call: SyntheticCall, feature: str) -> DriftSample:

@@ -19,6 +19,7 @@ from llmpulse.processor.drift.embedders import (
 from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings, UnknownFeature
 from llmpulse.processor.drift.synthetic import SyntheticCall, SyntheticStream
 from llmpulse.processor.spc.ewma import ChartState
+from llmpulse.testing.polling import wait_until_async
 
 FROZEN_AT = 1_700_000_000.0
 Feed = Callable[..., None]  # the `feed` fixture: feed(stream, n, feature=..., **call_kwargs)
@@ -231,10 +232,9 @@ async def test_run_drains_the_queue_in_the_background(
     task = asyncio.create_task(engine.run(interval=0.01))
     for call in SyntheticStream(9).calls(30):
         engine.observe(to_sample(call))
-    for _ in range(500):
-        if value(registry, names.DRIFT_SAMPLES_TOTAL, feature="support") == 30:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(
+        lambda: value(registry, names.DRIFT_SAMPLES_TOTAL, feature="support") == 30, interval=0.01
+    )
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

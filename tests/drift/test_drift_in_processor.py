@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 import httpx
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -19,6 +17,8 @@ from llmpulse.processor.drift.listener import service_extensions
 from llmpulse.processor.drift.synthetic import SyntheticStream
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
+from llmpulse.testing.otlp import make_request, make_span
+from llmpulse.testing.polling import wait_until_async
 
 T0 = 1_700_000_000_000_000_000
 
@@ -39,21 +39,19 @@ def _span(i: int, prompt: str | None, answer: str) -> Span:
         attributes[A.GEN_AI_INPUT_MESSAGES] = json.dumps(
             [{"role": "user", "parts": [{"type": "text", "content": prompt}]}]
         )
-    span = Span(
+    return make_span(
+        attributes,
         trace_id=i.to_bytes(16, "big"),
         span_id=(i + 1).to_bytes(8, "big"),
         name="chat gpt-4o",
-        start_time_unix_nano=T0,
-        end_time_unix_nano=T0 + 500_000_000,
+        start_ns=T0,
+        duration_s=0.5,
+        status_code=None,
     )
-    span.attributes.extend(KeyValue(key=k, value=AnyValue(string_value=v)) for k, v in attributes.items())
-    return span
 
 
 def _request(spans: list[Span]) -> bytes:
-    request = ExportTraceServiceRequest()
-    request.resource_spans.add().scope_spans.add().spans.extend(spans)
-    return request.SerializeToString()
+    return make_request(spans, scope=None).SerializeToString()
 
 
 def _metric(text: str, name: str, labels: dict[str, str]) -> float | None:
@@ -86,10 +84,7 @@ async def test_spans_with_content_drive_drift_metrics_and_refreeze() -> None:
                 headers={"content-type": "application/x-protobuf"},
             )
             assert sent.status_code == 200
-            for _ in range(500):
-                if engine.pending == 80:
-                    break
-                await asyncio.sleep(0.01)
+            await wait_until_async(lambda: engine.pending == 80, interval=0.01)
             assert engine.pending == 80
             assert await asyncio.to_thread(engine.run_once) == 80
 

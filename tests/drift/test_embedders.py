@@ -22,6 +22,7 @@ from llmpulse.processor.drift.embedders import (
     build_embedder,
 )
 from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
+from llmpulse.testing.clock import FakeClock
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 from llmpulse.testing.openai_api import embedding_vector
 
@@ -103,17 +104,17 @@ def test_openai_embedder_timeout_and_error_status() -> None:
 
 
 def test_openai_embedder_budget_counts_reported_tokens_and_resets_daily() -> None:
-    now = [86400.0 * 20000 + 10]
+    clock = FakeClock(86400.0 * 20000 + 10)
     with FakeProvider(default=FakeReply(input_tokens=40)) as fp:
         embedder = OpenAIEmbedder(
-            base_url=fp.openai_base_url, batch_size=4, daily_token_budget=100, clock=lambda: now[0]
+            base_url=fp.openai_base_url, batch_size=4, daily_token_budget=100, clock=clock
         )
         embedder.embed(["a", "b", "c", "d", "e", "f", "g", "h"])  # two requests, 40 tokens each
         assert embedder.tokens_spent_today == 80
         with pytest.raises(EmbedderBudgetExhausted, match="budget of 100 tokens/day reached"):
             embedder.embed(["x" * 100])  # estimated 25 tokens: 105 > 100, refused before sending
         assert len(fp.requests) == 2
-        now[0] += 86400.0  # next UTC day
+        clock.advance(86400.0)  # next UTC day
         assert embedder.tokens_spent_today == 0
         embedder.embed(["x" * 100])
         assert len(fp.requests) == 3 and embedder.tokens_spent_today == 40

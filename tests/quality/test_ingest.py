@@ -24,6 +24,7 @@ def _span(attributes: dict[str, Any]) -> Span:
         name="chat gpt-4o-mini",
         start_ns=1_764_000_000_000_000_000,
         duration_s=1.5,
+        status_code=None,
     )
 
 
