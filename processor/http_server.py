@@ -1,30 +1,47 @@
-"""A small asyncio HTTP/1.1 server: just what OTLP/HTTP and the admin endpoints need.
+"""The processor's HTTP/1.1 servers (OTLP/HTTP and admin), on aiohttp's low-level server.
 
-Why not a framework: the processor needs one POST route and four GETs, keep-alive, a hard
-body limit enforced before reading, ``Expect: 100-continue`` and chunked request bodies.
-Keeping it on the processor's own event loop also means ``/metrics`` reads the aggregates
-without locks. Anything outside that (pipelining, upgrades, trailers) is answered with an error.
+The rest of the processor sees a small interface, :class:`Request` -> :class:`Response` through a
+:data:`Handler`, and :class:`HttpServer` with ``startup -> shutdown(grace)``; aiohttp
+(``aiohttp.web.Server`` under a ``ServerRunner`` and a ``TCPSite``) does the protocol: parsing,
+keep-alive, chunked bodies, TLS. It runs on the processor's own event loop, so ``/metrics``
+reads the aggregates without locks.
+
+What this module adds on top, in order, for every request:
+
+1. ``precheck`` on the head (``body`` empty): a response ends the request there and the
+   connection is closed, before ``100 Continue`` is sent or any of the body is read;
+2. the body limit: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before reading
+   (``on_too_large`` is called), a chunked body is cut off with 413 once it passes the limit;
+3. ``Expect: 100-continue`` is answered only then, so a refused client never sends its body;
+4. the body is read (within :data:`IDLE_TIMEOUT`) and the handler called; an exception in the
+   handler is logged and answered 500.
+
+aiohttp's own request-body decompression is off: ``Content-Encoding`` is the handler's business
+(OTLP/HTTP applies its size limit to the decompressed body too).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from http import HTTPStatus
+
+from aiohttp import web
+from aiohttp.http import HttpVersion11
 
 logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
+"""Longest request line or header field accepted."""
 IDLE_TIMEOUT = 60.0
+"""Seconds an idle keep-alive connection is kept, and the longest a request body may take."""
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """A parsed request. Header names are lower case."""
+    """A parsed request. Header names are lower case; ``path`` and ``query`` are as sent."""
 
     method: str
     path: str
@@ -48,12 +65,8 @@ Precheck = Callable[[Request], "Response | None"]
 """Runs on the head (``body`` empty) before the body is read; a response ends the request there."""
 
 
-class HttpError(Exception):
-    """A request the server answers itself, with ``status`` and a plain-text reason."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
+class BodyTooLarge(Exception):
+    """The request body passed ``max_body_bytes`` while it was read."""
 
 
 class HttpServer:
@@ -79,176 +92,93 @@ class HttpServer:
         self._name = name
         self._on_too_large = on_too_large
         self._precheck = precheck
-        self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
-        self._busy: set[asyncio.Task[None]] = set()
+        self._runner: web.ServerRunner | None = None
         self.port = 0
 
     async def startup(self) -> None:
-        """Bind and listen; :attr:`port` is the bound port afterwards."""
-        self._server = await asyncio.start_server(
-            self._serve_connection, self._host, self._requested_port, ssl=self._ssl, limit=MAX_HEADER_BYTES
+        """Bind and listen; :attr:`port` is the bound port afterwards. A bind failure raises OSError."""
+        server = web.Server(
+            self._serve,
+            auto_decompress=False,
+            access_log=None,
+            keepalive_timeout=IDLE_TIMEOUT,
+            max_line_size=MAX_HEADER_BYTES,
+            max_field_size=MAX_HEADER_BYTES,
+            lingering_time=0,  # a refused request's body is not drained: the connection closes
         )
-        self.port = self._server.sockets[0].getsockname()[1]
+        runner = web.ServerRunner(server, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._requested_port, ssl_context=self._ssl)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self.port = site.port
         logger.info("event=http_server_started name=%s host=%s port=%d", self._name, self._host, self.port)
 
     async def shutdown(self, grace: float = 1.0) -> None:
         """Stop listening, let in-flight requests finish within ``grace`` s, close connections."""
-        if self._server is None:
+        runner, self._runner = self._runner, None
+        if runner is None:
             return
-        self._server.close()
-        if self._busy:
-            await asyncio.wait(self._busy, timeout=grace)
-        for task in list(self._connections):
-            task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
-        self._server = None
+        server = runner.server
+        for site in list(runner.sites):
+            await site.stop()  # stop listening
+        if server is not None:
+            server.pre_shutdown()  # idle keep-alive connections close now
+            await server.shutdown(grace)  # in-flight requests get ``grace`` s, then are cancelled
+        await runner.cleanup()
 
-    async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        try:
-            keep_alive = True
-            while keep_alive:
-                try:
-                    async with asyncio.timeout(IDLE_TIMEOUT):
-                        head = await reader.readuntil(b"\r\n\r\n")
-                except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-                    return
-                except asyncio.LimitOverrunError:
-                    await self._write(writer, Response(431, b"request header too large\n"), close=True)
-                    return
-                self._busy.add(task)
-                try:
-                    keep_alive = await self._handle_one(head, reader, writer)
-                finally:
-                    self._busy.discard(task)
-        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            pass
-        finally:
-            self._connections.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError, OSError):
-                await writer.wait_closed()
-
-    async def _handle_one(
-        self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bool:
-        try:
-            method, target, version, headers = _parse_head(head)
-        except HttpError as exc:
-            await self._write(writer, Response(exc.status, f"{exc}\n".encode()), close=True)
-            return False
-        keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
-        path, _, query = target.partition("?")
+    async def _serve(self, raw: web.BaseRequest) -> web.StreamResponse:
+        headers = {name.lower(): value for name, value in raw.headers.items()}
+        path, _, query = raw.raw_path.partition("?")
         if self._precheck is not None:
-            early = self._precheck(Request(method, path, query, headers, b""))
+            early = self._precheck(Request(raw.method, path, query, headers, b""))
             if early is not None:  # e.g. no credentials: answer without reading the body
-                await self._write(writer, early, close=True)
-                return False
+                return _closing(_to_aiohttp(early))
         try:
-            body = await self._read_body(headers, reader, writer)
-        except HttpError as exc:
-            if exc.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE and self._on_too_large is not None:
+            body = await self._read_body(raw, headers)
+        except BodyTooLarge:
+            if self._on_too_large is not None:
                 self._on_too_large()
-            await self._write(writer, Response(exc.status, f"{exc}\n".encode()), close=True)
-            return False
-        request = Request(method, path, query, headers, body)
+            refused = Response(413, f"request body larger than {self._max_body} bytes\n".encode())
+            return _closing(_to_aiohttp(refused))
+        except TimeoutError:
+            return _closing(_to_aiohttp(Response(408, b"request body not received in time\n")))
         try:
-            response = await self._handler(request)
+            response = await self._handler(Request(raw.method, path, query, headers, body))
         except Exception:
             logger.exception("event=http_handler_failed name=%s path=%s", self._name, path)
             response = Response(500, b"internal error\n")
-        await self._write(writer, response, close=not keep_alive, head_only=method == "HEAD")
-        return keep_alive
+        return _to_aiohttp(response)
 
-    async def _read_body(
-        self, headers: dict[str, str], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> bytes:
-        length_text = headers.get("content-length")
-        chunked = "chunked" in headers.get("transfer-encoding", "").lower()
-        if length_text is None and not chunked:
+    async def _read_body(self, raw: web.BaseRequest, headers: dict[str, str]) -> bytes:
+        length = raw.content_length  # validated by aiohttp's parser
+        if length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
             return b""
-        if headers.get("expect", "").lower() == "100-continue":
-            if length_text is not None and length_text.isdigit() and int(length_text) > self._max_body:
-                raise HttpError(413, f"request body larger than {self._max_body} bytes")
-            writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        if chunked:
-            return await self._read_chunked(reader)
-        if not length_text.isdigit():  # type: ignore[union-attr]
-            raise HttpError(400, "bad Content-Length")
-        length = int(length_text)  # type: ignore[arg-type]
-        if length > self._max_body:
-            raise HttpError(413, f"request body larger than {self._max_body} bytes")
-        async with asyncio.timeout(IDLE_TIMEOUT):
-            return await reader.readexactly(length)
-
-    async def _read_chunked(self, reader: asyncio.StreamReader) -> bytes:
+        if length is not None and length > self._max_body:
+            raise BodyTooLarge
+        if raw.version == HttpVersion11 and headers.get("expect", "").lower() == "100-continue":
+            await raw.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         parts: list[bytes] = []
         total = 0
         async with asyncio.timeout(IDLE_TIMEOUT):
-            while True:
-                line = await reader.readuntil(b"\r\n")
-                try:
-                    size = int(line.split(b";", 1)[0].strip(), 16)
-                except ValueError:
-                    raise HttpError(400, "bad chunk size") from None
-                if size < 0:
-                    raise HttpError(400, "bad chunk size")
-                if size == 0:
-                    while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers: ignored
-                        pass
-                    return b"".join(parts)
-                total += size
+            while chunk := await raw.content.readany():
+                total += len(chunk)
                 if total > self._max_body:
-                    raise HttpError(413, f"request body larger than {self._max_body} bytes")
-                parts.append(await reader.readexactly(size))
-                if await reader.readexactly(2) != b"\r\n":
-                    raise HttpError(400, "bad chunk terminator")
-
-    @staticmethod
-    async def _write(
-        writer: asyncio.StreamWriter, response: Response, *, close: bool, head_only: bool = False
-    ) -> None:
-        try:
-            reason = HTTPStatus(response.status).phrase
-        except ValueError:
-            reason = "Status"
-        lines = [
-            f"HTTP/1.1 {response.status} {reason}",
-            f"Content-Type: {response.content_type}",
-            f"Content-Length: {len(response.body)}",
-        ]
-        lines += [f"{name}: {value}" for name, value in response.headers]
-        if close:
-            lines.append("Connection: close")
-        body = b"" if head_only else response.body
-        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
-        await writer.drain()
+                    raise BodyTooLarge
+                parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _parse_head(head: bytes) -> tuple[str, str, str, dict[str, str]]:
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpError(400, "bad request head") from None
-    lines = text.split("\r\n")
-    parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise HttpError(400, "bad request line")
-    method, target, version = parts
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        if not line:
-            continue
-        name, sep, value = line.partition(":")
-        if not sep or not name or name != name.strip():
-            raise HttpError(400, "bad header line")
-        headers[name.lower()] = value.strip()
-    if "content-length" in headers and "transfer-encoding" in headers:
-        raise HttpError(400, "both Content-Length and Transfer-Encoding")
-    return method, target, version, headers
+def _to_aiohttp(response: Response) -> web.Response:
+    headers = [("Content-Type", response.content_type), *response.headers]
+    return web.Response(status=response.status, body=response.body, headers=headers)
+
+
+def _closing(response: web.Response) -> web.Response:
+    """Close the connection after ``response``: the rest of the request body is never read."""
+    response.force_close()
+    return response
