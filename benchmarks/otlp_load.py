@@ -20,14 +20,11 @@ import sys
 import time
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
+from llmpulse.testing.otlp import make_request, make_span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 SPANS_PER_REQUEST = 512
@@ -43,21 +40,6 @@ MODELS = (
 )
 FINISH = ("stop", "stop", "stop", "stop", "length", "tool_calls", "content_filter")
 STEPS = ("retrieval", "rerank", "execute_tool")
-
-
-def _kv(key: str, value: object) -> KeyValue:
-    v = AnyValue()
-    if isinstance(value, bool):
-        v.bool_value = value
-    elif isinstance(value, int):
-        v.int_value = value
-    elif isinstance(value, float):
-        v.double_value = value
-    elif isinstance(value, list):
-        v.array_value.values.extend(AnyValue(string_value=s) for s in value)
-    else:
-        v.string_value = str(value)
-    return KeyValue(key=key, value=v)
 
 
 def llm_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
@@ -83,37 +65,38 @@ def llm_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
         (A.SERVER_ADDRESS, "api.example.com"),
         (A.SERVER_PORT, 443),
     ]
-    span = Span(
+    return make_span(
+        dict(attrs),
         trace_id=trace_id,
         span_id=rng.randbytes(8),
         name=f"chat {model}",
         kind=Span.SPAN_KIND_CLIENT,
-        start_time_unix_nano=start_ns,
-        end_time_unix_nano=start_ns + duration_ns,
+        start_ns=start_ns,
+        end_ns=start_ns + duration_ns,
+        status_code=None,
     )
-    span.attributes.extend(_kv(k, v) for k, v in attrs)
-    return span
 
 
 def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
     """A pipeline step span."""
     step = rng.choice(STEPS)
-    span = Span(
+    span_id = rng.randbytes(8)
+    end_ns = start_ns + int(rng.uniform(0.001, 0.4) * 1e9)
+    attributes = {
+        A.SPAN_KIND: A.SPAN_KIND_STEP,
+        A.STEP_NAME: step,
+        A.FEATURE: rng.choice(FEATURES),
+        A.STEP_DOCUMENT_COUNT: rng.randint(1, 20),
+    }
+    return make_span(
+        attributes,
         trace_id=trace_id,
-        span_id=rng.randbytes(8),
+        span_id=span_id,
         name=f"step {step}",
-        start_time_unix_nano=start_ns,
-        end_time_unix_nano=start_ns + int(rng.uniform(0.001, 0.4) * 1e9),
+        start_ns=start_ns,
+        end_ns=end_ns,
+        status_code=None,
     )
-    span.attributes.extend(
-        [
-            _kv(A.SPAN_KIND, A.SPAN_KIND_STEP),
-            _kv(A.STEP_NAME, step),
-            _kv(A.FEATURE, rng.choice(FEATURES)),
-            _kv(A.STEP_DOCUMENT_COUNT, rng.randint(1, 20)),
-        ]
-    )
-    return span
 
 
 def build_requests(count: int, seed: int = 42) -> list[bytes]:
@@ -122,15 +105,12 @@ def build_requests(count: int, seed: int = 42) -> list[bytes]:
     start = time.time_ns()
     out: list[bytes] = []
     for _ in range(count):
-        request = ExportTraceServiceRequest()
-        resource = request.resource_spans.add()
-        resource.resource.attributes.append(_kv("service.name", "bench-app"))
-        scope = resource.scope_spans.add()
-        scope.scope.name = "llmpulse"
+        spans = []
         for i in range(SPANS_PER_REQUEST):
             trace_id = rng.randbytes(16)
             make = step_span if i % STEP_EVERY == STEP_EVERY - 1 else llm_span
-            scope.spans.append(make(rng, trace_id, start))
+            spans.append(make(rng, trace_id, start))
+        request = make_request(spans, "llmpulse", resource={"service.name": "bench-app"})
         out.append(request.SerializeToString())
     return out
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent import futures
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 import httpx
@@ -19,20 +18,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from llmpulse.contract import attributes
 from llmpulse.stack import components
+from llmpulse.testing.polling import wait_until
 from llmpulse.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.components
-T = TypeVar("T")
-
-
-def _poll(fn: Callable[[], T], timeout: float = 20.0) -> T | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = fn()
-        if result:
-            return result
-        time.sleep(0.2)
-    return None
 
 
 def test_prometheus_starts_scrapes_and_stops(start_prometheus) -> None:
@@ -58,7 +47,12 @@ scrape_configs:
             for r in body["data"]["result"]
         )
 
-    assert _poll(self_scraped), "Prometheus never reported up=1 for its own scrape target"
+    wait_until(
+        self_scraped,
+        timeout=20,
+        interval=0.2,
+        message="Prometheus never reported up=1 for its own scrape target",
+    )
     assert process.stop() == 0
 
 
@@ -139,7 +133,12 @@ def test_collector_forwards_spans_to_the_processor_endpoint(start_collector, otl
             if s.name == "chat gpt-4o-mini"
         ]
 
-    spans = _poll(forwarded)
+    spans = wait_until(
+        forwarded,
+        timeout=20,
+        interval=0.2,
+        message=lambda: f"the collector did not forward the span; log:\n{collector.process.log_tail()}",
+    )
     assert spans, f"the collector did not forward the span; log:\n{collector.process.log_tail()}"
     attrs = {kv.key: kv.value for kv in spans[0].attributes}
     assert attrs[attributes.GEN_AI_USAGE_INPUT_TOKENS].int_value == 12

@@ -6,13 +6,13 @@ import dataclasses
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from llmpulse.stack.local import Stack, StackPorts, components
+from llmpulse.testing.polling import wait_until
 
 pytestmark = pytest.mark.components
 
@@ -29,16 +29,6 @@ with llmpulse.context(feature="stack-test"):
 
 def _free_ports() -> StackPorts:
     return StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
-
-
-def _wait_for(fn, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.25)
-    return None
 
 
 def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
@@ -81,7 +71,15 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
             series = response["data"]["result"]
             return float(series[0]["value"][1]) if series else None
 
-        assert _wait_for(scraped, timeout=60) == 3.0, "Prometheus never scraped the processor's request count"
+        assert (
+            wait_until(
+                scraped,
+                timeout=60,
+                interval=0.25,
+                message="Prometheus never scraped the processor's request count",
+            )
+            == 3.0
+        ), "Prometheus never scraped the processor's request count"
     finally:
         pids = [s.pid for s in stack.running()]
         stack.down(lines.append)

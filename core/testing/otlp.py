@@ -13,6 +13,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -74,8 +75,8 @@ def from_any_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
-def span_attributes(span: Span) -> dict[str, Any]:
-    """A raw span's attributes as a dict of Python values."""
+def span_attributes(span: Span | resource_pb2.Resource) -> dict[str, Any]:
+    """A raw span's (or resource's) attributes as a dict of Python values."""
     return {kv.key: from_any_value(kv.value) for kv in span.attributes}
 
 

@@ -14,22 +14,28 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["wait_until", "wait_until_async"]
+__all__ = ["Message", "wait_until", "wait_until_async"]
 
 T = TypeVar("T")
 
 
-def _failure(predicate: Callable[[], object], timeout: float, message: str | None) -> AssertionError:
-    what = message or f"{getattr(predicate, '__qualname__', predicate)!s} never became true"
+Message = str | Callable[[], str] | None
+"""What a timeout says; a callable is called only then (e.g. to attach a log tail)."""
+
+
+def _failure(predicate: Callable[[], object], timeout: float, message: Message) -> AssertionError:
+    what = message() if callable(message) else message
+    what = what or f"{getattr(predicate, '__qualname__', predicate)!s} never became true"
     return AssertionError(f"{what} (waited {timeout:g} s)")
 
 
 def wait_until(
-    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, message: str | None = None
+    predicate: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05, message: Message = None
 ) -> T:
     """Call ``predicate`` every ``interval`` seconds until it returns something truthy; return that.
 
-    Raises ``AssertionError`` (``message``, or the predicate's name) after ``timeout`` seconds.
+    Raises ``AssertionError`` (``message``, or the predicate's name) after ``timeout`` seconds;
+    ``message`` may be a callable, called only on timeout.
     Blocks the thread: in a coroutine use :func:`wait_until_async`.
     """
     deadline = time.monotonic() + timeout
@@ -47,7 +53,7 @@ async def wait_until_async(
     *,
     timeout: float = 30.0,
     interval: float = 0.002,
-    message: str | None = None,
+    message: Message = None,
 ) -> T:
     """:func:`wait_until` for coroutines: yields to the event loop between calls.
 

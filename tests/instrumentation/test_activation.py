@@ -25,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from llmpulse.contract import attributes as A
 from llmpulse.instrumentation import LLMPulseInstrumentor, Settings, instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
+from llmpulse.testing.otlp import span_attributes
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -131,13 +132,9 @@ class _Receiver(trace_service_pb2_grpc.TraceServiceServicer):
                 resource = {kv.key: kv.value.string_value for kv in resource_spans.resource.attributes}
                 for scope_spans in resource_spans.scope_spans:
                     for span in scope_spans.spans:
-                        attrs = {kv.key: _value(kv.value) for kv in span.attributes}
+                        attrs = span_attributes(span)
                         out.append((resource.get("service.name", ""), scope_spans.scope.name, attrs))
         return out
-
-
-def _value(value) -> object:
-    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.settings import ConfigError
 from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
+from llmpulse.testing.polling import wait_until
 
 VERDICT = json.dumps({"correctness": 5, "completeness": 4, "tone": 5, "explanation": "fine"})
 
@@ -34,16 +33,6 @@ def _samples(admin: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
         for family in text_string_to_metric_families(text)
         for s in family.samples
     }
-
-
-def _wait(fn: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.2)
-    return None
 
 
 def _send(endpoint: str, outputs: list[str]) -> None:
@@ -112,7 +101,7 @@ api_key = "test"
                 verdicts = sum(v for (name, _), v in samples.items() if name == Q.JUDGE_VERDICTS_TOTAL)
                 return samples if verdicts >= 2 else None
 
-            samples = _wait(judged)
+            samples = wait_until(judged, interval=0.2, message="the judge never returned two verdicts")
             assert samples is not None, "the judge never returned two verdicts"
             failures = {
                 dict(labels)["check"]: v
@@ -129,7 +118,7 @@ api_key = "test"
                 drift = httpx.get(f"http://127.0.0.1:{admin}/api/drift").json()
                 return drift if "support" in json.dumps(drift) else None
 
-            assert _wait(drift_seen), "the drift engine never saw the feature's prompts"
+            wait_until(drift_seen, interval=0.2, message="the drift engine never saw the feature's prompts")
             assert any(name.startswith("llmpulse_drift_") for name, _ in _samples(f"127.0.0.1:{admin}"))
         judge_calls = [r for r in fake.requests if r.body and r.body.get("model") == "judge-model"]
         assert len(judge_calls) == 2

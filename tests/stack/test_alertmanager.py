@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from llmpulse.stack import components
+from llmpulse.testing.polling import wait_until
 from llmpulse.testing.webhook_sink import WebhookSink
 
 REPO = components.REPO_ROOT
@@ -108,9 +108,8 @@ def test_processor_down_pages_and_inhibits_the_alerts_that_depend_on_it(
             return [s for a in listed for s in a["status"]["inhibitedBy"]]
 
         for dependent in ("LLMPulseErrorRateHigh", "LLMPulseInputDrift"):
-            deadline = time.monotonic() + 10
-            while not inhibited_by(dependent) and time.monotonic() < deadline:
-                time.sleep(0.1)
+            message = f"{dependent} is not inhibited while the processor is down"
+            wait_until(lambda d=dependent: inhibited_by(d), timeout=10, interval=0.1, message=message)
             assert inhibited_by(dependent), f"{dependent} is not inhibited while the processor is down"
             assert all(dependent not in n.alertnames for n in sink.notifications)
 
@@ -138,8 +137,6 @@ def test_ingest_stalled_does_not_silence_canaries(
             listed = httpx.get(f"{api}/alerts", params={"filter": f'alertname="{alertname}"'}).json()
             return any(a["status"]["inhibitedBy"] for a in listed)
 
-        deadline = time.monotonic() + 10
-        while not inhibited("LLMPulseQualitySPCAlarm") and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: inhibited("LLMPulseQualitySPCAlarm"), timeout=10, interval=0.1)
         assert inhibited("LLMPulseQualitySPCAlarm")
         assert not inhibited("LLMPulseCanaryFailing")

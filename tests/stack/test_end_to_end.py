@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -37,10 +37,10 @@ import yaml
 from llmpulse.demo.rules import write_compressed_rules
 from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
+from llmpulse.testing.polling import wait_until
 from llmpulse.testing.webhook_sink import WebhookSink
 
 pytestmark = pytest.mark.components
-T = TypeVar("T")
 
 REPO = components.REPO_ROOT
 FEATURE = "e2e"
@@ -113,16 +113,6 @@ for i in itertools.count(1):
                 pass
     time.sleep(0.05)
 """
-
-
-def _poll(fn: Callable[[], T | None], timeout: float, interval: float = 0.25) -> T | None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(interval)
-    return None
 
 
 # Dashboard queries the end-to-end run cannot fill, by the series they read, and why. Every
@@ -310,7 +300,12 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
                 found = prometheus.query(f'sum(llmpulse_requests_total{{feature="{FEATURE}"}})')
                 return float(found[0]["value"][1]) if found and float(found[0]["value"][1]) >= 20 else None
 
-            assert _poll(requests_seen, timeout=60), "calls never reached Prometheus: " + _logs(tmp_path)
+            wait_until(
+                requests_seen,
+                timeout=60,
+                interval=0.25,
+                message=lambda: "calls never reached Prometheus: " + _logs(tmp_path),
+            )
             assert not any("LLMPulseErrorRateHigh" in n.alertnames for n in sink.notifications), (
                 "LLMPulseErrorRateHigh fired on healthy traffic"
             )
@@ -318,7 +313,12 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
             # A human labels a judged sample found with triage (the incident workflow); the
             # quality engine's next tick turns it into the judge-agreement gauges.
             quality_db = tmp_path / "quality.db"
-            judged = _poll(lambda: _judged_sample(quality_db), timeout=30)
+            judged = wait_until(
+                lambda: _judged_sample(quality_db),
+                timeout=30,
+                interval=0.25,
+                message=lambda: "no judged sample reached the quality database: " + _logs(tmp_path),
+            )
             assert judged is not None, "no judged sample reached the quality database: " + _logs(tmp_path)
             _llmpulse("label", "--db", str(quality_db), str(judged), "good", "--note", "end-to-end")
 
@@ -353,15 +353,22 @@ def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
                 )
                 return next((e for e in found if float(e["value"]) >= SLOW_RETRIEVAL_S), None)
 
-            exemplar = _poll(slow_exemplar, timeout=30)
+            exemplar = wait_until(
+                slow_exemplar,
+                timeout=30,
+                interval=0.25,
+                message="no exemplar of a slow retrieval on the step histogram",
+            )
             mode.write_text("normal")
             assert exemplar is not None, "no exemplar of a slow retrieval on the step histogram"
 
             # 3. Every dashboard query returns data (the app keeps sending normal traffic).
             time.sleep(3)
-            labelled = _poll(
+            labelled = wait_until(
                 lambda: prometheus.query(f'llmpulse_judge_human_labelled_samples{{feature="{FEATURE}"}}'),
                 timeout=30,
+                interval=0.25,
+                message="the human label never reached the judge-agreement gauges",
             )
             assert labelled, "the human label never reached the judge-agreement gauges"
             empty = [
