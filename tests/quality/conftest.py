@@ -12,6 +12,7 @@ from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.processor.quality.settings import JudgeSettings
 from llmpulse.processor.quality.types import QualitySample
+from llmpulse.testing.clock import FakeClock
 from llmpulse.testing.fake_provider import FakeProvider
 
 _ids = itertools.count(1)
@@ -93,16 +94,18 @@ def judge_settings(provider: FakeProvider) -> JudgeSettings:
 
 
 @pytest.fixture
-def sleeps() -> list[float]:
-    """Delays requested from :func:`recording_sleep`-style fakes."""
-    return []
+def sleep_clock() -> FakeClock:
+    """The clock :func:`fake_sleep` moves."""
+    return FakeClock()
 
 
 @pytest.fixture
-def fake_sleep(sleeps: list[float]) -> Callable[[float], Awaitable[None]]:
+def sleeps(sleep_clock: FakeClock) -> list[float]:
+    """Delays requested from :func:`fake_sleep`."""
+    return sleep_clock.slept
+
+
+@pytest.fixture
+def fake_sleep(sleep_clock: FakeClock) -> Callable[[float], Awaitable[None]]:
     """Stands in for asyncio.sleep: records the delay, waits for nothing."""
-
-    async def sleep(delay: float) -> None:
-        sleeps.append(delay)
-
-    return sleep
+    return sleep_clock.sleep
