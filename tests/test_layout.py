@@ -1,6 +1,6 @@
 """The layout's import directions, checked on the source with ``ast``.
 
-Rules (``docs/processor.md`` draws the same picture):
+Rules (the README's Layout section states them for readers):
 
 * ``llmpulse.contract`` imports only the standard library and itself.
 * ``llmpulse.instrumentation`` never imports ``llmpulse.processor``, and vice versa.
