@@ -31,6 +31,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiohttp.http import HttpVersion11
 
+from llmpulse.errors import LLMPulseError
+
+__all__ = ["Handler", "HttpServer", "Precheck", "Request", "Response"]
+
 logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -65,7 +69,7 @@ Precheck = Callable[[Request], "Response | None"]
 """Runs on the head (``body`` empty) before the body is read; a response ends the request there."""
 
 
-class BodyTooLarge(Exception):
+class _BodyTooLarge(LLMPulseError):
     """The request body passed ``max_body_bytes`` while it was read."""
 
 
@@ -128,7 +132,8 @@ class HttpServer:
             await site.stop()  # stop listening
         if server is not None:
             server.pre_shutdown()  # idle keep-alive connections close now
-            await server.shutdown(grace)  # in-flight requests get ``grace`` s, then are cancelled
+            # in-flight requests get ``grace`` s, then are cancelled (aiohttp reads 0 as "no limit")
+            await server.shutdown(max(grace, 0.001))
         await runner.cleanup()
 
     async def _serve(self, raw: web.BaseRequest) -> web.StreamResponse:
@@ -140,7 +145,7 @@ class HttpServer:
                 return _closing(_to_aiohttp(early))
         try:
             body = await self._read_body(raw, headers)
-        except BodyTooLarge:
+        except _BodyTooLarge:
             if self._on_too_large is not None:
                 self._on_too_large()
             refused = Response(413, f"request body larger than {self._max_body} bytes\n".encode())
@@ -159,7 +164,7 @@ class HttpServer:
         if length is None and "chunked" not in headers.get("transfer-encoding", "").lower():
             return b""
         if length is not None and length > self._max_body:
-            raise BodyTooLarge
+            raise _BodyTooLarge
         if raw.version == HttpVersion11 and headers.get("expect", "").lower() == "100-continue":
             await raw.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         parts: list[bytes] = []
@@ -168,7 +173,7 @@ class HttpServer:
             while chunk := await raw.content.readany():
                 total += len(chunk)
                 if total > self._max_body:
-                    raise BodyTooLarge
+                    raise _BodyTooLarge
                 parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
 

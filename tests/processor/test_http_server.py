@@ -187,6 +187,20 @@ async def test_shutdown_lets_an_in_flight_request_finish(echo: Echo) -> None:
         await asyncio.open_connection("127.0.0.1", http.port)
 
 
+async def test_shutdown_without_grace_cancels_a_stuck_request(echo: Echo) -> None:
+    echo.gate = asyncio.Event()  # never set: the handler would wait forever
+    http = HttpServer(echo, host="127.0.0.1", port=0, max_body_bytes=LIMIT, precheck=echo.precheck)
+    await http.startup()
+    reader, writer = await connect(http)
+    writer.write(head("GET", "/slow"))
+    while not echo.seen:
+        await asyncio.sleep(0.01)
+    async with asyncio.timeout(5):  # a hang guard, not a timing assertion
+        await http.shutdown(grace=0.0)
+    assert await closed_by_server(reader)
+    writer.close()
+
+
 async def test_a_port_in_use_raises_oserror(server: HttpServer, echo: Echo) -> None:
     second = HttpServer(echo, host="127.0.0.1", port=server.port, max_body_bytes=LIMIT)
     with pytest.raises(OSError):
