@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from llmpulse.contract.attributes import ENV_ENABLED
+from llmpulse.contract.environment_variables import LLMPULSE_ENABLED
 
 if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
@@ -118,7 +118,7 @@ def _start() -> None:
     autostart()
 
 
-if os.environ.get(ENV_ENABLED, "").strip().lower() in _TRUE:
+if os.environ.get(LLMPULSE_ENABLED, "").strip().lower() in _TRUE:
     try:
         ImportWatcher(TRIGGERS, _start).install()
     except Exception:  # never break the host interpreter

@@ -17,6 +17,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
@@ -29,16 +30,6 @@ _PARAMS: Mapping[str, str] = {
     "temperature": A.GEN_AI_REQUEST_TEMPERATURE,
     "top_p": A.GEN_AI_REQUEST_TOP_P,
     "stop_sequences": A.GEN_AI_REQUEST_STOP_SEQUENCES,
-}
-
-_FINISH: Mapping[str, str] = {
-    "end_turn": A.FINISH_STOP,
-    "stop_sequence": A.FINISH_STOP,
-    "pause_turn": A.FINISH_STOP,
-    "max_tokens": A.FINISH_LENGTH,
-    "model_context_window_exceeded": A.FINISH_LENGTH,
-    "tool_use": A.FINISH_TOOL_CALLS,
-    "refusal": A.FINISH_REFUSAL,
 }
 
 _PATHS = frozenset({"/v1/messages", "/messages"})
@@ -154,7 +145,7 @@ def _stop(attrs: dict[str, AttributeValue], stop_reason: Any) -> None:
     if not isinstance(stop_reason, str):
         return
     attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = [stop_reason]
-    normalized = _FINISH.get(stop_reason, A.FINISH_STOP)
+    normalized = normalize_finish_reason(stop_reason, A.FINISH_STOP)
     attrs[A.FINISH_REASON] = normalized
     if normalized == A.FINISH_REFUSAL:
         attrs[A.REFUSAL] = True

@@ -13,15 +13,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from llmpulse.contract.attributes import (
-    ENV_ANTHROPIC_SDK_SPANS,
-    ENV_CAPTURE_CONTENT,
-    ENV_CONTENT_MAX_CHARS,
-    ENV_HASH_USER_IDS,
-    ENV_PRICING_FILE,
-    ENV_SAMPLE_RATE,
-    ENV_STREAM_USAGE,
-    ENV_USER_ID_SALT,
+from llmpulse.contract.environment_variables import (
+    LLMPULSE_ANTHROPIC_SDK_SPANS,
+    LLMPULSE_CONTENT_MAX_CHARS,
+    LLMPULSE_HASH_USER_IDS,
+    LLMPULSE_PRICING_FILE,
+    LLMPULSE_REQUEST_STREAM_USAGE,
+    LLMPULSE_SAMPLE_RATE,
+    LLMPULSE_USER_ID_SALT,
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
 )
 
 _log = logging.getLogger(__name__)
@@ -66,30 +66,32 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> Settings:
         """Build settings from environment variables; ``overrides`` win over the environment."""
         values: dict[str, object] = {}
-        raw_content = environ.get(ENV_CAPTURE_CONTENT, "").strip().lower()
+        raw_content = environ.get(OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, "").strip().lower()
         if raw_content == "sampled":
             values["content"] = "sampled"
         elif raw_content in _ON:
             values["content"] = "on"
         elif raw_content not in _OFF:
             _log.warning(
-                "%s=%r is not understood; message content stays off", ENV_CAPTURE_CONTENT, raw_content
+                "event=setting_ignored variable=%s value=%r reason=not_understood using=off",
+                OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
+                raw_content,
             )
-        rate = _float(environ, ENV_SAMPLE_RATE)
+        rate = _float(environ, LLMPULSE_SAMPLE_RATE)
         if rate is not None:
             values["sample_rate"] = min(max(rate, 0.0), 1.0)
-        max_chars = _float(environ, ENV_CONTENT_MAX_CHARS)
+        max_chars = _float(environ, LLMPULSE_CONTENT_MAX_CHARS)
         if max_chars is not None and max_chars > 0:
             values["content_max_chars"] = int(max_chars)
-        if environ.get(ENV_HASH_USER_IDS, "").strip().lower() in {"0", "false", "no", "off"}:
+        if environ.get(LLMPULSE_HASH_USER_IDS, "").strip().lower() in {"0", "false", "no", "off"}:
             values["hash_user_ids"] = False
-        if salt := environ.get(ENV_USER_ID_SALT):
+        if salt := environ.get(LLMPULSE_USER_ID_SALT):
             values["user_id_salt"] = salt
-        if pricing := environ.get(ENV_PRICING_FILE):
+        if pricing := environ.get(LLMPULSE_PRICING_FILE):
             values["pricing_file"] = pricing
-        if environ.get(ENV_STREAM_USAGE, "").strip().lower() in {"0", "false", "no", "off"}:
+        if environ.get(LLMPULSE_REQUEST_STREAM_USAGE, "").strip().lower() in {"0", "false", "no", "off"}:
             values["request_stream_usage"] = False
-        if environ.get(ENV_ANTHROPIC_SDK_SPANS, "").strip().lower() == "keep":
+        if environ.get(LLMPULSE_ANTHROPIC_SDK_SPANS, "").strip().lower() == "keep":
             values["anthropic_sdk_spans"] = "keep"
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
@@ -102,5 +104,7 @@ def _float(environ: Mapping[str, str], name: str) -> float | None:
     try:
         return float(raw)
     except ValueError:
-        _log.warning("%s=%r is not a number; using the default", name, raw)
+        _log.warning(
+            "event=setting_ignored variable=%s value=%r reason=not_a_number using=default", name, raw
+        )
         return None

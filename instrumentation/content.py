@@ -16,6 +16,7 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.content import TRUNCATION_MARKER
 from llmpulse.contract.redaction import Redactor
 from llmpulse.contract.sampling import is_sampled
 from llmpulse.instrumentation.config import Settings
@@ -54,7 +55,7 @@ class ContentPolicy:
         """Redact, then truncate, one text."""
         redacted = self._redact(text)
         if len(redacted) > self.max_chars:
-            return redacted[: self.max_chars] + "…[truncated]"
+            return redacted[: self.max_chars] + TRUNCATION_MARKER
         return redacted
 
     def encode(self, value: Any) -> str:

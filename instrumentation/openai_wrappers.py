@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.util.types import AttributeValue
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
@@ -37,16 +38,6 @@ _PARAMS: Mapping[str, str] = {
     "frequency_penalty": A.GEN_AI_REQUEST_FREQUENCY_PENALTY,
     "presence_penalty": A.GEN_AI_REQUEST_PRESENCE_PENALTY,
     "stop": A.GEN_AI_REQUEST_STOP_SEQUENCES,
-}
-
-_FINISH: Mapping[str, str] = {
-    "stop": A.FINISH_STOP,
-    "length": A.FINISH_LENGTH,
-    "content_filter": A.FINISH_CONTENT_FILTER,
-    "tool_calls": A.FINISH_TOOL_CALLS,
-    "function_call": A.FINISH_TOOL_CALLS,
-    "refusal": A.FINISH_REFUSAL,
-    "max_output_tokens": A.FINISH_LENGTH,
 }
 
 # OpenAI usage field names -> semconv keys.
@@ -164,7 +155,7 @@ def _finish_reasons(attrs: dict[str, AttributeValue], reasons: list[str], refusa
         attrs[A.REFUSAL] = True
         attrs[A.FINISH_REASON] = A.FINISH_REFUSAL
     elif reasons:
-        attrs[A.FINISH_REASON] = _FINISH.get(reasons[0], A.FINISH_STOP)
+        attrs[A.FINISH_REASON] = normalize_finish_reason(reasons[0], A.FINISH_STOP)
 
 
 def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, AttributeValue]:
@@ -199,7 +190,7 @@ def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, Attribut
     elif status == "failed":
         attrs[A.FINISH_REASON] = A.FINISH_ERROR
     else:
-        attrs[A.FINISH_REASON] = _FINISH.get(raw, A.FINISH_STOP)
+        attrs[A.FINISH_REASON] = normalize_finish_reason(raw, A.FINISH_STOP)
     if call.capture and outputs:
         attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
     return attrs

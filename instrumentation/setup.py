@@ -21,6 +21,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 import llmpulse
+from llmpulse.contract.environment_variables import (
+    OTEL_EXPORTER_OTLP_PROTOCOL,
+    OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+)
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.instrumentor import SCOPE, LLMPulseInstrumentor
 
@@ -48,8 +52,8 @@ def install_otlp_provider(environ: Mapping[str, str]) -> trace.TracerProvider:
 
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
     protocol = (
-        environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        or environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        environ.get(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
+        or environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
         or "grpc"
     ).strip()
     if protocol.startswith("http"):

@@ -16,6 +16,7 @@ from typing import Any
 from prometheus_client.registry import Collector
 
 from llmpulse import __version__
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.handler import AdminHandler
 from llmpulse.processor.http_server import Handler, HttpServer
 from llmpulse.processor.ingest.otlp_grpc import GrpcReceiver
@@ -30,7 +31,7 @@ from llmpulse.processor.settings import ConfigError, Settings
 logger = logging.getLogger(__name__)
 
 
-class StartupError(RuntimeError):
+class StartupError(LLMPulseError, RuntimeError):
     """The service could not start (a port is taken, TLS files do not load, ...)."""
 
 

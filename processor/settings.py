@@ -20,13 +20,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ENV_PREFIX = "LLMPULSE_"
-ENV_CONFIG = "LLMPULSE_CONFIG"
+from llmpulse.contract.environment_variables import LLMPULSE_CONFIG as ENV_CONFIG
+from llmpulse.contract.environment_variables import SETTING_PREFIX as ENV_PREFIX
+from llmpulse.errors import ConfigError
+
+__all__ = [
+    "CONFIG_TABLE",
+    "ENV_CONFIG",
+    "ENV_PREFIX",
+    "FIELDS",
+    "ConfigError",
+    "Field",
+    "Settings",
+    "add_arguments",
+    "load_config_file",
+    "resolve",
+]
+
 CONFIG_TABLE = "processor"
-
-
-class ConfigError(ValueError):
-    """A setting is missing, malformed or inconsistent; the message says which and how to fix it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +52,7 @@ class Field:
 
     @property
     def env(self) -> str:
-        """The environment variable that sets it."""
+        """The environment variable that sets it (defined in ``llmpulse.contract.environment_variables``)."""
         return ENV_PREFIX + self.name.upper()
 
     @property

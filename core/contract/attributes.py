@@ -100,13 +100,14 @@ FEATURE: Final = "llmpulse.feature"
 APP_VERSION: Final = "llmpulse.app.version"
 PROMPT_VERSION: Final = "llmpulse.prompt.version"
 
-FINISH_REASON: Final = "llmpulse.finish_reason"  # normalised, see FINISH_REASONS
+FINISH_REASON: Final = "llmpulse.finish_reason"  # normalised (FINISH_REASONS) by contract.finish_reasons
 FINISH_STOP: Final = "stop"
 FINISH_LENGTH: Final = "length"
 FINISH_CONTENT_FILTER: Final = "content_filter"
 FINISH_TOOL_CALLS: Final = "tool_calls"
 FINISH_REFUSAL: Final = "refusal"
 FINISH_ERROR: Final = "error"
+FINISH_OTHER: Final = "other"  # e.g. anthropic pause_turn; see llmpulse.contract.finish_reasons
 FINISH_REASONS: Final = (
     FINISH_STOP,
     FINISH_LENGTH,
@@ -114,6 +115,7 @@ FINISH_REASONS: Final = (
     FINISH_TOOL_CALLS,
     FINISH_REFUSAL,
     FINISH_ERROR,
+    FINISH_OTHER,
 )
 REFUSAL: Final = "llmpulse.refusal"
 
@@ -145,14 +147,3 @@ FEEDBACK_KINDS: Final = (
     FEEDBACK_FOLLOW_UP,
     FEEDBACK_ABANDONED,
 )
-
-# --- environment variables read by the entry points -------------------------------------
-ENV_ENABLED: Final = "LLMPULSE_ENABLED"
-ENV_SAMPLE_RATE: Final = "LLMPULSE_SAMPLE_RATE"
-ENV_CAPTURE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-ENV_CONTENT_MAX_CHARS: Final = "LLMPULSE_CONTENT_MAX_CHARS"
-ENV_HASH_USER_IDS: Final = "LLMPULSE_HASH_USER_IDS"
-ENV_USER_ID_SALT: Final = "LLMPULSE_USER_ID_SALT"
-ENV_PRICING_FILE: Final = "LLMPULSE_PRICING_FILE"
-ENV_STREAM_USAGE: Final = "LLMPULSE_REQUEST_STREAM_USAGE"
-ENV_ANTHROPIC_SDK_SPANS: Final = "LLMPULSE_ANTHROPIC_SDK_SPANS"

@@ -25,7 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from llmpulse.contract.attributes import ENV_CAPTURE_CONTENT, ENV_CONTENT_MAX_CHARS
+from llmpulse.contract.environment_variables import LLMPULSE_CONTENT_MAX_CHARS as ENV_CONTENT_MAX_CHARS
+from llmpulse.contract.environment_variables import (
+    OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT as ENV_CAPTURE_CONTENT,
+)
 from llmpulse.demo.provider import reply_for
 from llmpulse.demo.report import DemoResult, attribute, render_table, write_report
 from llmpulse.demo.rules import (
@@ -39,6 +42,7 @@ from llmpulse.demo.rules import (
 from llmpulse.demo.scenario import Incident, ScenarioState, Schedule
 from llmpulse.demo.sources import Prometheus, post, read_journal
 from llmpulse.demo.view import SnapshotReader, View, make_view
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.drift.admin import REFREEZE_PATH
 from llmpulse.stack.local import Stack, StackPorts, components
 from llmpulse.testing.fake_provider import FakeProvider
@@ -52,7 +56,7 @@ SCRAPE_INTERVAL = "1s"
 MIN_WINDOW_S = 10  # a compressed window holds ten scrapes and several export batches
 
 
-class DemoError(RuntimeError):
+class DemoError(LLMPulseError, RuntimeError):
     """The demo could not run: a component did not start or the app died."""
 
 

@@ -7,13 +7,14 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.handler import STATUS_PATH
 from llmpulse.processor.metrics.windows import WINDOWS
 
 DEFAULT_URL = "http://127.0.0.1:9464"
 
 
-class StatusError(RuntimeError):
+class StatusError(LLMPulseError, RuntimeError):
     """The processor could not be reached or answered something else than a status document."""
 
 

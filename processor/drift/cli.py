@@ -10,13 +10,14 @@ from urllib.parse import urlencode
 
 import httpx
 
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.status_client import DEFAULT_URL
 from llmpulse.processor.drift.admin import DRIFT_STATUS_PATH, REFREEZE_PATH
 
 __all__ = ["DriftCommandError", "fetch_drift_status", "register", "request_refreeze"]
 
 
-class DriftCommandError(RuntimeError):
+class DriftCommandError(LLMPulseError, RuntimeError):
     """The processor could not be reached or refused the request; the message says why."""
 
 

@@ -26,6 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from llmpulse.errors import LLMPulseError
+
 __all__ = [
     "Embedder",
     "EmbedderBudgetExhausted",
@@ -44,7 +46,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _SECONDS_PER_DAY = 86400.0
 
 
-class EmbedderError(Exception):
+class EmbedderError(LLMPulseError):
     """The batch could not be embedded."""
 
 

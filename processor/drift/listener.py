@@ -18,7 +18,7 @@ from typing import Any
 from llmpulse.contract import attributes as A
 from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
 from llmpulse.processor.drift.engine import DriftEngine
-from llmpulse.processor.drift.input import sample_from_content
+from llmpulse.processor.drift.input import sample_from_parsed
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
 
 __all__ = ["DriftListener", "service_extensions"]
@@ -38,19 +38,10 @@ class DriftListener:
         """Queue the call's prompt for drift monitoring when its span carries content."""
         if span is None or call.secondary or not call.has_content:
             return
-        content: dict[str, str] = {}
-        for kv in span.attributes:
-            if kv.key in _KEYS and kv.value.WhichOneof("value") == "string_value":
-                content[kv.key] = kv.value.string_value
-        if A.GEN_AI_INPUT_MESSAGES not in content:
+        content = call.content  # parsed once per call, shared with the quality engine
+        if content is None or content.input is None:
             return
-        sample = sample_from_content(
-            call.feature,
-            content[A.GEN_AI_INPUT_MESSAGES],
-            content.get(A.GEN_AI_OUTPUT_MESSAGES),
-            call.finish_reason,
-            call.end_ns / 1e9,
-        )
+        sample = sample_from_parsed(call.feature, content, call.finish_reason, call.end_ns / 1e9)
         if sample is not None:
             self._engine.observe(sample)
 

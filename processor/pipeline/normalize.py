@@ -18,6 +18,7 @@ import math
 from typing import Any
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.records import Feedback, LLMCall, Record, StepRun
 
@@ -59,15 +60,17 @@ _KEYS = (
     A.FEEDBACK_KIND,
     A.FEEDBACK_VALUE,
     A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
-    A.GEN_AI_INPUT_MESSAGES,  # only whether they are present: the engines read content themselves
+    A.GEN_AI_INPUT_MESSAGES,  # kept as text, parsed only when an engine asks (LLMCall.content)
     A.GEN_AI_OUTPUT_MESSAGES,
+    A.GEN_AI_SYSTEM_INSTRUCTIONS,
+    A.GEN_AI_OUTPUT_TYPE,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
     _FEATURE, _FINISH, _FINISH_REASONS, _OI_FINISH, _SDK_STOP, _IN, _IN_LEGACY, _IN_OI, _OUT,
     _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
-    _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES,
+    _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
 ) = range(len(_KEYS))  # fmt: skip
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
@@ -88,21 +91,6 @@ _REQUEST_TYPES = {
     "rerank": "rerank",
 }
 
-_FINISH_MAP: dict[str, str] = {}
-for _normal, _raws in (
-    (A.FINISH_STOP, ("stop", "end_turn", "stop_sequence", "complete", "eos", "finished")),
-    (A.FINISH_LENGTH, ("length", "max_tokens", "max_output_tokens", "model_context_window_exceeded")),
-    (
-        A.FINISH_CONTENT_FILTER,
-        ("content_filter", "safety", "recitation", "blocklist", "prohibited_content", "spii"),
-    ),
-    (A.FINISH_TOOL_CALLS, ("tool_calls", "tool_use", "function_call", "tool_call")),
-    (A.FINISH_REFUSAL, ("refusal",)),
-    (A.FINISH_ERROR, ("error", "malformed_function_call")),
-):
-    for _raw in _raws:
-        _FINISH_MAP[_raw] = _normal
-
 
 def _text(value: Any) -> str | None:
     """A string attribute; ``None`` when it holds another type."""
@@ -110,6 +98,14 @@ def _text(value: Any) -> str | None:
     if text or value.WhichOneof("value") in (None, "string_value"):
         return text
     return None
+
+
+def _string(value: Any) -> str | None:
+    """A string attribute's text (``""`` kept); ``None`` when absent or of another type."""
+    if value is None or value.WhichOneof("value") != "string_value":
+        return None
+    text: str = value.string_value
+    return text
 
 
 def _count(value: Any) -> int:
@@ -173,14 +169,6 @@ def _pick(vals: list[Any], *slots: int) -> str | None:
             if value.WhichOneof("value") not in (None, "string_value"):
                 return None
     return ""
-
-
-def normalize_finish_reason(raw: str) -> str:
-    """Map a provider's finish/stop reason onto llmpulse's normalised set."""
-    normal = _FINISH_MAP.get(raw)
-    if normal is None:
-        normal = _FINISH_MAP.get(raw.lower(), M.FINISH_REASON_OTHER)
-    return normal
 
 
 def _finish_reason(vals: list[Any]) -> str | None:
@@ -340,7 +328,8 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
         error_type = text
     if not error_type and span.status.code == _STATUS_ERROR:
         error_type = _OTHER_ERROR
-    refused = finish == A.FINISH_REFUSAL or (vals[_REFUSAL] is not None and vals[_REFUSAL].bool_value)
+    refusal_value = vals[_REFUSAL]
+    refused = finish == A.FINISH_REFUSAL or (refusal_value is not None and refusal_value.bool_value)
 
     feature = _pick(vals, _FEATURE)
     provider = _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
@@ -373,7 +362,20 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.parent_span_id = span.parent_span_id
     call.end_ns = span.end_time_unix_nano
     call.secondary = secondary
-    call.has_content = vals[_INPUT_MESSAGES] is not None or vals[_OUTPUT_MESSAGES] is not None
+    input_value = vals[_INPUT_MESSAGES]
+    output_value = vals[_OUTPUT_MESSAGES]
+    system_value = vals[_SYSTEM_INSTRUCTIONS]
+    call.has_content = input_value is not None or output_value is not None
+    if call.has_content or system_value is not None:  # the strings only; parsed on first use
+        call.content_source = (_string(input_value), _string(output_value), _string(system_value))
+    else:
+        call.content_source = None
+    value = vals[_OUTPUT_TYPE]
+    call.output_type = None if value is None else _string(value)
+    # the flag as the span carries it: an errored call can carry it without counting as refused
+    call.refusal_flag = refusal_value is not None and (
+        refusal_value.bool_value or bool(refusal_value.string_value)
+    )
     return call
 
 

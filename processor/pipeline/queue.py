@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from llmpulse.contract import attributes as A
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
@@ -35,7 +36,7 @@ logger = logging.getLogger(__name__)
 FULL_WARNING_INTERVAL = 10.0  # seconds between "queue full" log lines
 
 
-class PipelineError(Exception):
+class PipelineError(LLMPulseError):
     """Base of the reasons a request cannot be taken now."""
 
 

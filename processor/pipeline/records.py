@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from llmpulse.contract.content import Content, parse_content
+
 
 class LLMCall:
     """One LLM call, normalised. Label fields are raw strings (capped later by the metrics)."""
 
     __slots__ = (
+        "_content",
         "cache_creation_tokens",
         "cache_read_tokens",
+        "content_source",
         "cost_usd",
         "duration_s",
         "end_ns",
@@ -21,9 +25,11 @@ class LLMCall:
         "operation",
         "outcome",
         "output_tokens",
+        "output_type",
         "parent_span_id",
         "provider",
         "reasoning_tokens",
+        "refusal_flag",
         "response_id",
         "response_model",
         "secondary",
@@ -55,9 +61,27 @@ class LLMCall:
     end_ns: int
     secondary: bool
     has_content: bool  # the span carries gen_ai.input/output.messages (sampled or captured content)
+    content_source: tuple[str | None, str | None, str | None] | None
+    """The span's input messages, output messages and system instructions as captured (JSON
+    text), or None when it has none of them; :attr:`content` parses them on first use."""
+    output_type: str | None  # gen_ai.output.type
+    refusal_flag: bool  # llmpulse.refusal as set on the span (outcome is "error" if the call failed)
+    _content: Content  # set on the first read of ``content``
+
+    @property
+    def content(self) -> Content | None:
+        """The parsed content, shared by every engine: parsed on first use, then cached."""
+        source = self.content_source
+        if source is None:
+            return None
+        try:
+            return self._content
+        except AttributeError:
+            parsed = self._content = parse_content(*source)
+            return parsed
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__ if name != "_content")
         return f"LLMCall({fields})"
 
 

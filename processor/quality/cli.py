@@ -23,12 +23,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from llmpulse.contract.environment_variables import LLMPULSE_QUALITY_DB as DB_ENV
 from llmpulse.processor.quality.metric_names import STATISTICS
 from llmpulse.processor.quality.store import FlaggedStore, StoredSample, iter_jsonl
 
 __all__ = ["DB_ENV", "DEFAULT_DB", "main", "parse_since", "register"]
 
-DB_ENV = "LLMPULSE_QUALITY_DB"
 DEFAULT_DB = "llmpulse-quality.db"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -1,8 +1,9 @@
 """Glue from the processor's normalised records and OTLP spans to the quality engine's inputs.
 
-The processor's per-span path reads only the attributes its metrics need; content
-(``gen_ai.input.messages`` and friends) is read here, once, for the calls handed to the quality
-engine. The pipeline calls::
+The processor's per-span path reads only the attributes its metrics need and keeps a call's
+content (``gen_ai.input.messages`` and friends) as text; it is parsed once, on first use, by
+:attr:`LLMCall.content <llmpulse.processor.pipeline.records.LLMCall.content>` and shared with the
+drift engine. The pipeline calls::
 
     engine.observe(sample_from_call(call, span))          # for every LLMCall (not secondary)
     engine.observe_feedback(feedback_from_record(fb, span))  # for every Feedback record
@@ -16,7 +17,7 @@ from typing import Any
 
 from llmpulse.contract import attributes as A
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
-from llmpulse.processor.quality.types import FeedbackEvent, QualitySample, messages_from_json, output_text
+from llmpulse.processor.quality.types import FeedbackEvent, QualitySample
 
 __all__ = ["feedback_from_record", "sample_from_call", "span_strings"]
 
@@ -46,19 +47,14 @@ def span_strings(span: Any, keys: frozenset[str] = _CONTENT_KEYS) -> dict[str, A
     return found
 
 
-def _system_text(value: str | None) -> str | None:
-    """``gen_ai.system_instructions`` is a JSON list of parts; fall back to the raw string."""
-    if value is None:
-        return None
-    parts = messages_from_json(value)
-    if parts is None:
-        return value
-    return "\n".join(str(p.get("content", "")) for p in parts if p.get("type") == "text") or value
-
-
 def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
-    """A :class:`QualitySample` from a normalised call and (optionally) the span, for its content."""
-    if span is None:  # the common case: no content on the span, only the call's numbers
+    """A :class:`QualitySample` from a normalised call; with ``span``, its content too.
+
+    The content is the call's own (:attr:`LLMCall.content`, parsed once and shared with the
+    drift engine); ``span`` only says it is wanted, so the span's attributes are not read again.
+    """
+    content = None if span is None else call.content
+    if content is None:  # the common case: no content on the span, only the call's numbers
         return QualitySample(
             call.trace_id,
             call.feature,
@@ -66,8 +62,9 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
             call.span_id,
             call.provider,
             call.response_id or None,
+            output_type=None if span is None else call.output_type,
             finish_reason=call.finish_reason,
-            refusal=call.outcome == "refusal",
+            refusal=(span is not None and call.refusal_flag) or call.outcome == "refusal",
             input_tokens=call.input_tokens,
             output_tokens=call.output_tokens,
             error_type=call.error_type or None,
@@ -75,8 +72,6 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
             cost_usd=call.cost_usd,
             timestamp=call.end_ns / 1e9,
         )
-    attrs = span_strings(span)
-    output_messages = messages_from_json(attrs.get(A.GEN_AI_OUTPUT_MESSAGES))
     return QualitySample(
         trace_id=call.trace_id,
         span_id=call.span_id,
@@ -84,12 +79,12 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
         model=call.model,
         provider=call.provider,
         response_id=call.response_id or None,
-        input_messages=messages_from_json(attrs.get(A.GEN_AI_INPUT_MESSAGES)),
-        output_text=output_text(output_messages),
-        system_instructions=_system_text(attrs.get(A.GEN_AI_SYSTEM_INSTRUCTIONS)),
-        output_type=attrs.get(A.GEN_AI_OUTPUT_TYPE),
+        input_messages=content.input_messages(),
+        output_text=content.output_text(),
+        system_instructions=content.system_text(),
+        output_type=call.output_type,
         finish_reason=call.finish_reason,
-        refusal=bool(attrs.get(A.REFUSAL)) or call.outcome == "refusal",
+        refusal=call.refusal_flag or call.outcome == "refusal",
         input_tokens=call.input_tokens,
         output_tokens=call.output_tokens,
         error_type=call.error_type or None,

@@ -31,6 +31,7 @@ import httpx
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from llmpulse.contract.pricing import PricingTable
+from llmpulse.errors import LLMPulseError
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.settings import CONTEXT_DIMENSIONS, DEFAULT_DIMENSIONS, JudgeSettings
 from llmpulse.processor.quality.types import QualitySample, Verdict
@@ -68,7 +69,7 @@ _RUBRIC = {
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
-class JudgeError(Exception):
+class JudgeError(LLMPulseError):
     """The judge gave no verdict. ``reason`` is the error-counter label value."""
 
     reason = "error"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from llmpulse.errors import ConfigError
 from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA
 
 __all__ = [
@@ -31,8 +32,8 @@ CONTEXT_DIMENSIONS = ("relevance", "groundedness")
 """Judged in addition when the sample carries retrieved context."""
 
 
-class QualityConfigError(ValueError):
-    """The quality configuration is invalid; the message names the key and what to do."""
+class QualityConfigError(ConfigError):
+    """The quality or canary configuration is invalid; the message names the key and what to do."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,16 +4,16 @@ A :class:`QualitySample` is one LLM call as the processor saw it. Content fields
 when the span carried no content (content capture is opt-in and usually sampled); the engine
 still uses the numbers (error, latency, cost) for its control charts. :func:`messages_from_json`
 and :func:`output_text` turn the semconv ``gen_ai.input.messages`` / ``gen_ai.output.messages``
-JSON strings into what the sample holds.
+JSON strings into what the sample holds, with the rules of :mod:`llmpulse.contract.content`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.content import joined_output_text, joined_user_text, parse_content
 
 __all__ = [
     "EvaluationRecord",
@@ -156,39 +156,17 @@ class EvaluationRecord:
 def messages_from_json(value: str | None) -> list[dict[str, Any]] | None:
     """Parse a semconv messages attribute; ``None`` when absent or not a JSON list of objects.
 
-    The instrumentation truncates long content, which can break the JSON: such a value is
-    treated as absent rather than guessed at.
+    The instrumentation truncates long content, which breaks the JSON: such a value is treated
+    as absent rather than guessed at (:meth:`llmpulse.contract.content.Content.input_messages`).
     """
-    if not value:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError:
-        return None
-    if not isinstance(parsed, list) or not all(isinstance(m, dict) for m in parsed):
-        return None
-    return parsed
-
-
-def _message_text(message: dict[str, Any]) -> str:
-    parts = message.get("parts")
-    if isinstance(parts, list):
-        return "".join(
-            str(p.get("content") or "") for p in parts if isinstance(p, dict) and p.get("type") == "text"
-        )
-    content = message.get("content")
-    return content if isinstance(content, str) else ""
+    return parse_content(value).input_messages()
 
 
 def output_text(messages: list[dict[str, Any]] | None) -> str | None:
     """The text of the assistant's output messages, or ``None`` when there are none."""
-    if messages is None:
-        return None
-    return "\n".join(_message_text(m) for m in messages)
+    return joined_output_text(messages)
 
 
 def user_text(messages: list[dict[str, Any]] | None) -> str:
     """The concatenated text of the ``user`` messages (empty when there is none)."""
-    if not messages:
-        return ""
-    return "\n".join(_message_text(m) for m in messages if m.get("role") == "user")
+    return joined_user_text(messages)

@@ -8,6 +8,7 @@ import pytest
 
 import llmpulse
 from llmpulse.contract import attributes as A
+from llmpulse.contract import environment_variables as E
 from llmpulse.contract.redaction import REDACTED_BY_HOOK_FAILURE, Redactor
 from llmpulse.contract.sampling import is_sampled
 from llmpulse.instrumentation import Settings
@@ -131,17 +132,17 @@ def test_failing_hook_drops_the_text() -> None:
 def test_settings_from_env() -> None:
     settings = Settings.from_env(
         {
-            A.ENV_CAPTURE_CONTENT: "sampled",
-            A.ENV_SAMPLE_RATE: "0.25",
+            E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "sampled",
+            E.LLMPULSE_SAMPLE_RATE: "0.25",
             "LLMPULSE_HASH_USER_IDS": "false",
             "LLMPULSE_ANTHROPIC_SDK_SPANS": "keep",
         }
     )
     assert (settings.content, settings.sample_rate, settings.hash_user_ids) == ("sampled", 0.25, False)
     assert settings.anthropic_sdk_spans == "keep"
-    assert Settings.from_env({A.ENV_CAPTURE_CONTENT: "span_only"}).content == "on"
-    assert Settings.from_env({A.ENV_CAPTURE_CONTENT: "NO_CONTENT"}).content == "off"
-    assert Settings.from_env({A.ENV_SAMPLE_RATE: "lots"}).sample_rate == 0.0
+    assert Settings.from_env({E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "span_only"}).content == "on"
+    assert Settings.from_env({E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "NO_CONTENT"}).content == "off"
+    assert Settings.from_env({E.LLMPULSE_SAMPLE_RATE: "lots"}).sample_rate == 0.0
 
 
 def test_content_off_never_serializes(spans, oai, claude, monkeypatch) -> None:

@@ -1,0 +1,422 @@
+"""Every environment variable llmpulse reads or sets, one constant each (standard library only).
+
+Only the entry points read the environment (``autostart()``, ``instrument()`` without
+``settings``, ``llmpulse serve`` and the other CLI commands, ``llmpulse up``); everything else
+receives settings objects. Each constant's value is the variable's name, as in
+``opentelemetry.sdk.environment_variables``; the docstring under it says who reads it, its values
+and its default. ``tests/contract/test_environment_variables.py`` checks that every ``LLMPULSE_*``
+name in the source tree and the shipped config files is defined here, and that each one is
+documented in ``docs/`` (or the README).
+
+Groups: the instrumentation (the application's process), the processor (``llmpulse serve`` and
+its engines), the quality CLI, the local stack and the collector config it fills in, and the
+compose deployment.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- instrumentation (read in the application's process) ------------------------------------
+
+LLMPULSE_ENABLED: Final = "LLMPULSE_ENABLED"
+"""
+.. envvar:: LLMPULSE_ENABLED
+
+``1``, ``true``, ``yes`` or ``on`` (any case) turns on zero-code instrumentation: the
+``llmpulse-autoinstrument.pth`` start-up hook imports ``llmpulse._autostart``, which starts the
+instrumentation when the process first imports ``openai``, ``anthropic`` or
+``llmpulse.instrumentation``. Unset (the default) or any other value: nothing happens.
+"""
+
+OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+)
+"""
+.. envvar:: OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+
+Message content capture, the variable of the OpenTelemetry GenAI instrumentations. Unset,
+``NO_CONTENT``, ``false``, ``0``, ``no``, ``off``: no content (the default). ``true``, ``1``,
+``yes``, ``on``, ``span_only``, ``span_and_event``, ``event_only``: content on every LLM span.
+``sampled`` (llmpulse's own value): content only on the traces the deterministic sampler selects
+at :data:`LLMPULSE_SAMPLE_RATE`. Any other value: content stays off, with a warning.
+"""
+
+LLMPULSE_SAMPLE_RATE: Final = "LLMPULSE_SAMPLE_RATE"
+"""
+.. envvar:: LLMPULSE_SAMPLE_RATE
+
+Share of traces (``0`` to ``1``, clamped) that carry content when content capture is
+``sampled``. Default ``0``. Not a number: the default, with a warning.
+"""
+
+LLMPULSE_CONTENT_MAX_CHARS: Final = "LLMPULSE_CONTENT_MAX_CHARS"
+"""
+.. envvar:: LLMPULSE_CONTENT_MAX_CHARS
+
+Characters kept per content attribute after redaction; longer text is cut and ends with the
+truncation marker (:data:`llmpulse.contract.content.TRUNCATION_MARKER`). A positive number;
+default ``8192``.
+"""
+
+LLMPULSE_HASH_USER_IDS: Final = "LLMPULSE_HASH_USER_IDS"
+"""
+.. envvar:: LLMPULSE_HASH_USER_IDS
+
+``0``, ``false``, ``no`` or ``off`` records ``context(user_id=...)`` as the raw ``enduser.id``.
+Default: hashed into ``enduser.pseudo.id`` (salted SHA-256).
+"""
+
+LLMPULSE_USER_ID_SALT: Final = "LLMPULSE_USER_ID_SALT"
+"""
+.. envvar:: LLMPULSE_USER_ID_SALT
+
+Salt of the user-id hash; set the same value on every instance so one user has one pseudonym.
+Default: empty.
+"""
+
+LLMPULSE_PRICING_FILE: Final = "LLMPULSE_PRICING_FILE"
+"""
+.. envvar:: LLMPULSE_PRICING_FILE
+
+Path of a JSON pricing table whose models override the shipped ``pricing.json``, model by
+model. Default: the shipped table only. An unreadable file is ignored with a warning.
+"""
+
+LLMPULSE_REQUEST_STREAM_USAGE: Final = "LLMPULSE_REQUEST_STREAM_USAGE"
+"""
+.. envvar:: LLMPULSE_REQUEST_STREAM_USAGE
+
+``0``, ``false``, ``no`` or ``off`` stops adding ``stream_options.include_usage`` to streamed
+OpenAI chat/completions calls. Default: added (and the usage chunk hidden from the caller).
+"""
+
+LLMPULSE_ANTHROPIC_SDK_SPANS: Final = "LLMPULSE_ANTHROPIC_SDK_SPANS"
+"""
+.. envvar:: LLMPULSE_ANTHROPIC_SDK_SPANS
+
+``keep`` leaves the ``anthropic`` package's own call spans on (as children of llmpulse's).
+Default ``suppress``: llmpulse turns them off for the clients it records.
+"""
+
+OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+"""
+.. envvar:: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+
+The OpenTelemetry SDK's variable, read by ``autostart()`` when it installs its own tracer
+provider: ``grpc`` or ``http/protobuf`` (anything starting with ``http``). Default: the value
+of :data:`OTEL_EXPORTER_OTLP_PROTOCOL`.
+"""
+
+OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
+"""
+.. envvar:: OTEL_EXPORTER_OTLP_PROTOCOL
+
+As :data:`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, for every signal. Default ``grpc``.
+"""
+
+# --- processor (llmpulse serve) ---------------------------------------------------------------
+
+SETTING_PREFIX: Final = "LLMPULSE_"
+"""Not a variable: the prefix of the processor's settings, ``LLMPULSE_`` + the setting's name in
+upper case (``llmpulse.processor.settings.FIELDS``). Each one is listed below."""
+
+LLMPULSE_CONFIG: Final = "LLMPULSE_CONFIG"
+"""
+.. envvar:: LLMPULSE_CONFIG
+
+Path of the TOML file ``llmpulse serve`` reads when ``--config`` is not given: its
+``[processor]`` table holds the settings below, ``[quality]``, ``[canary]`` and ``[drift]`` the
+engines'. Default: no file.
+"""
+
+LLMPULSE_HOST: Final = "LLMPULSE_HOST"
+"""
+.. envvar:: LLMPULSE_HOST
+
+Address the OTLP receivers bind to (``--host``). Default ``127.0.0.1``; ``0.0.0.0`` for all.
+"""
+
+LLMPULSE_GRPC_PORT: Final = "LLMPULSE_GRPC_PORT"
+"""
+.. envvar:: LLMPULSE_GRPC_PORT
+
+OTLP/gRPC port (``--grpc-port``), ``0`` to ``65535`` (``0`` picks a free port). Default ``4317``.
+"""
+
+LLMPULSE_HTTP_PORT: Final = "LLMPULSE_HTTP_PORT"
+"""
+.. envvar:: LLMPULSE_HTTP_PORT
+
+OTLP/HTTP port (``--http-port``, ``POST /v1/traces``). Default ``4318``.
+"""
+
+LLMPULSE_ADMIN_HOST: Final = "LLMPULSE_ADMIN_HOST"
+"""
+.. envvar:: LLMPULSE_ADMIN_HOST
+
+Address of the admin endpoints (``--admin-host``). Default ``127.0.0.1``.
+"""
+
+LLMPULSE_ADMIN_PORT: Final = "LLMPULSE_ADMIN_PORT"
+"""
+.. envvar:: LLMPULSE_ADMIN_PORT
+
+Admin port (``--admin-port``): ``/metrics``, ``/api/status``, ``/healthz``, ``/readyz``; no auth,
+no TLS. Default ``9464``.
+"""
+
+LLMPULSE_AUTH_TOKEN: Final = "LLMPULSE_AUTH_TOKEN"
+"""
+.. envvar:: LLMPULSE_AUTH_TOKEN
+
+Bearer token both OTLP receivers require (``--auth-token``). Default: unset, no auth.
+"""
+
+LLMPULSE_TLS_CERT: Final = "LLMPULSE_TLS_CERT"
+"""
+.. envvar:: LLMPULSE_TLS_CERT
+
+PEM certificate (``--tls-cert``); with :data:`LLMPULSE_TLS_KEY` both receivers serve TLS.
+Default: unset.
+"""
+
+LLMPULSE_TLS_KEY: Final = "LLMPULSE_TLS_KEY"
+"""
+.. envvar:: LLMPULSE_TLS_KEY
+
+PEM private key for :data:`LLMPULSE_TLS_CERT` (``--tls-key``). Default: unset.
+"""
+
+LLMPULSE_MAX_REQUEST_BYTES: Final = "LLMPULSE_MAX_REQUEST_BYTES"
+"""
+.. envvar:: LLMPULSE_MAX_REQUEST_BYTES
+
+Largest export request accepted, after decompression (``--max-request-bytes``). Default 8 MiB.
+"""
+
+LLMPULSE_QUEUE_SPANS: Final = "LLMPULSE_QUEUE_SPANS"
+"""
+.. envvar:: LLMPULSE_QUEUE_SPANS
+
+Capacity of the processing queue, in spans (``--queue-spans``). Default ``65536``.
+"""
+
+LLMPULSE_RETRY_AFTER: Final = "LLMPULSE_RETRY_AFTER"
+"""
+.. envvar:: LLMPULSE_RETRY_AFTER
+
+Seconds a client is told to wait when the queue is full (``--retry-after``). Default ``1``.
+"""
+
+LLMPULSE_DRAIN_TIMEOUT: Final = "LLMPULSE_DRAIN_TIMEOUT"
+"""
+.. envvar:: LLMPULSE_DRAIN_TIMEOUT
+
+Seconds shutdown waits for the queue to drain (``--drain-timeout``). Default ``10``.
+"""
+
+LLMPULSE_MAX_LABEL_VALUES: Final = "LLMPULSE_MAX_LABEL_VALUES"
+"""
+.. envvar:: LLMPULSE_MAX_LABEL_VALUES
+
+Distinct values per metric label before new ones become ``__other__``
+(``--max-label-values``). Default ``100``.
+"""
+
+LLMPULSE_MAX_SERIES: Final = "LLMPULSE_MAX_SERIES"
+"""
+.. envvar:: LLMPULSE_MAX_SERIES
+
+LLM label sets (series) before a new one is folded into all-``__other__`` (``--max-series``).
+Default ``2000``.
+"""
+
+LLMPULSE_DEDUP_HOLD: Final = "LLMPULSE_DEDUP_HOLD"
+"""
+.. envvar:: LLMPULSE_DEDUP_HOLD
+
+Seconds an anthropic-SDK span waits for its twin before it is counted (``--dedup-hold``).
+Default ``2``.
+"""
+
+LLMPULSE_LATENCY_SAMPLES: Final = "LLMPULSE_LATENCY_SAMPLES"
+"""
+.. envvar:: LLMPULSE_LATENCY_SAMPLES
+
+Latency samples kept per status-window slot (``--latency-samples``). Default ``1000``.
+"""
+
+LLMPULSE_LOG_FORMAT: Final = "LLMPULSE_LOG_FORMAT"
+"""
+.. envvar:: LLMPULSE_LOG_FORMAT
+
+Log line format (``--log-format``): ``text`` (``key=value``, the default) or ``json``.
+"""
+
+LLMPULSE_JUDGE_BASE_URL: Final = "LLMPULSE_JUDGE_BASE_URL"
+"""
+.. envvar:: LLMPULSE_JUDGE_BASE_URL
+
+Base URL of the OpenAI-compatible endpoint the quality judge calls; wins over
+``[quality.judge] base_url``. Default: unset; without either the judge is off (logged).
+"""
+
+LLMPULSE_JUDGE_MODEL: Final = "LLMPULSE_JUDGE_MODEL"
+"""
+.. envvar:: LLMPULSE_JUDGE_MODEL
+
+Judge model; wins over ``[quality.judge] model``. Default: the config's (``gpt-4o-mini``).
+"""
+
+LLMPULSE_JUDGE_API_KEY: Final = "LLMPULSE_JUDGE_API_KEY"
+"""
+.. envvar:: LLMPULSE_JUDGE_API_KEY
+
+API key sent to the judge endpoint; wins over ``[quality.judge] api_key``. Default: unset.
+"""
+
+LLMPULSE_EMBEDDINGS_API_KEY: Final = "LLMPULSE_EMBEDDINGS_API_KEY"
+"""
+.. envvar:: LLMPULSE_EMBEDDINGS_API_KEY
+
+API key of the ``openai`` drift embedder when ``[drift.embedder]`` has no ``api_key``.
+Default: unset.
+"""
+
+# --- quality CLI (triage, label, export, spc) ---------------------------------------------------
+
+LLMPULSE_QUALITY_DB: Final = "LLMPULSE_QUALITY_DB"
+"""
+.. envvar:: LLMPULSE_QUALITY_DB
+
+Quality database the ``triage``, ``label``, ``export`` and ``spc`` commands open when ``--db``
+is not given. Default ``llmpulse-quality.db``.
+"""
+
+# --- local stack (llmpulse up / demo) and the collector config --------------------------------
+
+LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_BIN
+
+Path of the OpenTelemetry Collector binary ``llmpulse up``, ``llmpulse demo`` and
+``benchmarks/bench_processor.py`` run. Default: ``llmpulse-otelcol`` on ``PATH``, then the
+checkout's ``.cache/collector/llmpulse-otelcol``.
+"""
+
+LLMPULSE_COLLECTOR_GRPC_ENDPOINT: Final = "LLMPULSE_COLLECTOR_GRPC_ENDPOINT"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_GRPC_ENDPOINT
+
+Read by ``otel-collector.yaml`` (set by ``llmpulse up``): where applications send OTLP/gRPC.
+Default ``127.0.0.1:4317``.
+"""
+
+LLMPULSE_COLLECTOR_HTTP_ENDPOINT: Final = "LLMPULSE_COLLECTOR_HTTP_ENDPOINT"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_HTTP_ENDPOINT
+
+Read by ``otel-collector.yaml``: where applications send OTLP/HTTP. Default ``127.0.0.1:4318``.
+"""
+
+LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: Final = "LLMPULSE_COLLECTOR_HEALTH_ENDPOINT"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_HEALTH_ENDPOINT
+
+Read by ``otel-collector.yaml``: the collector's health check. Default ``127.0.0.1:13133``.
+"""
+
+LLMPULSE_COLLECTOR_METRICS_HOST: Final = "LLMPULSE_COLLECTOR_METRICS_HOST"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_METRICS_HOST
+
+Read by ``otel-collector.yaml``: address of the collector's own metrics. Default
+``127.0.0.1`` (``0.0.0.0`` in containers).
+"""
+
+LLMPULSE_COLLECTOR_METRICS_PORT: Final = "LLMPULSE_COLLECTOR_METRICS_PORT"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_METRICS_PORT
+
+Read by ``otel-collector.yaml``: port of the collector's own metrics. Default ``8888``.
+"""
+
+LLMPULSE_PROCESSOR_ENDPOINT: Final = "LLMPULSE_PROCESSOR_ENDPOINT"
+"""
+.. envvar:: LLMPULSE_PROCESSOR_ENDPOINT
+
+Read by ``otel-collector.yaml``: the llmpulse processor's OTLP/gRPC address the collector
+forwards to. Default ``127.0.0.1:14317``.
+"""
+
+LLMPULSE_TRACE_BACKEND_ENDPOINT: Final = "LLMPULSE_TRACE_BACKEND_ENDPOINT"
+"""
+.. envvar:: LLMPULSE_TRACE_BACKEND_ENDPOINT
+
+Read by ``otel-collector.yaml``: OTLP/gRPC address of a trace backend (Jaeger, Tempo).
+Default ``127.0.0.1:24317``; used only when :data:`LLMPULSE_TRACE_EXPORTER` is ``otlp/traces``.
+"""
+
+LLMPULSE_TRACE_EXPORTER: Final = "LLMPULSE_TRACE_EXPORTER"
+"""
+.. envvar:: LLMPULSE_TRACE_EXPORTER
+
+Read by ``otel-collector.yaml``: ``otlp/traces`` sends traces on to the trace backend, ``nop``
+(the default) drops them after the processor has them.
+"""
+
+# --- compose deployment (docker-compose.yml, alerting/) --------------------------------------
+
+LLMPULSE_ALERT_WEBHOOK_URL: Final = "LLMPULSE_ALERT_WEBHOOK_URL"
+"""
+.. envvar:: LLMPULSE_ALERT_WEBHOOK_URL
+
+Read by ``docker-compose.yml``: where Alertmanager posts notifications. Default the compose
+``webhook-sink`` service (``http://webhook-sink:9099/alerts``).
+"""
+
+LLMPULSE_SLACK_WEBHOOK_URL: Final = "LLMPULSE_SLACK_WEBHOOK_URL"
+"""
+.. envvar:: LLMPULSE_SLACK_WEBHOOK_URL
+
+Compose secret for ``alerting/alertmanager.receivers.example.yml``: the Slack webhook URL.
+No default.
+"""
+
+LLMPULSE_PAGERDUTY_ROUTING_KEY: Final = "LLMPULSE_PAGERDUTY_ROUTING_KEY"
+"""
+.. envvar:: LLMPULSE_PAGERDUTY_ROUTING_KEY
+
+Compose secret for ``alerting/alertmanager.receivers.example.yml``: the PagerDuty routing key.
+No default.
+"""
+
+LLMPULSE_SMTP_PASSWORD: Final = "LLMPULSE_SMTP_PASSWORD"
+"""
+.. envvar:: LLMPULSE_SMTP_PASSWORD
+
+Compose secret for ``alerting/alertmanager.receivers.example.yml``: the SMTP password.
+No default.
+"""
+
+PROCESSOR_SETTINGS: Final = (
+    LLMPULSE_HOST,
+    LLMPULSE_GRPC_PORT,
+    LLMPULSE_HTTP_PORT,
+    LLMPULSE_ADMIN_HOST,
+    LLMPULSE_ADMIN_PORT,
+    LLMPULSE_AUTH_TOKEN,
+    LLMPULSE_TLS_CERT,
+    LLMPULSE_TLS_KEY,
+    LLMPULSE_MAX_REQUEST_BYTES,
+    LLMPULSE_QUEUE_SPANS,
+    LLMPULSE_RETRY_AFTER,
+    LLMPULSE_DRAIN_TIMEOUT,
+    LLMPULSE_MAX_LABEL_VALUES,
+    LLMPULSE_MAX_SERIES,
+    LLMPULSE_DEDUP_HOLD,
+    LLMPULSE_LATENCY_SAMPLES,
+    LLMPULSE_LOG_FORMAT,
+)
+"""The variables of ``llmpulse serve``'s settings, in the order of ``processor.settings.FIELDS``."""
