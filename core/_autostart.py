@@ -109,7 +109,7 @@ class ImportWatcher:
         try:
             self._on_import()
         except Exception:  # never break the application's import
-            _debug("llmpulse auto-instrumentation failed")
+            _debug("event=autostart_failed")
 
 
 def _start() -> None:
@@ -122,4 +122,4 @@ if os.environ.get(LLMPULSE_ENABLED, "").strip().lower() in _TRUE:
     try:
         ImportWatcher(TRIGGERS, _start).install()
     except Exception:  # never break the host interpreter
-        _debug("llmpulse auto-instrumentation failed")
+        _debug("event=autostart_failed")

@@ -139,7 +139,7 @@ class CallRecorder:
                     span.set_status(Status(StatusCode.ERROR, type(error).__name__))
                 span.end()
         except Exception:
-            _log.debug("llmpulse could not finish an LLM span", exc_info=True)
+            _log.debug("event=span_finish_failed", exc_info=True)
 
     def _cost(self, attrs: dict[str, AttributeValue]) -> None:
         model = attrs.get(A.GEN_AI_RESPONSE_MODEL) or self.model

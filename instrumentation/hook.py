@@ -61,13 +61,13 @@ def _start_call(
         options = args[1] if len(args) > 1 else kwargs.get("options")
         call = adapter.start(runtime, client, options, bool(kwargs.get("stream")))
     except Exception:
-        _log.debug("llmpulse could not start an LLM span", exc_info=True)
+        _log.debug("event=span_start_failed", exc_info=True)
         return None
     if call is not None and adapter.prepares_client:
         try:
             adapter.before_send(client)
         except Exception:
-            _log.debug("llmpulse could not prepare the client", exc_info=True)
+            _log.debug("event=client_prepare_failed", exc_info=True)
     return call
 
 
@@ -103,7 +103,7 @@ def sync_request_wrapper(
         try:
             return _complete(adapter, call, result)
         except Exception:
-            _log.debug("llmpulse could not record an LLM response", exc_info=True)
+            _log.debug("event=response_record_failed", exc_info=True)
             call.finish({})
             return result
 
@@ -137,7 +137,7 @@ def async_request_wrapper(
                 return result
             return _complete(adapter, call, result)
         except Exception:
-            _log.debug("llmpulse could not record an LLM response", exc_info=True)
+            _log.debug("event=response_record_failed", exc_info=True)
             call.finish({})
             return result
 
@@ -203,7 +203,7 @@ class RawResponseProxy(wrapt.ObjectProxy):
                 return proxy
             call.finish(adapter.response_attributes(call, parsed))
         except Exception:
-            _log.debug("llmpulse could not record a raw response", exc_info=True)
+            _log.debug("event=raw_response_record_failed", exc_info=True)
             call.finish({})
         return parsed
 

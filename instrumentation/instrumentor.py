@@ -80,8 +80,8 @@ class LLMPulseInstrumentor(BaseInstrumentor):
             module = importlib.import_module(module_name)
             adapter = _adapter(package, active.settings)
         except Exception:
-            _log.warning("llmpulse: this %s version is not supported; its calls are not recorded", package)
-            _log.debug("adapter failure", exc_info=True)
+            _log.warning("event=instrumentation_unsupported package=%s effect=calls_not_recorded", package)
+            _log.debug("event=adapter_failed package=%s", package, exc_info=True)
             return
         for cls_name, factory in (
             ("SyncAPIClient", sync_request_wrapper),
@@ -90,7 +90,7 @@ class LLMPulseInstrumentor(BaseInstrumentor):
             cls = getattr(module, cls_name, None)
             if cls is None or not callable(getattr(cls, "request", None)):
                 _log.warning(
-                    "llmpulse: %s.%s.request not found; %s calls are not recorded",
+                    "event=instrumentation_target_missing target=%s.%s.request package=%s",
                     module.__name__,
                     cls_name,
                     package,
@@ -107,7 +107,9 @@ class LLMPulseInstrumentor(BaseInstrumentor):
         for cls, own, patched, switch in reversed(self._wrapped):
             switch.on = False
             if cls.__dict__.get("request") is not patched:  # patched again on top: ours only forwards now
-                _log.info("llmpulse: %s.request was patched again after llmpulse; left in place", cls)
+                _log.info(
+                    "event=uninstrument_skipped target=%s.request reason=patched_again_after_llmpulse", cls
+                )
             elif own is None:
                 del cls.request
             else:

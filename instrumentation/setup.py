@@ -39,7 +39,7 @@ def autostart() -> None:
         tracer = DeferredTracer(lambda: install_otlp_provider(environ))
         LLMPulseInstrumentor().instrument(settings=settings, tracer=tracer)
     except Exception:
-        _log.debug("llmpulse autostart failed", exc_info=True)
+        _log.debug("event=autostart_failed", exc_info=True)
 
 
 def install_otlp_provider(environ: Mapping[str, str]) -> trace.TracerProvider:
@@ -52,9 +52,7 @@ def install_otlp_provider(environ: Mapping[str, str]) -> trace.TracerProvider:
 
 def _exporter(environ: Mapping[str, str]) -> SpanExporter:
     protocol = (
-        environ.get(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL)
-        or environ.get(OTEL_EXPORTER_OTLP_PROTOCOL)
-        or "grpc"
+        environ.get(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) or environ.get(OTEL_EXPORTER_OTLP_PROTOCOL) or "grpc"
     ).strip()
     if protocol.startswith("http"):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter

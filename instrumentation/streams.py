@@ -38,7 +38,7 @@ def _finish(call: CallRecorder, acc: Accumulator, error: BaseException | None) -
     try:
         attrs = acc.attributes()
     except Exception:
-        _log.debug("llmpulse stream accumulator failed", exc_info=True)
+        _log.debug("event=stream_accumulator_failed", exc_info=True)
         attrs = {}
     call.finish(attrs, error)
 

@@ -74,7 +74,7 @@ class PricingTable:
             try:
                 override = json.loads(Path(override_file).read_text("utf-8"))
             except (OSError, ValueError) as exc:
-                _log.warning("llmpulse pricing override %s ignored: %s", override_file, exc)
+                _log.warning("event=pricing_override_ignored path=%s error=%r", override_file, str(exc))
         return cls(shipped, override=override)
 
     def price(self, model: str | None) -> Price | None:

@@ -41,6 +41,6 @@ class Redactor:
             try:
                 text = self._hook(text)
             except Exception:
-                _log.debug("llmpulse redaction hook failed; content dropped", exc_info=True)
+                _log.debug("event=redaction_hook_failed effect=content_dropped", exc_info=True)
                 return REDACTED_BY_HOOK_FAILURE
         return text
