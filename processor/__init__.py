@@ -24,6 +24,7 @@ __all__ = [
     "cli",
     "drift",
     "engines",
+    "extension",
     "http_server",
     "ingest",
     "metrics",

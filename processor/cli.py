@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmpulse.processor.admin.status_client import DEFAULT_URL, StatusError, fetch_status, render_table
-from llmpulse.processor.engines import EngineSet, build_engines, load_engine_config
+from llmpulse.processor.engines import build_engines, load_engine_config
 from llmpulse.processor.metrics.windows import WINDOWS
 from llmpulse.processor.service import ProcessorService, StartupError
 from llmpulse.processor.settings import ENV_CONFIG, ConfigError, add_arguments, resolve
@@ -94,28 +94,17 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any, engine_tables: Mapping[str, Mapping[str, Any]]) -> int:
-    engines: EngineSet = build_engines(engine_tables, os.environ)
-    service = ProcessorService(
-        settings,
-        listeners=engines.listeners,
-        collectors=engines.collectors,
-        admin_routes=engines.admin_routes,
-        status_sections=engines.status_sections,
-    )
-    # Engines first, so the first spans find them running; they stop after the queue drained.
-    await engines.start()
+    # The service starts the engines before it binds its ports and stops them after the drain.
+    service = ProcessorService(settings, extensions=build_engines(engine_tables, os.environ))
+    await service.startup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
     try:
-        await service.startup()
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await service.shutdown()
+        await stop.wait()
     finally:
-        await engines.stop()
+        await service.shutdown()
     return 0
 
 

@@ -1,8 +1,9 @@
 """The engines ``llmpulse serve`` plugs into the processor: quality (checks, judge, SPC, user
 signals, flagged samples), canary probes and input drift.
 
-They attach through the processor's extension points (:class:`ProcessorService` ``listeners``,
-``collectors``, ``admin_routes``, ``status_sections``): each engine keeps its metrics on a
+This module turns configuration into :class:`~llmpulse.processor.extension.Extension` objects
+for :class:`~llmpulse.processor.service.ProcessorService` (``extensions=build_engines(...)``):
+one for quality and the canary probes, one for drift. Each engine keeps its metrics on a
 registry of its own, which is added to the processor's registry as one collector, so every
 family appears on the same ``/metrics``.
 
@@ -21,78 +22,35 @@ key can also come from ``LLMPULSE_EMBEDDINGS_API_KEY``) and a ``[drift.settings]
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import tomllib
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
 
+from llmpulse.contract import environment_variables as E
 from llmpulse.processor.drift.embedders import build_embedder
 from llmpulse.processor.drift.engine import DriftEngine
-from llmpulse.processor.drift.listener import service_extensions
+from llmpulse.processor.drift.extension import drift_extension
 from llmpulse.processor.drift.state import DriftSettings
-from llmpulse.processor.http_server import Handler
-from llmpulse.processor.pipeline.records import Feedback, LLMCall
+from llmpulse.processor.extension import Extension
 from llmpulse.processor.quality.canary import CanaryRunner, CanarySettings
 from llmpulse.processor.quality.engine import QualityEngine
-from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
+from llmpulse.processor.quality.extension import quality_extension
 from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
-from llmpulse.processor.quality.status import quality_status
 from llmpulse.processor.settings import ConfigError
 
 logger = logging.getLogger(__name__)
 
-ENV_JUDGE_BASE_URL = "LLMPULSE_JUDGE_BASE_URL"
-ENV_JUDGE_MODEL = "LLMPULSE_JUDGE_MODEL"
-ENV_JUDGE_API_KEY = "LLMPULSE_JUDGE_API_KEY"
-ENV_EMBEDDINGS_API_KEY = "LLMPULSE_EMBEDDINGS_API_KEY"
+ENV_JUDGE_BASE_URL = E.LLMPULSE_JUDGE_BASE_URL
+ENV_JUDGE_MODEL = E.LLMPULSE_JUDGE_MODEL
+ENV_JUDGE_API_KEY = E.LLMPULSE_JUDGE_API_KEY
+ENV_EMBEDDINGS_API_KEY = E.LLMPULSE_EMBEDDINGS_API_KEY
 _DRIFT_KEYS = frozenset({"enabled", "embedder", "state_path", "interval_s", "embedder_options", "settings"})
 ENGINE_TABLES = ("quality", "canary", "drift")
-
-
-@dataclass
-class EngineSet:
-    """What the engines add to a :class:`ProcessorService`, and their lifecycle."""
-
-    listeners: list[Any] = field(default_factory=list)
-    collectors: list[Any] = field(default_factory=list)
-    admin_routes: dict[str, Handler] = field(default_factory=dict)
-    status_sections: dict[str, Callable[[], Any]] = field(default_factory=dict)
-    starters: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-    stoppers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
-
-    async def start(self) -> None:
-        for start in self.starters:
-            await start()
-
-    async def stop(self) -> None:
-        for stop in reversed(self.stoppers):
-            try:
-                await stop()
-            except Exception:  # one engine failing to stop must not keep the others running
-                logger.exception("event=engine_stop_failed")
-
-
-class QualityListener:
-    """Hands every counted LLM call and feedback event to the quality engine."""
-
-    def __init__(self, engine: QualityEngine) -> None:
-        self._engine = engine
-
-    def on_call(self, call: LLMCall, span: Any | None) -> None:
-        # Content attributes are only worth a scan of the span when the normaliser saw them.
-        self._engine.observe(sample_from_call(call, span if call.has_content else None), defer_counts=True)
-
-    def on_batch_end(self) -> None:
-        self._engine.flush_counts()
-
-    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
-        self._engine.observe_feedback(feedback_from_record(feedback, span))
 
 
 def load_engine_config(path: str | None) -> dict[str, dict[str, Any]]:
@@ -136,15 +94,15 @@ def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> Qu
     return replace(settings, judge=replace(judge, **overrides)) if overrides else settings
 
 
-def build_drift(table: Mapping[str, Any], environ: Mapping[str, str], engines: EngineSet) -> None:
-    """Add the drift engine described by the ``[drift]`` table to ``engines`` (unless disabled)."""
+def build_drift(table: Mapping[str, Any], environ: Mapping[str, str]) -> Extension | None:
+    """The drift extension described by the ``[drift]`` table; None when disabled."""
     unknown = sorted(set(table) - _DRIFT_KEYS)
     if unknown:
         raise ConfigError(
             f"[drift]: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_DRIFT_KEYS))}"
         )
     if not table.get("enabled", True):
-        return
+        return None
     kind = str(table.get("embedder", "hashed"))
     options = dict(table.get("embedder_options", {}))
     if kind == "openai" and "api_key" not in options and environ.get(ENV_EMBEDDINGS_API_KEY):
@@ -157,50 +115,31 @@ def build_drift(table: Mapping[str, Any], environ: Mapping[str, str], engines: E
     engine = DriftEngine(
         registry=CollectorRegistry(auto_describe=False), embedder=embedder, settings=settings
     )
-    state_path = table.get("state_path")
-    interval = float(table.get("interval_s", 1.0))
-    extensions = service_extensions(engine)
-    engines.listeners.extend(extensions["listeners"])
-    engines.collectors.extend(extensions["collectors"])
-    engines.admin_routes.update(extensions["admin_routes"])
-    engines.status_sections.update(extensions["status_sections"])
-    tasks: list[asyncio.Task[None]] = []
-
-    async def start() -> None:
-        if state_path and Path(state_path).exists():
-            await asyncio.to_thread(engine.load_state, state_path)
-        tasks.append(asyncio.get_running_loop().create_task(engine.run(interval=interval), name="drift"))
-
-    async def stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if state_path:
-            await asyncio.to_thread(engine.save_state, state_path)
-
-    engines.starters.append(start)
-    engines.stoppers.append(stop)
+    return drift_extension(
+        engine, state_path=table.get("state_path"), interval=float(table.get("interval_s", 1.0))
+    )
 
 
-def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> EngineSet:
-    """Build the quality engine, canary runner and drift engine from their config tables.
+def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> list[Extension]:
+    """The quality (with the canary runner) and drift extensions, from their config tables.
 
     ``[quality] enabled = false`` (and ``[drift] enabled = false``) leave the processor with its
     derived metrics alone.
     """
-    engines = EngineSet()
+    extensions: list[Extension] = []
     quality_table = dict(tables.get("quality", {}))
     if quality_table.pop("enabled", True):
-        build_quality(quality_table, tables.get("canary", {}), environ, engines)
-    build_drift(tables.get("drift", {}), environ, engines)
-    return engines
+        extensions.append(build_quality(quality_table, tables.get("canary", {}), environ))
+    drift = build_drift(tables.get("drift", {}), environ)
+    if drift is not None:
+        extensions.append(drift)
+    return extensions
 
 
 def build_quality(
-    table: Mapping[str, Any], canary_table: Mapping[str, Any], environ: Mapping[str, str], engines: EngineSet
-) -> None:
-    """Add the quality engine and the canary runner to ``engines``."""
+    table: Mapping[str, Any], canary_table: Mapping[str, Any], environ: Mapping[str, str]
+) -> Extension:
+    """The quality extension: the quality engine and the canary runner."""
     registry = CollectorRegistry(auto_describe=False)
     quality = QualityEngine(quality_settings(table, environ), registry=registry)
     try:
@@ -208,17 +147,4 @@ def build_quality(
     except QualityConfigError as exc:
         raise ConfigError(f"[canary]: {exc}") from None
     canary = CanaryRunner(canary_settings, quality.metrics)
-
-    async def start_quality() -> None:
-        await quality.start()
-        canary.start()
-
-    async def stop_quality() -> None:
-        await canary.stop()
-        await quality.stop(timeout=5.0)
-
-    engines.listeners.append(QualityListener(quality))
-    engines.collectors.append(registry)
-    engines.status_sections["quality"] = lambda: quality_status(quality)
-    engines.starters.append(start_quality)
-    engines.stoppers.append(stop_quality)
+    return quality_extension(quality, registry=registry, canary=canary, stop_timeout=5.0)

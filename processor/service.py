@@ -1,8 +1,10 @@
 """The processor service: wires settings, pipeline, receivers and admin endpoints together.
 
-Lifecycle: :meth:`ProcessorService.startup` -> run until told to stop ->
-:meth:`ProcessorService.shutdown`, which refuses new exports (UNAVAILABLE / 503), drains the
-queue within ``drain_timeout`` and then closes the servers. Signal handling lives in the CLI.
+Lifecycle: :meth:`ProcessorService.startup` (the extensions, then the servers) -> run until told
+to stop -> :meth:`ProcessorService.shutdown`, which refuses new exports (UNAVAILABLE / 503),
+drains the queue within ``drain_timeout``, closes the servers and then stops the extensions.
+The engines plug in as :class:`~llmpulse.processor.extension.Extension` objects. Signal
+handling lives in the CLI.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 import logging
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from prometheus_client.registry import Collector
 
 from llmpulse import __version__
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.handler import AdminHandler
+from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Handler, HttpServer
 from llmpulse.processor.ingest.otlp_grpc import GrpcReceiver
 from llmpulse.processor.ingest.otlp_http import OtlpHttpHandler
@@ -25,7 +26,7 @@ from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.exposition import build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
-from llmpulse.processor.pipeline.queue import Pipeline, RecordListener
+from llmpulse.processor.pipeline.queue import Pipeline
 from llmpulse.processor.settings import ConfigError, Settings
 
 logger = logging.getLogger(__name__)
@@ -43,19 +44,16 @@ class ProcessorService:
         settings: Settings,
         *,
         clock: Callable[[], float] = time.time,
-        listeners: Sequence[RecordListener] = (),
-        collectors: Sequence[Collector] = (),
-        admin_routes: Mapping[str, Handler] | None = None,
-        status_sections: Mapping[str, Callable[[], Any]] | None = None,
+        extensions: Sequence[Extension] = (),
     ) -> None:
-        """``listeners`` get every counted call and feedback (quality, drift); ``collectors`` add
-        metric families to ``/metrics``; ``admin_routes`` add path-prefix routes to the admin port;
-        ``status_sections`` add top-level keys to ``/api/status`` (name -> JSON-ready callable)."""
-        reserved = {"version", "state", "uptime_s", "spans", "queue", "features"}
-        clash = sorted(set(status_sections or {}) & reserved)
-        if clash:
-            raise ValueError(f"status section names {clash} are taken by the processor's own status")
-        self._status_sections = dict(status_sections or {})
+        """``extensions`` are the engines (quality, drift, ...): their listeners get every counted
+        call and feedback, their collectors add metric families to ``/metrics``, their admin
+        routes add path-prefix routes to the admin port, their status sections add top-level
+        keys to ``/api/status``, and they start and stop with the service (see
+        :mod:`~llmpulse.processor.extension`)."""
+        self._extensions = tuple(extensions)
+        self._status_sections = _status_sections(self._extensions)
+        self._running: list[Extension] = []  # started, not stopped yet
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
         self.derived = DerivedMetrics(
@@ -69,11 +67,12 @@ class ProcessorService:
             windows=self.windows,
             dedup=Deduplicator(hold_seconds=settings.dedup_hold),
             retry_after=settings.retry_after,
-            listeners=listeners,
+            listeners=[listener for extension in self._extensions for listener in extension.listeners],
         )
         self.registry = build_registry(self.derived, self.accounting)
-        for collector in collectors:
-            self.registry.register(collector)
+        for extension in self._extensions:
+            for collector in extension.collectors:
+                self.registry.register(collector)
         self._clock = clock
         self._started_at = 0.0
         self.state = "new"
@@ -100,7 +99,10 @@ class ProcessorService:
             precheck=otlp_http.precheck,
         )
         admin = AdminHandler(
-            self.registry, status=self.status, ready=lambda: self.state == "running", routes=admin_routes
+            self.registry,
+            status=self.status,
+            ready=lambda: self.state == "running",
+            routes=_admin_routes(self._extensions),
         )
         self.admin = HttpServer(
             admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
@@ -119,7 +121,13 @@ class ProcessorService:
         return pair, context
 
     async def startup(self) -> None:
-        """Start the worker, the admin port, then both receivers; raise :class:`StartupError`."""
+        """Start the extensions, the worker, the admin port, then both receivers.
+
+        Raises :class:`StartupError` when a port cannot be bound (the extensions started are
+        stopped again); an extension's own failure to start propagates as it is.
+        """
+        # Extensions first, so the first spans find them running.
+        await self._start_extensions()
         self.pipeline.start()
         try:
             await self.admin.startup()
@@ -127,6 +135,7 @@ class ProcessorService:
             await self.http.startup()
         except (OSError, RuntimeError) as exc:
             await self._close_servers(0.0)
+            await self._stop_extensions()
             raise StartupError(
                 f"cannot bind the processor's ports ({exc}); is another instance running? "
                 "choose others with --grpc-port/--http-port/--admin-port"
@@ -143,13 +152,15 @@ class ProcessorService:
         )
 
     async def shutdown(self) -> None:
-        """Refuse new exports, drain the queue within the bound, close everything."""
+        """Refuse new exports, drain the queue within the bound, close the servers, then stop
+        the extensions (after the drain, so they see every accepted record)."""
         if self.state in ("stopping", "stopped"):
             return
         self.state = "stopping"
         logger.info("event=processor_stopping queued_spans=%d", self.pipeline.queued_spans)
         drained = await self.pipeline.drain(self.settings.drain_timeout)
         await self._close_servers(1.0)
+        await self._stop_extensions()
         self.state = "stopped"
         a = self.accounting
         logger.info(
@@ -160,6 +171,23 @@ class ProcessorService:
             sum(a.rejected.values()),
             sum(a.refused_spans.values()),
         )
+
+    async def _start_extensions(self) -> None:
+        for extension in self._extensions:
+            try:
+                await extension.start()
+            except BaseException:
+                await self._stop_extensions()  # the ones already running
+                raise
+            self._running.append(extension)
+
+    async def _stop_extensions(self) -> None:
+        while self._running:
+            extension = self._running.pop()
+            try:
+                await extension.stop()
+            except Exception:  # one engine failing to stop must not keep the others running
+                logger.exception("event=engine_stop_failed extension=%s", extension.name)
 
     async def _close_servers(self, grace: float) -> None:
         await self.grpc.shutdown(grace)
@@ -183,3 +211,30 @@ class ProcessorService:
             "features": self.windows.snapshot(),
             **{name: section() for name, section in self._status_sections.items()},
         }
+
+
+_RESERVED_STATUS = frozenset({"version", "state", "uptime_s", "spans", "queue", "features"})
+
+
+def _status_sections(extensions: Sequence[Extension]) -> dict[str, Callable[[], Any]]:
+    """name -> section of the extensions with a status; raises ValueError on a clash."""
+    names = [e.name for e in extensions]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"extension names {twice} are used twice; give each extension its own name")
+    sections = {e.name: e.status for e in extensions if e.status is not None}
+    clash = sorted(set(sections) & _RESERVED_STATUS)
+    if clash:
+        raise ValueError(f"status section names {clash} are taken by the processor's own status")
+    return sections
+
+
+def _admin_routes(extensions: Sequence[Extension]) -> dict[str, Handler]:
+    """path prefix -> handler of every extension; raises ValueError when two claim one prefix."""
+    routes: dict[str, Handler] = {}
+    for extension in extensions:
+        for prefix, handler in extension.admin_routes.items():
+            if prefix in routes:
+                raise ValueError(f"admin route {prefix} is claimed by two extensions; keep one")
+            routes[prefix] = handler
+    return routes

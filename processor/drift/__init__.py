@@ -8,6 +8,7 @@ __all__ = [
     "cli",
     "embedders",
     "engine",
+    "extension",
     "input",
     "listener",
     "metric_names",

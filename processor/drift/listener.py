@@ -3,11 +3,8 @@
 :class:`DriftListener` is a :class:`~llmpulse.processor.pipeline.queue.RecordListener`: for every
 counted LLM call whose span carries sampled content (``gen_ai.input.messages``), it reads the two
 content attributes and hands a :class:`DriftSample` to the engine (a queue append). Calls without
-content cost one scan of the span's attribute keys. :func:`service_extensions` returns every
-keyword the :class:`~llmpulse.processor.service.ProcessorService` needs::
-
-    engine = DriftEngine(registry=CollectorRegistry())
-    service = ProcessorService(settings, **service_extensions(engine))
+content cost one scan of the span's attribute keys.
+:func:`~llmpulse.processor.drift.extension.drift_extension` plugs it into the processor.
 """
 
 from __future__ import annotations
@@ -16,12 +13,11 @@ import logging
 from typing import Any
 
 from llmpulse.contract import attributes as A
-from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
 from llmpulse.processor.drift.engine import DriftEngine
 from llmpulse.processor.drift.input import sample_from_parsed
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
 
-__all__ = ["DriftListener", "service_extensions"]
+__all__ = ["DriftListener"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +43,3 @@ class DriftListener:
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         """Feedback does not feed drift."""
-
-
-def service_extensions(engine: DriftEngine) -> dict[str, Any]:
-    """``listeners``, ``collectors``, ``admin_routes`` and ``status_sections`` for the service.
-
-    The engine's registry is added to ``/metrics`` as a collector, so build the engine on a
-    registry of its own (``DriftEngine(registry=CollectorRegistry())``). Merge these with other
-    engines' extensions when there are several.
-    """
-    return {
-        "listeners": [DriftListener(engine)],
-        "collectors": [engine.metrics.registry],
-        "admin_routes": {DRIFT_PATH_PREFIX: DriftAdmin(engine)},
-        "status_sections": {"drift": engine.status},
-    }

@@ -9,6 +9,7 @@ __all__ = [
     "checks",
     "cli",
     "engine",
+    "extension",
     "guards",
     "ingest",
     "judge",

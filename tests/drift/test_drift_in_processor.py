@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from llmpulse.contract import attributes as A
 from llmpulse.processor.drift.engine import DriftEngine, DriftSettings
-from llmpulse.processor.drift.listener import service_extensions
+from llmpulse.processor.drift.extension import drift_extension
 from llmpulse.processor.drift.synthetic import SyntheticStream
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
@@ -68,7 +68,8 @@ async def test_spans_with_content_drive_drift_metrics_and_refreeze() -> None:
     )
     engine = DriftEngine(registry=CollectorRegistry(), settings=settings)
     service = ProcessorService(
-        Settings(grpc_port=0, http_port=0, admin_port=0, drain_timeout=2.0), **service_extensions(engine)
+        Settings(grpc_port=0, http_port=0, admin_port=0, drain_timeout=2.0),
+        extensions=[drift_extension(engine)],
     )
     await service.startup()
     try:

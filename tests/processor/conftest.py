@@ -18,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from llmpulse.processor.extension import Extension
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 
@@ -42,24 +43,16 @@ async def make_service() -> AsyncIterator[ServiceFactory]:
     async def factory(
         clock: Callable[[], float] | None = None,
         *,
-        listeners: Sequence[Any] = (),
-        collectors: Sequence[Any] = (),
-        admin_routes: dict[str, Any] | None = None,
-        status_sections: dict[str, Any] | None = None,
+        extensions: Sequence[Extension] = (),
         **overrides: Any,
     ) -> ProcessorService:
         settings = Settings(
             **{"grpc_port": 0, "http_port": 0, "admin_port": 0, "drain_timeout": 2.0, **overrides}
         )
-        extensions: dict[str, Any] = {
-            "listeners": listeners,
-            "collectors": collectors,
-            "admin_routes": admin_routes,
-            "status_sections": status_sections,
-        }
+        options: dict[str, Any] = {"extensions": extensions}
         if clock is not None:
-            extensions["clock"] = clock
-        service = ProcessorService(settings, **extensions)
+            options["clock"] = clock
+        service = ProcessorService(settings, **options)
         await service.startup()
         started.append(service)
         return service

@@ -21,6 +21,7 @@ from llmpulse import cli
 from llmpulse.contract import attributes as A
 from llmpulse.processor.admin.status_client import render_table
 from llmpulse.processor.cli import JsonFormatter
+from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
@@ -280,12 +281,14 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
     async def drift_route(request: Request) -> Response:
         return Response(200, b'{"drift": true}', "application/json")
 
-    service = await make_service(
+    extension = Extension(
+        "quality",
         listeners=[broken, recorder],
         collectors=[_ExtraCollector()],
         admin_routes={"/api/drift": drift_route},
-        status_sections={"quality": lambda: {"judge": "closed"}},
+        status=lambda: {"judge": "closed"},
     )
+    service = await make_service(extensions=[extension])
     spans = [
         make_span(llm_attributes(), name="chat gpt-4o", span_id=b"\x01" * 8),
         make_span({A.SPAN_KIND: A.SPAN_KIND_FEEDBACK, A.FEEDBACK_KIND: "thumbs", A.FEEDBACK_VALUE: 1}),
@@ -305,7 +308,7 @@ async def test_extension_points_listeners_collectors_admin_routes(make_service: 
 async def test_listeners_get_the_capped_feature_label(make_service: ServiceFactory) -> None:
     """A client sending endless feature names cannot grow the engines' per-feature state."""
     recorder = _Recorder()
-    service = await make_service(listeners=[recorder], max_label_values=3)
+    service = await make_service(extensions=[Extension("recorder", listeners=[recorder])], max_label_values=3)
     spans = [
         make_span(llm_attributes(**{A.FEATURE: f"feature-{i}"}), span_id=bytes([1, i]) * 4) for i in range(6)
     ]
@@ -332,7 +335,7 @@ def test_status_sections_cannot_shadow_the_processor_status() -> None:
     from llmpulse.processor.service import ProcessorService
 
     with pytest.raises(ValueError, match="taken by the processor"):
-        ProcessorService(Settings(), status_sections={"features": dict})
+        ProcessorService(Settings(), extensions=[Extension("features", status=dict)])
 
 
 async def test_head_requests_get_headers_only(service: Any) -> None:

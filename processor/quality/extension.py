@@ -1,0 +1,78 @@
+"""Plugs the quality engine (and its canary runner) into the processor as one extension.
+
+:class:`QualityListener` hands the pipeline's records to the engine; :func:`quality_extension`
+puts the listener, the engine's registry, the ``quality`` status section and the lifecycle of
+the engine and the canary runner into one :class:`~llmpulse.processor.extension.Extension`::
+
+    registry = CollectorRegistry(auto_describe=False)
+    engine = QualityEngine(settings, registry=registry)
+    service = ProcessorService(settings, extensions=[quality_extension(engine, registry=registry)])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client.registry import CollectorRegistry
+
+from llmpulse.processor.extension import Extension
+from llmpulse.processor.pipeline.records import Feedback, LLMCall
+from llmpulse.processor.quality.canary import CanaryRunner
+from llmpulse.processor.quality.engine import QualityEngine
+from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
+from llmpulse.processor.quality.status import quality_status
+
+__all__ = ["QualityListener", "quality_extension"]
+
+
+class QualityListener:
+    """Hands every counted LLM call and feedback event to the quality engine."""
+
+    def __init__(self, engine: QualityEngine) -> None:
+        self._engine = engine
+
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        """Check the call (counts deferred to :meth:`on_batch_end`)."""
+        # Content attributes are only worth a scan of the span when the normaliser saw them.
+        self._engine.observe(sample_from_call(call, span if call.has_content else None), defer_counts=True)
+
+    def on_batch_end(self) -> None:
+        """Apply the counts of the batch's calls."""
+        self._engine.flush_counts()
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        """Count the feedback event."""
+        self._engine.observe_feedback(feedback_from_record(feedback, span))
+
+
+def quality_extension(
+    engine: QualityEngine,
+    *,
+    registry: CollectorRegistry,
+    canary: CanaryRunner | None = None,
+    stop_timeout: float = 5.0,
+) -> Extension:
+    """The ``quality`` extension: ``engine`` (metrics on ``registry``) and, optionally, ``canary``.
+
+    The canary runner starts after the engine and stops before it; the engine gets
+    ``stop_timeout`` seconds to drain its judge queue.
+    """
+
+    async def start() -> None:
+        await engine.start()
+        if canary is not None:
+            canary.start()
+
+    async def stop() -> None:
+        if canary is not None:
+            await canary.stop()
+        await engine.stop(timeout=stop_timeout)
+
+    return Extension(
+        "quality",
+        listeners=[QualityListener(engine)],
+        collectors=[registry],
+        status=lambda: quality_status(engine),
+        start=start,
+        stop=stop,
+    )
