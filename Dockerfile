@@ -36,6 +36,12 @@ COPY pyproject.toml README.md setup_hooks.py ./
 COPY core core
 COPY instrumentation instrumentation
 COPY processor processor
+# The stack files the wheel carries as package data (setup_hooks.STACK_FILES; the build fails
+# without them): `llmpulse up` in the image would need them, `serve` does not.
+COPY otel-collector.yaml ./
+COPY alerting/alertmanager.yml alerting/
+COPY alerting/rules alerting/rules
+COPY collector/builder-config.yaml collector/
 RUN python -m venv /opt/llmpulse \
     && /opt/llmpulse/bin/pip install --no-cache-dir ".[processor]"
 

@@ -23,6 +23,7 @@ the instrumentation, the processor and the engines share, live here::
     ├── BodyTooLarge                           processor.http_server: request body over the limit
     ├── ComponentError (RuntimeError)          stack.components: a component did not start
     │   └── ComponentMissing                   its binary is not installed (the message says how)
+    ├── StackFilesMissing (FileNotFoundError)  stack.files: the rules or configs `up` reads are not there
     └── DemoError (RuntimeError)               demo.runner: the demo could not run
 
 The instrumentation raises none of these into the host application: bad instrumentation

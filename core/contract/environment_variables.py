@@ -301,8 +301,8 @@ LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"
 .. envvar:: LLMPULSE_COLLECTOR_BIN
 
 Path of the OpenTelemetry Collector binary ``llmpulse up``, ``llmpulse demo`` and
-``benchmarks/bench_processor.py`` run. Default: ``llmpulse-otelcol`` on ``PATH``, then the
-checkout's ``.cache/collector/llmpulse-otelcol``.
+``benchmarks/bench_processor.py`` run. Default: in a checkout its
+``.cache/collector/llmpulse-otelcol``, then ``llmpulse-otelcol`` on ``PATH``.
 """
 
 LLMPULSE_COLLECTOR_GRPC_ENDPOINT: Final = "LLMPULSE_COLLECTOR_GRPC_ENDPOINT"

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmpulse.stack import components
+from llmpulse.stack import files
 
 __all__ = [
     "RULES_DIR",
@@ -36,7 +36,7 @@ __all__ = [
     "write_compressed_rules",
 ]
 
-RULES_DIR = components.REPO_ROOT / "alerting" / "rules"
+RULES_DIR = files.rules_dir()  # the shipped rules: package data, or the checkout's alerting/rules
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _DURATION = r"(?:\d+(?:ms|[smhdwy]))+"

@@ -44,7 +44,8 @@ from llmpulse.demo.sources import Prometheus, post, read_journal
 from llmpulse.demo.view import SnapshotReader, View, make_view
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.drift.admin import REFREEZE_PATH
-from llmpulse.stack.local import Stack, StackPorts, components
+from llmpulse.stack import files
+from llmpulse.stack.local import Stack, StackPorts, components, default_state_dir
 from llmpulse.testing.fake_provider import FakeProvider
 
 logger = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
     rules = write_compressed_rules(
         state / "rules", options.speed, source_dir=options.rules_dir, min_window_s=MIN_WINDOW_S
     )
-    shipped_am = (components.REPO_ROOT / "alerting" / "alertmanager.yml").read_text()
+    shipped_am = files.alertmanager_config().read_text()
     stack = Stack(
         state,
         options.ports,
@@ -233,7 +234,7 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
 
 
 def _default_state_dir() -> Path:
-    return components.REPO_ROOT / ".cache" / "demo"
+    return files.state_dir("demo", os.environ)
 
 
 def _free_ports() -> StackPorts:
@@ -277,7 +278,7 @@ def _run(args: argparse.Namespace) -> int:
         print("llmpulse demo: --speed must be positive", file=sys.stderr)
         return 2
     ports = _free_ports() if args.free_ports else StackPorts()
-    if not args.free_ports and Stack(components.REPO_ROOT / ".cache" / "stack").running():
+    if not args.free_ports and Stack(default_state_dir()).running():
         print(
             "llmpulse demo: the stack of `llmpulse up` is running on the standard ports; the demo starts "
             "its own with time-compressed rules. Stop it first (`llmpulse down`) or pass --free-ports.",
@@ -293,7 +294,7 @@ def _run(args: argparse.Namespace) -> int:
     view = make_view(sys.stdout)
     try:
         result = run_demo(options, view)
-    except DemoError as exc:
+    except (DemoError, files.StackFilesMissing) as exc:
         print(f"llmpulse demo: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a port in use, most likely

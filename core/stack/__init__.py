@@ -1,6 +1,7 @@
 """The local stack behind ``llmpulse up`` / ``llmpulse down``: Prometheus, Alertmanager, the
 collector, the processor, a webhook sink and the fake provider as child processes. Only the
-CLI (and the tests) import this package.
+CLI (and the tests) import this package. ``files`` says where its shipped configs and its
+state live, in a checkout and from an installed wheel.
 """
 
-__all__ = ["components", "local"]
+__all__ = ["components", "files", "local"]

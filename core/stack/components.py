@@ -6,14 +6,17 @@ component runs as a child process on loopback ports with its own data directory;
 :meth:`ManagedProcess.start` waits until the component answers its readiness URL and
 :meth:`ManagedProcess.stop` always ends it (terminate, then kill).
 
-A missing binary raises :class:`ComponentMissing`, whose message is the command that
-installs it.
+A missing binary raises :class:`ComponentMissing`, whose one-line message says how to
+install it and where llmpulse looks for it (PATH; the collector also
+``$LLMPULSE_COLLECTOR_BIN`` and, in a checkout, ``.cache/collector/``). In a checkout the
+message also names ``scripts/bootstrap.sh``, which installs all of them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,13 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from llmpulse.contract import environment_variables
+from llmpulse.errors import LLMPulseError
+from llmpulse.stack import files
+
+# The checkout's root. Only meaningful in a checkout (the tests read the repository through
+# it); what `llmpulse up` and `llmpulse demo` read is found through llmpulse.stack.files.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP_HINT = "run `scripts/bootstrap.sh` (or `make setup`) from the llmpulse repository"
-COLLECTOR_ENV = "LLMPULSE_COLLECTOR_BIN"
+COLLECTOR_ENV = environment_variables.LLMPULSE_COLLECTOR_BIN
 COLLECTOR_NAME = "llmpulse-otelcol"
+PROMETHEUS_DOWNLOAD = "https://prometheus.io/download/"
 
 
-class ComponentError(RuntimeError):
+class ComponentError(LLMPulseError, RuntimeError):
     """A component could not be started or did not become ready."""
 
 
@@ -46,47 +56,87 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def find_binary(name: str, install_hint: str) -> Path:
-    """Locate ``name`` on PATH or raise :class:`ComponentMissing` with ``install_hint``."""
-    found = shutil.which(name)
-    if found is None:
-        raise ComponentMissing(f"{name} is not installed: {install_hint}")
-    return Path(found)
+def _with_bootstrap(hint: str) -> str:
+    return f"{BOOTSTRAP_HINT}, or {hint}" if files.checkout_root() is not None else hint
+
+
+def find_binary(name: str, install_hint: str, *, aliases: Sequence[str] = ()) -> Path:
+    """Locate ``name`` (or one of ``aliases``) on PATH or raise :class:`ComponentMissing`."""
+    for candidate in (name, *aliases):
+        found = shutil.which(candidate)
+        if found is not None:
+            return Path(found)
+    raise ComponentMissing(f"{name} is not installed: {_with_bootstrap(install_hint)}")
+
+
+def _collector_hint() -> str:
+    try:
+        manifest = files.collector_manifest()
+    except files.StackFilesMissing:
+        return f"build it from collector/builder-config.yaml and set {COLLECTOR_ENV} to the binary"
+    found = re.search(r"^\s*version:\s*v?([\w.-]+)\s*$", manifest.read_text(), re.MULTILINE)
+    builder = f"go.opentelemetry.io/collector/cmd/builder@v{found.group(1) if found else 'latest'}"
+    return (
+        f"build it with the OpenTelemetry Collector Builder (Go >= 1.25: `go install {builder}`, "
+        f"then `builder --config {manifest}`, which writes ./build/{COLLECTOR_NAME}), "
+        f"then set {COLLECTOR_ENV} to the binary or put {COLLECTOR_NAME} on PATH"
+    )
 
 
 def find_collector() -> Path:
-    """Locate the llmpulse collector: ``$LLMPULSE_COLLECTOR_BIN``, the repo cache, then PATH."""
+    """Locate the llmpulse collector: ``$LLMPULSE_COLLECTOR_BIN``, the checkout's cache, PATH."""
     explicit = os.environ.get(COLLECTOR_ENV)
     candidates = [Path(explicit)] if explicit else []
-    candidates.append(REPO_ROOT / ".cache" / "collector" / COLLECTOR_NAME)
+    checkout = files.checkout_root()
+    if checkout is not None:
+        candidates.append(checkout / ".cache" / "collector" / COLLECTOR_NAME)
     on_path = shutil.which(COLLECTOR_NAME)
     if on_path:
         candidates.append(Path(on_path))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
-    raise ComponentMissing(
-        f"the llmpulse collector ({COLLECTOR_NAME}) is not built: {BOOTSTRAP_HINT}; "
-        f"or point {COLLECTOR_ENV} at a binary built from collector/builder-config.yaml"
+    problem = (
+        f"{COLLECTOR_ENV}={explicit} is not an executable file"
+        if explicit
+        else f"the llmpulse collector ({COLLECTOR_NAME}) is not installed"
+    )
+    raise ComponentMissing(f"{problem}: {_with_bootstrap(_collector_hint())}")
+
+
+def _prometheus_hint(binary: str) -> str:
+    return (
+        f"install Prometheus (Debian/Ubuntu: `apt-get install prometheus`; elsewhere a release "
+        f"from {PROMETHEUS_DOWNLOAD}) and put `{binary}` on PATH"
+    )
+
+
+def _alertmanager_hint(binary: str) -> str:
+    return (
+        "install Alertmanager (Debian/Ubuntu: `apt-get install prometheus-alertmanager`; elsewhere "
+        f"a release from {PROMETHEUS_DOWNLOAD}#alertmanager) and put `{binary}` on PATH"
     )
 
 
 def prometheus_binary() -> Path:
-    return find_binary("prometheus", f"apt-get install prometheus, or {BOOTSTRAP_HINT}")
+    return find_binary("prometheus", _prometheus_hint("prometheus"))
 
 
 def promtool_binary() -> Path:
-    return find_binary("promtool", f"apt-get install prometheus, or {BOOTSTRAP_HINT}")
+    return find_binary("promtool", _prometheus_hint("promtool"))
 
 
 def alertmanager_binary() -> Path:
+    """Debian names it ``prometheus-alertmanager``; the upstream release ``alertmanager``."""
     return find_binary(
-        "prometheus-alertmanager", f"apt-get install prometheus-alertmanager, or {BOOTSTRAP_HINT}"
+        "prometheus-alertmanager",
+        _alertmanager_hint("prometheus-alertmanager` or `alertmanager"),
+        aliases=("alertmanager",),
     )
 
 
 def amtool_binary() -> Path:
-    return find_binary("amtool", f"apt-get install prometheus-alertmanager, or {BOOTSTRAP_HINT}")
+    return find_binary("amtool", _alertmanager_hint("amtool"))
 
 
 def http_ok(url: str, timeout: float = 1.0) -> bool:

@@ -4,12 +4,15 @@
 endpoint when no real one is configured), an Alertmanager webhook sink, Alertmanager,
 the processor, Prometheus with llmpulse's rules and the built collector; it waits for
 each to be ready and prints where it listens. ``llmpulse down`` stops them. The pids
-live in ``<state-dir>/stack.json``; a second ``up`` while they run says so.
+live in ``<state-dir>/stack.json``; a second ``up`` while they run says so. The rules and
+configs come from :mod:`llmpulse.stack.files` (the checkout's, or the installed package's);
+a missing binary stops ``up`` before anything starts, with one line saying how to get it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -19,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from llmpulse.stack import components
+from llmpulse.stack import components, files
 
 STATE_FILE = "stack.json"
 SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9099/alerts"  # the default receiver in alerting/alertmanager.yml
@@ -93,8 +96,7 @@ class Stack:
     def _rule_files(self) -> list[str]:
         if self._rule_file_override is not None:
             return list(self._rule_file_override)
-        rules = components.REPO_ROOT / "alerting" / "rules"
-        return sorted(str(p) for p in rules.glob("*.yml")) if rules.is_dir() else []
+        return [str(p) for p in files.rule_files()]
 
     def _prometheus_config(self) -> Path:
         p, h = self.ports, self.host
@@ -142,8 +144,11 @@ state_path = "{d / "drift.npz"}"
 
     def _alertmanager_config(self) -> Path:
         """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
-        shipped = components.REPO_ROOT / "alerting" / "alertmanager.yml"
-        text = self._alertmanager_text if self._alertmanager_text is not None else shipped.read_text()
+        text = (
+            self._alertmanager_text
+            if self._alertmanager_text is not None
+            else files.alertmanager_config().read_text()
+        )
         text = text.replace(SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts")
         path = self.state_dir / "alertmanager.yml"
         path.write_text(text)
@@ -201,7 +206,7 @@ state_path = "{d / "drift.npz"}"
         prometheus = components.prometheus(self._prometheus_config(), d, p.prometheus, host=h)
         prometheus.detach = True
         collector = components.collector(
-            components.REPO_ROOT / "otel-collector.yaml",
+            files.collector_config(),
             d,
             {
                 "LLMPULSE_COLLECTOR_GRPC_ENDPOINT": f"{h}:{p.collector_grpc}",
@@ -263,7 +268,7 @@ state_path = "{d / "drift.npz"}"
                 self._children[int(process.pid or 0)] = process
                 started.append(Service(process.name, int(process.pid or 0), url, str(process.log_path)))
                 self._write_state(started)
-        except components.ComponentError as exc:
+        except (components.ComponentError, files.StackFilesMissing) as exc:
             say(f"llmpulse up failed: {exc}")
             self._terminate([s.pid for s in reversed(started)])
             self._state_path().unlink(missing_ok=True)
@@ -271,7 +276,8 @@ state_path = "{d / "drift.npz"}"
         say("llmpulse stack is up:")
         for service in started:
             say(f"  {service.name:<14} {service.url}")
-        say(f"Logs in {self.state_dir}. Stop everything with: llmpulse down (or make down)")
+        make = " (or make down)" if files.checkout_root() is not None else ""
+        say(f"Logs in {self.state_dir}. Stop everything with: llmpulse down{make}")
         return 0
 
     def down(self, say: Callable[[str], None]) -> int:
@@ -321,8 +327,14 @@ def _terminate(pid: int, timeout: float = 10.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _default_state_dir() -> Path:
-    return components.REPO_ROOT / ".cache" / "stack"
+def default_state_dir() -> Path:
+    """Where ``llmpulse up`` keeps its state unless told otherwise (see :mod:`llmpulse.stack.files`)."""
+    return files.state_dir("stack", os.environ)
+
+
+def free_ports() -> StackPorts:
+    """Ports that are free right now, one per component (``--free-ports``)."""
+    return StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -338,10 +350,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser.add_argument(
             "--state-dir",
             type=Path,
-            default=_default_state_dir(),
+            default=default_state_dir(),
             help="pids, configs, logs (default: %(default)s)",
         )
-    up.set_defaults(func=lambda args: Stack(args.state_dir).up(_say))
+    up.add_argument(
+        "--free-ports",
+        action="store_true",
+        help="use free ports instead of the standard ones (4317, 9090 ...); `down` needs no flag",
+    )
+    up.set_defaults(
+        func=lambda args: Stack(args.state_dir, free_ports() if args.free_ports else None).up(_say)
+    )
     down.set_defaults(func=lambda args: Stack(args.state_dir).down(_say))
 
 
