@@ -5,19 +5,23 @@ with its CLI (``llmpulse triage``, ``label``, ``export``, ``spc``). See docs/qua
 
 __all__ = [
     "canary",
+    "chart_store",
     "charts",
     "checks",
     "cli",
     "engine",
     "extension",
+    "flag_writer",
     "guards",
     "ingest",
     "judge",
+    "judging",
     "metric_names",
     "metrics",
     "settings",
     "status",
     "store",
+    "ticker",
     "types",
     "user_signals",
 ]

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmpulse.contract.environment_variables import LLMPULSE_QUALITY_DB as DB_ENV
+from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.metric_names import STATISTICS
 from llmpulse.processor.quality.store import FlaggedStore, StoredSample, iter_jsonl
 
@@ -121,13 +122,21 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _open(args: argparse.Namespace) -> FlaggedStore:
+def _existing(args: argparse.Namespace) -> str:
     if not os.path.exists(args.db):  # never create an empty database from a typo
         raise _NoDatabase(
             f"llmpulse {args.command}: no quality database at {args.db}; pass --db or set {DB_ENV}"
             " to the path the processor writes (quality.db_path)"
         )
-    return FlaggedStore(args.db)
+    return str(args.db)
+
+
+def _open(args: argparse.Namespace) -> FlaggedStore:
+    return FlaggedStore(_existing(args))
+
+
+def _open_charts(args: argparse.Namespace) -> ChartStore:
+    return ChartStore(_existing(args))
 
 
 def _when(ts: float) -> str:
@@ -211,7 +220,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _spc_show(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with _open_charts(args) as store:
         charts = store.load_charts()
     for (feature, statistic), state in sorted(charts.items()):
         if args.feature and feature != args.feature:
@@ -229,7 +238,7 @@ def _spc_show(args: argparse.Namespace) -> int:
 
 
 def _spc_reset(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with _open_charts(args) as store:
         deleted = store.request_reset(args.feature, args.statistic)
     what = args.statistic or "all statistics"
     print(f"SPC baseline reset for feature {args.feature} ({what}); {deleted} saved chart(s) removed")

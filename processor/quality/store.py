@@ -1,4 +1,4 @@
-"""Flagged samples, human labels and SPC chart state in one embedded SQLite database.
+"""Flagged samples and human labels in an embedded SQLite database.
 
 The processor writes; ``llmpulse triage``, ``label`` and ``export`` read and label from another
 process at the same time. WAL journal mode lets readers run beside the writer, and a busy
@@ -8,7 +8,8 @@ Retention: :meth:`FlaggedStore.prune` drops rows older than the retention age an
 rows past the row cap.
 
 Each :class:`FlaggedStore` owns one connection guarded by a lock, so one instance may be shared
-by threads (the engine writes through ``asyncio.to_thread``).
+by threads (the engine writes through ``asyncio.to_thread``). The same file also holds the saved
+SPC charts, through :class:`~llmpulse.processor.quality.chart_store.ChartStore`.
 """
 
 from __future__ import annotations
@@ -51,19 +52,6 @@ CREATE TABLE IF NOT EXISTS flagged (
 );
 CREATE INDEX IF NOT EXISTS flagged_feature_created ON flagged (feature, created);
 CREATE INDEX IF NOT EXISTS flagged_created ON flagged (created);
-CREATE TABLE IF NOT EXISTS spc_charts (
-    feature TEXT NOT NULL,
-    statistic TEXT NOT NULL,
-    state TEXT NOT NULL,
-    updated REAL NOT NULL,
-    PRIMARY KEY (feature, statistic)
-);
-CREATE TABLE IF NOT EXISTS spc_resets (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    feature TEXT NOT NULL,
-    statistic TEXT,
-    requested REAL NOT NULL
-);
 """
 
 LABELS = ("good", "bad")
@@ -326,53 +314,6 @@ class FlaggedStore:
         """Rows stored."""
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM flagged").fetchone()[0])
-
-    # --- SPC chart state ----------------------------------------------------------------
-    def save_charts(self, charts: dict[tuple[str, str], dict[str, Any]], *, now: float | None = None) -> None:
-        """Upsert chart snapshots keyed by (feature, statistic)."""
-        stamp = time.time() if now is None else now
-        with self._lock:
-            self._db.executemany(
-                "INSERT INTO spc_charts (feature, statistic, state, updated) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (feature, statistic)"
-                " DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                [(f, s, json.dumps(state), stamp) for (f, s), state in charts.items()],
-            )
-
-    def load_charts(self) -> dict[tuple[str, str], dict[str, Any]]:
-        """Every saved chart snapshot."""
-        with self._lock:
-            rows = self._db.execute("SELECT feature, statistic, state FROM spc_charts").fetchall()
-        return {(str(f), str(s)): json.loads(state) for f, s, state in rows}
-
-    def request_reset(self, feature: str, statistic: str | None = None) -> int:
-        """Delete the saved charts of ``feature`` (one statistic or all) and ask a running engine
-        to reset them too; returns how many saved charts were deleted."""
-        with self._lock:
-            if statistic is None:
-                deleted = self._db.execute("DELETE FROM spc_charts WHERE feature = ?", (feature,)).rowcount
-            else:
-                deleted = self._db.execute(
-                    "DELETE FROM spc_charts WHERE feature = ? AND statistic = ?", (feature, statistic)
-                ).rowcount
-            self._db.execute(
-                "INSERT INTO spc_resets (feature, statistic, requested) VALUES (?, ?, ?)",
-                (feature, statistic, time.time()),
-            )
-        return int(deleted)
-
-    def take_resets(self) -> list[tuple[str, str | None]]:
-        """Pending reset requests (feature, statistic or None for all), removed as they are read."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                rows = self._db.execute("SELECT feature, statistic FROM spc_resets ORDER BY id").fetchall()
-                self._db.execute("DELETE FROM spc_resets")
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-        return [(str(f), None if s is None else str(s)) for f, s in rows]
 
 
 def _sample(row: dict[str, Any]) -> StoredSample:

@@ -319,7 +319,7 @@ async def test_error_rate_chart_alarms_on_a_burst_of_errors_and_baselines_surviv
     assert _value(registry2, "llmpulse_spc_alarm", **labels) == 1
     assert _value(registry2, "llmpulse_spc_value", **labels) == 0.5
     # `llmpulse spc reset` asks the running engine to forget the baseline.
-    engine2.store.request_reset("support")
+    engine2.chart_store.request_reset("support")
     await engine2.tick()
     assert engine2.charts.chart("support", "error_rate").in_warmup
     assert registry2.get_sample_value("llmpulse_spc_alarm", labels) is None

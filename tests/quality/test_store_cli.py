@@ -14,6 +14,7 @@ import pytest
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.processor.quality import cli as quality_cli
+from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings, SpcSettings
@@ -133,7 +134,7 @@ async def test_round_trip_through_restart_triage_label_and_export(
 
 def test_cli_runs_as_a_module_and_resets_spc_baselines(tmp_path: Path) -> None:
     db = tmp_path / "quality.db"
-    with FlaggedStore(db) as store:
+    with ChartStore(db) as store:
         store.save_charts(
             {
                 ("billing", "error_rate"): {"version": 1},
@@ -149,7 +150,7 @@ def test_cli_runs_as_a_module_and_resets_spc_baselines(tmp_path: Path) -> None:
         check=True,
     )
     assert "1 saved chart(s) removed" in result.stdout
-    with FlaggedStore(db) as store:
+    with ChartStore(db) as store:
         assert set(store.load_charts()) == {("billing", "judge_score"), ("search", "error_rate")}
         assert store.take_resets() == [("billing", "error_rate")]
         assert store.take_resets() == []

@@ -1,0 +1,66 @@
+"""Saved SPC charts live beside the flagged samples in one file, each store on its own connection."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+
+from llmpulse.processor.quality.chart_store import ChartStore
+from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore
+
+# The schema one FlaggedStore wrote before the chart tables moved to ChartStore.
+_COMBINED_SCHEMA = """
+CREATE TABLE flagged (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL, feature TEXT NOT NULL,
+    model TEXT NOT NULL, provider TEXT NOT NULL DEFAULT '', trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL DEFAULT '', response_id TEXT, sources TEXT NOT NULL, reasons TEXT NOT NULL,
+    scores TEXT NOT NULL, judge_verdict TEXT, explanation TEXT, input TEXT, system_instructions TEXT,
+    output TEXT, label TEXT, label_note TEXT, labelled_at REAL
+);
+CREATE INDEX flagged_feature_created ON flagged (feature, created);
+CREATE INDEX flagged_created ON flagged (created);
+CREATE TABLE spc_charts (
+    feature TEXT NOT NULL, statistic TEXT NOT NULL, state TEXT NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (feature, statistic)
+);
+CREATE TABLE spc_resets (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, feature TEXT NOT NULL, statistic TEXT, requested REAL NOT NULL
+);
+"""
+
+
+def _record(feature: str) -> FlaggedRecord:
+    return FlaggedRecord(feature, "gpt-4o", b"\x01" * 16, ("check",), ("empty_output",), 1_700_000_000.0)
+
+
+def test_a_database_written_before_the_split_reads_the_same(tmp_path: Path) -> None:
+    db = tmp_path / "quality.db"
+    with contextlib.closing(sqlite3.connect(db)) as old, old:  # closed after the commit
+        old.executescript(_COMBINED_SCHEMA)
+        old.execute(
+            "INSERT INTO spc_charts VALUES (?, ?, ?, ?)",
+            ("billing", "error_rate", json.dumps({"version": 1}), 1.0),
+        )
+        old.execute("INSERT INTO spc_resets (feature, statistic, requested) VALUES ('search', NULL, 1.0)")
+    with ChartStore(db) as charts, FlaggedStore(db) as flagged:
+        assert charts.load_charts() == {("billing", "error_rate"): {"version": 1}}
+        assert charts.take_resets() == [("search", None)]
+        flagged.add(_record("billing"))
+        assert [s.record.feature for s in flagged.query()] == ["billing"]
+
+
+def test_charts_and_samples_share_one_file(tmp_path: Path) -> None:
+    db = tmp_path / "sub" / "quality.db"
+    with ChartStore(db) as charts:  # creates the folder and its own tables only
+        charts.save_charts({("billing", "judge_score"): {"version": 1}}, now=5.0)
+    with FlaggedStore(db) as flagged:
+        flagged.add(_record("billing"))
+    with ChartStore(db) as charts, FlaggedStore(db) as flagged:
+        assert charts.request_reset("billing") == 1
+        assert charts.load_charts() == {}
+        assert flagged.count() == 1
+    with contextlib.closing(sqlite3.connect(db)) as reader:
+        tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"flagged", "spc_charts", "spc_resets"} <= tables
