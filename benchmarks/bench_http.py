@@ -181,6 +181,17 @@ def _old_server_file(rev: str, into: Path) -> Path:
     return path
 
 
+def _fresh_config(state: Path, engines: bool) -> Path:
+    """A config with its own quality database, so no run inherits another's."""
+    run = Path(tempfile.mkdtemp(dir=state))
+    config = run / "processor.toml"
+    config.write_text(
+        f'[quality]\ndb_path = "{run / "quality.db"}"\n'
+        + ("" if engines else "enabled = false\n[drift]\nenabled = false\n")
+    )
+    return config
+
+
 def run_target(name: str, argv: list[str], ports: tuple[int, int, int], args: argparse.Namespace) -> Result:
     """Start a target, load it over OTLP/HTTP from another process, read its figures, stop it."""
     import bench_processor as bp
@@ -249,28 +260,30 @@ def bench(args: argparse.Namespace) -> list[Result]:
     """Alternate old and new targets ``args.rounds`` times."""
     import bench_processor as bp
 
-    state = Path(tempfile.mkdtemp(prefix="llmpulse-bench-http-"))
-    config = state / "processor.toml"
-    config.write_text(
-        f'[quality]\ndb_path = "{state / "quality.db"}"\n'
-        + ("" if args.engines else "enabled = false\n[drift]\nenabled = false\n")
-    )
-    old_file = None if args.baseline_python else _old_server_file(args.baseline_rev, state)
     results: list[Result] = []
-    for _ in range(args.rounds):
-        for which in ("old", "new"):
-            ports = (bp.free_port(), bp.free_port(), bp.free_port())
-            serve = _serve_args(ports, config)
-            if which == "new":
-                argv = [sys.executable, "-m", "llmpulse.cli", *serve]
-                name = "new (aiohttp)"
-            elif args.baseline_python:
-                argv = [str(args.baseline_python), "-m", "llmpulse.cli", *serve]
-                name = "old (baseline install)"
-            else:
-                argv = [sys.executable, "-c", LAUNCH_WITH_SERVER.format(module=MODULE), str(old_file), *serve]
-                name = "old (home-made)"
-            results.append(run_target(name, argv, ports, args))
+    with tempfile.TemporaryDirectory(prefix="llmpulse-bench-http-") as tmp:
+        state = Path(tmp)
+        old_file = None if args.baseline_python else _old_server_file(args.baseline_rev, state)
+        for _ in range(args.rounds):
+            for which in ("old", "new"):
+                ports = (bp.free_port(), bp.free_port(), bp.free_port())
+                serve = _serve_args(ports, _fresh_config(state, args.engines))
+                if which == "new":
+                    argv = [sys.executable, "-m", "llmpulse.cli", *serve]
+                    name = "new (aiohttp)"
+                elif args.baseline_python:
+                    argv = [str(args.baseline_python), "-m", "llmpulse.cli", *serve]
+                    name = "old (baseline install)"
+                else:
+                    argv = [
+                        sys.executable,
+                        "-c",
+                        LAUNCH_WITH_SERVER.format(module=MODULE),
+                        str(old_file),
+                        *serve,
+                    ]
+                    name = "old (home-made)"
+                results.append(run_target(name, argv, ports, args))
     return results
 
 
