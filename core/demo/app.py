@@ -147,7 +147,7 @@ class DemoApp:
                 else:
                     self._summarize(feature, self._random(), self._active())
         except Exception:  # the app keeps serving; the instrumentation already recorded the failure
-            logger.debug("request of %s failed", feature.name, exc_info=True)
+            logger.debug("event=demo_request_failed feature=%s", feature.name, exc_info=True)
 
     def _rag(self, feature: Feature, rng: random.Random, active: frozenset[str]) -> None:
         llmpulse = self._llmpulse

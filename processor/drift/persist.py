@@ -72,13 +72,15 @@ def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions
             for i, feature_meta in enumerate(meta["features"])
         ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        logger.warning("drift: ignoring unreadable state file %s: %s", target, exc)
+        logger.warning(
+            "event=drift_state_ignored path=%s reason='ignoring unreadable state file' error=%r", target, exc
+        )
         return []
     saved_dims = {int(arrays["reference"].shape[1]) for arrays, _ in features}
     if dimensions is not None and saved_dims - {dimensions}:
         logger.warning(
-            "drift: state file %s holds %s-dimensional vectors, the embedder makes %d; "
-            "collecting new references",
+            "event=drift_state_ignored path=%s reason='holds %s-dimensional vectors, the embedder makes %d' "
+            "action=collect_new_references",
             target,
             "/".join(map(str, sorted(saved_dims))),
             dimensions,
@@ -86,7 +88,8 @@ def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions
         return []
     if meta["embedder"] != embedder_name:
         logger.warning(
-            "drift: state file %s was made with embedder %s, not %s; collecting new references",
+            "event=drift_state_ignored path=%s reason='made with embedder %s, not %s' "
+            "action=collect_new_references",
             target,
             meta["embedder"],
             embedder_name,
