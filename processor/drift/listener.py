@@ -1,9 +1,10 @@
-"""Plugs the drift engine into the processor: a record listener, the metrics and the admin routes.
+"""Feeds the drift engine from the processor's pipeline.
 
 :class:`DriftListener` is a :class:`~llmpulse.processor.pipeline.queue.RecordListener`: for every
-counted LLM call whose span carries sampled content (``gen_ai.input.messages``), it reads the two
-content attributes and hands a :class:`DriftSample` to the engine (a queue append). Calls without
-content cost one scan of the span's attribute keys.
+counted LLM call whose span carried sampled content (``gen_ai.input.messages``), it takes the
+call's parsed content (:attr:`LLMCall.content`, parsed once per call and shared with the quality
+engine) and hands a :class:`DriftSample` to the engine (a queue append). Calls without content
+cost one flag test.
 :func:`~llmpulse.processor.drift.extension.drift_extension` plugs it into the processor.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from llmpulse.contract import attributes as A
 from llmpulse.processor.drift.engine import DriftEngine
 from llmpulse.processor.drift.input import sample_from_parsed
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
@@ -20,8 +20,6 @@ from llmpulse.processor.pipeline.records import Feedback, LLMCall
 __all__ = ["DriftListener"]
 
 logger = logging.getLogger(__name__)
-
-_KEYS = frozenset({A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_OUTPUT_MESSAGES})
 
 
 class DriftListener:
