@@ -129,11 +129,12 @@ def _shipped_rule_groups() -> dict[str, set[str]]:
 
 
 def _alive(pid: int) -> bool:
+    """Running: a zombie waiting for init to reap it (``up`` has exited) is dead."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_up_down_and_demo_help_from_the_wheel(installed: Installed) -> None:

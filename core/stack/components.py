@@ -75,7 +75,8 @@ def _collector_hint() -> str:
     except files.StackFilesMissing:
         return f"build it from collector/builder-config.yaml and set {COLLECTOR_ENV} to the binary"
     found = re.search(r"^\s*version:\s*v?([\w.-]+)\s*$", manifest.read_text(), re.MULTILINE)
-    builder = f"go.opentelemetry.io/collector/cmd/builder@v{found.group(1) if found else 'latest'}"
+    version = f"v{found.group(1)}" if found else "latest"  # the builder's version is the manifest's
+    builder = f"go.opentelemetry.io/collector/cmd/builder@{version}"
     return (
         f"build it with the OpenTelemetry Collector Builder (Go >= 1.25: `go install {builder}`, "
         f"then `builder --config {manifest}`, which writes ./build/{COLLECTOR_NAME}), "

@@ -311,7 +311,17 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Exited but not reaped yet: `up` has exited, so its children wait for init to reap them
+    (seconds on some machines). Linux ``/proc``; elsewhere a zombie counts as alive."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def _terminate(pid: int, timeout: float = 10.0) -> None:
