@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmpulse.contract.environment_variables import LLMPULSE_COLLECTOR_BIN
+
 STEP_EVERY = 8  # otlp_load.STEP_EVERY: one span in 8 is a step span
 ROOT = Path(__file__).resolve().parent.parent
 LOAD = Path(__file__).resolve().parent / "otlp_load.py"
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--collector",
         type=Path,
-        default=Path(os.environ.get("LLMPULSE_COLLECTOR_BIN", DEFAULT_COLLECTOR)),
+        default=Path(os.environ.get(LLMPULSE_COLLECTOR_BIN, DEFAULT_COLLECTOR)),
         help="collector binary (env LLMPULSE_COLLECTOR_BIN; default: .cache/collector/llmpulse-otelcol)",
     )
     parser.add_argument("--only", choices=["processor", "collector"], help="benchmark one target only")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from llmpulse.contract import environment_variables as E
 from llmpulse.contract.environment_variables import LLMPULSE_CONTENT_MAX_CHARS as ENV_CONTENT_MAX_CHARS
 from llmpulse.contract.environment_variables import (
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT as ENV_CAPTURE_CONTENT,
@@ -45,7 +46,7 @@ from llmpulse.demo.view import SnapshotReader, View, make_view
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.drift.admin import REFREEZE_PATH
 from llmpulse.stack import files
-from llmpulse.stack.local import Stack, StackPorts, components, default_state_dir
+from llmpulse.stack.local import Stack, StackPorts, default_state_dir, free_ports
 from llmpulse.testing.fake_provider import FakeProvider
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class DemoOptions:
 def _start_app(options: DemoOptions, scenario: ScenarioState, provider_url: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "LLMPULSE_ENABLED": "1",
+        E.LLMPULSE_ENABLED: "1",
         "OTEL_SERVICE_NAME": "llmpulse-demo-app",
         "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{options.ports.collector_grpc}",
         "OTEL_BSP_SCHEDULE_DELAY": "500",
@@ -237,10 +238,6 @@ def _default_state_dir() -> Path:
     return files.state_dir("demo", os.environ)
 
 
-def _free_ports() -> StackPorts:
-    return StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = subparsers.add_parser(
@@ -277,7 +274,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.speed <= 0:
         print("llmpulse demo: --speed must be positive", file=sys.stderr)
         return 2
-    ports = _free_ports() if args.free_ports else StackPorts()
+    ports = free_ports() if args.free_ports else StackPorts()
     if not args.free_ports and Stack(default_state_dir()).running():
         print(
             "llmpulse demo: the stack of `llmpulse up` is running on the standard ports; the demo starts "

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from llmpulse.contract import environment_variables as E
 from llmpulse.stack import components, files
 
 STATE_FILE = "stack.json"
@@ -209,11 +210,11 @@ state_path = "{d / "drift.npz"}"
             files.collector_config(),
             d,
             {
-                "LLMPULSE_COLLECTOR_GRPC_ENDPOINT": f"{h}:{p.collector_grpc}",
-                "LLMPULSE_COLLECTOR_HTTP_ENDPOINT": f"{h}:{p.collector_http}",
-                "LLMPULSE_COLLECTOR_HEALTH_ENDPOINT": f"{h}:{p.collector_health}",
-                "LLMPULSE_COLLECTOR_METRICS_PORT": str(p.collector_metrics),
-                "LLMPULSE_PROCESSOR_ENDPOINT": f"{h}:{p.processor_grpc}",
+                E.LLMPULSE_COLLECTOR_GRPC_ENDPOINT: f"{h}:{p.collector_grpc}",
+                E.LLMPULSE_COLLECTOR_HTTP_ENDPOINT: f"{h}:{p.collector_http}",
+                E.LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: f"{h}:{p.collector_health}",
+                E.LLMPULSE_COLLECTOR_METRICS_PORT: str(p.collector_metrics),
+                E.LLMPULSE_PROCESSOR_ENDPOINT: f"{h}:{p.processor_grpc}",
             },
             f"{h}:{p.collector_health}",
         )
