@@ -26,7 +26,7 @@ from typing import Any
 from llmpulse.contract.redaction import Redactor
 from llmpulse.processor.quality.types import QualitySample, Verdict
 
-__all__ = ["FlaggedRecord", "FlaggedStore", "StoredSample"]
+__all__ = ["FlaggedRecord", "FlaggedStore", "StoredSample", "iter_jsonl", "open_database"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flagged (
@@ -143,6 +143,21 @@ class StoredSample:
         }
 
 
+def open_database(path: str, schema: str) -> sqlite3.Connection:
+    """A connection to the SQLite file at ``path`` (or ``":memory:"``) with ``schema`` applied.
+
+    Autocommit, WAL, usable from the writer thread; the flagged store and the chart store share
+    the file and these settings.
+    """
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, timeout=10.0, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.executescript(schema)
+    return db
+
+
 def _maybe_json(text: str | None) -> Any:
     if text is None:
         return None
@@ -164,16 +179,11 @@ class FlaggedStore:
         redactor: Redactor | None = None,
     ) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.retention_s = retention_days * 86400.0
         self.retention_rows = retention_rows
         self._redact = redactor or Redactor()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_database(self.path, _SCHEMA)
 
     def close(self) -> None:
         """Close the connection."""
