@@ -13,7 +13,7 @@ What this module adds on top, in order, for every request:
 2. the body limit: a ``Content-Length`` over ``max_body_bytes`` is answered 413 before reading
    (``on_too_large`` is called), a chunked body is cut off with 413 once it passes the limit;
 3. ``Expect: 100-continue`` is answered only then, so a refused client never sends its body;
-4. the body is read (within :data:`IDLE_TIMEOUT`) and the handler called; an exception in the
+4. the body is read (within :data:`IDLE_TIMEOUT`, else 408) and the handler called; an exception in the
    handler is logged and answered 500.
 
 aiohttp's own request-body decompression is off: ``Content-Encoding`` is the handler's business
