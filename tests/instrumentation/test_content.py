@@ -140,8 +140,9 @@ def test_settings_from_env() -> None:
     )
     assert (settings.content, settings.sample_rate, settings.hash_user_ids) == ("sampled", 0.25, False)
     assert settings.anthropic_sdk_spans == "keep"
-    assert Settings.from_env({E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "span_only"}).content == "on"
-    assert Settings.from_env({E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "NO_CONTENT"}).content == "off"
+    capture = E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+    assert Settings.from_env({capture: "span_only"}).content == "on"
+    assert Settings.from_env({capture: "NO_CONTENT"}).content == "off"
     assert Settings.from_env({E.LLMPULSE_SAMPLE_RATE: "lots"}).sample_rate == 0.0
 
 
