@@ -15,8 +15,10 @@ A span travels one way through the sub-packages::
 
 At the top: :mod:`~llmpulse.processor.service` (the process: receivers, pipeline, admin
 server), :mod:`~llmpulse.processor.settings` (configuration), :mod:`~llmpulse.processor.engines`
-(which engines run, built from the configuration) and :mod:`~llmpulse.processor.cli`
-(``llmpulse serve`` / ``llmpulse status``). See docs/processor.md.
+(the configuration's engine tables turned into extensions), :mod:`~llmpulse.processor.extension`
+(the one :class:`Extension` type every engine plugs in through), :mod:`~llmpulse.processor.http_server`
+(the HTTP/1.1 servers, on aiohttp) and :mod:`~llmpulse.processor.cli` (``llmpulse serve`` /
+``llmpulse status``). See docs/processor.md for the tree and the path of a span.
 """
 
 __all__ = [
