@@ -49,7 +49,7 @@ def _aws_secret(match: re.Match[str]) -> str:
 
 _Replacement = str | Callable[[re.Match[str]], str]
 
-_DIGITS: Final = "0123456789"
+_DIGITS: Final = tuple("0123456789")
 _PASSWORD_KEYS: Final = (
     "pass",
     "PASS",
@@ -146,7 +146,7 @@ _NUMBER_RUN: Final = re.compile(r"\d[\d\s().+-]{5,}\d")
 _CONTEXT: Final = 2
 
 
-def _gated(text: str, gate: tuple[str, ...] | str) -> bool:
+def _gated(text: str, gate: tuple[str, ...]) -> bool:
     return any(g in text for g in gate)
 
 
