@@ -50,20 +50,11 @@ def _aws_secret(match: re.Match[str]) -> str:
 _Replacement = str | Callable[[re.Match[str]], str]
 
 _DIGITS: Final = tuple("0123456789")
-_PASSWORD_KEYS: Final = (
-    "pass",
-    "PASS",
-    "Pass",
-    "pwd",
-    "PWD",
-    "secret",
-    "SECRET",
-    "Secret",
-    "key",
-    "KEY",
-    "Key",
+_PASSWORD_KEYS: Final = tuple(
+    case(word)
+    for word in ("pass", "pwd", "secret", "key", "token")
+    for case in (str.lower, str.upper, str.title)
 )
-_PASSWORD_KEYS += ("token", "TOKEN", "Token")
 
 # (gate, pattern, replacement): a pattern runs only when one of its gate strings occurs in the
 # text (a C-speed substring scan), so the common text pays for a few scans, not for every pattern.
