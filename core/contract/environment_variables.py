@@ -64,15 +64,16 @@ LLMPULSE_HASH_USER_IDS: Final = "LLMPULSE_HASH_USER_IDS"
 .. envvar:: LLMPULSE_HASH_USER_IDS
 
 ``0``, ``false``, ``no`` or ``off`` records ``context(user_id=...)`` as the raw ``enduser.id``.
-Default: hashed into ``enduser.pseudo.id`` (salted SHA-256).
+Default: hashed into ``enduser.pseudo.id`` (HMAC-SHA256 under the deployment salt).
 """
 
 LLMPULSE_USER_ID_SALT: Final = "LLMPULSE_USER_ID_SALT"
 """
 .. envvar:: LLMPULSE_USER_ID_SALT
 
-Salt of the user-id hash; set the same value on every instance so one user has one pseudonym.
-Default: empty.
+Salt of the user-id pseudonym (HMAC-SHA256 key); set the same value on every instance so one user
+has one pseudonym everywhere. Default: a random salt created once in
+``$XDG_STATE_HOME/llmpulse/user-id-salt`` (mode 0600) and reused by every process on the machine.
 """
 
 LLMPULSE_PRICING_FILE: Final = "LLMPULSE_PRICING_FILE"
