@@ -17,6 +17,7 @@ from typing import Any
 
 from llmpulse import __version__
 from llmpulse.errors import LLMPulseError
+from llmpulse.processor.admin.guard import AdminGuard, is_loopback
 from llmpulse.processor.admin.handler import AdminHandler
 from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Handler, HttpServer
@@ -103,6 +104,11 @@ class ProcessorService:
             status=self.status,
             ready=lambda: self.state == "running",
             routes=_admin_routes(self._extensions),
+            guard=AdminGuard(
+                bind_host=settings.admin_host,
+                auth_token=settings.auth_token,
+                allowed_hosts=settings.admin_allowed_hosts,
+            ),
         )
         self.admin = HttpServer(
             admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
@@ -150,6 +156,14 @@ class ProcessorService:
             self.admin.port,
             self.settings.redacted(),
         )
+        if not is_loopback(self.settings.admin_host):
+            logger.warning(
+                "event=admin_port_not_loopback admin_host=%s auth=%s effect=/metrics and /api/status are "
+                "readable by anyone who can reach the port hint=bind it to 127.0.0.1 or firewall it%s",
+                self.settings.admin_host,
+                "token" if self.settings.auth_token else "none",
+                "" if self.settings.auth_token else "; set LLMPULSE_AUTH_TOKEN so state changes need a token",
+            )
 
     async def shutdown(self) -> None:
         """Refuse new exports, drain the queue within the bound, close the servers, then stop

@@ -171,7 +171,26 @@ LLMPULSE_AUTH_TOKEN: Final = "LLMPULSE_AUTH_TOKEN"
 """
 .. envvar:: LLMPULSE_AUTH_TOKEN
 
-Bearer token both OTLP receivers require (``--auth-token``). Default: unset, no auth.
+Bearer token both OTLP receivers and the admin port's state-changing endpoints require
+(``--auth-token``). Prefer this variable or :envvar:`LLMPULSE_AUTH_TOKEN_FILE` to the flag, which
+any local user can read in ``/proc/<pid>/cmdline``. Default: unset, no auth.
+"""
+
+LLMPULSE_AUTH_TOKEN_FILE: Final = "LLMPULSE_AUTH_TOKEN_FILE"
+"""
+.. envvar:: LLMPULSE_AUTH_TOKEN_FILE
+
+File holding the auth token (``--auth-token-file``; surrounding whitespace ignored), e.g. a
+mounted secret. Set this or :envvar:`LLMPULSE_AUTH_TOKEN`, not both. Default: unset.
+"""
+
+LLMPULSE_ADMIN_ALLOWED_HOSTS: Final = "LLMPULSE_ADMIN_ALLOWED_HOSTS"
+"""
+.. envvar:: LLMPULSE_ADMIN_ALLOWED_HOSTS
+
+Comma-separated host names the admin port answers to (``Host`` header, port ignored), e.g.
+``processor,llmpulse.internal``. Default: loopback names only when the admin port binds to
+loopback; any host when it binds beyond loopback.
 """
 
 LLMPULSE_TLS_CERT: Final = "LLMPULSE_TLS_CERT"
@@ -408,6 +427,8 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_ADMIN_HOST,
     LLMPULSE_ADMIN_PORT,
     LLMPULSE_AUTH_TOKEN,
+    LLMPULSE_AUTH_TOKEN_FILE,
+    LLMPULSE_ADMIN_ALLOWED_HOSTS,
     LLMPULSE_TLS_CERT,
     LLMPULSE_TLS_KEY,
     LLMPULSE_MAX_REQUEST_BYTES,
