@@ -101,6 +101,7 @@ REJECT_INVALID_DURATION: Final = "invalid_duration"
 REJECT_INVALID_TIME_TO_FIRST_CHUNK: Final = "invalid_time_to_first_chunk"
 REJECT_INVALID_ATTRIBUTE: Final = "invalid_attribute"  # a label attribute of the wrong type
 REJECT_INVALID_FEEDBACK: Final = "invalid_feedback"
+REJECT_INVALID_ID: Final = "invalid_id"  # a trace id not of 16 bytes or a span id not of 8
 REJECT_REASONS: Final = (
     REJECT_INVALID_TOKENS,
     REJECT_INVALID_COST,
@@ -109,6 +110,7 @@ REJECT_REASONS: Final = (
     REJECT_INVALID_TIME_TO_FIRST_CHUNK,
     REJECT_INVALID_ATTRIBUTE,
     REJECT_INVALID_FEEDBACK,
+    REJECT_INVALID_ID,
 )
 
 # reason a whole request was refused
