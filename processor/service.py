@@ -98,6 +98,7 @@ class ProcessorService:
             name="otlp_http",
             on_too_large=otlp_http.too_large,
             precheck=otlp_http.precheck,
+            refusal=otlp_http.refusal,
         )
         admin = AdminHandler(
             self.registry,
