@@ -63,6 +63,7 @@ class ProcessorService:
         self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
         self.pipeline = Pipeline(
             capacity=settings.queue_spans,
+            max_delay=settings.queue_max_delay,
             derived=self.derived,
             accounting=self.accounting,
             windows=self.windows,

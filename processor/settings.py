@@ -135,6 +135,14 @@ FIELDS: tuple[Field, ...] = (
     Field("max_request_bytes", _positive_int, 8 * 1024 * 1024, "largest export request accepted", "BYTES"),
     Field("queue_spans", _positive_int, 65_536, "capacity of the processing queue in spans", "SPANS"),
     Field(
+        "queue_max_delay",
+        _positive_float,
+        2.0,
+        "seconds of backlog (at the measured drain rate) beyond which requests are refused with a "
+        "retry hint, well inside exporters' 10 s timeout",
+        "S",
+    ),
+    Field(
         "retry_after", _positive_float, 1.0, "seconds a client is told to wait when the queue is full", "S"
     ),
     Field("drain_timeout", _positive_float, 10.0, "seconds shutdown waits for the queue to drain", "S"),
@@ -171,6 +179,7 @@ class Settings:
     tls_key: Path | None = None
     max_request_bytes: int = 8 * 1024 * 1024
     queue_spans: int = 65_536
+    queue_max_delay: float = 2.0
     retry_after: float = 1.0
     drain_timeout: float = 10.0
     max_label_values: int = 100

@@ -222,6 +222,15 @@ LLMPULSE_QUEUE_SPANS: Final = "LLMPULSE_QUEUE_SPANS"
 Capacity of the processing queue, in spans (``--queue-spans``). Default ``65536``.
 """
 
+LLMPULSE_QUEUE_MAX_DELAY: Final = "LLMPULSE_QUEUE_MAX_DELAY"
+"""
+.. envvar:: LLMPULSE_QUEUE_MAX_DELAY
+
+Seconds of backlog, at the processing rate the processor measures, beyond which an export is
+refused at once with a retry hint (``--queue-max-delay``). Default ``2``: an overloaded processor
+answers well inside the exporters' 10 s timeout instead of letting them time out.
+"""
+
 LLMPULSE_RETRY_AFTER: Final = "LLMPULSE_RETRY_AFTER"
 """
 .. envvar:: LLMPULSE_RETRY_AFTER
@@ -433,6 +442,7 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_TLS_KEY,
     LLMPULSE_MAX_REQUEST_BYTES,
     LLMPULSE_QUEUE_SPANS,
+    LLMPULSE_QUEUE_MAX_DELAY,
     LLMPULSE_RETRY_AFTER,
     LLMPULSE_DRAIN_TIMEOUT,
     LLMPULSE_MAX_LABEL_VALUES,

@@ -116,6 +116,7 @@ REJECT_REASONS: Final = (
 # reason a whole request was refused
 REFUSE_QUEUE_FULL: Final = "queue_full"  # RESOURCE_EXHAUSTED / 429, the client retries
 REFUSE_SHUTTING_DOWN: Final = "shutting_down"  # UNAVAILABLE / 503, the client retries
+REFUSE_DEADLINE_EXCEEDED: Final = "deadline_exceeded"  # queued past the client's deadline: not counted
 REFUSE_UNDECODABLE: Final = "undecodable"  # INVALID_ARGUMENT / 400
 REFUSE_TOO_LARGE: Final = "too_large"  # RESOURCE_EXHAUSTED / 413
 REFUSE_UNAUTHENTICATED: Final = "unauthenticated"  # UNAUTHENTICATED / 401
@@ -127,6 +128,7 @@ REFUSE_REASONS: Final = (
     REFUSE_TOO_LARGE,
     REFUSE_UNAUTHENTICATED,
     REFUSE_UNSUPPORTED_MEDIA_TYPE,
+    REFUSE_DEADLINE_EXCEEDED,
 )
 
 # --- advised buckets (semconv) ------------------------------------------------------------
