@@ -173,6 +173,13 @@ class Pipeline:
         """Seconds a request queued now would wait, from the measured drain rate (None: not yet known)."""
         return None if self._rate is None else self._queued_spans / self._rate
 
+    def _late(self, deadline: float | None, spans: int) -> bool:
+        """Whether ``spans`` more spans, processed at the measured rate, would end past ``deadline``."""
+        if deadline is None:
+            return False
+        now = time.monotonic()
+        return now > deadline or (self._rate is not None and now + spans / self._rate > deadline)
+
     def _too_slow(self, spans: int) -> bool:
         """Whether ``spans`` queued spans would take longer than ``max_delay`` to drain."""
         return self.max_delay is not None and self._rate is not None and spans > self._rate * self.max_delay
@@ -185,17 +192,19 @@ class Pipeline:
         The queue is bounded by ``capacity`` spans and, once the drain rate is known, by time:
         a request is refused when what is queued before it would take over ``max_delay`` seconds,
         so clients hear "retry later" at once instead of timing out. ``deadline``
-        (``time.monotonic()``) is the client's: a request still queued then is answered with
-        :class:`DeadlineExceeded` and not counted, so the client's retry is not counted twice.
+        (``time.monotonic()``) is the client's: a request that cannot be processed before it is
+        refused at once, and one that can no longer be (still queued, or its processing would
+        end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
+        retry is not counted twice.
         """
         accounting = self.accounting
         accounting.received[receiver] += spans
         if self._closed:
             accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             raise ShuttingDown()
-        if self._queued_spans and (
-            self._queued_spans + spans > self.capacity or self._too_slow(self._queued_spans)
-        ):
+        queued = self._queued_spans
+        full = queued and (queued + spans > self.capacity or self._too_slow(queued))
+        if full or self._late(deadline, queued + spans):
             accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
             self._warn_full()
             raise QueueFull(self.retry_after)
@@ -265,7 +274,7 @@ class Pipeline:
                 request, spans, receiver, future, deadline = self._queue.popleft()
                 self._queued_spans -= spans
                 self.accounting.queue_spans = self._queued_spans
-                if future.done() or (deadline is not None and time.monotonic() > deadline):
+                if future.done() or self._late(deadline, spans):
                     # the client gave up (or will have, before the answer arrives): counting the
                     # spans now would count them twice once it retries
                     self.accounting.refuse(receiver, M.REFUSE_DEADLINE_EXCEEDED, spans)
