@@ -50,11 +50,11 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
         }
     watch = engine.content
     for feature in watch.features():
-        state = watch.state(feature)
+        content_state = watch.state(feature)
         features.setdefault(feature, {"charts": {}})["content"] = {
-            "state": state,
+            "state": content_state,
             "age_s": round(watch.age(feature), 1),
-            "hint": HINTS[state],
+            "hint": HINTS[content_state],
         }
     budget.allows()  # rolls the day over before reporting
     return {

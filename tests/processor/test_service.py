@@ -99,7 +99,8 @@ def test_misspelled_tables_and_loose_keys_are_errors_naming_the_valid_tables(
     misspelled = tmp_path / "misspelled.toml"
     misspelled.write_text("[prcessor]\ngrpc_port = 1\n")
     with pytest.raises(
-        ConfigError, match=r"unknown table\(s\) \[prcessor\]; valid: \[processor\], \[quality\], \[canary\], \[drift\]"
+        ConfigError,
+        match=r"unknown table\(s\) \[prcessor\]; valid: \[processor\], \[quality\], \[canary\], \[drift\]",
     ):
         resolve({"config": str(misspelled)}, {})
     loose = tmp_path / "loose.toml"

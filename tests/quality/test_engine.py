@@ -527,14 +527,18 @@ async def test_failed_calls_are_not_responses_in_the_user_signal_ratios(
     await engine.start()
     answered = [sample_factory(feature="chat") for _ in range(10)]
     failed = [
-        sample_factory(feature="chat", output_text=None, error_type="InternalServerError", finish_reason="error")
+        sample_factory(
+            feature="chat", output_text=None, error_type="InternalServerError", finish_reason="error"
+        )
         for _ in range(10)
     ]
     for sample in answered + failed:
         engine.observe(sample, defer_counts=deferred)
     engine.flush_counts()
     for sample in answered[:5]:
-        engine.observe_feedback(FeedbackEvent("chat", "abandoned", "negative", response_id=sample.response_id))
+        engine.observe_feedback(
+            FeedbackEvent("chat", "abandoned", "negative", response_id=sample.response_id)
+        )
     await engine.tick()
     # 5 of the 10 answers were abandoned; the 10 failed calls answered nobody.
     assert _value(registry, "llmpulse_user_abandonment_ratio", feature="chat") == 0.5

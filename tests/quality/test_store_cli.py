@@ -217,9 +217,8 @@ def test_triage_json_into_a_closed_pipe_ends_cleanly(tmp_path: Path) -> None:
                 )
             )
     err = tmp_path / "stderr.txt"
-    command = (
-        f"{sys.executable} -m llmpulse.cli triage --db {db} --since 1d --limit 1000 --json 2>{err} | head -n 1"
-    )
+    triage = f"{sys.executable} -m llmpulse.cli triage --db {db} --since 1d --limit 1000 --json"
+    command = f"{triage} 2>{err} | head -n 1"
     result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
     assert result.stdout.count("\n") == 1 and json.loads(result.stdout)["feature"] == "billing"
     assert err.read_text() == ""
