@@ -64,8 +64,10 @@ def is_placeholder(text: str | None) -> bool:
 def _sample_rate(span: Any) -> float | None:
     for kv in span.attributes:
         if kv.key == A.SAMPLE_RATE:
-            value = kv.value
-            return value.double_value if value.WhichOneof("value") == "double_value" else value.int_value
+            which = kv.value.WhichOneof("value")
+            if which == "double_value":
+                return float(kv.value.double_value)
+            return float(kv.value.int_value) if which == "int_value" else None
     return None
 
 
