@@ -100,7 +100,7 @@ def test_openai_replies_match_model_and_last_user_message(scripted: str) -> None
         ].message.content == ("Scripted default.")
         tool = client.chat.completions.create(model="gpt-4o", messages=_user("what's the weather"))
         call = tool.choices[0].message.tool_calls[0]  # type: ignore[index]
-        assert tool.choices[0].finish_reason == "tool_calls"
+        assert tool.choices[0].finish_reason == "tool_calls" and not tool.choices[0].message.content
         assert (call.id, call.function.name, json.loads(call.function.arguments)) == (
             "call_1",
             "get_weather",

@@ -281,7 +281,9 @@ state_path = "{d / "drift.npz"}"
         services = list(kept)
         started: list[Service] = []
         try:
-            for process, url in self._processes():
+            processes = self._processes()
+            order = {process.name: index for index, (process, _) in enumerate(processes)}
+            for process, url in processes:
                 if process.name in running:
                     continue
                 say(f"==> starting {process.name} ...")
@@ -289,7 +291,8 @@ state_path = "{d / "drift.npz"}"
                 self._children[int(process.pid or 0)] = process
                 service = Service(process.name, int(process.pid or 0), url, str(process.log_path))
                 started.append(service)
-                services = self._in_order([*services, service])
+                # a restarted component keeps its place in the start order
+                services = sorted([*services, service], key=lambda s: order.get(s.name, len(order)))
                 self._write_state(services)
         except (components.ComponentError, files.StackFilesMissing) as exc:
             say(f"llmpulse up failed: {exc}")
@@ -323,11 +326,6 @@ state_path = "{d / "drift.npz"}"
                 child.stop()
             else:
                 terminate(pid)
-
-    def _in_order(self, services: list[Service]) -> list[Service]:
-        """``services`` in start order (a restarted component keeps its place)."""
-        order = {process.name: index for index, (process, _) in enumerate(self._processes())}
-        return sorted(services, key=lambda s: order.get(s.name, len(order)))
 
     def _write_state(self, services: list[Service]) -> None:
         self._state_path().write_text(

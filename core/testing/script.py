@@ -138,6 +138,8 @@ def _reply(spec: Any, where: str, match_keys: tuple[str, ...] = ()) -> FakeReply
     if not isinstance(calls, list | tuple) or not all(isinstance(c, dict) and "name" in c for c in calls):
         raise ScriptError(f"{where}.tool_calls must be a list of tables with a 'name' (and 'arguments')")
     values["tool_calls"] = tuple(calls)
+    if calls and "text" not in values:
+        values["text"] = ""  # a model that calls a tool usually says nothing else
     if "error_body" in values and not isinstance(values["error_body"], dict):
         raise ScriptError(f"{where}.error_body must be a table (the JSON body sent verbatim)")
     try:
