@@ -16,8 +16,9 @@ A feature's state is ``seen`` while content came within ``missing_after_s``, els
 exported as ``llmpulse_quality_content_state{feature,state}`` beside
 ``llmpulse_quality_content_age_seconds{feature}`` and shown by ``llmpulse status``; after
 ``missing_after_s`` without content it is logged, at most once per ``missing_after_s`` per
-feature (``event=content_missing``). The per-call cost is a
-dict lookup; the span's attributes are read at most once per ``probe_every_s`` per feature.
+feature (``event=content_missing``). The quality listener adds calls up per batch and per
+feature (:class:`ContentBatch`), so the per-call cost is a dict lookup; the span's attributes
+are read at most once per ``probe_every_s`` per feature.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from llmpulse.contract import environment_variables as E
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.metrics import QualityMetrics
 
-__all__ = ["HINTS", "ContentWatch", "FeatureContent", "is_placeholder"]
+__all__ = ["HINTS", "ContentBatch", "ContentWatch", "FeatureContent", "is_placeholder"]
 
 _log = logging.getLogger(__name__)
 
@@ -100,8 +101,11 @@ class ContentWatch:
         self._clock = clock
         self._features: dict[str, FeatureContent] = {}
 
-    def observe(self, feature: str, *, judgeable: bool, has_content: bool, is_error: bool, span: Any) -> None:
-        """Record one LLM call: ``judgeable`` when it carries text a judge can read."""
+    def observe(
+        self, feature: str, *, judgeable: bool, has_content: bool, is_error: bool, span: Any, calls: int = 1
+    ) -> None:
+        """Record ``calls`` LLM calls: ``judgeable`` when they carry text a judge can read; else
+        ``has_content``, ``is_error`` and ``span`` are the last one's."""
         now = self._clock()
         state = self._features.get(feature)
         if state is None:
@@ -110,12 +114,13 @@ class ContentWatch:
             state.last_content = now
             state.calls_since_content = 0
             return
-        state.calls_since_content += 1
+        state.calls_since_content += calls
         if now - state.last_probe >= self._probe_every_s:
             state.last_probe = now
             state.reason = self._reason(has_content=has_content, is_error=is_error, span=span)
-        missing = self.age(feature, now) >= self.missing_after_s
-        if missing and now - state.last_log >= self.missing_after_s:
+        since = state.first_call if state.last_content is None else state.last_content
+        limit = self.missing_after_s
+        if now - since >= limit and now - state.last_log >= limit:
             state.last_log = now
             _log.warning(
                 "event=content_missing feature=%s reason=%s seconds=%.0f calls=%d hint=%r",
@@ -163,3 +168,41 @@ class ContentWatch:
         if state.last_content is not None and now - state.last_content < self.missing_after_s:
             return Q.CONTENT_SEEN
         return state.reason
+
+
+class ContentBatch:
+    """One batch of calls, added up per feature before :meth:`ContentWatch.observe` sees them."""
+
+    __slots__ = ("_missing", "_seen", "_watch")
+
+    def __init__(self, watch: ContentWatch) -> None:
+        self._watch = watch
+        self._seen: set[str] = set()
+        # feature -> [calls without judgeable text, last one's has_content, is_error, span]
+        self._missing: dict[str, list[Any]] = {}
+
+    def add(
+        self, feature: str, output_text: str | None, is_error: bool, has_content: bool, span: Any
+    ) -> None:
+        """One call: its answer text (None without content), whether it failed, its span."""
+        if output_text is not None and not is_error and not is_placeholder(output_text):
+            self._seen.add(feature)
+            return
+        missing = self._missing.get(feature)
+        if missing is None:
+            self._missing[feature] = [1, has_content, is_error, span]
+        else:
+            missing[0] += 1
+            missing[1], missing[2], missing[3] = has_content, is_error, span
+
+    def flush(self) -> None:
+        """Hand the batch to the watch (content last: a batch with content leaves ``seen``)."""
+        watch = self._watch
+        for feature, (calls, has_content, is_error, span) in self._missing.items():
+            watch.observe(
+                feature, judgeable=False, has_content=has_content, is_error=is_error, span=span, calls=calls
+            )
+        for feature in self._seen:
+            watch.observe(feature, judgeable=True, has_content=True, is_error=False, span=None)
+        self._missing.clear()
+        self._seen.clear()
