@@ -2,7 +2,8 @@
 
 The ``.pth`` line only reads ``LLMPULSE_ENABLED`` and imports this module when it is
 set; this module decides whether the value means "on" and, if so, arranges for the
-instrumentation to start. It must never break interpreter start-up, so every failure is
+instrumentation to start; a value that means neither on nor off (``ture``) gets a one-line
+warning naming the accepted values. It must never break interpreter start-up, so every failure is
 logged and dropped.
 
 Starting the instrumentation imports the OpenTelemetry SDK, ``opentelemetry-instrumentation``
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from importlib.machinery import ModuleSpec
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"", "0", "false", "no", "off"})
 TRIGGERS = ("openai", "anthropic", "llmpulse.instrumentation")
 
 
@@ -118,8 +120,33 @@ def _start() -> None:
     autostart()
 
 
-if os.environ.get(LLMPULSE_ENABLED, "").strip().lower() in _TRUE:
+def _warn_not_understood(value: str) -> None:
+    import logging
+
+    # Before the app configures logging this reaches stderr through logging's last resort.
+    logging.getLogger(__name__).warning(
+        "event=setting_ignored variable=%s value=%r reason=not_understood using=off "
+        "accepted='%s to turn on, %s to turn off'",
+        LLMPULSE_ENABLED,
+        value,
+        "|".join(sorted(_TRUE)),
+        "|".join(sorted(_FALSE - {""})),
+    )
+
+
+def activate(value: str) -> bool:
+    """Start watching for the trigger imports when ``value`` (of ``LLMPULSE_ENABLED``) means on;
+    warn about a value that means neither on nor off. Never raises."""
+    flag = value.strip().lower()
     try:
-        ImportWatcher(TRIGGERS, _start).install()
+        if flag in _TRUE:
+            ImportWatcher(TRIGGERS, _start).install()
+            return True
+        if flag not in _FALSE:
+            _warn_not_understood(value)
     except Exception:  # never break the host interpreter
         _debug("event=autostart_failed")
+    return False
+
+
+activate(os.environ.get(LLMPULSE_ENABLED, ""))

@@ -7,7 +7,7 @@ checks on the answer's text need captured content too (docs/quality.md).
 
 from __future__ import annotations
 
-from grafana_foundation_sdk.builders import dashboard, heatmap, statetimeline, timeseries
+from grafana_foundation_sdk.builders import dashboard, heatmap, statetimeline, table, timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
@@ -21,6 +21,7 @@ from dashboards.common import (
     query,
     single_label_variable,
     sum_rate,
+    table_panel,
     timeseries_panel,
 )
 from llmpulse.processor.quality import metric_names as Q
@@ -253,6 +254,29 @@ def judge_agreement() -> timeseries.Panel:
     )
 
 
+# --- content reaching the judge and drift ---------------------------------------------------
+def content_age() -> timeseries.Panel:
+    return timeseries_panel(
+        "Seconds since the last content",
+        "Per feature: seconds since the last call whose span carried judgeable content (sampled, "
+        "redacted text). A rising line means the judge and the drift engine see nothing: see the "
+        "state panel for why, and `llmpulse status`.",
+        "s",
+        [query(f"max by (feature) ({Q.CONTENT_AGE}{{{FEATURE}}})", "{{feature}}")],
+    )
+
+
+def content_state() -> table.Panel:
+    return table_panel(
+        "Content state",
+        "Per feature: `seen`, or why no content reaches the judge and drift engine: `capture_off` "
+        "(set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=sampled in the app), "
+        "`sample_rate_zero`, `not_sampled` (raise LLMPULSE_SAMPLE_RATE on low traffic), "
+        "`redacted`, `errors_only`.",
+        f"max by (feature, state) ({Q.CONTENT_STATE}{{{FEATURE}}}) == 1",
+    )
+
+
 def judge_labelled() -> timeseries.Panel:
     return timeseries_panel(
         "Human-labelled judged samples",
@@ -278,6 +302,9 @@ def build() -> models.Dashboard:
         .with_variable(
             single_label_variable("statistic", "Statistic", f"{Q.SPC_EWMA}{{{FEATURE}}}", Q.STAT_JUDGE_SCORE)
         )
+        .with_row(dashboard.Row("Content for the judge and drift"))
+        .with_panel(content_state())
+        .with_panel(content_age())
         .with_row(dashboard.Row("Judge scores"))
         .with_panel(judge_score_mean())
         .with_panel(judge_score_distribution())

@@ -23,6 +23,7 @@ from llmpulse.contract.environment_variables import (
     LLMPULSE_USER_ID_SALT,
     OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
 )
+from llmpulse.contract.sampling import DEFAULT_CONTENT_SAMPLE_RATE
 
 _log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Settings:
 
     ``content``: ``"off"`` (default) records no message text; ``"on"`` records it on every
     LLM span; ``"sampled"`` only on spans whose trace the deterministic sampler selects at
-    ``sample_rate`` (see :func:`llmpulse.contract.sampling.is_sampled`).
+    ``sample_rate`` (default 0.1; see :func:`llmpulse.contract.sampling.is_sampled`).
     ``redact``: optional hook applied to every captured text after the built-in patterns.
     ``hash_user_ids``: ``context(user_id=...)`` is recorded as an HMAC-SHA256 pseudonym
     unless this is ``False``.
@@ -52,7 +53,7 @@ class Settings:
     """
 
     content: ContentMode = "off"
-    sample_rate: float = 0.0
+    sample_rate: float = DEFAULT_CONTENT_SAMPLE_RATE
     content_max_chars: int = 8192
     redact: RedactHook | None = None
     hash_user_ids: bool = True

@@ -47,8 +47,11 @@ class ContentPolicy:
         if self.mode != "sampled":
             return False
         sampled = is_sampled(span.get_span_context().trace_id, self.rate)
+        # The rate on every span lets the processor tell "not sampled" from "capture off".
         if sampled:
             span.set_attributes({A.SAMPLED: True, A.SAMPLE_RATE: self.rate})
+        else:
+            span.set_attribute(A.SAMPLE_RATE, self.rate)
         return sampled
 
     def text(self, text: str) -> str:

@@ -41,7 +41,7 @@ from llmpulse.processor.quality.canary import CanaryRunner, CanarySettings
 from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.extension import quality_extension
 from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
-from llmpulse.processor.settings import ConfigError
+from llmpulse.processor.settings import CONFIG_TABLE, CONFIG_TABLES, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ ENV_JUDGE_MODEL = E.LLMPULSE_JUDGE_MODEL
 ENV_JUDGE_API_KEY = E.LLMPULSE_JUDGE_API_KEY
 ENV_EMBEDDINGS_API_KEY = E.LLMPULSE_EMBEDDINGS_API_KEY
 _DRIFT_KEYS = frozenset({"enabled", "embedder", "state_path", "interval_s", "embedder_options", "settings"})
-ENGINE_TABLES = ("quality", "canary", "drift")
+ENGINE_TABLES = tuple(t for t in CONFIG_TABLES if t != CONFIG_TABLE)
 
 
 def load_engine_config(path: str | None) -> dict[str, dict[str, Any]]:
@@ -81,6 +81,7 @@ def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> Qu
     overrides: dict[str, Any] = {}
     if environ.get(ENV_JUDGE_BASE_URL):
         overrides["base_url"] = environ[ENV_JUDGE_BASE_URL]
+        overrides["note"] = ""  # a note in the file describes the file's endpoint
     if environ.get(ENV_JUDGE_MODEL):
         overrides["model"] = environ[ENV_JUDGE_MODEL]
     if environ.get(ENV_JUDGE_API_KEY):
@@ -91,7 +92,14 @@ def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> Qu
             "event=judge_off reason=no_endpoint hint='set [quality.judge] base_url or %s'", ENV_JUDGE_BASE_URL
         )
         overrides["enabled"] = False
-    return replace(settings, judge=replace(judge, **overrides)) if overrides else settings
+    if not overrides:
+        return settings
+    settings = replace(settings, judge=replace(judge, **overrides))
+    try:
+        settings.validate()
+    except QualityConfigError as exc:
+        raise ConfigError(f"[quality] with {ENV_JUDGE_BASE_URL}: {exc}") from None
+    return settings
 
 
 def build_drift(table: Mapping[str, Any], environ: Mapping[str, str]) -> Extension | None:

@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 CONFIG_TABLE = "processor"
+CONFIG_TABLES = (CONFIG_TABLE, "quality", "canary", "drift")
+"""Every top-level table of the ``serve --config`` file: the processor's and the engines'."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +255,8 @@ def _parse(f: Field, raw: object, source: str) -> Any:
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """The ``[processor]`` table of a TOML file; unknown keys are an error."""
+    """The ``[processor]`` table of a TOML file; unknown keys and tables, and keys outside any
+    table, are an error."""
     try:
         with path.open("rb") as fh:
             document = tomllib.load(fh)
@@ -263,6 +266,18 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+    loose = sorted(key for key, value in document.items() if not isinstance(value, dict))
+    if loose:
+        raise ConfigError(
+            f"config file {path}: key(s) {', '.join(loose)} outside any table; "
+            f"put them under one of {', '.join(f'[{t}]' for t in CONFIG_TABLES)}"
+        )
+    unknown_tables = sorted(set(document) - set(CONFIG_TABLES))
+    if unknown_tables:
+        raise ConfigError(
+            f"config file {path}: unknown table(s) {', '.join(f'[{t}]' for t in unknown_tables)}; "
+            f"valid: {', '.join(f'[{t}]' for t in CONFIG_TABLES)}"
+        )
     table = document.get(CONFIG_TABLE, {})
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: [{CONFIG_TABLE}] must be a table")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmpulse.stack.local import Stack, StackPorts, components
+from llmpulse.stack.local import FAKE_JUDGE_NOTE, Stack, StackPorts, components
 from llmpulse.testing.polling import wait_until
 
 pytestmark = pytest.mark.components
@@ -25,6 +26,23 @@ with llmpulse.context(feature="stack-test"):
             pass
         client.chat.completions.create(model="gpt-4o-mini", messages=[{{"role": "user", "content": "hi"}}])
 """
+
+
+JUDGED_APP = """
+import openai, llmpulse
+client = openai.OpenAI(base_url="{base_url}", api_key="test", max_retries=0)
+with llmpulse.context(feature="judged"):
+    for n in range(150):
+        question = [{{"role": "user", "content": f"question {{n}}: how do refunds work?"}}]
+        client.chat.completions.create(model="gpt-4o-mini", messages=question)
+"""
+
+
+def _sample(text: str, series: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def _free_ports() -> StackPorts:
@@ -50,6 +68,20 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
         assert stack.up(again.append) == 0
         assert "already up" in again[0]
 
+        # A component that died is named and started again; the others keep their processes.
+        sink = next(s for s in services if s.name == "webhook-sink")
+        os.kill(sink.pid, signal.SIGKILL)
+        wait_until(lambda: not _alive(sink.pid), timeout=10, message="the sink did not die")
+        healed: list[str] = []
+        assert stack.up(healed.append) == 0, "\n".join(healed)
+        assert healed[0] == f"llmpulse stack: webhook-sink is down (log: {sink.log}); restarting it"
+        assert not any("starting processor" in line for line in healed)
+        after = stack.running()
+        assert [s.name for s in after] == [s.name for s in services]
+        assert {s.name: s.pid for s in after if s.name != "webhook-sink"} == {
+            s.name: s.pid for s in services if s.name != "webhook-sink"
+        }
+
         # An app instrumented by the environment variable alone, through the collector.
         env = {
             **os.environ,
@@ -62,6 +94,46 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
             [sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stderr
+
+        # Content from the one setting (sampled), judged by the stack's judge: verdicts, no errors.
+        content_env = {
+            **env,
+            "OTEL_SERVICE_NAME": "stack-judged",
+            "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "sampled",
+            "LLMPULSE_SAMPLE_RATE": "1",
+        }
+        judged = subprocess.run(
+            [sys.executable, "-c", JUDGED_APP.format(base_url=f"http://127.0.0.1:{ports.fake_provider}/v1")],
+            env=content_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert judged.returncode == 0, judged.stderr
+        admin = f"http://127.0.0.1:{ports.processor_admin}"
+
+        def verdicts() -> float | None:
+            text = httpx.get(admin + "/metrics").text
+            return _sample(text, 'llmpulse_judge_verdicts_total{feature="judged"}') or None
+
+        assert wait_until(verdicts, timeout=60, interval=0.5, message="the stack's judge gave no verdict")
+        metrics = httpx.get(admin + "/metrics").text
+        errors = [line for line in metrics.splitlines() if line.startswith("llmpulse_judge_errors_total{")]
+        assert errors and all(line.endswith(" 0.0") for line in errors), errors
+        quality = httpx.get(admin + "/api/status").json()["quality"]
+        assert quality["judge"]["note"] == FAKE_JUDGE_NOTE
+        assert quality["features"]["judged"]["content"]["state"] == "seen"
+        assert quality["features"]["stack-test"]["content"]["state"] == "capture_off"
+        status = subprocess.run(
+            [sys.executable, "-m", "llmpulse.cli", "status", "--url", admin],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert (
+            f"judge: fake-judge at http://127.0.0.1:{ports.fake_provider}/v1  ({FAKE_JUDGE_NOTE})"
+            in status.stdout
+        )
 
         def scraped() -> float | None:
             response = httpx.get(

@@ -26,7 +26,9 @@ LLMPULSE_ENABLED: Final = "LLMPULSE_ENABLED"
 ``1``, ``true``, ``yes`` or ``on`` (any case) turns on zero-code instrumentation: the
 ``llmpulse-autoinstrument.pth`` start-up hook imports ``llmpulse._autostart``, which starts the
 instrumentation when the process first imports ``openai``, ``anthropic`` or
-``llmpulse.instrumentation``. Unset (the default) or any other value: nothing happens.
+``llmpulse.instrumentation``. Unset (the default), ``0``, ``false``, ``no`` or ``off``: nothing
+happens. Any other value (``ture``): nothing happens, and one warning line on stderr names the
+accepted values.
 """
 
 OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
@@ -38,8 +40,9 @@ OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: Final = (
 Message content capture, the variable of the OpenTelemetry GenAI instrumentations. Unset,
 ``NO_CONTENT``, ``false``, ``0``, ``no``, ``off``: no content (the default). ``true``, ``1``,
 ``yes``, ``on``, ``span_only``, ``span_and_event``, ``event_only``: content on every LLM span.
-``sampled`` (llmpulse's own value): content only on the traces the deterministic sampler selects
-at :data:`LLMPULSE_SAMPLE_RATE`. Any other value: content stays off, with a warning.
+``sampled`` (llmpulse's own value, the one setting that turns quality monitoring on): redacted
+content only on the traces the deterministic sampler selects at :data:`LLMPULSE_SAMPLE_RATE`
+(10% by default). Any other value: content stays off, with a warning.
 """
 
 LLMPULSE_SAMPLE_RATE: Final = "LLMPULSE_SAMPLE_RATE"
@@ -47,7 +50,8 @@ LLMPULSE_SAMPLE_RATE: Final = "LLMPULSE_SAMPLE_RATE"
 .. envvar:: LLMPULSE_SAMPLE_RATE
 
 Share of traces (``0`` to ``1``, clamped) that carry content when content capture is
-``sampled``. Default ``0``. Not a number: the default, with a warning.
+``sampled``. Default ``0.1`` (above the judge's default rate of 0.05, so every trace the judge
+samples has content). Not a number: the default, with a warning.
 """
 
 LLMPULSE_CONTENT_MAX_CHARS: Final = "LLMPULSE_CONTENT_MAX_CHARS"

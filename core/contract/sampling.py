@@ -8,6 +8,11 @@ every trace, and raising the rate only ever adds traces.
 
 from __future__ import annotations
 
+DEFAULT_CONTENT_SAMPLE_RATE = 0.1
+"""Share of traces whose LLM spans carry content in ``sampled`` mode unless
+``LLMPULSE_SAMPLE_RATE`` says otherwise: above the judge's default rate (0.05), so every
+trace the judge samples has content."""
+
 _RANDOM_BITS = 56
 _MASK = (1 << _RANDOM_BITS) - 1
 _SCALE = 1 << _RANDOM_BITS

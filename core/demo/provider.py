@@ -18,11 +18,11 @@ import threading
 from collections.abc import Callable
 
 from llmpulse.demo.scenario import ScenarioState
+from llmpulse.testing.fake_judge import JUDGE_MARKER
 from llmpulse.testing.fake_provider import FakeReply, RecordedRequest
 
 __all__ = ["BAD_ANSWERS", "JUDGE_MARKER", "reply_for"]
 
-JUDGE_MARKER = "strict evaluator"  # in the quality engine's judge system prompt
 JUDGE_DIMENSIONS = ("correctness", "completeness", "tone", "relevance", "groundedness")
 
 # Median latency (s) per requested model, log-normal with _SIGMA. The medians sit in the middle

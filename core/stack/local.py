@@ -4,7 +4,8 @@
 endpoint when no real one is configured), an Alertmanager webhook sink, Alertmanager,
 the processor, Prometheus with llmpulse's rules and the built collector; it waits for
 each to be ready and prints where it listens. ``llmpulse down`` stops them. The pids
-live in ``<state-dir>/stack.json``; a second ``up`` while they run says so. The rules and
+live in ``<state-dir>/stack.json``; a second ``up`` while they run says so, and when some of
+them have died it names those and starts them again. The rules and
 configs come from :mod:`llmpulse.stack.files` (the checkout's, or the installed package's);
 a missing binary stops ``up`` before anything starts, with one line saying how to get it.
 """
@@ -15,18 +16,18 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from llmpulse.contract import environment_variables as E
 from llmpulse.stack import components, files
+from llmpulse.stack.pids import alive, terminate
 
 STATE_FILE = "stack.json"
 SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9099/alerts"  # the default receiver in alerting/alertmanager.yml
+FAKE_JUDGE_NOTE = "fake: the fake provider's canned verdicts, not real judgements"
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,7 @@ db_path = "{d / "quality.db"}"
 base_url = "http://{h}:{p.fake_provider}/v1"
 model = "fake-judge"
 api_key = "fake"
+note = "{FAKE_JUDGE_NOTE}"
 
 [drift]
 state_path = "{d / "drift.npz"}"
@@ -220,7 +222,11 @@ state_path = "{d / "drift.npz"}"
         )
         collector.detach = True
         fake_entry = [
-            (fake, f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; judge and embeddings)")
+            (
+                fake,
+                f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; "
+                "the judge, with canned verdicts; LLMPULSE_JUDGE_BASE_URL sets a real one)",
+            )
         ]
         return [
             *(fake_entry if self._with_fake_provider else []),
@@ -244,50 +250,72 @@ state_path = "{d / "drift.npz"}"
     def _state_path(self) -> Path:
         return self.state_dir / STATE_FILE
 
-    def running(self) -> list[Service]:
-        """Services recorded in the state file whose process is alive."""
+    def recorded(self) -> list[Service]:
+        """Services recorded in the state file, alive or not."""
         try:
             recorded = json.loads(self._state_path().read_text())
         except (OSError, ValueError):
             return []
-        return [Service(**s) for s in recorded.get("services", []) if _alive(int(s["pid"]))]
+        return [Service(**s) for s in recorded.get("services", [])]
+
+    def running(self) -> list[Service]:
+        """Services recorded in the state file whose process is alive."""
+        return [s for s in self.recorded() if alive(s.pid)]
 
     def up(self, say: Callable[[str], None]) -> int:
-        """Start every component in the background; 0 when all are ready."""
-        alive = self.running()
-        if alive:
-            say(f"llmpulse stack is already up ({len(alive)} services); `llmpulse down` stops it:")
-            for service in alive:
+        """Start every component in the background (only the dead ones of a partly running
+        stack); 0 when all are ready."""
+        recorded = self.recorded()
+        running = {s.name for s in recorded if alive(s.pid)}
+        if running and len(running) == len(recorded):
+            say(f"llmpulse stack is already up ({len(recorded)} services); `llmpulse down` stops it:")
+            for service in recorded:
                 say(f"  {service.name:<14} {service.url}")
             return 0
+        if running:
+            for service in recorded:
+                if service.name not in running:
+                    say(f"llmpulse stack: {service.name} is down (log: {service.log}); restarting it")
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        kept = [s for s in recorded if s.name in running]
+        services = list(kept)
         started: list[Service] = []
         try:
-            for process, url in self._processes():
+            processes = self._processes()
+            order = {process.name: index for index, (process, _) in enumerate(processes)}
+            for process, url in processes:
+                if process.name in running:
+                    continue
                 say(f"==> starting {process.name} ...")
                 process.start(timeout=60)
                 self._children[int(process.pid or 0)] = process
-                started.append(Service(process.name, int(process.pid or 0), url, str(process.log_path)))
-                self._write_state(started)
+                service = Service(process.name, int(process.pid or 0), url, str(process.log_path))
+                started.append(service)
+                # a restarted component keeps its place in the start order
+                services = sorted([*services, service], key=lambda s: order.get(s.name, len(order)))
+                self._write_state(services)
         except (components.ComponentError, files.StackFilesMissing) as exc:
             say(f"llmpulse up failed: {exc}")
             self._terminate([s.pid for s in reversed(started)])
-            self._state_path().unlink(missing_ok=True)
+            if kept:
+                self._write_state(kept)
+            else:
+                self._state_path().unlink(missing_ok=True)
             return 1
         say("llmpulse stack is up:")
-        for service in started:
+        for service in services:
             say(f"  {service.name:<14} {service.url}")
         make = " (or make down)" if files.checkout_root() is not None else ""
         say(f"Logs in {self.state_dir}. Stop everything with: llmpulse down{make}")
         return 0
 
     def down(self, say: Callable[[str], None]) -> int:
-        alive = self.running()
-        if not alive:
+        running = self.running()
+        if not running:
             say("llmpulse stack is not running")
         else:
-            self._terminate([s.pid for s in reversed(alive)])
-            say(f"stopped {', '.join(s.name for s in reversed(alive))}")
+            self._terminate([s.pid for s in reversed(running)])
+            say(f"stopped {', '.join(s.name for s in reversed(running))}")
         self._state_path().unlink(missing_ok=True)
         return 0
 
@@ -297,45 +325,12 @@ state_path = "{d / "drift.npz"}"
             if child is not None:
                 child.stop()
             else:
-                _terminate(pid)
+                terminate(pid)
 
     def _write_state(self, services: list[Service]) -> None:
         self._state_path().write_text(
             json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
         )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """Exited but not reaped yet: `up` has exited, so its children wait for init to reap them
-    (seconds on some machines). Linux ``/proc``; elsewhere a zombie counts as alive."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
-
-
-def _terminate(pid: int, timeout: float = 10.0) -> None:
-    """SIGTERM ``pid`` (started by another process), then SIGKILL after ``timeout``."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if _alive(pid):
-        os.kill(pid, signal.SIGKILL)
 
 
 def default_state_dir() -> Path:

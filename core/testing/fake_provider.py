@@ -211,7 +211,9 @@ class FakeProvider:
         reply = self._next_reply(request)
         self._pause(reply.latency)
         if reply.status != 200:
-            message = f"fake provider: scripted HTTP {reply.status}"
+            message = reply.error_message or f"fake provider: scripted HTTP {reply.status}"
+            if reply.error_body is not None:
+                return JsonResponse(reply.status, dict(reply.error_body))
             if anthropic:
                 return anthropic_api.error(reply.status, message, self._ids.new("req_"))
             return openai_api.error(reply.status, message)

@@ -12,7 +12,7 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,8 @@ class FakeReply:
 
     ``finish_reason`` is provider-neutral (stop | length | content_filter | tool_calls | refusal;
     the Anthropic spellings end_turn, max_tokens and tool_use are accepted too). A non-200
-    ``status`` makes the provider answer with that API's JSON error body instead.
+    ``status`` makes the provider answer with that API's JSON error body instead, carrying
+    ``error_message``; ``error_body`` replaces that body verbatim.
     """
 
     text: str = "Hello from the fake provider."
@@ -55,6 +56,8 @@ class FakeReply:
     tool_calls: tuple[dict[str, Any], ...] = ()
     malformed_json: bool = False
     embedding_dimensions: int = 8
+    error_message: str | None = None
+    error_body: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         reason = _FINISH_ALIASES.get(self.finish_reason, self.finish_reason)
@@ -62,6 +65,8 @@ class FakeReply:
             raise ValueError(
                 f"FakeReply.finish_reason {self.finish_reason!r} is not one of {', '.join(FINISH_REASONS)}"
             )
+        if self.status != 200 and not 100 <= self.status <= 599:
+            raise ValueError(f"FakeReply.status must be an HTTP status (100-599), got {self.status}")
         if self.chunks is not None and self.chunks < 1:
             raise ValueError("FakeReply.chunks must be at least 1 (or None for one chunk per word)")
 

@@ -49,6 +49,16 @@ def _number(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _usd(value: float | None) -> str:
+    """Dollars: three significant digits below a cent (0.000123, 1.2e-06), four decimals below a
+    dollar, cents above."""
+    if value is None:
+        return "-"
+    if value == 0 or abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.4f}" if abs(value) >= 0.01 else f"{value:.3g}"
+
+
 COLUMNS = (
     "feature",
     "requests",
@@ -81,8 +91,8 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
                 mark + _seconds(w["latency_p50_s"]),
                 mark + _seconds(w["latency_p95_s"]),
                 mark + _seconds(w["latency_p99_s"]),
-                _number(w["cost_usd_total"], 4),
-                _number(w["cost_usd_mean"], 5),
+                _usd(w["cost_usd_total"]),
+                _usd(w["cost_usd_mean"]),
                 _number(w["input_tokens_mean"]),
                 _number(w["output_tokens_mean"]),
             )
@@ -103,4 +113,37 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
         lines.append("(no LLM calls seen yet)")
     if any(cell.startswith("~") for row in rows[1:] for cell in row[4:7]):
         lines.append("~ percentile from a uniform sample: the rate exceeded --latency-samples per slot")
-    return "\n".join([header, "", *lines])
+    return "\n".join([header, "", *lines, *_quality_lines(document.get("quality"))])
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.0f}h"
+
+
+def _quality_lines(section: Any) -> list[str]:
+    """The judge, and per feature whether content reaches the judge and drift engine."""
+    if not isinstance(section, dict):
+        return []
+    judge = section.get("judge", {})
+    if judge.get("enabled"):
+        note = f"  ({judge['note']})" if judge.get("note") else ""
+        line = f"judge: {judge.get('model', '?')} at {judge.get('base_url', '?')}{note}"
+    else:
+        line = "judge: off (set [quality.judge] base_url or LLMPULSE_JUDGE_BASE_URL)"
+    rows = [
+        (feature, info["content"])
+        for feature, info in sorted(section.get("features", {}).items())
+        if isinstance(info, dict) and "content" in info
+    ]
+    out = ["", line]
+    if rows:
+        width = max(len(feature) for feature, _ in rows)
+        out.append("content for the judge and drift (state, seconds since the last, what to do):")
+        for feature, content in rows:
+            out.append(
+                f"  {feature.ljust(width)}  {content['state']:<16} {_age(content['age_s']):>5}  "
+                f"{content['hint']}"
+            )
+    return out

@@ -9,6 +9,7 @@ __all__ = [
     "charts",
     "checks",
     "cli",
+    "content_watch",
     "engine",
     "extension",
     "flag_writer",

@@ -110,13 +110,16 @@ class _NoDatabase(Exception):
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Report a missing database on stderr with exit status 2 instead of a traceback."""
+    """Report a missing database or a bad ``--since`` on stderr with exit status 2, no traceback."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except _NoDatabase as exc:
             print(exc, file=sys.stderr)
+            return 2
+        except argparse.ArgumentTypeError as exc:  # a --since that parse_since cannot read
+            print(f"llmpulse {args.command}: {exc}", file=sys.stderr)
             return 2
 
     return run
@@ -219,21 +222,44 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _g(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, int | float) else "-"
+
+
 def _spc_show(args: argparse.Namespace) -> int:
     with _open_charts(args) as store:
         charts = store.load_charts()
+    header = ["FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    rows = [header]
     for (feature, statistic), state in sorted(charts.items()):
         if args.feature and feature != args.feature:
             continue
         base = state.get("baseline")
         if base is None:
-            detail = f"warming up ({len(state.get('warmup_values', []))}/{state.get('warmup')} windows)"
+            warm = f"warming up {len(state.get('warmup_values', []))}/{state.get('warmup')}"
+            rows.append([feature, statistic, warm, "-", "-", "-", str(state.get("index", 0))])
         else:
-            detail = (
-                f"mean={base['mean']:.6g} sigma={base['sigma']:.6g} ewma={state.get('ewma')}"
-                f" points={state.get('index')}"
+            rows.append(
+                [
+                    feature,
+                    statistic,
+                    "monitoring",
+                    _g(base.get("mean")),
+                    _g(base.get("sigma")),
+                    _g(state.get("ewma")),
+                    str(state.get("index", 0)),
+                ]
             )
-        print(f"{feature}  {statistic}  {detail}")
+    if len(rows) == 1:
+        scope = f" for feature {args.feature}" if args.feature else ""
+        print(
+            f"no SPC charts saved{scope} in {args.db} yet: the processor saves a chart once it has "
+            "charted a window (spc.requests_per_window calls, spc.scores_per_window verdicts)"
+        )
+        return 0
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
     return 0
 
 

@@ -42,6 +42,7 @@ from llmpulse.processor.quality import checks as C
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.charts import QualityCharts
+from llmpulse.processor.quality.content_watch import ContentWatch
 from llmpulse.processor.quality.flag_writer import FlagWriter
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
@@ -135,11 +136,15 @@ class QualityEngine:
             clock=clock,
             tick_s=tick_s,
         )
+        self.content = ContentWatch(
+            self.metrics, missing_after_s=settings.content_missing_after_s, clock=monotonic
+        )
         self._clock = clock
         self._features: set[str] = set()
         self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
         self._children: dict[tuple[Any, ...], Any] = {}
-        self._pending: dict[str, int] = {}  # feature -> calls observed, not counted yet
+        # feature -> [calls observed, successful responses among them], not counted yet
+        self._pending: dict[str, list[int]] = {}
         self._quota: dict[str, list[int]] = {}  # feature -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._recent_bytes = 0
@@ -227,9 +232,10 @@ class QualityEngine:
     def flush_counts(self) -> None:
         """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
         pending, self._pending = self._pending, {}
-        for feature, n in pending.items():
-            self._checked[feature].inc(n)
-            self.signals.observe_response(feature, n)
+        for feature, (calls, responses) in pending.items():
+            self._checked[feature].inc(calls)
+            if responses:
+                self.signals.observe_response(feature, responses)
 
     def _observe(self, sample: QualitySample, defer_counts: bool = False) -> list[str]:
         s = self.settings
@@ -241,12 +247,18 @@ class QualityEngine:
             context_fraction=s.context_limit_fraction,
             context_limits=s.context_limits,
         )
+        # Only a successful call is a response users can react to (the user-signal denominator).
+        answered = not sample.is_error
         if defer_counts:
-            pending = self._pending
-            pending[feature] = pending.get(feature, 0) + 1
+            counts = self._pending.get(feature)
+            if counts is None:
+                counts = self._pending[feature] = [0, 0]
+            counts[0] += 1
+            counts[1] += answered
         else:
             self._checked[feature].inc()
-            self.signals.observe_response(feature)
+            if answered:
+                self.signals.observe_response(feature)
         for name in failed:
             self._child(self.metrics.check_failures, feature, name).inc()
         self.charts.observe_call(sample, refused=bool(failed) and not _REFUSALS.isdisjoint(failed))

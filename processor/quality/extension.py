@@ -18,6 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 from llmpulse.processor.extension import Extension
 from llmpulse.processor.pipeline.records import Feedback, LLMCall
 from llmpulse.processor.quality.canary import CanaryRunner
+from llmpulse.processor.quality.content_watch import ContentBatch
 from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.ingest import feedback_from_record, sample_from_call
 from llmpulse.processor.quality.status import quality_status
@@ -30,15 +31,19 @@ class QualityListener:
 
     def __init__(self, engine: QualityEngine) -> None:
         self._engine = engine
+        self._content = ContentBatch(engine.content)
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """Check the call (counts deferred to :meth:`on_batch_end`)."""
         # Content attributes are only worth a scan of the span when the normaliser saw them.
-        self._engine.observe(sample_from_call(call, span if call.has_content else None), defer_counts=True)
+        sample = sample_from_call(call, span if call.has_content else None)
+        self._engine.observe(sample, defer_counts=True)
+        self._content.add(sample.feature, sample.output_text, sample.is_error, call.has_content, span)
 
     def on_batch_end(self) -> None:
         """Apply the counts of the batch's calls."""
         self._engine.flush_counts()
+        self._content.flush()
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         """Count the feedback event."""

@@ -60,6 +60,22 @@ STAT_REFUSAL_RATE: Final = "refusal_rate"
 STAT_LATENCY_P95: Final = "latency_p95_seconds"
 STAT_COST: Final = "cost_per_request_usd"
 STATISTICS: Final = (STAT_JUDGE_SCORE, STAT_ERROR_RATE, STAT_REFUSAL_RATE, STAT_LATENCY_P95, STAT_COST)
+# why a feature's judge and drift engine get no content (content state label values)
+CONTENT_SEEN: Final = "seen"
+CONTENT_CAPTURE_OFF: Final = "capture_off"
+CONTENT_SAMPLE_RATE_ZERO: Final = "sample_rate_zero"
+CONTENT_NOT_SAMPLED: Final = "not_sampled"
+CONTENT_REDACTED: Final = "redacted"
+CONTENT_ERRORS_ONLY: Final = "errors_only"
+CONTENT_STATES: Final = (
+    CONTENT_SEEN,
+    CONTENT_CAPTURE_OFF,
+    CONTENT_SAMPLE_RATE_ZERO,
+    CONTENT_NOT_SAMPLED,
+    CONTENT_REDACTED,
+    CONTENT_ERRORS_ONLY,
+)
+STATE: Final = "state"
 # canary results
 RESULT_PASS: Final = "pass"
 RESULT_FAIL: Final = "fail"
@@ -98,6 +114,8 @@ USER_CORRECTION_RATIO: Final = "llmpulse_user_correction_ratio"
 USER_FOLLOW_UP_RATIO: Final = "llmpulse_user_follow_up_ratio"
 USER_ABANDONMENT_RATIO: Final = "llmpulse_user_abandonment_ratio"
 USER_SURVIVORSHIP_RISK: Final = "llmpulse_user_survivorship_risk"
+CONTENT_AGE: Final = "llmpulse_quality_content_age_seconds"
+CONTENT_STATE: Final = "llmpulse_quality_content_state"
 CANARY_PASS: Final = "llmpulse_canary_pass"
 CANARY_RUNS_TOTAL: Final = "llmpulse_canary_runs_total"
 CANARY_LAST_RUN: Final = "llmpulse_canary_last_run_timestamp_seconds"
@@ -153,6 +171,18 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
         "gauge",
         _UF,
         "Survivorship-bias risk 0-1: high abandonment while sparse explicit feedback looks happy.",
+    ),
+    MetricSpec(
+        CONTENT_AGE,
+        "gauge",
+        _UF,
+        "Seconds since the feature's last call with judgeable content (since its first call if none).",
+    ),
+    MetricSpec(
+        CONTENT_STATE,
+        "gauge",
+        (FEATURE, STATE),
+        "1 for the feature's content state: seen, or why the judge and drift get none.",
     ),
     MetricSpec(CANARY_PASS, "gauge", (PROBE, MODEL), "1 when the probe's last run passed, else 0."),
     MetricSpec(CANARY_RUNS_TOTAL, "counter", (PROBE, MODEL, RESULT), "Canary runs by result."),

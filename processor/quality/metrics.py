@@ -93,6 +93,8 @@ class QualityMetrics:
             "abandonment": m[Q.USER_ABANDONMENT_RATIO],
             "survivorship_risk": m[Q.USER_SURVIVORSHIP_RISK],
         }
+        self.content_age = m[Q.CONTENT_AGE]
+        self.content_state = m[Q.CONTENT_STATE]
         self.canary_pass = m[Q.CANARY_PASS]
         self.canary_runs = m[Q.CANARY_RUNS_TOTAL]
         self.canary_last_run = m[Q.CANARY_LAST_RUN]

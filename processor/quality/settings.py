@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from llmpulse.errors import ConfigError
 from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA
@@ -100,6 +101,8 @@ class JudgeSettings:
     flag_overall_below: float = 3.0
     """A sample whose mean score is below this is flagged."""
     max_content_chars: int = 8000
+    note: str = ""
+    """Shown beside the judge in ``llmpulse status`` (``llmpulse up`` says its judge is fake)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,8 @@ class QualitySettings:
     """Samples flagged by the cheap checks that are stored, per feature and minute. The rest are
     counted (``flagged_total``) but not stored: an outage that fails every call would otherwise
     write every call. Judge and feedback flags are always stored. 0 stores none."""
+    content_missing_after_s: float = 300.0
+    """A feature without judgeable content for this long is logged and shown as missing content."""
 
     def rules_for(self, feature: str) -> FeatureRules:
         """The rules of ``feature`` (the defaults when it has none)."""
@@ -195,6 +200,8 @@ class QualitySettings:
                 raise QualityConfigError(f"{name} must be between 0 and 1, got {rate}")
         if not 0.0 < self.spc.lambda_ <= 1.0 or self.spc.L <= 0:
             raise QualityConfigError(f"spc.lambda must be in (0, 1] and spc.L > 0, got {self.spc}")
+        if not self.content_missing_after_s > 0:
+            raise QualityConfigError("content_missing_after_s must be > 0")
         if self.check_samples_per_minute < 0:
             raise QualityConfigError("check_samples_per_minute must be >= 0")
         for name, rules in self.features.items():
@@ -203,6 +210,12 @@ class QualitySettings:
         if self.spc.warmup_windows < 2:
             raise QualityConfigError("spc.warmup_windows must be at least 2")
         judge = self.judge
+        url = urlsplit(judge.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise QualityConfigError(
+                f"judge.base_url must be an http(s) URL such as https://api.openai.com/v1, "
+                f"got {judge.base_url!r}"
+            )
         if judge.workers < 1 or judge.queue_size < 1 or judge.requests_per_second <= 0:
             raise QualityConfigError(
                 "judge.workers, judge.queue_size and judge.requests_per_second must be > 0"

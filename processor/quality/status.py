@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from llmpulse.processor.quality.content_watch import HINTS
 from llmpulse.processor.quality.engine import QualityEngine
 
 __all__ = ["quality_status"]
@@ -15,7 +16,8 @@ def _num(value: float) -> float | None:
 
 
 def quality_status(engine: QualityEngine) -> dict[str, Any]:
-    """Judge state, and per feature the latest point of every chart and the user-signal rates.
+    """Judge state, and per feature the latest point of every chart, the user-signal rates and
+    whether content arrives (``content``: state, seconds since the last, what to do).
 
     NaN (no data yet) becomes ``None`` so the result serialises as strict JSON.
     """
@@ -46,11 +48,21 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
             "survivorship_risk": snap.survivorship_risk,
             "at_risk": snap.at_risk,
         }
+    watch = engine.content
+    for feature in watch.features():
+        content_state = watch.state(feature)
+        features.setdefault(feature, {"charts": {}})["content"] = {
+            "state": content_state,
+            "age_s": round(watch.age(feature), 1),
+            "hint": HINTS[content_state],
+        }
     budget.allows()  # rolls the day over before reporting
     return {
         "judge": {
             "enabled": engine.settings.judge.enabled,
             "model": engine.settings.judge.model,
+            "base_url": engine.settings.judge.base_url,
+            "note": engine.settings.judge.note,
             "queue": engine.queue_size,
             "queue_size": engine.settings.judge.queue_size,
             "workers": engine.settings.judge.workers,

@@ -196,6 +196,27 @@ def test_without_the_env_var_nothing_is_instrumented(provider: FakeProvider) -> 
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.parametrize(("value", "warned"), [("ture", True), ("false", False), ("0", False)])
+def test_a_misspelled_enable_value_warns_once_and_the_app_runs(value: str, warned: bool) -> None:
+    code = "import openai._base_client as b, sys; print(hasattr(b.SyncAPIClient.request, '__wrapped__'))"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"LLMPULSE_ENABLED": value},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+    lines = done.stderr.strip().splitlines()
+    if warned:
+        assert len(lines) == 1, done.stderr
+        assert "variable=LLMPULSE_ENABLED value='ture' reason=not_understood" in lines[0]
+        assert "accepted='1|on|true|yes to turn on, 0|false|no|off to turn off'" in lines[0]
+    else:
+        assert lines == []
+
+
 def test_exporter_fixture_in_memory_still_works() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()

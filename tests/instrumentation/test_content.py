@@ -10,7 +10,7 @@ import llmpulse
 from llmpulse.contract import attributes as A
 from llmpulse.contract import environment_variables as E
 from llmpulse.contract.redaction import REDACTED_BY_HOOK_FAILURE, Redactor
-from llmpulse.contract.sampling import is_sampled
+from llmpulse.contract.sampling import DEFAULT_CONTENT_SAMPLE_RATE, is_sampled
 from llmpulse.instrumentation import Settings
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
@@ -143,7 +143,21 @@ def test_settings_from_env() -> None:
     capture = E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
     assert Settings.from_env({capture: "span_only"}).content == "on"
     assert Settings.from_env({capture: "NO_CONTENT"}).content == "off"
-    assert Settings.from_env({E.LLMPULSE_SAMPLE_RATE: "lots"}).sample_rate == 0.0
+    assert Settings.from_env({E.LLMPULSE_SAMPLE_RATE: "lots"}).sample_rate == DEFAULT_CONTENT_SAMPLE_RATE
+
+
+def test_sampled_alone_is_enough_to_send_content(make_spans, oai) -> None:
+    settings = Settings.from_env({E.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: "sampled"})
+    assert (settings.content, settings.sample_rate) == ("sampled", DEFAULT_CONTENT_SAMPLE_RATE)
+    spans = make_spans(content="sampled", sample_rate=settings.sample_rate)
+    for _ in range(100):
+        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES[1:])
+    calls = spans.llm()
+    with_content = [s for s in calls if A.GEN_AI_INPUT_MESSAGES in s.attributes]
+    assert 0 < len(with_content) < len(calls)
+    # Every span says the rate, so the processor can tell "not sampled" from "capture off".
+    assert all(s.attributes[A.SAMPLE_RATE] == DEFAULT_CONTENT_SAMPLE_RATE for s in calls)
+    assert all(A.SAMPLED not in s.attributes for s in calls if s not in with_content)
 
 
 def test_content_off_never_serializes(spans, oai, claude, monkeypatch) -> None:

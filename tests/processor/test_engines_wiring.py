@@ -132,6 +132,13 @@ def test_judge_is_off_without_an_endpoint(caplog: pytest.LogCaptureFixture) -> N
     assert on.judge.enabled is True and on.judge.base_url == "http://127.0.0.1:1/v1"
 
 
+def test_a_judge_base_url_that_is_not_a_url_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"judge.base_url must be an http\(s\) URL .* got 'not a url'"):
+        quality_settings({"judge": {"base_url": "not a url"}}, {})
+    with pytest.raises(ConfigError, match=r"LLMPULSE_JUDGE_BASE_URL.*got 'localhost:8700'"):
+        quality_settings({}, {ENV_JUDGE_BASE_URL: "localhost:8700"})
+
+
 def test_engines_register_collectors_routes_and_status_sections(tmp_path: Path) -> None:
     engines = build_engines({"quality": {"db_path": str(tmp_path / "q.db")}}, {})
     listeners = [listener for e in engines for listener in e.listeners]

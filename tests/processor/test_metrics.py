@@ -200,7 +200,7 @@ def test_exemplars_carry_the_trace_id_in_openmetrics_only() -> None:
     step_line = next(
         line
         for line in text.splitlines()
-        if line.startswith(M.STEP_DURATION + "_bucket{") and 'le="0.05"' in line
+        if line.startswith(M.STEP_DURATION + "_bucket{") and 'le="0.04"' in line
     )
     assert trace_id.hex() in step_line
     assert "trace_id" not in generate_latest(registry).decode()
@@ -293,3 +293,44 @@ def test_long_label_values_are_cut() -> None:
     pipeline.process(make_request([make_span(llm_attributes(**{A.FEATURE: "x" * 1000}))]))
     labels = {**llm_labels(feature="x" * 128), "finish_reason": "stop", "outcome": "ok"}
     assert registry.get_sample_value(M.REQUESTS_TOTAL, labels) == 1
+
+
+def _histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
+    """Prometheus' histogram_quantile over cumulative (upper bound, count) pairs, +Inf last."""
+    total = buckets[-1][1]
+    rank = q * total
+    lower, below = 0.0, 0.0
+    for upper, count in buckets:
+        if count >= rank:
+            if upper == float("inf"):
+                return lower
+            return lower + (upper - lower) * (rank - below) / (count - below)
+        lower, below = upper, count
+    raise AssertionError("rank beyond the last bucket")
+
+
+def test_step_p95_read_from_the_buckets_is_close_to_the_true_one() -> None:
+    pipeline, registry = _pipeline()
+    durations = [0.110 + 0.020 * i / 99 for i in range(100)]  # 110-130 ms retrievals, p95 129 ms
+    spans = [
+        make_span(
+            {A.SPAN_KIND: A.SPAN_KIND_STEP, A.STEP_NAME: "retrieval", A.FEATURE: "support"},
+            duration_s=d,
+            span_id=(i + 1).to_bytes(8, "big"),
+        )
+        for i, d in enumerate(durations)
+    ]
+    pipeline.process(make_request(spans))
+    labels = {"feature": "support", "step": "retrieval"}
+    bounds = [*M.STEP_DURATION_BUCKETS, float("inf")]
+    buckets = [
+        (b, registry.get_sample_value(M.STEP_DURATION + "_bucket", {**labels, "le": _le(b)}) or 0.0)
+        for b in bounds
+    ]
+    assert buckets[-1][1] == 100
+    p95 = _histogram_quantile(0.95, buckets)
+    assert 0.110 <= p95 <= 0.150, f"p95 read from the step buckets is {p95:.3f} s for 110-130 ms steps"
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)

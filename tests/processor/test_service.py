@@ -93,6 +93,25 @@ def test_bad_config_files(tmp_path: Path) -> None:
         resolve({"config": str(unknown)}, {})
 
 
+def test_misspelled_tables_and_loose_keys_are_errors_naming_the_valid_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    misspelled = tmp_path / "misspelled.toml"
+    misspelled.write_text("[prcessor]\ngrpc_port = 1\n")
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown table\(s\) \[prcessor\]; valid: \[processor\], \[quality\], \[canary\], \[drift\]",
+    ):
+        resolve({"config": str(misspelled)}, {})
+    loose = tmp_path / "loose.toml"
+    loose.write_text("grpc_port = 1\n[processor]\nhttp_port = 2\n")
+    with pytest.raises(ConfigError, match=r"key\(s\) grpc_port outside any table; put them under one of"):
+        resolve({"config": str(loose)}, {})
+    assert cli.main(["serve", "--config", str(misspelled)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("llmpulse serve: config file") and "[prcessor]" in err[0]
+
+
 def test_settings_are_immutable() -> None:
     settings = Settings()
     with pytest.raises(AttributeError):
@@ -177,6 +196,25 @@ async def test_status_command_against_a_running_processor(
 def test_status_command_without_processor(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["status", "--url", "http://127.0.0.1:9"]) == 1
     assert "cannot reach the processor" in capsys.readouterr().err
+
+
+def test_status_table_shows_cheap_costs_with_significant_digits() -> None:
+    window = {
+        "requests": 1000,
+        "error_rate": 0.0,
+        "refusal_rate": 0.0,
+        "latency_p50_s": 0.3,
+        "latency_p95_s": 0.5,
+        "latency_p99_s": 0.6,
+        "cost_usd_total": 0.0042,
+        "cost_usd_mean": 0.0000042,
+        "input_tokens_mean": 20.0,
+        "output_tokens_mean": 10.0,
+    }
+    table = render_table({"features": {"cheap": {"5m": window}}}, "5m")
+    row = next(line for line in table.splitlines() if line.startswith("cheap"))
+    assert row.split()[7:9] == ["0.0042", "4.2e-06"]
+    assert "0.00000" not in table
 
 
 def test_status_table_when_empty() -> None:

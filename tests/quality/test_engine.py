@@ -539,3 +539,30 @@ async def test_recent_samples_are_bounded_by_bytes_and_evictions_counted(
     await engine.drain(timeout=10)
     [stored] = engine.store.query(feature="support", limit=None)
     assert stored.record.output == answer
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+async def test_failed_calls_are_not_responses_in_the_user_signal_ratios(
+    make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory, deferred: bool
+) -> None:
+    engine = make_engine(registry, judge_rate=0.0)
+    await engine.start()
+    answered = [sample_factory(feature="chat") for _ in range(10)]
+    failed = [
+        sample_factory(
+            feature="chat", output_text=None, error_type="InternalServerError", finish_reason="error"
+        )
+        for _ in range(10)
+    ]
+    for sample in answered + failed:
+        engine.observe(sample, defer_counts=deferred)
+    engine.flush_counts()
+    for sample in answered[:5]:
+        engine.observe_feedback(
+            FeedbackEvent("chat", "abandoned", "negative", response_id=sample.response_id)
+        )
+    await engine.tick()
+    # 5 of the 10 answers were abandoned; the 10 failed calls answered nobody.
+    assert _value(registry, "llmpulse_user_abandonment_ratio", feature="chat") == 0.5
+    assert _value(registry, "llmpulse_quality_checked_total", feature="chat") == 20
+    await engine.stop()

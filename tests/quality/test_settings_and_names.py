@@ -66,6 +66,8 @@ def test_every_declared_series_is_exported_and_no_name_clashes_with_the_processo
     metrics.canary_runs.labels("p", "m", "pass").inc()
     metrics.canary_last_run.labels("p", "m").set(1)
     metrics.judge_cost.inc(0)
+    metrics.content_age.labels("f").set(0)
+    metrics.content_state.labels("f", Q.CONTENT_SEEN).set(1)
     # store_dropped: its reasons are pre-created by QualityMetrics
     exported = {
         s.name for family in registry.collect() for s in family.samples if not s.name.endswith("_created")

@@ -182,3 +182,66 @@ def test_since_parsing() -> None:
     assert quality_cli.parse_since("2026-11-25T00:00") == 1_795_564_800.0
     with pytest.raises(Exception, match="duration like 30m"):
         quality_cli.parse_since("yesterday")
+
+
+def _llmpulse(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "llmpulse.cli", *argv], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_bad_since_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    db = tmp_path / "quality.db"
+    FlaggedStore(db).close()
+    result = _llmpulse("triage", "--db", str(db), "--since", "2x")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "llmpulse triage: --since '2x': use a duration like 30m, 1h, 2d or an ISO time like 2026-11-25T10:00"
+    ]
+
+
+def test_triage_json_into_a_closed_pipe_ends_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "quality.db"
+    with FlaggedStore(db) as store:
+        for n in range(400):  # ~400 KB of JSON lines: far more than a pipe holds
+            store.add(
+                FlaggedRecord(
+                    "billing",
+                    "gpt-4o-mini",
+                    n.to_bytes(16, "big"),
+                    ("check",),
+                    ("x",),
+                    created=time.time() - 60,
+                    output="y" * 1000,
+                )
+            )
+    err = tmp_path / "stderr.txt"
+    triage = f"{sys.executable} -m llmpulse.cli triage --db {db} --since 1d --limit 1000 --json"
+    command = f"{triage} 2>{err} | head -n 1"
+    result = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=60)
+    assert result.stdout.count("\n") == 1 and json.loads(result.stdout)["feature"] == "billing"
+    assert err.read_text() == ""
+
+
+def test_spc_show_says_when_there_are_no_charts_and_formats_the_numbers(tmp_path: Path) -> None:
+    db = tmp_path / "quality.db"
+    ChartStore(db).close()
+    empty = _llmpulse("spc", "--db", str(db), "show")
+    assert empty.returncode == 0 and empty.stdout.startswith(f"no SPC charts saved in {db} yet")
+    with ChartStore(db) as store:
+        store.save_charts(
+            {
+                ("billing", "cost_per_request_usd"): {
+                    "baseline": {"mean": 0.000123456789, "sigma": 1.5e-05},
+                    "ewma": 0.00012987654321,
+                    "index": 42,
+                },
+                ("billing", "error_rate"): {"warmup_values": [0.1, 0.2], "warmup": 20, "index": 2},
+            }
+        )
+    shown = _llmpulse("spc", "--db", str(db), "show").stdout.splitlines()
+    assert shown[0].split() == ["FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    assert shown[1].split() == ["billing", "cost_per_request_usd", "monitoring", "0.0001235", "1.5e-05",
+                                "0.0001299", "42"]  # fmt: skip
+    assert shown[2].split() == ["billing", "error_rate", "warming", "up", "2/20", "-", "-", "-", "2"]
