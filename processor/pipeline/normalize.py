@@ -64,6 +64,12 @@ _KEYS = (
     A.GEN_AI_OUTPUT_MESSAGES,
     A.GEN_AI_SYSTEM_INSTRUCTIONS,
     A.GEN_AI_OUTPUT_TYPE,
+    A.PRICING_VERSION,
+    A.OPENLLMETRY_CACHE_READ_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_READ,
+    A.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE,
+    A.CACHE_CREATION_1H_INPUT_TOKENS,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
@@ -71,6 +77,8 @@ _KEYS = (
     _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
     _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
+    _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
+    _CACHE_CREATION_1H,
 ) = range(len(_KEYS))  # fmt: skip
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
@@ -228,10 +236,13 @@ def _sentiment(kind: str, value: Any) -> str | None:
     return M.SENTIMENT_NEUTRAL
 
 
-def normalize_span(span: Any, secondary: bool = False) -> Record:
+def normalize_span(
+    span: Any, secondary: bool = False, service: str = M.UNKNOWN_SERVICE, environment: str = ""
+) -> Record:
     """Normalise one ``opentelemetry.proto.trace.v1.Span``.
 
-    ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK).
+    ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK);
+    ``service`` and ``environment`` come from the span's resource (see :func:`~llmpulse.processor.pipeline.resource.resource_labels`).
     Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """
@@ -270,11 +281,15 @@ def normalize_span(span: Any, secondary: bool = False) -> Record:
                 kind, operation = A.SPAN_KIND_LLM, mapped
 
     if kind == A.SPAN_KIND_LLM:
-        return _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+        call = _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+        if type(call) is LLMCall:
+            call.service = service
+            call.environment = environment
+        return call
     if kind == A.SPAN_KIND_STEP:
-        return _step_run(span, vals, operation)
+        return _step_run(span, vals, operation, service, environment)
     if kind == A.SPAN_KIND_FEEDBACK:
-        return _feedback(vals)
+        return _feedback(vals, service, environment)
     return None
 
 
@@ -300,20 +315,27 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     value = vals[_OUT]
     tokens_out = _count(value) if value is not None else _first_count(vals, _OUT_LEGACY, _OUT_OI)
     value = vals[_CACHE_READ]
-    cache_read = None if value is None else _count(value)
-    cache_creation = _first_count(vals, _CACHE_CREATION, _SDK_CACHE_WRITE)
+    cache_read = _count(value) if value is not None else _first_count(vals, _CACHE_READ_OLLM, _CACHE_READ_OI)
+    cache_creation = _first_count(
+        vals, _CACHE_CREATION, _SDK_CACHE_WRITE, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI
+    )
+    value = vals[_CACHE_CREATION_1H]
+    cache_long = None if value is None else _count(value)
     value = vals[_REASONING]
     reasoning = None if value is None else _count(value)
-    if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning):
+    if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning, cache_long):
         return M.REJECT_INVALID_TOKENS
 
     cost: float | None = None
+    pricing_version = ""
     if vals[_COST] is not None:
         cost = _amount(vals[_COST])
         if cost < 0:
             return M.REJECT_INVALID_COST
+        pricing_version = _first_text(vals, _PRICING_VERSION) or M.PRICING_REPORTED
     if vals[_UNPRICED] is not None and vals[_UNPRICED].bool_value:
         cost = None
+        pricing_version = ""
     ttfc: float | None = None
     if vals[_TTFC] is not None:
         ttfc = _amount(vals[_TTFC])
@@ -354,8 +376,10 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.output_tokens = tokens_out
     call.cache_read_tokens = cache_read
     call.cache_creation_tokens = cache_creation
+    call.cache_creation_1h_tokens = cache_long
     call.reasoning_tokens = reasoning
     call.cost_usd = cost
+    call.pricing_version = pricing_version
     call.response_id = _first_text(vals, _RESPONSE_ID)
     call.trace_id = span.trace_id
     call.span_id = span.span_id
@@ -379,21 +403,31 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     return call
 
 
-def _step_run(span: Any, vals: list[Any], operation: str) -> StepRun | str:
+def _step_run(span: Any, vals: list[Any], operation: str, service: str, environment: str) -> StepRun | str:
     duration = _duration(span)
     if duration < 0:
         return M.REJECT_INVALID_DURATION
     step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
     error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
-    return StepRun(feature, step, duration, error, trace_id=span.trace_id, end_ns=span.end_time_unix_nano)
+    return StepRun(
+        feature,
+        step,
+        duration,
+        error,
+        trace_id=span.trace_id,
+        end_ns=span.end_time_unix_nano,
+        service=service,
+        environment=environment,
+    )
 
 
-def _feedback(vals: list[Any]) -> Feedback | str:
+def _feedback(vals: list[Any], service: str, environment: str) -> Feedback | str:
     kind = _first_text(vals, _FB_KIND)
     if not kind:
         return M.REJECT_INVALID_FEEDBACK
     sentiment = _sentiment(kind, vals[_FB_VALUE])
     if sentiment is None:
         return M.REJECT_INVALID_FEEDBACK
-    return Feedback(_first_text(vals, _FEATURE) or M.UNKNOWN_VALUE, kind, sentiment)
+    feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
+    return Feedback(feature, kind, sentiment, service=service, environment=environment)
