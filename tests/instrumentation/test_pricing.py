@@ -15,7 +15,7 @@ from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 def test_shipped_table_has_version_and_date() -> None:
     table = PricingTable.load()
     assert table.version == "2026.12.1"
-    assert table.effective_date == "2026-11-01"
+    assert table.effective_date == "2026-12-01"
 
 
 @pytest.mark.parametrize(
