@@ -133,6 +133,7 @@ class _Ring:
         count = sum(s.count for s in live)
         priced = sum(s.priced for s in live)
         unpriced = sum(s.unpriced for s in live)
+        errors = sum(s.errors for s in live)
         cost = sum(s.cost for s in live)
         in_n, out_n = sum(s.in_n for s in live), sum(s.out_n for s in live)
         samples = [s.lat[: s.filled] for s in live if s.lat is not None and s.filled]
@@ -142,7 +143,7 @@ class _Ring:
             p50, p95, p99 = (float(x) for x in np.percentile(np.concatenate(samples), [50, 95, 99]))
         return {
             "requests": count,
-            "error_rate": sum(s.errors for s in live) / count if count else None,
+            "error_rate": errors / count if count else None,
             "refusal_rate": sum(s.refusals for s in live) / count if count else None,
             "latency_p50_s": p50,
             "latency_p95_s": p95,
@@ -151,7 +152,7 @@ class _Ring:
             "cost_usd_total": cost,
             "cost_usd_mean": cost / priced if priced else None,
             "unpriced": unpriced,
-            "unpriced_share": unpriced / (priced + unpriced) if priced + unpriced else None,
+            "unpriced_share": unpriced / (count - errors) if count > errors else None,
             "input_tokens_mean": sum(s.in_sum for s in live) / in_n if in_n else None,
             "output_tokens_mean": sum(s.out_sum for s in live) / out_n if out_n else None,
         }
