@@ -330,7 +330,8 @@ def quantile_queries(rule: str, legend_prefix: str = "") -> list[prometheus.Data
     return [
         query(
             f'{rule}{{{LLM_FILTER}, quantile="{q}"}}',
-            f"{legend_prefix}p{round(float(q) * 100)} {{{{service}}}} · {{{{feature}}}} · {{{{provider}}}}/{{{{model}}}}",
+            f"{legend_prefix}p{round(float(q) * 100)} "
+            "{{service}} · {{feature}} · {{provider}}/{{model}}",
             ref_id="ABC"[i],
         )
         for i, q in enumerate(QUANTILES)

@@ -34,7 +34,12 @@ def mismatch_ratio() -> timeseries.Panel:
         "Calls answered by another model",
         "Share of calls whose response model is neither the requested model nor a dated version of it.",
         "percentunit",
-        [query(f"{RULES.mismatch_ratio}{{{LLM_FILTER}}}", "{{service}} · {{feature}} · {{provider}}/{{model}}")],
+        [
+            query(
+                f"{RULES.mismatch_ratio}{{{LLM_FILTER}}}",
+                "{{service}} · {{feature}} · {{provider}}/{{model}}",
+            )
+        ],
     )
 
 

@@ -105,7 +105,7 @@ def errors_by_type() -> timeseries.Panel:
         "reqps",
         [
             query(
-                f"sum by (service, feature, error_type) (rate({M.ERRORS_TOTAL}{{{LLM_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, error_type", M.ERRORS_TOTAL, LLM_FILTER),
                 "{{service}} · {{feature}} · {{error_type}}",
             )
         ],
@@ -205,7 +205,12 @@ def unpriced_calls() -> timeseries.Panel:
         "table does not know: their spend is missing from every cost panel. Add the model to the "
         "pricing override file (LLMPULSE_PRICING_FILE); alert LLMPulseUnpricedCalls.",
         "percentunit",
-        [query(f"{RULES.unpriced_ratio}{{{SERVICE_FILTER}, provider=~\"$provider\", model=~\"$model\"}}", BY_MODEL)],
+        [
+            query(
+                f'{RULES.unpriced_ratio}{{{SERVICE_FILTER}, provider=~"$provider", model=~"$model"}}',
+                BY_MODEL,
+            )
+        ],
     )
 
 

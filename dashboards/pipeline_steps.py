@@ -61,7 +61,7 @@ def step_rate() -> timeseries.Panel:
         "ops",
         [
             query(
-                f"sum by (service, feature, step) (rate({M.STEP_DURATION}_count{{{STEP_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, step", f"{M.STEP_DURATION}_count", STEP_FILTER),
                 BY_STEP,
             )
         ],
@@ -91,7 +91,7 @@ def time_share() -> timeseries.Panel:
         "s",
         [
             query(
-                f"sum by (service, feature, step) (rate({M.STEP_DURATION}_sum{{{STEP_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, step", f"{M.STEP_DURATION}_sum", STEP_FILTER),
                 BY_STEP,
             )
         ],
@@ -113,7 +113,9 @@ def build() -> models.Dashboard:
         .with_variable(service_variable(f"{M.STEP_DURATION}_count"))
         .with_variable(label_variable("feature", "Feature", f"{M.STEP_DURATION}_count{{{SERVICE_FILTER}}}"))
         .with_variable(
-            label_variable("step", "Step", f'{M.STEP_DURATION}_count{{{SERVICE_FILTER}, feature=~"$feature"}}')
+            label_variable(
+                "step", "Step", f'{M.STEP_DURATION}_count{{{SERVICE_FILTER}, feature=~"$feature"}}'
+            )
         )
         .with_row(dashboard.Row("Latency"))
         .with_panel(step_p95())

@@ -41,7 +41,7 @@ def feedback_by_kind() -> timeseries.Panel:
         "short",
         [
             query(
-                f"sum by (service, feature, kind) (rate({M.FEEDBACK_TOTAL}{{{FEEDBACK_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, kind", M.FEEDBACK_TOTAL, FEEDBACK_FILTER),
                 "{{service}} · {{feature}} · {{kind}}",
             )
         ],
@@ -105,7 +105,9 @@ def implicit_signals() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                sum_rate("service, feature, kind", M.FEEDBACK_TOTAL, f'{CALL_FILTER}, kind=~"{IMPLICIT_KINDS}"')
+                sum_rate(
+                    "service, feature, kind", M.FEEDBACK_TOTAL, f'{CALL_FILTER}, kind=~"{IMPLICIT_KINDS}"'
+                )
                 + " / on (service, feature) group_left "
                 + sum_rate("service, feature", M.REQUESTS_TOTAL, CALL_FILTER),
                 "{{service}} · {{feature}} · {{kind}}",

@@ -26,8 +26,8 @@ from llmpulse.processor.ingest.otlp_http import OtlpHttpHandler
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.exposition import build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
-from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.dedup import Deduplicator
+from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.queue import Pipeline
 from llmpulse.processor.settings import ConfigError, Settings
 

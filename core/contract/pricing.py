@@ -130,6 +130,7 @@ class PricingTable:
         model: str | None,
         input_tokens: int,
         output_tokens: int,
+        *,
         cache_read: int = 0,
         cache_write: int = 0,
         cache_write_1h: int = 0,
@@ -165,7 +166,9 @@ def _price(name: str, entry: dict[str, Any]) -> Price:
         output=float(entry["output"]) * _PER_TOKEN,
         cached_input=float(entry.get("cached_input", entry["input"])) * _PER_TOKEN,
         cache_write=cache_write,
-        cache_write_1h=float(entry["cache_write_1h"]) * _PER_TOKEN if "cache_write_1h" in entry else cache_write,
+        cache_write_1h=float(entry["cache_write_1h"]) * _PER_TOKEN
+        if "cache_write_1h" in entry
+        else cache_write,
     )
 
 

@@ -113,7 +113,9 @@ def render_table(document: dict[str, Any], window: str = "5m", *, service: str |
         f"queue {queue.get('spans', 0)}/{queue.get('capacity', 0)}"
     )
     if len(rows) == 1:
-        lines.append("(no LLM calls seen yet)" if service is None else f"(no LLM calls of service {service} seen yet)")
+        lines.append(
+            "(no LLM calls seen yet)" if service is None else f"(no LLM calls of service {service} seen yet)"
+        )
     if any(cell.startswith("~") for row in rows[1:] for cell in row[5:8]):
         lines.append("~ percentile from a uniform sample: the rate exceeded --latency-samples per slot")
     pricing = document.get("pricing") or {}

@@ -83,7 +83,9 @@ class MetricsCollector(Collector):
     module docstring).
     """
 
-    def __init__(self, derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False) -> None:
+    def __init__(
+        self, derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False
+    ) -> None:
         self._derived = derived
         self._accounting = accounting
         self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()

@@ -260,13 +260,13 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         COST_USD_TOTAL,
         "counter",
         (*LLM_LABELS, PRICING_VERSION),
-        "Cost of LLM calls in US dollars, by the pricing table that priced them (the span's own or the processor's).",
+        "Cost of LLM calls in US dollars, by the pricing table that priced them (span's or processor's).",
     ),
     MetricSpec(
         UNPRICED_REQUESTS_TOTAL,
         "counter",
         LLM_LABELS,
-        "Successful LLM calls without a cost: the span carries none and the pricing table does not know the model.",
+        "Successful LLM calls without a cost: none on the span and a model the pricing table does not know.",
     ),
     MetricSpec(
         MODEL_MISMATCH_TOTAL,

@@ -242,7 +242,8 @@ def normalize_span(
     """Normalise one ``opentelemetry.proto.trace.v1.Span``.
 
     ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK);
-    ``service`` and ``environment`` come from the span's resource (see :func:`~llmpulse.processor.pipeline.resource.resource_labels`).
+    ``service`` and ``environment`` come from the span's resource
+    (:func:`~llmpulse.processor.pipeline.resource.resource_labels`).
     Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """

@@ -120,7 +120,10 @@ class StepRun:
         self.end_ns = end_ns
 
     def __repr__(self) -> str:
-        return f"StepRun(service={self.service!r}, feature={self.feature!r}, step={self.step!r}, duration_s={self.duration_s!r})"
+        return (
+            f"StepRun(service={self.service!r}, feature={self.feature!r}, step={self.step!r},"
+            f" duration_s={self.duration_s!r})"
+        )
 
 
 class Feedback:
@@ -129,7 +132,13 @@ class Feedback:
     __slots__ = ("environment", "feature", "kind", "sentiment", "service")
 
     def __init__(
-        self, feature: str, kind: str, sentiment: str, *, service: str = "unknown_service", environment: str = ""
+        self,
+        feature: str,
+        kind: str,
+        sentiment: str,
+        *,
+        service: str = "unknown_service",
+        environment: str = "",
     ) -> None:
         self.service = service
         self.environment = environment
@@ -138,7 +147,10 @@ class Feedback:
         self.sentiment = sentiment
 
     def __repr__(self) -> str:
-        return f"Feedback(service={self.service!r}, feature={self.feature!r}, kind={self.kind!r}, sentiment={self.sentiment!r})"
+        return (
+            f"Feedback(service={self.service!r}, feature={self.feature!r}, kind={self.kind!r},"
+            f" sentiment={self.sentiment!r})"
+        )
 
 
 Record = LLMCall | StepRun | Feedback | str | None

@@ -32,12 +32,16 @@ def test_every_entry_names_its_source_and_date() -> None:
     assert "list prices" in shipped["source"].lower()
     for name, entry in shipped["models"].items():
         assert entry["source"].startswith("https://"), name
-        assert len(entry["effective_date"]) == 10 and entry["effective_date"] <= shipped["effective_date"], name
+        assert len(entry["effective_date"]) == 10 and entry["effective_date"] <= shipped["effective_date"], (
+            name
+        )
 
 
 def test_anthropic_cache_reads_and_both_cache_writes_at_their_rates() -> None:
     # 10,000 input tokens: 2,000 read from the cache, 3,000 written to it (1,000 with a 1-hour TTL)
-    cost = PricingTable.load().cost_of("claude-sonnet-4-5-20250929", 10_000, 500, 2_000, 3_000, 1_000)
+    cost = PricingTable.load().cost_of(
+        "claude-sonnet-4-5-20250929", 10_000, 500, cache_read=2_000, cache_write=3_000, cache_write_1h=1_000
+    )
     expected = (5_000 * 3.0 + 2_000 * 0.3 + 2_000 * 3.75 + 1_000 * 6.0 + 500 * 15.0) / 1e6
     assert cost == pytest.approx(expected, rel=1e-12)
 
@@ -88,7 +92,9 @@ def test_override_reloads_without_restart_and_a_bad_file_keeps_the_previous_tabl
             assert source.current().version.endswith("+b"), bad  # the previous table stays in force
             assert source.error is not None and str(path) in source.error
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 4 and all("\n" not in line and "event=pricing_override_rejected" in line for line in lines)
+    assert len(lines) == 4 and all(
+        "\n" not in line and "event=pricing_override_rejected" in line for line in lines
+    )
     assert "not valid JSON" in lines[0] and "needs 'input' and 'output'" in lines[1]
     assert "must be a number >= 0" in lines[2] and "must be JSON objects" in lines[3]
 

@@ -43,8 +43,7 @@ def _rule_files(tmp_path: Path) -> list[Path]:
 def _burst(ok: int, errors: int) -> Any:
     attributes = {A.FEATURE: "brand-new", A.GEN_AI_REQUEST_MODEL: "gpt-4.1-mini"}
     spans = [
-        make_span(llm_attributes(**attributes), span_id=i.to_bytes(8, "big"))
-        for i in range(1, ok + 1)
+        make_span(llm_attributes(**attributes), span_id=i.to_bytes(8, "big")) for i in range(1, ok + 1)
     ] + [
         make_span(
             llm_attributes(**attributes, **{A.ERROR_TYPE: "RateLimitError", A.COST_USD: None}),
@@ -63,7 +62,10 @@ async def test_first_error_burst_of_a_new_series_fires_the_error_alert(
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "rule_files": [str(path) for path in _rule_files(tmp_path)],
         "scrape_configs": [
-            {"job_name": "llmpulse-processor", "static_configs": [{"targets": [f"127.0.0.1:{service.admin.port}"]}]}
+            {
+                "job_name": "llmpulse-processor",
+                "static_configs": [{"targets": [f"127.0.0.1:{service.admin.port}"]}],
+            }
         ],
     }
     _, port = await asyncio.to_thread(start_prometheus, yaml.safe_dump(config))
@@ -71,7 +73,9 @@ async def test_first_error_burst_of_a_new_series_fires_the_error_alert(
     async with httpx.AsyncClient() as client:
 
         async def query(expr: str) -> list[Any]:
-            result: list[Any] = (await client.get(f"{api}/query", params={"query": expr})).json()["data"]["result"]
+            result: list[Any] = (await client.get(f"{api}/query", params={"query": expr})).json()["data"][
+                "result"
+            ]
             return result
 
         await wait_until_async(

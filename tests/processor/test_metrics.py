@@ -126,9 +126,14 @@ def test_model_mismatch_refusals_steps_feedback() -> None:
     assert get(M.REFUSALS_TOTAL, llm_labels()) == 1
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "refusal", "outcome": "refusal"}) == 1
     where = {"service": "unknown_service", "deployment_environment": ""}
-    assert get(M.STEP_DURATION + "_bucket", {**where, "feature": "support", "step": "retrieval", "le": "0.25"}) == 1
+    assert (
+        get(M.STEP_DURATION + "_bucket", {**where, "feature": "support", "step": "retrieval", "le": "0.25"})
+        == 1
+    )
     assert get(M.STEP_ERRORS_TOTAL, {**where, "feature": "support", "step": "execute_tool"}) == 1
-    assert get(M.FEEDBACK_TOTAL, {**where, "feature": "unknown", "kind": "thumbs", "sentiment": "negative"}) == 1
+    assert (
+        get(M.FEEDBACK_TOTAL, {**where, "feature": "unknown", "kind": "thumbs", "sentiment": "negative"}) == 1
+    )
     for kind, n in (("llm", 1), ("step", 2), ("feedback", 1), ("other", 1)):
         assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": kind}) == n
 

@@ -89,13 +89,19 @@ UNKNOWN = {**OFFICIAL, A.GEN_AI_REQUEST_MODEL: "gpt-6-preview", A.GEN_AI_RESPONS
 
 def _span(attributes: dict[str, Any], i: int, *, status: int = 0) -> Any:
     attributes = {k: v for k, v in attributes.items() if v is not None}
-    return make_span(attributes, span_id=i.to_bytes(8, "big"), trace_id=i.to_bytes(16, "big"), status_code=status)
+    return make_span(
+        attributes, span_id=i.to_bytes(8, "big"), trace_id=i.to_bytes(16, "big"), status_code=status
+    )
 
 
 def _pipeline(pricer: CallPricer | None = None) -> tuple[Pipeline, CollectorRegistry]:
     derived, accounting = DerivedMetrics(), Accounting(10_000)
     pipeline = Pipeline(
-        capacity=10_000, derived=derived, accounting=accounting, windows=RollingWindows(clock=FakeClock()), pricer=pricer
+        capacity=10_000,
+        derived=derived,
+        accounting=accounting,
+        windows=RollingWindows(clock=FakeClock()),
+        pricer=pricer,
     )
     return pipeline, build_registry(derived, accounting)
 
@@ -118,7 +124,9 @@ def test_peer_spans_are_priced_exactly_per_service() -> None:
     blog = [_span(OFFICIAL, 11), _span(OFFICIAL, 12)]
     request = make_request(shop, resource={"service.name": "shop", "deployment.environment.name": "prod"})
     request.resource_spans.extend(
-        make_request(blog, resource={"service.name": "blog", "deployment.environment": "staging"}).resource_spans
+        make_request(
+            blog, resource={"service.name": "blog", "deployment.environment": "staging"}
+        ).resource_spans
     )
     request.resource_spans.extend(make_request([_span(OFFICIAL, 21)]).resource_spans)  # no service.name
     assert pipeline.process(request).rejected == 0
@@ -169,25 +177,28 @@ def test_processor_prices_like_the_instrumentation(tokens: tuple[int, int, int, 
     call.cache_creation_tokens, call.cache_creation_1h_tokens = tokens[3:]
     call.cost_usd = None
     CallPricer().price(call)
-    assert call.cost_usd == TABLE.cost_of("claude-sonnet-4-5", *tokens)
+    cache = dict(zip(("cache_read", "cache_write", "cache_write_1h"), tokens[2:], strict=True))
+    assert call.cost_usd == TABLE.cost_of("claude-sonnet-4-5", tokens[0], tokens[1], **cache)
 
 
 def test_pricing_file_change_reaches_the_running_pipeline(tmp_path: Path) -> None:
     path = tmp_path / "prices.json"
-    path.write_text(json.dumps({"version": "acme", "models": {"gpt-6-preview": {"input": 10.0, "output": 20.0}}}))
+    path.write_text(
+        json.dumps({"version": "acme", "models": {"gpt-6-preview": {"input": 10.0, "output": 20.0}}})
+    )
     clock = FakeClock()
     pipeline, registry = _pipeline(CallPricer(PricingSource(path, clock=clock)))
     pipeline.process(make_request([_span(UNKNOWN, 1)], resource={"service.name": "shop"}))
     labels = _labels("shop", "openai", "gpt-6-preview")
     expected = (1200 * 10.0 + 300 * 20.0) / 1e6  # no cached_input price: cache reads at the input price
-    assert registry.get_sample_value(M.COST_USD_TOTAL, {**labels, "pricing_version": f"{TABLE.version}+acme"}) == (
-        pytest.approx(expected, rel=1e-12)
-    )
+    assert registry.get_sample_value(
+        M.COST_USD_TOTAL, {**labels, "pricing_version": f"{TABLE.version}+acme"}
+    ) == (pytest.approx(expected, rel=1e-12))
     path.write_text("{broken")
     os.utime(path, ns=(5_000_000_000, 5_000_000_000))
     clock.advance(2.0)
     pipeline.process(make_request([_span(UNKNOWN, 2)], resource={"service.name": "shop"}))
-    assert registry.get_sample_value(M.COST_USD_TOTAL, {**labels, "pricing_version": f"{TABLE.version}+acme"}) == (
-        pytest.approx(2 * expected, rel=1e-12)
-    )  # the broken file left the previous table in force
+    assert registry.get_sample_value(
+        M.COST_USD_TOTAL, {**labels, "pricing_version": f"{TABLE.version}+acme"}
+    ) == (pytest.approx(2 * expected, rel=1e-12))  # the broken file left the previous table in force
     assert registry.get_sample_value(M.UNPRICED_REQUESTS_TOTAL, labels) == 0

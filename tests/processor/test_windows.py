@@ -73,7 +73,9 @@ def test_latency_samples_are_bounded_beyond_the_cap() -> None:
     clock = FakeClock()
     windows = RollingWindows(clock=clock, latency_samples_per_slot=50, seed=1)
     for _ in range(10):
-        windows.add({("app", "qa"): _batch([_call(0.5) for _ in range(40)] + [_call(1.5) for _ in range(40)])})
+        windows.add(
+            {("app", "qa"): _batch([_call(0.5) for _ in range(40)] + [_call(1.5) for _ in range(40)])}
+        )
     w = windows.snapshot()["app"]["qa"]["1m"]
     assert w["requests"] == 800
     assert w["latency_exact"] is False

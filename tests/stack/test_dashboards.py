@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from llmpulse.processor.metrics import names as M
-
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from llmpulse.processor.metrics import names as M
 from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
