@@ -21,6 +21,7 @@ from llmpulse.contract import attributes as A
 from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.records import Feedback, LLMCall, Record, StepRun
+from llmpulse.processor.pipeline.sentiment import sentiment_of
 
 # Attribute key -> slot in the per-span value list.
 _KEYS = (
@@ -207,33 +208,6 @@ def _finish_reason(vals: list[Any]) -> str | None:
                 return None
             return normalize_finish_reason(text) if text else M.FINISH_REASON_NONE
     return M.FINISH_REASON_NONE
-
-
-def _sentiment(kind: str, value: Any) -> str | None:
-    """Sentiment of a feedback event; None when the value is unusable."""
-    if value is None:
-        number = 1.0
-    else:
-        which = value.WhichOneof("value")
-        if which == "double_value":
-            number = value.double_value
-        elif which == "int_value":
-            number = float(value.int_value)
-        elif which == "bool_value":
-            number = 1.0 if value.bool_value else 0.0
-        else:
-            return None
-        if not math.isfinite(number):
-            return None
-    if kind == A.FEEDBACK_THUMBS:
-        return M.SENTIMENT_POSITIVE if number >= 0.5 else M.SENTIMENT_NEGATIVE
-    if kind == A.FEEDBACK_RATING:  # 1..5 scale
-        if number >= 4:
-            return M.SENTIMENT_POSITIVE
-        return M.SENTIMENT_NEGATIVE if number <= 2 else M.SENTIMENT_NEUTRAL
-    if kind in (A.FEEDBACK_CORRECTION, A.FEEDBACK_ABANDONED):
-        return M.SENTIMENT_NEGATIVE
-    return M.SENTIMENT_NEUTRAL
 
 
 def normalize_span(
@@ -427,7 +401,7 @@ def _feedback(vals: list[Any], service: str, environment: str) -> Feedback | str
     kind = _first_text(vals, _FB_KIND)
     if not kind:
         return M.REJECT_INVALID_FEEDBACK
-    sentiment = _sentiment(kind, vals[_FB_VALUE])
+    sentiment = sentiment_of(kind, vals[_FB_VALUE])
     if sentiment is None:
         return M.REJECT_INVALID_FEEDBACK
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
