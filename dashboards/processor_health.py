@@ -17,6 +17,7 @@ from dashboards.common import (
     timeseries_panel,
 )
 from llmpulse.processor.metrics import names as M
+from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-processor-health"
 SELECT = f'job="{PROCESSOR_JOB}", instance=~"$instance"'
@@ -149,6 +150,21 @@ def label_overflow() -> timeseries.Panel:
     )
 
 
+def recent_samples() -> timeseries.Panel:
+    return timeseries_panel(
+        "Recent samples kept for late feedback",
+        "Characters of content the quality engine keeps so late negative feedback can flag its "
+        "answer (bounded by recent_bytes), and samples forgotten early per second, by the budget "
+        "that was full. Steady evictions by bytes: answers are large; raise recent_bytes if "
+        "feedback arrives late.",
+        "short",
+        [
+            query(f"{Q.RECENT_BYTES}{{{SELECT}}}", "content characters · {{instance}}"),
+            query(_rate_by("reason", Q.RECENT_EVICTED_TOTAL), "evicted by {{reason}} /s", ref_id="B"),
+        ],
+    )
+
+
 def build() -> models.Dashboard:
     """The processor health dashboard."""
     board = (
@@ -173,5 +189,6 @@ def build() -> models.Dashboard:
         .with_panel(queue())
         .with_panel(batch_latency())
         .with_panel(label_overflow())
+        .with_panel(recent_samples())
     )
     return finish(board)

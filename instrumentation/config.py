@@ -43,7 +43,7 @@ class Settings:
     LLM span; ``"sampled"`` only on spans whose trace the deterministic sampler selects at
     ``sample_rate`` (see :func:`llmpulse.contract.sampling.is_sampled`).
     ``redact``: optional hook applied to every captured text after the built-in patterns.
-    ``hash_user_ids``: ``context(user_id=...)`` is recorded as a salted SHA-256 pseudonym
+    ``hash_user_ids``: ``context(user_id=...)`` is recorded as an HMAC-SHA256 pseudonym
     unless this is ``False``.
     ``request_stream_usage``: ask OpenAI-style chat/completions streams for the final usage
     chunk when the caller did not, and hide that chunk from the caller.

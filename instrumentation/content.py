@@ -17,7 +17,7 @@ from opentelemetry.trace import Span
 
 from llmpulse.contract import attributes as A
 from llmpulse.contract.content import TRUNCATION_MARKER
-from llmpulse.contract.redaction import Redactor
+from llmpulse.contract.redaction import Redactor, redact_truncated
 from llmpulse.contract.sampling import is_sampled
 from llmpulse.instrumentation.config import Settings
 
@@ -52,11 +52,8 @@ class ContentPolicy:
         return sampled
 
     def text(self, text: str) -> str:
-        """Redact, then truncate, one text."""
-        redacted = self._redact(text)
-        if len(redacted) > self.max_chars:
-            return redacted[: self.max_chars] + TRUNCATION_MARKER
-        return redacted
+        """Redact and truncate one text (a huge text is cut before it is redacted)."""
+        return redact_truncated(self._redact, text, self.max_chars, TRUNCATION_MARKER)
 
     def encode(self, value: Any) -> str:
         """JSON-encode ``value`` (messages in the semconv shape), then redact and truncate."""

@@ -3,15 +3,27 @@
 The attributes live in the OpenTelemetry context, so they follow the trace: into asyncio
 tasks (which copy the context), and into threads when thread propagation is on (the
 default of ``instrument()``, see :mod:`llmpulse.instrumentation.threads`). Inner contexts
-override the keys they set and keep the rest. User ids are replaced by a salted SHA-256
-pseudonym (``enduser.pseudo.id``) unless the app opts out.
+override the keys they set and keep the rest. User ids are replaced by a keyed pseudonym
+(``enduser.pseudo.id``, HMAC-SHA256 under a per-deployment salt) unless the app opts out; a
+session or conversation id that contains personal data (an e-mail address, a phone number, ...)
+is replaced by its pseudonym too, other ids are kept as they are so they can be looked up.
+
+The salt is ``LLMPULSE_USER_ID_SALT`` when set (set the same value on every instance so a user
+has one pseudonym everywhere); otherwise a random salt kept in ``$XDG_STATE_HOME/llmpulse/
+user-id-salt`` (``~/.local/state`` by default, created once, mode 0600), so pseudonyms are stable on
+one machine and cannot be reversed with a dictionary of likely ids. Where that file cannot be
+written the salt is random per process, with a warning.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import inspect
+import logging
+import os
+import secrets
 from collections.abc import Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import Any, TypeVar, cast
@@ -20,6 +32,8 @@ from opentelemetry import context as otel_context
 from opentelemetry.util.types import AttributeValue
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.environment_variables import LLMPULSE_USER_ID_SALT
+from llmpulse.contract.redaction import Redactor
 
 _KEY = otel_context.create_key("llmpulse.context")
 _EMPTY: Mapping[str, AttributeValue] = MappingProxyType({})
@@ -33,9 +47,63 @@ def current_attributes(ctx: otel_context.Context | None = None) -> Mapping[str, 
     return cast("Mapping[str, AttributeValue]", value) if value is not None else _EMPTY
 
 
+_log = logging.getLogger(__name__)
+_SALT_FILE_NAME = "user-id-salt"
+
+
+def deployment_salt() -> str:
+    """``LLMPULSE_USER_ID_SALT``, else the salt read from, or created once in, the state directory."""
+    if configured := os.environ.get(LLMPULSE_USER_ID_SALT):
+        return configured
+    return _load_or_create_salt()
+
+
+@functools.cache
+def _load_or_create_salt() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    path = os.path.join(state, "llmpulse", _SALT_FILE_NAME)
+    try:
+        with open(path, encoding="ascii") as f:
+            if salt := f.read().strip():
+                return salt
+    except OSError:
+        pass
+    salt = secrets.token_hex(32)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as f:
+            f.write(salt + "\n")
+        try:
+            os.link(tmp, path)  # the first process to create the file wins; the others read it
+        except FileExistsError:
+            with open(path, encoding="ascii") as f:
+                salt = f.read().strip() or salt
+        finally:
+            os.unlink(tmp)
+    except OSError as exc:
+        _log.warning(
+            "event=user_id_salt_not_saved path=%s error=%s effect=pseudonyms_differ_per_process "
+            "hint=set LLMPULSE_USER_ID_SALT to the same value on every instance",
+            path,
+            exc.strerror or exc,
+        )
+    return salt
+
+
 def hash_user_id(user_id: str, salt: str = "") -> str:
-    """The pseudonym recorded instead of a raw user id."""
-    return hashlib.sha256(f"{salt}\x00{user_id}".encode()).hexdigest()[:32]
+    """The pseudonym recorded instead of a raw user id (``salt`` empty: the deployment salt)."""
+    key = (salt or deployment_salt()).encode()
+    return hmac.new(key, user_id.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+_REDACT = Redactor()
+
+
+def _opaque_id(value: str) -> str:
+    """``value`` itself, or its pseudonym when it carries personal data the redactor knows."""
+    return value if _REDACT(value) == value else "pseudo-" + hash_user_id(value, _user_id_policy()[1])
 
 
 class context:
@@ -63,13 +131,14 @@ class context:
         fixed: dict[str, AttributeValue] = {}
         for key, value in (
             (A.FEATURE, feature),
-            (A.SESSION_ID, session_id),
             (A.PROMPT_VERSION, prompt_version),
             (A.APP_VERSION, app_version),
-            (A.GEN_AI_CONVERSATION_ID, conversation_id),
         ):
             if value is not None:
                 fixed[key] = str(value)
+        for key, value in ((A.SESSION_ID, session_id), (A.GEN_AI_CONVERSATION_ID, conversation_id)):
+            if value is not None:
+                fixed[key] = _opaque_id(str(value))
         self._fixed = fixed
         self._tokens: list[object] = []
 

@@ -89,6 +89,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if settings.log_format == "json":
         for handler in logging.getLogger().handlers:
             handler.setFormatter(JsonFormatter())
+    if getattr(args, "auth_token", None) is not None:
+        logging.getLogger("llmpulse.processor").warning(
+            "event=auth_token_on_command_line effect=readable_by_local_users_in_/proc/<pid>/cmdline "
+            "hint=use LLMPULSE_AUTH_TOKEN or --auth-token-file"
+        )
     try:
         return asyncio.run(_serve(settings, engine_tables))
     except (ConfigError, StartupError) as exc:

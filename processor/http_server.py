@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 MAX_HEADER_BYTES = 64 * 1024
 """Longest request line or header field accepted."""
 IDLE_TIMEOUT = 60.0
+LINGER_SECONDS = 2.0
+"""How long the unread rest of a refused body is drained before the connection closes."""
 """Seconds an idle keep-alive connection is kept, and the longest a request body may take."""
 
 
@@ -67,6 +69,8 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 Precheck = Callable[[Request], "Response | None"]
 """Runs on the head (``body`` empty) before the body is read; a response ends the request there."""
+Refusal = Callable[[Request, int, str], Response]
+"""Makes the server's own refusals (413, 408) in the protocol's error format, from the head."""
 
 
 class _BodyTooLarge(LLMPulseError):
@@ -87,6 +91,7 @@ class HttpServer:
         name: str = "http",
         on_too_large: Callable[[], None] | None = None,
         precheck: Precheck | None = None,
+        refusal: Refusal | None = None,
     ) -> None:
         self._handler = handler
         self._host = host
@@ -96,6 +101,7 @@ class HttpServer:
         self._name = name
         self._on_too_large = on_too_large
         self._precheck = precheck
+        self._refusal = refusal or _plain_refusal
         self._runner: web.ServerRunner | None = None
         self.port = 0
 
@@ -108,7 +114,9 @@ class HttpServer:
             keepalive_timeout=IDLE_TIMEOUT,
             max_line_size=MAX_HEADER_BYTES,
             max_field_size=MAX_HEADER_BYTES,
-            lingering_time=0,  # a refused request's body is not drained: the connection closes
+            # a refused request's body is drained for up to this long before the connection
+            # closes, so the client reads the 413 instead of a reset
+            lingering_time=LINGER_SECONDS,
         )
         runner = web.ServerRunner(server, handle_signals=False)
         await runner.setup()
@@ -148,10 +156,13 @@ class HttpServer:
         except _BodyTooLarge:
             if self._on_too_large is not None:
                 self._on_too_large()
-            refused = Response(413, f"request body larger than {self._max_body} bytes\n".encode())
-            return _closing(_to_aiohttp(refused))
+            head = Request(raw.method, path, query, headers, b"")
+            return _closing(
+                _to_aiohttp(self._refusal(head, 413, f"request body larger than {self._max_body} bytes"))
+            )
         except TimeoutError:
-            return _closing(_to_aiohttp(Response(408, b"request body not received in time\n")))
+            head = Request(raw.method, path, query, headers, b"")
+            return _closing(_to_aiohttp(self._refusal(head, 408, "request body not received in time")))
         try:
             response = await self._handler(Request(raw.method, path, query, headers, body))
         except Exception:
@@ -176,6 +187,10 @@ class HttpServer:
                     raise _BodyTooLarge
                 parts.append(chunk)
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _plain_refusal(request: Request, status: int, text: str) -> Response:
+    return Response(status, text.encode() + b"\n")
 
 
 def _to_aiohttp(response: Response) -> web.Response:

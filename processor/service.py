@@ -18,6 +18,7 @@ from typing import Any
 from llmpulse import __version__
 from llmpulse.contract.pricing import PricingSource
 from llmpulse.errors import LLMPulseError
+from llmpulse.processor.admin.guard import AdminGuard, is_loopback
 from llmpulse.processor.admin.handler import AdminHandler
 from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Handler, HttpServer
@@ -64,6 +65,7 @@ class ProcessorService:
         self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
         self.pipeline = Pipeline(
             capacity=settings.queue_spans,
+            max_delay=settings.queue_max_delay,
             derived=self.derived,
             accounting=self.accounting,
             windows=self.windows,
@@ -104,12 +106,18 @@ class ProcessorService:
             name="otlp_http",
             on_too_large=otlp_http.too_large,
             precheck=otlp_http.precheck,
+            refusal=otlp_http.refusal,
         )
         admin = AdminHandler(
             self.scrape_registry,
             status=self.status,
             ready=lambda: self.state == "running",
             routes=_admin_routes(self._extensions),
+            guard=AdminGuard(
+                bind_host=settings.admin_host,
+                auth_token=settings.auth_token,
+                allowed_hosts=settings.admin_allowed_hosts,
+            ),
         )
         self.admin = HttpServer(
             admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
@@ -157,6 +165,14 @@ class ProcessorService:
             self.admin.port,
             self.settings.redacted(),
         )
+        if not is_loopback(self.settings.admin_host):
+            logger.warning(
+                "event=admin_port_not_loopback admin_host=%s auth=%s effect=/metrics and /api/status are "
+                "readable by anyone who can reach the port hint=bind it to 127.0.0.1 or firewall it%s",
+                self.settings.admin_host,
+                "token" if self.settings.auth_token else "none",
+                "" if self.settings.auth_token else "; set LLMPULSE_AUTH_TOKEN so state changes need a token",
+            )
 
     async def shutdown(self) -> None:
         """Refuse new exports, drain the queue within the bound, close the servers, then stop

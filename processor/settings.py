@@ -90,6 +90,10 @@ def _optional_text(text: str) -> str | None:
     return text or None
 
 
+def _host_list(text: str) -> tuple[str, ...]:
+    return tuple(h.strip() for h in text.split(",") if h.strip())
+
+
 def _log_format(text: str) -> str:
     if text not in ("text", "json"):
         raise ValueError("must be 'text' or 'json'")
@@ -112,13 +116,32 @@ FIELDS: tuple[Field, ...] = (
         "auth_token",
         _optional_text,
         None,
-        "bearer token the OTLP receivers require (Authorization: Bearer ...); unset = no auth",
+        "bearer token the OTLP receivers and the admin port's state-changing endpoints require "
+        "(Authorization: Bearer ...); unset = no auth. Prefer the env var or --auth-token-file: "
+        "a flag is visible to every local user",
         "TOKEN",
+    ),
+    Field("auth_token_file", _optional_path, None, "file holding the auth token (a mounted secret)", "FILE"),
+    Field(
+        "admin_allowed_hosts",
+        _host_list,
+        (),
+        "comma-separated Host names the admin port answers to; default: loopback names when it "
+        "binds to loopback, any when it binds beyond",
+        "HOSTS",
     ),
     Field("tls_cert", _optional_path, None, "PEM certificate: serve both receivers over TLS", "FILE"),
     Field("tls_key", _optional_path, None, "PEM private key for --tls-cert", "FILE"),
     Field("max_request_bytes", _positive_int, 8 * 1024 * 1024, "largest export request accepted", "BYTES"),
     Field("queue_spans", _positive_int, 65_536, "capacity of the processing queue in spans", "SPANS"),
+    Field(
+        "queue_max_delay",
+        _positive_float,
+        2.0,
+        "seconds of backlog (at the measured drain rate) beyond which requests are refused with a "
+        "retry hint, well inside exporters' 10 s timeout",
+        "S",
+    ),
     Field(
         "retry_after", _positive_float, 1.0, "seconds a client is told to wait when the queue is full", "S"
     ),
@@ -157,10 +180,13 @@ class Settings:
     admin_host: str = "127.0.0.1"
     admin_port: int = 9464
     auth_token: str | None = None
+    auth_token_file: Path | None = None
+    admin_allowed_hosts: tuple[str, ...] = ()
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_request_bytes: int = 8 * 1024 * 1024
     queue_spans: int = 65_536
+    queue_max_delay: float = 2.0
     retry_after: float = 1.0
     drain_timeout: float = 10.0
     max_label_values: int = 100
@@ -171,6 +197,18 @@ class Settings:
     pricing_file: Path | None = None
 
     def __post_init__(self) -> None:
+        if self.auth_token_file is not None:
+            if self.auth_token is not None:
+                raise ConfigError("auth_token and auth_token_file: set one of them, not both")
+            try:
+                token = self.auth_token_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"auth_token_file: {self.auth_token_file} cannot be read: {exc.strerror}"
+                ) from None
+            if not token:
+                raise ConfigError(f"auth_token_file: {self.auth_token_file} is empty")
+            object.__setattr__(self, "auth_token", token)
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: set both to serve TLS, or neither")
         for name in ("tls_cert", "tls_key"):
@@ -210,6 +248,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _parse(f: Field, raw: object, source: str) -> Any:
+    if isinstance(raw, list):  # a TOML array for a list setting
+        raw = ",".join(str(item) for item in raw)
     text = str(raw).lower() if isinstance(raw, bool) else str(raw)
     try:
         return f.parse(text)

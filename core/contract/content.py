@@ -63,7 +63,7 @@ class Document:
         """Decode ``raw`` once; a cut or malformed document keeps only its text."""
         try:
             return cls(raw, json.loads(raw), True)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python recurses
             return cls(raw, None, False)
 
     @property

@@ -64,15 +64,16 @@ LLMPULSE_HASH_USER_IDS: Final = "LLMPULSE_HASH_USER_IDS"
 .. envvar:: LLMPULSE_HASH_USER_IDS
 
 ``0``, ``false``, ``no`` or ``off`` records ``context(user_id=...)`` as the raw ``enduser.id``.
-Default: hashed into ``enduser.pseudo.id`` (salted SHA-256).
+Default: hashed into ``enduser.pseudo.id`` (HMAC-SHA256 under the deployment salt).
 """
 
 LLMPULSE_USER_ID_SALT: Final = "LLMPULSE_USER_ID_SALT"
 """
 .. envvar:: LLMPULSE_USER_ID_SALT
 
-Salt of the user-id hash; set the same value on every instance so one user has one pseudonym.
-Default: empty.
+Salt of the user-id pseudonym (HMAC-SHA256 key); set the same value on every instance so one user
+has one pseudonym everywhere. Default: a random salt created once in
+``$XDG_STATE_HOME/llmpulse/user-id-salt`` (mode 0600) and reused by every process on the machine.
 """
 
 LLMPULSE_PRICING_FILE: Final = "LLMPULSE_PRICING_FILE"
@@ -175,7 +176,26 @@ LLMPULSE_AUTH_TOKEN: Final = "LLMPULSE_AUTH_TOKEN"
 """
 .. envvar:: LLMPULSE_AUTH_TOKEN
 
-Bearer token both OTLP receivers require (``--auth-token``). Default: unset, no auth.
+Bearer token both OTLP receivers and the admin port's state-changing endpoints require
+(``--auth-token``). Prefer this variable or :envvar:`LLMPULSE_AUTH_TOKEN_FILE` to the flag, which
+any local user can read in ``/proc/<pid>/cmdline``. Default: unset, no auth.
+"""
+
+LLMPULSE_AUTH_TOKEN_FILE: Final = "LLMPULSE_AUTH_TOKEN_FILE"
+"""
+.. envvar:: LLMPULSE_AUTH_TOKEN_FILE
+
+File holding the auth token (``--auth-token-file``; surrounding whitespace ignored), e.g. a
+mounted secret. Set this or :envvar:`LLMPULSE_AUTH_TOKEN`, not both. Default: unset.
+"""
+
+LLMPULSE_ADMIN_ALLOWED_HOSTS: Final = "LLMPULSE_ADMIN_ALLOWED_HOSTS"
+"""
+.. envvar:: LLMPULSE_ADMIN_ALLOWED_HOSTS
+
+Comma-separated host names the admin port answers to (``Host`` header, port ignored), e.g.
+``processor,llmpulse.internal``. Default: loopback names only when the admin port binds to
+loopback; any host when it binds beyond loopback.
 """
 
 LLMPULSE_TLS_CERT: Final = "LLMPULSE_TLS_CERT"
@@ -205,6 +225,15 @@ LLMPULSE_QUEUE_SPANS: Final = "LLMPULSE_QUEUE_SPANS"
 .. envvar:: LLMPULSE_QUEUE_SPANS
 
 Capacity of the processing queue, in spans (``--queue-spans``). Default ``65536``.
+"""
+
+LLMPULSE_QUEUE_MAX_DELAY: Final = "LLMPULSE_QUEUE_MAX_DELAY"
+"""
+.. envvar:: LLMPULSE_QUEUE_MAX_DELAY
+
+Seconds of backlog, at the processing rate the processor measures, beyond which an export is
+refused at once with a retry hint (``--queue-max-delay``). Default ``2``: an overloaded processor
+answers well inside the exporters' 10 s timeout instead of letting them time out.
 """
 
 LLMPULSE_RETRY_AFTER: Final = "LLMPULSE_RETRY_AFTER"
@@ -412,10 +441,13 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_ADMIN_HOST,
     LLMPULSE_ADMIN_PORT,
     LLMPULSE_AUTH_TOKEN,
+    LLMPULSE_AUTH_TOKEN_FILE,
+    LLMPULSE_ADMIN_ALLOWED_HOSTS,
     LLMPULSE_TLS_CERT,
     LLMPULSE_TLS_KEY,
     LLMPULSE_MAX_REQUEST_BYTES,
     LLMPULSE_QUEUE_SPANS,
+    LLMPULSE_QUEUE_MAX_DELAY,
     LLMPULSE_RETRY_AFTER,
     LLMPULSE_DRAIN_TIMEOUT,
     LLMPULSE_MAX_LABEL_VALUES,

@@ -1,5 +1,5 @@
 """The admin port: ``/metrics``, ``/api/status``, ``/healthz``, ``/readyz``, the engines'
-routes, and the client of ``/api/status`` behind ``llmpulse status``.
+routes, who may use them (``guard``), and the client of ``/api/status`` behind ``llmpulse status``.
 """
 
-__all__ = ["handler", "status_client"]
+__all__ = ["guard", "handler", "status_client"]

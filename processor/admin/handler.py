@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import CollectorRegistry
 
+from llmpulse.processor.admin.guard import AdminGuard
 from llmpulse.processor.http_server import Handler, Request, Response
 
 STATUS_PATH = "/api/status"
@@ -32,15 +33,19 @@ class AdminHandler:
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
         routes: Mapping[str, Handler] | None = None,
+        guard: AdminGuard | None = None,
     ) -> None:
         self._registry = registry
         self._status = status
         self._ready = ready
         # path prefix -> handler (e.g. the drift engine's /api/drift), tried before the built-ins
         self._routes = tuple((routes or {}).items())
+        self._guard = guard or AdminGuard(bind_host="127.0.0.1")
 
     async def __call__(self, request: Request) -> Response:
         """Handle one HTTP request."""
+        if (refusal := self._guard.check(request)) is not None:
+            return refusal
         for prefix, handler in self._routes:
             if request.path.startswith(prefix):
                 return await handler(request)

@@ -1,30 +1,55 @@
-"""``llmpulse drift status`` and ``llmpulse drift refreeze``: talk to a running processor's admin port."""
+"""``llmpulse drift status`` and ``llmpulse drift refreeze``: talk to a running processor's admin port.
+
+``refreeze`` changes state, so it sends the processor's auth token when one is set in this
+shell the way the processor reads it (``LLMPULSE_AUTH_TOKEN`` or ``LLMPULSE_AUTH_TOKEN_FILE``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 
+from llmpulse.contract.environment_variables import LLMPULSE_AUTH_TOKEN, LLMPULSE_AUTH_TOKEN_FILE
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.status_client import DEFAULT_URL
 from llmpulse.processor.drift.admin import DRIFT_STATUS_PATH, REFREEZE_PATH
 
-__all__ = ["DriftCommandError", "fetch_drift_status", "register", "request_refreeze"]
+__all__ = ["DriftCommandError", "admin_token", "fetch_drift_status", "register", "request_refreeze"]
 
 
 class DriftCommandError(LLMPulseError, RuntimeError):
     """The processor could not be reached or refused the request; the message says why."""
 
 
+def admin_token(environ: Mapping[str, str] | None = None) -> str | None:
+    """The auth token the processor was given through its environment variables, if any."""
+    env = os.environ if environ is None else environ
+    if token := env.get(LLMPULSE_AUTH_TOKEN):
+        return token
+    if path := env.get(LLMPULSE_AUTH_TOKEN_FILE):
+        try:
+            return Path(path).read_text().strip() or None
+        except OSError as exc:
+            raise DriftCommandError(
+                f"{LLMPULSE_AUTH_TOKEN_FILE}={path} cannot be read: {exc.strerror}"
+            ) from None
+    return None
+
+
 def _call(method: str, url: str, path: str, params: dict[str, str], timeout: float) -> dict[str, Any]:
     target = url.rstrip("/") + path
+    token = admin_token() if method != "GET" else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = httpx.request(method, target, params=params, timeout=timeout)
+        response = httpx.request(method, target, params=params, timeout=timeout, headers=headers)
     except httpx.HTTPError as exc:
         raise DriftCommandError(
             f"cannot reach the processor at {target}: {exc}; is `llmpulse serve` running?"

@@ -26,7 +26,10 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import numpy as np
 
+from llmpulse.contract.redaction import Redactor, redact_truncated
 from llmpulse.errors import LLMPulseError
+
+_REDACT = Redactor()
 
 __all__ = [
     "Embedder",
@@ -149,7 +152,8 @@ class OpenAIEmbedder:
     """Any OpenAI-compatible ``POST /v1/embeddings`` endpoint over httpx.
 
     Texts are sent ``batch_size`` at a time, each request bounded by ``timeout`` seconds and
-    each text cut to ``max_chars``. ``daily_token_budget`` caps the input tokens spent per UTC
+    each text cut to ``max_chars`` and redacted (the endpoint is often external, and the producer
+    may not have redacted). ``daily_token_budget`` caps the input tokens spent per UTC
     day: the usage the endpoint reports is counted (or ``len(text) / 4`` per text when it
     reports none), and a batch whose estimate would cross the budget is refused with
     :class:`EmbedderBudgetExhausted` before any request is made. Pass ``client`` to reuse
@@ -203,7 +207,9 @@ class OpenAIEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed ``texts`` in batches of ``batch_size`` requests; all or nothing."""
         parts = [
-            self._embed_batch([t[: self._max_chars] for t in texts[i : i + self.batch_size]])
+            self._embed_batch(
+                [redact_truncated(_REDACT, t, self._max_chars, "") for t in texts[i : i + self.batch_size]]
+            )
             for i in range(0, len(texts), self.batch_size)
         ]
         if not parts:

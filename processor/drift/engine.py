@@ -318,6 +318,11 @@ class DriftEngine:
             }
 
     # --- persistence ------------------------------------------------------------------------
+    def generation(self) -> int:
+        """Grows whenever a saved reference or chart baseline would differ: persist when it moves."""
+        with self._state_lock:
+            return sum(state.generation for state in self._features.values())
+
     def save_state(self, path: str | os.PathLike[str]) -> int:
         """Write every frozen reference (vectors, centroid, output samples, SPC chart) to ``path``.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 from pathlib import Path
 
@@ -20,12 +21,15 @@ from llmpulse.processor.extension import Extension
 
 __all__ = ["drift_extension"]
 
+logger = logging.getLogger(__name__)
+
 
 def drift_extension(
     engine: DriftEngine,
     *,
     state_path: str | os.PathLike[str] | None = None,
     interval: float | None = None,
+    persist_interval: float = 1.0,
 ) -> Extension:
     """The ``drift`` extension of ``engine``.
 
@@ -34,18 +38,39 @@ def drift_extension(
 
     Args:
         state_path: where frozen references persist: loaded at start when the file exists,
-            saved at stop. None: nothing persists.
+            saved within ``persist_interval`` seconds of every change (a reference frozen or
+            re-frozen, a chart baseline fixed) and at stop, so a SIGKILL or an OOM kill loses at
+            most that much. None: nothing persists.
         interval: seconds between background runs of the engine (``engine.run``), started with
             the extension and cancelled at stop. None: no background run; the caller runs
             ``engine.run_once()`` itself (tests do).
     """
     tasks: list[asyncio.Task[None]] = []
+    saved = [-1]  # the engine generation last written
+
+    async def save_if_changed() -> None:
+        generation = engine.generation()
+        if state_path and generation != saved[0]:
+            await asyncio.to_thread(engine.save_state, state_path)
+            saved[0] = generation
+
+    async def persist() -> None:
+        while True:
+            await asyncio.sleep(persist_interval)
+            try:
+                await save_if_changed()
+            except OSError as exc:  # a full disk must not stop drift monitoring; the next tick retries
+                logger.warning("event=drift_state_not_saved path=%s error=%s", state_path, exc)
 
     async def start() -> None:
         if state_path and Path(state_path).exists():
             await asyncio.to_thread(engine.load_state, state_path)
+        saved[0] = engine.generation()
+        loop = asyncio.get_running_loop()
         if interval is not None:
-            tasks.append(asyncio.get_running_loop().create_task(engine.run(interval=interval), name="drift"))
+            tasks.append(loop.create_task(engine.run(interval=interval), name="drift"))
+        if state_path:
+            tasks.append(loop.create_task(persist(), name="drift-persist"))
 
     async def stop() -> None:
         while tasks:
@@ -55,6 +80,7 @@ def drift_extension(
                 await task
         if state_path:
             await asyncio.to_thread(engine.save_state, state_path)
+            saved[0] = engine.generation()
 
     return Extension(
         "drift",

@@ -1,5 +1,8 @@
 """Saving and reading the drift engine's frozen references: one ``.npz`` file, written atomically.
 
+The file is written to a temporary name, fsynced, renamed over the old one and the directory
+fsynced: after a crash at any moment the file is the old state or the new one, whole.
+
 The file holds, per feature with a frozen reference, the reference vectors, the centroid and the
 reference response lengths as arrays, plus one JSON document (``meta``) with the embedder name,
 the finish reasons, the SPC chart and the freeze time. No pickles: it loads with
@@ -45,11 +48,31 @@ def write_references(
     meta = {"version": STATE_VERSION, "embedder": embedder_name, "features": metas}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("wb") as out:
-        np.savez(out, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, target)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("wb") as out:
+            np.savez(out, **arrays)  # type: ignore[arg-type]
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_directory(target.parent)
     return len(metas)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions: int | None) -> list[Saved]:

@@ -92,6 +92,9 @@ class FeatureDrift:
         self.frozen_at: float | None = None
         self.results: dict[str, TestResult] = {}
         self.chart = EwmaChart(warmup=settings.spc_warmup, one_sided="lower", sigma_floor=1e-4)
+        self.generation = 0
+        """Counts changes of what :meth:`snapshot` saves (a freeze, a re-freeze, a chart baseline),
+        so the owner can persist on change."""
         self._clear(reference=True)
 
     # --- windows --------------------------------------------------------------------------
@@ -177,8 +180,11 @@ class FeatureDrift:
         self._block.append(similarity)
         state = None
         if len(self._block) >= self.settings.spc_block:
+            warming = self.chart.baseline is None
             state = self.chart.update(float(np.mean(self._block)))
             self._block = []
+            if warming and self.chart.baseline is not None:
+                self.generation += 1
         return similarity, state
 
     def _freeze(self, vectors: np.ndarray, now: float) -> None:
@@ -186,6 +192,7 @@ class FeatureDrift:
         self._ref_vectors = []
         self.centroid = self.reference.mean(axis=0)
         self.frozen_at = now
+        self.generation += 1
 
     def refreeze(self, *, from_current: bool, now: float) -> None:
         """Start a new reference: collect the next ``reference_size`` samples, or adopt the current window.
@@ -204,6 +211,7 @@ class FeatureDrift:
             self._freeze(vectors, now)
         else:
             self._clear(reference=True)
+            self.generation += 1
 
     # --- tests ----------------------------------------------------------------------------
     def test_due(self) -> bool:

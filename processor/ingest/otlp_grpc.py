@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from typing import Any
 
 import grpc
@@ -28,12 +29,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.queue import ExportResult, Pipeline, QueueFull, ShuttingDown, count_spans
+from llmpulse.processor.pipeline.queue import (
+    DeadlineExceeded,
+    ExportResult,
+    Pipeline,
+    QueueFull,
+    ShuttingDown,
+    count_spans,
+)
 
 logger = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _EMPTY_RESPONSE = ExportTraceServiceResponse().SerializeToString()
+DEADLINE_MARGIN = 0.05
+"""Seconds before the client's deadline after which a queued request is no longer processed."""
 
 
 def retry_status(code: int, message: str, retry_after: float) -> bytes:
@@ -136,12 +146,17 @@ class GrpcReceiver:
         spans = count_spans(request)
         if not spans:
             return _EMPTY_RESPONSE
+        remaining = context.time_remaining()
+        # answer a little before the client's deadline, or not at all (it has stopped waiting)
+        deadline = None if remaining is None else time.monotonic() + max(remaining - DEADLINE_MARGIN, 0.0)
         try:
-            result = await self._pipeline.submit(request, spans, M.RECEIVER_GRPC)
+            result = await self._pipeline.submit(request, spans, M.RECEIVER_GRPC, deadline)
         except QueueFull as exc:
             await self._abort_full(context, exc)
         except ShuttingDown as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except DeadlineExceeded as exc:
+            await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc))
         return encode_response(result)
 
     @staticmethod

@@ -44,6 +44,12 @@ class OtlpHttpHandler:
         """Count a request the HTTP server refused for its size before reading it."""
         self._pipeline.accounting.refuse(M.RECEIVER_HTTP, M.REFUSE_TOO_LARGE, 0)
 
+    def refusal(self, request: Request, status: int, text: str) -> Response:
+        """The HTTP server's own refusals (413, 408) as a ``google.rpc.Status`` in the request's format."""
+        media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        code = code_pb2.RESOURCE_EXHAUSTED if status == 413 else code_pb2.DEADLINE_EXCEEDED
+        return _status(status, code, text, media == JSON)
+
     def _refuse(self, reason: str) -> None:
         self._pipeline.accounting.refuse(M.RECEIVER_HTTP, reason, 0)
 
@@ -60,18 +66,24 @@ class OtlpHttpHandler:
 
     async def __call__(self, request: Request) -> Response:
         """Handle one HTTP request."""
-        if request.path != TRACES_PATH:
-            return Response(404, b"not found; OTLP/HTTP traces go to POST /v1/traces\n")
-        if request.method != "POST":
-            return Response(405, b"use POST\n", headers=[("Allow", "POST")])
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         as_json = media == JSON
+        # Every 4xx/5xx carries a google.rpc.Status, as the OTLP/HTTP specification asks.
+        if request.path != TRACES_PATH:
+            return _status(
+                404, code_pb2.NOT_FOUND, "not found; OTLP/HTTP traces go to POST /v1/traces", as_json
+            )
+        if request.method != "POST":
+            response = _status(405, code_pb2.UNIMPLEMENTED, "use POST", as_json)
+            response.headers.append(("Allow", "POST"))
+            return response
         refused = self.precheck(request)
         if refused is not None:
             return refused
         if media not in (PROTOBUF, JSON):
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
-            return Response(415, f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}\n".encode())
+            text = f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}"
+            return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
         try:
             self._pipeline.admit(M.RECEIVER_HTTP)
         except QueueFull as exc:
@@ -92,7 +104,8 @@ class OtlpHttpHandler:
                 return _status(http, code_pb2.INVALID_ARGUMENT, str(exc), as_json)
         elif encoding != "identity":
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
-            return Response(415, f"unsupported Content-Encoding {encoding!r}; use gzip or none\n".encode())
+            text = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
+            return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
         try:
             export = otlp_json.parse_request(body) if as_json else ExportTraceServiceRequest.FromString(body)
         except DecodeError as exc:
@@ -115,16 +128,25 @@ class OtlpHttpHandler:
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = decompressor.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise ValueError(f"bad gzip body: {exc}") from None
-    if len(out) > limit or decompressor.unconsumed_tail:
-        raise ValueError(f"decompressed body larger than {limit} bytes")
-    if not decompressor.eof:
-        raise ValueError("truncated gzip body")
-    return out
+    """Every member of a gzip body (RFC 1952 allows several, concatenated), at most ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    rest = body
+    while True:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            out = decompressor.decompress(rest, limit - size + 1)
+        except zlib.error as exc:
+            raise ValueError(f"bad gzip body: {exc}") from None
+        size += len(out)
+        if size > limit or decompressor.unconsumed_tail:
+            raise ValueError(f"decompressed body larger than {limit} bytes")
+        if not decompressor.eof:
+            raise ValueError("truncated gzip body")
+        parts.append(out)
+        rest = decompressor.unused_data
+        if not rest:
+            return b"".join(parts)
 
 
 def _message(

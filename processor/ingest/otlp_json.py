@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
-_MAX_DEPTH = 64
+_MAX_DEPTH = 200  # JSON levels: about 50 levels of AnyValue nesting, a little over what protobuf decodes
 
 
 def _fix_ids(node: Any, depth: int = 0) -> None:

@@ -119,6 +119,7 @@ REJECT_INVALID_DURATION: Final = "invalid_duration"
 REJECT_INVALID_TIME_TO_FIRST_CHUNK: Final = "invalid_time_to_first_chunk"
 REJECT_INVALID_ATTRIBUTE: Final = "invalid_attribute"  # a label attribute of the wrong type
 REJECT_INVALID_FEEDBACK: Final = "invalid_feedback"
+REJECT_INVALID_ID: Final = "invalid_id"  # a trace id not of 16 bytes or a span id not of 8
 REJECT_REASONS: Final = (
     REJECT_INVALID_TOKENS,
     REJECT_INVALID_COST,
@@ -127,11 +128,13 @@ REJECT_REASONS: Final = (
     REJECT_INVALID_TIME_TO_FIRST_CHUNK,
     REJECT_INVALID_ATTRIBUTE,
     REJECT_INVALID_FEEDBACK,
+    REJECT_INVALID_ID,
 )
 
 # reason a whole request was refused
 REFUSE_QUEUE_FULL: Final = "queue_full"  # RESOURCE_EXHAUSTED / 429, the client retries
 REFUSE_SHUTTING_DOWN: Final = "shutting_down"  # UNAVAILABLE / 503, the client retries
+REFUSE_DEADLINE_EXCEEDED: Final = "deadline_exceeded"  # queued past the client's deadline: not counted
 REFUSE_UNDECODABLE: Final = "undecodable"  # INVALID_ARGUMENT / 400
 REFUSE_TOO_LARGE: Final = "too_large"  # RESOURCE_EXHAUSTED / 413
 REFUSE_UNAUTHENTICATED: Final = "unauthenticated"  # UNAUTHENTICATED / 401
@@ -143,6 +146,7 @@ REFUSE_REASONS: Final = (
     REFUSE_TOO_LARGE,
     REFUSE_UNAUTHENTICATED,
     REFUSE_UNSUPPORTED_MEDIA_TYPE,
+    REFUSE_DEADLINE_EXCEEDED,
 )
 
 # --- advised buckets (semconv) ------------------------------------------------------------

@@ -8,17 +8,28 @@ traces carrying the same ``gen_ai.response.id`` (OpenLLMetry). The SDK span is t
 call shows up (its parent, or the same response id); otherwise it is counted on release.
 
 Only primary spans from the ``anthropic`` provider are remembered, by response id (or by span
-when they have none), so everyone else pays one comparison. Every map is bounded.
+when they have none), so everyone else pays one comparison. Every map is bounded in entries,
+and in bytes too: a response id longer than :data:`MAX_ID_CHARS` is remembered by its 16-byte
+BLAKE2 digest, so 100,000 remembered ids of any length hold a few MB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 
 from llmpulse.processor.pipeline.records import LLMCall
 
 ANTHROPIC_PROVIDER = "anthropic"
+MAX_ID_CHARS = 128
+
+
+def _id_key(response_id: str) -> str | bytes:
+    """``response_id`` itself, or its digest when it is implausibly long."""
+    if len(response_id) <= MAX_ID_CHARS:
+        return response_id
+    return hashlib.blake2b(response_id.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _remember(store: dict[object, None], key: object, limit: int) -> None:
@@ -57,7 +68,7 @@ class Deduplicator:
         if call.provider != ANTHROPIC_PROVIDER:
             return 0
         # the response id identifies the call across traces; without one (a failed call) the span does
-        own_key: object = call.response_id or (call.trace_id, call.span_id)
+        own_key: object = _id_key(call.response_id) if call.response_id else (call.trace_id, call.span_id)
         _remember(self._recent, own_key, self._max_recent)
         if not self._pending_by_key:
             return 0
@@ -76,14 +87,15 @@ class Deduplicator:
         by the next :meth:`release` call rather than dropped.
         """
         parent_key = (call.trace_id, call.parent_span_id)
-        if parent_key in self._recent or (call.response_id and call.response_id in self._recent):
+        id_key = _id_key(call.response_id) if call.response_id else None
+        if parent_key in self._recent or (id_key is not None and id_key in self._recent):
             return True
         ident = id(call)
         deadline = self._clock() + (self._hold if len(self._pending) < self._max_pending else 0.0)
         self._pending[ident] = (deadline, call)
         self._pending_by_key[parent_key] = ident
-        if call.response_id:
-            self._pending_by_key[call.response_id] = ident
+        if id_key is not None:
+            self._pending_by_key[id_key] = ident
         return False
 
     def release(self, *, everything: bool = False) -> list[LLMCall]:

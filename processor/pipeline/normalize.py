@@ -117,11 +117,18 @@ def _string(value: Any) -> str | None:
     return text
 
 
+# Plausible maxima per call: beyond them a value is a bug or an attack (1.7e308 tokens overflow
+# a sum and break the exposition; 1e308 USD poisons an SPC baseline), so the span is rejected.
+MAX_TOKENS_PER_CALL = 100_000_000
+MAX_COST_USD_PER_CALL = 10_000.0
+MAX_DURATION_S = 86_400.0
+
+
 def _count(value: Any) -> int:
-    """A token count >= 0, or ``_BAD``."""
+    """A token count in [0, MAX_TOKENS_PER_CALL], or ``_BAD``."""
     n: int = value.int_value
     if n > 0:
-        return n
+        return n if n <= MAX_TOKENS_PER_CALL else _BAD
     if n < 0:
         return _BAD
     which = value.WhichOneof("value")
@@ -129,7 +136,7 @@ def _count(value: Any) -> int:
         return 0
     if which == "double_value":
         d: float = value.double_value
-        if d >= 0 and math.isfinite(d) and d.is_integer():
+        if 0 <= d <= MAX_TOKENS_PER_CALL and d.is_integer():
             return int(d)
     return _BAD
 
@@ -229,6 +236,8 @@ def normalize_span(
             vals[slot] = kv.value
     if vals.count(None) == _N_SLOTS:
         return None
+    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+        return M.REJECT_INVALID_ID
 
     operation = ""
     kind_value = vals[_KIND]
@@ -273,7 +282,8 @@ def _duration(span: Any) -> float:
     end: int = span.end_time_unix_nano
     if end < start:
         return _BAD
-    return (end - start) / 1e9
+    seconds = (end - start) / 1e9
+    return seconds if seconds <= MAX_DURATION_S else _BAD
 
 
 def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LLMCall | str:
@@ -305,7 +315,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     pricing_version = ""
     if vals[_COST] is not None:
         cost = _amount(vals[_COST])
-        if cost < 0:
+        if cost < 0 or cost > MAX_COST_USD_PER_CALL:
             return M.REJECT_INVALID_COST
         pricing_version = _first_text(vals, _PRICING_VERSION) or M.PRICING_REPORTED
     if vals[_UNPRICED] is not None and vals[_UNPRICED].bool_value:
@@ -314,7 +324,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     ttfc: float | None = None
     if vals[_TTFC] is not None:
         ttfc = _amount(vals[_TTFC])
-        if ttfc < 0:
+        if ttfc < 0 or ttfc > MAX_DURATION_S:
             return M.REJECT_INVALID_TIME_TO_FIRST_CHUNK
 
     error_type = ""

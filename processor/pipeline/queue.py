@@ -50,6 +50,13 @@ class QueueFull(PipelineError):
         self.retry_after = retry_after
 
 
+class DeadlineExceeded(PipelineError):
+    """The request waited in the queue past its client's deadline; it was not counted."""
+
+    def __init__(self) -> None:
+        super().__init__("the request waited past its deadline and was not processed; retry it")
+
+
 class ShuttingDown(PipelineError):
     """The processor is shutting down and takes no more requests."""
 
@@ -102,9 +109,11 @@ class Pipeline:
         tick_seconds: float = 1.0,
         listeners: Sequence[RecordListener] = (),
         pricer: CallPricer | None = None,
+        max_delay: float | None = None,
     ) -> None:
         self.capacity = capacity
         self.pricer = pricer if pricer is not None else CallPricer()
+        self.max_delay = max_delay
         self.listeners = tuple(listeners)
         self._batch_ends = tuple(
             listener.on_batch_end for listener in self.listeners if hasattr(listener, "on_batch_end")
@@ -115,7 +124,8 @@ class Pipeline:
         self.dedup = dedup or Deduplicator()
         self.retry_after = retry_after
         self.tick_seconds = tick_seconds
-        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult]]] = deque()
+        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult], float | None]] = deque()
+        self._rate: float | None = None  # spans drained per wall-clock second while busy (EWMA)
         self._queued_spans = 0
         self._wakeup = asyncio.Event()
         self._closed = False
@@ -157,24 +167,53 @@ class Pipeline:
         if self._closed:
             self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, 0)
             raise ShuttingDown()
-        if self._queued_spans >= self.capacity:
+        if self._queued_spans >= self.capacity or self._too_slow(self._queued_spans):
             self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, 0)
             self._warn_full()
             raise QueueFull(self.retry_after)
 
-    def submit(self, request: Any, spans: int, receiver: str) -> asyncio.Future[ExportResult]:
-        """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`."""
+    @property
+    def expected_wait(self) -> float | None:
+        """Seconds a request queued now would wait, from the measured drain rate (None: not yet known)."""
+        return None if self._rate is None else self._queued_spans / self._rate
+
+    def _late(self, deadline: float | None, spans: int) -> bool:
+        """Whether ``spans`` more spans, processed at the measured rate, would end past ``deadline``."""
+        if deadline is None:
+            return False
+        now = time.monotonic()
+        return now > deadline or (self._rate is not None and now + spans / self._rate > deadline)
+
+    def _too_slow(self, spans: int) -> bool:
+        """Whether ``spans`` queued spans would take longer than ``max_delay`` to drain."""
+        return self.max_delay is not None and self._rate is not None and spans > self._rate * self.max_delay
+
+    def submit(
+        self, request: Any, spans: int, receiver: str, deadline: float | None = None
+    ) -> asyncio.Future[ExportResult]:
+        """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`.
+
+        The queue is bounded by ``capacity`` spans and, once the drain rate is known, by time:
+        a request is refused when what is queued before it would take over ``max_delay`` seconds,
+        so clients hear "retry later" at once instead of timing out. ``deadline``
+        (``time.monotonic()``) is the client's: a request that cannot be processed before it is
+        refused at once, and one that can no longer be (still queued, or its processing would
+        end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
+        retry is not counted twice.
+        """
         accounting = self.accounting
         accounting.received[receiver] += spans
         if self._closed:
             accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             raise ShuttingDown()
-        if self._queued_spans and self._queued_spans + spans > self.capacity:
+        queued = self._queued_spans
+        full = queued and (queued + spans > self.capacity or self._too_slow(queued))
+        if full or self._late(deadline, queued + spans):
             accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, spans, receiver, future))
+        self._queue.append((request, spans, receiver, future, deadline))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans
         self._wakeup.set()
@@ -211,7 +250,7 @@ class Pipeline:
             await asyncio.sleep(0.01)
         drained = not self._queue
         while self._queue:
-            _, spans, receiver, future = self._queue.popleft()
+            _, spans, receiver, future, _deadline = self._queue.popleft()
             self._queued_spans -= spans
             self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             if not future.done():
@@ -233,10 +272,19 @@ class Pipeline:
                 pass  # no traffic: still release held spans below
             self._wakeup.clear()
             await self._resumed.wait()
+            busy_since = time.monotonic()
+            drained = 0
             while self._queue:
-                request, spans, _, future = self._queue.popleft()
+                request, spans, receiver, future, deadline = self._queue.popleft()
                 self._queued_spans -= spans
                 self.accounting.queue_spans = self._queued_spans
+                if future.done() or self._late(deadline, spans):
+                    # the client gave up (or will have, before the answer arrives): counting the
+                    # spans now would count them twice once it retries
+                    self.accounting.refuse(receiver, M.REFUSE_DEADLINE_EXCEEDED, spans)
+                    if not future.done():
+                        future.set_exception(DeadlineExceeded())
+                    continue
                 try:
                     result = self.process(request)
                 except Exception:  # never let one request stop the worker
@@ -245,7 +293,16 @@ class Pipeline:
                 if not future.done():
                     future.set_result(result)
                 await asyncio.sleep(0)  # let the receivers run between requests
+                drained += spans
+                self._measure(drained, time.monotonic() - busy_since)
             self._count_released(self.dedup.release())
+
+    def _measure(self, spans: int, seconds: float) -> None:
+        """Update the drain rate from ``spans`` drained in ``seconds`` of a busy period."""
+        if seconds <= 0 or spans < 64:
+            return
+        rate = spans / seconds
+        self._rate = rate if self._rate is None else 0.8 * self._rate + 0.2 * rate
 
     def process(self, request: Any) -> ExportResult:
         """Normalise and count every span of one request (synchronous; the hot loop)."""

@@ -142,6 +142,7 @@ class QualityEngine:
         self._pending: dict[str, int] = {}  # feature -> calls observed, not counted yet
         self._quota: dict[str, list[int]] = {}  # feature -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
+        self._recent_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._accepting = False
 
@@ -298,10 +299,21 @@ class QualityEngine:
             _log.exception("quality engine failed on feedback of feature %s", event.feature)
 
     def _remember(self, sample: QualitySample) -> None:
+        """Keep ``sample`` for late feedback, within the count and the byte budget (oldest out)."""
         assert sample.response_id is not None
-        self._recent[sample.response_id] = sample
-        if len(self._recent) > self.settings.recent_samples:
-            self._recent.popitem(last=False)
+        recent = self._recent
+        replaced = recent.pop(sample.response_id, None)
+        if replaced is not None:
+            self._recent_bytes -= replaced.content_bytes
+        recent[sample.response_id] = sample
+        self._recent_bytes += sample.content_bytes
+        s = self.settings
+        while len(recent) > s.recent_samples or (self._recent_bytes > s.recent_bytes and len(recent) > 1):
+            reason = Q.RECENT_EVICT_COUNT if len(recent) > s.recent_samples else Q.RECENT_EVICT_BYTES
+            _, old = recent.popitem(last=False)
+            self._recent_bytes -= old.content_bytes
+            self.metrics.recent_evicted.labels(reason).inc()
+        self.metrics.recent_bytes.set(self._recent_bytes)
 
     def _check_quota(self, feature: str) -> bool:
         """Whether one more check-flagged sample of ``feature`` may be stored this minute."""

@@ -91,6 +91,7 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
         duration_s=call.duration_s,
         cost_usd=call.cost_usd,
         timestamp=call.end_ns / 1e9,
+        content_bytes=sum(len(text) for text in call.content_source or () if text),
     )
 
 

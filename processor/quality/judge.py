@@ -31,6 +31,7 @@ import httpx
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from llmpulse.contract.pricing import PricingTable
+from llmpulse.contract.redaction import Redactor, redact_truncated
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.settings import CONTEXT_DIMENSIONS, DEFAULT_DIMENSIONS, JudgeSettings
@@ -66,6 +67,7 @@ _RUBRIC = {
     "relevance": "relevance: does it use the retrieved context that matters for the request?",
     "groundedness": "groundedness: is every claim supported by the retrieved context?",
 }
+_REDACT = Redactor()
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 
 
@@ -137,14 +139,24 @@ def parse_verdict(text: str, dimensions: tuple[str, ...]) -> tuple[dict[str, flo
     return scores, explanation if isinstance(explanation, str) else json.dumps(explanation)
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[clipped]"
+_CLIPPED = "…[clipped]"
 
 
 def build_messages(
-    sample: QualitySample, dimensions: tuple[str, ...], max_chars: int
+    sample: QualitySample,
+    dimensions: tuple[str, ...],
+    max_chars: int,
+    redact: Callable[[str], str] = _REDACT,
 ) -> list[dict[str, str]]:
-    """The chat messages of one judge call."""
+    """The chat messages of one judge call, every piece of content clipped and redacted.
+
+    The judge is often an external endpoint and the producer may not redact (another
+    instrumentation, a custom exporter), so nothing of the sample leaves unredacted.
+    """
+
+    def _clip(text: str, limit: int) -> str:
+        return redact_truncated(redact, text, limit, _CLIPPED)
+
     system = _SYSTEM_PROMPT.format(
         rubric="\n".join(f"- {_RUBRIC[d]}" for d in dimensions), keys=", ".join(f'"{d}"' for d in dimensions)
     )

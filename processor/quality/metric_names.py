@@ -32,6 +32,10 @@ DROP_REASONS: Final = (DROP_QUEUE_FULL, DROP_BUDGET, DROP_CIRCUIT_OPEN, DROP_SHU
 STORE_DROP_QUEUE_FULL: Final = "queue_full"
 STORE_DROP_RATE_LIMITED: Final = "rate_limited"
 STORE_DROP_REASONS: Final = (STORE_DROP_QUEUE_FULL, STORE_DROP_RATE_LIMITED)
+# recent samples (kept for late feedback) forgotten early
+RECENT_EVICT_COUNT: Final = "count"
+RECENT_EVICT_BYTES: Final = "bytes"
+RECENT_EVICT_REASONS: Final = (RECENT_EVICT_COUNT, RECENT_EVICT_BYTES)
 # judge errors
 JUDGE_ERROR_UNPARSEABLE: Final = "unparseable"
 JUDGE_ERROR_HTTP: Final = "http"
@@ -68,6 +72,8 @@ CHECKED_TOTAL: Final = "llmpulse_quality_checked_total"
 CHECK_FAILURES_TOTAL: Final = "llmpulse_quality_check_failures_total"
 FLAGGED_TOTAL: Final = "llmpulse_quality_flagged_total"
 FLAGGED_STORE_DROPPED_TOTAL: Final = "llmpulse_quality_flagged_store_dropped_total"
+RECENT_EVICTED_TOTAL: Final = "llmpulse_quality_recent_evicted_total"
+RECENT_BYTES: Final = "llmpulse_quality_recent_bytes"
 JUDGE_SAMPLED_TOTAL: Final = "llmpulse_judge_sampled_total"
 JUDGE_DROPPED_TOTAL: Final = "llmpulse_judge_dropped_total"
 JUDGE_VERDICTS_TOTAL: Final = "llmpulse_judge_verdicts_total"
@@ -108,6 +114,13 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
         (REASON,),
         "Flagged samples not stored: writer queue full, or over the per-feature rate for check flags.",
     ),
+    MetricSpec(
+        RECENT_EVICTED_TOTAL,
+        "counter",
+        (REASON,),
+        "Recent samples (kept so late feedback can flag them) forgotten, by the budget that was full.",
+    ),
+    MetricSpec(RECENT_BYTES, "gauge", (), "Characters of content held by the recent samples."),
     MetricSpec(JUDGE_SAMPLED_TOTAL, "counter", _UF, "Calls chosen for judging by the trace-id sampler."),
     MetricSpec(JUDGE_DROPPED_TOTAL, "counter", (FEATURE, REASON), "Chosen samples not judged, by reason."),
     MetricSpec(JUDGE_VERDICTS_TOTAL, "counter", _UF, "Verdicts returned by the judge."),

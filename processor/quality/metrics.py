@@ -61,6 +61,10 @@ class QualityMetrics:
         self.store_dropped = m[Q.FLAGGED_STORE_DROPPED_TOTAL]
         for reason in Q.STORE_DROP_REASONS:
             self.store_dropped.labels(reason)
+        self.recent_evicted = m[Q.RECENT_EVICTED_TOTAL]
+        for reason in Q.RECENT_EVICT_REASONS:
+            self.recent_evicted.labels(reason)
+        self.recent_bytes = m[Q.RECENT_BYTES]
         self.judge_sampled = m[Q.JUDGE_SAMPLED_TOTAL]
         self.judge_dropped = m[Q.JUDGE_DROPPED_TOTAL]
         self.judge_verdicts = m[Q.JUDGE_VERDICTS_TOTAL]

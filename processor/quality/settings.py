@@ -147,6 +147,8 @@ class QualitySettings:
     retention_rows: int = 100_000
     recent_samples: int = 10_000
     """Recent samples remembered by response id, so negative feedback can flag them."""
+    recent_bytes: int = 32 * 1024 * 1024
+    """Characters of content those recent samples may hold together; the oldest go first."""
     check_samples_per_minute: int = 60
     """Samples flagged by the cheap checks that are stored, per feature and minute. The rest are
     counted (``flagged_total``) but not stored: an outage that fails every call would otherwise

@@ -59,6 +59,8 @@ class QualitySample:
     cost_usd: float | None = None
     timestamp: float = 0.0
     """End time, Unix seconds."""
+    content_bytes: int = 0
+    """Characters of content the sample holds (as received), for memory budgets."""
 
     @property
     def has_content(self) -> bool:

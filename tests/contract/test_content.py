@@ -71,3 +71,10 @@ def test_the_parsed_value_is_immutable() -> None:
     content = parse_content(INPUT)
     with pytest.raises(AttributeError):
         content.input = None  # type: ignore[misc]
+
+
+def test_content_nested_deeper_than_python_recurses_is_malformed_not_a_crash() -> None:
+    from llmpulse.contract.content import Document
+
+    document = Document.parse("[" * 100_000 + "]" * 100_000)
+    assert document.decoded is False and document.messages() is None

@@ -86,6 +86,15 @@ def test_openai_embedder_batches_against_the_fake_provider() -> None:
     assert embedder.requests_sent == 3
 
 
+def test_openai_embedder_sends_redacted_texts() -> None:
+    with FakeProvider() as fp, OpenAIEmbedder(base_url=fp.openai_base_url, max_chars=40) as embedder:
+        embedder.embed(["refund for jane@example.com please", "token sk_live_4eC39HqLyjWDarjtT1zdp7dc"])
+        assert fp.requests[0].body["input"] == [
+            "refund for [REDACTED:email] please",
+            "token [REDACTED:api-key]",
+        ]
+
+
 def test_openai_embedder_asks_for_dimensions() -> None:
     with FakeProvider() as fp, OpenAIEmbedder(base_url=fp.openai_base_url, dimensions=32) as embedder:
         assert embedder.embed(["a", "b"]).shape == (2, 32)

@@ -517,3 +517,25 @@ def test_signal_rates_are_nan_without_responses() -> None:
 
     snap = UserSignals(SignalSettings()).snapshot("none")
     assert math.isnan(snap.coverage) and snap.survivorship_risk == 0.0 and not snap.at_risk
+
+
+async def test_recent_samples_are_bounded_by_bytes_and_evictions_counted(
+    make_engine: MakeEngine, registry: CollectorRegistry, sample_factory: Factory
+) -> None:
+    engine = make_engine(registry, judge_rate=0.0, recent_bytes=1_000_000)
+    await engine.start()
+    answer = "x" * 100_000
+    samples = [sample_factory(output_text=answer, content_bytes=len(answer)) for _ in range(50)]
+    for sample in samples:
+        engine.observe(sample)
+    await engine.drain(timeout=10)
+    assert _value(registry, "llmpulse_quality_recent_bytes") == 1_000_000
+    assert _value(registry, "llmpulse_quality_recent_evicted_total", reason="bytes") == 40
+    assert _value(registry, "llmpulse_quality_recent_evicted_total", reason="count") == 0
+    # the newest are kept: late feedback on one of them still flags it with its content
+    engine.observe_feedback(
+        FeedbackEvent("support", "thumbs", "negative", response_id=samples[-1].response_id)
+    )
+    await engine.drain(timeout=10)
+    [stored] = engine.store.query(feature="support", limit=None)
+    assert stored.record.output == answer

@@ -53,6 +53,29 @@ async def test_verdict_parsed_with_every_dimension_and_the_request_is_one_json_c
     assert "ANSWER:\nOpen Settings" in request.body["messages"][1]["content"]
 
 
+async def test_content_from_a_producer_that_does_not_redact_is_redacted_before_the_judge_sees_it(
+    provider: FakeProvider, judge_settings: JudgeSettings, fake_sleep: Sleep, sample_factory: Factory
+) -> None:
+    scores = {"correctness": 4, "completeness": 4, "tone": 4, "relevance": 4, "groundedness": 4}
+    provider.enqueue(FakeReply(text=json.dumps({"scores": scores, "explanation": "ok"})))
+    judge = _judge(judge_settings, fake_sleep)
+    secrets = ("sk_live_4eC39HqLyjWDarjtT1zdp7dc", "jane@example.com", "123-45-6789", "hunter2")
+    sample = sample_factory(
+        system_instructions="Use key sk_live_4eC39HqLyjWDarjtT1zdp7dc for refunds.",
+        input_messages=[
+            {"role": "user", "parts": [{"type": "text", "content": "I am jane@example.com, 123-45-6789"}]}
+        ],
+        retrieved_context=["account: password=hunter2"],
+        output_text="Mailed jane@example.com.",
+    )
+    await judge.evaluate(sample)
+    await judge.aclose()
+    [request] = provider.requests
+    sent = json.dumps(request.body)
+    assert not [s for s in secrets if s in sent]
+    assert "[REDACTED:email]" in sent and "[REDACTED:ssn]" in sent and "[REDACTED:password]" in sent
+
+
 async def test_retrieved_context_adds_relevance_and_groundedness(
     provider: FakeProvider, judge_settings: JudgeSettings, fake_sleep: Sleep, sample_factory: Factory
 ) -> None:

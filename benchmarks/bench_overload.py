@@ -1,0 +1,208 @@
+"""Benchmark: a processor under 4x its sustainable load answers fast, refuses with a retry hint,
+and counts every span once.
+
+One real ``llmpulse serve`` (quality and drift engines on, judge off) per target:
+
+1. **Sustainable rate**: a closed loop of ``--concurrency`` export calls sends ``--probe-spans``
+   spans as fast as the target takes them; spans accepted per second of wall time.
+2. **Overload**: an open loop sends 512-span requests at ``--factor`` (4) times that rate for
+   ``--seconds`` seconds, each call with the OpenTelemetry exporters' default 10 s timeout and no
+   retry, and records when and how each call was answered.
+
+Reported per target: answers within 2 s and the slowest answer, outcomes (OK, refused with
+RESOURCE_EXHAUSTED/UNAVAILABLE, DEADLINE_EXCEEDED, client-side timeout), spans the client saw
+accepted against spans the target counted (a positive difference is spans counted for calls the
+client saw fail, which its retry would count again), and the target's peak RSS. Targets: the
+processor as installed, and with ``--baseline-python`` another install (e.g. a venv of an older
+commit) run the same way, in the same run.
+
+Usage: ``python benchmarks/bench_overload.py [--seconds 20] [--factor 4] [--baseline-python PATH]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_processor import free_port, metric_sum, rss_mb, scrape, wait_until
+from otlp_load import EXPORT, SPANS_PER_REQUEST, build_requests
+
+TIMEOUT_S = 10.0  # the OTLP exporters' default
+REFUSALS = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
+CHANNELS = 64
+
+
+@dataclass
+class Outcome:
+    """What one target did under overload."""
+
+    name: str
+    sustainable: float = 0.0
+    offered: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    codes: dict[str, int] = field(default_factory=dict)
+    acked_spans: int = 0
+    counted_spans: int = 0
+    peak_rss_mb: float = 0.0
+
+
+def _serve(python: str, state: Path, engines: bool) -> tuple[subprocess.Popen[bytes], int, str]:
+    grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+    config = state / "processor.toml"
+    config.write_text(
+        f'[quality]\ndb_path = "{state / "quality.db"}"\n'
+        + ("" if engines else "enabled = false\n[drift]\nenabled = false\n")
+    )
+    argv = [
+        python, "-m", "llmpulse.cli", "--log-level", "ERROR", "serve", "--config", str(config),
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port), "--admin-port", str(admin_port),
+    ]  # fmt: skip
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{admin_port}/metrics"
+    wait_until(lambda: _scrapes(url), "the processor's metrics endpoint")
+    return process, grpc_port, url
+
+
+def _scrapes(url: str) -> bool:
+    try:
+        scrape(url)
+    except OSError:
+        return False
+    return True
+
+
+def _counted(url: str) -> int:
+    text = scrape(url)
+    return int(
+        metric_sum(text, "llmpulse_processor_spans_accepted_total")
+        + metric_sum(text, "llmpulse_processor_spans_rejected_total")
+    )
+
+
+async def _probe(port: int, requests: list[bytes], spans: int, concurrency: int) -> float:
+    """Spans per second the target takes in a closed loop."""
+    total = -(-spans // SPANS_PER_REQUEST)
+    sent = 0
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
+
+        async def worker() -> None:
+            nonlocal sent
+            while sent < total:
+                body = requests[sent % len(requests)]
+                sent += 1
+                while True:
+                    try:
+                        await call(body, timeout=60)
+                        break
+                    except grpc.aio.AioRpcError as exc:
+                        if exc.code() not in REFUSALS:
+                            raise
+                        await asyncio.sleep(0.05)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return total * SPANS_PER_REQUEST / (time.perf_counter() - started)
+
+
+async def _overload(port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome) -> None:
+    """Open loop at ``rate`` spans/s, spread over :data:`CHANNELS` connections as separate
+    exporters would be (one HTTP/2 connection carries only so many streams at once, and waiting
+    for a stream slot is the client's delay, not the server's)."""
+    interval = SPANS_PER_REQUEST / rate
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}") for _ in range(CHANNELS)]
+    calls = [c.unary_unary(EXPORT, request_serializer=None, response_deserializer=None) for c in channels]
+
+    async def one(n: int) -> None:
+        started = time.perf_counter()
+        try:
+            await calls[n % CHANNELS](requests[n % len(requests)], timeout=TIMEOUT_S)
+            code = "OK"
+            out.acked_spans += SPANS_PER_REQUEST
+        except grpc.aio.AioRpcError as exc:
+            code = exc.code().name
+        out.latencies.append(time.perf_counter() - started)
+        out.codes[code] = out.codes.get(code, 0) + 1
+
+    try:
+        await asyncio.gather(*(c.channel_ready() for c in channels))
+        tasks = []
+        begin = time.perf_counter()
+        n = 0
+        while time.perf_counter() - begin < seconds:
+            tasks.append(asyncio.ensure_future(one(n)))
+            n += 1
+            await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
+        await asyncio.gather(*tasks)
+    finally:
+        for channel in channels:
+            await channel.close()
+
+
+def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> Outcome:
+    out = Outcome(name)
+    with tempfile.TemporaryDirectory(prefix="llmpulse-overload-") as state:
+        process, port, url = _serve(python, Path(state), not args.metrics_only)
+        try:
+            out.sustainable = asyncio.run(_probe(port, requests, args.probe_spans, args.concurrency))
+            before = _counted(url)
+            out.offered = args.factor * out.sustainable
+            asyncio.run(_overload(port, requests, out.offered, args.seconds, out))
+            time.sleep(TIMEOUT_S)  # whatever is still queued is processed (or dropped) by now
+            out.counted_spans = _counted(url) - before
+            out.peak_rss_mb = rss_mb(process.pid, "VmHWM")
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    return out
+
+
+def report(outcomes: list[Outcome]) -> None:
+    print(f"{'target':<22}{'sustainable':>12}{'offered':>10}{'calls':>7}{'<=2 s':>8}{'max s':>7}"
+          f"{'p99 s':>7}  outcomes{'':<40}{'acked':>9}{'counted':>9}{'diff':>7}{'RSS MB':>8}")  # fmt: skip
+    for o in outcomes:
+        lat = sorted(o.latencies)
+        within = sum(1 for x in lat if x <= 2.0) / len(lat)
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+        codes = ", ".join(f"{k}={v}" for k, v in sorted(o.codes.items()))
+        print(
+            f"{o.name:<22}{o.sustainable:>12,.0f}{o.offered:>10,.0f}{len(lat):>7}{within:>8.1%}{lat[-1]:>7.2f}"
+            f"{p99:>7.2f}  {codes:<48}{o.acked_spans:>9,}{o.counted_spans:>9,}"
+            f"{o.counted_spans - o.acked_spans:>7,}{o.peak_rss_mb:>8.0f}"
+        )
+    print(
+        "sustainable/offered: spans/s; diff = spans counted for calls the client saw fail "
+        "(a retry counts them again)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--factor", type=float, default=4.0)
+    parser.add_argument("--probe-spans", type=int, default=200_000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--metrics-only", action="store_true", help="quality and drift engines off")
+    parser.add_argument("--baseline-python", help="interpreter of another llmpulse install, run the same way")
+    args = parser.parse_args()
+    requests = build_requests(16)
+    outcomes = [run("llmpulse (this tree)", sys.executable, args, requests)]
+    if args.baseline_python:
+        outcomes.append(run("baseline", args.baseline_python, args, requests))
+    report(outcomes)
+    print(json.dumps([{"name": o.name, "codes": o.codes, "max_s": max(o.latencies)} for o in outcomes]))
+
+
+if __name__ == "__main__":
+    main()
