@@ -4,7 +4,8 @@ Every metric name comes from :mod:`llmpulse.processor.metrics.names` (and the qu
 engines' ``quality_metric_names`` / ``drift_metric_names``) and every recording-rule name from
 :data:`RULES` (defined in ``alerting/rules/*.yml``), so a renamed metric breaks the build
 instead of a panel. Panels take the Prometheus data source from the
-``$datasource`` variable; per-call panels filter on ``$feature``, ``$provider`` and ``$model``.
+``$datasource`` variable; per-call panels filter on ``$service``, ``$feature``, ``$provider``
+and ``$model``; every dashboard on span-derived metrics has the ``$service`` variable.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ DATASOURCE = models.DataSourceRef(type_val="prometheus", uid="${datasource}")
 PROCESSOR_JOB = "llmpulse-processor"
 """Prometheus job that scrapes the processor (alerting/prometheus.yml, llmpulse up)."""
 
-LLM_FILTER = 'feature=~"$feature", provider=~"$provider", model=~"$model"'
+SERVICE_FILTER = 'service=~"$service"'
+"""Label matcher of every panel on span-derived metrics."""
+LLM_FILTER = f'{SERVICE_FILTER}, feature=~"$feature", provider=~"$provider", model=~"$model"'
 """Label matchers of every per-call panel."""
 
 
@@ -57,6 +60,7 @@ class RecordingRules:
     cost_per_hour: str = "feature_model:llmpulse_cost_usd_per_hour:rate5m"
     mismatch_rate: str = "feature_model_response_model:llmpulse_model_mismatch:rate5m"
     mismatch_ratio: str = "feature_model:llmpulse_model_mismatch_ratio:rate5m"
+    unpriced_ratio: str = "service_model:llmpulse_unpriced_ratio:rate1h"
     # alerting/rules/llmpulse-quality.yml
     judge_score_mean1h: str = "feature_dimension:llmpulse_judge_score:mean1h"
     judge_score_baseline1d: str = "feature_dimension:llmpulse_judge_score:baseline1d"
@@ -134,13 +138,22 @@ def _query_variable(name: str, label: str, series_selector: str) -> dashboard.Qu
     )
 
 
+def service_variable(series_selector: str = M.REQUESTS_TOTAL) -> dashboard.QueryVariable:
+    """The ``service`` variable (the apps' ``service.name``), over ``series_selector``."""
+    return label_variable(M.SERVICE, "Service", series_selector)
+
+
 def llm_variables() -> list[dashboard.DatasourceVariable | dashboard.QueryVariable]:
-    """datasource, feature, provider, model (each narrowed by the ones before it)."""
+    """datasource, service, feature, provider, model (each narrowed by the ones before it)."""
+    requests = M.REQUESTS_TOTAL
     return [
         datasource_variable(),
-        label_variable("feature", "Feature", M.REQUESTS_TOTAL),
-        label_variable("provider", "Provider", f'{M.REQUESTS_TOTAL}{{feature=~"$feature"}}'),
-        label_variable("model", "Model", f'{M.REQUESTS_TOTAL}{{feature=~"$feature", provider=~"$provider"}}'),
+        service_variable(),
+        label_variable("feature", "Feature", f"{requests}{{{SERVICE_FILTER}}}"),
+        label_variable("provider", "Provider", f'{requests}{{{SERVICE_FILTER}, feature=~"$feature"}}'),
+        label_variable(
+            "model", "Model", f'{requests}{{{SERVICE_FILTER}, feature=~"$feature", provider=~"$provider"}}'
+        ),
     ]
 
 
@@ -317,7 +330,8 @@ def quantile_queries(rule: str, legend_prefix: str = "") -> list[prometheus.Data
     return [
         query(
             f'{rule}{{{LLM_FILTER}, quantile="{q}"}}',
-            f"{legend_prefix}p{round(float(q) * 100)} {{{{feature}}}} · {{{{provider}}}}/{{{{model}}}}",
+            f"{legend_prefix}p{round(float(q) * 100)} "
+            "{{service}} · {{feature}} · {{provider}}/{{model}}",
             ref_id="ABC"[i],
         )
         for i, q in enumerate(QUANTILES)

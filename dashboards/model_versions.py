@@ -34,7 +34,12 @@ def mismatch_ratio() -> timeseries.Panel:
         "Calls answered by another model",
         "Share of calls whose response model is neither the requested model nor a dated version of it.",
         "percentunit",
-        [query(f"{RULES.mismatch_ratio}{{{LLM_FILTER}}}", "{{feature}} · {{provider}}/{{model}}")],
+        [
+            query(
+                f"{RULES.mismatch_ratio}{{{LLM_FILTER}}}",
+                "{{service}} · {{feature}} · {{provider}}/{{model}}",
+            )
+        ],
     )
 
 
@@ -47,7 +52,7 @@ def mismatch_by_response_model() -> timeseries.Panel:
         [
             query(
                 f"{RULES.mismatch_rate}{{{LLM_FILTER}}}",
-                "{{feature}} · {{model}} → {{response_model}}",
+                "{{service}} · {{feature}} · {{model}} → {{response_model}}",
             )
         ],
     )
@@ -71,7 +76,7 @@ def mismatch_table() -> table.Panel:
     return table_panel(
         "Answering models in the time range",
         "Mismatched calls in the selected time range per feature, requested and answering model.",
-        f"sum by (feature, provider, model, response_model) "
+        f"sum by (service, feature, provider, model, response_model) "
         f"(increase({M.MODEL_MISMATCH_TOTAL}{{{LLM_FILTER}}}[$__range])) > 0",
     )
 

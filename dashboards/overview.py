@@ -8,6 +8,7 @@ from grafana_foundation_sdk.models import dashboard as models
 from dashboards.common import (
     LLM_FILTER,
     RULES,
+    SERVICE_FILTER,
     finish,
     llm_variables,
     new_dashboard,
@@ -20,7 +21,8 @@ from dashboards.common import (
 from llmpulse.processor.metrics import names as M
 
 UID = "llmpulse-overview"
-BY_CALL = "{{feature}} · {{provider}}/{{model}}"
+BY_CALL = "{{service}} · {{feature}} · {{provider}}/{{model}}"
+BY_MODEL = "{{service}} · {{provider}}/{{model}}"
 
 
 def total_request_rate() -> stat.Panel:
@@ -103,8 +105,8 @@ def errors_by_type() -> timeseries.Panel:
         "reqps",
         [
             query(
-                f"sum by (feature, error_type) (rate({M.ERRORS_TOTAL}{{{LLM_FILTER}}}[$__rate_interval]))",
-                "{{feature}} · {{error_type}}",
+                sum_rate("service, feature, error_type", M.ERRORS_TOTAL, LLM_FILTER),
+                "{{service}} · {{feature}} · {{error_type}}",
             )
         ],
         stacked=True,
@@ -164,8 +166,8 @@ def token_rate() -> timeseries.Panel:
         "short",
         [
             query(
-                f"sum by (feature, token_type) ({RULES.tokens_rate}{{{LLM_FILTER}}})",
-                "{{feature}} · {{token_type}}",
+                f"sum by (service, feature, token_type) ({RULES.tokens_rate}{{{LLM_FILTER}}})",
+                "{{service}} · {{feature}} · {{token_type}}",
             )
         ],
     )
@@ -178,9 +180,9 @@ def tokens_per_call() -> timeseries.Panel:
         "short",
         [
             query(
-                f"histogram_quantile(0.95, sum by (feature, token_type, le) "
+                f"histogram_quantile(0.95, sum by (service, feature, token_type, le) "
                 f"(rate({M.TOKEN_USAGE}_bucket{{{LLM_FILTER}}}[$__rate_interval])))",
-                "{{feature}} · {{token_type}}",
+                "{{service}} · {{feature}} · {{token_type}}",
             )
         ],
     )
@@ -198,14 +200,15 @@ def cost_per_hour() -> timeseries.Panel:
 
 def unpriced_calls() -> timeseries.Panel:
     return timeseries_panel(
-        "Unpriced calls",
-        "Calls without a price (model missing from the pricing table): their cost is not counted.",
-        "reqps",
+        "Unpriced share of successful calls",
+        "Share of successful calls (1-hour rate) that carry no cost and whose model the pricing "
+        "table does not know: their spend is missing from every cost panel. Add the model to the "
+        "pricing override file (LLMPULSE_PRICING_FILE); alert LLMPulseUnpricedCalls.",
+        "percentunit",
         [
             query(
-                f"sum by (feature, provider, model) "
-                f"(rate({M.UNPRICED_REQUESTS_TOTAL}{{{LLM_FILTER}}}[$__rate_interval]))",
-                BY_CALL,
+                f'{RULES.unpriced_ratio}{{{SERVICE_FILTER}, provider=~"$provider", model=~"$model"}}',
+                BY_MODEL,
             )
         ],
     )

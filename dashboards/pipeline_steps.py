@@ -6,24 +6,26 @@ from grafana_foundation_sdk.builders import dashboard, timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
+    SERVICE_FILTER,
     datasource_variable,
     finish,
     label_variable,
     new_dashboard,
     query,
+    service_variable,
     sum_rate,
     timeseries_panel,
 )
 from llmpulse.processor.metrics import names as M
 
 UID = "llmpulse-pipeline-steps"
-STEP_FILTER = 'feature=~"$feature", step=~"$step"'
-BY_STEP = "{{feature}} · {{step}}"
+STEP_FILTER = f'{SERVICE_FILTER}, feature=~"$feature", step=~"$step"'
+BY_STEP = "{{service}} · {{feature}} · {{step}}"
 
 
 def _step_quantile(q: float) -> str:
     return (
-        f"histogram_quantile({q}, sum by (feature, step, le) "
+        f"histogram_quantile({q}, sum by (service, feature, step, le) "
         f"(rate({M.STEP_DURATION}_bucket{{{STEP_FILTER}}}[$__rate_interval])))"
     )
 
@@ -59,7 +61,7 @@ def step_rate() -> timeseries.Panel:
         "ops",
         [
             query(
-                f"sum by (feature, step) (rate({M.STEP_DURATION}_count{{{STEP_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, step", f"{M.STEP_DURATION}_count", STEP_FILTER),
                 BY_STEP,
             )
         ],
@@ -73,9 +75,9 @@ def step_error_ratio() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                sum_rate("feature, step", M.STEP_ERRORS_TOTAL, STEP_FILTER)
+                sum_rate("service, feature, step", M.STEP_ERRORS_TOTAL, STEP_FILTER)
                 + " / "
-                + sum_rate("feature, step", f"{M.STEP_DURATION}_count", STEP_FILTER),
+                + sum_rate("service, feature, step", f"{M.STEP_DURATION}_count", STEP_FILTER),
                 BY_STEP,
             )
         ],
@@ -89,7 +91,7 @@ def time_share() -> timeseries.Panel:
         "s",
         [
             query(
-                f"sum by (feature, step) (rate({M.STEP_DURATION}_sum{{{STEP_FILTER}}}[$__rate_interval]))",
+                sum_rate("service, feature, step", f"{M.STEP_DURATION}_sum", STEP_FILTER),
                 BY_STEP,
             )
         ],
@@ -108,8 +110,13 @@ def build() -> models.Dashboard:
             ["steps"],
         )
         .with_variable(datasource_variable())
-        .with_variable(label_variable("feature", "Feature", f"{M.STEP_DURATION}_count"))
-        .with_variable(label_variable("step", "Step", f'{M.STEP_DURATION}_count{{feature=~"$feature"}}'))
+        .with_variable(service_variable(f"{M.STEP_DURATION}_count"))
+        .with_variable(label_variable("feature", "Feature", f"{M.STEP_DURATION}_count{{{SERVICE_FILTER}}}"))
+        .with_variable(
+            label_variable(
+                "step", "Step", f'{M.STEP_DURATION}_count{{{SERVICE_FILTER}, feature=~"$feature"}}'
+            )
+        )
         .with_row(dashboard.Row("Latency"))
         .with_panel(step_p95())
         .with_panel(step_p50_p99())

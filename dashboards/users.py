@@ -10,12 +10,14 @@ from grafana_foundation_sdk.builders import dashboard, gauge, timeseries
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
+    SERVICE_FILTER,
     datasource_variable,
     finish,
     gauge_panel,
     label_variable,
     new_dashboard,
     query,
+    service_variable,
     sum_rate,
     timeseries_panel,
 )
@@ -23,7 +25,8 @@ from llmpulse.processor.metrics import names as M
 from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-users"
-FEEDBACK_FILTER = 'feature=~"$feature", kind=~"$kind"'
+FEEDBACK_FILTER = f'{SERVICE_FILTER}, feature=~"$feature", kind=~"$kind"'
+CALL_FILTER = f'{SERVICE_FILTER}, feature=~"$feature"'
 IMPLICIT_KINDS = "correction|follow_up|abandoned"
 FEATURE = 'feature=~"$feature"'
 SURVIVORSHIP_ALERT = 0.8
@@ -38,8 +41,8 @@ def feedback_by_kind() -> timeseries.Panel:
         "short",
         [
             query(
-                f"sum by (feature, kind) (rate({M.FEEDBACK_TOTAL}{{{FEEDBACK_FILTER}}}[$__rate_interval]))",
-                "{{feature}} · {{kind}}",
+                sum_rate("service, feature, kind", M.FEEDBACK_TOTAL, FEEDBACK_FILTER),
+                "{{service}} · {{feature}} · {{kind}}",
             )
         ],
         stacked=True,
@@ -69,10 +72,12 @@ def positive_share() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                sum_rate("feature", M.FEEDBACK_TOTAL, f'{FEEDBACK_FILTER}, sentiment="positive"')
+                sum_rate("service, feature", M.FEEDBACK_TOTAL, f'{FEEDBACK_FILTER}, sentiment="positive"')
                 + " / "
-                + sum_rate("feature", M.FEEDBACK_TOTAL, f'{FEEDBACK_FILTER}, sentiment=~"positive|negative"'),
-                "{{feature}}",
+                + sum_rate(
+                    "service, feature", M.FEEDBACK_TOTAL, f'{FEEDBACK_FILTER}, sentiment=~"positive|negative"'
+                ),
+                "{{service}} · {{feature}}",
             )
         ],
     )
@@ -85,9 +90,9 @@ def coverage() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                f"sum by (feature) (rate({M.FEEDBACK_TOTAL}{{{FEEDBACK_FILTER}}}[$__rate_interval]))"
-                f' / sum by (feature) (rate({M.REQUESTS_TOTAL}{{feature=~"$feature"}}[$__rate_interval]))',
-                "{{feature}}",
+                f"sum by (service, feature) (rate({M.FEEDBACK_TOTAL}{{{FEEDBACK_FILTER}}}[$__rate_interval]))"
+                f" / sum by (service, feature) (rate({M.REQUESTS_TOTAL}{{{CALL_FILTER}}}[$__rate_interval]))",
+                "{{service}} · {{feature}}",
             )
         ],
     )
@@ -100,10 +105,12 @@ def implicit_signals() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                sum_rate("feature, kind", M.FEEDBACK_TOTAL, f'feature=~"$feature", kind=~"{IMPLICIT_KINDS}"')
-                + " / on (feature) group_left "
-                + sum_rate("feature", M.REQUESTS_TOTAL, 'feature=~"$feature"'),
-                "{{feature}} · {{kind}}",
+                sum_rate(
+                    "service, feature, kind", M.FEEDBACK_TOTAL, f'{CALL_FILTER}, kind=~"{IMPLICIT_KINDS}"'
+                )
+                + " / on (service, feature) group_left "
+                + sum_rate("service, feature", M.REQUESTS_TOTAL, CALL_FILTER),
+                "{{service}} · {{feature}} · {{kind}}",
             )
         ],
     )
@@ -174,8 +181,9 @@ def build() -> models.Dashboard:
             ["users"],
         )
         .with_variable(datasource_variable())
-        .with_variable(label_variable("feature", "Feature", M.FEEDBACK_TOTAL))
-        .with_variable(label_variable("kind", "Kind", f'{M.FEEDBACK_TOTAL}{{feature=~"$feature"}}'))
+        .with_variable(service_variable(M.FEEDBACK_TOTAL))
+        .with_variable(label_variable("feature", "Feature", f"{M.FEEDBACK_TOTAL}{{{SERVICE_FILTER}}}"))
+        .with_variable(label_variable("kind", "Kind", f"{M.FEEDBACK_TOTAL}{{{CALL_FILTER}}}"))
         .with_row(dashboard.Row("Feedback"))
         .with_panel(feedback_by_kind())
         .with_panel(feedback_by_sentiment())

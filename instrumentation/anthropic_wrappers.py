@@ -136,6 +136,10 @@ def _usage(attrs: dict[str, AttributeValue], usage: Any) -> None:
         attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = read
     if write:
         attrs[A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = write
+        # usage.cache_creation splits the writes by TTL; the 1-hour ones cost more
+        long_writes = getattr(getattr(usage, "cache_creation", None), "ephemeral_1h_input_tokens", None)
+        if isinstance(long_writes, int) and long_writes > 0:
+            attrs[A.CACHE_CREATION_1H_INPUT_TOKENS] = long_writes
     output = getattr(usage, "output_tokens", None)
     if isinstance(output, int):
         attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output

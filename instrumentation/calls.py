@@ -142,20 +142,23 @@ class CallRecorder:
             _log.debug("event=span_finish_failed", exc_info=True)
 
     def _cost(self, attrs: dict[str, AttributeValue]) -> None:
+        table = self.runtime.pricing
         model = attrs.get(A.GEN_AI_RESPONSE_MODEL) or self.model
-        price = self.runtime.pricing.price(model if isinstance(model, str) else None)
-        if price is None and model != self.model:
-            price = self.runtime.pricing.price(self.model)
-        if price is None:
+        tokens_in = int(attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS, 0))  # type: ignore[arg-type]
+        tokens_out = int(attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS, 0))  # type: ignore[arg-type]
+        cache = {
+            "cache_read": int(attrs.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+            "cache_write": int(attrs.get(A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+            "cache_write_1h": int(attrs.get(A.CACHE_CREATION_1H_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
+        }
+        cost = table.cost_of(model if isinstance(model, str) else None, tokens_in, tokens_out, **cache)
+        if cost is None and model != self.model:
+            cost = table.cost_of(self.model, tokens_in, tokens_out, **cache)
+        if cost is None:
             attrs[A.UNPRICED] = True
             return
-        attrs[A.COST_USD] = price.cost(
-            int(attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
-            int(attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS, 0)),  # type: ignore[arg-type]
-            int(attrs.get(A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
-            int(attrs.get(A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, 0)),  # type: ignore[arg-type]
-        )
-        attrs[A.PRICING_VERSION] = self.runtime.pricing.version
+        attrs[A.COST_USD] = cost
+        attrs[A.PRICING_VERSION] = table.version
 
 
 def _error_type(error: BaseException) -> str:

@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
     add_arguments(serve)
     serve.set_defaults(func=run_serve)
 
-    status = subparsers.add_parser("status", help="show per-feature rolling windows of a running processor")
+    status = subparsers.add_parser(
+        "status", help="show per-service, per-feature rolling windows of a running processor"
+    )
     status.add_argument(
         "--url", default=DEFAULT_URL, help="admin URL of the processor (default: %(default)s)"
     )
@@ -71,6 +73,7 @@ def register(subparsers: Any) -> None:
         choices=[name for name, _ in WINDOWS],
         help="rolling window to show (default: %(default)s)",
     )
+    status.add_argument("--service", help="show only this service (its service.name)")
     status.add_argument("--json", action="store_true", help="print the raw /api/status document")
     status.set_defaults(func=run_status)
 
@@ -123,5 +126,5 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
-        print(render_table(document, args.window))
+        print(render_table(document, args.window, service=args.service))
     return 0

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llmpulse import __version__
+from llmpulse.contract.pricing import PricingSource
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.guard import AdminGuard, is_loopback
 from llmpulse.processor.admin.handler import AdminHandler
@@ -27,6 +28,7 @@ from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.exposition import build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
+from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.queue import Pipeline
 from llmpulse.processor.settings import ConfigError, Settings
 
@@ -70,11 +72,16 @@ class ProcessorService:
             dedup=Deduplicator(hold_seconds=settings.dedup_hold),
             retry_after=settings.retry_after,
             listeners=[listener for extension in self._extensions for listener in extension.listeners],
+            pricer=CallPricer(PricingSource(settings.pricing_file)),
         )
+        # in-process readers see every count at once; the scrape endpoint shows a new series
+        # at zero first, so that rate() sees its first events (metrics.exposition)
         self.registry = build_registry(self.derived, self.accounting)
+        self.scrape_registry = build_registry(self.derived, self.accounting, announce_new_series=True)
         for extension in self._extensions:
             for collector in extension.collectors:
                 self.registry.register(collector)
+                self.scrape_registry.register(collector)
         self._clock = clock
         self._started_at = 0.0
         self.state = "new"
@@ -102,7 +109,7 @@ class ProcessorService:
             refusal=otlp_http.refusal,
         )
         admin = AdminHandler(
-            self.registry,
+            self.scrape_registry,
             status=self.status,
             ready=lambda: self.state == "running",
             routes=_admin_routes(self._extensions),
@@ -210,6 +217,14 @@ class ProcessorService:
         await self.http.shutdown(grace)
         await self.admin.shutdown(grace)
 
+    def _pricing_status(self) -> dict[str, Any]:
+        source = self.pipeline.pricer.source
+        return {
+            "version": self.pipeline.pricer.version,
+            "override_file": str(source.path) if source.path else None,
+            "error": source.error,
+        }
+
     def status(self) -> dict[str, Any]:
         """The ``/api/status`` document."""
         a = self.accounting
@@ -224,12 +239,13 @@ class ProcessorService:
                 "refused": sum(a.refused_spans.values()),
             },
             "queue": {"spans": a.queue_spans, "capacity": a.queue_capacity},
-            "features": self.windows.snapshot(),
+            "services": self.windows.snapshot(),
+            "pricing": self._pricing_status(),
             **{name: section() for name, section in self._status_sections.items()},
         }
 
 
-_RESERVED_STATUS = frozenset({"version", "state", "uptime_s", "spans", "queue", "features"})
+_RESERVED_STATUS = frozenset({"version", "state", "uptime_s", "spans", "queue", "services", "pricing"})
 
 
 def _status_sections(extensions: Sequence[Extension]) -> dict[str, Callable[[], Any]]:

@@ -161,6 +161,13 @@ FIELDS: tuple[Field, ...] = (
         "N",
     ),
     Field("log_format", _log_format, "text", "log line format: text (key=value) or json", "FORMAT"),
+    Field(
+        "pricing_file",
+        _optional_path,
+        None,
+        "JSON pricing table overriding the shipped one; reloaded when it changes",
+        "FILE",
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -189,6 +196,7 @@ class Settings:
     dedup_hold: float = 2.0
     latency_samples: int = 1000
     log_format: str = "text"
+    pricing_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.auth_token_file is not None:

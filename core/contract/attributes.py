@@ -54,6 +54,11 @@ GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
 GEN_AI_EVALUATION_EXPLANATION: Final = "gen_ai.evaluation.explanation"
 GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"  # metric attribute: input | output
 
+SERVICE_NAME: Final = "service.name"  # resource attribute
+DEPLOYMENT_ENVIRONMENT_NAME: Final = "deployment.environment.name"  # resource attribute (semconv >= 1.27)
+LEGACY_DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment"  # resource attribute, older name
+UNKNOWN_SERVICE: Final = "unknown_service"  # the OpenTelemetry SDKs' default service.name
+
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
@@ -89,6 +94,10 @@ OPENINFERENCE_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
 ANTHROPIC_SDK_STOP_REASON: Final = "anthropic.message.stop_reason"
 ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS: Final = "gen_ai.usage.cache_write.input_tokens"
 ANTHROPIC_SDK_SCOPE: Final = "com.anthropic.sdk.python"
+OPENLLMETRY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_tokens"
+OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
+OPENINFERENCE_TOKEN_COUNT_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
+OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
 
 # --- llmpulse keys ----------------------------------------------------------------------
 SPAN_KIND: Final = "llmpulse.span.kind"  # what the span is to llmpulse: llm | step | feedback
@@ -122,6 +131,9 @@ REFUSAL: Final = "llmpulse.refusal"
 COST_USD: Final = "llmpulse.cost.usd"
 PRICING_VERSION: Final = "llmpulse.cost.pricing_version"
 UNPRICED: Final = "llmpulse.cost.unpriced"
+CACHE_CREATION_1H_INPUT_TOKENS: Final = "llmpulse.usage.cache_creation_1h.input_tokens"
+"""The part of ``gen_ai.usage.cache_creation.input_tokens`` written with Anthropic's 1-hour TTL
+(priced at the model's ``cache_write_1h`` rate; the rest at the 5-minute ``cache_write`` rate)."""
 
 SAMPLED: Final = "llmpulse.sampled"
 SAMPLE_RATE: Final = "llmpulse.sample.rate"

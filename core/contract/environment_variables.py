@@ -84,8 +84,13 @@ LLMPULSE_PRICING_FILE: Final = "LLMPULSE_PRICING_FILE"
 """
 .. envvar:: LLMPULSE_PRICING_FILE
 
-Path of a JSON pricing table whose models override the shipped ``pricing.json``, model by
-model. Default: the shipped table only. An unreadable file is ignored with a warning.
+Path of a JSON pricing table (the format of the shipped ``pricing.json``) whose models and
+aliases override or extend the shipped table, model by model. Read by the instrumentation at
+start and by the processor (``llmpulse serve --pricing-file``, ``pricing_file`` in the
+``[processor]`` table), which reloads it without a restart when its modification time changes
+(checked at most once a second). A file the processor cannot use is reported in one log line
+(``event=pricing_override_rejected``) and in ``/api/status``, and the previous table stays in
+force. Default: the shipped table only.
 """
 
 LLMPULSE_REQUEST_STREAM_USAGE: Final = "LLMPULSE_REQUEST_STREAM_USAGE"
@@ -454,5 +459,6 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_DEDUP_HOLD,
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,
+    LLMPULSE_PRICING_FILE,
 )
 """The variables of ``llmpulse serve``'s settings, in the order of ``processor.settings.FIELDS``."""

@@ -67,7 +67,11 @@ class SnapshotReader:
         quality = prom.values_by('avg by (feature) (llmpulse_spc_ewma{statistic="judge_score"})', "feature")
         drift = prom.values_by('max by (feature) (llmpulse_drift_score{signal="input"})', "feature")
         status = fetch_json(self._status_url, timeout=2.0)
-        windows: dict[str, Any] = status.get("features", {}) if isinstance(status, dict) else {}
+        services: dict[str, Any] = status.get("services", {}) if isinstance(status, dict) else {}
+        windows: dict[str, Any] = {}
+        for features in services.values():  # the demo app is one service
+            for name, feature_windows in features.items():
+                windows.setdefault(name, feature_windows)
         rows = {}
         for feature in FEATURES:
             recent = windows.get(feature.name, {}).get("1m", {})

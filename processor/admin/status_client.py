@@ -30,7 +30,7 @@ def fetch_status(url: str = DEFAULT_URL, *, timeout: float = 5.0) -> dict[str, A
         ) from None
     except (OSError, ValueError) as exc:
         raise StatusError(f"bad answer from {target}: {exc}") from None
-    if not isinstance(document, dict) or "features" not in document:
+    if not isinstance(document, dict) or "services" not in document:
         raise StatusError(f"{target} did not return a processor status document")
     return document
 
@@ -60,6 +60,7 @@ def _usd(value: float | None) -> str:
 
 
 COLUMNS = (
+    "service",
     "feature",
     "requests",
     "errors",
@@ -71,19 +72,30 @@ COLUMNS = (
     "$/req",
     "in tok",
     "out tok",
+    "unpriced",
 )
 
 
-def render_table(document: dict[str, Any], window: str = "5m") -> str:
-    """The status document as a fixed-width text table for one window."""
+def _rows(document: dict[str, Any], service: str | None) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (name, feature, windows)
+        for name, features in sorted(document.get("services", {}).items())
+        if service is None or name == service
+        for feature, windows in sorted(features.items())
+    ]
+
+
+def render_table(document: dict[str, Any], window: str = "5m", *, service: str | None = None) -> str:
+    """The status document as a fixed-width text table for one window (one service, or all)."""
     if window not in {name for name, _ in WINDOWS}:
         raise ValueError(f"window must be one of {', '.join(name for name, _ in WINDOWS)}")
     rows: list[tuple[str, ...]] = [COLUMNS]
-    for feature, windows in sorted(document.get("features", {}).items()):
+    for name, feature, windows in _rows(document, service):
         w = windows[window]
         mark = "" if w.get("latency_exact", True) else "~"  # sampled, not exact
         rows.append(
             (
+                name,
                 feature,
                 str(w["requests"]),
                 _pct(w["error_rate"]),
@@ -95,11 +107,12 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
                 _usd(w["cost_usd_mean"]),
                 _number(w["input_tokens_mean"]),
                 _number(w["output_tokens_mean"]),
+                _pct(w.get("unpriced_share")),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = [
-        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        "  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
         for row in rows
     ]
     spans = document.get("spans", {})
@@ -110,9 +123,16 @@ def render_table(document: dict[str, Any], window: str = "5m") -> str:
         f"queue {queue.get('spans', 0)}/{queue.get('capacity', 0)}"
     )
     if len(rows) == 1:
-        lines.append("(no LLM calls seen yet)")
-    if any(cell.startswith("~") for row in rows[1:] for cell in row[4:7]):
+        lines.append(
+            "(no LLM calls seen yet)" if service is None else f"(no LLM calls of service {service} seen yet)"
+        )
+    if any(cell.startswith("~") for row in rows[1:] for cell in row[5:8]):
         lines.append("~ percentile from a uniform sample: the rate exceeded --latency-samples per slot")
+    pricing = document.get("pricing") or {}
+    if pricing.get("version"):
+        header += f"  pricing {pricing['version']}"
+    if pricing.get("error"):
+        lines.append(f"pricing override not in force: {pricing['error']}")
     return "\n".join([header, "", *lines, *_quality_lines(document.get("quality"))])
 
 

@@ -92,13 +92,19 @@ class LabelCap:
         return M.OVERFLOW_VALUE
 
 
+LLMLabels = tuple[str, str, str, str, str, str]
+"""Values of :data:`~llmpulse.processor.metrics.names.LLM_LABELS`, in that order."""
+
+
 class LLMSeries:
-    """Everything derived from LLM calls that share feature, provider, model and operation."""
+    """Everything derived from LLM calls that share service, environment, feature, provider,
+    model and operation."""
 
     __slots__ = (
         "cost",
         "duration",
         "errors",
+        "key",
         "labels",
         "mismatches",
         "refusals",
@@ -110,14 +116,15 @@ class LLMSeries:
         "unpriced",
     )
 
-    def __init__(self, labels: tuple[str, str, str, str]) -> None:
+    def __init__(self, labels: LLMLabels) -> None:
         self.labels = labels
+        self.key = (labels[0], labels[2])  # (service, feature): the rolling windows' key
         self.duration = Histogram(M.DURATION_BUCKETS)
         self.ttfc = Histogram(M.DURATION_BUCKETS)
         self.tokens_in = Histogram(M.TOKEN_BUCKETS)
         self.tokens_out = Histogram(M.TOKEN_BUCKETS)
         self.tokens = [0] * len(M.TOKEN_TYPES)
-        self.cost = 0.0
+        self.cost: dict[str, float] = {}  # pricing_version -> USD
         self.unpriced = 0
         self.refusals = 0
         self.requests: dict[tuple[str, str], int] = {}
@@ -126,11 +133,11 @@ class LLMSeries:
 
 
 class StepSeries:
-    """Duration and errors of one step of one feature."""
+    """Duration and errors of one step of one feature of one service."""
 
     __slots__ = ("duration", "errors", "labels")
 
-    def __init__(self, labels: tuple[str, str]) -> None:
+    def __init__(self, labels: tuple[str, str, str, str]) -> None:
         self.labels = labels
         self.duration = Histogram(M.STEP_DURATION_BUCKETS)
         self.errors = 0
@@ -177,22 +184,26 @@ class DerivedMetrics:
     def __init__(self, max_label_values: int = 100, max_series: int = 2000, max_cache: int = 10_000) -> None:
         self._caps = {
             name: LabelCap(name, max_label_values)
-            for name in (*M.LLM_LABELS, M.ERROR_TYPE, M.RESPONSE_MODEL, M.STEP, M.KIND)
+            for name in (*M.LLM_LABELS, M.ERROR_TYPE, M.RESPONSE_MODEL, M.STEP, M.KIND, M.PRICING_VERSION)
         }
         self._max_cache = max_cache
         self._max_series = max_series
         self.overflow: dict[str, int] = {}
-        self.llm: dict[tuple[str, str, str, str], LLMSeries] = {}
-        self.steps: dict[tuple[str, str], StepSeries] = {}
-        self.feedback: dict[tuple[str, str, str], int] = {}
+        self.llm: dict[LLMLabels, LLMSeries] = {}
+        self.steps: dict[tuple[str, str, str, str], StepSeries] = {}
+        self.feedback: dict[tuple[str, str, str, str, str], int] = {}
         # raw label tuple -> (series, labels that overflowed); bounded by max_cache
-        self._llm_cache: dict[tuple[str, str, str, str], tuple[LLMSeries, tuple[str, ...]]] = {}
+        self._llm_cache: dict[LLMLabels, tuple[LLMSeries, tuple[str, ...]]] = {}
         self._mismatch_cache: dict[tuple[str, str], bool] = {}
 
     def feature_label(self, feature: str) -> str:
         """The ``feature`` label value for ``feature``: itself, cut to length, or ``__other__``
         once the label is at its cap (overflow is counted where the metrics fold it)."""
         return self._caps[M.FEATURE](feature)
+
+    def service_label(self, service: str) -> str:
+        """The ``service`` label value for ``service`` (capped like :meth:`feature_label`)."""
+        return self._caps[M.SERVICE](service)
 
     def _cap(self, label: str, value: str) -> str:
         capped = self._caps[label](value)
@@ -201,15 +212,17 @@ class DerivedMetrics:
         return capped
 
     def _llm_series(self, call: LLMCall) -> LLMSeries:
-        raw = (call.feature, call.provider, call.model, call.operation)
+        raw = (call.service, call.environment, call.feature, call.provider, call.model, call.operation)
         hit = self._llm_cache.get(raw)
         if hit is None:
             caps = self._caps
             labels = (
-                caps[M.FEATURE](raw[0]),
-                caps[M.PROVIDER](raw[1]),
-                caps[M.MODEL](raw[2]),
-                caps[M.OPERATION](raw[3]),
+                caps[M.SERVICE](raw[0]),
+                caps[M.DEPLOYMENT_ENVIRONMENT](raw[1]),
+                caps[M.FEATURE](raw[2]),
+                caps[M.PROVIDER](raw[3]),
+                caps[M.MODEL](raw[4]),
+                caps[M.OPERATION](raw[5]),
             )
             overflowed = tuple(
                 name
@@ -220,7 +233,7 @@ class DerivedMetrics:
             if series is None and len(self.llm) >= self._max_series:
                 # each label is under its cap but their combinations are not: fold the whole set
                 other = M.OVERFLOW_VALUE
-                labels = (other, other, other, other)  # one per M.LLM_LABELS
+                labels = (other, other, other, other, other, other)  # one per M.LLM_LABELS
                 overflowed = (M.OVERFLOW_SERIES,)
                 series = self.llm.get(labels)
             if series is None:
@@ -242,8 +255,8 @@ class DerivedMetrics:
                 self._mismatch_cache[key] = known
         return known
 
-    def observe_llm(self, call: LLMCall) -> str:
-        """Count one LLM call; returns the (capped) feature label for the rolling windows."""
+    def observe_llm(self, call: LLMCall) -> tuple[str, str]:
+        """Count one LLM call; returns the (capped) (service, feature) labels for the rolling windows."""
         series = self._llm_series(call)
         series.duration.observe_traced(call.duration_s, call.trace_id, call.end_ns)
         if call.ttfc_s is not None:
@@ -261,10 +274,18 @@ class DerivedMetrics:
             tokens[3] += call.cache_creation_tokens
         if call.reasoning_tokens:
             tokens[4] += call.reasoning_tokens
-        if call.cost_usd is None:
-            series.unpriced += 1
+        cost = call.cost_usd
+        if cost is None:
+            if call.outcome != M.OUTCOME_ERROR:  # a failed call costs nothing to know
+                series.unpriced += 1
         else:
-            series.cost += call.cost_usd
+            version = call.pricing_version
+            costs = series.cost
+            if version in costs:
+                costs[version] += cost
+            else:
+                capped = self._cap(M.PRICING_VERSION, version)
+                costs[capped] = costs.get(capped, 0.0) + cost
         key = (call.finish_reason, call.outcome)
         series.requests[key] = series.requests.get(key, 0) + 1
         if call.outcome is M.OUTCOME_REFUSAL or call.finish_reason == "refusal":
@@ -275,11 +296,16 @@ class DerivedMetrics:
         if call.response_model and self._mismatch(call.model, call.response_model):
             response_model = self._cap(M.RESPONSE_MODEL, call.response_model)
             series.mismatches[response_model] = series.mismatches.get(response_model, 0) + 1
-        return series.labels[0]
+        return series.key
 
     def observe_step(self, step: StepRun) -> None:
         """Count one pipeline step."""
-        labels = (self._cap(M.FEATURE, step.feature), self._cap(M.STEP, step.step))
+        labels = (
+            self._cap(M.SERVICE, step.service),
+            self._cap(M.DEPLOYMENT_ENVIRONMENT, step.environment),
+            self._cap(M.FEATURE, step.feature),
+            self._cap(M.STEP, step.step),
+        )
         series = self.steps.get(labels)
         if series is None:
             series = self.steps[labels] = StepSeries(labels)
@@ -290,6 +316,8 @@ class DerivedMetrics:
     def observe_feedback(self, feedback: Feedback) -> None:
         """Count one feedback event."""
         key = (
+            self._cap(M.SERVICE, feedback.service),
+            self._cap(M.DEPLOYMENT_ENVIRONMENT, feedback.environment),
             self._cap(M.FEATURE, feedback.feature),
             self._cap(M.KIND, feedback.kind),
             feedback.sentiment,

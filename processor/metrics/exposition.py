@@ -4,6 +4,14 @@
 it on a fresh ``CollectorRegistry`` of its own. Names, labels and help texts come from
 :mod:`llmpulse.processor.metrics.names`. Being a custom collector, nothing here exposes
 ``_created`` series.
+
+New series are visible from their first event: with ``announce_new_series`` (the registry behind
+the ``/metrics`` endpoint Prometheus scrapes), a counter or histogram series whose label set has
+not been exposed before is exposed at zero on that scrape and with its real value from the next
+scrape on. Prometheus so has a 0 sample before the first non-zero one, and ``rate()`` and
+``increase()`` count the first events of a new feature, model or error type instead of starting
+from them. The price is one scrape interval of delay for a new series' first counts. In-process
+readers (``llmpulse status``, tests) use a registry without it and see the counts at once.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from llmpulse import __version__
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
+from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
 
 _SPECS = M.METRICS_BY_NAME
 
@@ -31,12 +39,56 @@ def _family(name: str, labels: tuple[str, ...] | None = None) -> Any:
     return HistogramMetricFamily(spec.family, spec.help, labels=names)
 
 
-class MetricsCollector(Collector):
-    """Exposes :class:`DerivedMetrics` and :class:`Accounting` as Prometheus families."""
+class _Announcer:
+    """Remembers which series were exposed; a series seen for the first time is shown at zero."""
 
-    def __init__(self, derived: DerivedMetrics, accounting: Accounting) -> None:
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, tuple[str, ...]]] = set()
+
+    def counter(self, family: Any, labels: list[str], value: float) -> None:
+        key = (family.name, tuple(labels))
+        if key not in self.seen:
+            self.seen.add(key)
+            value = 0
+        family.add_metric(labels, value)
+
+    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
+        key = (family.name, tuple(labels))
+        if key not in self.seen:
+            self.seen.add(key)
+            zero = [(le, 0) for le, *_ in hist.buckets()]
+            family.add_metric(labels, zero, 0.0)
+        else:
+            family.add_metric(labels, hist.buckets(), hist.sum)
+
+
+class _Direct:
+    """Every series with its current value."""
+
+    __slots__ = ()
+
+    def counter(self, family: Any, labels: list[str], value: float) -> None:
+        family.add_metric(labels, value)
+
+    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
+        family.add_metric(labels, hist.buckets(), hist.sum)
+
+
+class MetricsCollector(Collector):
+    """Exposes :class:`DerivedMetrics` and :class:`Accounting` as Prometheus families.
+
+    ``announce_new_series`` exposes each new series at zero on its first collection (see the
+    module docstring).
+    """
+
+    def __init__(
+        self, derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False
+    ) -> None:
         self._derived = derived
         self._accounting = accounting
+        self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()
 
     def collect(self) -> Iterator[Any]:
         """Build every family from the current state (called on each scrape)."""
@@ -45,7 +97,8 @@ class MetricsCollector(Collector):
         yield from self._collect_self()
 
     def _collect_llm(self) -> Iterator[Any]:
-        d = self._derived
+        d, out = self._derived, self._out
+        counter, histogram = out.counter, out.histogram
         duration, ttfc, usage = (
             _family(M.OPERATION_DURATION),
             _family(M.TIME_TO_FIRST_CHUNK),
@@ -64,38 +117,39 @@ class MetricsCollector(Collector):
         mismatch = _family(M.MODEL_MISMATCH_TOTAL)
         for labels, s in list(d.llm.items()):
             lv = list(labels)
-            duration.add_metric(lv, s.duration.buckets(), s.duration.sum)
+            histogram(duration, lv, s.duration)
             if any(s.ttfc.counts):
-                ttfc.add_metric(lv, s.ttfc.buckets(), s.ttfc.sum)
+                histogram(ttfc, lv, s.ttfc)
             for token_type, hist in ((M.TOKEN_INPUT, s.tokens_in), (M.TOKEN_OUTPUT, s.tokens_out)):
                 if any(hist.counts):
-                    usage.add_metric([*lv, token_type], hist.buckets(), hist.sum)
-            for (finish, outcome), n in s.requests.items():
-                requests.add_metric([*lv, finish, outcome], n)
-            for error_type, n in s.errors.items():
-                errors.add_metric([*lv, error_type], n)
-            refusals.add_metric(lv, s.refusals)
+                    histogram(usage, [*lv, token_type], hist)
+            for (finish, outcome), n in list(s.requests.items()):
+                counter(requests, [*lv, finish, outcome], n)
+            for error_type, n in list(s.errors.items()):
+                counter(errors, [*lv, error_type], n)
+            counter(refusals, lv, s.refusals)
             for token_type, n in zip(M.TOKEN_TYPES, s.tokens, strict=True):
-                tokens.add_metric([*lv, token_type], n)
-            cost.add_metric(lv, s.cost)
-            unpriced.add_metric(lv, s.unpriced)
-            for response_model, n in s.mismatches.items():
-                mismatch.add_metric([*lv, response_model], n)
+                counter(tokens, [*lv, token_type], n)
+            for version, usd in list(s.cost.items()):
+                counter(cost, [*lv, version], usd)
+            counter(unpriced, lv, s.unpriced)
+            for response_model, n in list(s.mismatches.items()):
+                counter(mismatch, [*lv, response_model], n)
         yield from (duration, usage, ttfc, requests, errors, refusals, tokens, cost, unpriced, mismatch)
         overflow = _family(M.LABEL_OVERFLOW_TOTAL)
         for label, n in sorted(d.overflow.items()):
-            overflow.add_metric([label], n)
+            counter(overflow, [label], n)
         yield overflow
 
     def _collect_steps(self) -> Iterator[Any]:
-        d = self._derived
+        d, out = self._derived, self._out
         duration, errors = _family(M.STEP_DURATION), _family(M.STEP_ERRORS_TOTAL)
         for labels, s in list(d.steps.items()):
-            duration.add_metric(list(labels), s.duration.buckets(), s.duration.sum)
-            errors.add_metric(list(labels), s.errors)
+            out.histogram(duration, list(labels), s.duration)
+            out.counter(errors, list(labels), s.errors)
         feedback = _family(M.FEEDBACK_TOTAL)
         for key, n in list(d.feedback.items()):
-            feedback.add_metric(list(key), n)
+            out.counter(feedback, list(key), n)
         yield from (duration, errors, feedback)
 
     def _collect_self(self) -> Iterator[Any]:
@@ -133,8 +187,11 @@ class MetricsCollector(Collector):
         )
 
 
-def build_registry(derived: DerivedMetrics, accounting: Accounting) -> CollectorRegistry:
-    """A fresh registry holding only the processor's metrics."""
+def build_registry(
+    derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False
+) -> CollectorRegistry:
+    """A fresh registry holding only the processor's metrics (``announce_new_series``: see
+    :class:`MetricsCollector`)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(derived, accounting))
+    registry.register(MetricsCollector(derived, accounting, announce_new_series=announce_new_series))
     return registry

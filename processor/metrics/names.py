@@ -6,6 +6,10 @@ by plain string comparison. Nothing else in the project spells a metric name.
 
 Label conventions (one spelling everywhere, so PromQL joins need no ``label_replace``):
 
+* ``service`` - the resource's ``service.name`` (``unknown_service``, the OpenTelemetry default,
+  when absent), on every metric derived from spans,
+* ``deployment_environment`` - the resource's ``deployment.environment.name`` (or the older
+  ``deployment.environment``); empty, so absent in Prometheus, when the resource has neither,
 * ``feature`` - the application feature (``llmpulse.feature``; ``unknown`` when absent),
 * ``provider`` - ``gen_ai.provider.name`` (or the pre-1.37 ``gen_ai.system`` and the other
   producers' equivalents), e.g. ``openai``,
@@ -23,6 +27,9 @@ Token types: ``input`` and ``output`` are the totals; ``cache_read`` and ``cache
 token types together.
 
 The processor exposes no ``_created`` series (its families come from a custom collector).
+A label set seen for the first time is exposed at zero on its first scrape and with its counts
+from the next one on (see :mod:`llmpulse.processor.metrics.exposition`), so ``rate()`` and
+``increase()`` see the first events of a new series.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 # --- label names ------------------------------------------------------------------------
+SERVICE: Final = "service"
+DEPLOYMENT_ENVIRONMENT: Final = "deployment_environment"
 FEATURE: Final = "feature"
 PROVIDER: Final = "provider"
 MODEL: Final = "model"
@@ -47,9 +56,14 @@ LABEL: Final = "label"
 REASON: Final = "reason"
 RECEIVER: Final = "receiver"
 VERSION: Final = "version"
+PRICING_VERSION: Final = "pricing_version"
 
-LLM_LABELS: Final = (FEATURE, PROVIDER, MODEL, OPERATION)
+SERVICE_LABELS: Final = (SERVICE, DEPLOYMENT_ENVIRONMENT)
+"""Where a span came from: the labels every metric derived from spans starts with."""
+LLM_LABELS: Final = (*SERVICE_LABELS, FEATURE, PROVIDER, MODEL, OPERATION)
 """The label set every per-call LLM metric starts with."""
+STEP_LABELS: Final = (*SERVICE_LABELS, FEATURE, STEP)
+FEEDBACK_LABELS: Final = (*SERVICE_LABELS, FEATURE, KIND, SENTIMENT)
 
 # --- fixed label values -----------------------------------------------------------------
 OVERFLOW_VALUE: Final = "__other__"
@@ -58,6 +72,10 @@ OVERFLOW_SERIES: Final = "series"
 """Value of ``label`` in the overflow counter when a whole LLM label set was folded (series cap)."""
 UNKNOWN_VALUE: Final = "unknown"
 """Used when a span does not carry the attribute a label comes from."""
+UNKNOWN_SERVICE: Final = "unknown_service"
+"""``service`` of spans whose resource has no ``service.name`` (the OpenTelemetry SDKs' default)."""
+PRICING_REPORTED: Final = "reported"
+"""``pricing_version`` of a cost the span carried without naming its pricing table."""
 
 OUTCOME_OK: Final = "ok"
 OUTCOME_ERROR: Final = "error"
@@ -245,12 +263,17 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         (*LLM_LABELS, TOKEN_TYPE),
         "Tokens by type; cache_read/cache_creation are part of input, reasoning part of output.",
     ),
-    MetricSpec(COST_USD_TOTAL, "counter", LLM_LABELS, "Cost of LLM calls in US dollars."),
+    MetricSpec(
+        COST_USD_TOTAL,
+        "counter",
+        (*LLM_LABELS, PRICING_VERSION),
+        "Cost of LLM calls in US dollars, by the pricing table that priced them (span's or processor's).",
+    ),
     MetricSpec(
         UNPRICED_REQUESTS_TOTAL,
         "counter",
         LLM_LABELS,
-        "LLM calls without a price (unknown model or no llmpulse.cost.usd on the span).",
+        "Successful LLM calls without a cost: none on the span and a model the pricing table does not know.",
     ),
     MetricSpec(
         MODEL_MISMATCH_TOTAL,
@@ -261,16 +284,16 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         STEP_DURATION,
         "histogram",
-        (FEATURE, STEP),
+        STEP_LABELS,
         "Duration of pipeline steps (retrieval, rerank, tools, llmpulse steps).",
         STEP_DURATION_BUCKETS,
         exemplars=True,
     ),
-    MetricSpec(STEP_ERRORS_TOTAL, "counter", (FEATURE, STEP), "Pipeline steps that ended in an error."),
+    MetricSpec(STEP_ERRORS_TOTAL, "counter", STEP_LABELS, "Pipeline steps that ended in an error."),
     MetricSpec(
         FEEDBACK_TOTAL,
         "counter",
-        (FEATURE, KIND, SENTIMENT),
+        FEEDBACK_LABELS,
         "User feedback events by kind and sentiment (positive|negative|neutral).",
     ),
     MetricSpec(

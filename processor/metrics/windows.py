@@ -1,4 +1,4 @@
-"""Rolling in-memory windows per feature: the status view that needs no Prometheus.
+"""Rolling in-memory windows per (service, feature): the status view that needs no Prometheus.
 
 Each window (1 min, 5 min, 1 h) is a ring of 60 slots (1 s, 5 s and 60 s wide). A slot holds
 sums (requests, errors, refusals, cost, tokens) and the latencies of its calls, up to
@@ -37,10 +37,11 @@ class FeatureBatch:
         "out_sum",
         "priced",
         "refusals",
+        "unpriced",
     )
 
     def __init__(self) -> None:
-        self.count = self.errors = self.refusals = self.priced = 0
+        self.count = self.errors = self.refusals = self.priced = self.unpriced = 0
         self.in_n = self.in_sum = self.out_n = self.out_sum = 0
         self.cost = 0.0
         self.latencies: list[float] = []
@@ -55,6 +56,8 @@ class FeatureBatch:
         if call.cost_usd is not None:
             self.priced += 1
             self.cost += call.cost_usd
+        elif not call.error_type:
+            self.unpriced += 1
         if call.input_tokens is not None:
             self.in_n += 1
             self.in_sum += call.input_tokens
@@ -66,7 +69,7 @@ class FeatureBatch:
 
 class _Slot:
     __slots__ = ("cost", "count", "errors", "filled", "ident", "in_n", "in_sum", "lat", "out_n", "out_sum",
-                 "priced", "refusals", "seen")  # fmt: skip
+                 "priced", "refusals", "seen", "unpriced")  # fmt: skip
 
     def __init__(self) -> None:
         self.ident = -1
@@ -75,7 +78,7 @@ class _Slot:
 
     def reset(self, ident: int) -> None:
         self.ident = ident
-        self.count = self.errors = self.refusals = self.priced = 0
+        self.count = self.errors = self.refusals = self.priced = self.unpriced = 0
         self.in_n = self.in_sum = self.out_n = self.out_sum = 0
         self.cost = 0.0
         self.filled = self.seen = 0
@@ -97,6 +100,7 @@ class _Ring:
         slot.errors += batch.errors
         slot.refusals += batch.refusals
         slot.priced += batch.priced
+        slot.unpriced += batch.unpriced
         slot.cost += batch.cost
         slot.in_n += batch.in_n
         slot.in_sum += batch.in_sum
@@ -128,6 +132,8 @@ class _Ring:
         live = [s for s in self.slots if 0 <= current - s.ident < SLOTS]
         count = sum(s.count for s in live)
         priced = sum(s.priced for s in live)
+        unpriced = sum(s.unpriced for s in live)
+        errors = sum(s.errors for s in live)
         cost = sum(s.cost for s in live)
         in_n, out_n = sum(s.in_n for s in live), sum(s.out_n for s in live)
         samples = [s.lat[: s.filled] for s in live if s.lat is not None and s.filled]
@@ -137,7 +143,7 @@ class _Ring:
             p50, p95, p99 = (float(x) for x in np.percentile(np.concatenate(samples), [50, 95, 99]))
         return {
             "requests": count,
-            "error_rate": sum(s.errors for s in live) / count if count else None,
+            "error_rate": errors / count if count else None,
             "refusal_rate": sum(s.refusals for s in live) / count if count else None,
             "latency_p50_s": p50,
             "latency_p95_s": p95,
@@ -145,13 +151,15 @@ class _Ring:
             "latency_exact": exact,
             "cost_usd_total": cost,
             "cost_usd_mean": cost / priced if priced else None,
+            "unpriced": unpriced,
+            "unpriced_share": unpriced / (count - errors) if count > errors else None,
             "input_tokens_mean": sum(s.in_sum for s in live) / in_n if in_n else None,
             "output_tokens_mean": sum(s.out_sum for s in live) / out_n if out_n else None,
         }
 
 
 class RollingWindows:
-    """Per-feature 1 min / 5 min / 1 h windows."""
+    """Per-(service, feature) 1 min / 5 min / 1 h windows."""
 
     def __init__(
         self,
@@ -163,22 +171,24 @@ class RollingWindows:
         self._cap = latency_samples_per_slot
         self._clock = clock
         self._rng = np.random.default_rng(seed)
-        self._features: dict[str, list[_Ring]] = {}
+        self._features: dict[tuple[str, str], list[_Ring]] = {}
 
-    def add(self, batches: dict[str, FeatureBatch]) -> None:
-        """Merge one processed batch (feature -> contribution)."""
+    def add(self, batches: dict[tuple[str, str], FeatureBatch]) -> None:
+        """Merge one processed batch ((service, feature) -> contribution)."""
         now = self._clock()
-        for feature, batch in batches.items():
-            rings = self._features.get(feature)
+        for key, batch in batches.items():
+            rings = self._features.get(key)
             if rings is None:
-                rings = self._features[feature] = [_Ring(width, self._cap, self._rng) for _, width in WINDOWS]
+                rings = self._features[key] = [_Ring(width, self._cap, self._rng) for _, width in WINDOWS]
             for ring in rings:
                 ring.add(now, batch)
 
-    def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """``{feature: {"1m": {...}, "5m": {...}, "1h": {...}}}`` for every feature seen."""
+    def snapshot(self) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        """``{service: {feature: {"1m": {...}, "5m": {...}, "1h": {...}}}}`` for every one seen."""
         now = self._clock()
-        return {
-            feature: {name: ring.snapshot(now) for (name, _), ring in zip(WINDOWS, rings, strict=True)}
-            for feature, rings in sorted(self._features.items())
-        }
+        out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+        for (service, feature), rings in sorted(self._features.items()):
+            out.setdefault(service, {})[feature] = {
+                name: ring.snapshot(now) for (name, _), ring in zip(WINDOWS, rings, strict=True)
+            }
+        return out

@@ -21,6 +21,7 @@ from llmpulse.contract import attributes as A
 from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.records import Feedback, LLMCall, Record, StepRun
+from llmpulse.processor.pipeline.sentiment import sentiment_of
 
 # Attribute key -> slot in the per-span value list.
 _KEYS = (
@@ -64,6 +65,12 @@ _KEYS = (
     A.GEN_AI_OUTPUT_MESSAGES,
     A.GEN_AI_SYSTEM_INSTRUCTIONS,
     A.GEN_AI_OUTPUT_TYPE,
+    A.PRICING_VERSION,
+    A.OPENLLMETRY_CACHE_READ_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_READ,
+    A.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE,
+    A.CACHE_CREATION_1H_INPUT_TOKENS,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
@@ -71,6 +78,8 @@ _KEYS = (
     _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
     _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
+    _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
+    _CACHE_CREATION_1H,
 ) = range(len(_KEYS))  # fmt: skip
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
@@ -208,37 +217,14 @@ def _finish_reason(vals: list[Any]) -> str | None:
     return M.FINISH_REASON_NONE
 
 
-def _sentiment(kind: str, value: Any) -> str | None:
-    """Sentiment of a feedback event; None when the value is unusable."""
-    if value is None:
-        number = 1.0
-    else:
-        which = value.WhichOneof("value")
-        if which == "double_value":
-            number = value.double_value
-        elif which == "int_value":
-            number = float(value.int_value)
-        elif which == "bool_value":
-            number = 1.0 if value.bool_value else 0.0
-        else:
-            return None
-        if not math.isfinite(number):
-            return None
-    if kind == A.FEEDBACK_THUMBS:
-        return M.SENTIMENT_POSITIVE if number >= 0.5 else M.SENTIMENT_NEGATIVE
-    if kind == A.FEEDBACK_RATING:  # 1..5 scale
-        if number >= 4:
-            return M.SENTIMENT_POSITIVE
-        return M.SENTIMENT_NEGATIVE if number <= 2 else M.SENTIMENT_NEUTRAL
-    if kind in (A.FEEDBACK_CORRECTION, A.FEEDBACK_ABANDONED):
-        return M.SENTIMENT_NEGATIVE
-    return M.SENTIMENT_NEUTRAL
-
-
-def normalize_span(span: Any, secondary: bool = False) -> Record:
+def normalize_span(
+    span: Any, secondary: bool = False, service: str = M.UNKNOWN_SERVICE, environment: str = ""
+) -> Record:
     """Normalise one ``opentelemetry.proto.trace.v1.Span``.
 
-    ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK).
+    ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK);
+    ``service`` and ``environment`` come from the span's resource
+    (:func:`~llmpulse.processor.pipeline.resource.resource_labels`).
     Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """
@@ -279,11 +265,15 @@ def normalize_span(span: Any, secondary: bool = False) -> Record:
                 kind, operation = A.SPAN_KIND_LLM, mapped
 
     if kind == A.SPAN_KIND_LLM:
-        return _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+        call = _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+        if type(call) is LLMCall:
+            call.service = service
+            call.environment = environment
+        return call
     if kind == A.SPAN_KIND_STEP:
-        return _step_run(span, vals, operation)
+        return _step_run(span, vals, operation, service, environment)
     if kind == A.SPAN_KIND_FEEDBACK:
-        return _feedback(vals)
+        return _feedback(vals, service, environment)
     return None
 
 
@@ -310,20 +300,27 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     value = vals[_OUT]
     tokens_out = _count(value) if value is not None else _first_count(vals, _OUT_LEGACY, _OUT_OI)
     value = vals[_CACHE_READ]
-    cache_read = None if value is None else _count(value)
-    cache_creation = _first_count(vals, _CACHE_CREATION, _SDK_CACHE_WRITE)
+    cache_read = _count(value) if value is not None else _first_count(vals, _CACHE_READ_OLLM, _CACHE_READ_OI)
+    cache_creation = _first_count(
+        vals, _CACHE_CREATION, _SDK_CACHE_WRITE, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI
+    )
+    value = vals[_CACHE_CREATION_1H]
+    cache_long = None if value is None else _count(value)
     value = vals[_REASONING]
     reasoning = None if value is None else _count(value)
-    if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning):
+    if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning, cache_long):
         return M.REJECT_INVALID_TOKENS
 
     cost: float | None = None
+    pricing_version = ""
     if vals[_COST] is not None:
         cost = _amount(vals[_COST])
         if cost < 0 or cost > MAX_COST_USD_PER_CALL:
             return M.REJECT_INVALID_COST
+        pricing_version = _first_text(vals, _PRICING_VERSION) or M.PRICING_REPORTED
     if vals[_UNPRICED] is not None and vals[_UNPRICED].bool_value:
         cost = None
+        pricing_version = ""
     ttfc: float | None = None
     if vals[_TTFC] is not None:
         ttfc = _amount(vals[_TTFC])
@@ -364,8 +361,10 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.output_tokens = tokens_out
     call.cache_read_tokens = cache_read
     call.cache_creation_tokens = cache_creation
+    call.cache_creation_1h_tokens = cache_long
     call.reasoning_tokens = reasoning
     call.cost_usd = cost
+    call.pricing_version = pricing_version
     call.response_id = _first_text(vals, _RESPONSE_ID)
     call.trace_id = span.trace_id
     call.span_id = span.span_id
@@ -389,21 +388,31 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     return call
 
 
-def _step_run(span: Any, vals: list[Any], operation: str) -> StepRun | str:
+def _step_run(span: Any, vals: list[Any], operation: str, service: str, environment: str) -> StepRun | str:
     duration = _duration(span)
     if duration < 0:
         return M.REJECT_INVALID_DURATION
     step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
     error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
-    return StepRun(feature, step, duration, error, trace_id=span.trace_id, end_ns=span.end_time_unix_nano)
+    return StepRun(
+        feature,
+        step,
+        duration,
+        error,
+        trace_id=span.trace_id,
+        end_ns=span.end_time_unix_nano,
+        service=service,
+        environment=environment,
+    )
 
 
-def _feedback(vals: list[Any]) -> Feedback | str:
+def _feedback(vals: list[Any], service: str, environment: str) -> Feedback | str:
     kind = _first_text(vals, _FB_KIND)
     if not kind:
         return M.REJECT_INVALID_FEEDBACK
-    sentiment = _sentiment(kind, vals[_FB_VALUE])
+    sentiment = sentiment_of(kind, vals[_FB_VALUE])
     if sentiment is None:
         return M.REJECT_INVALID_FEEDBACK
-    return Feedback(_first_text(vals, _FEATURE) or M.UNKNOWN_VALUE, kind, sentiment)
+    feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
+    return Feedback(feature, kind, sentiment, service=service, environment=environment)

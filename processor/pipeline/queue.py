@@ -29,7 +29,9 @@ from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.normalize import normalize_span
+from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
+from llmpulse.processor.pipeline.resource import resource_labels
 
 logger = logging.getLogger(__name__)
 
@@ -106,9 +108,11 @@ class Pipeline:
         retry_after: float = 1.0,
         tick_seconds: float = 1.0,
         listeners: Sequence[RecordListener] = (),
+        pricer: CallPricer | None = None,
         max_delay: float | None = None,
     ) -> None:
         self.capacity = capacity
+        self.pricer = pricer if pricer is not None else CallPricer()
         self.max_delay = max_delay
         self.listeners = tuple(listeners)
         self._batch_ends = tuple(
@@ -306,22 +310,28 @@ class Pipeline:
         accounting, derived, dedup = self.accounting, self.derived, self.dedup
         observe_llm, observe_step = derived.observe_llm, derived.observe_step
         listeners = self.listeners
-        batches: dict[str, FeatureBatch] = {}
+        pricer = self.pricer
+        pricer.begin()
+        price = pricer.price
+        batches: dict[tuple[str, str], FeatureBatch] = {}
         rejected: dict[str, int] = {}
         llm = step = feedback = other = duplicate = 0
         for resource_spans in request.resource_spans:
+            service, environment = resource_labels(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
                 for span in scope_spans.spans:
                     record: Any  # one of the record types or a rejection reason, told apart by type
                     try:
-                        record = normalize_span(span, secondary)
+                        record = normalize_span(span, secondary, service, environment)
                     except Exception:  # a producer sent something the normaliser did not foresee
                         logger.debug("event=normalize_failed", exc_info=True)
                         record = M.REJECT_INVALID_ATTRIBUTE
                     kind = type(record)
                     if kind is LLMCall:
                         call: LLMCall = record
+                        if call.cost_usd is None:
+                            price(call)
                         if call.secondary:
                             if dedup.secondary(call):
                                 duplicate += 1
@@ -372,9 +382,13 @@ class Pipeline:
     def _notify_call(self, call: LLMCall, span: Any | None) -> None:
         # Listeners keep per-feature state (charts, references, labelled metrics): they get the
         # feature label the processor's own metrics use, capped, never an unbounded raw value.
-        feature = self.derived.feature_label(call.feature)
+        derived = self.derived
+        feature = derived.feature_label(call.feature)
         if feature != call.feature:
             call.feature = feature
+        service = derived.service_label(call.service)
+        if service != call.service:
+            call.service = service
         for listener in self.listeners:
             try:
                 listener.on_call(call, span)
@@ -385,6 +399,9 @@ class Pipeline:
         feature = self.derived.feature_label(feedback.feature)
         if feature != feedback.feature:
             feedback.feature = feature
+        service = self.derived.service_label(feedback.service)
+        if service != feedback.service:
+            feedback.service = service
         for listener in self.listeners:
             try:
                 listener.on_feedback(feedback, span)
@@ -402,7 +419,7 @@ class Pipeline:
     def _count_released(self, calls: list[LLMCall]) -> None:
         if not calls:
             return
-        batches: dict[str, FeatureBatch] = {}
+        batches: dict[tuple[str, str], FeatureBatch] = {}
         for call in calls:
             feature = self.derived.observe_llm(call)
             batches.setdefault(feature, FeatureBatch()).add(call)

@@ -10,12 +10,14 @@ class LLMCall:
 
     __slots__ = (
         "_content",
+        "cache_creation_1h_tokens",
         "cache_creation_tokens",
         "cache_read_tokens",
         "content_source",
         "cost_usd",
         "duration_s",
         "end_ns",
+        "environment",
         "error_type",
         "feature",
         "finish_reason",
@@ -27,17 +29,21 @@ class LLMCall:
         "output_tokens",
         "output_type",
         "parent_span_id",
+        "pricing_version",
         "provider",
         "reasoning_tokens",
         "refusal_flag",
         "response_id",
         "response_model",
         "secondary",
+        "service",
         "span_id",
         "trace_id",
         "ttfc_s",
     )
 
+    service: str  # the resource's service.name
+    environment: str  # the resource's deployment environment, "" when it names none
     feature: str
     provider: str
     model: str
@@ -52,8 +58,10 @@ class LLMCall:
     output_tokens: int | None
     cache_read_tokens: int | None
     cache_creation_tokens: int | None
+    cache_creation_1h_tokens: int | None  # part of cache_creation_tokens written with a 1-hour TTL
     reasoning_tokens: int | None
     cost_usd: float | None
+    pricing_version: str  # the table that priced cost_usd ("" when unpriced)
     response_id: str
     trace_id: bytes
     span_id: bytes
@@ -88,11 +96,22 @@ class LLMCall:
 class StepRun:
     """One pipeline step (retrieval, rerank, tool call, a named llmpulse step)."""
 
-    __slots__ = ("duration_s", "end_ns", "error", "feature", "step", "trace_id")
+    __slots__ = ("duration_s", "end_ns", "environment", "error", "feature", "service", "step", "trace_id")
 
     def __init__(
-        self, feature: str, step: str, duration_s: float, error: bool, *, trace_id: bytes, end_ns: int
+        self,
+        feature: str,
+        step: str,
+        duration_s: float,
+        error: bool,
+        *,
+        trace_id: bytes,
+        end_ns: int,
+        service: str = "unknown_service",
+        environment: str = "",
     ) -> None:
+        self.service = service
+        self.environment = environment
         self.feature = feature
         self.step = step
         self.duration_s = duration_s
@@ -101,21 +120,37 @@ class StepRun:
         self.end_ns = end_ns
 
     def __repr__(self) -> str:
-        return f"StepRun(feature={self.feature!r}, step={self.step!r}, duration_s={self.duration_s!r})"
+        return (
+            f"StepRun(service={self.service!r}, feature={self.feature!r}, step={self.step!r},"
+            f" duration_s={self.duration_s!r})"
+        )
 
 
 class Feedback:
     """One piece of user feedback."""
 
-    __slots__ = ("feature", "kind", "sentiment")
+    __slots__ = ("environment", "feature", "kind", "sentiment", "service")
 
-    def __init__(self, feature: str, kind: str, sentiment: str) -> None:
+    def __init__(
+        self,
+        feature: str,
+        kind: str,
+        sentiment: str,
+        *,
+        service: str = "unknown_service",
+        environment: str = "",
+    ) -> None:
+        self.service = service
+        self.environment = environment
         self.feature = feature
         self.kind = kind
         self.sentiment = sentiment
 
     def __repr__(self) -> str:
-        return f"Feedback(feature={self.feature!r}, kind={self.kind!r}, sentiment={self.sentiment!r})"
+        return (
+            f"Feedback(service={self.service!r}, feature={self.feature!r}, kind={self.kind!r},"
+            f" sentiment={self.sentiment!r})"
+        )
 
 
 Record = LLMCall | StepRun | Feedback | str | None

@@ -90,6 +90,7 @@ async def test_spans_with_content_drive_drift_metrics_and_refreeze() -> None:
             assert await asyncio.to_thread(engine.run_once) == 80
 
             admin = f"http://127.0.0.1:{service.admin.port}"
+            await client.get(f"{admin}/metrics")  # a new series is exposed at zero on its first scrape
             metrics = (await client.get(f"{admin}/metrics")).text
             labels = {"feature": "support", "signal": "input"}
             assert _metric(metrics, "llmpulse_drift_drifted", labels) == 1

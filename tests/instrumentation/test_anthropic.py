@@ -53,7 +53,7 @@ def test_message_span_counts_cache_tokens_into_input(spans, claude, provider: Fa
         A.GEN_AI_USAGE_OUTPUT_TOKENS: 2,
         A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 300,
         A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: 50,
-        A.PRICING_VERSION: "2026.11.1",
+        A.PRICING_VERSION: "2026.12.1",
     }
 
 

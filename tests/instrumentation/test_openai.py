@@ -55,7 +55,7 @@ def test_chat_completion_span_has_exact_attributes(spans, oai, provider: FakePro
         A.GEN_AI_USAGE_OUTPUT_TOKENS: 7,
         A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 100,
         A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 3,
-        A.PRICING_VERSION: "2026.11.1",
+        A.PRICING_VERSION: "2026.12.1",
     }
     assert span.status.status_code == StatusCode.UNSET
 

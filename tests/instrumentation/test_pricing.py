@@ -14,8 +14,8 @@ from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
 def test_shipped_table_has_version_and_date() -> None:
     table = PricingTable.load()
-    assert table.version == "2026.11.1"
-    assert table.effective_date == "2026-11-01"
+    assert table.version == "2026.12.1"
+    assert table.effective_date == "2026-12-01"
 
 
 @pytest.mark.parametrize(
@@ -55,7 +55,7 @@ def test_user_override_file(tmp_path: Path) -> None:
         )
     )
     table = PricingTable.load(override)
-    assert table.version == "2026.11.1+acme-2026-11"
+    assert table.version == "2026.12.1+acme-2026-11"
     assert table.price("llama3:8b") is None  # tags are not snapshots
     assert table.price("llama3").cost(1_000_000, 1_000_000) == pytest.approx(0.3)
     assert table.price("my-deployment").cost(1000, 1000) == pytest.approx((1000 * 2.0 + 1000 * 8.0) / 1e6)
@@ -64,7 +64,7 @@ def test_user_override_file(tmp_path: Path) -> None:
 def test_broken_override_falls_back_to_shipped(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    assert PricingTable.load(broken).version == "2026.11.1"
+    assert PricingTable.load(broken).version == "2026.12.1"
     assert PricingTable.load(tmp_path / "missing.json").price("gpt-4o") is not None
 
 
@@ -79,6 +79,6 @@ def test_override_applies_to_spans(make_spans, oai, provider: FakeProvider, tmp_
     oai.chat.completions.create(model="mystery-model", messages=[{"role": "user", "content": "x"}])
     priced, unpriced = spans.llm()
     assert priced.attributes[A.COST_USD] == pytest.approx((1000 * 1.0 + 100 * 3.0) / 1e6)
-    assert priced.attributes[A.PRICING_VERSION] == "2026.11.1+local"
+    assert priced.attributes[A.PRICING_VERSION] == "2026.12.1+local"
     assert unpriced.attributes[A.UNPRICED] is True
     assert A.COST_USD not in unpriced.attributes

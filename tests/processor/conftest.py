@@ -26,8 +26,15 @@ EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 
 def llm_labels(**overrides: str) -> dict[str, str]:
-    """The label set of the default LLM span's series."""
-    labels = {"feature": "support", "provider": "openai", "model": "gpt-4o", "operation": "chat"}
+    """The label set of the default LLM span's series (a resource without service.name)."""
+    labels = {
+        "service": "unknown_service",
+        "deployment_environment": "",
+        "feature": "support",
+        "provider": "openai",
+        "model": "gpt-4o",
+        "operation": "chat",
+    }
     labels.update(overrides)
     return labels
 

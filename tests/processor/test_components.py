@@ -33,8 +33,8 @@ async def test_collector_otlp_exporter_feeds_the_processor(
         exporter.shutdown()
     get = service.registry.get_sample_value
     await wait_until_async(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 5)
-    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 5
-    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 500
+    assert get(M.REQUESTS_TOTAL, {**llm_labels(service="app"), "finish_reason": "stop", "outcome": "ok"}) == 5
+    assert get(M.TOKENS_TOTAL, {**llm_labels(service="app"), "token_type": "input"}) == 500
     assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "other"}) == 1
 
 
@@ -64,11 +64,23 @@ async def test_prometheus_scrapes_metrics_and_exemplars(
                     params={"query": M.OPERATION_DURATION + "_bucket", "start": now - 600, "end": now + 60},
                 )
             ).json()["data"]
-            return (found, ex) if found and ex else None
+            done = found and found[0]["value"][1] == "1" and ex
+            return (found, ex) if done else None
 
         value, exemplars = await wait_until_async(
             scraped, timeout=60, interval=0.1, message="Prometheus has no sample and exemplar of the request"
         )
     assert value and value[0]["value"][1] == "1"
+    # the series was scraped at 0 before its first count, so increase() sees that count
+    history = await client_range(api, f"{query}[5m]")
+    assert [v for _, v in history[0]["values"]][:2] == ["0", "1"]
     labels = [e["labels"] for series in exemplars for e in series["exemplars"]]
     assert {"trace_id": trace_id.hex()} in labels
+
+
+async def client_range(api: str, selector: str) -> list[Any]:
+    """The raw samples of a range selector, evaluated now."""
+    async with httpx.AsyncClient() as client:
+        answer = await client.get(f"{api}/query", params={"query": selector})
+    result: list[Any] = answer.json()["data"]["result"]
+    return result

@@ -60,8 +60,11 @@ def test_llm_metrics_match_what_was_sent() -> None:
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "input"}) == 300
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "output"}) == 60
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "cache_read"}) == 30
-    assert get(M.COST_USD_TOTAL, labels) == 0.005
-    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 1
+    assert get(M.COST_USD_TOTAL, {**labels, "pricing_version": "reported"}) == 0.005
+    # the failed call carries tokens but no cost: the processor prices it (gpt-4o list prices)
+    table = pipeline.pricer.version
+    assert get(M.COST_USD_TOTAL, {**labels, "pricing_version": table}) == 100 * 2.5e-6 + 20 * 10e-6
+    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 0  # failed calls are never "unpriced"
     assert get(M.OPERATION_DURATION + "_count", labels) == 3
     assert get(M.OPERATION_DURATION + "_sum", labels) == 4.0
     assert get(M.OPERATION_DURATION + "_bucket", {**labels, "le": "0.64"}) == 2
@@ -122,9 +125,15 @@ def test_model_mismatch_refusals_steps_feedback() -> None:
     assert get(M.MODEL_MISMATCH_TOTAL, {**llm_labels(), "response_model": "gpt-4o-mini"}) == 1
     assert get(M.REFUSALS_TOTAL, llm_labels()) == 1
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "refusal", "outcome": "refusal"}) == 1
-    assert get(M.STEP_DURATION + "_bucket", {"feature": "support", "step": "retrieval", "le": "0.25"}) == 1
-    assert get(M.STEP_ERRORS_TOTAL, {"feature": "support", "step": "execute_tool"}) == 1
-    assert get(M.FEEDBACK_TOTAL, {"feature": "unknown", "kind": "thumbs", "sentiment": "negative"}) == 1
+    where = {"service": "unknown_service", "deployment_environment": ""}
+    assert (
+        get(M.STEP_DURATION + "_bucket", {**where, "feature": "support", "step": "retrieval", "le": "0.25"})
+        == 1
+    )
+    assert get(M.STEP_ERRORS_TOTAL, {**where, "feature": "support", "step": "execute_tool"}) == 1
+    assert (
+        get(M.FEEDBACK_TOTAL, {**where, "feature": "unknown", "kind": "thumbs", "sentiment": "negative"}) == 1
+    )
     for kind, n in (("llm", 1), ("step", 2), ("feedback", 1), ("other", 1)):
         assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": kind}) == n
 
@@ -153,7 +162,7 @@ def test_bad_spans_are_rejected_and_batch_mates_kept() -> None:
     get = registry.get_sample_value
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 2
     assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 200
-    assert get(M.COST_USD_TOTAL, llm_labels()) == 0.005
+    assert get(M.COST_USD_TOTAL, {**llm_labels(), "pricing_version": "reported"}) == 0.005
     for reason in (M.REJECT_INVALID_TOKENS, M.REJECT_INVALID_COST, M.REJECT_INVALID_FINISH_REASON):
         assert get(M.SPANS_REJECTED_TOTAL, {"reason": reason}) == 1
 
@@ -281,7 +290,7 @@ def test_label_set_count_is_capped_too() -> None:
         for i in range(6)
     ]
     pipeline.process(make_request(spans))
-    folded = {"feature": M.OVERFLOW_VALUE, "provider": M.OVERFLOW_VALUE, "model": M.OVERFLOW_VALUE}
+    folded = {label: M.OVERFLOW_VALUE for label in M.LLM_LABELS if label != "operation"}
     labels = {**folded, "operation": M.OVERFLOW_VALUE, "finish_reason": "stop", "outcome": "ok"}
     assert registry.get_sample_value(M.REQUESTS_TOTAL, labels) == 2
     assert registry.get_sample_value(M.LABEL_OVERFLOW_TOTAL, {"label": M.OVERFLOW_SERIES}) == 2

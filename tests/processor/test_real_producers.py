@@ -14,9 +14,11 @@ import openai
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from llmpulse.contract.pricing import PricingTable
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.service import ProcessorService
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
@@ -30,8 +32,8 @@ def fake_provider() -> Iterator[FakeProvider]:
         yield provider
 
 
-def _tracer_provider(service: ProcessorService) -> TracerProvider:
-    provider = TracerProvider()
+def _tracer_provider(service: ProcessorService, resource: dict[str, str] | None = None) -> TracerProvider:
+    provider = TracerProvider(resource=Resource.create(resource or {}))
     exporter = OTLPSpanExporter(endpoint=f"localhost:{service.grpc.port}", insecure=True)
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     return provider
@@ -40,7 +42,9 @@ def _tracer_provider(service: ProcessorService) -> TracerProvider:
 async def test_official_genai_openai_instrumentation(
     service: ProcessorService, fake_provider: FakeProvider
 ) -> None:
-    tracer_provider = _tracer_provider(service)
+    tracer_provider = _tracer_provider(
+        service, {"service.name": "shop", "deployment.environment.name": "prod"}
+    )
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider)
     try:
@@ -60,12 +64,23 @@ async def test_official_genai_openai_instrumentation(
     finally:
         instrumentor.uninstrument()
         await asyncio.to_thread(tracer_provider.shutdown)
-    labels = {"feature": "unknown", "provider": "openai", "model": "gpt-4o-mini", "operation": "chat"}
+    labels = {
+        "service": "shop",
+        "deployment_environment": "prod",
+        "feature": "unknown",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "operation": "chat",
+    }
     get = service.registry.get_sample_value
     assert get(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "ok"}) == 2
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "input"}) == 24
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "output"}) == 12
-    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 2
+    # the official instrumentation reports no cost: the processor prices the calls (gpt-4o-mini)
+    version = PricingTable.load().version
+    cost = get(M.COST_USD_TOTAL, {**labels, "pricing_version": version})
+    assert cost == pytest.approx(24 * 0.15e-6 + 12 * 0.6e-6, rel=1e-12)
+    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 0
 
 
 async def test_anthropic_sdk_own_span_is_counted_once(
@@ -92,7 +107,15 @@ async def test_anthropic_sdk_own_span_is_counted_once(
         await asyncio.to_thread(tracer_provider.shutdown)
     get = service.registry.get_sample_value
     await wait_until_async(lambda: (get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) or 0) >= 1)
-    labels = {"feature": "unknown", "provider": "anthropic", "model": "claude-haiku-5-5", "operation": "chat"}
+    labels = {
+        "service": Resource.create().attributes["service.name"],  # the SDK's default, kept as is
+        "deployment_environment": "",
+        "feature": "unknown",
+        "provider": "anthropic",
+        "model": "claude-haiku-5-5",
+        "operation": "chat",
+    }
     assert get(M.REQUESTS_TOTAL, {**labels, "finish_reason": "stop", "outcome": "ok"}) == 1
     assert get(M.TOKENS_TOTAL, {**labels, "token_type": "output"}) == 4
+    assert get(M.UNPRICED_REQUESTS_TOTAL, labels) == 1  # a model the table does not know
     assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "duplicate"}) == 0

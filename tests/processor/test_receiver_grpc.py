@@ -46,7 +46,8 @@ async def test_sdk_grpc_exporter_spans_become_exact_metrics(service: ProcessorSe
     finally:
         exporter.shutdown()
     get = service.registry.get_sample_value
-    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 2
+    app = llm_labels(service="app")
+    assert get(M.REQUESTS_TOTAL, {**app, "finish_reason": "stop", "outcome": "ok"}) == 2
     gzipped = OTLPSpanExporter(
         endpoint=f"localhost:{service.grpc.port}", insecure=True, compression=Compression.Gzip
     )
@@ -54,18 +55,23 @@ async def test_sdk_grpc_exporter_spans_become_exact_metrics(service: ProcessorSe
         assert await asyncio.to_thread(gzipped.export, spans[:1]) == SpanExportResult.SUCCESS
     finally:
         gzipped.shutdown()
-    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 3
-    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 1200
-    assert get(M.COST_USD_TOTAL, llm_labels()) == 0.0025 + 0.5 + 0.0025  # summed in arrival order
-    official = llm_labels(feature="unknown")
+    assert get(M.REQUESTS_TOTAL, {**app, "finish_reason": "stop", "outcome": "ok"}) == 3
+    assert get(M.TOKENS_TOTAL, {**app, "token_type": "input"}) == 1200
+    reported = {**app, "pricing_version": "reported"}
+    assert get(M.COST_USD_TOTAL, reported) == 0.0025 + 0.5 + 0.0025  # summed in arrival order
+    official = llm_labels(service="app", feature="unknown")
     assert get(M.REQUESTS_TOTAL, {**official, "finish_reason": "stop", "outcome": "ok"}) == 1
-    assert get(M.UNPRICED_REQUESTS_TOTAL, official) == 1
+    # no cost on the span: priced by the processor at gpt-4o list prices
+    priced = {**official, "pricing_version": service.pipeline.pricer.version}
+    assert get(M.COST_USD_TOTAL, priced) == pytest.approx(5 * 2.5e-6 + 6 * 10e-6, rel=1e-12)
+    assert get(M.UNPRICED_REQUESTS_TOTAL, official) == 0
     assert get(M.SPANS_RECEIVED_TOTAL, {"receiver": "grpc"}) == 4
     slow_trace = format(spans[1].context.trace_id, "032x")
     async with httpx.AsyncClient() as client:
-        scrape = await client.get(
-            f"http://127.0.0.1:{service.admin.port}/metrics", headers={"Accept": OPENMETRICS}
-        )
+        for _ in range(2):  # the first scrape shows the new series at zero (metrics.exposition)
+            scrape = await client.get(
+                f"http://127.0.0.1:{service.admin.port}/metrics", headers={"Accept": OPENMETRICS}
+            )
     assert scrape.headers["content-type"].startswith("application/openmetrics-text")
     bucket = next(
         line

@@ -70,8 +70,9 @@ async def test_sdk_http_exporter_protobuf_and_gzip(service: ProcessorService) ->
         finally:
             exporter.shutdown()
     get = service.registry.get_sample_value
-    assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "stop", "outcome": "ok"}) == 4
-    assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "output"}) == 80
+    app = llm_labels(service="app")
+    assert get(M.REQUESTS_TOTAL, {**app, "finish_reason": "stop", "outcome": "ok"}) == 4
+    assert get(M.TOKENS_TOTAL, {**app, "token_type": "output"}) == 80
     assert get(M.SPANS_RECEIVED_TOTAL, {"receiver": "http"}) == 4
 
 
@@ -81,10 +82,11 @@ async def test_openinference_json_with_exemplar(service: ProcessorService) -> No
         assert response.status_code == 200
         assert response.headers["content-type"] == "application/json"
         assert response.json() == {}
-        scrape = await client.get(
-            f"http://127.0.0.1:{service.admin.port}/metrics",
-            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
-        )
+        for _ in range(2):  # the first scrape shows the new series at zero (metrics.exposition)
+            scrape = await client.get(
+                f"http://127.0.0.1:{service.admin.port}/metrics",
+                headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+            )
     get = service.registry.get_sample_value
     assert get(M.REQUESTS_TOTAL, {**llm_labels(), "finish_reason": "none", "outcome": "ok"}) == 1
     assert get(M.TOKENS_TOTAL, {**llm_labels(), "token_type": "input"}) == 12

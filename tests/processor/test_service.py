@@ -168,7 +168,7 @@ async def test_health_readiness_and_status(make_service: ServiceFactory) -> None
         await pending
     assert text_metrics.headers["content-type"].startswith("text/plain")
     assert M.REQUESTS_TOTAL in text_metrics.text
-    w = status["features"]["support"]["1m"]
+    w = status["services"]["unknown_service"]["support"]["1m"]
     assert w["requests"] == 10
     assert w["latency_p50_s"] == pytest.approx(0.55)
     assert w["cost_usd_total"] == pytest.approx(0.025)
@@ -190,7 +190,8 @@ async def test_status_command_against_a_running_processor(
     out = capsys.readouterr().out
     assert "window 1h" in out and "support" in out and "500ms" in out
     code = await asyncio.to_thread(cli.main, ["status", "--url", f"http://127.0.0.1:{port}", "--json"])
-    assert json.loads(capsys.readouterr().out)["features"]["support"]["1h"]["requests"] == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["services"]["unknown_service"]["support"]["1h"]["requests"] == 1
 
 
 def test_status_command_without_processor(capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,7 +219,7 @@ def test_status_table_shows_cheap_costs_with_significant_digits() -> None:
 
 
 def test_status_table_when_empty() -> None:
-    assert "(no LLM calls seen yet)" in render_table({"features": {}}, "5m")
+    assert "(no LLM calls seen yet)" in render_table({"services": {}}, "5m")
 
 
 def test_json_log_lines() -> None:
@@ -285,7 +286,7 @@ def test_status_table_marks_sampled_percentiles() -> None:
         "input_tokens_mean": 10.0,
         "output_tokens_mean": 5.0,
     }
-    table = render_table({"features": {"qa": {"1m": window, "5m": window, "1h": window}}}, "1m")
+    table = render_table({"services": {"app": {"qa": {"1m": window, "5m": window, "1h": window}}}}, "1m")
     assert "~250ms" in table and "~1.50s" in table and "uniform sample" in table
 
 
@@ -373,7 +374,7 @@ def test_status_sections_cannot_shadow_the_processor_status() -> None:
     from llmpulse.processor.service import ProcessorService
 
     with pytest.raises(ValueError, match="taken by the processor"):
-        ProcessorService(Settings(), extensions=[Extension("features", status=dict)])
+        ProcessorService(Settings(), extensions=[Extension("services", status=dict)])
 
 
 async def test_head_requests_get_headers_only(service: Any) -> None:

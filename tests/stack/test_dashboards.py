@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llmpulse.processor.metrics import names as M
 from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
@@ -62,12 +63,28 @@ def test_per_call_dashboards_filter_on_feature_provider_model(
 ) -> None:
     for uid in LLM_DASHBOARDS:
         names = [v["name"] for v in dashboards[uid]["templating"]["list"]]
-        assert names == ["datasource", "feature", "provider", "model"], uid
+        assert names == ["datasource", "service", "feature", "provider", "model"], uid
         for query in (q for q in dashboard_queries if q.dashboard == uid):
             if CANARY_PREFIX in query.expr:  # probes carry probe and model, no feature
                 assert '"$model"' in query.expr, query
             else:
-                assert '"$feature"' in query.expr, query
+                assert '"$feature"' in query.expr or "unpriced_ratio" in query.expr, query
+                assert '"$service"' in query.expr, query
+
+
+def test_dashboards_of_span_metrics_filter_on_service(
+    dashboards: dict[str, Any], dashboard_queries: list[Any]
+) -> None:
+    """Two services with a feature of the same name are told apart on every span-derived panel."""
+    span_metrics = tuple(spec.name for spec in M.METRICS if M.SERVICE in spec.labels)
+    checked = 0
+    for query in dashboard_queries:
+        if any(name in query.expr for name in span_metrics) or "feature_model" in query.expr:
+            variables = [v["name"] for v in dashboards[query.dashboard]["templating"]["list"]]
+            assert "service" in variables, query.dashboard
+            assert '"$service"' in query.expr, query
+            checked += 1
+    assert checked > 30
 
 
 def test_step_latency_panels_ask_for_exemplars(dashboard_queries: list[Any]) -> None:

@@ -125,7 +125,9 @@ NOT_EXERCISED: dict[str, str] = {
 }
 # What Grafana sends for each variable: "All" (.*), or the default of a single-value variable.
 VARIABLE_VALUES = {
-    **dict.fromkeys(("feature", "provider", "model", "step", "kind", "instance", "dimension"), ".*"),
+    **dict.fromkeys(
+        ("service", "feature", "provider", "model", "step", "kind", "instance", "dimension"), ".*"
+    ),
     "statistic": "judge_score",
 }
 

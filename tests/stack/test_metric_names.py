@@ -144,6 +144,7 @@ def grafana_to_promql(expr: str) -> str:
         expr.replace("$__rate_interval", "1m")
         .replace("$__range", "1h")
         .replace("$__interval", "15s")
+        .replace("$service", ".*")
         .replace("$feature", ".*")
         .replace("$provider", ".*")
         .replace("$model", ".*")
