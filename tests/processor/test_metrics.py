@@ -330,7 +330,12 @@ def test_step_p95_read_from_the_buckets_is_close_to_the_true_one() -> None:
         for i, d in enumerate(durations)
     ]
     pipeline.process(make_request(spans))
-    labels = {"feature": "support", "step": "retrieval"}
+    labels = {
+        "service": "unknown_service",
+        "deployment_environment": "",
+        "feature": "support",
+        "step": "retrieval",
+    }
     bounds = [*M.STEP_DURATION_BUCKETS, float("inf")]
     buckets = [
         (b, registry.get_sample_value(M.STEP_DURATION + "_bucket", {**labels, "le": _le(b)}) or 0.0)

@@ -212,9 +212,9 @@ def test_status_table_shows_cheap_costs_with_significant_digits() -> None:
         "input_tokens_mean": 20.0,
         "output_tokens_mean": 10.0,
     }
-    table = render_table({"features": {"cheap": {"5m": window}}}, "5m")
-    row = next(line for line in table.splitlines() if line.startswith("cheap"))
-    assert row.split()[7:9] == ["0.0042", "4.2e-06"]
+    table = render_table({"services": {"app": {"cheap": {"5m": window}}}}, "5m")
+    row = next(line for line in table.splitlines() if line.startswith("app"))
+    assert row.split()[8:10] == ["0.0042", "4.2e-06"]
     assert "0.00000" not in table
 
 
