@@ -35,11 +35,11 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import otlp_load
 from bench_processor import free_port, metric_sum, rss_mb, scrape, wait_until
 from otlp_load import EXPORT, SPANS_PER_REQUEST, build_requests
 
 TIMEOUT_S = 10.0  # the OTLP exporters' default
-REFUSALS = (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE)
 CHANNELS = 64
 
 
@@ -90,30 +90,10 @@ def _counted(url: str) -> int:
     )
 
 
-async def _probe(port: int, requests: list[bytes], spans: int, concurrency: int) -> float:
-    """Spans per second the target takes in a closed loop."""
-    total = -(-spans // SPANS_PER_REQUEST)
-    sent = 0
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
-
-        async def worker() -> None:
-            nonlocal sent
-            while sent < total:
-                body = requests[sent % len(requests)]
-                sent += 1
-                while True:
-                    try:
-                        await call(body, timeout=60)
-                        break
-                    except grpc.aio.AioRpcError as exc:
-                        if exc.code() not in REFUSALS:
-                            raise
-                        await asyncio.sleep(0.05)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return total * SPANS_PER_REQUEST / (time.perf_counter() - started)
+async def _probe(port: int, spans: int, concurrency: int) -> float:
+    """Spans per second the target takes in a closed loop (the throughput bench's load)."""
+    report = await otlp_load.run(f"127.0.0.1:{port}", spans, concurrency, pool=16)
+    return float(report["sent_spans"]) / float(report["seconds"])  # type: ignore[arg-type]
 
 
 async def _overload(port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome) -> None:
@@ -155,7 +135,7 @@ def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes])
     with tempfile.TemporaryDirectory(prefix="llmpulse-overload-") as state:
         process, port, url = _serve(python, Path(state), not args.metrics_only)
         try:
-            out.sustainable = asyncio.run(_probe(port, requests, args.probe_spans, args.concurrency))
+            out.sustainable = asyncio.run(_probe(port, args.probe_spans, args.concurrency))
             before = _counted(url)
             out.offered = args.factor * out.sustainable
             asyncio.run(_overload(port, requests, out.offered, args.seconds, out))

@@ -37,6 +37,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from llmpulse.contract import attributes as A
+
 # --- label names ------------------------------------------------------------------------
 SERVICE: Final = "service"
 DEPLOYMENT_ENVIRONMENT: Final = "deployment_environment"
@@ -72,7 +74,7 @@ OVERFLOW_SERIES: Final = "series"
 """Value of ``label`` in the overflow counter when a whole LLM label set was folded (series cap)."""
 UNKNOWN_VALUE: Final = "unknown"
 """Used when a span does not carry the attribute a label comes from."""
-UNKNOWN_SERVICE: Final = "unknown_service"
+UNKNOWN_SERVICE: Final = A.UNKNOWN_SERVICE
 """``service`` of spans whose resource has no ``service.name`` (the OpenTelemetry SDKs' default)."""
 PRICING_REPORTED: Final = "reported"
 """``pricing_version`` of a cost the span carried without naming its pricing table."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.content import Content, parse_content
 
 
@@ -107,7 +108,7 @@ class StepRun:
         *,
         trace_id: bytes,
         end_ns: int,
-        service: str = "unknown_service",
+        service: str = UNKNOWN_SERVICE,
         environment: str = "",
     ) -> None:
         self.service = service
@@ -137,7 +138,7 @@ class Feedback:
         kind: str,
         sentiment: str,
         *,
-        service: str = "unknown_service",
+        service: str = UNKNOWN_SERVICE,
         environment: str = "",
     ) -> None:
         self.service = service
