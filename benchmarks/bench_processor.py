@@ -159,6 +159,7 @@ def run_target(
     *,
     spans: int,
     concurrency: int,
+    shape: str = "llmpulse",
 ) -> Result:
     """Start a target, load it, read its figures, stop it."""
     # the target's output goes to a file, not a pipe nobody reads; closed in the finally below
@@ -180,7 +181,7 @@ def run_target(
         sampler.start()
         load = subprocess.run(
             [sys.executable, str(LOAD), "--target", f"127.0.0.1:{grpc_port}", "--spans", str(spans),
-             "--concurrency", str(concurrency)],
+             "--concurrency", str(concurrency), "--shape", shape],
             capture_output=True, text=True, cwd=ROOT, check=False,
         )  # fmt: skip
         done.set()
@@ -214,7 +215,7 @@ def run_target(
     return result
 
 
-def bench_processor(spans: int, concurrency: int, *, engines: bool = True) -> Result:
+def bench_processor(spans: int, concurrency: int, *, engines: bool = True, shape: str = "llmpulse") -> Result:
     """Run ``llmpulse serve`` under the load: as shipped (quality and drift engines on, judge off
     for want of an endpoint) or with ``engines=False``, the derived metrics alone."""
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
@@ -238,8 +239,10 @@ def bench_processor(spans: int, concurrency: int, *, engines: bool = True) -> Re
             metric_sum(text, "llmpulse_processor_spans_rejected_total"),
         )
 
-    name = "llmpulse processor" if engines else "processor, metrics"
-    return run_target(name, argv, grpc_port, counts, spans=spans, concurrency=concurrency)
+    name = ("llmpulse processor" if engines else "processor, metrics") + (
+        "" if shape == "llmpulse" else f" [{shape}]"
+    )
+    return run_target(name, argv, grpc_port, counts, spans=spans, concurrency=concurrency, shape=shape)
 
 
 def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
@@ -268,13 +271,13 @@ def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
 def print_report(results: list[Result]) -> None:
     """Print the figures and the accounting check."""
     header = (
-        f"{'target':<20} {'spans':>9} {'wall s':>7} {'spans/s':>9} {'cpu s':>7} {'spans/s/core':>12} "
+        f"{'target':<28} {'spans':>9} {'wall s':>7} {'spans/s':>9} {'cpu s':>7} {'spans/s/core':>12} "
         f"{'peak RSS MB':>11} {'accepted':>9} {'rejected':>8} {'unaccounted':>11} {'retries':>7}"
     )
     print(header)
     for r in results:
         print(
-            f"{r.name:<20} {r.sent:>9} {r.wall_s:>7.1f} {r.sent / r.wall_s:>9.0f} {r.cpu_s:>7.1f} "
+            f"{r.name:<28} {r.sent:>9} {r.wall_s:>7.1f} {r.sent / r.wall_s:>9.0f} {r.cpu_s:>7.1f} "
             f"{r.per_core:>12.0f} "
             f"{r.peak_rss_mb:>11.1f} {r.accepted:>9} {r.rejected:>8} {r.unaccounted:>11} {r.retries:>7}"
         )
@@ -295,8 +298,10 @@ def print_report(results: list[Result]) -> None:
                 print(f"ratio {r.name} / collector (spans/s per core): {r.per_core / collector.per_core:.2f}")
     share = 1 - 1 / STEP_EVERY
     for r in results:
+        llm_share = 1.0 if "[peer]" in r.name else share
         print(
-            f"LLM spans/s per core ({r.name}; {share:.0%} of spans are LLM spans): {r.per_core * share:.0f}"
+            f"LLM spans/s per core ({r.name}; {llm_share:.0%} of spans are LLM spans): "
+            f"{r.per_core * llm_share:.0f}"
         )
     for r in results:
         status = "OK" if r.unaccounted == 0 else "MISMATCH"
@@ -324,6 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--only", choices=["processor", "collector"], help="benchmark one target only")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--shape",
+        choices=("llmpulse", "peer", "both"),
+        default="llmpulse",
+        help="span shape for the processor runs: llmpulse's own spans, the official GenAI "
+        "instrumentation's (peer), or both in the same run (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.only != "processor" and not args.collector.is_file():
         print(
@@ -333,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results: list[Result] = []
     if args.only != "collector":
-        results.append(bench_processor(args.spans, args.concurrency))
-        # same-run baseline: the processor without the quality and drift engines
-        results.append(bench_processor(args.spans, args.concurrency, engines=False))
+        shapes = ("llmpulse", "peer") if args.shape == "both" else (args.shape,)
+        for shape in shapes:
+            results.append(bench_processor(args.spans, args.concurrency, shape=shape))
+            # same-run baseline: the processor without the quality and drift engines
+            results.append(bench_processor(args.spans, args.concurrency, engines=False, shape=shape))
     if args.only != "processor":
         results.append(bench_collector(args.collector, args.spans, args.concurrency))
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  spans per target: {args.spans}")

@@ -77,6 +77,51 @@ def llm_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
     )
 
 
+PEER_MODELS = (
+    ("openai", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"),
+    ("openai", "gpt-4.1", "gpt-4.1-2025-04-14"),
+)
+PEER_FINISH = ("stop", "stop", "stop", "length", "tool_calls")
+
+
+def peer_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
+    """An LLM span shaped as the official GenAI OpenAI instrumentation writes it: semconv keys
+    only (16 attributes, no llmpulse feature, no cost: the processor prices it)."""
+    provider, model, response_model = rng.choice(PEER_MODELS)
+    duration_ns = int(rng.lognormvariate(0.0, 0.8) * 1e9)
+    attrs = {
+        A.GEN_AI_OPERATION_NAME: "chat",
+        A.GEN_AI_PROVIDER_NAME: provider,
+        A.GEN_AI_REQUEST_MODEL: model,
+        A.GEN_AI_RESPONSE_MODEL: response_model,
+        A.GEN_AI_RESPONSE_ID: f"chatcmpl-{rng.getrandbits(64):016x}",
+        A.GEN_AI_USAGE_INPUT_TOKENS: rng.randint(50, 4000),
+        A.GEN_AI_USAGE_OUTPUT_TOKENS: rng.randint(5, 800),
+        A.GEN_AI_RESPONSE_FINISH_REASONS: [rng.choice(PEER_FINISH)],
+        A.GEN_AI_REQUEST_TEMPERATURE: 0.2,
+        "gen_ai.request.max_tokens": 1024,
+        "gen_ai.request.top_p": 1.0,
+        "gen_ai.request.seed": 7,
+        "gen_ai.openai.request.service_tier": "auto",
+        "openai.response.system_fingerprint": "fp_44709d6fcb",
+        A.SERVER_ADDRESS: "api.openai.com",
+        A.SERVER_PORT: 443,
+    }
+    return make_span(
+        attrs,
+        trace_id=trace_id,
+        span_id=rng.randbytes(8),
+        name=f"chat {model}",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_ns=start_ns,
+        end_ns=start_ns + duration_ns,
+        status_code=None,
+    )
+
+
+SHAPES = ("llmpulse", "peer")
+
+
 def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
     """A pipeline step span."""
     step = rng.choice(STEPS)
@@ -99,8 +144,10 @@ def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
     )
 
 
-def build_requests(count: int, seed: int = 42) -> list[bytes]:
-    """``count`` distinct serialized requests of :data:`SPANS_PER_REQUEST` spans each."""
+def build_requests(count: int, seed: int = 42, shape: str = "llmpulse") -> list[bytes]:
+    """``count`` distinct serialized requests of :data:`SPANS_PER_REQUEST` spans each: llmpulse's
+    own LLM spans with one step span in :data:`STEP_EVERY` (``shape="llmpulse"``), or spans of
+    the official GenAI instrumentation's shape only (``shape="peer"``)."""
     rng = random.Random(seed)
     start = time.time_ns()
     out: list[bytes] = []
@@ -108,16 +155,22 @@ def build_requests(count: int, seed: int = 42) -> list[bytes]:
         spans = []
         for i in range(SPANS_PER_REQUEST):
             trace_id = rng.randbytes(16)
-            make = step_span if i % STEP_EVERY == STEP_EVERY - 1 else llm_span
+            if shape == "peer":
+                make = peer_span
+            else:
+                make = step_span if i % STEP_EVERY == STEP_EVERY - 1 else llm_span
             spans.append(make(rng, trace_id, start))
-        request = make_request(spans, "llmpulse", resource={"service.name": "bench-app"})
+        scope = "opentelemetry.instrumentation.genai.openai" if shape == "peer" else "llmpulse"
+        request = make_request(spans, scope, resource={"service.name": "bench-app"})
         out.append(request.SerializeToString())
     return out
 
 
-async def run(target: str, spans: int, concurrency: int, pool: int) -> dict[str, object]:
+async def run(
+    target: str, spans: int, concurrency: int, pool: int, shape: str = "llmpulse"
+) -> dict[str, object]:
     """Send ``spans`` spans (rounded up to whole requests) and report what happened."""
-    requests = build_requests(pool)
+    requests = build_requests(pool, shape=shape)
     total_requests = -(-spans // SPANS_PER_REQUEST)
     counters = {"sent_spans": 0, "rejected_spans": 0, "retries": 0, "requests": 0}
     next_index = 0
@@ -164,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", type=int, default=2_000_000)
     parser.add_argument("--concurrency", type=int, default=8, help="export calls in flight")
     parser.add_argument("--pool", type=int, default=16, help="distinct pre-built requests to cycle through")
+    parser.add_argument(
+        "--shape", choices=SHAPES, default="llmpulse", help="span shape (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args.target, args.spans, args.concurrency, args.pool))
+    result = asyncio.run(run(args.target, args.spans, args.concurrency, args.pool, args.shape))
     print(json.dumps(result))
     return 0
 
