@@ -114,16 +114,23 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
 
         def verdicts() -> float | None:
             text = httpx.get(admin + "/metrics").text
-            return _sample(text, 'llmpulse_judge_verdicts_total{feature="judged"}') or None
+            return (
+                _sample(text, 'llmpulse_judge_verdicts_total{feature="judged",service="stack-judged"}')
+                or None
+            )
 
-        assert wait_until(verdicts, timeout=60, interval=0.5, message="the stack's judge gave no verdict")
+        def judge_lines() -> str:
+            lines = [x for x in httpx.get(admin + "/metrics").text.splitlines() if "llmpulse_judge_" in x]
+            return f"the stack's judge gave no verdict in 60 s: {lines}"
+
+        assert wait_until(verdicts, timeout=60, interval=0.5, message=judge_lines)
         metrics = httpx.get(admin + "/metrics").text
         errors = [line for line in metrics.splitlines() if line.startswith("llmpulse_judge_errors_total{")]
         assert errors and all(line.endswith(" 0.0") for line in errors), errors
         quality = httpx.get(admin + "/api/status").json()["quality"]
         assert quality["judge"]["note"] == FAKE_JUDGE_NOTE
-        assert quality["features"]["judged"]["content"]["state"] == "seen"
-        assert quality["features"]["stack-test"]["content"]["state"] == "capture_off"
+        assert quality["services"]["stack-judged"]["judged"]["content"]["state"] == "seen"
+        assert quality["services"]["stack-test"]["stack-test"]["content"]["state"] == "capture_off"
         status = subprocess.run(
             [sys.executable, "-m", "llmpulse.cli", "status", "--url", admin],
             capture_output=True,

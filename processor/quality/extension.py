@@ -38,7 +38,7 @@ class QualityListener:
         # Content attributes are only worth a scan of the span when the normaliser saw them.
         sample = sample_from_call(call, span if call.has_content else None)
         self._engine.observe(sample, defer_counts=True)
-        self._content.add(sample.feature, sample.output_text, sample.is_error, call.has_content, span)
+        self._content.add(sample.key, sample.output_text, sample.is_error, call.has_content, span)
 
     def on_batch_end(self) -> None:
         """Apply the counts of the batch's calls."""
