@@ -128,6 +128,7 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
         metrics = httpx.get(admin + "/metrics").text
         errors = [line for line in metrics.splitlines() if line.startswith("llmpulse_judge_errors_total{")]
         assert errors and all(line.endswith(" 0.0") for line in errors), errors
+
         # ... and drift scores for it, from the stack's small quick-start windows (150 prompts).
         def drift_tested() -> dict[str, Any] | None:
             document = httpx.get(admin + "/api/drift", params={"feature": "judged"}).json()
