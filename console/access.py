@@ -63,8 +63,11 @@ class AccessMiddleware(BaseHTTPMiddleware):
         if request.method not in ("GET", "HEAD"):
             site = request.headers.get("sec-fetch-site", "").lower()
             origin = request.headers.get("origin", "")
-            origin_host = (urlsplit(origin).hostname or "").lower() if origin and origin != "null" else None
-            if site in ("cross-site", "same-site") or (origin and origin_host != host):
+            if origin == "null":  # an opaque origin (sandboxed frame, no-referrer page): only the
+                cross = site != "same-origin"  # browser's own Sec-Fetch-Site can vouch for it
+            else:
+                cross = bool(origin) and (urlsplit(origin).hostname or "").lower() != host
+            if site in ("cross-site", "same-site") or cross:
                 return PlainTextResponse("cross-site requests may not change the console's state", 403)
         if request.url.path not in OPEN_PATHS and not self.authorised(request):
             if request.url.path.startswith("/api/"):

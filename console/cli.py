@@ -73,6 +73,13 @@ def register(subparsers: Any) -> None:
         default=env.get(E.LLMPULSE_CONSOLE_FORWARD_FORMAT, "webhook"),
         help="generic webhook JSON or a Slack message (default: %(default)s)",
     )
+    parser.add_argument(
+        "--incident-window",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how far before an alert's start its page looks (default: %(default)s)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -89,6 +96,7 @@ def settings_from(args: argparse.Namespace) -> ConsoleSettings:
         trace_url_template=args.trace_url_template,
         forward_url=args.forward_url,
         forward_format=args.forward_format,
+        incident_window_s=args.incident_window,
     )
 
 
@@ -98,7 +106,11 @@ def _run(args: argparse.Namespace) -> int:
     except ConsoleSettingsError as exc:
         print(f"llmpulse console: {exc}", file=sys.stderr)
         return 2
+    import logging
+
     import uvicorn
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per Prometheus query is noise
 
     from llmpulse.console.app import Console, create_app
 

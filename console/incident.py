@@ -28,6 +28,7 @@ from llmpulse.processor.quality.store import FlaggedStore, StoredSample
 
 __all__ = [
     "SCOPE_DIMENSIONS",
+    "SCOPE_LEAD_S",
     "Change",
     "ChartData",
     "Incident",
@@ -52,6 +53,9 @@ _STATISTIC_BY_ALERT = {
     "LLMPulseCostPerHourAnomaly": Q.STAT_COST,
 }
 TRIAGE_LIMIT = 50
+SCOPE_LEAD_S = 900.0
+"""The scope counts flagged samples from this long before the alert's start: a regression
+begins before the chart crosses its limit (detection takes minutes, and ``for:`` adds more)."""
 
 
 def parse_time(value: str) -> float | None:
@@ -244,7 +248,8 @@ def build_incident(
             changes = _changes(prometheus, sel, window_start, now)
         except SourceError as exc:
             problems.append(str(exc))
-    scope, unrecorded, scope_problems = _scope(prometheus, sel, samples, anchor, now)
+    scope_start = max(window_start, anchor - min(SCOPE_LEAD_S, window_s))
+    scope, unrecorded, scope_problems = _scope(prometheus, sel, samples, scope_start, now)
     return Incident(
         alert,
         service,

@@ -46,13 +46,15 @@ class Alert:
 
     @classmethod
     def from_api(cls, item: dict[str, Any]) -> Alert:
-        status = item.get("status") or {}
+        status = item.get("status")
+        # the API gives {"state": "active", ...}; a webhook delivery gives "firing" | "resolved"
+        state = status.get("state") if isinstance(status, dict) else status
         return cls(
             fingerprint=str(item.get("fingerprint", "")),
             labels={str(k): str(v) for k, v in (item.get("labels") or {}).items()},
             annotations={str(k): str(v) for k, v in (item.get("annotations") or {}).items()},
             starts_at=str(item.get("startsAt", "")),
-            state=str(status.get("state") or item.get("status") or ""),
+            state=str(state or ""),
             generator_url=str(item.get("generatorURL", "")),
         )
 
