@@ -48,7 +48,9 @@ class ConsoleSettings:
                 f" {E.LLMPULSE_CONSOLE_TOKEN_FILE} (--token-file) so that it asks for a token"
             )
         if not self.incident_window_s > 0:
-            raise ConsoleSettingsError(f"incident window {self.incident_window_s}: must be a positive number of seconds")
+            raise ConsoleSettingsError(
+                f"incident window {self.incident_window_s}: must be a positive number of seconds"
+            )
         if self.trace_url_template is not None and "{trace_id}" not in self.trace_url_template:
             raise ConsoleSettingsError(
                 f"trace URL template {self.trace_url_template!r} has no {{trace_id}} placeholder"

@@ -38,7 +38,11 @@ def line_chart(
     title: str = "",
 ) -> str:
     """The SVG text of a chart of ``lines`` (name -> (unix time, value) points) from ``start`` to ``end``."""
-    left, right, top, bottom = 56, 12, 26, 30
+    left, right, top, bottom = 56, 12, 40, 30
+    first = min((points[0][0] for points in lines.values() if points), default=start)
+    start = max(start, first)  # a young series fills the width instead of a sliver of it
+    if marker is not None and marker < start:
+        start = marker
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for points in lines.values() for _, v in points]
     parts = [
@@ -101,8 +105,8 @@ def line_chart(
         label = escape(text)
         legend_x -= 8 + 7 * len(text) + 14
         parts.append(
-            f'<rect x="{legend_x}" y="8" width="10" height="3" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="13" class="legend">{label}</text>'
+            f'<rect x="{legend_x}" y="26" width="10" height="3" fill="{colour}"/>'
+            f'<text x="{legend_x + 14}" y="31" class="legend">{label}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

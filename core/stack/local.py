@@ -45,6 +45,7 @@ class StackPorts:
     alertmanager: int = 9093
     webhook: int = 9099
     fake_provider: int = 8700
+    console: int = 9470
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,10 @@ class Stack:
         # Processes this object started, so that a `down` in the same process waits for them.
         self._children: dict[int, components.ManagedProcess] = {}
 
+    @property
+    def console_url(self) -> str:
+        return f"http://{self.host}:{self.ports.console}"
+
     # --- configuration files -------------------------------------------------------------
     def _rule_files(self) -> list[str]:
         if self._rule_file_override is not None:
@@ -103,7 +108,12 @@ class Stack:
     def _prometheus_config(self) -> Path:
         p, h = self.ports, self.host
         config = {
-            "global": {"scrape_interval": self._interval, "evaluation_interval": self._interval},
+            "global": {
+                "scrape_interval": self._interval,
+                "evaluation_interval": self._interval,
+                # the rules' console_url annotations start with this (alerting/rules/*.yml)
+                "external_labels": {"console_url": self.console_url},
+            },
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]},
             "rule_files": self._rule_files(),
             "scrape_configs": [
@@ -145,14 +155,22 @@ state_path = "{d / "drift.npz"}"
         )
         return path
 
+    def _console_hook(self) -> str:
+        return f"{self.console_url}/api/alertmanager"
+
     def _alertmanager_config(self) -> Path:
-        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
+        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink, and
+        the console's webhook beside it (the console forwards its bundles to the sink's
+        ``/bundles``)."""
         text = (
             self._alertmanager_text
             if self._alertmanager_text is not None
             else files.alertmanager_config().read_text()
         )
         text = text.replace(SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts")
+        text = _beside_each_webhook(
+            text, f"http://{self.host}:{self.ports.webhook}/alerts", self._console_hook()
+        )
         path = self.state_dir / "alertmanager.yml"
         path.write_text(text)
         return path
@@ -204,6 +222,26 @@ state_path = "{d / "drift.npz"}"
             ),
             f"http://{h}:{p.processor_admin}/readyz",
         )
+        console = managed(
+            "console",
+            _python_module(
+                "llmpulse.cli",
+                "console",
+                "--host",
+                h,
+                "--port",
+                str(p.console),
+                "--db",
+                str(d / "quality.db"),
+                "--prometheus-url",
+                f"http://{h}:{p.prometheus}",
+                "--alertmanager-url",
+                f"http://{h}:{p.alertmanager}",
+                "--forward-url",
+                f"http://{h}:{p.webhook}/bundles",
+            ),
+            f"{self.console_url}/healthz",
+        )
         alertmanager = components.alertmanager(self._alertmanager_config(), d, p.alertmanager, host=h)
         alertmanager.detach = True
         prometheus = components.prometheus(self._prometheus_config(), d, p.prometheus, host=h)
@@ -240,6 +278,7 @@ state_path = "{d / "drift.npz"}"
                 f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
             ),
             (prometheus, f"http://{h}:{p.prometheus}  (Prometheus with llmpulse rules)"),
+            (console, f"{self.console_url}  (triage console: incidents, flagged samples, labels, judge)"),
             (
                 collector,
                 f"{h}:{p.collector_grpc} gRPC, {h}:{p.collector_http} HTTP  (OTLP in: point apps here)",
@@ -331,6 +370,30 @@ state_path = "{d / "drift.npz"}"
         self._state_path().write_text(
             json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
         )
+
+
+def _beside_each_webhook(text: str, url: str, extra_url: str) -> str:
+    """``text`` (Alertmanager YAML) with a copy of every ``- url: <url>`` webhook entry that
+    points at ``extra_url`` instead, so each receiver notifies both."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip(" ")
+        if stripped.rstrip() != f"- url: {url}":
+            out.append(line)
+            i += 1
+            continue
+        indent = len(line) - len(stripped)
+        block = [line]
+        i += 1
+        while i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip(" ")) > indent:
+            block.append(lines[i])
+            i += 1
+        out += block
+        out += [block[0].replace(url, extra_url), *block[1:]]
+    return "".join(out)
 
 
 def default_state_dir() -> Path:

@@ -12,6 +12,7 @@ model output stays text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -86,7 +87,7 @@ def _record(
         service=SERVICE,
         feature=FEATURE,
         model=model,
-        trace_id=bytes.fromhex(f"{int(created * 1000):032x}"),
+        trace_id=hashlib.sha256(f"{created}{output}".encode()).digest()[:16],
         span_id=bytes.fromhex("00000000000000aa"),
         sources=(source,),
         reasons=("low_overall", "low_correctness") if verdict == "bad" else (),
