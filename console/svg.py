@@ -22,8 +22,8 @@ STYLES: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _fmt_time(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).strftime("%H:%M")
+def _fmt_time(t: float, *, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%H:%M:%S" if seconds else "%H:%M")
 
 
 def line_chart(
@@ -79,7 +79,8 @@ def line_chart(
     for i in range(5):
         t = start + (end - start) * i / 4
         parts.append(
-            f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle" class="tick">{_fmt_time(t)}</text>'
+            f'<text x="{x(t):.1f}" y="{height - 10}" text-anchor="middle" class="tick">'
+            f"{_fmt_time(t, seconds=end - start < 600)}</text>"
         )
     for name, points in lines.items():
         if not points:
@@ -97,13 +98,13 @@ def line_chart(
             f'<line x1="{mx:.1f}" x2="{mx:.1f}" y1="{top}" y2="{top + plot_h}" stroke="#bf8700"'
             f' stroke-width="2" class="alert-start"/>'
             f'<text x="{mx + 4:.1f}" y="{top + 12}" class="marker">'
-            f"{escape(marker_text)} {_fmt_time(marker)}</text>"
+            f"{escape(marker_text)} {_fmt_time(marker, seconds=True)}</text>"
         )
     legend_x = left + plot_w
     for name in reversed([n for n in lines if lines[n]]):
         colour, _, text = STYLES.get(name, ("#57606a", "", name))
         label = escape(text)
-        legend_x -= 8 + 7 * len(text) + 14
+        legend_x -= 16 + 7 * len(text) + 14
         parts.append(
             f'<rect x="{legend_x}" y="26" width="10" height="3" fill="{colour}"/>'
             f'<text x="{legend_x + 14}" y="31" class="legend">{label}</text>'

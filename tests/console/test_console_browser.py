@@ -229,6 +229,7 @@ def incident_stack(tmp_path: Path, start_prometheus: Any, start_alertmanager: An
     finally:
         sink.stop()
         metrics.server.shutdown()
+        metrics.server.server_close()
 
 
 def _shoot(page: Any, request: pytest.FixtureRequest, name: str, tmp_path: Path) -> None:
