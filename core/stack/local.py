@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -266,6 +267,9 @@ state_path = "{d / "drift.npz"}"
                 "the judge, with canned verdicts; LLMPULSE_JUDGE_BASE_URL sets a real one)",
             )
         ]
+        console_entry = [
+            (console, f"{self.console_url}  (triage console: incidents, flagged samples, labels, judge)")
+        ]
         return [
             *(fake_entry if self._with_fake_provider else []),
             (
@@ -278,7 +282,7 @@ state_path = "{d / "drift.npz"}"
                 f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
             ),
             (prometheus, f"http://{h}:{p.prometheus}  (Prometheus with llmpulse rules)"),
-            (console, f"{self.console_url}  (triage console: incidents, flagged samples, labels, judge)"),
+            *(console_entry if console_installed() else []),
             (
                 collector,
                 f"{h}:{p.collector_grpc} gRPC, {h}:{p.collector_http} HTTP  (OTLP in: point apps here)",
@@ -341,6 +345,8 @@ state_path = "{d / "drift.npz"}"
             else:
                 self._state_path().unlink(missing_ok=True)
             return 1
+        if not console_installed():
+            say("console not started: its packages are missing; run: pip install 'llmpulse[console]'")
         say("llmpulse stack is up:")
         for service in services:
             say(f"  {service.name:<14} {service.url}")
@@ -370,6 +376,11 @@ state_path = "{d / "drift.npz"}"
         self._state_path().write_text(
             json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
         )
+
+
+def console_installed() -> bool:
+    """Whether the console's packages (the ``console`` extra) are importable."""
+    return all(importlib.util.find_spec(name) is not None for name in ("starlette", "jinja2", "uvicorn"))
 
 
 def _beside_each_webhook(text: str, url: str, extra_url: str) -> str:
