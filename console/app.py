@@ -194,6 +194,12 @@ class Console:
                 result["forward_error"] = str(exc)
         return result
 
+    def received(self) -> list[Alert]:
+        """Alerts whose bundle was built here, newest start first (resolved ones included)."""
+        with self._bundles_lock:
+            kept = [alert for alert, _ in self._bundles.values()]
+        return sorted(kept, key=lambda a: a.starts_at, reverse=True)
+
     def bundle(self, fingerprint: str) -> dict[str, Any] | None:
         with self._bundles_lock:
             kept = self._bundles.get(fingerprint)
@@ -261,7 +267,7 @@ def create_app(console: Console) -> Starlette:
             k: v for k, v in request.query_params.items() if k in ("alertname", "service", "feature") and v
         }
         alerts, _ = console.firing()
-        for alert in reversed(alerts):  # the newest matching alert
+        for alert in [*reversed(alerts), *console.received()]:  # firing first, newest first
             if all(alert.labels.get(k) == v for k, v in want.items()):
                 return RedirectResponse(B.incident_path(alert), 303)
         return render("missing.html", 404, what="a firing alert " + urlencode(want), page="incident")
