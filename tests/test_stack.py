@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -135,6 +136,20 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
         metrics = httpx.get(admin + "/metrics").text
         errors = [line for line in metrics.splitlines() if line.startswith("llmpulse_judge_errors_total{")]
         assert errors and all(line.endswith(" 0.0") for line in errors), errors
+
+        # ... and drift scores for it, from the stack's small quick-start windows (150 prompts).
+        def drift_tested() -> dict[str, Any] | None:
+            document = httpx.get(admin + "/api/drift", params={"feature": "judged"}).json()
+            return document if document.get("tests_run", 0) >= 1 else None
+
+        drift = wait_until(
+            drift_tested,
+            timeout=60,
+            interval=0.5,
+            message=lambda: f"no drift test: {httpx.get(admin + '/api/drift').json()}",
+        )
+        assert drift["service"] == "stack-judged", drift
+        assert drift["tests"]["input"]["score"] is not None, drift
         quality = httpx.get(admin + "/api/status").json()["quality"]
         assert quality["judge"]["note"] == FAKE_JUDGE_NOTE
         assert quality["services"]["stack-judged"]["judged"]["content"]["state"] == "seen"
