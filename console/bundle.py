@@ -90,6 +90,15 @@ def bundle_of(incident: Incident, base_url: str) -> dict[str, Any]:
             for r in incident.scope
         ],
         "concentrates_in": [{"dimension": r.dimension, "value": r.value} for r in concentrates],
+        "answered_by": [
+            {
+                "model": a.model,
+                "response_model": a.response_model,
+                "calls": a.calls,
+                "share": round(a.share, 4),
+            }
+            for a in incident.answered_by
+        ],
         "what_changed": [
             {"dimension": c.dimension, "value": c.value, "first_seen": _when(c.first_seen)}
             for c in incident.changes

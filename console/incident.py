@@ -29,6 +29,7 @@ from llmpulse.processor.quality.store import FlaggedStore, StoredSample
 __all__ = [
     "SCOPE_DIMENSIONS",
     "SCOPE_LEAD_S",
+    "AnsweredBy",
     "Change",
     "ChartData",
     "Incident",
@@ -106,6 +107,17 @@ class Change:
 
 
 @dataclass
+class AnsweredBy:
+    """Calls of the scope answered by another model than the one requested (Prometheus)."""
+
+    model: str
+    response_model: str
+    calls: float
+    share: float
+    """Of all the scope's calls since the scope start."""
+
+
+@dataclass
 class Incident:
     alert: Alert
     service: str
@@ -118,6 +130,7 @@ class Incident:
     changes: list[Change]
     samples: list[StoredSample]
     problems: list[str] = field(default_factory=list)
+    answered_by: list[AnsweredBy] = field(default_factory=list)
 
 
 def _selector(service: str, feature: str) -> str:
@@ -185,6 +198,25 @@ def _calls_by(
     return {labels.get(label, ""): value for labels, value in found}
 
 
+def _answered_by(prometheus: PrometheusClient, sel: str, *, since: float, end: float) -> list[AnsweredBy]:
+    span = max(int(end - since), 60)
+    total = sum(
+        v for _, v in prometheus.vector(f"sum(increase({N.REQUESTS_TOTAL}{{{sel}}}[{span}s]))", at=end)
+    )
+    found = prometheus.vector(
+        f"sum by ({N.MODEL}, {N.RESPONSE_MODEL}) (increase({N.MODEL_MISMATCH_TOTAL}{{{sel}}}[{span}s]))",
+        at=end,
+    )
+    rows = [
+        AnsweredBy(
+            labels.get(N.MODEL, ""), labels.get(N.RESPONSE_MODEL, ""), value, value / total if total else 0.0
+        )
+        for labels, value in found
+        if value > 0
+    ]
+    return sorted(rows, key=lambda r: -r.calls)
+
+
 def _scope(
     prometheus: PrometheusClient | None, sel: str, samples: list[StoredSample], start: float, end: float
 ) -> tuple[list[ScopeRow], list[str], list[str]]:
@@ -250,6 +282,12 @@ def build_incident(
             problems.append(str(exc))
     scope_start = max(window_start, anchor - min(SCOPE_LEAD_S, window_s))
     scope, unrecorded, scope_problems = _scope(prometheus, sel, samples, scope_start, now)
+    answered_by: list[AnsweredBy] = []
+    if prometheus is not None:
+        try:
+            answered_by = _answered_by(prometheus, sel, since=scope_start, end=now)
+        except SourceError as exc:
+            scope_problems.append(str(exc))
     return Incident(
         alert,
         service,
@@ -262,4 +300,5 @@ def build_incident(
         changes,
         samples[:TRIAGE_LIMIT],
         problems + scope_problems,
+        answered_by,
     )
