@@ -47,7 +47,7 @@ from llmpulse.console import bundle as B
 from llmpulse.console.access import COOKIE, AccessMiddleware
 from llmpulse.console.agreement import agreement_table
 from llmpulse.console.health import collect_health
-from llmpulse.console.incident import Incident, build_incident, parse_time
+from llmpulse.console.incident import Incident, build_incident, parse_time, scope_lead
 from llmpulse.console.settings import ConsoleSettings
 from llmpulse.console.sources import Alert, AlertmanagerClient, PrometheusClient, SourceError
 from llmpulse.console.svg import line_chart
@@ -259,6 +259,7 @@ def create_app(console: Console) -> Starlette:
             trace_url=console.trace_url,
             export_query=export_query,
             message=request.query_params.get("message"),
+            lead_min=f"{scope_lead(settings.incident_window_s) / 60:.3g}",
             page="incident",
         )
 

@@ -36,6 +36,7 @@ __all__ = [
     "ScopeRow",
     "build_incident",
     "parse_time",
+    "scope_lead",
     "statistic_of",
 ]
 
@@ -55,8 +56,15 @@ _STATISTIC_BY_ALERT = {
 }
 TRIAGE_LIMIT = 50
 SCOPE_LEAD_S = 900.0
-"""The scope counts flagged samples from this long before the alert's start: a regression
-begins before the chart crosses its limit (detection takes minutes, and ``for:`` adds more)."""
+"""The scope counts flagged samples from this long before the alert's start (at most a quarter
+of the incident window): a regression begins before the chart crosses its limit (detection
+takes minutes, and ``for:`` adds more)."""
+
+
+def scope_lead(window_s: float) -> float:
+    """How long before the alert's start the scope counts: 15 minutes, or a quarter of a
+    shorter incident window (a time-compressed demo)."""
+    return min(SCOPE_LEAD_S, window_s / 4)
 
 
 def parse_time(value: str) -> float | None:
@@ -280,7 +288,7 @@ def build_incident(
             changes = _changes(prometheus, sel, window_start, now)
         except SourceError as exc:
             problems.append(str(exc))
-    scope_start = max(window_start, anchor - min(SCOPE_LEAD_S, window_s))
+    scope_start = anchor - scope_lead(window_s)
     scope, unrecorded, scope_problems = _scope(prometheus, sel, samples, scope_start, now)
     answered_by: list[AnsweredBy] = []
     if prometheus is not None:

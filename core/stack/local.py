@@ -86,13 +86,16 @@ class Stack:
         interval: str = "5s",
         fake_provider: bool = True,
         processor_config_extra: str = "",
+        console_args: Sequence[str] = (),
     ) -> None:
         """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
         alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
         the time-compressed copies of :mod:`llmpulse.demo.rules`; ``interval`` is Prometheus'
         scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
         to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
-        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``).
+        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``);
+        ``console_args`` are added to ``llmpulse console``'s command line (the demo's
+        time-compressed ``--incident-window``).
         """
         self.state_dir = state_dir
         self.ports = ports or StackPorts()
@@ -102,6 +105,7 @@ class Stack:
         self._interval = interval
         self._with_fake_provider = fake_provider
         self._processor_config_extra = processor_config_extra
+        self._console_args = tuple(console_args)
         # Processes this object started, so that a `down` in the same process waits for them.
         self._children: dict[int, components.ManagedProcess] = {}
 
@@ -250,6 +254,7 @@ state_path = "{d / "drift.npz"}"
                 f"http://{h}:{p.alertmanager}",
                 "--forward-url",
                 f"http://{h}:{p.webhook}/bundles",
+                *self._console_args,
             ),
             f"{self.console_url}/healthz",
         )
