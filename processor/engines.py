@@ -42,12 +42,14 @@ from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.extension import quality_extension
 from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
 from llmpulse.processor.settings import CONFIG_TABLE, CONFIG_TABLES, ConfigError
+from llmpulse.processor.store.protocols import StoreError
 
 logger = logging.getLogger(__name__)
 
 ENV_JUDGE_BASE_URL = E.LLMPULSE_JUDGE_BASE_URL
 ENV_JUDGE_MODEL = E.LLMPULSE_JUDGE_MODEL
 ENV_JUDGE_API_KEY = E.LLMPULSE_JUDGE_API_KEY
+ENV_STORE_URL = E.LLMPULSE_STORE_URL
 ENV_EMBEDDINGS_API_KEY = E.LLMPULSE_EMBEDDINGS_API_KEY
 _DRIFT_KEYS = frozenset({"enabled", "embedder", "state_path", "interval_s", "embedder_options", "settings"})
 ENGINE_TABLES = tuple(t for t in CONFIG_TABLES if t != CONFIG_TABLE)
@@ -72,11 +74,16 @@ def load_engine_config(path: str | None) -> dict[str, dict[str, Any]]:
 
 
 def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> QualitySettings:
-    """Quality settings from the ``[quality]`` table, with the judge endpoint from the environment."""
+    """Quality settings from the ``[quality]`` table, with the judge endpoint and the store URL
+    from the environment."""
+    table = dict(table)
+    if environ.get(ENV_STORE_URL):
+        table["store_url"] = environ[ENV_STORE_URL]
     try:
-        settings = QualitySettings.from_dict(dict(table))
+        settings = QualitySettings.from_dict(table)
     except QualityConfigError as exc:
-        raise ConfigError(f"[quality]: {exc}") from None
+        where = f" (with {ENV_STORE_URL})" if environ.get(ENV_STORE_URL) else ""
+        raise ConfigError(f"[quality]{where}: {exc}") from None
     judge = settings.judge
     overrides: dict[str, Any] = {}
     if environ.get(ENV_JUDGE_BASE_URL):
@@ -149,7 +156,10 @@ def build_quality(
 ) -> Extension:
     """The quality extension: the quality engine and the canary runner."""
     registry = CollectorRegistry(auto_describe=False)
-    quality = QualityEngine(quality_settings(table, environ), registry=registry)
+    try:
+        quality = QualityEngine(quality_settings(table, environ), registry=registry)
+    except StoreError as exc:  # the store cannot be opened: say where and what to check
+        raise ConfigError(f"[quality] store: {exc}") from None
     try:
         canary_settings = CanarySettings.from_dict(dict(canary_table))
     except QualityConfigError as exc:

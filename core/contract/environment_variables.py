@@ -332,6 +332,16 @@ Quality database the ``triage``, ``label``, ``export`` and ``spc`` commands open
 is not given. Default ``llmpulse-quality.db``.
 """
 
+LLMPULSE_STORE_URL: Final = "LLMPULSE_STORE_URL"
+"""
+.. envvar:: LLMPULSE_STORE_URL
+
+A ``postgresql://`` URL of the shared state store (flagged samples, labels, SPC charts, the judge
+budget). ``llmpulse serve`` uses it over ``[quality] store_url``; ``triage``, ``label``,
+``export`` and ``spc`` open it when ``--store-url`` is not given (and ``--db`` is not either).
+Unset: the SQLite file (``[quality] db_path``, ``--db``).
+"""
+
 # --- local stack (llmpulse up / demo) and the collector config --------------------------------
 
 LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"
