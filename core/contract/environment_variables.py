@@ -342,6 +342,14 @@ budget). ``llmpulse serve`` uses it over ``[quality] store_url``; ``triage``, ``
 Unset: the SQLite file (``[quality] db_path``, ``--db``).
 """
 
+LLMPULSE_PG_BIN: Final = "LLMPULSE_PG_BIN"
+"""
+.. envvar:: LLMPULSE_PG_BIN
+
+Directory holding PostgreSQL's ``initdb``, ``pg_ctl`` and ``postgres``, for the throwaway
+clusters the tests (and the local stack) start. Default: the newest ``/usr/lib/postgresql/*/bin``.
+"""
+
 # --- local stack (llmpulse up / demo) and the collector config --------------------------------
 
 LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"
