@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from llmpulse.stack import components
+from llmpulse.stack.postgres import PostgresCluster
 
 
 @dataclass
@@ -56,6 +57,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{record.name:<13} pid {record.pid:<7} {record.argv0}  ready at {record.ready_url}  "
             f"stopped (exit {record.exit_code})"
         )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session (tests make their own databases)."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except components.ComponentMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    record = ComponentRecord("postgres", str(cluster.bin_dir / "postgres"), cluster.url(), cluster.pid)
+    _RUN_LOG.append(record)
+    yield cluster
+    record.exit_code = cluster.stop()
 
 
 @dataclass(frozen=True)
