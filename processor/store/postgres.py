@@ -82,7 +82,7 @@ def open_postgres(
     """Connect to ``url``, migrate the schema and return the store; :class:`StoreUnavailable`
     (with the masked URL and what to check) when the database cannot be reached."""
     try:
-        import psycopg  # noqa: F401  (the pool's driver)
+        import psycopg
         from psycopg_pool import ConnectionPool
     except ImportError as exc:
         raise StoreError(
@@ -90,6 +90,17 @@ def open_postgres(
             " pip install 'llmpulse[store]'"
         ) from None
     where = masked(url)
+    try:  # one direct connection first: a wrong URL or a down server fails fast, not at a pool timeout
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s))) as conn:
+            applied = migrate(conn)
+    except StoreError:
+        raise
+    except Exception as exc:  # psycopg.Error, a malformed conninfo
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreUnavailable(
+            f"cannot open the PostgreSQL store at {where}: {detail}; check the URL"
+            " ([quality] store_url or LLMPULSE_STORE_URL), that the server runs and accepts this user"
+        ) from None
     pool = ConnectionPool(
         url,
         min_size=1,
@@ -98,20 +109,7 @@ def open_postgres(
         open=False,
         name="llmpulse-store",
     )
-    try:
-        pool.open(wait=True, timeout=connect_timeout_s)
-        with pool.connection() as conn:
-            applied = migrate(conn)
-    except StoreError:
-        pool.close()
-        raise
-    except Exception as exc:  # psycopg.Error, pool timeouts, bad conninfo
-        pool.close()
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        raise StoreUnavailable(
-            f"cannot open the PostgreSQL store at {where}: {detail}; check the URL"
-            " ([quality] store_url or LLMPULSE_STORE_URL), that the server runs and accepts this user"
-        ) from None
+    pool.open(wait=False)
     if applied:
         _log.info("event=store_migrated url=%s versions=%s", where, ",".join(map(str, applied)))
     shared = _Pool(pool)
