@@ -9,10 +9,12 @@ the real binaries ran.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from llmpulse.stack import components
@@ -71,6 +73,22 @@ def postgres_server() -> Iterator[PostgresCluster]:
     _RUN_LOG.append(record)
     yield cluster
     record.exit_code = cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def new_pg_database(postgres_server: PostgresCluster) -> Callable[[], str]:
+    """Make an empty database in the session's cluster; returns its URL."""
+
+    def make() -> str:
+        name = f"test_{next(_databases)}"
+        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return postgres_server.url(name)
+
+    return make
 
 
 @dataclass(frozen=True)

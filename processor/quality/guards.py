@@ -92,6 +92,9 @@ class DailyBudget:
         """Record what the call let through by ``ticket`` cost."""
         self.charge(tokens, usd)
 
+    async def refresh(self) -> None:
+        """Nothing to read: the spend is this object's."""
+
 
 class Ledger(Protocol):
     """What :class:`SharedBudget` needs of a store's budget ledger
@@ -131,12 +134,19 @@ class SharedBudget:
 
     async def admit(self) -> object | None:
         """An admission for one call when today's shared budget allows it, else None."""
-        return await asyncio.to_thread(self.ledger.admit, self._today(), self.max_tokens, self.max_usd)
+        admission = await asyncio.to_thread(self.ledger.admit, self._today(), self.max_tokens, self.max_usd)
+        if admission is None:
+            await self.refresh()  # spent by others: show it
+        return admission
 
     async def settle(self, ticket: object, tokens: int, usd: float) -> None:
         """Record what the admitted call cost and read back the day's spend."""
-        day = self._today()
         await asyncio.to_thread(self.ledger.settle, ticket, tokens, usd)
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the day's spend (by every process on the store) into ``tokens`` and ``usd``."""
+        day = self._today()
         spent = await asyncio.to_thread(self.ledger.spent, day)
         if day == self._day:
             self.tokens, self.usd = spent

@@ -89,7 +89,9 @@ def test_an_unreachable_store_is_one_line_with_the_password_masked() -> None:
     assert "\n" not in message and "LLMPULSE_STORE_URL" in message
     done = cli("triage", "--store-url", url)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith("llmpulse triage: cannot open the PostgreSQL")
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(
+        "llmpulse triage: cannot open the PostgreSQL"
+    )
     assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
 
 
