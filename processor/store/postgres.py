@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -53,21 +54,9 @@ _INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 1
 
 
 def masked(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for logs and messages)."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-        params = conninfo_to_dict(url)
-    except Exception:
-        return "postgresql://(unparseable URL)"
-    if "password" not in params:
-        return url
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        creds, _, host = rest.rpartition("@")
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    params["password"] = "***"
-    return make_conninfo(**params)
+    """``url`` with its password (``user:PASSWORD@`` or ``password=``) replaced by ``***``."""
+    url = re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
 
 
 def open_postgres(
