@@ -9,6 +9,7 @@ from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.store.protocols import StateStore, StoreUnavailable
 from llmpulse.processor.store.sqlite_budget import SqliteBudgetLedger
+from llmpulse.processor.store.sqlite_references import SqliteReferences
 
 __all__ = ["URL_SCHEMES", "is_url", "open_store"]
 
@@ -39,6 +40,8 @@ def open_store(
         flagged = FlaggedStore(
             location, retention_days=retention_days, retention_rows=retention_rows, redactor=redactor
         )
-        return StateStore(flagged, ChartStore(location), SqliteBudgetLedger(location), location)
+        return StateStore(
+            flagged, ChartStore(location), SqliteBudgetLedger(location), SqliteReferences(location), location
+        )
     except (sqlite3.Error, OSError) as exc:
         raise StoreUnavailable(f"cannot open the SQLite store at {location}: {exc}") from None

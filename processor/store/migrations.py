@@ -14,6 +14,7 @@ from typing import Any
 
 from llmpulse.processor.store.protocols import StoreSchemaError
 from llmpulse.processor.store.sqlite_budget import BUDGET_TABLE
+from llmpulse.processor.store.sqlite_references import REFERENCES_TABLE
 
 __all__ = ["ADVISORY_LOCK", "MIGRATIONS", "migrate"]
 
@@ -67,6 +68,7 @@ CREATE TABLE spc_resets (
 """
         + BUDGET_TABLE,
     ),
+    (2, "drift references", REFERENCES_TABLE.format(blob="BYTEA")),
 )
 """(version, what it does, SQL), in order."""
 

@@ -44,8 +44,16 @@ from llmpulse.processor.store.protocols import (
     StoreUnavailable,
 )
 from llmpulse.processor.store.sqlite_budget import ADMIT_SQL, SETTLE_SQL
+from llmpulse.processor.store.sqlite_references import UPSERT_REFERENCE
 
-__all__ = ["PostgresBudget", "PostgresCharts", "PostgresFlagged", "masked", "open_postgres"]
+__all__ = [
+    "PostgresBudget",
+    "PostgresCharts",
+    "PostgresFlagged",
+    "PostgresReferences",
+    "masked",
+    "open_postgres",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -108,6 +116,7 @@ def open_postgres(
         ),
         charts=PostgresCharts(shared),
         budget=PostgresBudget(shared),
+        references=PostgresReferences(shared),
         location=where,
     )
 
@@ -117,7 +126,7 @@ class _Pool:
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.users = 3
+        self.users = 4
 
     def connection(self) -> Any:
         return self.pool.connection()
@@ -329,3 +338,27 @@ class PostgresBudget:
         with self._pool.connection() as conn:
             row = conn.execute("SELECT tokens, usd FROM judge_budget WHERE day = %s", (day,)).fetchone()
         return (0, 0.0) if row is None else (int(row[0]), float(row[1]))
+
+
+class PostgresReferences:
+    """Frozen drift references (``drift_references``), a ``bytea`` row per (service, feature)."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None:
+        """Upsert one blob per (service, feature), in one transaction."""
+        stamp = time.time() if now is None else now
+        rows = [(service, feature, blob, stamp) for (service, feature), blob in blobs.items()]
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(UPSERT_REFERENCE, rows)
+
+    def load_references(self) -> dict[tuple[str, str], bytes]:
+        """Every stored blob by (service, feature)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT service, feature, data FROM drift_references").fetchall()
+        return {(str(s), str(f)): bytes(d) for s, f, d in rows}

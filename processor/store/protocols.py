@@ -7,6 +7,7 @@ satisfy, and :class:`StateStore` holding one of each::
      +-- flagged: FlaggedSamples   flagged samples, human labels, judge agreement, retention
      +-- charts:  ChartSnapshots   SPC chart snapshots by (service, feature, statistic), resets
      +-- budget:  BudgetLedger     the judge's spend per UTC day, admitted atomically
+     +-- references: DriftReferences  the drift engine's frozen references, a blob per (service, feature)
 
 Errors::
 
@@ -29,6 +30,7 @@ __all__ = [
     "BudgetLedger",
     "ChartKey",
     "ChartSnapshots",
+    "DriftReferences",
     "FlaggedSamples",
     "ResetRequest",
     "StateStore",
@@ -122,6 +124,16 @@ class BudgetLedger(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class DriftReferences(Protocol):
+    """Frozen drift references, one opaque blob per (service, feature)
+    (:func:`~llmpulse.processor.drift.persist.encode_reference` makes them)."""
+
+    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None: ...
+    def load_references(self) -> dict[tuple[str, str], bytes]: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class StateStore:
     """One of each part, opened on one location (see :func:`~llmpulse.processor.store.factory.open_store`)."""
@@ -129,12 +141,13 @@ class StateStore:
     flagged: FlaggedSamples
     charts: ChartSnapshots
     budget: BudgetLedger
+    references: DriftReferences
     location: str
     """Where the state lives, safe to log (a URL's password is masked)."""
 
     def close(self) -> None:
         """Close every part."""
-        for part in (self.budget, self.charts, self.flagged):
+        for part in (self.references, self.budget, self.charts, self.flagged):
             part.close()
 
     def __enter__(self) -> StateStore:

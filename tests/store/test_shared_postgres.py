@@ -76,7 +76,10 @@ def test_a_schema_from_a_newer_llmpulse_is_refused(new_pg_database: Callable[[],
     open_store(url).close()
     with psycopg.connect(url) as conn:
         conn.execute("INSERT INTO schema_migrations VALUES (999, 'from the future', 0)")
-    with pytest.raises(StoreSchemaError, match=r"version 999, this llmpulse knows up to 1: upgrade llmpulse"):
+    latest = MIGRATIONS[-1][0]
+    with pytest.raises(
+        StoreSchemaError, match=rf"version 999, this llmpulse knows up to {latest}: upgrade llmpulse"
+    ):
         open_store(url)
 
 

@@ -8,6 +8,7 @@ from llmpulse.processor.store.protocols import (
     Admission,
     BudgetLedger,
     ChartSnapshots,
+    DriftReferences,
     FlaggedSamples,
     StateStore,
 )
@@ -38,6 +39,7 @@ def test_every_part_satisfies_its_protocol(state: StateStore) -> None:
     assert isinstance(state.flagged, FlaggedSamples)
     assert isinstance(state.charts, ChartSnapshots)
     assert isinstance(state.budget, BudgetLedger)
+    assert isinstance(state.references, DriftReferences)
 
 
 def test_samples_round_trip_with_redaction_and_ids(state: StateStore) -> None:
@@ -162,3 +164,11 @@ def test_budget_usd_limit_and_a_zero_budget(state: StateStore) -> None:
     ledger.settle(admitted, 100, 0.3)
     assert ledger.admit(DAY, 10_000, 0.25) is None
     assert ledger.spent(DAY) == (100, 0.3)
+
+
+def test_drift_references_upsert_per_service_and_feature(state: StateStore) -> None:
+    refs = state.references
+    blob = bytes(range(256)) * 4  # binary, with NUL bytes
+    refs.save_references({("shop", "support"): blob, ("bank", "support"): b"v1"}, now=NOW)
+    refs.save_references({("bank", "support"): b"v2"})
+    assert refs.load_references() == {("shop", "support"): blob, ("bank", "support"): b"v2"}
