@@ -4,15 +4,20 @@ starts on the store resumes the references another one froze."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from prometheus_client import CollectorRegistry
 
 from llmpulse.processor.drift.embedders import HashedNgramEmbedder
 from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSettings
+from llmpulse.processor.drift.extension import drift_extension
 from llmpulse.processor.drift.synthetic import SyntheticStream
+from llmpulse.processor.engines import build_drift
+from llmpulse.processor.settings import ConfigError
 from llmpulse.processor.store.factory import open_store
 from llmpulse.processor.store.protocols import StateStore
+from llmpulse.stack.components import free_port
 
 SETTINGS = DriftSettings(permutations=199, batch_size=64, seed=7)  # as tests/drift: fewer permutations
 
@@ -56,3 +61,27 @@ def test_references_of_another_embedder_are_ignored(
         assert smaller.load_state(state.references) == 0
     assert "holds 512-dimensional vectors, the embedder makes 64" in caplog.text
     assert smaller.features() == []
+
+
+async def test_the_drift_extension_persists_to_the_store_named_by_the_environment(
+    new_pg_database: Callable[[], str],
+) -> None:
+    url = new_pg_database()
+    extension = build_drift({"interval_s": 60.0}, {"LLMPULSE_STORE_URL": url})
+    assert extension is not None
+    await extension.start()  # loads (nothing yet) from the store
+    await extension.stop()  # saves (nothing frozen) and closes the store
+    engine = DriftEngine(registry=CollectorRegistry(), settings=SETTINGS)
+    feed(engine, SyntheticStream(33), 200)
+    with open_store(url) as state:
+        saving = drift_extension(engine, references=state.references, close_references=state.close)
+        await saving.start()
+        await saving.stop()
+    resumed = DriftEngine(registry=CollectorRegistry(), settings=SETTINGS)
+    with open_store(url) as state:
+        loading = drift_extension(resumed, references=state.references)
+        await loading.start()
+        assert resumed.features() == [("shop", "support")]
+        await loading.stop()
+    with pytest.raises(ConfigError, match=r"\[drift\] store: cannot open the PostgreSQL store"):
+        build_drift({}, {"LLMPULSE_STORE_URL": f"postgresql://u@127.0.0.1:{free_port()}/x"})
