@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from llmpulse.contract.environment_variables import LLMPULSE_PG_BIN as PG_BIN_ENV
-from llmpulse.stack.components import ComponentError, ComponentMissing, free_port
+from llmpulse.stack.components import ComponentError, ComponentMissing, free_port, log_tail
 
 __all__ = ["PG_BIN_ENV", "PostgresCluster", "find_postgres_bin"]
 
@@ -155,9 +155,7 @@ class PostgresCluster:
         )
 
     def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Fast shutdown (SIGINT to the server), SIGKILL after ``timeout``; remove the directory."""

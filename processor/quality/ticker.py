@@ -98,5 +98,5 @@ class Ticker:
             }
             for name, value in values.items():
                 self._metrics.user[name].labels(*key).set(value)
-        await self._judging.budget.refresh()  # a shared budget is also spent by other replicas
         self._judging.refresh_gauges()
+        await self._judging.budget.refresh()  # a shared budget is also spent by other replicas

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from llmpulse.contract.redaction import Redactor
-from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey
+from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey, reset_filter
 from llmpulse.processor.quality.store import (
     AGREEMENT_SQL,
     INSERT_COLUMNS,
@@ -274,16 +274,9 @@ class PostgresCharts:
     def request_reset(self, feature: str, statistic: str | None = None, *, service: str | None = None) -> int:
         """Delete the saved charts of ``feature`` (one statistic or all, one service or all) and
         ask every running replica to reset them too; returns how many saved charts were deleted."""
-        where = ["feature = %s"]
-        args: list[Any] = [feature]
-        if statistic is not None:
-            where.append("statistic = %s")
-            args.append(statistic)
-        if service is not None:
-            where.append("service IN (%s, %s)")  # a legacy chart is every service's
-            args.extend((service, LEGACY_SERVICE))
+        where, args = reset_filter(feature, statistic, service)
         with self._pool.connection() as conn, conn.transaction():
-            deleted = conn.execute(f"DELETE FROM spc_charts WHERE {' AND '.join(where)}", args).rowcount
+            deleted = conn.execute(f"DELETE FROM spc_charts WHERE {where}", args).rowcount
             conn.execute(
                 "INSERT INTO spc_resets (service, feature, statistic, requested) VALUES (%s, %s, %s, %s)",
                 (service, feature, statistic, time.time()),

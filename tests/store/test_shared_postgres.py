@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from llmpulse.processor.store.factory import open_store
+from llmpulse.processor.store.factory import is_url, open_store
 from llmpulse.processor.store.migrations import MIGRATIONS
 from llmpulse.processor.store.protocols import StoreSchemaError, StoreUnavailable
 from llmpulse.stack.components import free_port
@@ -138,8 +138,10 @@ def test_resets_reach_every_replica_once(new_pg_database: Callable[[], str]) -> 
             assert late.charts.take_resets() == []
 
 
-def test_two_processes_spend_one_judge_budget(new_pg_database: Callable[[], str]) -> None:
-    url = new_pg_database()
+def test_two_processes_spend_one_judge_budget(store_location: str) -> None:
+    """On PostgreSQL, and on one SQLite file shared by two processes."""
+    url = store_location
+    open_store(url).close()  # the file or the schema exists before the race
     threads, max_tokens, cost = 4, 10_000, 100
     start_at = time.time() + 2.0
     children = [start_child(url, "budget", start_at, threads, max_tokens, cost) for _ in range(2)]
@@ -152,5 +154,6 @@ def test_two_processes_spend_one_judge_budget(new_pg_database: Callable[[], str]
     # One budget, not two: at most the calls that fit plus, at the day's start (no mean cost to
     # reserve yet), one call per thread in flight.
     assert max_tokens <= spent <= max_tokens + 2 * threads * cost, outcomes
-    assert all(o["admitted"] > 0 for o in outcomes)  # type: ignore[index]
+    if is_url(url):  # SQLite's busy wait may let one process take every call: still one budget
+        assert all(o["admitted"] > 0 for o in outcomes)  # type: ignore[index]
     assert admitted == spent // cost
