@@ -154,19 +154,31 @@ class QualityCharts:
 
     def observe_call(self, sample: QualitySample, refused: bool) -> None:
         """Count one call into its feature's window; charts a point when the window is full."""
-        key = (sample.service, sample.feature)
+        self.observe_numbers(
+            (sample.service, sample.feature), sample.is_error, refused, sample.duration_s, sample.cost_usd
+        )
+
+    def observe_numbers(
+        self,
+        key: tuple[str, str],
+        is_error: bool,
+        refused: bool,
+        duration_s: float | None,
+        cost_usd: float | None,
+    ) -> None:
+        """:meth:`observe_call` for (service, feature) ``key`` from the call's numbers alone."""
         window = self._calls.get(key)
         if window is None:
             window = self._calls[key] = _CallWindow()
         window.count += 1
-        window.errors += sample.is_error
+        window.errors += is_error
         window.refusals += refused
-        if sample.duration_s is not None:
-            window.latencies.append(sample.duration_s)
-        if sample.cost_usd is not None:
-            window.cost += sample.cost_usd
+        if duration_s is not None:
+            window.latencies.append(duration_s)
+        if cost_usd is not None:
+            window.cost += cost_usd
             window.priced += 1
-        if window.count < self.window_size(sample.feature):
+        if window.count < self._sizes.get(key[1], self.settings.requests_per_window):
             return
         del self._calls[key]
         f = key

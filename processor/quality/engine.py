@@ -38,12 +38,15 @@ from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import attributes as A
 from llmpulse.contract.sampling import is_sampled_bytes
+from llmpulse.processor.metrics.names import OUTCOME_REFUSAL
+from llmpulse.processor.pipeline.records import LLMCall
 from llmpulse.processor.quality import checks as C
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.content_watch import ContentWatch
 from llmpulse.processor.quality.flag_writer import FlagWriter
+from llmpulse.processor.quality.ingest import sample_from_call
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
@@ -243,6 +246,54 @@ class QualityEngine:
         except Exception:  # the ingest path never fails because of the quality engine
             _log.exception("quality engine failed on a sample of service %s feature %s", *sample.key)
             return []
+
+    def observe_numbers(self, call: LLMCall) -> bool:
+        """:meth:`observe` (with ``defer_counts``) for a call whose span carried no content, read
+        from the normalised record: no sample is built unless the call is flagged. The common
+        case on the ingest path. Returns whether the call failed. Never raises."""
+        try:
+            return self._observe_numbers(call)
+        except Exception:  # the ingest path never fails because of the quality engine
+            _log.exception(
+                "quality engine failed on a call of service %s feature %s", call.service, call.feature
+            )
+            return False
+
+    def _observe_numbers(self, call: LLMCall) -> bool:
+        key = (call.service, call.feature)
+        if key not in self._features:
+            self._feature(key)
+        finish = call.finish_reason
+        is_error = bool(call.error_type) or finish == A.FINISH_ERROR
+        s = self.settings
+        failed = C.number_checks(
+            call.outcome == OUTCOME_REFUSAL,
+            finish,
+            call.model,
+            call.input_tokens,
+            context_fraction=s.context_limit_fraction,
+            context_limits=s.context_limits,
+        )
+        counts = self._pending.get(key)
+        if counts is None:
+            counts = self._pending[key] = [0, 0]
+        counts[0] += 1
+        counts[1] += not is_error
+        if not failed:
+            self.charts.observe_numbers(key, is_error, False, call.duration_s, call.cost_usd)
+            return is_error
+        for name in failed:
+            self._child(self.metrics.check_failures, *key, name).inc()
+        refused = not _REFUSALS.isdisjoint(failed)
+        self.charts.observe_numbers(key, is_error, refused, call.duration_s, call.cost_usd)
+        flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
+        if flagging:
+            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
+            if self._check_quota(key):
+                self._flags.save(self._flags.record(sample_from_call(call), (Q.SOURCE_CHECK,), flagging))
+            else:
+                self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
+        return is_error
 
     def flush_counts(self) -> None:
         """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
