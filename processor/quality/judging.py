@@ -129,7 +129,8 @@ class JudgeScheduler:
             self.budget.charge(tokens_in + tokens_out, usd)
         else:
             _log.warning(
-                "judge spend outside judge_one not charged to the shared budget: %d tokens", tokens_in
+                "judge spend outside judge_one not charged to the shared budget: %d tokens",
+                tokens_in + tokens_out,
             )
         self.metrics.judge_tokens.labels("input").inc(tokens_in)
         self.metrics.judge_tokens.labels("output").inc(tokens_out)
