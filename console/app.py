@@ -52,6 +52,8 @@ from llmpulse.console.settings import ConsoleSettings
 from llmpulse.console.sources import Alert, AlertmanagerClient, PrometheusClient, SourceError
 from llmpulse.console.svg import line_chart
 from llmpulse.processor.quality.store import LABELS, FlaggedStore, StoredSample, iter_jsonl
+from llmpulse.processor.store.factory import is_url, open_store
+from llmpulse.processor.store.protocols import FlaggedSamples, StateStore, StoreError
 
 __all__ = ["Console", "create_app"]
 
@@ -103,13 +105,14 @@ class Console:
         self,
         settings: ConsoleSettings,
         *,
-        store: FlaggedStore | None = None,
+        store: FlaggedSamples | None = None,
         prometheus: PrometheusClient | None = None,
         alertmanager: AlertmanagerClient | None = None,
         forward_client: httpx.Client | None = None,
     ) -> None:
         self.settings = settings
         self._store = store
+        self._state: StateStore | None = None
         self._store_lock = threading.Lock()
         self.store_problem: str | None = None
         self.prometheus = prometheus or PrometheusClient(settings.prometheus_url)
@@ -118,11 +121,22 @@ class Console:
         self._bundles: dict[str, tuple[Alert, dict[str, Any]]] = {}
         self._bundles_lock = threading.Lock()
 
-    def store(self) -> FlaggedStore | None:
-        """The flagged-sample store, opened once its file exists (the processor creates it)."""
+    def store(self) -> FlaggedSamples | None:
+        """The flagged-sample store: the PostgreSQL store the replicas share when ``db_path`` is a
+        ``postgresql://`` URL (retried until it can be opened), else the SQLite file once it
+        exists (the processor creates it)."""
         with self._store_lock:
             if self._store is None:
                 path = self.settings.db_path
+                if is_url(path):
+                    try:
+                        self._state = open_store(path)
+                    except StoreError as exc:
+                        self.store_problem = str(exc)
+                        return None
+                    self._store = self._state.flagged
+                    self.store_problem = None
+                    return self._store
                 if not Path(path).exists():
                     self.store_problem = f"no quality database at {path} yet (the processor writes it)"
                     return None
@@ -135,7 +149,9 @@ class Console:
             return self._store
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._state is not None:
+            self._state.close()
+        elif self._store is not None:
             self._store.close()
         self.prometheus.close()
         self.alertmanager.close()

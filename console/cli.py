@@ -41,6 +41,12 @@ def register(subparsers: Any) -> None:
         help=f"quality database the processor writes (default: ${E.LLMPULSE_QUALITY_DB} or {DEFAULT_DB})",
     )
     parser.add_argument(
+        "--store-url",
+        default=env.get(E.LLMPULSE_STORE_URL),
+        help=f"postgresql:// URL of the store the processor replicas share; wins over --db"
+        f" (default: ${E.LLMPULSE_STORE_URL})",
+    )
+    parser.add_argument(
         "--prometheus-url",
         default=env.get(E.LLMPULSE_PROMETHEUS_URL, "http://127.0.0.1:9090"),
         help="Prometheus (default: %(default)s)",
@@ -87,7 +93,7 @@ def register(subparsers: Any) -> None:
 def settings_from(args: argparse.Namespace) -> ConsoleSettings:
     """The settings of ``args`` and the environment; ConsoleSettingsError on a bad one."""
     return ConsoleSettings(
-        db_path=args.db,
+        db_path=args.store_url or args.db,
         prometheus_url=args.prometheus_url,
         alertmanager_url=args.alertmanager_url,
         host=args.host,

@@ -17,7 +17,7 @@ from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift import metric_names as D
 from llmpulse.processor.metrics import names as N
 from llmpulse.processor.quality import metric_names as Q
-from llmpulse.processor.quality.store import FlaggedStore
+from llmpulse.processor.store.protocols import FlaggedSamples
 
 __all__ = ["QUEUE_WINDOW_S", "Health", "HealthRow", "Key", "collect_health", "key_of"]
 
@@ -87,7 +87,7 @@ QUERIES: dict[str, str] = {
 
 
 def collect_health(
-    prometheus: PrometheusClient, store: FlaggedStore | None, *, now: float | None = None
+    prometheus: PrometheusClient, store: FlaggedSamples | None, *, now: float | None = None
 ) -> Health:
     """The home page's rows, sorted by service then feature."""
     rows: dict[Key, HealthRow] = {}

@@ -24,7 +24,8 @@ from llmpulse.console.health import key_of
 from llmpulse.console.sources import Alert, PrometheusClient, SourceError
 from llmpulse.processor.metrics import names as N
 from llmpulse.processor.quality import metric_names as Q
-from llmpulse.processor.quality.store import FlaggedStore, StoredSample
+from llmpulse.processor.quality.store import StoredSample
+from llmpulse.processor.store.protocols import FlaggedSamples
 
 __all__ = [
     "SCOPE_DIMENSIONS",
@@ -254,7 +255,7 @@ def _scope(
 
 def build_incident(
     alert: Alert,
-    store: FlaggedStore | None,
+    store: FlaggedSamples | None,
     prometheus: PrometheusClient | None,
     *,
     window_s: float = 3600.0,

@@ -11,6 +11,8 @@ A span travels one way through the sub-packages::
        |              flagged samples
        +--> drift/    input drift against a frozen reference
     spc/       the EWMA chart both quality and drift use
+    store/     durable state (flagged samples, labels, SPC charts, judge budget) in SQLite or
+               PostgreSQL behind one interface
     admin/     /metrics, /api/status, /healthz, /readyz and the engines' admin routes
 
 At the top: :mod:`~llmpulse.processor.service` (the process: receivers, pipeline, admin
@@ -35,4 +37,5 @@ __all__ = [
     "service",
     "settings",
     "spc",
+    "store",
 ]

@@ -14,6 +14,8 @@ model and key can also come from ``LLMPULSE_JUDGE_BASE_URL``, ``LLMPULSE_JUDGE_M
 
 ``[drift]`` keys: ``enabled`` (true), ``embedder`` (``hashed``, ``openai`` or ``local``),
 ``state_path`` (where frozen references persist across restarts; none by default),
+``store_url`` (a ``postgresql://`` URL: references persist there instead, shared by replicas;
+``LLMPULSE_STORE_URL`` overrides it),
 ``interval_s`` (1.0), an ``[drift.embedder_options]`` table passed to the embedder (for
 ``openai``: ``base_url``, ``model``, ``api_key``, ``timeout``, ``daily_token_budget``, ...; the
 key can also come from ``LLMPULSE_EMBEDDINGS_API_KEY``) and a ``[drift.settings]`` table of
@@ -42,14 +44,19 @@ from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.extension import quality_extension
 from llmpulse.processor.quality.settings import QualityConfigError, QualitySettings
 from llmpulse.processor.settings import CONFIG_TABLE, CONFIG_TABLES, ConfigError
+from llmpulse.processor.store.factory import is_url, open_store
+from llmpulse.processor.store.protocols import StoreError
 
 logger = logging.getLogger(__name__)
 
 ENV_JUDGE_BASE_URL = E.LLMPULSE_JUDGE_BASE_URL
 ENV_JUDGE_MODEL = E.LLMPULSE_JUDGE_MODEL
 ENV_JUDGE_API_KEY = E.LLMPULSE_JUDGE_API_KEY
+ENV_STORE_URL = E.LLMPULSE_STORE_URL
 ENV_EMBEDDINGS_API_KEY = E.LLMPULSE_EMBEDDINGS_API_KEY
-_DRIFT_KEYS = frozenset({"enabled", "embedder", "state_path", "interval_s", "embedder_options", "settings"})
+_DRIFT_KEYS = frozenset(
+    {"enabled", "embedder", "state_path", "store_url", "interval_s", "embedder_options", "settings"}
+)
 ENGINE_TABLES = tuple(t for t in CONFIG_TABLES if t != CONFIG_TABLE)
 
 
@@ -72,11 +79,16 @@ def load_engine_config(path: str | None) -> dict[str, dict[str, Any]]:
 
 
 def quality_settings(table: Mapping[str, Any], environ: Mapping[str, str]) -> QualitySettings:
-    """Quality settings from the ``[quality]`` table, with the judge endpoint from the environment."""
+    """Quality settings from the ``[quality]`` table, with the judge endpoint and the store URL
+    from the environment."""
+    table = dict(table)
+    if environ.get(ENV_STORE_URL):
+        table["store_url"] = environ[ENV_STORE_URL]
     try:
-        settings = QualitySettings.from_dict(dict(table))
+        settings = QualitySettings.from_dict(table)
     except QualityConfigError as exc:
-        raise ConfigError(f"[quality]: {exc}") from None
+        where = f" (with {ENV_STORE_URL})" if environ.get(ENV_STORE_URL) else ""
+        raise ConfigError(f"[quality]{where}: {exc}") from None
     judge = settings.judge
     overrides: dict[str, Any] = {}
     if environ.get(ENV_JUDGE_BASE_URL):
@@ -123,8 +135,22 @@ def build_drift(table: Mapping[str, Any], environ: Mapping[str, str]) -> Extensi
     engine = DriftEngine(
         registry=CollectorRegistry(auto_describe=False), embedder=embedder, settings=settings
     )
+    url = environ.get(ENV_STORE_URL) or table.get("store_url")
+    if not url:
+        return drift_extension(
+            engine, state_path=table.get("state_path"), interval=float(table.get("interval_s", 1.0))
+        )
+    if not is_url(str(url)):
+        raise ConfigError(f"[drift] store_url must be a postgresql:// URL, got {str(url).split('@')[-1]!r}")
+    try:
+        store = open_store(str(url))
+    except StoreError as exc:
+        raise ConfigError(f"[drift] store: {exc}") from None
     return drift_extension(
-        engine, state_path=table.get("state_path"), interval=float(table.get("interval_s", 1.0))
+        engine,
+        references=store.references,
+        close_references=store.close,
+        interval=float(table.get("interval_s", 1.0)),
     )
 
 
@@ -149,7 +175,10 @@ def build_quality(
 ) -> Extension:
     """The quality extension: the quality engine and the canary runner."""
     registry = CollectorRegistry(auto_describe=False)
-    quality = QualityEngine(quality_settings(table, environ), registry=registry)
+    try:
+        quality = QualityEngine(quality_settings(table, environ), registry=registry)
+    except StoreError as exc:  # the store cannot be opened: say where and what to check
+        raise ConfigError(f"[quality] store: {exc}") from None
     try:
         canary_settings = CanarySettings.from_dict(dict(canary_table))
     except QualityConfigError as exc:

@@ -2,6 +2,8 @@
 # Install or build everything llmpulse needs on this machine, idempotently.
 #
 #   1. Prometheus and Alertmanager (Debian packages `prometheus`, `prometheus-alertmanager`)
+#   1b. PostgreSQL 15 (Debian package `postgresql`), for the shared-state store's tests and
+#      `[quality] store_url`; only its binaries are used (tests start throwaway clusters)
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
@@ -46,6 +48,19 @@ else
     as_root systemctl stop "$svc" >/dev/null 2>&1 || true
   done
   step "Installed: $(prometheus --version 2>&1 | head -n1)"
+fi
+
+# --- 1b. PostgreSQL ------------------------------------------------------------------------
+PG_BIN="${LLMPULSE_PG_BIN:-/usr/lib/postgresql/15/bin}"
+if [ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/postgres" ] && [ -x "$PG_BIN/pg_ctl" ]; then
+  step "PostgreSQL: already installed ($("$PG_BIN/postgres" --version))"
+else
+  step "Installing Debian package: postgresql (apt-get)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+  # The package may start its default cluster where an init system runs; llmpulse starts its own.
+  as_root systemctl stop postgresql >/dev/null 2>&1 || true
+  step "Installed: $("$PG_BIN/postgres" --version)"
 fi
 
 # --- 2. The collector --------------------------------------------------------------------

@@ -9,13 +9,16 @@ the real binaries ran.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from llmpulse.stack import components
+from llmpulse.stack.postgres import PostgresCluster
 
 
 @dataclass
@@ -64,6 +67,36 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{record.name:<13} pid {record.pid:<7} {record.argv0}  ready at {record.ready_url}  "
             f"stopped (exit {record.exit_code})"
         )
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresCluster]:
+    """One throwaway PostgreSQL cluster for the whole session (tests make their own databases)."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except components.ComponentMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    record = ComponentRecord("postgres", str(cluster.bin_dir / "postgres"), cluster.url(), cluster.pid)
+    _RUN_LOG.append(record)
+    yield cluster
+    record.exit_code = cluster.stop()
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+def new_pg_database(postgres_server: PostgresCluster) -> Callable[[], str]:
+    """Make an empty database in the session's cluster; returns its URL."""
+
+    def make() -> str:
+        name = f"test_{next(_databases)}"
+        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return postgres_server.url(name)
+
+    return make
 
 
 @dataclass(frozen=True)

@@ -332,6 +332,24 @@ Quality database the ``triage``, ``label``, ``export`` and ``spc`` commands open
 is not given. Default ``llmpulse-quality.db``.
 """
 
+LLMPULSE_STORE_URL: Final = "LLMPULSE_STORE_URL"
+"""
+.. envvar:: LLMPULSE_STORE_URL
+
+A ``postgresql://`` URL of the shared state store (flagged samples, labels, SPC charts, the judge
+budget). ``llmpulse serve`` uses it over ``[quality] store_url``; ``triage``, ``label``,
+``export`` and ``spc`` open it when ``--store-url`` is not given (and ``--db`` is not either).
+Unset: the SQLite file (``[quality] db_path``, ``--db``).
+"""
+
+LLMPULSE_PG_BIN: Final = "LLMPULSE_PG_BIN"
+"""
+.. envvar:: LLMPULSE_PG_BIN
+
+Directory holding PostgreSQL's ``initdb``, ``pg_ctl`` and ``postgres``, for the throwaway
+clusters the tests (and the local stack) start. Default: the newest ``/usr/lib/postgresql/*/bin``.
+"""
+
 # --- the triage console (llmpulse console) ----------------------------------------------------
 
 LLMPULSE_CONSOLE_TOKEN: Final = "LLMPULSE_CONSOLE_TOKEN"

@@ -149,6 +149,13 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of the log at ``path``, or ``(no log)``."""
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
 @dataclass
 class ManagedProcess:
     """A child process with a readiness URL and a log file."""
@@ -214,9 +221,7 @@ class ManagedProcess:
         return self._process is not None and self._process.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        return "(no log)"
+        return log_tail(self.log_path, lines)
 
     def __enter__(self) -> ManagedProcess:
         return self.start() if self._process is None else self

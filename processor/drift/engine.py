@@ -45,9 +45,15 @@ from llmpulse.processor.drift.embedders import (
     HashedNgramEmbedder,
 )
 from llmpulse.processor.drift.metrics import DriftMetrics
-from llmpulse.processor.drift.persist import read_references, write_references
+from llmpulse.processor.drift.persist import (
+    decode_references,
+    encode_reference,
+    read_references,
+    write_references,
+)
 from llmpulse.processor.drift.state import DriftSettings, FeatureDrift
 from llmpulse.processor.spc.ewma import ChartState
+from llmpulse.processor.store.protocols import DriftReferences
 
 __all__ = ["AmbiguousFeature", "DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
 
@@ -377,25 +383,38 @@ class DriftEngine:
         with self._state_lock:
             return sum(state.generation for state in self._features.values())
 
-    def save_state(self, path: str | os.PathLike[str]) -> int:
+    def save_state(self, path: str | os.PathLike[str] | DriftReferences) -> int:
         """Write every frozen reference (vectors, centroid, output samples, SPC chart) to ``path``.
 
-        One ``.npz`` file, written atomically; returns the number of features saved. Current
-        windows are not saved: after a restart they fill again against the saved reference, so a
-        drift that began before the restart is still measured against the old normal.
+        One ``.npz`` file, written atomically, or a row per (service, feature) of a store's
+        :class:`~llmpulse.processor.store.protocols.DriftReferences`; returns the number of
+        features saved. Current windows are not saved: after a restart they fill again against
+        the saved reference, so a drift that began before the restart is still measured against
+        the old normal.
         """
         with self._state_lock:
-            return write_references(
-                path, self.embedder.name, [*self._features.values(), *self._legacy.values()]
-            )
+            states = [*self._features.values(), *self._legacy.values()]
+            if isinstance(path, str | os.PathLike):
+                return write_references(path, self.embedder.name, states)
+            blobs = {
+                (state.service, state.feature): encode_reference(self.embedder.name, snap)
+                for state in states
+                if (snap := state.snapshot()) is not None
+            }
+        path.save_references(blobs)
+        return len(blobs)
 
-    def load_state(self, path: str | os.PathLike[str]) -> int:
+    def load_state(self, path: str | os.PathLike[str] | DriftReferences) -> int:
         """Restore references saved by :meth:`save_state`; returns how many features were restored.
 
         A missing file restores nothing; a file from another embedder or of another vector size,
         or a malformed one, is ignored with a warning (see :func:`read_references`).
         """
-        saved = read_references(path, self.embedder.name, getattr(self.embedder, "dimensions", None))
+        dimensions = getattr(self.embedder, "dimensions", None)
+        if isinstance(path, str | os.PathLike):
+            saved = read_references(path, self.embedder.name, dimensions)
+        else:
+            saved = decode_references(path.load_references(), self.embedder.name, dimensions, "store")
         restored = 0
         with self._state_lock:
             for arrays, meta in saved:

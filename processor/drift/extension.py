@@ -12,12 +12,14 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
 from llmpulse.processor.drift.engine import DriftEngine
 from llmpulse.processor.drift.listener import DriftListener
 from llmpulse.processor.extension import Extension
+from llmpulse.processor.store.protocols import DriftReferences
 
 __all__ = ["drift_extension"]
 
@@ -28,6 +30,8 @@ def drift_extension(
     engine: DriftEngine,
     *,
     state_path: str | os.PathLike[str] | None = None,
+    references: DriftReferences | None = None,
+    close_references: Callable[[], None] | None = None,
     interval: float | None = None,
     persist_interval: float = 1.0,
 ) -> Extension:
@@ -41,17 +45,20 @@ def drift_extension(
             saved within ``persist_interval`` seconds of every change (a reference frozen or
             re-frozen, a chart baseline fixed) and at stop, so a SIGKILL or an OOM kill loses at
             most that much. None: nothing persists.
+        references: a store's drift references (SQLite or PostgreSQL, shared by replicas), used
+            instead of ``state_path`` the same way; ``close_references`` is called at stop.
         interval: seconds between background runs of the engine (``engine.run``), started with
             the extension and cancelled at stop. None: no background run; the caller runs
             ``engine.run_once()`` itself (tests do).
     """
     tasks: list[asyncio.Task[None]] = []
     saved = [-1]  # the engine generation last written
+    target = references if references is not None else state_path
 
     async def save_if_changed() -> None:
         generation = engine.generation()
-        if state_path and generation != saved[0]:
-            await asyncio.to_thread(engine.save_state, state_path)
+        if target and generation != saved[0]:
+            await asyncio.to_thread(engine.save_state, target)
             saved[0] = generation
 
     async def persist() -> None:
@@ -61,15 +68,21 @@ def drift_extension(
                 await save_if_changed()
             except OSError as exc:  # a full disk must not stop drift monitoring; the next tick retries
                 logger.warning("event=drift_state_not_saved path=%s error=%s", state_path, exc)
+            except Exception as exc:  # nor a store that is down for a moment
+                if references is None:
+                    raise
+                logger.warning("event=drift_state_not_saved target=store error=%s", exc)
 
     async def start() -> None:
-        if state_path and Path(state_path).exists():
+        if references is not None:
+            await asyncio.to_thread(engine.load_state, references)
+        elif state_path and Path(state_path).exists():
             await asyncio.to_thread(engine.load_state, state_path)
         saved[0] = engine.generation()
         loop = asyncio.get_running_loop()
         if interval is not None:
             tasks.append(loop.create_task(engine.run(interval=interval), name="drift"))
-        if state_path:
+        if target:
             tasks.append(loop.create_task(persist(), name="drift-persist"))
 
     async def stop() -> None:
@@ -78,9 +91,11 @@ def drift_extension(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if state_path:
-            await asyncio.to_thread(engine.save_state, state_path)
+        if target:
+            await asyncio.to_thread(engine.save_state, target)
             saved[0] = engine.generation()
+        if close_references is not None:
+            await asyncio.to_thread(close_references)
 
     return Extension(
         "drift",

@@ -1,4 +1,5 @@
-"""Saving and reading the drift engine's frozen references: one ``.npz`` file, written atomically.
+"""Saving and reading the drift engine's frozen references: one ``.npz`` file, written atomically,
+or one ``.npz`` blob per (service, feature) for a store (:func:`encode_reference`).
 
 The file is written to a temporary name, fsynced, renamed over the old one and the directory
 fsynced: after a crash at any moment the file is the old state or the new one, whole.
@@ -11,6 +12,7 @@ the finish reasons, the SPC chart and the freeze time. No pickles: it loads with
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ import numpy as np
 
 from llmpulse.processor.drift.state import FeatureDrift
 
-__all__ = ["Saved", "read_references", "write_references"]
+__all__ = ["Saved", "decode_references", "encode_reference", "read_references", "write_references"]
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,13 @@ def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions
             "event=drift_state_ignored path=%s reason='ignoring unreadable state file' error=%r", target, exc
         )
         return []
+    return _usable(features, meta["embedder"], embedder_name, dimensions, target)
+
+
+def _usable(
+    features: list[Saved], saved_embedder: str, embedder_name: str, dimensions: int | None, target: object
+) -> list[Saved]:
+    """``features`` when this embedder can use them, else [] with a warning naming ``target``."""
     saved_dims = {int(arrays["reference"].shape[1]) for arrays, _ in features}
     if dimensions is not None and saved_dims - {dimensions}:
         logger.warning(
@@ -109,13 +118,48 @@ def read_references(path: str | os.PathLike[str], embedder_name: str, dimensions
             dimensions,
         )
         return []
-    if meta["embedder"] != embedder_name:
+    if saved_embedder != embedder_name:
         logger.warning(
             "event=drift_state_ignored path=%s reason='made with embedder %s, not %s' "
             "action=collect_new_references",
             target,
-            meta["embedder"],
+            saved_embedder,
             embedder_name,
         )
         return []
     return features
+
+
+def encode_reference(embedder_name: str, snap: Saved) -> bytes:
+    """One feature's frozen reference as bytes (an ``.npz``: its arrays and a JSON ``meta``), for a
+    store row per (service, feature)."""
+    arrays, meta = snap
+    doc = {"version": STATE_VERSION, "embedder": embedder_name, "feature": meta}
+    out = io.BytesIO()
+    np.savez(out, meta=np.frombuffer(json.dumps(doc).encode(), dtype=np.uint8), **arrays)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def decode_references(
+    blobs: dict[tuple[str, str], bytes], embedder_name: str, dimensions: int | None, where: str
+) -> list[Saved]:
+    """The stored references (from :func:`encode_reference`) usable with this embedder; an
+    unreadable row, or rows of another embedder or vector size, are ignored with a warning."""
+    usable: list[Saved] = []
+    for key, blob in sorted(blobs.items()):
+        row = f"{where} ({'/'.join(key)})"
+        try:
+            with np.load(io.BytesIO(blob), allow_pickle=False) as data:
+                doc = json.loads(bytes(data["meta"]).decode())
+                arrays = {k: data[k] for k in data.files if k != "meta"}
+            if doc.get("version") != STATE_VERSION:
+                raise ValueError(f"unsupported drift state version {doc.get('version')!r}")
+            saved: Saved = (arrays, doc["feature"])
+            embedder = str(doc["embedder"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning(
+                "event=drift_state_ignored path=%s reason='ignoring unreadable row' error=%r", row, exc
+            )
+            continue
+        usable += _usable([saved], embedder, embedder_name, dimensions, row)
+    return usable

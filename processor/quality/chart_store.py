@@ -26,7 +26,7 @@ from typing import Any
 
 from llmpulse.processor.quality.store import open_database
 
-__all__ = ["LEGACY_SERVICE", "ChartKey", "ChartStore"]
+__all__ = ["LEGACY_SERVICE", "ChartKey", "ChartStore", "reset_filter"]
 
 ChartKey = tuple[str, str, str]
 """(service, feature, statistic)."""
@@ -70,6 +70,19 @@ DROP TABLE spc_charts_by_feature;
 COMMIT;
 """
 _MIGRATE_RESETS = "ALTER TABLE spc_resets ADD COLUMN service TEXT"
+
+
+def reset_filter(feature: str, statistic: str | None, service: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause (``%s`` placeholders) and arguments selecting the charts a reset removes."""
+    where = ["feature = %s"]
+    args: list[Any] = [feature]
+    if statistic is not None:
+        where.append("statistic = %s")
+        args.append(statistic)
+    if service is not None:
+        where.append("service IN (%s, %s)")  # a legacy chart is every service's
+        args.extend((service, LEGACY_SERVICE))
+    return " AND ".join(where), args
 
 
 def _columns(db: Any, table: str) -> set[str]:
@@ -131,16 +144,11 @@ class ChartStore:
         """Delete the saved charts of ``feature`` (one statistic or all; of one service or of
         every service) and ask a running engine to reset them too; returns how many saved
         charts were deleted."""
-        where = ["feature = ?"]
-        args: list[Any] = [feature]
-        if statistic is not None:
-            where.append("statistic = ?")
-            args.append(statistic)
-        if service is not None:
-            where.append("service IN (?, ?)")  # a legacy chart is every service's
-            args.extend((service, LEGACY_SERVICE))
+        where, args = reset_filter(feature, statistic, service)
         with self._lock:
-            deleted = self._db.execute(f"DELETE FROM spc_charts WHERE {' AND '.join(where)}", args).rowcount
+            deleted = self._db.execute(
+                f"DELETE FROM spc_charts WHERE {where.replace('%s', '?')}", args
+            ).rowcount
             self._db.execute(
                 "INSERT INTO spc_resets (service, feature, statistic, requested) VALUES (?, ?, ?, ?)",
                 (service, feature, statistic, time.time()),

@@ -1,8 +1,10 @@
 """``llmpulse triage | label | export | spc``: work with flagged samples and SPC baselines.
 
-These commands open the quality database directly (``--db``; default ``$LLMPULSE_QUALITY_DB`` or
-``llmpulse-quality.db`` in the working directory), so they work whether or not the processor is
-running; SQLite's WAL mode lets them read while it writes.
+These commands open the store directly, so they work whether or not the processor is running:
+the PostgreSQL store the replicas share (``--store-url``, or ``$LLMPULSE_STORE_URL``), or the
+SQLite file (``--db``; default ``$LLMPULSE_QUALITY_DB`` or ``llmpulse-quality.db`` in the
+working directory; SQLite's WAL mode lets them read while the processor writes). A flag wins over
+either environment variable; ``--store-url`` wins over ``--db``.
 
 * ``triage [--service S] [--feature F] --since 1h --limit 20`` lists flagged samples, newest first;
 * ``label ID good|bad --note TEXT`` records a human label (it feeds the judge-agreement metric);
@@ -24,11 +26,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from llmpulse.contract.environment_variables import LLMPULSE_QUALITY_DB as DB_ENV
-from llmpulse.processor.quality.chart_store import ChartStore
+from llmpulse.contract.environment_variables import LLMPULSE_STORE_URL as STORE_URL_ENV
 from llmpulse.processor.quality.metric_names import STATISTICS
-from llmpulse.processor.quality.store import FlaggedStore, StoredSample, iter_jsonl
+from llmpulse.processor.quality.store import StoredSample, iter_jsonl
+from llmpulse.processor.store.factory import is_url, open_store
+from llmpulse.processor.store.protocols import StateStore, StoreError
 
-__all__ = ["DB_ENV", "DEFAULT_DB", "main", "parse_since", "register"]
+__all__ = ["DB_ENV", "DEFAULT_DB", "STORE_URL_ENV", "main", "parse_since", "register"]
 
 DEFAULT_DB = "llmpulse-quality.db"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -50,10 +54,10 @@ def parse_since(value: str, *, now: float | None = None) -> float:
 
 
 def _add_db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help=f"SQLite quality database (default: ${DB_ENV} or {DEFAULT_DB})")
     parser.add_argument(
-        "--db",
-        default=os.environ.get(DB_ENV, DEFAULT_DB),
-        help=f"quality database (default: ${DB_ENV} or {DEFAULT_DB}; now %(default)s)",
+        "--store-url",
+        help=f"postgresql:// URL of the store the processor replicas share (default: ${STORE_URL_ENV})",
     )
 
 
@@ -122,6 +126,9 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
         except _NoDatabase as exc:
             print(exc, file=sys.stderr)
             return 2
+        except StoreError as exc:
+            print(f"llmpulse {args.command}: {exc}", file=sys.stderr)
+            return 2
         except argparse.ArgumentTypeError as exc:  # a --since that parse_since cannot read
             print(f"llmpulse {args.command}: {exc}", file=sys.stderr)
             return 2
@@ -129,21 +136,25 @@ def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse
     return run
 
 
-def _existing(args: argparse.Namespace) -> str:
-    if not os.path.exists(args.db):  # never create an empty database from a typo
+def _location(args: argparse.Namespace) -> str:
+    """Where to open the store: flags first, then the environment, then the default file."""
+    url = args.store_url or (None if args.db else os.environ.get(STORE_URL_ENV))
+    if url:
+        if not is_url(url):
+            raise _NoDatabase(f"llmpulse {args.command}: --store-url must be a postgresql:// URL")
+        return str(url)
+    path = args.db or os.environ.get(DB_ENV, DEFAULT_DB)
+    if not os.path.exists(path):  # never create an empty database from a typo
         raise _NoDatabase(
-            f"llmpulse {args.command}: no quality database at {args.db}; pass --db or set {DB_ENV}"
-            " to the path the processor writes (quality.db_path)"
+            f"llmpulse {args.command}: no quality database at {path}; pass --db or set {DB_ENV}"
+            f" to the path the processor writes (quality.db_path), or --store-url / {STORE_URL_ENV}"
+            " for a PostgreSQL store"
         )
-    return str(args.db)
+    return str(path)
 
 
-def _open(args: argparse.Namespace) -> FlaggedStore:
-    return FlaggedStore(_existing(args))
-
-
-def _open_charts(args: argparse.Namespace) -> ChartStore:
-    return ChartStore(_existing(args))
+def _open(args: argparse.Namespace) -> StateStore:
+    return open_store(_location(args))
 
 
 def _when(ts: float) -> str:
@@ -174,7 +185,7 @@ def _row(sample: StoredSample) -> list[str]:
 
 def _triage(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        samples = store.query(
+        samples = store.flagged.query(
             service=args.service,
             feature=args.feature,
             since=parse_since(args.since),
@@ -210,7 +221,7 @@ def _triage(args: argparse.Namespace) -> int:
 
 def _label(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        if not store.label(args.id, args.label, args.note):
+        if not store.flagged.label(args.id, args.label, args.note):
             print(f"llmpulse label: no sample with id {args.id} (see llmpulse triage)", file=sys.stderr)
             return 1
     print(f"sample {args.id} labelled {args.label}")
@@ -219,7 +230,7 @@ def _label(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     with _open(args) as store:
-        samples = store.query(
+        samples = store.flagged.query(
             service=args.service,
             feature=args.feature,
             since=parse_since(args.since) if args.since else None,
@@ -248,8 +259,9 @@ def _g(value: Any) -> str:
 
 
 def _spc_show(args: argparse.Namespace) -> int:
-    with _open_charts(args) as store:
-        charts = store.load_charts()
+    with _open(args) as store:
+        charts = store.charts.load_charts()
+        where = store.location
     header = ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
     rows = [header]
     for (service, feature, statistic), state in sorted(charts.items()):
@@ -275,7 +287,7 @@ def _spc_show(args: argparse.Namespace) -> int:
             )
     if len(rows) == 1:
         print(
-            f"no SPC charts saved{_scope(args)} in {args.db} yet: the processor saves a chart once it has "
+            f"no SPC charts saved{_scope(args)} in {where} yet: the processor saves a chart once it has "
             "charted a window (spc.requests_per_window calls, spc.scores_per_window verdicts)"
         )
         return 0
@@ -286,8 +298,8 @@ def _spc_show(args: argparse.Namespace) -> int:
 
 
 def _spc_reset(args: argparse.Namespace) -> int:
-    with _open_charts(args) as store:
-        deleted = store.request_reset(args.feature, args.statistic, service=args.service)
+    with _open(args) as store:
+        deleted = store.charts.request_reset(args.feature, args.statistic, service=args.service)
     what = args.statistic or "all statistics"
     print(f"SPC baseline reset{_scope(args)} ({what}); {deleted} saved chart(s) removed")
     return 0

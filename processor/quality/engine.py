@@ -16,8 +16,8 @@ sampler to the judge. The rest is one job per module behind this facade:
 
 * :mod:`~llmpulse.processor.quality.judging`: the judge queue and a pool of worker tasks that
   judge samples off the ingest path, behind a rate limit, a daily budget and a circuit breaker;
-* :mod:`~llmpulse.processor.quality.flag_writer`: flagged samples go to the SQLite store through
-  a writer task (SQLite calls run in a thread);
+* :mod:`~llmpulse.processor.quality.flag_writer`: flagged samples go to the store (SQLite or
+  PostgreSQL, :mod:`~llmpulse.processor.store`) through a writer task (store calls run in a thread);
 * :mod:`~llmpulse.processor.quality.ticker`: a periodic :meth:`QualityEngine.tick` persists
   changed charts (:mod:`~llmpulse.processor.quality.chart_store`), applies ``llmpulse spc reset``
   requests, enforces retention and refreshes the gauges.
@@ -51,10 +51,11 @@ from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import QualitySettings
-from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.quality.ticker import Ticker
 from llmpulse.processor.quality.types import FeedbackEvent, QualitySample, Verdict
 from llmpulse.processor.quality.user_signals import UserSignals
+from llmpulse.processor.store.factory import open_store
+from llmpulse.processor.store.protocols import BudgetLedger, ChartSnapshots, FlaggedSamples, StateStore
 
 __all__ = ["QualityEngine"]
 
@@ -71,8 +72,12 @@ class QualityEngine:
     Args:
         settings: the parsed quality settings.
         registry: where the metrics go (never the global registry).
-        store: the flagged-sample store; by default opened at ``settings.db_path``.
-        chart_store: where SPC charts persist; by default opened on the flagged store's file.
+        store: the flagged-sample store; by default the store at ``settings.store_url`` (PostgreSQL)
+            or ``settings.db_path`` (SQLite) is opened, with its chart store and budget ledger.
+        chart_store: where SPC charts persist; by default the opened store's, or a chart store on
+            the given SQLite store's file.
+        budget_ledger: the judge budget's ledger; by default the opened store's. With a ``store``
+            given and no ledger, the budget is kept in memory.
         judge: the judge; by default built from ``settings.judge``. The engine installs its own
             spend hook on it (budget and spend metrics).
         evaluation_sink: receives one ``gen_ai.evaluation.result``-shaped record per dimension.
@@ -86,8 +91,9 @@ class QualityEngine:
         settings: QualitySettings,
         *,
         registry: CollectorRegistry,
-        store: FlaggedStore | None = None,
-        chart_store: ChartStore | None = None,
+        store: FlaggedSamples | None = None,
+        chart_store: ChartSnapshots | None = None,
+        budget_ledger: BudgetLedger | None = None,
         judge: LLMJudge | None = None,
         evaluation_sink: EvaluationSink | None = None,
         clock: Callable[[], float] = time.time,
@@ -96,12 +102,19 @@ class QualityEngine:
     ) -> None:
         self.settings = settings
         self.metrics = QualityMetrics(registry)
-        self._owns_store = store is None
-        self.store = store or FlaggedStore(
-            settings.db_path, retention_days=settings.retention_days, retention_rows=settings.retention_rows
-        )
+        self._state: StateStore | None = None
+        if store is None:
+            self._state = open_store(
+                settings.store_url or settings.db_path,
+                retention_days=settings.retention_days,
+                retention_rows=settings.retention_rows,
+            )
+            store = self._state.flagged
+            chart_store = chart_store or self._state.charts
+            budget_ledger = budget_ledger or self._state.budget
+        self.store: FlaggedSamples = store
         self._owns_chart_store = chart_store is None
-        self.chart_store = chart_store or ChartStore(self.store.path)
+        self.chart_store: ChartSnapshots = chart_store or ChartStore(getattr(store, "path", ":memory:"))
         self.charts = QualityCharts(
             settings.spc,
             self.metrics,
@@ -123,6 +136,7 @@ class QualityEngine:
             evaluation_sink=evaluation_sink,
             clock=clock,
             monotonic=monotonic,
+            budget_ledger=budget_ledger,
         )
         self.judge = self.judging.judge
         self.budget = self.judging.budget
@@ -194,8 +208,8 @@ class QualityEngine:
         await self.judge.aclose()
         if self._owns_chart_store:
             await asyncio.to_thread(self.chart_store.close)
-        if self._owns_store:
-            await asyncio.to_thread(self.store.close)
+        if self._state is not None:
+            await asyncio.to_thread(self._state.close)
 
     async def tick(self) -> None:
         """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""

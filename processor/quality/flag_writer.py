@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.metrics import QualityMetrics
-from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore
+from llmpulse.processor.quality.store import FlaggedRecord
 from llmpulse.processor.quality.types import QualitySample, Verdict
+from llmpulse.processor.store.protocols import FlaggedSamples
 
 __all__ = ["FlagWriter"]
 
@@ -27,7 +28,7 @@ class FlagWriter:
     """Queues flagged records for ``store`` and writes them from :meth:`run`."""
 
     def __init__(
-        self, store: FlaggedStore, metrics: QualityMetrics, *, clock: Callable[[], float] = time.time
+        self, store: FlaggedSamples, metrics: QualityMetrics, *, clock: Callable[[], float] = time.time
     ) -> None:
         self.store = store
         self._clock = clock

@@ -1,6 +1,9 @@
 """Guards around the judge: a token-bucket rate limit, a daily spend budget, a circuit breaker.
 
 All three take a clock (and the limiter a sleep function) so tests drive them without waiting.
+The budget comes in two kinds with one interface (:meth:`admit` before a call, :meth:`settle`
+after it): :class:`DailyBudget` in memory, and :class:`SharedBudget` on a store's ledger, which
+every process on the same store shares.
 """
 
 from __future__ import annotations
@@ -9,8 +12,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["CircuitBreaker", "DailyBudget", "RateLimiter"]
+__all__ = ["Budget", "CircuitBreaker", "DailyBudget", "Ledger", "RateLimiter", "SharedBudget"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -79,6 +83,77 @@ class DailyBudget:
         self._roll()
         self.tokens += tokens
         self.usd += usd
+
+    async def admit(self) -> object | None:
+        """A ticket for one call when today's budget allows it, else None."""
+        return True if self.allows() else None
+
+    async def settle(self, ticket: object, tokens: int, usd: float) -> None:
+        """Record what the call let through by ``ticket`` cost."""
+        self.charge(tokens, usd)
+
+    async def refresh(self) -> None:
+        """Nothing to read: the spend is this object's."""
+
+
+class Ledger(Protocol):
+    """What :class:`SharedBudget` needs of a store's budget ledger
+    (:class:`~llmpulse.processor.store.protocols.BudgetLedger`)."""
+
+    def admit(self, day: int, max_tokens: int, max_usd: float) -> Any: ...
+    def settle(self, admission: Any, tokens: int, usd: float) -> None: ...
+    def spent(self, day: int) -> tuple[int, float]: ...
+
+
+class SharedBudget:
+    """The daily budget on a store's ledger: the check and the reservation are one atomic step
+    in the database, so every process on the store spends one budget (see
+    :class:`~llmpulse.processor.store.protocols.BudgetLedger`). Ledger calls block, so they run
+    in a thread; ``tokens`` and ``usd`` are the spend last read, for status pages.
+    """
+
+    def __init__(self, ledger: Ledger, max_tokens: int, max_usd: float, *, clock: Clock = time.time) -> None:
+        self.ledger = ledger
+        self.max_tokens = max_tokens
+        self.max_usd = max_usd
+        self.clock = clock
+        self.tokens = 0
+        self.usd = 0.0
+        self._day = -1
+
+    def _today(self) -> int:
+        day = int(self.clock() // 86400)
+        if day != self._day:
+            self._day, self.tokens, self.usd = day, 0, 0.0
+        return day
+
+    def allows(self) -> bool:
+        """Whether another call fitted in today's budget when it was last read."""
+        self._today()
+        return self.tokens < self.max_tokens and self.usd < self.max_usd
+
+    async def admit(self) -> object | None:
+        """An admission for one call when today's shared budget allows it, else None."""
+        admission = await asyncio.to_thread(self.ledger.admit, self._today(), self.max_tokens, self.max_usd)
+        if admission is None:
+            await self.refresh()  # spent by others: show it
+        return admission
+
+    async def settle(self, ticket: object, tokens: int, usd: float) -> None:
+        """Record what the admitted call cost and read back the day's spend."""
+        await asyncio.to_thread(self.ledger.settle, ticket, tokens, usd)
+        await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the day's spend (by every process on the store) into ``tokens`` and ``usd``."""
+        day = self._today()
+        spent = await asyncio.to_thread(self.ledger.spent, day)
+        if day == self._day:
+            self.tokens, self.usd = spent
+
+
+Budget = DailyBudget | SharedBudget
+"""Either budget: both have ``admit``/``settle``, ``allows`` and the spend fields."""
 
 
 class CircuitBreaker:

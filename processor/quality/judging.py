@@ -9,6 +9,7 @@ it and counts the drop); the workers take samples off the event loop's hot path.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 import zlib
@@ -17,7 +18,14 @@ from collections.abc import Callable
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.flag_writer import FlagWriter
-from llmpulse.processor.quality.guards import CircuitBreaker, DailyBudget, RateLimiter
+from llmpulse.processor.quality.guards import (
+    Budget,
+    CircuitBreaker,
+    DailyBudget,
+    Ledger,
+    RateLimiter,
+    SharedBudget,
+)
 from llmpulse.processor.quality.judge import JudgeError, JudgeUnparseable, LLMJudge
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import QualitySettings
@@ -28,6 +36,10 @@ __all__ = ["EvaluationSink", "JudgeScheduler"]
 _log = logging.getLogger(__name__)
 
 EvaluationSink = Callable[[EvaluationRecord], None]
+
+# What the judge call in flight on this task has spent so far: [tokens, usd]. Workers judge
+# concurrently; the spend hook finds its call's tally through the task's context.
+_CALL_SPEND: contextvars.ContextVar[list[float] | None] = contextvars.ContextVar("judge_spend", default=None)
 
 
 class JudgeScheduler:
@@ -42,6 +54,8 @@ class JudgeScheduler:
         on_feature: called with a sample's (service, feature) before it is judged (first-use setup).
         evaluation_sink: receives one ``gen_ai.evaluation.result``-shaped record per dimension.
         clock: wall clock for the daily budget; monotonic: for the breaker and the rate limit.
+        budget_ledger: the store's budget ledger, shared by every process on the store; without
+            one the budget is kept in memory.
     """
 
     def __init__(
@@ -56,13 +70,18 @@ class JudgeScheduler:
         evaluation_sink: EvaluationSink | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        budget_ledger: Ledger | None = None,
     ) -> None:
         js = settings.judge
         self.settings = settings
         self.metrics = metrics
         self.judge = judge
         self.judge.on_spend = self._spend
-        self.budget = DailyBudget(js.daily_token_budget, js.daily_usd_budget, clock=clock)
+        self.budget: Budget = (
+            DailyBudget(js.daily_token_budget, js.daily_usd_budget, clock=clock)
+            if budget_ledger is None
+            else SharedBudget(budget_ledger, js.daily_token_budget, js.daily_usd_budget, clock=clock)
+        )
         self.breaker = CircuitBreaker(js.breaker_failures, js.breaker_cooldown_s, clock=monotonic)
         self.limiter = RateLimiter(js.requests_per_second, js.burst, clock=monotonic)
         self._charts = charts
@@ -102,7 +121,17 @@ class JudgeScheduler:
         self.metrics.judge_circuit_open.set(1.0 if self.breaker.is_open else 0.0)
 
     def _spend(self, tokens_in: int, tokens_out: int, usd: float) -> None:
-        self.budget.charge(tokens_in + tokens_out, usd)
+        tally = _CALL_SPEND.get()
+        if tally is not None:  # settled with the call's admission in judge_one
+            tally[0] += tokens_in + tokens_out
+            tally[1] += usd
+        elif isinstance(self.budget, DailyBudget):
+            self.budget.charge(tokens_in + tokens_out, usd)
+        else:
+            _log.warning(
+                "judge spend outside judge_one not charged to the shared budget: %d tokens",
+                tokens_in + tokens_out,
+            )
         self.metrics.judge_tokens.labels("input").inc(tokens_in)
         self.metrics.judge_tokens.labels("output").inc(tokens_out)
         self.metrics.judge_cost.inc(usd)
@@ -122,9 +151,20 @@ class JudgeScheduler:
         """Judge one sample through the guards and record the outcome; None when not judged."""
         key = sample.key
         self._on_feature(key)
-        if not self.budget.allows():
+        admission = await self.budget.admit()
+        if admission is None:
             self.metrics.judge_dropped.labels(*key, Q.DROP_BUDGET).inc()
             return None
+        tally = [0.0, 0.0]
+        context = _CALL_SPEND.set(tally)
+        try:
+            return await self._judge_admitted(sample)
+        finally:
+            _CALL_SPEND.reset(context)
+            await self.budget.settle(admission, int(tally[0]), tally[1])
+
+    async def _judge_admitted(self, sample: QualitySample) -> Verdict | None:
+        key = sample.key
         if not self.breaker.allow():
             self.metrics.judge_dropped.labels(*key, Q.DROP_CIRCUIT_OPEN).inc()
             self.metrics.judge_circuit_open.set(1.0)

@@ -146,6 +146,10 @@ class QualitySettings:
     context_limits: dict[str, int] = field(default_factory=dict)
     """Extra or overriding model context windows in tokens."""
     db_path: str = "llmpulse-quality.db"
+    store_url: str | None = None
+    """A ``postgresql://`` URL: keep flagged samples, labels, SPC charts and the judge budget in
+    PostgreSQL, shared by every replica, instead of the SQLite file at ``db_path``
+    (``LLMPULSE_STORE_URL`` overrides it; see docs/store.md)."""
     retention_days: float = 30.0
     retention_rows: int = 100_000
     recent_samples: int = 10_000
@@ -191,6 +195,11 @@ class QualitySettings:
 
     def validate(self) -> None:
         """Raise QualityConfigError when a value is out of range."""
+        if self.store_url is not None and not self.store_url.startswith(("postgresql://", "postgres://")):
+            raise QualityConfigError(
+                f"store_url must be a postgresql:// URL, got {self.store_url.split('@')[-1]!r}"
+                " (for a SQLite file set db_path)"
+            )
         for name, rate in [("judge_rate", self.judge_rate), ("audit_rate", self.audit_rate)] + [
             (f"features.{f}.judge_rate", r.judge_rate)
             for f, r in self.features.items()

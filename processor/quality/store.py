@@ -18,7 +18,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,19 @@ from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.redaction import Redactor
 from llmpulse.processor.quality.types import QualitySample, Verdict
 
-__all__ = ["FlaggedRecord", "FlaggedStore", "StoredSample", "iter_jsonl", "open_database"]
+__all__ = [
+    "AGREEMENT_SQL",
+    "INSERT_COLUMNS",
+    "LABELS",
+    "FlaggedRecord",
+    "FlaggedStore",
+    "StoredSample",
+    "iter_jsonl",
+    "open_database",
+    "query_filter",
+    "record_row",
+    "sample_from_row",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flagged (
@@ -63,6 +75,16 @@ CREATE INDEX IF NOT EXISTS flagged_service_feature_created ON flagged (service, 
 """
 
 LABELS = ("good", "bad")
+
+INSERT_COLUMNS = (
+    "created, service, feature, model, provider, trace_id, span_id, response_id,"
+    " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output"
+)
+AGREEMENT_SQL = (
+    "SELECT service, feature, COUNT(*), SUM(CASE WHEN label = judge_verdict THEN 1 ELSE 0 END) FROM flagged"
+    " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY service, feature"
+)
+"""Per (service, feature): labelled judged samples and how many the judge agreed with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,31 +239,10 @@ class FlaggedStore:
         return None if text is None else self._redact(text)
 
     # --- flagged samples ----------------------------------------------------------------
-    _INSERT = (
-        "INSERT INTO flagged (created, service, feature, model, provider, trace_id, span_id, response_id,"
-        " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    )
+    _INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
 
     def _row(self, r: FlaggedRecord) -> tuple[Any, ...]:
-        return (
-            r.created,
-            r.service,
-            r.feature,
-            r.model,
-            r.provider,
-            r.trace_id.hex(),
-            r.span_id.hex(),
-            r.response_id,
-            json.dumps(list(r.sources)),
-            json.dumps(list(r.reasons)),
-            json.dumps(r.scores),
-            r.judge_verdict,
-            self._text(r.explanation),
-            self._text(r.input),
-            self._text(r.system_instructions),
-            self._text(r.output),
-        )
+        return record_row(r, self._text)
 
     def add(self, record: FlaggedRecord) -> int:
         """Store one record (content redacted); returns its id."""
@@ -273,34 +274,15 @@ class FlaggedStore:
         include_audit: bool = False,
     ) -> list[StoredSample]:
         """Newest first. ``label`` is ``good``, ``bad``, ``any`` (labelled) or ``none`` (unlabelled)."""
-        where: list[str] = ["1=1"]
-        args: list[Any] = []
-        if service is not None:
-            where.append("service = ?")
-            args.append(service)
-        if feature is not None:
-            where.append("feature = ?")
-            args.append(feature)
-        if since is not None:
-            where.append("created >= ?")
-            args.append(since)
-        if label in LABELS:
-            where.append("label = ?")
-            args.append(label)
-        elif label == "any":
-            where.append("label IS NOT NULL")
-        elif label == "none":
-            where.append("label IS NULL")
-        if not include_audit:
-            where.append("sources != '[\"audit\"]'")
-        sql = f"SELECT * FROM flagged WHERE {' AND '.join(where)} ORDER BY created DESC, id DESC"
+        where, args = query_filter(service, feature, since, label, include_audit)
+        sql = f"SELECT * FROM flagged WHERE {where.replace('%s', '?')} ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self._lock:
             cursor = self._db.execute(sql, args)
             names = [d[0] for d in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        return [_sample(row) for row in rows]
+        return [sample_from_row(row) for row in rows]
 
     def get(self, sample_id: int) -> StoredSample | None:
         """One sample by id."""
@@ -308,7 +290,7 @@ class FlaggedStore:
             cursor = self._db.execute("SELECT * FROM flagged WHERE id = ?", (sample_id,))
             names = [d[0] for d in cursor.description]
             row = cursor.fetchone()
-        return None if row is None else _sample(dict(zip(names, row, strict=True)))
+        return None if row is None else sample_from_row(dict(zip(names, row, strict=True)))
 
     def label(self, sample_id: int, label: str, note: str | None = None, *, now: float | None = None) -> bool:
         """Record a human label (``good`` or ``bad``); False when there is no such sample."""
@@ -324,10 +306,7 @@ class FlaggedStore:
     def agreement(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Per (service, feature): (judged samples with a human label, of which the judge agreed)."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT service, feature, COUNT(*), SUM(label = judge_verdict) FROM flagged"
-                " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY service, feature"
-            ).fetchall()
+            rows = self._db.execute(AGREEMENT_SQL).fetchall()
         return {(str(s), str(f)): (int(n), int(agree or 0)) for s, f, n, agree in rows}
 
     def prune(self, *, now: float | None = None) -> int:
@@ -348,7 +327,59 @@ class FlaggedStore:
             return int(self._db.execute("SELECT COUNT(*) FROM flagged").fetchone()[0])
 
 
-def _sample(row: dict[str, Any]) -> StoredSample:
+def record_row(r: FlaggedRecord, text: Callable[[str | None], str | None]) -> tuple[Any, ...]:
+    """The ``flagged`` row of ``r`` in :data:`INSERT_COLUMNS` order; ``text`` redacts content."""
+    return (
+        r.created,
+        r.service,
+        r.feature,
+        r.model,
+        r.provider,
+        r.trace_id.hex(),
+        r.span_id.hex(),
+        r.response_id,
+        json.dumps(list(r.sources)),
+        json.dumps(list(r.reasons)),
+        json.dumps(r.scores),
+        r.judge_verdict,
+        text(r.explanation),
+        text(r.input),
+        text(r.system_instructions),
+        text(r.output),
+    )
+
+
+def query_filter(
+    service: str | None,
+    feature: str | None,
+    since: float | None,
+    label: str | None,
+    include_audit: bool,
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (``%s`` placeholders) and its arguments of :meth:`FlaggedStore.query`."""
+    where: list[str] = ["1=1"]
+    args: list[Any] = []
+    for column, value in (("service", service), ("feature", feature)):
+        if value is not None:
+            where.append(f"{column} = %s")
+            args.append(value)
+    if since is not None:
+        where.append("created >= %s")
+        args.append(since)
+    if label in LABELS:
+        where.append("label = %s")
+        args.append(label)
+    elif label == "any":
+        where.append("label IS NOT NULL")
+    elif label == "none":
+        where.append("label IS NULL")
+    if not include_audit:
+        where.append("sources != '[\"audit\"]'")
+    return " AND ".join(where), args
+
+
+def sample_from_row(row: dict[str, Any]) -> StoredSample:
+    """A :class:`StoredSample` from a ``flagged`` row given as column -> value."""
     record = FlaggedRecord(
         service=row["service"],
         feature=row["feature"],

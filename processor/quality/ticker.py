@@ -10,12 +10,11 @@ import logging
 import time
 from collections.abc import Callable
 
-from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.judging import JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
-from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.quality.user_signals import UserSignals
+from llmpulse.processor.store.protocols import ChartSnapshots, FlaggedSamples
 
 __all__ = ["Ticker"]
 
@@ -38,8 +37,8 @@ class Ticker:
         *,
         metrics: QualityMetrics,
         charts: QualityCharts,
-        chart_store: ChartStore,
-        store: FlaggedStore,
+        chart_store: ChartSnapshots,
+        store: FlaggedSamples,
         signals: UserSignals,
         judging: JudgeScheduler,
         flush_counts: Callable[[], None],
@@ -100,3 +99,4 @@ class Ticker:
             for name, value in values.items():
                 self._metrics.user[name].labels(*key).set(value)
         self._judging.refresh_gauges()
+        await self._judging.budget.refresh()  # a shared budget is also spent by other replicas

@@ -1,0 +1,17 @@
+"""The processor's durable state behind one interface, in SQLite (one process, the default) or
+PostgreSQL (several replicas sharing one state).
+
+What is kept: flagged samples and human labels, SPC chart snapshots and ``llmpulse spc reset``
+requests, the judge's daily budget, and the drift engine's frozen references.
+:func:`~llmpulse.processor.store.factory.open_store` picks the implementation from the
+configured location (a file path, or a ``postgresql://`` URL in ``[quality] store_url`` /
+``LLMPULSE_STORE_URL``); the engines and the CLI see only the protocols of
+:mod:`~llmpulse.processor.store.protocols`. See docs/store.md.
+
+Modules: ``protocols`` (the interface and the errors), ``factory`` (open by path or URL),
+``sqlite_budget`` (the budget ledger in the SQLite file), ``sqlite_references`` (drift
+references in the SQLite file), ``postgres`` (the PostgreSQL implementation), ``migrations``
+(its versioned schema).
+"""
+
+__all__ = ["factory", "migrations", "postgres", "protocols", "sqlite_budget", "sqlite_references"]

@@ -1,0 +1,357 @@
+"""The store in PostgreSQL, shared by every processor replica and the CLI (psycopg 3 and a pool).
+
+:func:`open_postgres` opens one connection pool, applies the schema migrations
+(:mod:`~llmpulse.processor.store.migrations`) and returns a
+:class:`~llmpulse.processor.store.protocols.StateStore` whose three parts share the pool. The
+pool's connections are in autocommit mode; the statements that must be atomic run in one
+explicit transaction each. Everything here is blocking: the engine calls it through
+``asyncio.to_thread``, and the pool makes that safe from several threads at once.
+
+What differs from SQLite, by design:
+
+* reset requests are not deleted when read: every replica keeps the id of the last one it
+  applied, so each replica applies every request once (requests older than a day are pruned);
+* ids come from a sequence, so two replicas storing at once never collide.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from llmpulse.contract.redaction import Redactor
+from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey, reset_filter
+from llmpulse.processor.quality.store import (
+    AGREEMENT_SQL,
+    INSERT_COLUMNS,
+    LABELS,
+    FlaggedRecord,
+    StoredSample,
+    query_filter,
+    record_row,
+    sample_from_row,
+)
+from llmpulse.processor.store.migrations import migrate
+from llmpulse.processor.store.protocols import (
+    Admission,
+    ResetRequest,
+    StateStore,
+    StoreError,
+    StoreUnavailable,
+)
+from llmpulse.processor.store.sqlite_budget import ADMIT_SQL, SETTLE_SQL
+from llmpulse.processor.store.sqlite_references import UPSERT_REFERENCE
+
+__all__ = [
+    "PostgresBudget",
+    "PostgresCharts",
+    "PostgresFlagged",
+    "PostgresReferences",
+    "masked",
+    "open_postgres",
+]
+
+_log = logging.getLogger(__name__)
+
+_RESET_KEEP_S = 86400.0
+_INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
+
+
+def masked(url: str) -> str:
+    """``url`` with its password (``user:PASSWORD@`` or ``password=``) replaced by ``***``."""
+    url = re.sub(r"(://[^:/@]*:)[^/]*@", r"\1***@", url)
+    return re.sub(r"(password=)[^&\s]*", r"\1***", url)
+
+
+def open_postgres(
+    url: str,
+    *,
+    retention_days: float = 30.0,
+    retention_rows: int = 100_000,
+    redactor: Redactor | None = None,
+    max_connections: int = 4,
+    connect_timeout_s: float = 10.0,
+) -> StateStore:
+    """Connect to ``url``, migrate the schema and return the store; :class:`StoreUnavailable`
+    (with the masked URL and what to check) when the database cannot be reached."""
+    try:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+    except ImportError as exc:
+        raise StoreError(
+            f"a PostgreSQL store needs psycopg 3 and psycopg-pool ({exc.name} is missing):"
+            " pip install 'llmpulse[store]'"
+        ) from None
+    where = masked(url)
+    try:  # one direct connection first: a wrong URL or a down server fails fast, not at a pool timeout
+        with psycopg.connect(url, autocommit=True, connect_timeout=max(1, round(connect_timeout_s))) as conn:
+            applied = migrate(conn)
+    except StoreError:
+        raise
+    except Exception as exc:  # psycopg.Error, a malformed conninfo
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise StoreUnavailable(
+            f"cannot open the PostgreSQL store at {where}: {detail}; check the URL"
+            " ([quality] store_url or LLMPULSE_STORE_URL), that the server runs and accepts this user"
+        ) from None
+    pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_connections,
+        kwargs={"autocommit": True, "connect_timeout": max(1, round(connect_timeout_s))},
+        open=False,
+        name="llmpulse-store",
+    )
+    pool.open(wait=False)
+    if applied:
+        _log.info("event=store_migrated url=%s versions=%s", where, ",".join(map(str, applied)))
+    shared = _Pool(pool)
+    return StateStore(
+        flagged=PostgresFlagged(
+            shared, retention_days=retention_days, retention_rows=retention_rows, redactor=redactor
+        ),
+        charts=PostgresCharts(shared),
+        budget=PostgresBudget(shared),
+        references=PostgresReferences(shared),
+        location=where,
+    )
+
+
+class _Pool:
+    """The pool the three parts share; closed when the last part closes."""
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self.users = 4
+
+    def connection(self) -> Any:
+        return self.pool.connection()
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0:
+            self.pool.close()
+
+
+def _rows(cursor: Any) -> list[dict[str, Any]]:
+    names = [d.name for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class PostgresFlagged:
+    """Flagged samples and labels in the ``flagged`` table."""
+
+    def __init__(
+        self,
+        pool: _Pool,
+        *,
+        retention_days: float = 30.0,
+        retention_rows: int = 100_000,
+        redactor: Redactor | None = None,
+    ) -> None:
+        self._pool = pool
+        self.retention_s = retention_days * 86400.0
+        self.retention_rows = retention_rows
+        self._redact = redactor or Redactor()
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+    def _text(self, text: str | None) -> str | None:
+        return None if text is None else self._redact(text)
+
+    def add(self, record: FlaggedRecord) -> int:
+        """Store one record (content redacted); returns its id."""
+        with self._pool.connection() as conn:
+            row = conn.execute(_INSERT + " RETURNING id", record_row(record, self._text)).fetchone()
+        return int(row[0])
+
+    def add_many(self, records: Sequence[FlaggedRecord]) -> None:
+        """Store several records in one transaction (content redacted)."""
+        rows = [record_row(r, self._text) for r in records]
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(_INSERT, rows)
+
+    def query(
+        self,
+        *,
+        service: str | None = None,
+        feature: str | None = None,
+        since: float | None = None,
+        limit: int | None = 20,
+        label: str | None = None,
+        include_audit: bool = False,
+    ) -> list[StoredSample]:
+        """Newest first; the filters of the SQLite store's ``query``."""
+        where, args = query_filter(service, feature, since, label, include_audit)
+        sql = f"SELECT * FROM flagged WHERE {where} ORDER BY created DESC, id DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self._pool.connection() as conn:
+            return [sample_from_row(row) for row in _rows(conn.execute(sql, args))]
+
+    def get(self, sample_id: int) -> StoredSample | None:
+        """One sample by id."""
+        with self._pool.connection() as conn:
+            rows = _rows(conn.execute("SELECT * FROM flagged WHERE id = %s", (sample_id,)))
+        return sample_from_row(rows[0]) if rows else None
+
+    def label(self, sample_id: int, label: str, note: str | None = None, *, now: float | None = None) -> bool:
+        """Record a human label (``good`` or ``bad``); False when there is no such sample."""
+        if label not in LABELS:
+            raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
+        with self._pool.connection() as conn:
+            cursor = conn.execute(
+                "UPDATE flagged SET label = %s, label_note = %s, labelled_at = %s WHERE id = %s",
+                (label, note, time.time() if now is None else now, sample_id),
+            )
+            return cursor.rowcount == 1
+
+    def agreement(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (service, feature): (judged samples with a human label, of which the judge agreed)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(AGREEMENT_SQL).fetchall()
+        return {(str(s), str(f)): (int(n), int(agree or 0)) for s, f, n, agree in rows}
+
+    def prune(self, *, now: float | None = None) -> int:
+        """Apply the retention policy; returns how many rows were deleted."""
+        cutoff = (time.time() if now is None else now) - self.retention_s
+        with self._pool.connection() as conn, conn.transaction():
+            deleted = conn.execute("DELETE FROM flagged WHERE created < %s", (cutoff,)).rowcount
+            deleted += conn.execute(
+                "DELETE FROM flagged WHERE id NOT IN (SELECT id FROM flagged ORDER BY created DESC, id DESC"
+                " LIMIT %s)",
+                (self.retention_rows,),
+            ).rowcount
+        return int(deleted)
+
+    def count(self) -> int:
+        """Rows stored."""
+        with self._pool.connection() as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM flagged").fetchone()[0])
+
+
+class PostgresCharts:
+    """SPC chart snapshots (``spc_charts``) and reset requests (``spc_resets``)."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+        with pool.connection() as conn:
+            # Requests made before this replica started are already in the saved charts (deleted).
+            self._seen = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM spc_resets").fetchone()[0])
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+    def save_charts(self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None) -> None:
+        """Upsert chart snapshots; a legacy chart of the same feature and statistic is deleted."""
+        stamp = time.time() if now is None else now
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO spc_charts (service, feature, statistic, state, updated)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (service, feature, statistic)"
+                " DO UPDATE SET state = excluded.state, updated = excluded.updated",
+                [(v, f, s, json.dumps(state), stamp) for (v, f, s), state in charts.items()],
+            )
+            legacy = [(LEGACY_SERVICE, f, s) for (v, f, s) in charts if v != LEGACY_SERVICE]
+            if legacy:
+                cur.executemany(
+                    "DELETE FROM spc_charts WHERE service = %s AND feature = %s AND statistic = %s", legacy
+                )
+
+    def load_charts(self) -> dict[ChartKey, dict[str, Any]]:
+        """Every saved chart snapshot."""
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT service, feature, statistic, state FROM spc_charts").fetchall()
+        return {(str(v), str(f), str(s)): json.loads(state) for v, f, s, state in rows}
+
+    def request_reset(self, feature: str, statistic: str | None = None, *, service: str | None = None) -> int:
+        """Delete the saved charts of ``feature`` (one statistic or all, one service or all) and
+        ask every running replica to reset them too; returns how many saved charts were deleted."""
+        where, args = reset_filter(feature, statistic, service)
+        with self._pool.connection() as conn, conn.transaction():
+            deleted = conn.execute(f"DELETE FROM spc_charts WHERE {where}", args).rowcount
+            conn.execute(
+                "INSERT INTO spc_resets (service, feature, statistic, requested) VALUES (%s, %s, %s, %s)",
+                (service, feature, statistic, time.time()),
+            )
+        return int(deleted)
+
+    def take_resets(self) -> list[ResetRequest]:
+        """Reset requests this replica has not applied yet, oldest first."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, service, feature, statistic FROM spc_resets WHERE id > %s ORDER BY id",
+                (self._seen,),
+            ).fetchall()
+            conn.execute("DELETE FROM spc_resets WHERE requested < %s", (time.time() - _RESET_KEEP_S,))
+        if rows:
+            self._seen = int(rows[-1][0])
+        return [(None if v is None else str(v), str(f), None if s is None else str(s)) for _, v, f, s in rows]
+
+
+class PostgresBudget:
+    """The judge's daily budget (``judge_budget``): one row per UTC day, updated atomically."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+    def admit(self, day: int, max_tokens: int, max_usd: float) -> Admission | None:
+        """Let one call through if the day's budget allows it, reserving its expected cost.
+
+        One ``UPDATE``: PostgreSQL's row lock orders concurrent admissions, and each re-checks
+        the limits against the row as the previous one left it.
+        """
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("INSERT INTO judge_budget (day) VALUES (%s) ON CONFLICT (day) DO NOTHING", (day,))
+            row = conn.execute(ADMIT_SQL, (day, max_tokens, max_usd)).fetchone()
+        return None if row is None else Admission(day, int(row[0]), float(row[1]))
+
+    def settle(self, admission: Admission, tokens: int, usd: float) -> None:
+        """Record what an admitted call cost (0 when it was never paid for)."""
+        paid = 1 if tokens or usd else 0
+        with self._pool.connection() as conn:
+            conn.execute(
+                SETTLE_SQL.replace("MAX(", "GREATEST("),
+                (tokens, usd, paid, admission.tokens, admission.usd, admission.day),
+            )
+
+    def spent(self, day: int) -> tuple[int, float]:
+        """(tokens, USD) settled on ``day``."""
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT tokens, usd FROM judge_budget WHERE day = %s", (day,)).fetchone()
+        return (0, 0.0) if row is None else (int(row[0]), float(row[1]))
+
+
+class PostgresReferences:
+    """Frozen drift references (``drift_references``), a ``bytea`` row per (service, feature)."""
+
+    def __init__(self, pool: _Pool) -> None:
+        self._pool = pool
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None:
+        """Upsert one blob per (service, feature), in one transaction."""
+        stamp = time.time() if now is None else now
+        rows = [(service, feature, blob, stamp) for (service, feature), blob in blobs.items()]
+        with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(UPSERT_REFERENCE, rows)
+
+    def load_references(self) -> dict[tuple[str, str], bytes]:
+        """Every stored blob by (service, feature)."""
+        with self._pool.connection() as conn:
+            rows = conn.execute("SELECT service, feature, data FROM drift_references").fetchall()
+        return {(str(s), str(f)): bytes(d) for s, f, d in rows}
