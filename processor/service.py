@@ -60,7 +60,9 @@ class ProcessorService:
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
         self.derived = DerivedMetrics(
-            max_label_values=settings.max_label_values, max_series=settings.max_series
+            max_label_values=settings.max_label_values,
+            max_series=settings.max_series,
+            idle_seconds=settings.label_idle_seconds,
         )
         self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
         self.pipeline = Pipeline(

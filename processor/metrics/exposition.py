@@ -40,24 +40,33 @@ def _family(name: str, labels: tuple[str, ...] | None = None) -> Any:
 
 
 class _Announcer:
-    """Remembers which series were exposed; a series seen for the first time is shown at zero."""
+    """Remembers which series the last scrape exposed; a series it did not is shown at zero.
 
-    __slots__ = ("seen",)
+    Only the last scrape's series are remembered, so the memory follows the live series (series
+    dropped by the caps' ageing are forgotten, and announced again should they come back).
+    """
+
+    __slots__ = ("previous", "seen")
 
     def __init__(self) -> None:
+        self.previous: set[tuple[str, tuple[str, ...]]] = set()
         self.seen: set[tuple[str, tuple[str, ...]]] = set()
+
+    def begin(self) -> None:
+        """Start a scrape."""
+        self.previous, self.seen = self.seen, set()
 
     def counter(self, family: Any, labels: list[str], value: float) -> None:
         key = (family.name, tuple(labels))
-        if key not in self.seen:
-            self.seen.add(key)
+        self.seen.add(key)
+        if key not in self.previous:
             value = 0
         family.add_metric(labels, value)
 
     def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
         key = (family.name, tuple(labels))
-        if key not in self.seen:
-            self.seen.add(key)
+        self.seen.add(key)
+        if key not in self.previous:
             zero = [(le, 0) for le, *_ in hist.buckets()]
             family.add_metric(labels, zero, 0.0)
         else:
@@ -68,6 +77,9 @@ class _Direct:
     """Every series with its current value."""
 
     __slots__ = ()
+
+    def begin(self) -> None:
+        """Start a scrape (nothing to remember)."""
 
     def counter(self, family: Any, labels: list[str], value: float) -> None:
         family.add_metric(labels, value)
@@ -92,6 +104,7 @@ class MetricsCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         """Build every family from the current state (called on each scrape)."""
+        self._out.begin()
         yield from self._collect_llm()
         yield from self._collect_steps()
         yield from self._collect_self()
@@ -139,7 +152,10 @@ class MetricsCollector(Collector):
         overflow = _family(M.LABEL_OVERFLOW_TOTAL)
         for label, n in sorted(d.overflow.items()):
             counter(overflow, [label], n)
-        yield overflow
+        evictions = _family(M.LABEL_EVICTIONS_TOTAL)
+        for label, n in sorted(d.evictions.items()):
+            counter(evictions, [label], n)
+        yield from (overflow, evictions)
 
     def _collect_steps(self) -> Iterator[Any]:
         d, out = self._derived, self._out
