@@ -227,6 +227,7 @@ state_path = "{d / "drift.npz"}"
                 E.LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: f"{h}:{p.collector_health}",
                 E.LLMPULSE_COLLECTOR_METRICS_PORT: str(p.collector_metrics),
                 E.LLMPULSE_PROCESSOR_ENDPOINT: f"{h}:{p.processor_grpc}",
+                E.LLMPULSE_COLLECTOR_QUEUE_DIR: str(d / "collector-queue"),
             },
             f"{h}:{p.collector_health}",
         )
