@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from llmpulse.contract.environment_variables import OTEL_BSP_MAX_QUEUE_SIZE
 
-__all__ = ["QUEUE_SPANS", "RETRY_SECONDS", "PatientExporter", "queue_spans"]
+__all__ = ["QUEUE_SPANS", "RETRY_SECONDS", "PatientExporter", "queue_spans", "span_processor"]
 
 _log = logging.getLogger(__name__)
 
@@ -48,6 +48,11 @@ def queue_spans(environ: Mapping[str, str]) -> int:
     if raw.isdigit() and int(raw) > 0:
         return int(raw)
     return QUEUE_SPANS
+
+
+def span_processor(exporter: SpanExporter, environ: Mapping[str, str]) -> BatchSpanProcessor:
+    """The batch processor llmpulse installs around ``exporter`` (see the module)."""
+    return BatchSpanProcessor(PatientExporter(exporter), max_queue_size=queue_spans(environ))
 
 
 class PatientExporter(SpanExporter):

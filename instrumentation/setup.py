@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
 import llmpulse
 from llmpulse.contract.environment_variables import (
@@ -27,7 +27,7 @@ from llmpulse.contract.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
 from llmpulse.instrumentation.config import Settings
-from llmpulse.instrumentation.export import PatientExporter, queue_spans
+from llmpulse.instrumentation.export import span_processor
 from llmpulse.instrumentation.instrumentor import SCOPE, LLMPulseInstrumentor
 
 _log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ def autostart() -> None:
 def install_otlp_provider(environ: Mapping[str, str]) -> trace.TracerProvider:
     """Set (and return) a global SDK tracer provider exporting OTLP per the ``OTEL_*`` variables."""
     provider = TracerProvider(resource=Resource.create())
-    exporter = PatientExporter(_exporter(environ))
-    provider.add_span_processor(BatchSpanProcessor(exporter, max_queue_size=queue_spans(environ)))
+    provider.add_span_processor(span_processor(_exporter(environ), environ))
     trace.set_tracer_provider(provider)
     return trace.get_tracer_provider()
 
