@@ -63,17 +63,19 @@ class PatientExporter(SpanExporter):
         inner: SpanExporter,
         *,
         retry_seconds: float = RETRY_SECONDS,
+        first_backoff: float = _FIRST_BACKOFF,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._inner = inner
         self._retry_seconds = retry_seconds
+        self._first_backoff = first_backoff
         self._clock = clock
         self._stopping = threading.Event()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export ``spans``, trying again while the collector cannot take them."""
         deadline = self._clock() + self._retry_seconds
-        backoff = _FIRST_BACKOFF
+        backoff = self._first_backoff
         while True:
             try:
                 result = self._inner.export(spans)
