@@ -286,8 +286,8 @@ class DerivedMetrics:
             ):
                 for value in gone.get(name, ()):
                     table.pop(value, None)
-        for key in [key for key, series in self.steps.items() if series.seen < cutoff]:
-            del self.steps[key]
+        for step in [key for key, series in self.steps.items() if series.seen < cutoff]:
+            del self.steps[step]
         for key in [key for key, seen in self._feedback_seen.items() if seen < cutoff]:
             del self.feedback[key], self._feedback_seen[key]
         if gone or dropped:
