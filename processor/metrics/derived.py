@@ -234,7 +234,7 @@ class DerivedMetrics:
         self._now = clock()
         self._next_sweep = self._now + self._sweep_every
         self.overflow: dict[str, int] = {}
-        self.evictions: dict[str, int] = {}
+        self.evictions: dict[str, int] = dict.fromkeys(self._caps, 0)  # exposed from the start
         self.llm: dict[LLMLabels, LLMSeries] = {}
         self.steps: dict[tuple[str, str, str, str], StepSeries] = {}
         self.feedback: dict[tuple[str, str, str, str, str], int] = {}

@@ -96,7 +96,7 @@ def test_every_exposed_series_is_declared_in_metric_names() -> None:
         )
     )
     exposed = {sample.name for family in registry.collect() for sample in family.samples}
-    assert exposed == set(M.EXPORTED_SERIES) - {M.LABEL_OVERFLOW_TOTAL, M.LABEL_EVICTIONS_TOTAL}
+    assert exposed == set(M.EXPORTED_SERIES) - {M.LABEL_OVERFLOW_TOTAL}
     for family in registry.collect():
         spec = M.METRICS_BY_NAME[family.name + ("_total" if family.type == "counter" else "")]
         for sample in family.samples:
