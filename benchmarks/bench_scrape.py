@@ -102,9 +102,8 @@ def bench_ageing(junk: int) -> None:
     after = any(labels[2] == "checkout" for labels in derived.llm)
     print(f"\nageing after {junk:,} junk feature names (cap 100, idle 1 h)")
     print(f"  'checkout' has its own series: before the hour {before}, after {after}")
-    print(
-        f"  evictions by label: { {k: v for k, v in derived.evictions.items() if v} }; one sweep took {sweep * 1000:.2f} ms"
-    )
+    evicted = {label: n for label, n in derived.evictions.items() if n}
+    print(f"  evictions by label: {evicted}; one sweep took {sweep * 1000:.2f} ms")
 
 
 def main() -> None:
