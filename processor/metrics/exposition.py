@@ -16,6 +16,7 @@ readers (``llmpulse status``, tests) use a registry without it and see the count
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
 
 _SPECS = M.METRICS_BY_NAME
-_MEMO_LIMIT = 100_000
+_MEMO_LIMIT = 200_000  # label sets; at the default caps a scrape writes about 40,000
 
 
 def _family(name: str, labels: tuple[str, ...] | None = None) -> Any:
@@ -49,6 +50,19 @@ def _escape(value: str) -> str:
     return value
 
 
+@functools.cache
+def _le_strings(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` values of a histogram's buckets, as :meth:`Histogram.buckets` writes them."""
+    return (*map(repr, bounds), "+Inf")
+
+
+def _add_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
+    if isinstance(family, _TextFamily):
+        family.add_histogram(labels, hist)
+    else:
+        family.add_metric(labels, hist.buckets(), hist.sum)
+
+
 def _number(value: float) -> str:
     return str(value) if type(value) is int else floatToGoString(value)
 
@@ -58,13 +72,18 @@ class _TextFamily:
 
     It takes the same ``add_metric`` calls as prometheus-client's families and writes the same
     samples, without building sample objects or escaping each label on each scrape: label
-    values are escaped once per distinct value (they are capped, so the memo is bounded).
+    sets are written once and remembered across scrapes in ``memo`` (label set -> text, one
+    memo per family; the collector clears them when they grow past a limit).
     """
 
     __slots__ = ("_labels", "_memo", "lines", "name", "openmetrics", "sample", "spec")
 
     def __init__(
-        self, name: str, labels: tuple[str, ...] | None, openmetrics: bool, memo: dict[str, str]
+        self,
+        name: str,
+        labels: tuple[str, ...] | None,
+        openmetrics: bool,
+        memo: dict[tuple[str, ...], str],
     ) -> None:
         spec = self.spec = _SPECS[name]
         self.name = spec.family  # what the announcer keys on, as for prometheus-client's families
@@ -79,14 +98,12 @@ class _TextFamily:
         self.lines = [f"# HELP {header} {help_text}\n# TYPE {header} {spec.type}\n"]
 
     def _label_text(self, values: list[str]) -> str:
-        memo = self._memo
-        parts = []
-        for name, value in zip(self._labels, values, strict=True):
-            escaped = memo.get(value)
-            if escaped is None:
-                escaped = memo[value] = _escape(value)
-            parts.append(f'{name}="{escaped}"')
-        return ",".join(parts)
+        key = tuple(values)
+        text = self._memo.get(key)
+        if text is None:
+            pairs = zip(self._labels, values, strict=True)
+            text = self._memo[key] = ",".join(f'{name}="{_escape(value)}"' for name, value in pairs)
+        return text
 
     def add_metric(self, labels: list[str], value: Any, sum_value: float | None = None) -> None:
         """A counter or gauge sample (``value``), or a histogram (``value`` are its buckets)."""
@@ -111,6 +128,25 @@ class _TextFamily:
                 lines.append(f'{prefix}"{le}"}} {total}\n')
         suffix = f"{{{text}}}" if text else ""
         lines.append(f"{self.sample}_count{suffix} {total}\n{self.sample}_sum{suffix} {_number(sum_value)}\n")
+
+    def add_histogram(self, labels: list[str], hist: Histogram) -> None:
+        """The samples of ``hist``, written from its arrays (no bucket or exemplar objects)."""
+        text = self._label_text(labels)
+        sample, lines = self.sample, self.lines
+        prefix = f"{sample}_bucket{{{text},le=" if text else f"{sample}_bucket{{le="
+        les = _le_strings(hist.bounds)
+        traces = hist.ex_trace if self.openmetrics else ()
+        total = 0
+        for i, count in enumerate(hist.counts):
+            total += count
+            trace = traces[i] if traces else None
+            if trace:
+                value, when = _number(hist.ex_value[i]), hist.ex_time[i] / 1e9
+                lines.append(f'{prefix}"{les[i]}"}} {total} # {{trace_id="{trace.hex()}"}} {value} {when}\n')
+            else:
+                lines.append(f'{prefix}"{les[i]}"}} {total}\n')
+        suffix = f"{{{text}}}" if text else ""
+        lines.append(f"{sample}_count{suffix} {total}\n{sample}_sum{suffix} {_number(hist.sum)}\n")
 
     def text(self) -> str:
         """The family's exposition text (header lines even with no samples, as prometheus-client)."""
@@ -145,10 +181,10 @@ class _Announcer:
         key = (family.name, tuple(labels))
         self.seen.add(key)
         if key not in self.previous:
-            zero = [(le, 0) for le, *_ in hist.buckets()]
+            zero = [(le, 0) for le in _le_strings(hist.bounds)]
             family.add_metric(labels, zero, 0.0)
         else:
-            family.add_metric(labels, hist.buckets(), hist.sum)
+            _add_histogram(family, labels, hist)
 
 
 class _Direct:
@@ -163,7 +199,7 @@ class _Direct:
         family.add_metric(labels, value)
 
     def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        family.add_metric(labels, hist.buckets(), hist.sum)
+        _add_histogram(family, labels, hist)
 
 
 class MetricsCollector(Collector):
@@ -180,18 +216,19 @@ class MetricsCollector(Collector):
         self._accounting = accounting
         self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()
         self._new: Callable[..., Any] = _family
-        self._memo: dict[str, str] = {}  # label value -> escaped, for render()
+        # family name -> label values -> label text, for render()
+        self._memo: dict[str, dict[tuple[str, ...], str]] = {}
 
     def render(self, *, openmetrics: bool) -> str:
         """The same families as :meth:`collect`, as exposition text (OpenMetrics without the
         ``# EOF`` line, or the Prometheus text format), written directly: at the series cap this
         is several times cheaper than prometheus-client's encoders."""
         memo = self._memo
-        if len(memo) > _MEMO_LIMIT:
-            memo.clear()
+        if sum(map(len, memo.values())) > _MEMO_LIMIT:
+            memo.clear()  # label sets that aged out (metrics.derived) must not stay here for good
 
         def new(name: str, labels: tuple[str, ...] | None = None) -> _TextFamily:
-            return _TextFamily(name, labels, openmetrics, memo)
+            return _TextFamily(name, labels, openmetrics, memo.setdefault(name, {}))
 
         self._new = new
         try:
