@@ -21,7 +21,10 @@ RUN CGO_ENABLED=0 builder --config builder-config.yaml
 
 FROM alpine:3.21 AS collector
 # wget (busybox) serves the compose health check.
-RUN apk add --no-cache ca-certificates && adduser -D -H -u 10001 otel
+# /var/lib/otelcol/queue: the file_storage sending queue (compose mounts the collector-queue
+# volume there; a new volume takes the directory's owner, so the collector can write it).
+RUN apk add --no-cache ca-certificates && adduser -D -H -u 10001 otel \
+    && mkdir -p /var/lib/otelcol/queue && chown 10001 /var/lib/otelcol/queue
 COPY --from=collector-build /src/build/llmpulse-otelcol /usr/local/bin/llmpulse-otelcol
 COPY otel-collector.yaml /etc/llmpulse/otel-collector.yaml
 USER 10001

@@ -66,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
+        if args.command == "status" and not getattr(args, "json", False):
+            _print_stack_health()
         return func(args)
     except BrokenPipeError:
         # The reader went away (`llmpulse triage --json | head`): stop quietly. Point stdout at
@@ -73,6 +75,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+
+
+def _print_stack_health() -> None:
+    """``llmpulse status`` starts with the health of the local stack, when `up` started one."""
+    try:
+        from llmpulse.stack.local import Stack, default_state_dir
+
+        report = Stack(default_state_dir()).health_report()
+    except Exception:  # the stack section is a courtesy: status works without it
+        logging.getLogger(__name__).debug("event=stack_health_failed", exc_info=True)
+        return
+    if report:
+        print(report + "\n", flush=True)
 
 
 if __name__ == "__main__":

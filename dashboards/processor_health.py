@@ -142,11 +142,15 @@ def batch_latency() -> timeseries.Panel:
 
 def label_overflow() -> timeseries.Panel:
     return timeseries_panel(
-        "Label values folded into __other__",
+        "Label values folded into __other__, and freed",
         "Spans whose feature/model/... value was past the per-label cap. Non-zero: too many distinct "
-        "values reach a label (an id used as a feature name?).",
+        "values reach a label (an id used as a feature name?). Freed: values unseen for "
+        "--label-idle-seconds that gave their slot back (a new value then gets it).",
         "short",
-        [query(_rate_by("label", M.LABEL_OVERFLOW_TOTAL), "{{label}}")],
+        [
+            query(_rate_by("label", M.LABEL_OVERFLOW_TOTAL), "folded {{label}}"),
+            query(_rate_by("label", M.LABEL_EVICTIONS_TOTAL), "freed {{label}}"),
+        ],
     )
 
 

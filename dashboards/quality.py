@@ -161,7 +161,7 @@ def calls_checked() -> timeseries.Panel:
     return timeseries_panel(
         "Calls checked",
         "Calls per second that went through the cheap checks, per feature; flagged samples the "
-        "store could not keep (writer queue full) in red.",
+        "store could not keep (writer queue full) in red, and those committed to it.",
         "reqps",
         [
             query(sum_rate("service, feature", Q.CHECKED_TOTAL, FEATURE), "{{service}} · {{feature}}"),
@@ -169,6 +169,9 @@ def calls_checked() -> timeseries.Panel:
                 f"sum(rate({Q.FLAGGED_STORE_DROPPED_TOTAL}[$__rate_interval]))",
                 "flagged samples not stored",
                 ref_id="B",
+            ),
+            query(
+                f"sum(rate({Q.FLAGGED_STORED_TOTAL}[$__rate_interval]))", "flagged samples stored", ref_id="C"
             ),
         ],
     )

@@ -4,7 +4,8 @@ At interpreter start the application has not configured OpenTelemetry yet, so th
 resolved on first use: if the application has set a tracer provider by then, llmpulse uses
 it; otherwise llmpulse installs one that exports OTLP as the standard ``OTEL_*`` variables
 say (``OTEL_EXPORTER_OTLP_ENDPOINT``, default ``localhost:4317``;
-``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`` ``grpc`` or ``http/protobuf``; ``OTEL_SERVICE_NAME``).
+``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL`` ``grpc`` or ``http/protobuf``; ``OTEL_SERVICE_NAME``),
+with retries and a queue that outlast a collector outage (:mod:`llmpulse.instrumentation.export`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
 
 import llmpulse
 from llmpulse.contract.environment_variables import (
@@ -26,6 +27,7 @@ from llmpulse.contract.environment_variables import (
     OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
 )
 from llmpulse.instrumentation.config import Settings
+from llmpulse.instrumentation.export import span_processor
 from llmpulse.instrumentation.instrumentor import SCOPE, LLMPulseInstrumentor
 
 _log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def autostart() -> None:
 def install_otlp_provider(environ: Mapping[str, str]) -> trace.TracerProvider:
     """Set (and return) a global SDK tracer provider exporting OTLP per the ``OTEL_*`` variables."""
     provider = TracerProvider(resource=Resource.create())
-    provider.add_span_processor(BatchSpanProcessor(_exporter(environ)))
+    provider.add_span_processor(span_processor(_exporter(environ), environ))
     trace.set_tracer_provider(provider)
     return trace.get_tracer_provider()
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from prometheus_client.registry import CollectorRegistry
+
 from llmpulse import __version__
 from llmpulse.contract.pricing import PricingSource
 from llmpulse.errors import LLMPulseError
@@ -25,7 +27,7 @@ from llmpulse.processor.http_server import Handler, HttpServer
 from llmpulse.processor.ingest.otlp_grpc import GrpcReceiver
 from llmpulse.processor.ingest.otlp_http import OtlpHttpHandler
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
-from llmpulse.processor.metrics.exposition import build_registry
+from llmpulse.processor.metrics.exposition import MetricsCollector, ScrapeEndpoint, build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.pricing import CallPricer
@@ -60,7 +62,9 @@ class ProcessorService:
         self.settings = settings
         self.accounting = Accounting(settings.queue_spans)
         self.derived = DerivedMetrics(
-            max_label_values=settings.max_label_values, max_series=settings.max_series
+            max_label_values=settings.max_label_values,
+            max_series=settings.max_series,
+            idle_seconds=settings.label_idle_seconds,
         )
         self.windows = RollingWindows(latency_samples_per_slot=settings.latency_samples, clock=clock)
         self.pipeline = Pipeline(
@@ -77,11 +81,14 @@ class ProcessorService:
         # in-process readers see every count at once; the scrape endpoint shows a new series
         # at zero first, so that rate() sees its first events (metrics.exposition)
         self.registry = build_registry(self.derived, self.accounting)
-        self.scrape_registry = build_registry(self.derived, self.accounting, announce_new_series=True)
+        engines = CollectorRegistry(auto_describe=False)
         for extension in self._extensions:
             for collector in extension.collectors:
                 self.registry.register(collector)
-                self.scrape_registry.register(collector)
+                engines.register(collector)
+        self.scrape = ScrapeEndpoint(
+            MetricsCollector(self.derived, self.accounting, announce_new_series=True), engines
+        )
         self._clock = clock
         self._started_at = 0.0
         self.state = "new"
@@ -109,7 +116,7 @@ class ProcessorService:
             refusal=otlp_http.refusal,
         )
         admin = AdminHandler(
-            self.scrape_registry,
+            self.scrape,
             status=self.status,
             ready=lambda: self.state == "running",
             routes=_admin_routes(self._extensions),

@@ -152,6 +152,13 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "max_series", _positive_int, 2000, "LLM label sets (series) before all labels become __other__", "N"
     ),
+    Field(
+        "label_idle_seconds",
+        _positive_float,
+        3600.0,
+        "seconds a label value or series may go unseen before it frees its slot under the caps",
+        "S",
+    ),
     Field("dedup_hold", _positive_float, 2.0, "seconds an anthropic-SDK span waits for its twin", "S"),
     Field(
         "latency_samples",
@@ -193,6 +200,7 @@ class Settings:
     drain_timeout: float = 10.0
     max_label_values: int = 100
     max_series: int = 2000
+    label_idle_seconds: float = 3600.0
     dedup_hold: float = 2.0
     latency_samples: int = 1000
     log_format: str = "text"

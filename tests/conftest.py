@@ -168,10 +168,11 @@ def start_collector(tmp_path: Path) -> Iterator[CollectorFactory]:
             "LLMPULSE_COLLECTOR_HEALTH_ENDPOINT": health,
             "LLMPULSE_COLLECTOR_METRICS_PORT": str(components.free_port()),
             "LLMPULSE_PROCESSOR_ENDPOINT": processor_endpoint,
-            **(env or {}),
         }
         data = tmp_path / f"collector-{health.rsplit(':', 1)[1]}"
         data.mkdir()
+        # its own disk queue: two collectors cannot share one (file_storage locks it)
+        full_env = {**full_env, "LLMPULSE_COLLECTOR_QUEUE_DIR": str(data / "queue"), **(env or {})}
         try:
             process = components.collector(
                 config or components.REPO_ROOT / "otel-collector.yaml", data, full_env, health

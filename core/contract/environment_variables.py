@@ -125,6 +125,15 @@ OTEL_EXPORTER_OTLP_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
 As :data:`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, for every signal. Default ``grpc``.
 """
 
+OTEL_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
+"""
+.. envvar:: OTEL_BSP_MAX_QUEUE_SIZE
+
+Spans the batch span processor holds while an export waits. When llmpulse installs the tracer
+provider the default is 32768 (the SDK's is 2048), enough for a 30 s collector outage at
+1000 spans/s (see :mod:`llmpulse.instrumentation.export`).
+"""
+
 # --- processor (llmpulse serve) ---------------------------------------------------------------
 
 SETTING_PREFIX: Final = "LLMPULSE_"
@@ -268,6 +277,14 @@ LLMPULSE_MAX_SERIES: Final = "LLMPULSE_MAX_SERIES"
 
 LLM label sets (series) before a new one is folded into all-``__other__`` (``--max-series``).
 Default ``2000``.
+"""
+
+LLMPULSE_LABEL_IDLE_SECONDS: Final = "LLMPULSE_LABEL_IDLE_SECONDS"
+"""
+.. envvar:: LLMPULSE_LABEL_IDLE_SECONDS
+
+Seconds a label value or series may go unseen before it frees its slot under the caps
+(``--label-idle-seconds``). Default ``3600``.
 """
 
 LLMPULSE_DEDUP_HOLD: Final = "LLMPULSE_DEDUP_HOLD"
@@ -472,6 +489,16 @@ Read by ``otel-collector.yaml``: the llmpulse processor's OTLP/gRPC address the 
 forwards to. Default ``127.0.0.1:14317``.
 """
 
+LLMPULSE_COLLECTOR_QUEUE_DIR: Final = "LLMPULSE_COLLECTOR_QUEUE_DIR"
+"""
+.. envvar:: LLMPULSE_COLLECTOR_QUEUE_DIR
+
+Read by ``otel-collector.yaml``: directory of the ``file_storage`` extension holding the
+processor exporter's sending queue, so undelivered batches survive a collector restart
+(created if missing). Default ``/tmp/llmpulse-collector-queue``; ``llmpulse up`` uses
+``collector-queue`` in its data directory.
+"""
+
 LLMPULSE_TRACE_BACKEND_ENDPOINT: Final = "LLMPULSE_TRACE_BACKEND_ENDPOINT"
 """
 .. envvar:: LLMPULSE_TRACE_BACKEND_ENDPOINT
@@ -540,6 +567,7 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_DRAIN_TIMEOUT,
     LLMPULSE_MAX_LABEL_VALUES,
     LLMPULSE_MAX_SERIES,
+    LLMPULSE_LABEL_IDLE_SECONDS,
     LLMPULSE_DEDUP_HOLD,
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,

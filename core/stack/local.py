@@ -66,6 +66,7 @@ class Service:
     pid: int
     url: str
     log: str
+    ready_url: str = ""  # what `llmpulse status` asks (state files of older versions have none)
 
 
 def _python_module(module: str, *args: str) -> list[str]:
@@ -271,6 +272,7 @@ state_path = "{d / "drift.npz"}"
                 E.LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: f"{h}:{p.collector_health}",
                 E.LLMPULSE_COLLECTOR_METRICS_PORT: str(p.collector_metrics),
                 E.LLMPULSE_PROCESSOR_ENDPOINT: f"{h}:{p.processor_grpc}",
+                E.LLMPULSE_COLLECTOR_QUEUE_DIR: str(d / "collector-queue"),
             },
             f"{h}:{p.collector_health}",
         )
@@ -316,6 +318,35 @@ state_path = "{d / "drift.npz"}"
             return []
         return [Service(**s) for s in recorded.get("services", [])]
 
+    def health(self) -> list[tuple[Service, str]]:
+        """Each recorded service with its state: ``up`` (its process runs and its readiness URL
+        answers), ``not ready`` (runs, does not answer) or ``down`` (its process is gone)."""
+        out = []
+        for service in self.recorded():
+            if not alive(service.pid):
+                state = "down"
+            elif service.ready_url and not components.http_ok(service.ready_url, timeout=0.5):
+                state = "not ready"
+            else:
+                state = "up"
+            out.append((service, state))
+        return out
+
+    def health_report(self) -> str | None:
+        """``llmpulse status``'s stack section, or None when no stack was started here."""
+        health = self.health()
+        if not health:
+            return None
+        down = [service.name for service, state in health if state != "up"]
+        head = "local stack: all up" if not down else f"local stack: {', '.join(down)} not up"
+        lines = [f"{head} ({self.state_dir})"]
+        for service, state in health:
+            hint = f"  log: {service.log}" if state != "up" else ""
+            lines.append(f"  {service.name:<14} {state:<10} {service.url}{hint}")
+        if down:
+            lines.append("  `llmpulse up` restarts what is down")
+        return "\n".join(lines)
+
     def running(self) -> list[Service]:
         """Services recorded in the state file whose process is alive."""
         return [s for s in self.recorded() if alive(s.pid)]
@@ -347,7 +378,9 @@ state_path = "{d / "drift.npz"}"
                 say(f"==> starting {process.name} ...")
                 process.start(timeout=60)
                 self._children[int(process.pid or 0)] = process
-                service = Service(process.name, int(process.pid or 0), url, str(process.log_path))
+                service = Service(
+                    process.name, int(process.pid or 0), url, str(process.log_path), process.ready_url
+                )
                 started.append(service)
                 # a restarted component keeps its place in the start order
                 services = sorted([*services, service], key=lambda s: order.get(s.name, len(order)))

@@ -14,9 +14,6 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from prometheus_client.exposition import choose_encoder
-from prometheus_client.registry import CollectorRegistry
-
 from llmpulse.processor.admin.guard import AdminGuard
 from llmpulse.processor.http_server import Handler, Request, Response
 
@@ -24,18 +21,19 @@ STATUS_PATH = "/api/status"
 
 
 class AdminHandler:
-    """Routes the admin port. ``ready`` and ``status`` are callables owned by the service."""
+    """Routes the admin port. ``metrics`` (the ``Accept`` header -> body and content type),
+    ``ready`` and ``status`` are callables owned by the service."""
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        metrics: Callable[[str], tuple[bytes, str]],
         *,
         status: Callable[[], dict[str, Any]],
         ready: Callable[[], bool],
         routes: Mapping[str, Handler] | None = None,
         guard: AdminGuard | None = None,
     ) -> None:
-        self._registry = registry
+        self._metrics = metrics  # Accept header -> (body, content type)
         self._status = status
         self._ready = ready
         # path prefix -> handler (e.g. the drift engine's /api/drift), tried before the built-ins
@@ -53,8 +51,8 @@ class AdminHandler:
             return Response(405, b"use GET\n", headers=[("Allow", "GET")])
         path = request.path
         if path == "/metrics":
-            encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-            return Response(200, encoder(self._registry), content_type)
+            body, content_type = self._metrics(request.headers.get("accept", ""))
+            return Response(200, body, content_type)
         if path == STATUS_PATH:
             body = json.dumps(self._status(), sort_keys=True, allow_nan=False).encode()
             return Response(200, body, "application/json")

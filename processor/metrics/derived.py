@@ -11,7 +11,9 @@ in the OpenMetrics exposition only (prometheus-client drops exemplars from the t
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.samples import Exemplar
@@ -67,29 +69,47 @@ MAX_LABEL_LENGTH = 128
 
 
 class LabelCap:
-    """Caps the number of distinct values of one label; later values become ``__other__``."""
+    """Caps the number of distinct values of one label; later values become ``__other__``.
+
+    Each admitted value remembers when it was last seen (``values``: value -> time); a value
+    unseen for the idle time is dropped by :meth:`expire` and its slot goes to the next new value.
+    """
 
     __slots__ = ("cap", "name", "values")
 
     def __init__(self, name: str, cap: int) -> None:
         self.name = name
         self.cap = cap
-        self.values: set[str] = set()
+        self.values: dict[str, float] = {}
 
-    def __call__(self, value: str) -> str:
+    def __call__(self, value: str, now: float = 0.0) -> str:
         """Return ``value`` if it is (or can become) one of the allowed values, else the overflow value.
 
-        Values longer than :data:`MAX_LABEL_LENGTH` are cut to that length.
+        Values longer than :data:`MAX_LABEL_LENGTH` are cut to that length. ``now`` is the time
+        the value is seen at (the clock of :class:`DerivedMetrics`).
         """
-        if value in self.values:
+        values = self.values
+        if value in values:
+            values[value] = now
             return value
         value = value[:MAX_LABEL_LENGTH]
-        if value in self.values:
-            return value
-        if len(self.values) < self.cap:
-            self.values.add(value)
+        if value in values or len(values) < self.cap:
+            values[value] = now
             return value
         return M.OVERFLOW_VALUE
+
+    def touch(self, value: str, seen: float) -> None:
+        """Make ``seen`` the value's last-seen time if it is later (for uses that skip the cap)."""
+        values = self.values
+        if values.get(value, seen) < seen:
+            values[value] = seen
+
+    def expire(self, cutoff: float) -> set[str]:
+        """Drop the values last seen before ``cutoff``; returns them."""
+        gone = {value for value, seen in self.values.items() if seen < cutoff}
+        for value in gone:
+            del self.values[value]
+        return gone
 
 
 LLMLabels = tuple[str, str, str, str, str, str]
@@ -109,6 +129,7 @@ class LLMSeries:
         "mismatches",
         "refusals",
         "requests",
+        "seen",
         "tokens",
         "tokens_in",
         "tokens_out",
@@ -130,17 +151,19 @@ class LLMSeries:
         self.requests: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.mismatches: dict[str, int] = {}
+        self.seen = 0.0  # when a call last counted here (DerivedMetrics' clock)
 
 
 class StepSeries:
     """Duration and errors of one step of one feature of one service."""
 
-    __slots__ = ("duration", "errors", "labels")
+    __slots__ = ("duration", "errors", "labels", "seen")
 
     def __init__(self, labels: tuple[str, str, str, str]) -> None:
         self.labels = labels
         self.duration = Histogram(M.STEP_DURATION_BUCKETS)
         self.errors = 0
+        self.seen = 0.0
 
 
 def is_model_mismatch(request_model: str, response_model: str) -> bool:
@@ -179,19 +202,43 @@ class Accounting:
 
 
 class DerivedMetrics:
-    """Aggregates records into metric series, with bounded label cardinality."""
+    """Aggregates records into metric series, with bounded label cardinality.
 
-    def __init__(self, max_label_values: int = 100, max_series: int = 2000, max_cache: int = 10_000) -> None:
+    Every free-form label is capped at ``max_label_values`` values and the LLM label sets at
+    ``max_series``; what comes past a cap is folded into ``__other__``. Caps age: a series not
+    counted for ``idle_seconds`` is dropped, and so is a label value none of whose uses was seen
+    for that long, which frees its slot (counted per label in ``evictions``). Ageing runs at most
+    every ``idle_seconds / 10`` (and at most every minute), from the observe calls, so a value
+    leaves between ``idle_seconds`` and ``1.1 * idle_seconds`` after its last use. ``clock``
+    (seconds, monotonic) is read once per observed record.
+    """
+
+    def __init__(
+        self,
+        max_label_values: int = 100,
+        max_series: int = 2000,
+        max_cache: int = 10_000,
+        *,
+        idle_seconds: float = 3600.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._caps = {
             name: LabelCap(name, max_label_values)
             for name in (*M.LLM_LABELS, M.ERROR_TYPE, M.RESPONSE_MODEL, M.STEP, M.KIND, M.PRICING_VERSION)
         }
         self._max_cache = max_cache
         self._max_series = max_series
+        self._idle = idle_seconds
+        self._sweep_every = min(idle_seconds / 10, 60.0)
+        self._clock = clock
+        self._now = clock()
+        self._next_sweep = self._now + self._sweep_every
         self.overflow: dict[str, int] = {}
+        self.evictions: dict[str, int] = dict.fromkeys(self._caps, 0)  # exposed from the start
         self.llm: dict[LLMLabels, LLMSeries] = {}
         self.steps: dict[tuple[str, str, str, str], StepSeries] = {}
         self.feedback: dict[tuple[str, str, str, str, str], int] = {}
+        self._feedback_seen: dict[tuple[str, str, str, str, str], float] = {}
         # raw label tuple -> (series, labels that overflowed); bounded by max_cache
         self._llm_cache: dict[LLMLabels, tuple[LLMSeries, tuple[str, ...]]] = {}
         self._mismatch_cache: dict[tuple[str, str], bool] = {}
@@ -199,14 +246,57 @@ class DerivedMetrics:
     def feature_label(self, feature: str) -> str:
         """The ``feature`` label value for ``feature``: itself, cut to length, or ``__other__``
         once the label is at its cap (overflow is counted where the metrics fold it)."""
-        return self._caps[M.FEATURE](feature)
+        return self._caps[M.FEATURE](feature, self._now)
 
     def service_label(self, service: str) -> str:
         """The ``service`` label value for ``service`` (capped like :meth:`feature_label`)."""
-        return self._caps[M.SERVICE](service)
+        return self._caps[M.SERVICE](service, self._now)
+
+    def _tick(self) -> float:
+        now = self._now = self._clock()
+        if now >= self._next_sweep:
+            self.expire_idle(now)
+        return now
+
+    def expire_idle(self, now: float) -> None:
+        """Drop the series and label values unseen since ``now - idle_seconds`` (see the class)."""
+        self._next_sweep = now + self._sweep_every
+        cutoff = now - self._idle
+        caps = self._caps
+        # counted calls found through the cache skip the caps: their series know when they were seen
+        llm_caps = [caps[name] for name in M.LLM_LABELS]
+        for labels, series in self.llm.items():
+            for cap, value in zip(llm_caps, labels, strict=True):
+                cap.touch(value, series.seen)
+        gone: dict[str, set[str]] = {}
+        for name, cap in caps.items():
+            expired = cap.expire(cutoff)
+            expired.discard(M.OVERFLOW_VALUE)
+            if expired:
+                gone[name] = expired
+                self.evictions[name] = self.evictions.get(name, 0) + len(expired)
+        dropped = [labels for labels, series in self.llm.items() if series.seen < cutoff]
+        for labels in dropped:
+            del self.llm[labels]
+        for series in self.llm.values():
+            for name, table in (
+                (M.ERROR_TYPE, series.errors),
+                (M.RESPONSE_MODEL, series.mismatches),
+                (M.PRICING_VERSION, series.cost),
+            ):
+                for value in gone.get(name, ()):
+                    table.pop(value, None)
+        for step in [key for key, series in self.steps.items() if series.seen < cutoff]:
+            del self.steps[step]
+        for key in [key for key, seen in self._feedback_seen.items() if seen < cutoff]:
+            del self.feedback[key], self._feedback_seen[key]
+        if gone or dropped:
+            # cached raw label tuples may point at dropped series or at __other__ for a value
+            # that can now have a slot of its own
+            self._llm_cache.clear()
 
     def _cap(self, label: str, value: str) -> str:
-        capped = self._caps[label](value)
+        capped = self._caps[label](value, self._now)
         if capped is M.OVERFLOW_VALUE and value != M.OVERFLOW_VALUE:
             self.overflow[label] = self.overflow.get(label, 0) + 1
         return capped
@@ -215,14 +305,14 @@ class DerivedMetrics:
         raw = (call.service, call.environment, call.feature, call.provider, call.model, call.operation)
         hit = self._llm_cache.get(raw)
         if hit is None:
-            caps = self._caps
+            caps, now = self._caps, self._now
             labels = (
-                caps[M.SERVICE](raw[0]),
-                caps[M.DEPLOYMENT_ENVIRONMENT](raw[1]),
-                caps[M.FEATURE](raw[2]),
-                caps[M.PROVIDER](raw[3]),
-                caps[M.MODEL](raw[4]),
-                caps[M.OPERATION](raw[5]),
+                caps[M.SERVICE](raw[0], now),
+                caps[M.DEPLOYMENT_ENVIRONMENT](raw[1], now),
+                caps[M.FEATURE](raw[2], now),
+                caps[M.PROVIDER](raw[3], now),
+                caps[M.MODEL](raw[4], now),
+                caps[M.OPERATION](raw[5], now),
             )
             overflowed = tuple(
                 name
@@ -257,7 +347,9 @@ class DerivedMetrics:
 
     def observe_llm(self, call: LLMCall) -> tuple[str, str]:
         """Count one LLM call; returns the (capped) (service, feature) labels for the rolling windows."""
+        now = self._tick()
         series = self._llm_series(call)
+        series.seen = now
         series.duration.observe_traced(call.duration_s, call.trace_id, call.end_ns)
         if call.ttfc_s is not None:
             series.ttfc.observe_traced(call.ttfc_s, call.trace_id, call.end_ns)
@@ -279,13 +371,9 @@ class DerivedMetrics:
             if call.outcome != M.OUTCOME_ERROR:  # a failed call costs nothing to know
                 series.unpriced += 1
         else:
-            version = call.pricing_version
             costs = series.cost
-            if version in costs:
-                costs[version] += cost
-            else:
-                capped = self._cap(M.PRICING_VERSION, version)
-                costs[capped] = costs.get(capped, 0.0) + cost
+            version = self._cap(M.PRICING_VERSION, call.pricing_version)
+            costs[version] = costs.get(version, 0.0) + cost
         key = (call.finish_reason, call.outcome)
         series.requests[key] = series.requests.get(key, 0) + 1
         if call.outcome is M.OUTCOME_REFUSAL or call.finish_reason == "refusal":
@@ -300,6 +388,7 @@ class DerivedMetrics:
 
     def observe_step(self, step: StepRun) -> None:
         """Count one pipeline step."""
+        now = self._tick()
         labels = (
             self._cap(M.SERVICE, step.service),
             self._cap(M.DEPLOYMENT_ENVIRONMENT, step.environment),
@@ -309,12 +398,14 @@ class DerivedMetrics:
         series = self.steps.get(labels)
         if series is None:
             series = self.steps[labels] = StepSeries(labels)
+        series.seen = now
         series.duration.observe_traced(step.duration_s, step.trace_id, step.end_ns)
         if step.error:
             series.errors += 1
 
     def observe_feedback(self, feedback: Feedback) -> tuple[str, str]:
         """Count one feedback event; returns its (capped) (service, feature) labels."""
+        now = self._tick()
         key = (
             self._cap(M.SERVICE, feedback.service),
             self._cap(M.DEPLOYMENT_ENVIRONMENT, feedback.environment),
@@ -323,4 +414,5 @@ class DerivedMetrics:
             feedback.sentiment,
         )
         self.feedback[key] = self.feedback.get(key, 0) + 1
+        self._feedback_seen[key] = now
         return key[0], key[2]

@@ -16,20 +16,25 @@ readers (``llmpulse status``, tests) use a registry without it and see the count
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
 
 from llmpulse import __version__
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
 
 _SPECS = M.METRICS_BY_NAME
+_MEMO_LIMIT = 200_000  # label sets; at the default caps a scrape writes about 40,000
 
 
 def _family(name: str, labels: tuple[str, ...] | None = None) -> Any:
+    """A prometheus-client family for metric ``name``."""
     spec = _SPECS[name]
     names = list(spec.labels if labels is None else labels)
     if spec.type == "counter":
@@ -39,29 +44,147 @@ def _family(name: str, labels: tuple[str, ...] | None = None) -> Any:
     return HistogramMetricFamily(spec.family, spec.help, labels=names)
 
 
-class _Announcer:
-    """Remembers which series were exposed; a series seen for the first time is shown at zero."""
+def _escape(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    return value
 
-    __slots__ = ("seen",)
+
+@functools.cache
+def _le_strings(bounds: tuple[float, ...]) -> tuple[str, ...]:
+    """The ``le`` values of a histogram's buckets, as :meth:`Histogram.buckets` writes them."""
+    return (*map(repr, bounds), "+Inf")
+
+
+def _add_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
+    if isinstance(family, _TextFamily):
+        family.add_histogram(labels, hist)
+    else:
+        family.add_metric(labels, hist.buckets(), hist.sum)
+
+
+def _number(value: float) -> str:
+    return str(value) if type(value) is int else floatToGoString(value)
+
+
+class _TextFamily:
+    """A family written straight to exposition text (the ``/metrics`` fast path).
+
+    It takes the same ``add_metric`` calls as prometheus-client's families and writes the same
+    samples, without building sample objects or escaping each label on each scrape: label
+    sets are written once and remembered across scrapes in ``memo`` (label set -> text, one
+    memo per family; the collector clears them when they grow past a limit).
+    """
+
+    __slots__ = ("_labels", "_memo", "lines", "name", "openmetrics", "sample", "spec")
+
+    def __init__(
+        self,
+        name: str,
+        labels: tuple[str, ...] | None,
+        openmetrics: bool,
+        memo: dict[tuple[str, ...], str],
+    ) -> None:
+        spec = self.spec = _SPECS[name]
+        self.name = spec.family  # what the announcer keys on, as for prometheus-client's families
+        self.openmetrics = openmetrics
+        self._labels = spec.labels if labels is None else labels
+        self._memo = memo
+        self.sample = spec.name if spec.type != "histogram" else spec.family
+        header = spec.family if openmetrics or spec.type != "counter" else spec.name
+        help_text = spec.help.replace("\\", "\\\\").replace("\n", "\\n")
+        if openmetrics:
+            help_text = help_text.replace('"', '\\"')
+        self.lines = [f"# HELP {header} {help_text}\n# TYPE {header} {spec.type}\n"]
+
+    def _label_text(self, values: list[str]) -> str:
+        key = tuple(values)
+        text = self._memo.get(key)
+        if text is None:
+            pairs = zip(self._labels, values, strict=True)
+            text = self._memo[key] = ",".join(f'{name}="{_escape(value)}"' for name, value in pairs)
+        return text
+
+    def add_metric(self, labels: list[str], value: Any, sum_value: float | None = None) -> None:
+        """A counter or gauge sample (``value``), or a histogram (``value`` are its buckets)."""
+        text = self._label_text(labels)
+        lines = self.lines
+        if sum_value is None:
+            lines.append(
+                f"{self.sample}{{{text}}} {_number(value)}\n" if text else f"{self.sample} {_number(value)}\n"
+            )
+            return
+        prefix = f"{self.sample}_bucket{{{text},le=" if text else f"{self.sample}_bucket{{le="
+        total = 0
+        for bucket in value:
+            le, total = bucket[0], bucket[1]
+            if len(bucket) > 2 and self.openmetrics:
+                ex = bucket[2]
+                trace = ex.labels["trace_id"]
+                lines.append(
+                    f'{prefix}"{le}"}} {total} # {{trace_id="{trace}"}} {_number(ex.value)} {ex.timestamp}\n'
+                )
+            else:
+                lines.append(f'{prefix}"{le}"}} {total}\n')
+        suffix = f"{{{text}}}" if text else ""
+        lines.append(f"{self.sample}_count{suffix} {total}\n{self.sample}_sum{suffix} {_number(sum_value)}\n")
+
+    def add_histogram(self, labels: list[str], hist: Histogram) -> None:
+        """The samples of ``hist``, written from its arrays (no bucket or exemplar objects)."""
+        text = self._label_text(labels)
+        sample, lines = self.sample, self.lines
+        prefix = f"{sample}_bucket{{{text},le=" if text else f"{sample}_bucket{{le="
+        les = _le_strings(hist.bounds)
+        traces = hist.ex_trace if self.openmetrics else ()
+        total = 0
+        for i, count in enumerate(hist.counts):
+            total += count
+            trace = traces[i] if traces else None
+            if trace:
+                value, when = _number(hist.ex_value[i]), hist.ex_time[i] / 1e9
+                lines.append(f'{prefix}"{les[i]}"}} {total} # {{trace_id="{trace.hex()}"}} {value} {when}\n')
+            else:
+                lines.append(f'{prefix}"{les[i]}"}} {total}\n')
+        suffix = f"{{{text}}}" if text else ""
+        lines.append(f"{sample}_count{suffix} {total}\n{sample}_sum{suffix} {_number(hist.sum)}\n")
+
+    def text(self) -> str:
+        """The family's exposition text (header lines even with no samples, as prometheus-client)."""
+        return "".join(self.lines)
+
+
+class _Announcer:
+    """Remembers which series the last scrape exposed; a series it did not is shown at zero.
+
+    Only the last scrape's series are remembered, so the memory follows the live series (series
+    dropped by the caps' ageing are forgotten, and announced again should they come back).
+    """
+
+    __slots__ = ("previous", "seen")
 
     def __init__(self) -> None:
+        self.previous: set[tuple[str, tuple[str, ...]]] = set()
         self.seen: set[tuple[str, tuple[str, ...]]] = set()
+
+    def begin(self) -> None:
+        """Start a scrape."""
+        self.previous, self.seen = self.seen, set()
 
     def counter(self, family: Any, labels: list[str], value: float) -> None:
         key = (family.name, tuple(labels))
-        if key not in self.seen:
-            self.seen.add(key)
+        self.seen.add(key)
+        if key not in self.previous:
             value = 0
         family.add_metric(labels, value)
 
     def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
         key = (family.name, tuple(labels))
-        if key not in self.seen:
-            self.seen.add(key)
-            zero = [(le, 0) for le, *_ in hist.buckets()]
+        self.seen.add(key)
+        if key not in self.previous:
+            zero = [(le, 0) for le in _le_strings(hist.bounds)]
             family.add_metric(labels, zero, 0.0)
         else:
-            family.add_metric(labels, hist.buckets(), hist.sum)
+            _add_histogram(family, labels, hist)
 
 
 class _Direct:
@@ -69,11 +192,14 @@ class _Direct:
 
     __slots__ = ()
 
+    def begin(self) -> None:
+        """Start a scrape (nothing to remember)."""
+
     def counter(self, family: Any, labels: list[str], value: float) -> None:
         family.add_metric(labels, value)
 
     def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        family.add_metric(labels, hist.buckets(), hist.sum)
+        _add_histogram(family, labels, hist)
 
 
 class MetricsCollector(Collector):
@@ -89,9 +215,31 @@ class MetricsCollector(Collector):
         self._derived = derived
         self._accounting = accounting
         self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()
+        self._new: Callable[..., Any] = _family
+        # family name -> label values -> label text, for render()
+        self._memo: dict[str, dict[tuple[str, ...], str]] = {}
+
+    def render(self, *, openmetrics: bool) -> str:
+        """The same families as :meth:`collect`, as exposition text (OpenMetrics without the
+        ``# EOF`` line, or the Prometheus text format), written directly: at the series cap this
+        is several times cheaper than prometheus-client's encoders."""
+        memo = self._memo
+        if sum(map(len, memo.values())) > _MEMO_LIMIT:
+            memo.clear()  # label sets that aged out (metrics.derived) must not stay here for good
+
+        def new(name: str, labels: tuple[str, ...] | None = None) -> _TextFamily:
+            return _TextFamily(name, labels, openmetrics, memo.setdefault(name, {}))
+
+        self._new = new
+        try:
+            families = list(self.collect())
+        finally:
+            self._new = _family
+        return "".join(family.text() for family in families)
 
     def collect(self) -> Iterator[Any]:
         """Build every family from the current state (called on each scrape)."""
+        self._out.begin()
         yield from self._collect_llm()
         yield from self._collect_steps()
         yield from self._collect_self()
@@ -100,21 +248,21 @@ class MetricsCollector(Collector):
         d, out = self._derived, self._out
         counter, histogram = out.counter, out.histogram
         duration, ttfc, usage = (
-            _family(M.OPERATION_DURATION),
-            _family(M.TIME_TO_FIRST_CHUNK),
-            _family(M.TOKEN_USAGE),
+            self._new(M.OPERATION_DURATION),
+            self._new(M.TIME_TO_FIRST_CHUNK),
+            self._new(M.TOKEN_USAGE),
         )
         requests, errors, refusals = (
-            _family(M.REQUESTS_TOTAL),
-            _family(M.ERRORS_TOTAL),
-            _family(M.REFUSALS_TOTAL),
+            self._new(M.REQUESTS_TOTAL),
+            self._new(M.ERRORS_TOTAL),
+            self._new(M.REFUSALS_TOTAL),
         )
         tokens, cost, unpriced = (
-            _family(M.TOKENS_TOTAL),
-            _family(M.COST_USD_TOTAL),
-            _family(M.UNPRICED_REQUESTS_TOTAL),
+            self._new(M.TOKENS_TOTAL),
+            self._new(M.COST_USD_TOTAL),
+            self._new(M.UNPRICED_REQUESTS_TOTAL),
         )
-        mismatch = _family(M.MODEL_MISMATCH_TOTAL)
+        mismatch = self._new(M.MODEL_MISMATCH_TOTAL)
         for labels, s in list(d.llm.items()):
             lv = list(labels)
             histogram(duration, lv, s.duration)
@@ -136,27 +284,33 @@ class MetricsCollector(Collector):
             for response_model, n in list(s.mismatches.items()):
                 counter(mismatch, [*lv, response_model], n)
         yield from (duration, usage, ttfc, requests, errors, refusals, tokens, cost, unpriced, mismatch)
-        overflow = _family(M.LABEL_OVERFLOW_TOTAL)
+        overflow = self._new(M.LABEL_OVERFLOW_TOTAL)
         for label, n in sorted(d.overflow.items()):
             counter(overflow, [label], n)
-        yield overflow
+        evictions = self._new(M.LABEL_EVICTIONS_TOTAL)
+        for label, n in sorted(d.evictions.items()):
+            counter(evictions, [label], n)
+        yield from (overflow, evictions)
 
     def _collect_steps(self) -> Iterator[Any]:
         d, out = self._derived, self._out
-        duration, errors = _family(M.STEP_DURATION), _family(M.STEP_ERRORS_TOTAL)
+        duration, errors = self._new(M.STEP_DURATION), self._new(M.STEP_ERRORS_TOTAL)
         for labels, s in list(d.steps.items()):
             out.histogram(duration, list(labels), s.duration)
             out.counter(errors, list(labels), s.errors)
-        feedback = _family(M.FEEDBACK_TOTAL)
+        feedback = self._new(M.FEEDBACK_TOTAL)
         for key, n in list(d.feedback.items()):
             out.counter(feedback, list(key), n)
         yield from (duration, errors, feedback)
 
     def _collect_self(self) -> Iterator[Any]:
         a = self._accounting
-        received, accepted = _family(M.SPANS_RECEIVED_TOTAL), _family(M.SPANS_ACCEPTED_TOTAL)
-        rejected = _family(M.SPANS_REJECTED_TOTAL)
-        refused_spans, refused_requests = _family(M.SPANS_REFUSED_TOTAL), _family(M.REQUESTS_REFUSED_TOTAL)
+        received, accepted = self._new(M.SPANS_RECEIVED_TOTAL), self._new(M.SPANS_ACCEPTED_TOTAL)
+        rejected = self._new(M.SPANS_REJECTED_TOTAL)
+        refused_spans, refused_requests = (
+            self._new(M.SPANS_REFUSED_TOTAL),
+            self._new(M.REQUESTS_REFUSED_TOTAL),
+        )
         for receiver, n in a.received.items():
             received.add_metric([receiver], n)
         for kind, n in a.accepted.items():
@@ -167,12 +321,12 @@ class MetricsCollector(Collector):
             refused_spans.add_metric([receiver, reason], n)
         for (receiver, reason), n in a.refused_requests.items():
             refused_requests.add_metric([receiver, reason], n)
-        queue, capacity = _family(M.QUEUE_SPANS), _family(M.QUEUE_CAPACITY_SPANS)
+        queue, capacity = self._new(M.QUEUE_SPANS), self._new(M.QUEUE_CAPACITY_SPANS)
         queue.add_metric([], a.queue_spans)
         capacity.add_metric([], a.queue_capacity)
-        batch = _family(M.BATCH_PROCESSING_SECONDS)
+        batch = self._new(M.BATCH_PROCESSING_SECONDS)
         batch.add_metric([], a.batch_seconds.buckets(), a.batch_seconds.sum)
-        info = _family(M.BUILD_INFO)
+        info = self._new(M.BUILD_INFO)
         info.add_metric([__version__], 1)
         yield from (
             received,
@@ -195,3 +349,24 @@ def build_registry(
     registry = CollectorRegistry(auto_describe=False)
     registry.register(MetricsCollector(derived, accounting, announce_new_series=announce_new_series))
     return registry
+
+
+class ScrapeEndpoint:
+    """What ``/metrics`` answers: the processor's families written by
+    :meth:`MetricsCollector.render`, then the engines' collectors through prometheus-client.
+
+    ``collector`` should announce new series (see the module docstring); ``engines`` holds the
+    engines' collectors on a registry of their own.
+    """
+
+    def __init__(self, collector: MetricsCollector, engines: CollectorRegistry) -> None:
+        self._collector = collector
+        self._engines = engines
+
+    def __call__(self, accept: str) -> tuple[bytes, str]:
+        """The body and content type for a scrape sending ``Accept: accept``."""
+        encoder, content_type = choose_encoder(accept)
+        openmetrics = content_type.startswith("application/openmetrics-text")
+        own = self._collector.render(openmetrics=openmetrics).encode()
+        engines = encoder(self._engines)
+        return own + engines, content_type

@@ -19,8 +19,10 @@ Label conventions (one spelling everywhere, so PromQL joins need no ``label_repl
 The semantic-convention histograms keep their semconv names, units and advised buckets but use
 these short label names too (``operation`` rather than ``gen_ai_operation_name``), plus
 ``feature``. Label values of every free-form label are capped per label; values past the cap are
-folded into :data:`OVERFLOW_VALUE` and counted in :data:`LABEL_OVERFLOW_TOTAL`. Prompt text and raw
-user ids are never label values.
+folded into :data:`OVERFLOW_VALUE` and counted in :data:`LABEL_OVERFLOW_TOTAL`. A value unseen for
+the idle time frees its slot (its series leave the exposition), counted in
+:data:`LABEL_EVICTIONS_TOTAL`, so a flood of junk values does not keep later real ones out for
+good. Prompt text and raw user ids are never label values.
 
 Token types: ``input`` and ``output`` are the totals; ``cache_read`` and ``cache_creation`` are
 *parts of* ``input`` and ``reasoning`` is part of ``output`` (semconv >= 1.37), so never sum all
@@ -186,6 +188,7 @@ STEP_ERRORS_TOTAL: Final = "llmpulse_step_errors_total"
 FEEDBACK_TOTAL: Final = "llmpulse_feedback_total"
 # ... about the labels themselves
 LABEL_OVERFLOW_TOTAL: Final = "llmpulse_label_overflow_total"
+LABEL_EVICTIONS_TOTAL: Final = "llmpulse_label_evictions_total"
 
 # Self-metrics of the processor.
 SPANS_RECEIVED_TOTAL: Final = "llmpulse_processor_spans_received_total"
@@ -303,6 +306,13 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "counter",
         (LABEL,),
         f"Spans whose label value was folded into {OVERFLOW_VALUE} because the label reached its cap.",
+    ),
+    MetricSpec(
+        LABEL_EVICTIONS_TOTAL,
+        "counter",
+        (LABEL,),
+        "Label values that freed their slot under the cap after going unseen for --label-idle-seconds "
+        "(their series left the exposition).",
     ),
     MetricSpec(SPANS_RECEIVED_TOTAL, "counter", (RECEIVER,), "Spans in decoded export requests."),
     MetricSpec(

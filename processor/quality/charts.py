@@ -66,6 +66,7 @@ class QualityCharts:
         self._calls: dict[tuple[str, str], _CallWindow] = {}
         self._scores: dict[tuple[str, str], list[float]] = {}
         self._dirty: set[ChartKey] = set()
+        self.new_baseline = False  # a chart fixed its baseline since the last take_dirty()
         # (feature, statistic) -> a chart saved before charts were kept per service, taken over
         # by the first service that charts that feature and statistic
         self._legacy: dict[tuple[str, str], EwmaChart] = {}
@@ -137,8 +138,12 @@ class QualityCharts:
 
     def _point(self, key: tuple[str, str], statistic: str, value: float) -> ChartState:
         service, feature = key
-        state = self.chart(service, feature, statistic).update(value)
+        chart = self.chart(service, feature, statistic)
+        warming = chart.in_warmup
+        state = chart.update(value)
         self._dirty.add((service, feature, statistic))
+        if warming and not chart.in_warmup:
+            self.new_baseline = True
         if self._metrics is not None:
             self._metrics.chart(key, statistic, state)
         if state.alarm:
@@ -221,6 +226,7 @@ class QualityCharts:
         """Snapshots of the charts changed since the last call, for persisting."""
         dirty = {key: self._charts[key].to_dict() for key in self._dirty if key in self._charts}
         self._dirty.clear()
+        self.new_baseline = False
         return dirty
 
     def states(self) -> dict[ChartKey, ChartState | None]:

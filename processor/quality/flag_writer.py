@@ -34,6 +34,7 @@ class FlagWriter:
         self._clock = clock
         self._queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(_QUEUE_SIZE)
         self._full = metrics.store_dropped.labels(Q.STORE_DROP_QUEUE_FULL)
+        self._stored = metrics.stored  # counted after the commit: what a kill cannot take back
 
     def record(
         self,
@@ -64,6 +65,7 @@ class FlagWriter:
                 batch.append(queue.get_nowait())
             try:
                 await asyncio.to_thread(self.store.add_many, batch)
+                self._stored.inc(len(batch))
             except Exception:
                 _log.exception("could not store %d flagged sample(s)", len(batch))
             finally:
@@ -80,5 +82,6 @@ class FlagWriter:
             record = self._queue.get_nowait()
             try:
                 await asyncio.to_thread(self.store.add, record)
+                self._stored.inc()
             except Exception:
                 _log.exception("could not store a flagged sample of feature %s", record.feature)

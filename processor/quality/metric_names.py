@@ -88,6 +88,7 @@ CHECKED_TOTAL: Final = "llmpulse_quality_checked_total"
 CHECK_FAILURES_TOTAL: Final = "llmpulse_quality_check_failures_total"
 FLAGGED_TOTAL: Final = "llmpulse_quality_flagged_total"
 FLAGGED_STORE_DROPPED_TOTAL: Final = "llmpulse_quality_flagged_store_dropped_total"
+FLAGGED_STORED_TOTAL: Final = "llmpulse_quality_flagged_stored_total"
 RECENT_EVICTED_TOTAL: Final = "llmpulse_quality_recent_evicted_total"
 RECENT_BYTES: Final = "llmpulse_quality_recent_bytes"
 JUDGE_SAMPLED_TOTAL: Final = "llmpulse_judge_sampled_total"
@@ -131,6 +132,12 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
         "counter",
         (REASON,),
         "Flagged samples not stored: writer queue full, or over the per-feature rate for check flags.",
+    ),
+    MetricSpec(
+        FLAGGED_STORED_TOTAL,
+        "counter",
+        (),
+        "Flagged samples committed to the store: these survive a kill of the processor.",
     ),
     MetricSpec(
         RECENT_EVICTED_TOTAL,

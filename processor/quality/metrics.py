@@ -61,6 +61,7 @@ class QualityMetrics:
         self.store_dropped = m[Q.FLAGGED_STORE_DROPPED_TOTAL]
         for reason in Q.STORE_DROP_REASONS:
             self.store_dropped.labels(reason)
+        self.stored = m[Q.FLAGGED_STORED_TOTAL]
         self.recent_evicted = m[Q.RECENT_EVICTED_TOTAL]
         for reason in Q.RECENT_EVICT_REASONS:
             self.recent_evicted.labels(reason)

@@ -23,6 +23,7 @@ _log = logging.getLogger(__name__)
 # Retention runs this often: ~40 ms on a 100k-row store, and with the check-flag quota a busy
 # processor can store thousands of samples a minute.
 _PRUNE_EVERY_S = 600.0
+_BASELINE_SAVE_S = 1.0  # a newly fixed SPC baseline is on disk within this (see Ticker.run)
 
 
 class Ticker:
@@ -57,13 +58,30 @@ class Ticker:
         self._last_prune = 0.0
 
     async def run(self) -> None:
-        """Tick forever (until cancelled); a failed tick is logged and the next one runs."""
+        """Tick forever (until cancelled); a failed tick is logged and the next one runs.
+
+        Between ticks, a chart that has just fixed its baseline is saved within
+        :data:`_BASELINE_SAVE_S`, so a kill right after the warm-up does not lose the baseline
+        (a restart would otherwise learn a new one from later, possibly shifted, traffic).
+        """
+        step = min(self._tick_s, _BASELINE_SAVE_S)
+        next_tick = time.monotonic() + self._tick_s
         while True:
-            await asyncio.sleep(self._tick_s)
+            await asyncio.sleep(step)
             try:
-                await self.tick()
+                if time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + self._tick_s
+                    await self.tick()
+                elif self._charts.new_baseline:
+                    await self.save_charts()
             except Exception:
                 _log.exception("quality tick failed")
+
+    async def save_charts(self) -> None:
+        """Persist the charts changed since the last save."""
+        dirty = self._charts.take_dirty()
+        if dirty:
+            await asyncio.to_thread(self._chart_store.save_charts, dirty)
 
     async def tick(self) -> None:
         """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""
@@ -76,9 +94,7 @@ class Ticker:
                 feature,
                 ",".join(reset) or "none yet",
             )
-        dirty = self._charts.take_dirty()
-        if dirty:
-            await asyncio.to_thread(self._chart_store.save_charts, dirty)
+        await self.save_charts()
         now = self._clock()
         if now - self._last_prune >= _PRUNE_EVERY_S:
             self._last_prune = now

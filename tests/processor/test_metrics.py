@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import CollectorRegistry
@@ -9,7 +11,7 @@ from prometheus_client.registry import CollectorRegistry
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, is_model_mismatch
-from llmpulse.processor.metrics.exposition import build_registry
+from llmpulse.processor.metrics.exposition import MetricsCollector, build_registry
 from llmpulse.processor.metrics.windows import RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.queue import Pipeline
@@ -348,3 +350,43 @@ def test_step_p95_read_from_the_buckets_is_close_to_the_true_one() -> None:
 
 def _le(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def _parsed(
+    text: str, *, openmetrics: bool
+) -> list[tuple[str, str, tuple[tuple[str, str], ...], float, Any]]:
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_om
+    from prometheus_client.parser import text_string_to_metric_families as parse_text
+
+    parse = parse_om if openmetrics else parse_text
+    return sorted(
+        (f.name, s.name, tuple(sorted(s.labels.items())), s.value, s.exemplar)
+        for f in parse(text)
+        for s in f.samples
+    )
+
+
+def test_the_scrape_fast_path_writes_what_prometheus_client_writes() -> None:
+    derived, accounting = DerivedMetrics(), Accounting(1000)
+    pipeline = Pipeline(capacity=1000, derived=derived, accounting=accounting, windows=RollingWindows())
+    spans = [
+        make_span(
+            llm_attributes(**{A.FEATURE: 'q"uo\\te\nnl', A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.25}),
+            span_id=b"\x01" * 8,
+        ),
+        make_span(
+            llm_attributes(**{A.ERROR_TYPE: "Timeout", A.GEN_AI_REQUEST_MODEL: "m2"}), span_id=b"\x02" * 8
+        ),
+        make_span(llm_attributes(**{A.FEATURE: "x" * 300}), span_id=b"\x03" * 8),
+    ]
+    pipeline.process(make_request(spans))
+    collector = MetricsCollector(derived, accounting)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    for openmetrics, encode in ((True, generate_openmetrics), (False, generate_latest)):
+        fast = collector.render(openmetrics=openmetrics) + ("# EOF\n" if openmetrics else "")
+        slow = encode(registry).decode()
+        assert _parsed(fast, openmetrics=openmetrics) == _parsed(slow, openmetrics=openmetrics)
+        assert {line for line in fast.splitlines() if line.startswith("#")} == {
+            line for line in slow.splitlines() if line.startswith("#")
+        }

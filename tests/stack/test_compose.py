@@ -63,7 +63,13 @@ def test_services_health_checks_limits_and_volumes(compose: dict[str, Any]) -> N
             source = volume.split(":")[0]
             if not source.startswith("."):
                 assert source in compose["volumes"], f"{name}: volume {source} is not declared"
-    assert set(compose["volumes"]) == {"prometheus-data", "alertmanager-data", "grafana-data", "webhook-data"}
+    assert set(compose["volumes"]) == {
+        "collector-queue",
+        "prometheus-data",
+        "alertmanager-data",
+        "grafana-data",
+        "webhook-data",
+    }
 
 
 def test_every_mounted_file_exists(compose: dict[str, Any]) -> None:

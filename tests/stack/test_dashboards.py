@@ -101,6 +101,7 @@ def test_engine_dashboards_filter_on_service_and_feature(
     same name are told apart), except the per-processor series without either."""
     unfiltered = {
         "llmpulse_quality_flagged_store_dropped_total",
+        "llmpulse_quality_flagged_stored_total",
         "llmpulse_judge_cost_usd_total",
         "llmpulse_judge_tokens_total",
         "llmpulse_judge_queue_samples",

@@ -23,13 +23,16 @@ import yaml
 from llmpulse.processor.drift import metric_names as drift_metric_names
 from llmpulse.processor.metrics import names as metric_names
 from llmpulse.processor.quality import metric_names as quality_metric_names
+from llmpulse.stack import collector_metrics
 
 KEYWORDS = frozenset(
     {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool"}
     | {"inf", "nan", "atan2"}
 )
-PROMETHEUS_SERIES = frozenset({"up"})
-PROMETHEUS_LABELS = frozenset({"job", "instance", "le", "quantile", "__name__"})
+PROMETHEUS_SERIES = frozenset({"up"}) | collector_metrics.COLLECTOR_SERIES  # scraped from others
+PROMETHEUS_LABELS = (
+    frozenset({"job", "instance", "le", "quantile", "__name__"}) | collector_metrics.COLLECTOR_LABELS
+)
 ALL_METRICS = (
     *metric_names.METRICS,
     *quality_metric_names.QUALITY_METRICS,
