@@ -82,7 +82,9 @@ def test_serve_counts_runs_tools_and_sessions_from_three_producers(tmp_path: Pat
         assert _get(s, N.AGENT_RUN_TOOL_CALLS + "_sum", **weather_run) == 3
         assert _get(s, N.AGENT_RUN_TOKENS + "_sum", **weather_run) == 4 * 120
         priced = sum(
-            v for (name, labels), v in s.items() if name == M.COST_USD_TOTAL and ("service", "semconv") in labels
+            v
+            for (name, labels), v in s.items()
+            if name == M.COST_USD_TOTAL and ("service", "semconv") in labels
         )
         assert priced > 0
         assert _get(s, N.AGENT_RUN_COST + "_sum", **weather_run) == pytest.approx(priced, rel=1e-12)
