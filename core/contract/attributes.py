@@ -161,6 +161,9 @@ SAMPLED: Final = "llmpulse.sampled"
 SAMPLE_RATE: Final = "llmpulse.sample.rate"
 
 STEP_NAME: Final = "llmpulse.step.name"
+TOOL_ARGUMENTS_HASH: Final = "llmpulse.tool.arguments_hash"
+"""Hex digest of a tool call's arguments (``llmpulse.tool``): repeated identical calls are found
+without the arguments leaving the process (``gen_ai.tool.call.arguments`` is opt-in content)."""
 STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
 STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
 
