@@ -117,7 +117,7 @@ class tool(step):
             attributes=self._initial,
         )
 
-    def __call__(self, func: F) -> F:  # type: ignore[override]
+    def __call__(self, func: F) -> F:
         """Decorate ``func``: each call is one tool span with the call's arguments."""
         if inspect.iscoroutinefunction(func):
 
