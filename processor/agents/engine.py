@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from llmpulse.contract import attributes as A
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.metrics import AgentMetrics, outcome_of
 from llmpulse.processor.agents.runs import RunResult, RunTracker
@@ -26,33 +25,6 @@ from llmpulse.processor.metrics.names import OUTCOME_ERROR, UNKNOWN_VALUE
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
 
 __all__ = ["AgentEngine"]
-
-_STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
-_TOOL_NAME_KEYS = (A.GEN_AI_TOOL_NAME, A.OPENINFERENCE_TOOL_NAME, A.OPENLLMETRY_ENTITY_NAME)
-_TOOL_ARGUMENT_KEYS = (
-    A.TOOL_ARGUMENTS_HASH,
-    A.GEN_AI_TOOL_CALL_ARGUMENTS,
-    A.OPENINFERENCE_INPUT_VALUE,
-    A.OPENLLMETRY_ENTITY_INPUT,
-)
-_TOOL_KEYS = frozenset((*_TOOL_NAME_KEYS, *_TOOL_ARGUMENT_KEYS, A.GEN_AI_OPERATION_NAME))
-_TOOL_MARKS = frozenset({A.OP_EXECUTE_TOOL})  # gen_ai.operation.name of a tool span
-_TOOL_PREFIX = f"{A.OP_EXECUTE_TOOL} "
-
-
-def _tool_of(span: Any) -> tuple[str, str | None] | None:
-    """(tool name, arguments text or None) of a tool span; None when the step is not a tool."""
-    found: dict[str, str] = {}
-    for kv in span.attributes:
-        if kv.key in _TOOL_KEYS and kv.value.WhichOneof("value") == "string_value":
-            found[kv.key] = kv.value.string_value
-    name = next((found[k] for k in _TOOL_NAME_KEYS if found.get(k)), "")
-    if not name and found.get(A.GEN_AI_OPERATION_NAME) not in _TOOL_MARKS:
-        return None
-    if not name:
-        name = span.name[len(_TOOL_PREFIX) :] if span.name.startswith(_TOOL_PREFIX) else ""
-    arguments = next((found[k] for k in _TOOL_ARGUMENT_KEYS if k in found), None)
-    return name or UNKNOWN_VALUE, arguments
 
 
 class AgentEngine:
@@ -110,17 +82,17 @@ class AgentEngine:
 
     def on_step(self, step: StepRun, span: Any) -> None:
         """A step: a tool call is counted per tool and under its run; any other step is a link."""
-        tool = _tool_of(span)
-        if tool is None:
+        name = step.tool
+        if not name:
             self.runs.add_other(span.trace_id, span.span_id, span.parent_span_id)
             return
-        name, arguments = tool
         labels = (self._service(step.service), self._environment(step.environment), self._tool(name))
         series = self.metrics.tool_series(labels)
         series.calls += 1
         if step.error:
             series.errors += 1
         series.duration.observe_traced(step.duration_s, step.trace_id, step.end_ns)
+        arguments = step.tool_arguments
         repeat_key = None if arguments is None else hash((name, arguments))
         self.runs.add_tool(span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error)
 

@@ -80,6 +80,11 @@ _KEYS = (
     A.OPENLLMETRY_SESSION_ID,
     A.OPENLLMETRY_CONVERSATION_ID,
     A.OPENLLMETRY_CHAT_ID,
+    A.OPENINFERENCE_TOOL_NAME,
+    A.TOOL_ARGUMENTS_HASH,
+    A.GEN_AI_TOOL_CALL_ARGUMENTS,
+    A.OPENINFERENCE_INPUT_VALUE,
+    A.OPENLLMETRY_ENTITY_INPUT,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
@@ -89,8 +94,11 @@ _KEYS = (
     _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
     _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
     _CACHE_CREATION_1H, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_KIND, _OLLM_ENTITY, _CONVERSATION,
-    _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT,
+    _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _OI_TOOL_NAME, _TOOL_ARGS_HASH, _TOOL_ARGS,
+    _OI_INPUT, _OLLM_INPUT,
 ) = range(len(_KEYS))  # fmt: skip
+_TOOL_ARGUMENT_SLOTS = (_TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT)
+_TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
 _CONVERSATION_SLOTS = (_CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT)
 MAX_CONVERSATION_ID_LENGTH = 256  # longer ids are cut: they key session state, never a label
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
@@ -434,7 +442,7 @@ def _step_run(span: Any, vals: list[Any], operation: str, service: str, environm
     step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
     error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
-    return StepRun(
+    record = StepRun(
         feature,
         step,
         duration,
@@ -444,6 +452,17 @@ def _step_run(span: Any, vals: list[Any], operation: str, service: str, environm
         service=service,
         environment=environment,
     )
+    if operation == A.OP_EXECUTE_TOOL:
+        tool = _first_text(vals, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY)
+        if not tool and span.name.startswith(_TOOL_SPAN_PREFIX):
+            tool = span.name[len(_TOOL_SPAN_PREFIX) :]
+        record.tool = tool or M.UNKNOWN_VALUE
+        for slot in _TOOL_ARGUMENT_SLOTS:
+            value = vals[slot]
+            if value is not None:
+                record.tool_arguments = _string(value)
+                break
+    return record
 
 
 def _agent_span(span: Any, vals: list[Any], kind: str, service: str, environment: str) -> AgentSpan | str:

@@ -99,7 +99,18 @@ class LLMCall:
 class StepRun:
     """One pipeline step (retrieval, rerank, tool call, a named llmpulse step)."""
 
-    __slots__ = ("duration_s", "end_ns", "environment", "error", "feature", "service", "step", "trace_id")
+    __slots__ = (
+        "duration_s",
+        "end_ns",
+        "environment",
+        "error",
+        "feature",
+        "service",
+        "step",
+        "tool",
+        "tool_arguments",
+        "trace_id",
+    )
 
     def __init__(
         self,
@@ -121,6 +132,8 @@ class StepRun:
         self.error = error
         self.trace_id = trace_id
         self.end_ns = end_ns
+        self.tool = ""  # a tool call's tool name ("" for other steps)
+        self.tool_arguments: str | None = None  # its arguments' digest or text, when the span has them
 
     def __repr__(self) -> str:
         return (
