@@ -62,8 +62,8 @@ class RecordingRules:
     mismatch_ratio: str = "feature_model:llmpulse_model_mismatch_ratio:rate5m"
     unpriced_ratio: str = "service_model:llmpulse_unpriced_ratio:rate1h"
     # alerting/rules/llmpulse-quality.yml
-    judge_score_mean1h: str = "feature_dimension:llmpulse_judge_score:mean1h"
-    judge_score_baseline1d: str = "feature_dimension:llmpulse_judge_score:baseline1d"
+    judge_score_mean1h: str = "service_feature_dimension:llmpulse_judge_score:mean1h"
+    judge_score_baseline1d: str = "service_feature_dimension:llmpulse_judge_score:baseline1d"
 
 
 RULES = RecordingRules()

@@ -11,6 +11,7 @@ from grafana_foundation_sdk.builders import dashboard, heatmap, statetimeline, t
 from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
+    SERVICE_FILTER,
     datasource_variable,
     finish,
     flag_timeline_panel,
@@ -18,16 +19,17 @@ from dashboards.common import (
     label_variable,
     new_dashboard,
     query,
+    service_variable,
     sum_rate,
     timeseries_panel,
 )
 from llmpulse.processor.drift import metric_names as D
 
 UID = "llmpulse-drift"
-FEATURE = 'feature=~"$feature"'
+FEATURE = 'service=~"$service", feature=~"$feature"'
 INPUT = f'{FEATURE}, signal="{D.SIGNAL_INPUT}"'
 OUTPUT = f'{FEATURE}, signal=~"{D.SIGNAL_RESPONSE_LENGTH}|{D.SIGNAL_FINISH_REASON}"'
-BY_SIGNAL = "{{feature}} · {{signal}}"
+BY_SIGNAL = "{{service}} · {{feature}} · {{signal}}"
 ALPHA = 0.01
 """Significance of every drifted flag (DriftSettings.alpha)."""
 
@@ -47,7 +49,7 @@ def similarity_chart() -> timeseries.Panel:
         "control limit. LLMPulseInputSimilarityDrop fires when the EWMA stays under the limit.",
         "none",
         [
-            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{feature}}}}", ref_id="ABCD"[i])
+            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABCD"[i])
             for i, (metric, name) in enumerate(series)
         ],
     )
@@ -68,7 +70,7 @@ def similarity_alarm() -> statetimeline.Panel:
         "Similarity chart alarm",
         "1 while the similarity EWMA is below its lower control limit.",
         f"{D.DRIFT_SIMILARITY_ALARM}{{{FEATURE}}}",
-        "{{feature}}",
+        "{{service}} · {{feature}}",
         ok="in control",
         bad="alarm",
     )
@@ -81,7 +83,7 @@ def mmd_score() -> timeseries.Panel:
         "Unbiased MMD² between the frozen reference window and the current window of prompt "
         "embeddings, from the last test: an effect size, comparable across tests of one embedder.",
         "none",
-        [query(f"{D.DRIFT_SCORE}{{{INPUT}}}", "{{feature}}")],
+        [query(f"{D.DRIFT_SCORE}{{{INPUT}}}", "{{service}} · {{feature}}")],
     )
 
 
@@ -125,7 +127,7 @@ def tests_run() -> timeseries.Panel:
         "current window holds 100). Under 4 an hour, the drift alerts cannot fire: watch the "
         "similarity chart instead.",
         "short",
-        [query(sum_rate("feature, signal", D.DRIFT_TESTS_TOTAL, FEATURE) + " * 3600", BY_SIGNAL)],
+        [query(sum_rate("service, feature, signal", D.DRIFT_TESTS_TOTAL, FEATURE) + " * 3600", BY_SIGNAL)],
     )
 
 
@@ -137,7 +139,7 @@ def samples() -> timeseries.Panel:
         "(queue_full, feature_cap, embed_error, budget, empty; all features).",
         "reqps",
         [
-            query(sum_rate("feature", D.DRIFT_SAMPLES_TOTAL, FEATURE), "{{feature}}"),
+            query(sum_rate("service, feature", D.DRIFT_SAMPLES_TOTAL, FEATURE), "{{service}} · {{feature}}"),
             query(
                 f"sum by (reason) (rate({D.DRIFT_SAMPLES_DROPPED_TOTAL}[$__rate_interval]))",
                 "dropped: {{reason}}",
@@ -154,8 +156,8 @@ def windows() -> timeseries.Panel:
         "and in the current window, per feature.",
         "short",
         [
-            query(f"{D.DRIFT_REFERENCE_SAMPLES}{{{FEATURE}}}", "reference {{feature}}"),
-            query(f"{D.DRIFT_WINDOW_SAMPLES}{{{FEATURE}}}", "current {{feature}}", ref_id="B"),
+            query(f"{D.DRIFT_REFERENCE_SAMPLES}{{{FEATURE}}}", "reference {{service}} · {{feature}}"),
+            query(f"{D.DRIFT_WINDOW_SAMPLES}{{{FEATURE}}}", "current {{service}} · {{feature}}", ref_id="B"),
         ],
     )
 
@@ -169,7 +171,7 @@ def reference_age() -> timeseries.Panel:
             query(
                 f"time() - {D.DRIFT_REFERENCE_FROZEN_TIMESTAMP}{{{FEATURE}}}"
                 f" and {D.DRIFT_REFERENCE_FROZEN_TIMESTAMP}{{{FEATURE}}} > 0",
-                "{{feature}}",
+                "{{service}} · {{feature}}",
             )
         ],
     )
@@ -213,7 +215,8 @@ def build() -> models.Dashboard:
             ["drift"],
         )
         .with_variable(datasource_variable())
-        .with_variable(label_variable("feature", "Feature", D.DRIFT_SAMPLES_TOTAL))
+        .with_variable(service_variable(D.DRIFT_SAMPLES_TOTAL))
+        .with_variable(label_variable("feature", "Feature", f"{D.DRIFT_SAMPLES_TOTAL}{{{SERVICE_FILTER}}}"))
         .with_row(dashboard.Row("Input similarity"))
         .with_panel(similarity_chart())
         .with_panel(similarity_distribution())

@@ -12,6 +12,7 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     RULES,
+    SERVICE_FILTER,
     datasource_variable,
     finish,
     flag_timeline_panel,
@@ -19,6 +20,7 @@ from dashboards.common import (
     label_variable,
     new_dashboard,
     query,
+    service_variable,
     single_label_variable,
     sum_rate,
     table_panel,
@@ -27,10 +29,10 @@ from dashboards.common import (
 from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-quality"
-FEATURE = 'feature=~"$feature"'
+FEATURE = 'service=~"$service", feature=~"$feature"'
 SCORES = f'{FEATURE}, dimension=~"$dimension"'
 CHART = f'{FEATURE}, statistic="$statistic"'
-BY_CHART = "{{feature}} · {{statistic}}"
+BY_CHART = "{{service}} · {{feature}} · {{statistic}}"
 FLAG_THRESHOLD = 3.0
 """The judge flags a sample whose mean score is under this (``flag_overall_below``)."""
 JUDGE_FAILING_RATIO = 0.2
@@ -41,8 +43,8 @@ def _per_checked_call(by: str, metric: str, matchers: str) -> str:
     """Events of ``metric`` per call that went through the cheap checks, by ``by``."""
     return (
         sum_rate(by, metric, matchers)
-        + " / on (feature) group_left "
-        + sum_rate("feature", Q.CHECKED_TOTAL, FEATURE)
+        + " / on (service, feature) group_left "
+        + sum_rate("service, feature", Q.CHECKED_TOTAL, FEATURE)
     )
 
 
@@ -55,10 +57,10 @@ def judge_score_mean() -> timeseries.Panel:
         "under 3 (dashed).",
         "none",
         [
-            query(f"{RULES.judge_score_mean1h}{{{SCORES}}}", "{{feature}} · {{dimension}}"),
+            query(f"{RULES.judge_score_mean1h}{{{SCORES}}}", "{{service}} · {{feature}} · {{dimension}}"),
             query(
                 f"{RULES.judge_score_baseline1d}{{{SCORES}}}",
-                "baseline {{feature}} · {{dimension}}",
+                "baseline {{service}} · {{feature}} · {{dimension}}",
                 ref_id="B",
             ),
         ],
@@ -131,7 +133,12 @@ def flagged_share() -> timeseries.Panel:
         "Flagged calls per checked call, by who flagged them (judge, cheap check, negative "
         "feedback). `llmpulse triage --feature F` lists them.",
         "percentunit",
-        [query(_per_checked_call("feature, source", Q.FLAGGED_TOTAL, FEATURE), "{{feature}} · {{source}}")],
+        [
+            query(
+                _per_checked_call("service, feature, source", Q.FLAGGED_TOTAL, FEATURE),
+                "{{service}} · {{feature}} · {{source}}",
+            )
+        ],
     )
 
 
@@ -143,8 +150,8 @@ def check_failures() -> timeseries.Panel:
         "percentunit",
         [
             query(
-                _per_checked_call("feature, check", Q.CHECK_FAILURES_TOTAL, FEATURE),
-                "{{feature}} · {{check}}",
+                _per_checked_call("service, feature, check", Q.CHECK_FAILURES_TOTAL, FEATURE),
+                "{{service}} · {{feature}} · {{check}}",
             )
         ],
     )
@@ -157,7 +164,7 @@ def calls_checked() -> timeseries.Panel:
         "store could not keep (writer queue full) in red.",
         "reqps",
         [
-            query(sum_rate("feature", Q.CHECKED_TOTAL, FEATURE), "{{feature}}"),
+            query(sum_rate("service, feature", Q.CHECKED_TOTAL, FEATURE), "{{service}} · {{feature}}"),
             query(
                 f"sum(rate({Q.FLAGGED_STORE_DROPPED_TOTAL}[$__rate_interval]))",
                 "flagged samples not stored",
@@ -175,7 +182,10 @@ def judge_calls() -> timeseries.Panel:
         "(by reason: queue_full, budget, circuit_open, shutdown), per second.",
         "reqps",
         [
-            query(sum_rate("feature", Q.JUDGE_SAMPLED_TOTAL, FEATURE), "chosen for judging: {{feature}}"),
+            query(
+                sum_rate("service, feature", Q.JUDGE_SAMPLED_TOTAL, FEATURE),
+                "chosen for judging: {{service}} · {{feature}}",
+            ),
             query(
                 f"sum(rate({Q.JUDGE_VERDICTS_TOTAL}{{{FEATURE}}}[$__rate_interval]))", "verdicts", ref_id="B"
             ),
@@ -250,7 +260,7 @@ def judge_agreement() -> timeseries.Panel:
         "Share of human-labelled judged samples (`llmpulse label ID good|bad`) where the judge's "
         "verdict matched the label, per feature. Few labels make it noisy: see the count.",
         "percentunit",
-        [query(f"{Q.JUDGE_AGREEMENT_RATIO}{{{FEATURE}}}", "{{feature}}")],
+        [query(f"{Q.JUDGE_AGREEMENT_RATIO}{{{FEATURE}}}", "{{service}} · {{feature}}")],
     )
 
 
@@ -262,7 +272,7 @@ def content_age() -> timeseries.Panel:
         "redacted text). A rising line means the judge and the drift engine see nothing: see the "
         "state panel for why, and `llmpulse status`.",
         "s",
-        [query(f"max by (feature) ({Q.CONTENT_AGE}{{{FEATURE}}})", "{{feature}}")],
+        [query(f"max by (service, feature) ({Q.CONTENT_AGE}{{{FEATURE}}})", "{{service}} · {{feature}}")],
     )
 
 
@@ -273,7 +283,7 @@ def content_state() -> table.Panel:
         "(set OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=sampled in the app), "
         "`sample_rate_zero`, `not_sampled` (raise LLMPULSE_SAMPLE_RATE on low traffic), "
         "`redacted`, `errors_only`.",
-        f"max by (feature, state) ({Q.CONTENT_STATE}{{{FEATURE}}}) == 1",
+        f"max by (service, feature, state) ({Q.CONTENT_STATE}{{{FEATURE}}}) == 1",
     )
 
 
@@ -282,7 +292,7 @@ def judge_labelled() -> timeseries.Panel:
         "Human-labelled judged samples",
         "Judged samples carrying a human label, per feature: what the agreement rests on.",
         "short",
-        [query(f"{Q.JUDGE_LABELLED_SAMPLES}{{{FEATURE}}}", "{{feature}}")],
+        [query(f"{Q.JUDGE_LABELLED_SAMPLES}{{{FEATURE}}}", "{{service}} · {{feature}}")],
     )
 
 
@@ -297,7 +307,8 @@ def build() -> models.Dashboard:
             ["quality"],
         )
         .with_variable(datasource_variable())
-        .with_variable(label_variable("feature", "Feature", Q.CHECKED_TOTAL))
+        .with_variable(service_variable(Q.CHECKED_TOTAL))
+        .with_variable(label_variable("feature", "Feature", f"{Q.CHECKED_TOTAL}{{{SERVICE_FILTER}}}"))
         .with_variable(label_variable("dimension", "Dimension", f"{Q.JUDGE_SCORE}_count{{{FEATURE}}}"))
         .with_variable(
             single_label_variable("statistic", "Statistic", f"{Q.SPC_EWMA}{{{FEATURE}}}", Q.STAT_JUDGE_SCORE)

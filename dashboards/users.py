@@ -28,7 +28,7 @@ UID = "llmpulse-users"
 FEEDBACK_FILTER = f'{SERVICE_FILTER}, feature=~"$feature", kind=~"$kind"'
 CALL_FILTER = f'{SERVICE_FILTER}, feature=~"$feature"'
 IMPLICIT_KINDS = "correction|follow_up|abandoned"
-FEATURE = 'feature=~"$feature"'
+FEATURE = 'service=~"$service", feature=~"$feature"'
 SURVIVORSHIP_ALERT = 0.8
 """LLMPulseSurvivorshipBiasRisk's threshold (alerting/rules/llmpulse-quality.yml)."""
 
@@ -128,7 +128,7 @@ def signal_ratios() -> timeseries.Panel:
         "hour, per feature.",
         "percentunit",
         [
-            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{feature}}}}", ref_id="ABC"[i])
+            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABC"[i])
             for i, (metric, name) in enumerate(series)
         ],
     )
@@ -141,8 +141,8 @@ def explicit_feedback() -> timeseries.Panel:
         "(coverage), over the rolling hour. A happy share on low coverage speaks for few users.",
         "percentunit",
         [
-            query(f"{Q.USER_POSITIVE_RATIO}{{{FEATURE}}}", "positive share {{feature}}"),
-            query(f"{Q.USER_COVERAGE_RATIO}{{{FEATURE}}}", "coverage {{feature}}", ref_id="B"),
+            query(f"{Q.USER_POSITIVE_RATIO}{{{FEATURE}}}", "positive share {{service}} · {{feature}}"),
+            query(f"{Q.USER_COVERAGE_RATIO}{{{FEATURE}}}", "coverage {{service}} · {{feature}}", ref_id="B"),
         ],
     )
 
@@ -155,7 +155,7 @@ def survivorship_gauge() -> gauge.Panel:
         "LLMPulseSurvivorshipBiasRisk fires (after 30 minutes).",
         f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}",
         red_from=SURVIVORSHIP_ALERT,
-        legend="{{feature}}",
+        legend="{{service}} · {{feature}}",
     )
 
 
@@ -164,7 +164,7 @@ def survivorship_history() -> timeseries.Panel:
         "Survivorship-bias risk over time",
         "The risk gauge per feature; dashed: the alert threshold.",
         "none",
-        [query(f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}", "{{feature}}")],
+        [query(f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}", "{{service}} · {{feature}}")],
         width=18,
         threshold=SURVIVORSHIP_ALERT,
     )

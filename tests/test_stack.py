@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -114,16 +115,37 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
 
         def verdicts() -> float | None:
             text = httpx.get(admin + "/metrics").text
-            return _sample(text, 'llmpulse_judge_verdicts_total{feature="judged"}') or None
+            return (
+                _sample(text, 'llmpulse_judge_verdicts_total{feature="judged",service="stack-judged"}')
+                or None
+            )
 
-        assert wait_until(verdicts, timeout=60, interval=0.5, message="the stack's judge gave no verdict")
+        def judge_lines() -> str:
+            lines = [x for x in httpx.get(admin + "/metrics").text.splitlines() if "llmpulse_judge_" in x]
+            return f"the stack's judge gave no verdict in 60 s: {lines}"
+
+        assert wait_until(verdicts, timeout=60, interval=0.5, message=judge_lines)
         metrics = httpx.get(admin + "/metrics").text
         errors = [line for line in metrics.splitlines() if line.startswith("llmpulse_judge_errors_total{")]
         assert errors and all(line.endswith(" 0.0") for line in errors), errors
+
+        # ... and drift scores for it, from the stack's small quick-start windows (150 prompts).
+        def drift_tested() -> dict[str, Any] | None:
+            document = httpx.get(admin + "/api/drift", params={"feature": "judged"}).json()
+            return document if document.get("tests_run", 0) >= 1 else None
+
+        drift = wait_until(
+            drift_tested,
+            timeout=60,
+            interval=0.5,
+            message=lambda: f"no drift test: {httpx.get(admin + '/api/drift').json()}",
+        )
+        assert drift["service"] == "stack-judged", drift
+        assert drift["tests"]["input"]["score"] is not None, drift
         quality = httpx.get(admin + "/api/status").json()["quality"]
         assert quality["judge"]["note"] == FAKE_JUDGE_NOTE
-        assert quality["features"]["judged"]["content"]["state"] == "seen"
-        assert quality["features"]["stack-test"]["content"]["state"] == "capture_off"
+        assert quality["services"]["stack-judged"]["judged"]["content"]["state"] == "seen"
+        assert quality["services"]["stack-test"]["stack-test"]["content"]["state"] == "capture_off"
         status = subprocess.run(
             [sys.executable, "-m", "llmpulse.cli", "status", "--url", admin],
             capture_output=True,

@@ -28,6 +28,15 @@ from llmpulse.stack.pids import alive, terminate
 STATE_FILE = "stack.json"
 SHIPPED_WEBHOOK_URL = "http://127.0.0.1:9099/alerts"  # the default receiver in alerting/alertmanager.yml
 FAKE_JUDGE_NOTE = "fake: the fake provider's canned verdicts, not real judgements"
+_QUICK_DRIFT = """
+# A first try shows drift scores after 75 sampled prompts of a feature: a reference of 50 and a
+# test every 25 (`llmpulse serve`'s defaults: 200 and 50, more power per test, slower to start).
+[drift.settings]
+reference_size = 50
+window_size = 50
+min_current = 25
+test_every = 25
+"""
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,7 @@ note = "{FAKE_JUDGE_NOTE}"
 [drift]
 state_path = "{d / "drift.npz"}"
 """
+            + ("" if "[drift.settings]" in self._processor_config_extra else _QUICK_DRIFT)
             + self._processor_config_extra
         )
         return path

@@ -133,7 +133,7 @@ def render_table(document: dict[str, Any], window: str = "5m", *, service: str |
         header += f"  pricing {pricing['version']}"
     if pricing.get("error"):
         lines.append(f"pricing override not in force: {pricing['error']}")
-    return "\n".join([header, "", *lines, *_quality_lines(document.get("quality"))])
+    return "\n".join([header, "", *lines, *_quality_lines(document.get("quality"), service)])
 
 
 def _age(seconds: float) -> str:
@@ -142,8 +142,8 @@ def _age(seconds: float) -> str:
     return f"{seconds / 60:.0f}m" if seconds < 7200 else f"{seconds / 3600:.0f}h"
 
 
-def _quality_lines(section: Any) -> list[str]:
-    """The judge, and per feature whether content reaches the judge and drift engine."""
+def _quality_lines(section: Any, service: str | None = None) -> list[str]:
+    """The judge, and per service and feature whether content reaches the judge and drift engine."""
     if not isinstance(section, dict):
         return []
     judge = section.get("judge", {})
@@ -153,8 +153,10 @@ def _quality_lines(section: Any) -> list[str]:
     else:
         line = "judge: off (set [quality.judge] base_url or LLMPULSE_JUDGE_BASE_URL)"
     rows = [
-        (feature, info["content"])
-        for feature, info in sorted(section.get("features", {}).items())
+        (f"{name}/{feature}", info["content"])
+        for name, features in sorted(section.get("services", {}).items())
+        if service is None or name == service
+        for feature, info in sorted(features.items())
         if isinstance(info, dict) and "content" in info
     ]
     out = ["", line]

@@ -3,7 +3,8 @@
 Routes (JSON in and out; a float that is not finite is written as ``null``)::
 
     GET  /api/drift                                  every feature's drift status
-    GET  /api/drift?feature=F                        one feature (404 if never seen)
+    GET  /api/drift?feature=F[&service=S]            one feature (404 if never seen; 409 when several
+                                                     services have it and none is named)
     POST /api/drift/refreeze?feature=F               the next reference_size samples become the reference
     POST /api/drift/refreeze?feature=F&from=current  freeze the current window now (409 if too small)
 
@@ -19,7 +20,7 @@ import math
 from typing import Any
 from urllib.parse import parse_qs
 
-from llmpulse.processor.drift.engine import DriftEngine, UnknownFeature
+from llmpulse.processor.drift.engine import AmbiguousFeature, DriftEngine, UnknownFeature
 from llmpulse.processor.http_server import Request, Response
 
 __all__ = ["DRIFT_PATH_PREFIX", "DRIFT_STATUS_PATH", "REFREEZE_PATH", "DriftAdmin", "to_json"]
@@ -58,13 +59,17 @@ class DriftAdmin:
         """Handle one request under :data:`DRIFT_PATH_PREFIX`."""
         query = {k: v[-1] for k, v in parse_qs(request.query).items()}
         feature = query.get("feature")
+        service = query.get("service") or None
+        scope = f"feature {feature!r}" + (f" of service {service!r}" if service else "")
         if request.path == DRIFT_STATUS_PATH:
             if request.method not in ("GET", "HEAD"):
                 return Response(405, b"use GET\n", headers=[("Allow", "GET")])
             try:
-                return _answer(200, await asyncio.to_thread(self._engine.status, feature))
+                return _answer(200, await asyncio.to_thread(self._engine.status, feature, service=service))
             except UnknownFeature:
-                return _answer(404, {"error": f"no drift samples seen for feature {feature!r}"})
+                return _answer(404, {"error": f"no drift samples seen for {scope}"})
+            except AmbiguousFeature as exc:
+                return _answer(409, {"error": f"{exc}: add &service=NAME", "services": exc.services})
         if request.path == REFREEZE_PATH:
             if request.method != "POST":
                 return Response(405, b"use POST\n", headers=[("Allow", "POST")])
@@ -75,10 +80,12 @@ class DriftAdmin:
                 return _answer(400, {"error": f"from must be 'next' or 'current', got {source!r}"})
             try:
                 status = await asyncio.to_thread(
-                    self._engine.refreeze, feature, from_current=source == "current"
+                    self._engine.refreeze, feature, service=service, from_current=source == "current"
                 )
             except UnknownFeature:
-                return _answer(404, {"error": f"no drift samples seen for feature {feature!r}"})
+                return _answer(404, {"error": f"no drift samples seen for {scope}"})
+            except AmbiguousFeature as exc:
+                return _answer(409, {"error": f"{exc}: add &service=NAME", "services": exc.services})
             except ValueError as exc:
                 return _answer(409, {"error": str(exc)})
             return _answer(200, status)

@@ -67,18 +67,26 @@ def _call(method: str, url: str, path: str, params: dict[str, str], timeout: flo
 
 
 def request_refreeze(
-    feature: str, *, url: str = DEFAULT_URL, from_current: bool = False, timeout: float = 10.0
+    feature: str,
+    *,
+    service: str | None = None,
+    url: str = DEFAULT_URL,
+    from_current: bool = False,
+    timeout: float = 10.0,
 ) -> dict[str, Any]:
-    """POST ``/api/drift/refreeze`` for ``feature``; returns the feature's new status."""
+    """POST ``/api/drift/refreeze`` for ``feature`` (of ``service``); returns the feature's new status."""
     params = {"feature": feature, "from": "current" if from_current else "next"}
+    if service:
+        params["service"] = service
     return _call("POST", url, REFREEZE_PATH, params, timeout)
 
 
 def fetch_drift_status(
-    url: str = DEFAULT_URL, *, feature: str | None = None, timeout: float = 10.0
+    url: str = DEFAULT_URL, *, feature: str | None = None, service: str | None = None, timeout: float = 10.0
 ) -> dict[str, Any]:
-    """GET ``/api/drift`` (one feature when given)."""
-    return _call("GET", url, DRIFT_STATUS_PATH, {"feature": feature} if feature else {}, timeout)
+    """GET ``/api/drift`` (one feature, or the features of one service, when given)."""
+    params = {name: value for name, value in (("feature", feature), ("service", service)) if value}
+    return _call("GET", url, DRIFT_STATUS_PATH, params, timeout)
 
 
 def register(subparsers: Any) -> None:
@@ -92,6 +100,7 @@ def register(subparsers: Any) -> None:
         "--url", default=DEFAULT_URL, help="admin URL of the processor (default: %(default)s)"
     )
     status.add_argument("--feature", help="only this feature")
+    status.add_argument("--service", help="only this service (service.name)")
     status.set_defaults(func=run_status)
 
     refreeze = actions.add_parser(
@@ -104,6 +113,7 @@ def register(subparsers: Any) -> None:
         "--url", default=DEFAULT_URL, help="admin URL of the processor (default: %(default)s)"
     )
     refreeze.add_argument("--feature", required=True, help="the feature whose reference to re-freeze")
+    refreeze.add_argument("--service", help="the feature's service (needed when several services have it)")
     refreeze.add_argument(
         "--from-current", action="store_true", help="freeze the current window instead of the next samples"
     )
@@ -113,7 +123,7 @@ def register(subparsers: Any) -> None:
 def run_status(args: argparse.Namespace) -> int:
     """Entry point of ``llmpulse drift status``."""
     try:
-        document = fetch_drift_status(args.url, feature=args.feature)
+        document = fetch_drift_status(args.url, feature=args.feature, service=args.service)
     except DriftCommandError as exc:
         print(f"llmpulse drift status: {exc}", file=sys.stderr)
         return 1
@@ -124,12 +134,15 @@ def run_status(args: argparse.Namespace) -> int:
 def run_refreeze(args: argparse.Namespace) -> int:
     """Entry point of ``llmpulse drift refreeze``."""
     try:
-        document = request_refreeze(args.feature, url=args.url, from_current=args.from_current)
+        document = request_refreeze(
+            args.feature, service=args.service, url=args.url, from_current=args.from_current
+        )
     except DriftCommandError as exc:
         print(f"llmpulse drift refreeze: {exc}", file=sys.stderr)
         return 1
     state = document.get("state")
     print(
-        f"feature {args.feature}: reference re-frozen ({state}, {document.get('reference_samples')} samples)"
+        f"service {document.get('service')} feature {args.feature}: reference re-frozen"
+        f" ({state}, {document.get('reference_samples')} samples)"
     )
     return 0

@@ -1,5 +1,7 @@
 """Live input drift per feature: embed sampled prompts off the ingest path and test them continuously.
 
+State is kept per (service, feature): two apps with a feature called ``chat`` drift apart.
+
 The processor hands each sampled call to :meth:`DriftEngine.observe` (cheap: a bounded queue
 append). A worker calls :meth:`DriftEngine.run_once` (or awaits :meth:`DriftEngine.run`), which
 embeds the queued prompts in batches and, per feature:
@@ -34,6 +36,7 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift import metric_names as names
 from llmpulse.processor.drift.embedders import (
     Embedder,
@@ -46,9 +49,13 @@ from llmpulse.processor.drift.persist import read_references, write_references
 from llmpulse.processor.drift.state import DriftSettings, FeatureDrift
 from llmpulse.processor.spc.ewma import ChartState
 
-__all__ = ["DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
+__all__ = ["AmbiguousFeature", "DriftEngine", "DriftSample", "DriftSettings", "UnknownFeature"]
 
 logger = logging.getLogger(__name__)
+
+LEGACY_SERVICE = ""
+"""The service of references saved before drift state was kept per service (taken over by the
+first service whose samples of the feature arrive)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,7 @@ class DriftSample:
         response_length: characters (or tokens, consistently) of the answer; None if unknown.
         finish_reason: the normalised finish reason; None if unknown.
         timestamp: Unix time of the call (informational).
+        service: the (already capped) service label value.
     """
 
     feature: str
@@ -68,17 +76,32 @@ class DriftSample:
     response_length: int | None = None
     finish_reason: str | None = None
     timestamp: float = 0.0
+    service: str = UNKNOWN_SERVICE
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(service, feature)``."""
+        return (self.service, self.feature)
 
 
 class UnknownFeature(KeyError):
     """The drift engine has seen no sample of this feature."""
 
 
+class AmbiguousFeature(LookupError):
+    """Several services have this feature: say which one."""
+
+    def __init__(self, feature: str, services: list[str]) -> None:
+        super().__init__(f"feature {feature!r} is in services {', '.join(services)}: name the service")
+        self.feature = feature
+        self.services = services
+
+
 class DriftEngine:
     """Per-feature embedding drift, centroid similarity and output drift, exported on ``registry``.
 
     ``observe`` may be called from any thread or coroutine; ``run_once`` from one worker at a
-    time; ``refreeze`` and ``status`` from any thread. ``chart_listener(feature, state)``, if
+    time; ``refreeze`` and ``status`` from any thread. ``chart_listener(key, state)``, if
     given, receives every state of the similarity chart (one per block of ``spc_block``
     samples, from the worker thread), e.g. to chart it beside the quality engine's SPC series.
     """
@@ -90,7 +113,7 @@ class DriftEngine:
         embedder: Embedder | None = None,
         settings: DriftSettings | None = None,
         clock: Callable[[], float] = time.time,
-        chart_listener: Callable[[str, ChartState], None] | None = None,
+        chart_listener: Callable[[tuple[str, str], ChartState], None] | None = None,
     ) -> None:
         self.settings = settings or DriftSettings()
         self._chart_listener = chart_listener
@@ -99,8 +122,12 @@ class DriftEngine:
         self._clock = clock
         self._queue: deque[DriftSample] = deque()
         self._queue_lock = threading.Lock()
-        self._known: set[str] = set()
-        self._features: dict[str, FeatureDrift] = {}
+        self._known: set[tuple[str, str]] = set()
+        self._features: dict[tuple[str, str], FeatureDrift] = {}
+        # feature -> a reference saved before drift state was kept per service, taken over by
+        # the first service whose samples of that feature arrive
+        # (kept and saved as they are until then; their service is "")
+        self._legacy: dict[str, FeatureDrift] = {}
         self._state_lock = threading.RLock()
         self._run_lock = threading.Lock()
 
@@ -113,11 +140,11 @@ class DriftEngine:
                 reason = names.DROP_EMPTY
             elif len(self._queue) >= self.settings.max_queue:
                 reason = names.DROP_QUEUE_FULL
-            elif sample.feature not in self._known:
+            elif sample.key not in self._known:
                 if len(self._known) >= self.settings.max_features:
                     reason = names.DROP_FEATURE_CAP
                 else:
-                    self._known.add(sample.feature)
+                    self._known.add(sample.key)
             if reason is None:
                 self._queue.append(sample)
                 depth = len(self._queue)
@@ -188,45 +215,67 @@ class DriftEngine:
         self.metrics.embed_seconds.observe(time.perf_counter() - started)
         now = self._clock()
         with self._state_lock:
-            touched: dict[str, FeatureDrift] = {}
+            touched: dict[tuple[str, str], FeatureDrift] = {}
             for sample, vector in zip(samples, vectors, strict=True):
-                state = self._feature(sample.feature)
+                state = self._feature(sample.key)
                 similarity, chart = state.add(
                     np.asarray(vector, dtype=np.float32), sample.response_length, sample.finish_reason, now
                 )
-                self.metrics.samples.labels(state.feature).inc()
+                self.metrics.samples.labels(*state.key).inc()
                 if similarity is not None:
-                    self.metrics.similarity.labels(state.feature).observe(similarity)
+                    self.metrics.similarity.labels(*state.key).observe(similarity)
                 if chart is not None:
                     self._export_chart(state, chart)
                     if self._chart_listener is not None:
-                        self._chart_listener(state.feature, chart)
+                        self._chart_listener(state.key, chart)
                 if state.test_due():
                     self._test(state)
-                touched[state.feature] = state
+                touched[state.key] = state
             for state in touched.values():
                 self._export_windows(state)
         return len(samples)
 
-    def _feature(self, feature: str) -> FeatureDrift:
-        state = self._features.get(feature)
+    def _feature(self, key: tuple[str, str]) -> FeatureDrift:
+        state = self._features.get(key)
         if state is None:
-            state = FeatureDrift(feature, self.settings, zlib.crc32(feature.encode("utf-8")))
-            self._features[feature] = state
-            self.metrics.init_feature(feature)
+            service, feature = key
+            state = self._legacy.pop(feature, None)
+            if state is None:
+                state = FeatureDrift(feature, self.settings, zlib.crc32(feature.encode("utf-8")), service)
+            else:
+                state.service, state.key = service, key
+                state.generation += 1  # saved again, under its service
+                logger.info("event=drift_reference_adopted service=%s feature=%s", service, feature)
+            self._features[key] = state
+            self.metrics.init_feature(key)
+            self._export_windows(state)
         return state
+
+    def _key(self, feature: str, service: str | None) -> tuple[str, str]:
+        """The state's key of ``feature`` (of ``service``, or of the one service that has it)."""
+        if service is not None:
+            if (service, feature) not in self._features:
+                raise UnknownFeature(f"{service}/{feature}")
+            return (service, feature)
+        services = sorted(s for s, f in self._features if f == feature)
+        if not services:
+            raise UnknownFeature(feature)
+        if len(services) > 1:
+            raise AmbiguousFeature(feature, services)
+        return (services[0], feature)
 
     def _test(self, state: FeatureDrift) -> None:
         results = state.run_tests()
         for signal, result in results.items():
             drifted = result.p_value < self.settings.alpha
-            self.metrics.score.labels(state.feature, signal).set(result.score)
-            self.metrics.p_value.labels(state.feature, signal).set(result.p_value)
-            self.metrics.drifted.labels(state.feature, signal).set(int(drifted))
-            self.metrics.tests.labels(state.feature, signal).inc()
+            self.metrics.score.labels(*state.key, signal).set(result.score)
+            self.metrics.p_value.labels(*state.key, signal).set(result.p_value)
+            self.metrics.drifted.labels(*state.key, signal).set(int(drifted))
+            self.metrics.tests.labels(*state.key, signal).inc()
             if drifted:
                 logger.info(
-                    "event=drift_detected feature=%s signal=%s score=%.4g p=%.4g",
+                    "event=drift_detected service=%s feature=%s signal=%s score=%.4g p=%.4g",
+                    state.service,
                     state.feature,
                     signal,
                     result.score,
@@ -234,24 +283,24 @@ class DriftEngine:
                 )
 
     def _export_chart(self, state: FeatureDrift, chart: ChartState) -> None:
-        f = state.feature
+        f = state.key
         baseline = state.chart.baseline
         if baseline is None:
             return
         # The centre and limits exist from the observation that completed the warm-up.
         lower, _upper = state.chart.limits(max(chart.index, 1))
-        self.metrics.similarity_centre.labels(f).set(baseline.mean)
-        self.metrics.similarity_lower.labels(f).set(lower)
-        self.metrics.similarity_ewma.labels(f).set(baseline.mean if chart.in_warmup else chart.ewma)
-        self.metrics.similarity_alarm.labels(f).set(int(chart.alarm))
+        self.metrics.similarity_centre.labels(*f).set(baseline.mean)
+        self.metrics.similarity_lower.labels(*f).set(lower)
+        self.metrics.similarity_ewma.labels(*f).set(baseline.mean if chart.in_warmup else chart.ewma)
+        self.metrics.similarity_alarm.labels(*f).set(int(chart.alarm))
 
     def _export_windows(self, state: FeatureDrift) -> None:
-        f = state.feature
-        self.metrics.reference_samples.labels(f).set(state.reference_count if state.frozen else 0)
-        self.metrics.window_samples.labels(f).set(state.window_count)
-        self.metrics.reference_frozen.labels(f).set(state.frozen_at or 0)
+        f = state.key
+        self.metrics.reference_samples.labels(*f).set(state.reference_count if state.frozen else 0)
+        self.metrics.window_samples.labels(*f).set(state.window_count)
+        self.metrics.reference_frozen.labels(*f).set(state.frozen_at or 0)
         if state.similarities:
-            self.metrics.similarity_mean.labels(f).set(float(np.mean(state.similarities)))
+            self.metrics.similarity_mean.labels(*f).set(float(np.mean(state.similarities)))
 
     async def run(self, *, interval: float = 1.0) -> None:
         """Drain the queue in a worker thread until cancelled, sleeping ``interval`` s when it is empty.
@@ -267,54 +316,59 @@ class DriftEngine:
             await asyncio.sleep(0 if self.pending else interval)
 
     # --- admin ------------------------------------------------------------------------------
-    def refreeze(self, feature: str, *, from_current: bool = False) -> dict[str, Any]:
-        """Start a new reference window for ``feature`` after an intended change.
+    def refreeze(
+        self, feature: str, *, service: str | None = None, from_current: bool = False
+    ) -> dict[str, Any]:
+        """Start a new reference window for ``feature`` (of ``service``; may be left out when
+        one service has the feature) after an intended change.
 
         By default the next ``reference_size`` samples become the reference; with
         ``from_current`` the current window is frozen as the reference at once. The SPC chart
         and the last test results are reset either way. Raises :class:`UnknownFeature` for a
-        feature never seen and ValueError when the current window is too small.
+        feature never seen, :class:`AmbiguousFeature` when several services have it and no
+        service is given, and ValueError when the current window is too small.
         """
         nan = float("nan")
         with self._state_lock:
-            state = self._features.get(feature)
-            if state is None:
-                raise UnknownFeature(feature)
+            key = self._key(feature, service)
+            state = self._features[key]
             state.refreeze(from_current=from_current, now=self._clock())
             for signal in names.SIGNALS:
-                self.metrics.score.labels(feature, signal).set(nan)
-                self.metrics.p_value.labels(feature, signal).set(nan)
-                self.metrics.drifted.labels(feature, signal).set(0)
+                self.metrics.score.labels(*key, signal).set(nan)
+                self.metrics.p_value.labels(*key, signal).set(nan)
+                self.metrics.drifted.labels(*key, signal).set(0)
             for gauge in (
                 self.metrics.similarity_mean,
                 self.metrics.similarity_ewma,
                 self.metrics.similarity_centre,
                 self.metrics.similarity_lower,
             ):
-                gauge.labels(feature).set(nan)
-            self.metrics.similarity_alarm.labels(feature).set(0)
+                gauge.labels(*key).set(nan)
+            self.metrics.similarity_alarm.labels(*key).set(0)
             self._export_windows(state)
-            logger.info("event=drift_refrozen feature=%s from_current=%s", feature, from_current)
+            logger.info("event=drift_refrozen service=%s feature=%s from_current=%s", *key, from_current)
             return state.status()
 
-    def features(self) -> list[str]:
-        """Features with drift state, sorted."""
+    def features(self) -> list[tuple[str, str]]:
+        """(service, feature) keys with drift state, sorted."""
         with self._state_lock:
             return sorted(self._features)
 
-    def status(self, feature: str | None = None) -> dict[str, Any]:
-        """JSON-ready status of every feature (or one; UnknownFeature if never seen)."""
+    def status(self, feature: str | None = None, *, service: str | None = None) -> dict[str, Any]:
+        """JSON-ready status of every feature (of ``service`` when given), or of one feature
+        (UnknownFeature if never seen, AmbiguousFeature if several services have it)."""
         with self._state_lock:
             if feature is not None:
-                state = self._features.get(feature)
-                if state is None:
-                    raise UnknownFeature(feature)
-                return state.status()
+                return self._features[self._key(feature, service)].status()
             return {
                 "embedder": self.embedder.name,
                 "alpha": self.settings.alpha,
                 "pending": self.pending,
-                "features": [self._features[f].status() for f in sorted(self._features)],
+                "features": [
+                    self._features[key].status()
+                    for key in sorted(self._features)
+                    if service is None or key[0] == service
+                ],
             }
 
     # --- persistence ------------------------------------------------------------------------
@@ -331,7 +385,9 @@ class DriftEngine:
         drift that began before the restart is still measured against the old normal.
         """
         with self._state_lock:
-            return write_references(path, self.embedder.name, list(self._features.values()))
+            return write_references(
+                path, self.embedder.name, [*self._features.values(), *self._legacy.values()]
+            )
 
     def load_state(self, path: str | os.PathLike[str]) -> int:
         """Restore references saved by :meth:`save_state`; returns how many features were restored.
@@ -344,12 +400,22 @@ class DriftEngine:
         with self._state_lock:
             for arrays, meta in saved:
                 feature = str(meta["feature"])
-                if feature not in self._features and len(self._features) >= self.settings.max_features:
+                service = str(meta.get("service", LEGACY_SERVICE))
+                if service == LEGACY_SERVICE:  # saved before state was kept per service
+                    legacy = FeatureDrift(
+                        feature, self.settings, zlib.crc32(feature.encode("utf-8")), service
+                    )
+                    legacy.restore(arrays, meta)
+                    self._legacy[feature] = legacy
+                    restored += 1
+                    continue
+                key = (service, feature)
+                if key not in self._features and len(self._features) >= self.settings.max_features:
                     break
-                state = self._feature(feature)
+                state = self._feature(key)
                 state.restore(arrays, meta)
                 with self._queue_lock:
-                    self._known.add(feature)
+                    self._known.add(key)
                 self._export_windows(state)
                 restored += 1
         if restored:

@@ -12,6 +12,7 @@ content once (:attr:`LLMCall.content <llmpulse.processor.pipeline.records.LLMCal
 
 from __future__ import annotations
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.content import TRUNCATION_MARKER, Content, parse_content
 from llmpulse.processor.drift.engine import DriftSample
 
@@ -35,13 +36,17 @@ def response_chars(output_messages: str) -> int:
 
 
 def sample_from_parsed(
-    feature: str, content: Content, finish_reason: str | None = None, timestamp: float = 0.0
+    feature: str,
+    content: Content,
+    finish_reason: str | None = None,
+    timestamp: float = 0.0,
+    service: str = UNKNOWN_SERVICE,
 ) -> DriftSample | None:
     """A drift sample from a call's parsed content; None when there is no user text."""
     text = content.last_user_text()
     if not text.strip():
         return None
-    return DriftSample(feature, text, content.response_chars(), finish_reason, timestamp)
+    return DriftSample(feature, text, content.response_chars(), finish_reason, timestamp, service)
 
 
 def sample_from_content(

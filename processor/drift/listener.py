@@ -35,7 +35,9 @@ class DriftListener:
         content = call.content  # parsed once per call, shared with the quality engine
         if content is None or content.input is None:
             return
-        sample = sample_from_parsed(call.feature, content, call.finish_reason, call.end_ns / 1e9)
+        sample = sample_from_parsed(
+            call.feature, content, call.finish_reason, call.end_ns / 1e9, call.service
+        )
         if sample is not None:
             self._engine.observe(sample)
 

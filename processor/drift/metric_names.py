@@ -4,7 +4,8 @@
 Kept in the drift package, beside the engine that exports them; :data:`DRIFT_METRICS` uses the
 same :class:`MetricSpec` and :data:`DRIFT_EXPORTED_SERIES` lists the sample names.
 
-Labels: ``feature`` (capped like everywhere else), ``signal`` (one of :data:`SIGNALS`: the
+Labels: ``service`` and ``feature`` (capped like everywhere else; drift state is kept per
+(service, feature)), ``signal`` (one of :data:`SIGNALS`: the
 prompt embeddings, the response length, the finish-reason mix) and ``reason`` for dropped
 samples (:data:`DROP_REASONS`). All label sets are bounded.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from llmpulse.processor.metrics.names import FEATURE, REASON, MetricSpec
+from llmpulse.processor.metrics.names import FEATURE, REASON, SERVICE, MetricSpec
 
 # --- labels and their values ----------------------------------------------------------------
 SIGNAL: Final = "signal"
@@ -55,47 +56,60 @@ DRIFT_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         DRIFT_SIMILARITY,
         "histogram",
-        (FEATURE,),
+        (SERVICE, FEATURE),
         "Cosine similarity of each sampled prompt to the feature's slowly updated centroid.",
         SIMILARITY_BUCKETS,
     ),
     MetricSpec(
-        DRIFT_SIMILARITY_MEAN, "gauge", (FEATURE,), "Mean centroid similarity over the current window."
+        DRIFT_SIMILARITY_MEAN,
+        "gauge",
+        (SERVICE, FEATURE),
+        "Mean centroid similarity over the current window.",
     ),
     MetricSpec(
         DRIFT_SIMILARITY_EWMA,
         "gauge",
-        (FEATURE,),
+        (SERVICE, FEATURE),
         "EWMA chart of the block-mean centroid similarity (NaN during warm-up).",
     ),
     MetricSpec(
-        DRIFT_SIMILARITY_CENTRE, "gauge", (FEATURE,), "Centre line (baseline mean) of the similarity chart."
+        DRIFT_SIMILARITY_CENTRE,
+        "gauge",
+        (SERVICE, FEATURE),
+        "Centre line (baseline mean) of the similarity chart.",
     ),
     MetricSpec(
-        DRIFT_SIMILARITY_LOWER_LIMIT, "gauge", (FEATURE,), "Lower control limit of the similarity chart."
+        DRIFT_SIMILARITY_LOWER_LIMIT,
+        "gauge",
+        (SERVICE, FEATURE),
+        "Lower control limit of the similarity chart.",
     ),
     MetricSpec(
         DRIFT_SIMILARITY_ALARM,
         "gauge",
-        (FEATURE,),
+        (SERVICE, FEATURE),
         "1 while the similarity EWMA is below its lower control limit, else 0.",
     ),
     MetricSpec(
         DRIFT_SCORE,
         "gauge",
-        (FEATURE, SIGNAL),
+        (SERVICE, FEATURE, SIGNAL),
         "Effect size of the last reference-vs-current test: MMD² (input), KS D (response_length), "
         "Cramér's V (finish_reason).",
     ),
-    MetricSpec(DRIFT_P_VALUE, "gauge", (FEATURE, SIGNAL), "p-value of the last reference-vs-current test."),
+    MetricSpec(
+        DRIFT_P_VALUE, "gauge", (SERVICE, FEATURE, SIGNAL), "p-value of the last reference-vs-current test."
+    ),
     MetricSpec(
         DRIFT_DRIFTED,
         "gauge",
-        (FEATURE, SIGNAL),
+        (SERVICE, FEATURE, SIGNAL),
         "1 when the last test rejected 'same distribution' at the configured alpha, else 0.",
     ),
-    MetricSpec(DRIFT_TESTS_TOTAL, "counter", (FEATURE, SIGNAL), "Two-sample drift tests run."),
-    MetricSpec(DRIFT_SAMPLES_TOTAL, "counter", (FEATURE,), "Sampled prompts embedded by the drift engine."),
+    MetricSpec(DRIFT_TESTS_TOTAL, "counter", (SERVICE, FEATURE, SIGNAL), "Two-sample drift tests run."),
+    MetricSpec(
+        DRIFT_SAMPLES_TOTAL, "counter", (SERVICE, FEATURE), "Sampled prompts embedded by the drift engine."
+    ),
     MetricSpec(
         DRIFT_SAMPLES_DROPPED_TOTAL,
         "counter",
@@ -105,14 +119,14 @@ DRIFT_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         DRIFT_REFERENCE_SAMPLES,
         "gauge",
-        (FEATURE,),
+        (SERVICE, FEATURE),
         "Samples in the frozen reference window (0 while it is being collected).",
     ),
-    MetricSpec(DRIFT_WINDOW_SAMPLES, "gauge", (FEATURE,), "Samples in the current window."),
+    MetricSpec(DRIFT_WINDOW_SAMPLES, "gauge", (SERVICE, FEATURE), "Samples in the current window."),
     MetricSpec(
         DRIFT_REFERENCE_FROZEN_TIMESTAMP,
         "gauge",
-        (FEATURE,),
+        (SERVICE, FEATURE),
         "Unix time the reference window was last frozen (0 while collecting).",
     ),
     MetricSpec(DRIFT_QUEUE_SAMPLES, "gauge", (), "Samples waiting to be embedded."),

@@ -50,24 +50,24 @@ class DriftMetrics:
         for reason in names.DROP_REASONS:
             self.dropped.labels(reason)
 
-    def init_feature(self, feature: str) -> None:
-        """Create every series of ``feature`` (NaN for values not computed yet)."""
+    def init_feature(self, key: tuple[str, str]) -> None:
+        """Create every series of (service, feature) ``key`` (NaN for values not computed yet)."""
         nan = float("nan")
-        self.similarity.labels(feature)
-        self.samples.labels(feature)
+        self.similarity.labels(*key)
+        self.samples.labels(*key)
         for gauge in (
             self.similarity_mean,
             self.similarity_ewma,
             self.similarity_centre,
             self.similarity_lower,
         ):
-            gauge.labels(feature).set(nan)
-        self.similarity_alarm.labels(feature).set(0)
-        self.reference_samples.labels(feature).set(0)
-        self.window_samples.labels(feature).set(0)
-        self.reference_frozen.labels(feature).set(0)
+            gauge.labels(*key).set(nan)
+        self.similarity_alarm.labels(*key).set(0)
+        self.reference_samples.labels(*key).set(0)
+        self.window_samples.labels(*key).set(0)
+        self.reference_frozen.labels(*key).set(0)
         for signal in names.SIGNALS:
-            self.score.labels(feature, signal).set(nan)
-            self.p_value.labels(feature, signal).set(nan)
-            self.drifted.labels(feature, signal).set(0)
-            self.tests.labels(feature, signal)
+            self.score.labels(*key, signal).set(nan)
+            self.p_value.labels(*key, signal).set(nan)
+            self.drifted.labels(*key, signal).set(0)
+            self.tests.labels(*key, signal)

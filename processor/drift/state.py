@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift import metric_names as names
 from llmpulse.processor.drift.stats import (
     TestResult,
@@ -84,8 +85,12 @@ class DriftSettings:
 class FeatureDrift:
     """Everything the engine knows about one feature. Not thread-safe: the engine locks around it."""
 
-    def __init__(self, feature: str, settings: DriftSettings, seed: int) -> None:
+    def __init__(
+        self, feature: str, settings: DriftSettings, seed: int, service: str = UNKNOWN_SERVICE
+    ) -> None:
+        self.service = service
         self.feature = feature
+        self.key = (service, feature)
         self.settings = settings
         self._seed = seed
         self.tests_run = 0
@@ -251,6 +256,7 @@ class FeatureDrift:
             "ref_lengths": np.asarray(self.ref_lengths, dtype=np.int64),
         }
         meta = {
+            "service": self.service,
             "feature": self.feature,
             "frozen_at": self.frozen_at,
             "ref_reasons": list(self.ref_reasons),
@@ -273,6 +279,7 @@ class FeatureDrift:
         """A JSON-ready view of this feature."""
         last = self.chart.last
         return {
+            "service": self.service,
             "feature": self.feature,
             "state": "monitoring" if self.frozen else "collecting_reference",
             "reference_samples": self.reference_count,

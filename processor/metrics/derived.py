@@ -313,8 +313,8 @@ class DerivedMetrics:
         if step.error:
             series.errors += 1
 
-    def observe_feedback(self, feedback: Feedback) -> None:
-        """Count one feedback event."""
+    def observe_feedback(self, feedback: Feedback) -> tuple[str, str]:
+        """Count one feedback event; returns its (capped) (service, feature) labels."""
         key = (
             self._cap(M.SERVICE, feedback.service),
             self._cap(M.DEPLOYMENT_ENVIRONMENT, feedback.environment),
@@ -323,3 +323,4 @@ class DerivedMetrics:
             feedback.sentiment,
         )
         self.feedback[key] = self.feedback.get(key, 0) + 1
+        return key[0], key[2]

@@ -350,6 +350,7 @@ class Pipeline:
                         if dropped:
                             duplicate += dropped
                         feature = observe_llm(call)
+                        call.service, call.feature = feature  # the engines key state as the metrics label
                         batch = batches.get(feature)
                         if batch is None:
                             batch = batches[feature] = FeatureBatch()
@@ -371,7 +372,7 @@ class Pipeline:
                         if agent_hooks:
                             self._notify(agent_hooks, record, span)
                     elif kind is Feedback:
-                        derived.observe_feedback(record)
+                        record.service, record.feature = derived.observe_feedback(record)
                         feedback += 1
                         if listeners:
                             self._notify_feedback(record, span)
@@ -450,6 +451,7 @@ class Pipeline:
         batches: dict[tuple[str, str], FeatureBatch] = {}
         for call in calls:
             feature = self.derived.observe_llm(call)
+            call.service, call.feature = feature
             batches.setdefault(feature, FeatureBatch()).add(call)
             if self.listeners:
                 self._notify_call(call, None)

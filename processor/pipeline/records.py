@@ -7,7 +7,9 @@ from llmpulse.contract.content import Content, parse_content
 
 
 class LLMCall:
-    """One LLM call, normalised. Label fields are raw strings (capped later by the metrics)."""
+    """One LLM call, normalised. Label fields are raw strings (capped later by the metrics); once
+    the call is counted, ``service`` and ``feature`` hold their capped label values, so the
+    engines (listeners) keep their state under the labels the metrics show."""
 
     __slots__ = (
         "_content",

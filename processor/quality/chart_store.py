@@ -9,6 +9,11 @@ WAL journal mode and a busy timeout let the two, and the CLI, share the file.
 
 One :class:`ChartStore` owns one connection guarded by a lock, so one instance may be shared by
 threads (the engine calls it through ``asyncio.to_thread``).
+
+Charts are keyed by (service, feature, statistic). A file written before charts were kept per
+service is migrated at open: its charts get the service ``""`` (:data:`LEGACY_SERVICE`), and the
+first service that charts the same feature and statistic takes the saved baseline over
+(:meth:`~llmpulse.processor.quality.charts.QualityCharts.load`); saving it deletes the legacy row.
 """
 
 from __future__ import annotations
@@ -21,32 +26,67 @@ from typing import Any
 
 from llmpulse.processor.quality.store import open_database
 
-__all__ = ["ChartStore"]
+__all__ = ["LEGACY_SERVICE", "ChartKey", "ChartStore"]
+
+ChartKey = tuple[str, str, str]
+"""(service, feature, statistic)."""
+
+LEGACY_SERVICE = ""
+"""The service of charts saved before charts were kept per service."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS spc_charts (
+    service TEXT NOT NULL DEFAULT '',
     feature TEXT NOT NULL,
     statistic TEXT NOT NULL,
     state TEXT NOT NULL,
     updated REAL NOT NULL,
-    PRIMARY KEY (feature, statistic)
+    PRIMARY KEY (service, feature, statistic)
 );
 CREATE TABLE IF NOT EXISTS spc_resets (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
+    service TEXT,
     feature TEXT NOT NULL,
     statistic TEXT,
     requested REAL NOT NULL
 );
 """
 
+# A file from before per-service charts: the table's key was (feature, statistic).
+_MIGRATE_CHARTS = """
+BEGIN;
+ALTER TABLE spc_charts RENAME TO spc_charts_by_feature;
+CREATE TABLE spc_charts (
+    service TEXT NOT NULL DEFAULT '',
+    feature TEXT NOT NULL,
+    statistic TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (service, feature, statistic)
+);
+INSERT INTO spc_charts (service, feature, statistic, state, updated)
+    SELECT '', feature, statistic, state, updated FROM spc_charts_by_feature;
+DROP TABLE spc_charts_by_feature;
+COMMIT;
+"""
+_MIGRATE_RESETS = "ALTER TABLE spc_resets ADD COLUMN service TEXT"
+
+
+def _columns(db: Any, table: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+
 
 class ChartStore:
-    """Chart snapshots keyed by (feature, statistic). ``path`` may be ``":memory:"``."""
+    """Chart snapshots keyed by (service, feature, statistic). ``path`` may be ``":memory:"``."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self._lock = threading.Lock()
         self._db = open_database(self.path, _SCHEMA)
+        if "service" not in _columns(self._db, "spc_charts"):
+            self._db.executescript(_MIGRATE_CHARTS)
+        if "service" not in _columns(self._db, "spc_resets"):
+            self._db.execute(_MIGRATE_RESETS)
 
     def close(self) -> None:
         """Close the connection."""
@@ -59,48 +99,66 @@ class ChartStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save_charts(self, charts: dict[tuple[str, str], dict[str, Any]], *, now: float | None = None) -> None:
-        """Upsert chart snapshots keyed by (feature, statistic)."""
+    def save_charts(self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None) -> None:
+        """Upsert chart snapshots keyed by (service, feature, statistic); a legacy chart of the
+        same feature and statistic, taken over by a service, is deleted."""
         stamp = time.time() if now is None else now
         with self._lock:
-            self._db.executemany(
-                "INSERT INTO spc_charts (feature, statistic, state, updated) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (feature, statistic)"
-                " DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                [(f, s, json.dumps(state), stamp) for (f, s), state in charts.items()],
-            )
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO spc_charts (service, feature, statistic, state, updated)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (service, feature, statistic)"
+                    " DO UPDATE SET state = excluded.state, updated = excluded.updated",
+                    [(v, f, s, json.dumps(state), stamp) for (v, f, s), state in charts.items()],
+                )
+                self._db.executemany(
+                    "DELETE FROM spc_charts WHERE service = ? AND feature = ? AND statistic = ?",
+                    [(LEGACY_SERVICE, f, s) for (v, f, s) in charts if v != LEGACY_SERVICE],
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
-    def load_charts(self) -> dict[tuple[str, str], dict[str, Any]]:
+    def load_charts(self) -> dict[ChartKey, dict[str, Any]]:
         """Every saved chart snapshot."""
         with self._lock:
-            rows = self._db.execute("SELECT feature, statistic, state FROM spc_charts").fetchall()
-        return {(str(f), str(s)): json.loads(state) for f, s, state in rows}
+            rows = self._db.execute("SELECT service, feature, statistic, state FROM spc_charts").fetchall()
+        return {(str(v), str(f), str(s)): json.loads(state) for v, f, s, state in rows}
 
-    def request_reset(self, feature: str, statistic: str | None = None) -> int:
-        """Delete the saved charts of ``feature`` (one statistic or all) and ask a running engine
-        to reset them too; returns how many saved charts were deleted."""
+    def request_reset(self, feature: str, statistic: str | None = None, *, service: str | None = None) -> int:
+        """Delete the saved charts of ``feature`` (one statistic or all; of one service or of
+        every service) and ask a running engine to reset them too; returns how many saved
+        charts were deleted."""
+        where = ["feature = ?"]
+        args: list[Any] = [feature]
+        if statistic is not None:
+            where.append("statistic = ?")
+            args.append(statistic)
+        if service is not None:
+            where.append("service IN (?, ?)")  # a legacy chart is every service's
+            args.extend((service, LEGACY_SERVICE))
         with self._lock:
-            if statistic is None:
-                deleted = self._db.execute("DELETE FROM spc_charts WHERE feature = ?", (feature,)).rowcount
-            else:
-                deleted = self._db.execute(
-                    "DELETE FROM spc_charts WHERE feature = ? AND statistic = ?", (feature, statistic)
-                ).rowcount
+            deleted = self._db.execute(f"DELETE FROM spc_charts WHERE {' AND '.join(where)}", args).rowcount
             self._db.execute(
-                "INSERT INTO spc_resets (feature, statistic, requested) VALUES (?, ?, ?)",
-                (feature, statistic, time.time()),
+                "INSERT INTO spc_resets (service, feature, statistic, requested) VALUES (?, ?, ?, ?)",
+                (service, feature, statistic, time.time()),
             )
         return int(deleted)
 
-    def take_resets(self) -> list[tuple[str, str | None]]:
-        """Pending reset requests (feature, statistic or None for all), removed as they are read."""
+    def take_resets(self) -> list[tuple[str | None, str, str | None]]:
+        """Pending reset requests (service or None for all, feature, statistic or None for all),
+        removed as they are read."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                rows = self._db.execute("SELECT feature, statistic FROM spc_resets ORDER BY id").fetchall()
+                rows = self._db.execute(
+                    "SELECT service, feature, statistic FROM spc_resets ORDER BY id"
+                ).fetchall()
                 self._db.execute("DELETE FROM spc_resets")
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        return [(str(f), None if s is None else str(s)) for f, s in rows]
+        return [(None if v is None else str(v), str(f), None if s is None else str(s)) for v, f, s in rows]

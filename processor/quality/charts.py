@@ -1,6 +1,7 @@
 """Per-feature EWMA charts of windowed statistics, exported as gauges and persisted.
 
-Each feature has five charts (names in :data:`~llmpulse.processor.quality.metric_names.STATISTICS`):
+Charts are kept per (service, feature): two apps with a feature called ``chat`` have a chart
+each. Each feature has five charts (names in :data:`~llmpulse.processor.quality.metric_names.STATISTICS`):
 
 * ``error_rate``, ``refusal_rate``, ``latency_p95_seconds``, ``cost_per_request_usd``: one point
   per ``requests_per_window`` calls (count windows, so a quiet hour does not make a noisy point;
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import SpcSettings
 from llmpulse.processor.quality.types import QualitySample
@@ -60,10 +62,13 @@ class QualityCharts:
         self.settings = settings
         self._metrics = metrics
         self._sizes = dict(window_sizes or {})
-        self._charts: dict[tuple[str, str], EwmaChart] = {}
-        self._calls: dict[str, _CallWindow] = {}
-        self._scores: dict[str, list[float]] = {}
-        self._dirty: set[tuple[str, str]] = set()
+        self._charts: dict[ChartKey, EwmaChart] = {}
+        self._calls: dict[tuple[str, str], _CallWindow] = {}
+        self._scores: dict[tuple[str, str], list[float]] = {}
+        self._dirty: set[ChartKey] = set()
+        # (feature, statistic) -> a chart saved before charts were kept per service, taken over
+        # by the first service that charts that feature and statistic
+        self._legacy: dict[tuple[str, str], EwmaChart] = {}
 
     def window_size(self, feature: str) -> int:
         """Calls per window of ``feature``."""
@@ -84,46 +89,62 @@ class QualityCharts:
             one_sided="lower" if statistic == Q.STAT_JUDGE_SCORE else "upper",
         )
 
-    def chart(self, feature: str, statistic: str) -> EwmaChart:
-        """The chart of (feature, statistic), created on first use."""
-        key = (feature, statistic)
+    def chart(self, service: str, feature: str, statistic: str) -> EwmaChart:
+        """The chart of (service, feature, statistic), created on first use."""
+        key = (service, feature, statistic)
         chart = self._charts.get(key)
         if chart is None:
-            chart = self._charts[key] = self._new_chart(feature, statistic)
+            chart = self._legacy.pop((feature, statistic), None)
+            if chart is None:
+                chart = self._new_chart(feature, statistic)
+            else:
+                _log.info(
+                    "event=spc_chart_adopted service=%s feature=%s statistic=%s", service, feature, statistic
+                )
+                self._dirty.add(key)
+            self._charts[key] = chart
         return chart
 
-    def load(self, snapshots: dict[tuple[str, str], dict[str, Any]]) -> None:
+    def load(self, snapshots: dict[ChartKey, dict[str, Any]]) -> None:
         """Restore charts saved by :meth:`take_dirty`; a bad snapshot is logged and skipped."""
         for key, snapshot in snapshots.items():
+            service, feature, statistic = key
             try:
                 chart = EwmaChart.from_dict(snapshot)
             except ValueError as exc:
-                _log.warning("ignoring saved SPC chart %s/%s: %s", key[0], key[1], exc)
+                _log.warning("ignoring saved SPC chart %s/%s/%s: %s", service, feature, statistic, exc)
                 continue
-            wanted = self._new_chart(*key)
+            wanted = self._new_chart(feature, statistic)
             saved = (chart.lambda_, chart.L, chart.warmup, chart.sigma_floor)
             now = (wanted.lambda_, wanted.L, wanted.warmup, wanted.sigma_floor)
             if saved != now:  # the floor follows the window size
                 _log.warning(
-                    "SPC settings changed for %s/%s (lambda, L, warm-up, sigma floor %s -> %s):"
+                    "SPC settings changed for %s/%s/%s (lambda, L, warm-up, sigma floor %s -> %s):"
                     " learning a new baseline",
-                    key[0],
-                    key[1],
+                    service,
+                    feature,
+                    statistic,
                     saved,
                     now,
                 )
-                self._dirty.add(key)
+                if service != LEGACY_SERVICE:
+                    self._dirty.add(key)
                 continue
-            self._charts[key] = chart
+            if service == LEGACY_SERVICE:
+                self._legacy[(feature, statistic)] = chart
+            else:
+                self._charts[key] = chart
 
-    def _point(self, feature: str, statistic: str, value: float) -> ChartState:
-        state = self.chart(feature, statistic).update(value)
-        self._dirty.add((feature, statistic))
+    def _point(self, key: tuple[str, str], statistic: str, value: float) -> ChartState:
+        service, feature = key
+        state = self.chart(service, feature, statistic).update(value)
+        self._dirty.add((service, feature, statistic))
         if self._metrics is not None:
-            self._metrics.chart(feature, statistic, state)
+            self._metrics.chart(key, statistic, state)
         if state.alarm:
             _log.info(
-                "SPC alarm: feature=%s statistic=%s value=%.4g ewma=%.4g",
+                "SPC alarm: service=%s feature=%s statistic=%s value=%.4g ewma=%.4g",
+                service,
                 feature,
                 statistic,
                 value,
@@ -133,21 +154,34 @@ class QualityCharts:
 
     def observe_call(self, sample: QualitySample, refused: bool) -> None:
         """Count one call into its feature's window; charts a point when the window is full."""
-        window = self._calls.get(sample.feature)
+        self.observe_numbers(
+            (sample.service, sample.feature), sample.is_error, refused, sample.duration_s, sample.cost_usd
+        )
+
+    def observe_numbers(
+        self,
+        key: tuple[str, str],
+        is_error: bool,
+        refused: bool,
+        duration_s: float | None,
+        cost_usd: float | None,
+    ) -> None:
+        """:meth:`observe_call` for (service, feature) ``key`` from the call's numbers alone."""
+        window = self._calls.get(key)
         if window is None:
-            window = self._calls[sample.feature] = _CallWindow()
+            window = self._calls[key] = _CallWindow()
         window.count += 1
-        window.errors += sample.is_error
+        window.errors += is_error
         window.refusals += refused
-        if sample.duration_s is not None:
-            window.latencies.append(sample.duration_s)
-        if sample.cost_usd is not None:
-            window.cost += sample.cost_usd
+        if duration_s is not None:
+            window.latencies.append(duration_s)
+        if cost_usd is not None:
+            window.cost += cost_usd
             window.priced += 1
-        if window.count < self.window_size(sample.feature):
+        if window.count < self._sizes.get(key[1], self.settings.requests_per_window):
             return
-        del self._calls[sample.feature]
-        f = sample.feature
+        del self._calls[key]
+        f = key
         self._point(f, Q.STAT_ERROR_RATE, window.errors / window.count)
         self._point(f, Q.STAT_REFUSAL_RATE, window.refusals / window.count)
         if window.latencies:
@@ -155,32 +189,40 @@ class QualityCharts:
         if window.priced:
             self._point(f, Q.STAT_COST, window.cost / window.priced)
 
-    def observe_score(self, feature: str, overall: float) -> None:
-        """Count one verdict's overall score; charts the window mean when the window is full."""
-        scores = self._scores.setdefault(feature, [])
+    def observe_score(self, key: tuple[str, str], overall: float) -> None:
+        """Count one verdict's overall score for (service, feature) ``key``; charts the window
+        mean when the window is full."""
+        scores = self._scores.setdefault(key, [])
         scores.append(overall)
         if len(scores) >= self.settings.scores_per_window:
-            del self._scores[feature]
-            self._point(feature, Q.STAT_JUDGE_SCORE, sum(scores) / len(scores))
+            del self._scores[key]
+            self._point(key, Q.STAT_JUDGE_SCORE, sum(scores) / len(scores))
 
-    def reset(self, feature: str, statistic: str | None = None) -> list[str]:
-        """Forget the baseline(s) of ``feature``; returns the statistics reset."""
+    def reset(self, feature: str, statistic: str | None = None, *, service: str | None = None) -> list[str]:
+        """Forget the baseline(s) of ``feature`` (of one service, or of every service); returns
+        the charts reset as ``service/statistic``."""
         reset = []
         for key, chart in self._charts.items():
-            if key[0] == feature and (statistic is None or key[1] == statistic):
+            if (
+                key[1] == feature
+                and (statistic is None or key[2] == statistic)
+                and (service is None or key[0] == service)
+            ):
                 chart.reset()
                 self._dirty.add(key)
-                reset.append(key[1])
+                reset.append(f"{key[0]}/{key[2]}")
                 if self._metrics is not None:
-                    self._metrics.remove_chart(*key)
+                    self._metrics.remove_chart((key[0], key[1]), key[2])
+        for legacy in [k for k in self._legacy if k[0] == feature and statistic in (None, k[1])]:
+            del self._legacy[legacy]
         return reset
 
-    def take_dirty(self) -> dict[tuple[str, str], dict[str, Any]]:
+    def take_dirty(self) -> dict[ChartKey, dict[str, Any]]:
         """Snapshots of the charts changed since the last call, for persisting."""
         dirty = {key: self._charts[key].to_dict() for key in self._dirty if key in self._charts}
         self._dirty.clear()
         return dirty
 
-    def states(self) -> dict[tuple[str, str], ChartState | None]:
+    def states(self) -> dict[ChartKey, ChartState | None]:
         """The last state of every chart (None before its first point)."""
         return {key: chart.last for key, chart in self._charts.items()}

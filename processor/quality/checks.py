@@ -125,6 +125,28 @@ def _is_json(text: str) -> bool:
     return True
 
 
+def number_checks(
+    refusal: bool,
+    finish_reason: str | None,
+    model: str,
+    input_tokens: int | None,
+    *,
+    context_fraction: float = 0.9,
+    context_limits: dict[str, int] | None = None,
+) -> list[str]:
+    """The checks a call fails on its numbers alone (all a call without content can fail)."""
+    failed: list[str] = []
+    if refusal or finish_reason in (A.FINISH_REFUSAL, A.FINISH_CONTENT_FILTER):
+        failed.append(API_REFUSAL)
+    if finish_reason == A.FINISH_LENGTH:
+        failed.append(TRUNCATED)
+    if input_tokens is not None:
+        limit = context_limit(model, context_limits)
+        if limit is not None and input_tokens >= context_fraction * limit:
+            failed.append(NEAR_CONTEXT_LIMIT)
+    return failed
+
+
 def run_checks(
     sample: QualitySample,
     rules: FeatureRules,
@@ -133,17 +155,16 @@ def run_checks(
     context_limits: dict[str, int] | None = None,
 ) -> list[str]:
     """The names of the checks ``sample`` fails (empty when it passes them all)."""
-    failed: list[str] = []
-    if sample.refusal or sample.finish_reason in (A.FINISH_REFUSAL, A.FINISH_CONTENT_FILTER):
-        failed.append(API_REFUSAL)
-    if sample.finish_reason == A.FINISH_LENGTH:
-        failed.append(TRUNCATED)
+    failed = number_checks(
+        sample.refusal,
+        sample.finish_reason,
+        sample.model,
+        sample.input_tokens,
+        context_fraction=context_fraction,
+        context_limits=context_limits,
+    )
     if sample.input_messages is not None and not user_text(sample.input_messages).strip():
         failed.append(EMPTY_INPUT)
-    if sample.input_tokens is not None:
-        limit = context_limit(sample.model, context_limits)
-        if limit is not None and sample.input_tokens >= context_fraction * limit:
-            failed.append(NEAR_CONTEXT_LIMIT)
     text = sample.output_text
     if text is None or sample.is_error or sample.finish_reason == A.FINISH_TOOL_CALLS:
         return failed

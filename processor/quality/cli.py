@@ -4,10 +4,10 @@ These commands open the quality database directly (``--db``; default ``$LLMPULSE
 ``llmpulse-quality.db`` in the working directory), so they work whether or not the processor is
 running; SQLite's WAL mode lets them read while it writes.
 
-* ``triage --feature F --since 1h --limit 20`` lists flagged samples, newest first;
+* ``triage [--service S] [--feature F] --since 1h --limit 20`` lists flagged samples, newest first;
 * ``label ID good|bad --note TEXT`` records a human label (it feeds the judge-agreement metric);
 * ``export [--label any|good|bad|all] [--out FILE]`` writes eval-set cases as JSONL;
-* ``spc show`` lists saved charts; ``spc reset --feature F [--statistic S]`` forgets a baseline
+* ``spc show`` lists saved charts; ``spc reset --feature F [--service S] [--statistic S]`` forgets a baseline
   after an intended model or prompt change (a running processor picks the request up on its
   next tick).
 """
@@ -61,6 +61,7 @@ def register(subparsers: Any) -> None:
     """Add ``triage``, ``label``, ``export`` and ``spc`` to an argparse subparsers object."""
     triage = subparsers.add_parser("triage", help="list flagged samples, newest first")
     _add_db(triage)
+    triage.add_argument("--service", help="only this service (service.name)")
     triage.add_argument("--feature", help="only this feature")
     triage.add_argument(
         "--since", default="1h", help="how far back: 30m, 1h, 2d or an ISO time (default: 1h)"
@@ -80,6 +81,7 @@ def register(subparsers: Any) -> None:
 
     export = subparsers.add_parser("export", help="write flagged samples as JSONL eval-set cases")
     _add_db(export)
+    export.add_argument("--service", help="only this service (service.name)")
     export.add_argument("--feature", help="only this feature")
     export.add_argument("--since", help="how far back (default: everything)")
     export.add_argument(
@@ -97,10 +99,12 @@ def register(subparsers: Any) -> None:
     actions = spc.add_subparsers(dest="spc_command", metavar="ACTION")
     actions.required = True
     show = actions.add_parser("show", help="list saved charts and their baselines")
+    show.add_argument("--service", help="only this service (service.name)")
     show.add_argument("--feature", help="only this feature")
     show.set_defaults(func=_guarded(_spc_show))
     reset = actions.add_parser("reset", help="forget baselines so they are re-learnt from new data")
     reset.add_argument("--feature", required=True)
+    reset.add_argument("--service", help="of this service only (default: of every service)")
     reset.add_argument("--statistic", choices=STATISTICS, help="one statistic (default: all of the feature)")
     reset.set_defaults(func=_guarded(_spc_reset))
 
@@ -157,6 +161,7 @@ def _row(sample: StoredSample) -> list[str]:
     return [
         str(sample.id),
         _when(r.created),
+        r.service,
         r.feature,
         r.model,
         ",".join(r.sources),
@@ -170,6 +175,7 @@ def _row(sample: StoredSample) -> list[str]:
 def _triage(args: argparse.Namespace) -> int:
     with _open(args) as store:
         samples = store.query(
+            service=args.service,
             feature=args.feature,
             since=parse_since(args.since),
             limit=args.limit,
@@ -181,12 +187,20 @@ def _triage(args: argparse.Namespace) -> int:
             print(line)
         return 0
     if not samples:
-        print(
-            f"no flagged samples since {args.since}"
-            + (f" for feature {args.feature}" if args.feature else "")
-        )
+        print(f"no flagged samples since {args.since}{_scope(args)}")
         return 0
-    header = ["ID", "TIME (UTC)", "FEATURE", "MODEL", "SOURCE", "REASONS", "SCORES", "LABEL", "OUTPUT"]
+    header = [
+        "ID",
+        "TIME (UTC)",
+        "SERVICE",
+        "FEATURE",
+        "MODEL",
+        "SOURCE",
+        "REASONS",
+        "SCORES",
+        "LABEL",
+        "OUTPUT",
+    ]
     rows = [header] + [_row(s) for s in samples]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
@@ -206,6 +220,7 @@ def _label(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     with _open(args) as store:
         samples = store.query(
+            service=args.service,
             feature=args.feature,
             since=parse_since(args.since) if args.since else None,
             limit=None,
@@ -222,6 +237,12 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scope(args: argparse.Namespace) -> str:
+    """`` for service S feature F`` (what the command was limited to), or ``""``."""
+    parts = [f"{name} {value}" for name in ("service", "feature") if (value := getattr(args, name, None))]
+    return f" for {' '.join(parts)}" if parts else ""
+
+
 def _g(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, int | float) else "-"
 
@@ -229,18 +250,20 @@ def _g(value: Any) -> str:
 def _spc_show(args: argparse.Namespace) -> int:
     with _open_charts(args) as store:
         charts = store.load_charts()
-    header = ["FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    header = ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
     rows = [header]
-    for (feature, statistic), state in sorted(charts.items()):
-        if args.feature and feature != args.feature:
+    for (service, feature, statistic), state in sorted(charts.items()):
+        if (args.feature and feature != args.feature) or (args.service and service not in (args.service, "")):
             continue
+        shown = service or "(any, saved before per-service charts)"
         base = state.get("baseline")
         if base is None:
             warm = f"warming up {len(state.get('warmup_values', []))}/{state.get('warmup')}"
-            rows.append([feature, statistic, warm, "-", "-", "-", str(state.get("index", 0))])
+            rows.append([shown, feature, statistic, warm, "-", "-", "-", str(state.get("index", 0))])
         else:
             rows.append(
                 [
+                    shown,
                     feature,
                     statistic,
                     "monitoring",
@@ -251,9 +274,8 @@ def _spc_show(args: argparse.Namespace) -> int:
                 ]
             )
     if len(rows) == 1:
-        scope = f" for feature {args.feature}" if args.feature else ""
         print(
-            f"no SPC charts saved{scope} in {args.db} yet: the processor saves a chart once it has "
+            f"no SPC charts saved{_scope(args)} in {args.db} yet: the processor saves a chart once it has "
             "charted a window (spc.requests_per_window calls, spc.scores_per_window verdicts)"
         )
         return 0
@@ -265,9 +287,9 @@ def _spc_show(args: argparse.Namespace) -> int:
 
 def _spc_reset(args: argparse.Namespace) -> int:
     with _open_charts(args) as store:
-        deleted = store.request_reset(args.feature, args.statistic)
+        deleted = store.request_reset(args.feature, args.statistic, service=args.service)
     what = args.statistic or "all statistics"
-    print(f"SPC baseline reset for feature {args.feature} ({what}); {deleted} saved chart(s) removed")
+    print(f"SPC baseline reset{_scope(args)} ({what}); {deleted} saved chart(s) removed")
     return 0
 
 

@@ -1,5 +1,7 @@
 """Whether each feature's judge and drift engine get content, and why not when they do not.
 
+Kept per (service, feature), the key everything in the quality engine is kept under.
+
 Content capture is opt-in in the application, so a new stack often sees LLM calls without
 any text: the judge has nothing to judge and the drift engine nothing to embed. The watch
 keeps, per feature, when the last call with judgeable content arrived and a reason for the
@@ -13,8 +15,8 @@ calls without it, taken from the spans themselves:
 * ``errors_only``: only failed calls arrive (failed calls are not judged).
 
 A feature's state is ``seen`` while content came within ``missing_after_s``, else that reason,
-exported as ``llmpulse_quality_content_state{feature,state}`` beside
-``llmpulse_quality_content_age_seconds{feature}`` and shown by ``llmpulse status``; after
+exported as ``llmpulse_quality_content_state{service,feature,state}`` beside
+``llmpulse_quality_content_age_seconds{service,feature}`` and shown by ``llmpulse status``; after
 ``missing_after_s`` without content it is logged, at most once per ``missing_after_s`` per
 feature (``event=content_missing``). The quality listener adds calls up per batch and per
 feature (:class:`ContentBatch`), so the per-call cost is a dict lookup; the span's attributes
@@ -38,6 +40,8 @@ from llmpulse.processor.quality.metrics import QualityMetrics
 __all__ = ["HINTS", "ContentBatch", "ContentWatch", "FeatureContent", "is_placeholder"]
 
 _log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (service, feature)
 
 HINTS: dict[str, str] = {
     Q.CONTENT_SEEN: "content arrives",
@@ -99,17 +103,17 @@ class ContentWatch:
         self.missing_after_s = missing_after_s
         self._probe_every_s = probe_every_s
         self._clock = clock
-        self._features: dict[str, FeatureContent] = {}
+        self._features: dict[Key, FeatureContent] = {}
 
     def observe(
-        self, feature: str, *, judgeable: bool, has_content: bool, is_error: bool, span: Any, calls: int = 1
+        self, key: Key, *, judgeable: bool, has_content: bool, is_error: bool, span: Any, calls: int = 1
     ) -> None:
         """Record ``calls`` LLM calls: ``judgeable`` when they carry text a judge can read; else
         ``has_content``, ``is_error`` and ``span`` are the last one's."""
         now = self._clock()
-        state = self._features.get(feature)
+        state = self._features.get(key)
         if state is None:
-            state = self._features[feature] = self._new(feature, now)
+            state = self._features[key] = self._new(key, now)
         if judgeable:
             state.last_content = now
             state.calls_since_content = 0
@@ -123,20 +127,21 @@ class ContentWatch:
         if now - since >= limit and now - state.last_log >= limit:
             state.last_log = now
             _log.warning(
-                "event=content_missing feature=%s reason=%s seconds=%.0f calls=%d hint=%r",
-                feature,
+                "event=content_missing service=%s feature=%s reason=%s seconds=%.0f calls=%d hint=%r",
+                key[0],
+                key[1],
                 state.reason,
-                self.age(feature, now),
+                self.age(key, now),
                 state.calls_since_content,
                 HINTS[state.reason],
             )
 
-    def _new(self, feature: str, now: float) -> FeatureContent:
+    def _new(self, key: Key, now: float) -> FeatureContent:
         state = FeatureContent(first_call=now)
-        self._metrics.content_age.labels(feature).set_function(lambda: self.age(feature))
+        self._metrics.content_age.labels(*key).set_function(lambda: self.age(key))
         for name in Q.CONTENT_STATES:
-            self._metrics.content_state.labels(feature, name).set_function(
-                lambda name=name: 1.0 if self.state(feature) == name else 0.0
+            self._metrics.content_state.labels(*key, name).set_function(
+                lambda name=name: 1.0 if self.state(key) == name else 0.0
             )
         return state
 
@@ -151,19 +156,19 @@ class ContentWatch:
             return Q.CONTENT_CAPTURE_OFF
         return Q.CONTENT_SAMPLE_RATE_ZERO if rate <= 0.0 else Q.CONTENT_NOT_SAMPLED
 
-    def features(self) -> list[str]:
-        """The features seen so far."""
+    def features(self) -> list[Key]:
+        """The (service, feature) keys seen so far."""
         return list(self._features)
 
-    def age(self, feature: str, now: float | None = None) -> float:
+    def age(self, key: Key, now: float | None = None) -> float:
         """Seconds since the feature's last content (since its first call when none came)."""
-        state = self._features[feature]
+        state = self._features[key]
         since = state.last_content if state.last_content is not None else state.first_call
         return max(0.0, (self._clock() if now is None else now) - since)
 
-    def state(self, feature: str, now: float | None = None) -> str:
+    def state(self, key: Key, now: float | None = None) -> str:
         """``seen`` while content came within ``missing_after_s``, else why none came."""
-        state = self._features[feature]
+        state = self._features[key]
         now = self._clock() if now is None else now
         if state.last_content is not None and now - state.last_content < self.missing_after_s:
             return Q.CONTENT_SEEN
@@ -177,20 +182,19 @@ class ContentBatch:
 
     def __init__(self, watch: ContentWatch) -> None:
         self._watch = watch
-        self._seen: set[str] = set()
-        # feature -> [calls without judgeable text, last one's has_content, is_error, span]
-        self._missing: dict[str, list[Any]] = {}
+        self._seen: set[Key] = set()
+        # key -> [calls without judgeable text, last one's has_content, is_error, span]
+        self._missing: dict[Key, list[Any]] = {}
 
-    def add(
-        self, feature: str, output_text: str | None, is_error: bool, has_content: bool, span: Any
-    ) -> None:
-        """One call: its answer text (None without content), whether it failed, its span."""
+    def add(self, key: Key, output_text: str | None, is_error: bool, has_content: bool, span: Any) -> None:
+        """One call of (service, feature) ``key``: its answer text (None without content),
+        whether it failed, its span."""
         if output_text is not None and not is_error and not is_placeholder(output_text):
-            self._seen.add(feature)
+            self._seen.add(key)
             return
-        missing = self._missing.get(feature)
+        missing = self._missing.get(key)
         if missing is None:
-            self._missing[feature] = [1, has_content, is_error, span]
+            self._missing[key] = [1, has_content, is_error, span]
         else:
             missing[0] += 1
             missing[1], missing[2], missing[3] = has_content, is_error, span
@@ -198,11 +202,11 @@ class ContentBatch:
     def flush(self) -> None:
         """Hand the batch to the watch (content last: a batch with content leaves ``seen``)."""
         watch = self._watch
-        for feature, (calls, has_content, is_error, span) in self._missing.items():
+        for key, (calls, has_content, is_error, span) in self._missing.items():
             watch.observe(
-                feature, judgeable=False, has_content=has_content, is_error=is_error, span=span, calls=calls
+                key, judgeable=False, has_content=has_content, is_error=is_error, span=span, calls=calls
             )
-        for feature in self._seen:
-            watch.observe(feature, judgeable=True, has_content=True, is_error=False, span=None)
+        for key in self._seen:
+            watch.observe(key, judgeable=True, has_content=True, is_error=False, span=None)
         self._missing.clear()
         self._seen.clear()

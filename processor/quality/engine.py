@@ -38,12 +38,15 @@ from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import attributes as A
 from llmpulse.contract.sampling import is_sampled_bytes
+from llmpulse.processor.metrics.names import OUTCOME_REFUSAL
+from llmpulse.processor.pipeline.records import LLMCall
 from llmpulse.processor.quality import checks as C
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.content_watch import ContentWatch
 from llmpulse.processor.quality.flag_writer import FlagWriter
+from llmpulse.processor.quality.ingest import sample_from_call
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
@@ -140,12 +143,13 @@ class QualityEngine:
             self.metrics, missing_after_s=settings.content_missing_after_s, clock=monotonic
         )
         self._clock = clock
-        self._features: set[str] = set()
-        self._checked: dict[str, Any] = {}  # labelled children, looked up once per feature
+        # Everything per feature is kept per (service, feature): the key of a sample.
+        self._features: set[tuple[str, str]] = set()
+        self._checked: dict[tuple[str, str], Any] = {}  # labelled children, looked up once per key
         self._children: dict[tuple[Any, ...], Any] = {}
-        # feature -> [calls observed, successful responses among them], not counted yet
-        self._pending: dict[str, list[int]] = {}
-        self._quota: dict[str, list[int]] = {}  # feature -> [minute, check-flagged samples stored]
+        # key -> [calls observed, successful responses among them], not counted yet
+        self._pending: dict[tuple[str, str], list[int]] = {}
+        self._quota: dict[tuple[str, str], list[int]] = {}  # key -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._recent_bytes = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -202,11 +206,11 @@ class QualityEngine:
         return await self.judging.judge_one(sample)
 
     # --- ingest path -----------------------------------------------------------------------
-    def _feature(self, feature: str) -> None:
-        if feature not in self._features:
-            self._features.add(feature)
-            self.metrics.init_feature(feature)
-            self._checked[feature] = self.metrics.checked.labels(feature)
+    def _feature(self, key: tuple[str, str]) -> None:
+        if key not in self._features:
+            self._features.add(key)
+            self.metrics.init_feature(key)
+            self._checked[key] = self.metrics.checked.labels(*key)
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, looked up once: the ingest path calls this per failed check."""
@@ -226,21 +230,70 @@ class QualityEngine:
         try:
             return self._observe(sample, defer_counts)
         except Exception:  # the ingest path never fails because of the quality engine
-            _log.exception("quality engine failed on a sample of feature %s", sample.feature)
+            _log.exception("quality engine failed on a sample of service %s feature %s", *sample.key)
             return []
+
+    def observe_numbers(self, call: LLMCall) -> bool:
+        """:meth:`observe` (with ``defer_counts``) for a call whose span carried no content, read
+        from the normalised record: no sample is built unless the call is flagged. The common
+        case on the ingest path. Returns whether the call failed. Never raises."""
+        try:
+            return self._observe_numbers(call)
+        except Exception:  # the ingest path never fails because of the quality engine
+            _log.exception(
+                "quality engine failed on a call of service %s feature %s", call.service, call.feature
+            )
+            return False
+
+    def _observe_numbers(self, call: LLMCall) -> bool:
+        key = (call.service, call.feature)
+        if key not in self._features:
+            self._feature(key)
+        finish = call.finish_reason
+        is_error = bool(call.error_type) or finish == A.FINISH_ERROR
+        s = self.settings
+        failed = C.number_checks(
+            call.outcome == OUTCOME_REFUSAL,
+            finish,
+            call.model,
+            call.input_tokens,
+            context_fraction=s.context_limit_fraction,
+            context_limits=s.context_limits,
+        )
+        counts = self._pending.get(key)
+        if counts is None:
+            counts = self._pending[key] = [0, 0]
+        counts[0] += 1
+        counts[1] += not is_error
+        if not failed:
+            self.charts.observe_numbers(key, is_error, False, call.duration_s, call.cost_usd)
+            return is_error
+        for name in failed:
+            self._child(self.metrics.check_failures, *key, name).inc()
+        refused = not _REFUSALS.isdisjoint(failed)
+        self.charts.observe_numbers(key, is_error, refused, call.duration_s, call.cost_usd)
+        flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
+        if flagging:
+            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
+            if self._check_quota(key):
+                self._flags.save(self._flags.record(sample_from_call(call), (Q.SOURCE_CHECK,), flagging))
+            else:
+                self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
+        return is_error
 
     def flush_counts(self) -> None:
         """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
         pending, self._pending = self._pending, {}
-        for feature, (calls, responses) in pending.items():
-            self._checked[feature].inc(calls)
+        for key, (calls, responses) in pending.items():
+            self._checked[key].inc(calls)
             if responses:
-                self.signals.observe_response(feature, responses)
+                self.signals.observe_response(key, responses)
 
     def _observe(self, sample: QualitySample, defer_counts: bool = False) -> list[str]:
         s = self.settings
         feature = sample.feature
-        self._feature(feature)
+        key = (sample.service, feature)
+        self._feature(key)
         failed = C.run_checks(
             sample,
             s.rules_for(feature),
@@ -250,17 +303,17 @@ class QualityEngine:
         # Only a successful call is a response users can react to (the user-signal denominator).
         answered = not sample.is_error
         if defer_counts:
-            counts = self._pending.get(feature)
+            counts = self._pending.get(key)
             if counts is None:
-                counts = self._pending[feature] = [0, 0]
+                counts = self._pending[key] = [0, 0]
             counts[0] += 1
             counts[1] += answered
         else:
-            self._checked[feature].inc()
+            self._checked[key].inc()
             if answered:
-                self.signals.observe_response(feature)
+                self.signals.observe_response(key)
         for name in failed:
-            self._child(self.metrics.check_failures, feature, name).inc()
+            self._child(self.metrics.check_failures, *key, name).inc()
         self.charts.observe_call(sample, refused=bool(failed) and not _REFUSALS.isdisjoint(failed))
         has_content = sample.has_content
         if has_content and sample.response_id:
@@ -268,8 +321,8 @@ class QualityEngine:
         if failed:
             flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
             if flagging:
-                self._child(self.metrics.flagged, feature, Q.SOURCE_CHECK).inc()
-                if self._check_quota(feature):
+                self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
+                if self._check_quota(key):
                     self._flags.save(self._flags.record(sample, (Q.SOURCE_CHECK,), flagging))
                 else:
                     self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
@@ -286,13 +339,13 @@ class QualityEngine:
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event; explicit negative feedback and corrections flag the answer."""
         try:
-            self._feature(event.feature)
+            self._feature(event.key)
             self.signals.observe_feedback(event)
             # Abandonment (negative to the processor) is too weak a signal to flag an answer on.
             explicit_negative = event.kind in _EXPLICIT and event.sentiment == "negative"
             if not explicit_negative and event.kind != A.FEEDBACK_CORRECTION:
                 return
-            self.metrics.flagged.labels(event.feature, Q.SOURCE_FEEDBACK).inc()
+            self.metrics.flagged.labels(*event.key, Q.SOURCE_FEEDBACK).inc()
             sample = self._recent.get(event.response_id) if event.response_id else None
             reason = f"feedback:{event.kind}"
             if sample is None:
@@ -302,13 +355,14 @@ class QualityEngine:
                     "unknown",
                     response_id=event.response_id,
                     timestamp=event.timestamp,
+                    service=event.service,
                 )
             record = self._flags.record(sample, (Q.SOURCE_FEEDBACK,), (reason,))
             if event.comment:
                 record = dataclasses.replace(record, explanation=f"user: {event.comment}")
             self._flags.save(record)
         except Exception:
-            _log.exception("quality engine failed on feedback of feature %s", event.feature)
+            _log.exception("quality engine failed on feedback of service %s feature %s", *event.key)
 
     def _remember(self, sample: QualitySample) -> None:
         """Keep ``sample`` for late feedback, within the count and the byte budget (oldest out)."""
@@ -327,12 +381,12 @@ class QualityEngine:
             self.metrics.recent_evicted.labels(reason).inc()
         self.metrics.recent_bytes.set(self._recent_bytes)
 
-    def _check_quota(self, feature: str) -> bool:
-        """Whether one more check-flagged sample of ``feature`` may be stored this minute."""
+    def _check_quota(self, key: tuple[str, str]) -> bool:
+        """Whether one more check-flagged sample of (service, feature) ``key`` may be stored this minute."""
         minute = int(self._clock() // 60.0)
-        used = self._quota.get(feature)
+        used = self._quota.get(key)
         if used is None or used[0] != minute:
-            used = self._quota[feature] = [minute, 0]
+            used = self._quota[key] = [minute, 0]
         if used[1] >= self.settings.check_samples_per_minute:
             return False
         used[1] += 1

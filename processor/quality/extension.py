@@ -35,10 +35,13 @@ class QualityListener:
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """Check the call (counts deferred to :meth:`on_batch_end`)."""
-        # Content attributes are only worth a scan of the span when the normaliser saw them.
-        sample = sample_from_call(call, span if call.has_content else None)
+        if not call.has_content:  # most calls: their numbers only, no sample object
+            is_error = self._engine.observe_numbers(call)
+            self._content.add((call.service, call.feature), None, is_error, False, span)
+            return
+        sample = sample_from_call(call, span)
         self._engine.observe(sample, defer_counts=True)
-        self._content.add(sample.feature, sample.output_text, sample.is_error, call.has_content, span)
+        self._content.add(sample.key, sample.output_text, sample.is_error, True, span)
 
     def on_batch_end(self) -> None:
         """Apply the counts of the batch's calls."""

@@ -71,6 +71,7 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
             duration_s=call.duration_s,
             cost_usd=call.cost_usd,
             timestamp=call.end_ns / 1e9,
+            service=call.service,
         )
     return QualitySample(
         trace_id=call.trace_id,
@@ -92,6 +93,7 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
         cost_usd=call.cost_usd,
         timestamp=call.end_ns / 1e9,
         content_bytes=sum(len(text) for text in call.content_source or () if text),
+        service=call.service,
     )
 
 
@@ -107,4 +109,5 @@ def feedback_from_record(record: Feedback, span: Any | None = None) -> FeedbackE
         trace_id=bytes(span.trace_id) if span is not None else b"",
         comment=comment if isinstance(comment, str) else None,
         timestamp=span.end_time_unix_nano / 1e9 if span is not None else 0.0,
+        service=record.service,
     )

@@ -39,7 +39,7 @@ class JudgeScheduler:
         judge: the judge; its spend hook is set to charge the budget and the spend metrics.
         charts: gets each verdict's overall score.
         flags: where flagged (and audit) samples go.
-        on_feature: called with a sample's feature before it is judged (first-use setup).
+        on_feature: called with a sample's (service, feature) before it is judged (first-use setup).
         evaluation_sink: receives one ``gen_ai.evaluation.result``-shaped record per dimension.
         clock: wall clock for the daily budget; monotonic: for the breaker and the rate limit.
     """
@@ -52,7 +52,7 @@ class JudgeScheduler:
         judge: LLMJudge,
         charts: QualityCharts,
         flags: FlagWriter,
-        on_feature: Callable[[str], None],
+        on_feature: Callable[[tuple[str, str]], None],
         evaluation_sink: EvaluationSink | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -78,11 +78,11 @@ class JudgeScheduler:
 
     def offer(self, sample: QualitySample) -> None:
         """Queue a sampled call for judging; a full queue drops it (counted)."""
-        self.metrics.judge_sampled.labels(sample.feature).inc()
+        self.metrics.judge_sampled.labels(*sample.key).inc()
         try:
             self.queue.put_nowait(sample)
         except asyncio.QueueFull:
-            self.metrics.judge_dropped.labels(sample.feature, Q.DROP_QUEUE_FULL).inc()
+            self.metrics.judge_dropped.labels(*sample.key, Q.DROP_QUEUE_FULL).inc()
         self.metrics.judge_queue.set(self.queue.qsize())
 
     def start_workers(self, loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[None]]:
@@ -94,7 +94,7 @@ class JudgeScheduler:
         """Count the samples still queued (not judged in time) as dropped at shutdown."""
         while not self.queue.empty():
             sample = self.queue.get_nowait()
-            self.metrics.judge_dropped.labels(sample.feature, Q.DROP_SHUTDOWN).inc()
+            self.metrics.judge_dropped.labels(*sample.key, Q.DROP_SHUTDOWN).inc()
 
     def refresh_gauges(self) -> None:
         """Set the queue and circuit gauges from the current state."""
@@ -120,13 +120,13 @@ class JudgeScheduler:
 
     async def judge_one(self, sample: QualitySample) -> Verdict | None:
         """Judge one sample through the guards and record the outcome; None when not judged."""
-        feature = sample.feature
-        self._on_feature(feature)
+        key = sample.key
+        self._on_feature(key)
         if not self.budget.allows():
-            self.metrics.judge_dropped.labels(feature, Q.DROP_BUDGET).inc()
+            self.metrics.judge_dropped.labels(*key, Q.DROP_BUDGET).inc()
             return None
         if not self.breaker.allow():
-            self.metrics.judge_dropped.labels(feature, Q.DROP_CIRCUIT_OPEN).inc()
+            self.metrics.judge_dropped.labels(*key, Q.DROP_CIRCUIT_OPEN).inc()
             self.metrics.judge_circuit_open.set(1.0)
             return None
         await self.limiter.acquire()
@@ -136,8 +136,8 @@ class JudgeScheduler:
             # The endpoint answered when the verdict was merely unparseable: not a breaker failure.
             self.breaker.record(isinstance(exc, JudgeUnparseable))
             self.metrics.judge_circuit_open.set(1.0 if self.breaker.is_open else 0.0)
-            self.metrics.judge_errors.labels(feature, exc.reason).inc()
-            _log.info("judge error (%s) for feature %s: %s", exc.reason, feature, exc)
+            self.metrics.judge_errors.labels(*key, exc.reason).inc()
+            _log.info("judge error (%s) for service %s feature %s: %s", exc.reason, *key, exc)
             return None
         except BaseException:
             self.breaker.record(False)  # never leave a half-open trial hanging
@@ -149,11 +149,11 @@ class JudgeScheduler:
 
     def _record_verdict(self, sample: QualitySample, verdict: Verdict) -> None:
         js = self.settings.judge
-        feature = sample.feature
-        self.metrics.judge_verdicts.labels(feature).inc()
+        key = sample.key
+        self.metrics.judge_verdicts.labels(*key).inc()
         for dimension, score in verdict.scores.items():
-            self.metrics.judge_score.labels(feature, dimension).observe(score)
-        self._charts.observe_score(feature, verdict.overall)
+            self.metrics.judge_score.labels(*key, dimension).observe(score)
+        self._charts.observe_score(key, verdict.overall)
         if self._sink is not None:
             for record in EvaluationRecord.from_verdict(sample, verdict, js.fail_at_or_below):
                 try:
@@ -169,7 +169,7 @@ class JudgeScheduler:
         if bad:
             if verdict.overall < js.flag_overall_below:
                 reasons.insert(0, "low_overall")
-            self.metrics.flagged.labels(feature, Q.SOURCE_JUDGE).inc()
+            self.metrics.flagged.labels(*key, Q.SOURCE_JUDGE).inc()
             flags.save(flags.record(sample, (Q.SOURCE_JUDGE,), tuple(reasons), verdict, "bad"))
         elif zlib.crc32(sample.trace_id) < self.settings.audit_rate * 2**32:
             flags.save(flags.record(sample, (Q.SOURCE_AUDIT,), (), verdict, "good"))

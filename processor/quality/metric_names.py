@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from llmpulse.processor.metrics.names import FEATURE, MODEL, REASON, MetricSpec
+from llmpulse.processor.metrics.names import FEATURE, MODEL, REASON, SERVICE, MetricSpec
 
 # --- label names --------------------------------------------------------------------------
 CHECK: Final = "check"
@@ -120,12 +120,12 @@ CANARY_PASS: Final = "llmpulse_canary_pass"
 CANARY_RUNS_TOTAL: Final = "llmpulse_canary_runs_total"
 CANARY_LAST_RUN: Final = "llmpulse_canary_last_run_timestamp_seconds"
 
-_SPC = (FEATURE, STATISTIC)
-_UF = (FEATURE,)
+_SPC = (SERVICE, FEATURE, STATISTIC)
+_UF = (SERVICE, FEATURE)  # quality state is kept per (service, feature)
 QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(CHECKED_TOTAL, "counter", _UF, "Calls that went through the cheap checks."),
-    MetricSpec(CHECK_FAILURES_TOTAL, "counter", (FEATURE, CHECK), "Failed cheap checks by check."),
-    MetricSpec(FLAGGED_TOTAL, "counter", (FEATURE, SOURCE), "Samples flagged, by who flagged them."),
+    MetricSpec(CHECK_FAILURES_TOTAL, "counter", (SERVICE, FEATURE, CHECK), "Failed cheap checks by check."),
+    MetricSpec(FLAGGED_TOTAL, "counter", (SERVICE, FEATURE, SOURCE), "Samples flagged, by who flagged them."),
     MetricSpec(
         FLAGGED_STORE_DROPPED_TOTAL,
         "counter",
@@ -140,11 +140,19 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     ),
     MetricSpec(RECENT_BYTES, "gauge", (), "Characters of content held by the recent samples."),
     MetricSpec(JUDGE_SAMPLED_TOTAL, "counter", _UF, "Calls chosen for judging by the trace-id sampler."),
-    MetricSpec(JUDGE_DROPPED_TOTAL, "counter", (FEATURE, REASON), "Chosen samples not judged, by reason."),
-    MetricSpec(JUDGE_VERDICTS_TOTAL, "counter", _UF, "Verdicts returned by the judge."),
-    MetricSpec(JUDGE_ERRORS_TOTAL, "counter", (FEATURE, REASON), "Judge calls that gave no verdict."),
     MetricSpec(
-        JUDGE_SCORE, "histogram", (FEATURE, DIMENSION), "Judge scores (1-5) by dimension.", SCORE_BUCKETS
+        JUDGE_DROPPED_TOTAL, "counter", (SERVICE, FEATURE, REASON), "Chosen samples not judged, by reason."
+    ),
+    MetricSpec(JUDGE_VERDICTS_TOTAL, "counter", _UF, "Verdicts returned by the judge."),
+    MetricSpec(
+        JUDGE_ERRORS_TOTAL, "counter", (SERVICE, FEATURE, REASON), "Judge calls that gave no verdict."
+    ),
+    MetricSpec(
+        JUDGE_SCORE,
+        "histogram",
+        (SERVICE, FEATURE, DIMENSION),
+        "Judge scores (1-5) by dimension.",
+        SCORE_BUCKETS,
     ),
     MetricSpec(JUDGE_TOKENS_TOTAL, "counter", (TOKEN_TYPE,), "Tokens spent by the judge (input|output)."),
     MetricSpec(JUDGE_COST_USD_TOTAL, "counter", (), "Judge spend in US dollars."),
@@ -181,7 +189,7 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
         CONTENT_STATE,
         "gauge",
-        (FEATURE, STATE),
+        (SERVICE, FEATURE, STATE),
         "1 for the feature's content state: seen, or why the judge and drift get none.",
     ),
     MetricSpec(CANARY_PASS, "gauge", (PROBE, MODEL), "1 when the probe's last run passed, else 0."),

@@ -101,20 +101,20 @@ class QualityMetrics:
         self.judge_tokens.labels("input")
         self.judge_tokens.labels("output")
 
-    def init_feature(self, feature: str) -> None:
-        """Pre-create the per-feature counters so rates exist before the first event."""
-        self.checked.labels(feature)
-        self.judge_sampled.labels(feature)
-        self.judge_verdicts.labels(feature)
+    def init_feature(self, key: tuple[str, str]) -> None:
+        """Pre-create the counters of a (service, feature) so rates exist before the first event."""
+        self.checked.labels(*key)
+        self.judge_sampled.labels(*key)
+        self.judge_verdicts.labels(*key)
         for source in Q.FLAG_SOURCES:
-            self.flagged.labels(feature, source)
+            self.flagged.labels(*key, source)
         for reason in Q.JUDGE_ERROR_REASONS:
-            self.judge_errors.labels(feature, reason)
+            self.judge_errors.labels(*key, reason)
         for reason in Q.DROP_REASONS:
-            self.judge_dropped.labels(feature, reason)
+            self.judge_dropped.labels(*key, reason)
 
-    def chart(self, feature: str, statistic: str, state: ChartState) -> None:
-        """Export one chart's state."""
+    def chart(self, key: tuple[str, str], statistic: str, state: ChartState) -> None:
+        """Export the state of the chart of ``statistic`` of (service, feature) ``key``."""
         values = {
             "value": state.value,
             "ewma": state.ewma,
@@ -122,13 +122,13 @@ class QualityMetrics:
             "upper": state.upper,
             "lower": state.lower,
         }
-        for key, gauge in self._spc.items():
-            gauge.labels(feature, statistic).set(values[key])
-        self.spc_alarm.labels(feature, statistic).set(1.0 if state.alarm else 0.0)
-        self.spc_warmup.labels(feature, statistic).set(1.0 if state.in_warmup else 0.0)
+        for name, gauge in self._spc.items():
+            gauge.labels(*key, statistic).set(values[name])
+        self.spc_alarm.labels(*key, statistic).set(1.0 if state.alarm else 0.0)
+        self.spc_warmup.labels(*key, statistic).set(1.0 if state.in_warmup else 0.0)
 
-    def remove_chart(self, feature: str, statistic: str) -> None:
+    def remove_chart(self, key: tuple[str, str], statistic: str) -> None:
         """Drop a chart's series (after a reset) until it charts again."""
         for gauge in (*self._spc.values(), self.spc_alarm, self.spc_warmup):
             with contextlib.suppress(KeyError):
-                gauge.remove(feature, statistic)
+                gauge.remove(*key, statistic)

@@ -16,15 +16,20 @@ def _num(value: float) -> float | None:
 
 
 def quality_status(engine: QualityEngine) -> dict[str, Any]:
-    """Judge state, and per feature the latest point of every chart, the user-signal rates and
-    whether content arrives (``content``: state, seconds since the last, what to do).
+    """Judge state, and per service and feature (``services.<service>.<feature>``) the latest
+    point of every chart, the user-signal rates and whether content arrives (``content``: state,
+    seconds since the last, what to do).
 
     NaN (no data yet) becomes ``None`` so the result serialises as strict JSON.
     """
     budget = engine.budget
-    features: dict[str, dict[str, Any]] = {}
-    for (feature, statistic), state in sorted(engine.charts.states().items()):
-        charts = features.setdefault(feature, {"charts": {}})["charts"]
+    services: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def entry(key: tuple[str, str]) -> dict[str, Any]:
+        return services.setdefault(key[0], {}).setdefault(key[1], {"charts": {}})
+
+    for (service, feature, statistic), state in sorted(engine.charts.states().items()):
+        charts = entry((service, feature))["charts"]
         if state is None:
             continue
         charts[statistic] = {
@@ -36,9 +41,9 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
             "alarm": state.alarm,
             "in_warmup": state.in_warmup,
         }
-    for feature in engine.signals.features():
-        snap = engine.signals.snapshot(feature)
-        features.setdefault(feature, {"charts": {}})["signals"] = {
+    for key in engine.signals.features():
+        snap = engine.signals.snapshot(key)
+        entry(key)["signals"] = {
             "responses": snap.responses,
             "explicit_positive_ratio": _num(snap.positive_rate),
             "explicit_coverage_ratio": _num(snap.coverage),
@@ -49,11 +54,11 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
             "at_risk": snap.at_risk,
         }
     watch = engine.content
-    for feature in watch.features():
-        content_state = watch.state(feature)
-        features.setdefault(feature, {"charts": {}})["content"] = {
+    for key in watch.features():
+        content_state = watch.state(key)
+        entry(key)["content"] = {
             "state": content_state,
-            "age_s": round(watch.age(feature), 1),
+            "age_s": round(watch.age(key), 1),
             "hint": HINTS[content_state],
         }
     budget.allows()  # rolls the day over before reporting
@@ -71,5 +76,7 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
             "spent_today": {"tokens": budget.tokens, "usd": budget.usd},
             "budget_per_day": {"tokens": budget.max_tokens, "usd": budget.max_usd},
         },
-        "features": features,
+        "services": {
+            service: dict(sorted(features.items())) for service, features in sorted(services.items())
+        },
     }

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.redaction import Redactor
 from llmpulse.processor.quality.types import QualitySample, Verdict
 
@@ -32,6 +33,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS flagged (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     created REAL NOT NULL,
+    service TEXT NOT NULL DEFAULT 'unknown_service',
     feature TEXT NOT NULL,
     model TEXT NOT NULL,
     provider TEXT NOT NULL DEFAULT '',
@@ -50,8 +52,14 @@ CREATE TABLE IF NOT EXISTS flagged (
     label_note TEXT,
     labelled_at REAL
 );
-CREATE INDEX IF NOT EXISTS flagged_feature_created ON flagged (feature, created);
 CREATE INDEX IF NOT EXISTS flagged_created ON flagged (created);
+"""
+# Applied in order to a database whose ``flagged`` table lacks the column (files written before
+# flagged samples were kept per service: their rows belong to the default service).
+_MIGRATIONS = (("service", "ALTER TABLE flagged ADD COLUMN service TEXT NOT NULL DEFAULT 'unknown_service'"),)
+_INDEXES = """
+DROP INDEX IF EXISTS flagged_feature_created;
+CREATE INDEX IF NOT EXISTS flagged_service_feature_created ON flagged (service, feature, created);
 """
 
 LABELS = ("good", "bad")
@@ -78,6 +86,8 @@ class FlaggedRecord:
     input: str | None = None
     system_instructions: str | None = None
     output: str | None = None
+    service: str = UNKNOWN_SERVICE
+    """The ``service.name`` of the app that made the call."""
 
     @classmethod
     def from_sample(
@@ -93,6 +103,7 @@ class FlaggedRecord:
         """A record of ``sample``; ``now`` stands in for a sample without a timestamp."""
         messages = sample.input_messages
         return cls(
+            service=sample.service,
             feature=sample.feature,
             model=sample.model,
             provider=sample.provider,
@@ -126,6 +137,7 @@ class StoredSample:
         r = self.record
         return {
             "id": self.id,
+            "service": r.service,
             "feature": r.feature,
             "model": r.model,
             "trace_id": r.trace_id.hex(),
@@ -184,6 +196,11 @@ class FlaggedStore:
         self._redact = redactor or Redactor()
         self._lock = threading.Lock()
         self._db = open_database(self.path, _SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(flagged)")}
+        for column, statement in _MIGRATIONS:
+            if column not in columns:
+                self._db.execute(statement)
+        self._db.executescript(_INDEXES)
 
     def close(self) -> None:
         """Close the connection."""
@@ -201,14 +218,15 @@ class FlaggedStore:
 
     # --- flagged samples ----------------------------------------------------------------
     _INSERT = (
-        "INSERT INTO flagged (created, feature, model, provider, trace_id, span_id, response_id,"
+        "INSERT INTO flagged (created, service, feature, model, provider, trace_id, span_id, response_id,"
         " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def _row(self, r: FlaggedRecord) -> tuple[Any, ...]:
         return (
             r.created,
+            r.service,
             r.feature,
             r.model,
             r.provider,
@@ -247,6 +265,7 @@ class FlaggedStore:
     def query(
         self,
         *,
+        service: str | None = None,
         feature: str | None = None,
         since: float | None = None,
         limit: int | None = 20,
@@ -256,6 +275,9 @@ class FlaggedStore:
         """Newest first. ``label`` is ``good``, ``bad``, ``any`` (labelled) or ``none`` (unlabelled)."""
         where: list[str] = ["1=1"]
         args: list[Any] = []
+        if service is not None:
+            where.append("service = ?")
+            args.append(service)
         if feature is not None:
             where.append("feature = ?")
             args.append(feature)
@@ -299,14 +321,14 @@ class FlaggedStore:
             )
             return cursor.rowcount == 1
 
-    def agreement(self) -> dict[str, tuple[int, int]]:
-        """Per feature: (judged samples with a human label, of which the judge agreed)."""
+    def agreement(self) -> dict[tuple[str, str], tuple[int, int]]:
+        """Per (service, feature): (judged samples with a human label, of which the judge agreed)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT feature, COUNT(*), SUM(label = judge_verdict) FROM flagged"
-                " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY feature"
+                "SELECT service, feature, COUNT(*), SUM(label = judge_verdict) FROM flagged"
+                " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY service, feature"
             ).fetchall()
-        return {str(f): (int(n), int(agree or 0)) for f, n, agree in rows}
+        return {(str(s), str(f)): (int(n), int(agree or 0)) for s, f, n, agree in rows}
 
     def prune(self, *, now: float | None = None) -> int:
         """Apply the retention policy; returns how many rows were deleted."""
@@ -328,6 +350,7 @@ class FlaggedStore:
 
 def _sample(row: dict[str, Any]) -> StoredSample:
     record = FlaggedRecord(
+        service=row["service"],
         feature=row["feature"],
         model=row["model"],
         provider=row["provider"],

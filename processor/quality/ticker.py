@@ -69,9 +69,14 @@ class Ticker:
     async def tick(self) -> None:
         """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""
         self._flush_counts()
-        for feature, statistic in await asyncio.to_thread(self._chart_store.take_resets):
-            reset = self._charts.reset(feature, statistic)
-            _log.info("SPC baseline reset: feature=%s statistics=%s", feature, ",".join(reset) or "none yet")
+        for service, feature, statistic in await asyncio.to_thread(self._chart_store.take_resets):
+            reset = self._charts.reset(feature, statistic, service=service)
+            _log.info(
+                "event=spc_reset service=%s feature=%s charts=%s",
+                service or "*",
+                feature,
+                ",".join(reset) or "none yet",
+            )
         dirty = self._charts.take_dirty()
         if dirty:
             await asyncio.to_thread(self._chart_store.save_charts, dirty)
@@ -79,11 +84,11 @@ class Ticker:
         if now - self._last_prune >= _PRUNE_EVERY_S:
             self._last_prune = now
             await asyncio.to_thread(self._store.prune, now=now)
-        for feature, (labelled, agreed) in (await asyncio.to_thread(self._store.agreement)).items():
-            self._metrics.labelled.labels(feature).set(labelled)
-            self._metrics.agreement.labels(feature).set(agreed / labelled)
-        for feature in self._signals.features():
-            snap = self._signals.snapshot(feature)
+        for key, (labelled, agreed) in (await asyncio.to_thread(self._store.agreement)).items():
+            self._metrics.labelled.labels(*key).set(labelled)
+            self._metrics.agreement.labels(*key).set(agreed / labelled)
+        for key in self._signals.features():
+            snap = self._signals.snapshot(key)
             values = {
                 "positive": snap.positive_rate,
                 "coverage": snap.coverage,
@@ -92,6 +97,6 @@ class Ticker:
                 "abandonment": snap.abandonment_rate,
                 "survivorship_risk": snap.survivorship_risk,
             }
-            for key, value in values.items():
-                self._metrics.user[key].labels(feature).set(value)
+            for name, value in values.items():
+                self._metrics.user[name].labels(*key).set(value)
         self._judging.refresh_gauges()

@@ -61,6 +61,13 @@ class QualitySample:
     """End time, Unix seconds."""
     content_bytes: int = 0
     """Characters of content the sample holds (as received), for memory budgets."""
+    service: str = A.UNKNOWN_SERVICE
+    """The resource's ``service.name``: quality state is kept per (service, feature)."""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(service, feature)``: what the engine keeps charts, counts and samples under."""
+        return (self.service, self.feature)
 
     @property
     def has_content(self) -> bool:
@@ -88,6 +95,12 @@ class FeedbackEvent:
     trace_id: bytes = b""
     comment: str | None = None
     timestamp: float = 0.0
+    service: str = A.UNKNOWN_SERVICE
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """``(service, feature)``."""
+        return (self.service, self.feature)
 
 
 @dataclass(frozen=True, slots=True)

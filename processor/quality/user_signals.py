@@ -1,4 +1,4 @@
-"""User signals per feature over a rolling window, and the survivorship-bias risk.
+"""User signals per (service, feature) over a rolling window, and the survivorship-bias risk.
 
 Rates are per response (LLM call) in the window, except the positive rate, which is per explicit
 feedback event (``thumbs`` and ``rating``). Explicit feedback comes from the users who stayed
@@ -50,30 +50,30 @@ def _ratio(num: int, den: int) -> float:
 
 
 class UserSignals:
-    """Counts per feature in time buckets; call from one thread."""
+    """Counts per (service, feature) in time buckets; call from one thread."""
 
     def __init__(self, settings: SignalSettings, *, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self._clock = clock
-        self._buckets: dict[str, deque[tuple[int, dict[str, int]]]] = {}
+        self._buckets: dict[tuple[str, str], deque[tuple[int, dict[str, int]]]] = {}
 
-    def _bucket(self, feature: str) -> dict[str, int]:
+    def _bucket(self, key: tuple[str, str]) -> dict[str, int]:
         # Bucketed by arrival time: span timestamps come from many clocks and may lag.
         index = int(self._clock() // self.settings.bucket_s)
-        buckets = self._buckets.setdefault(feature, deque())
+        buckets = self._buckets.setdefault(key, deque())
         if buckets and buckets[-1][0] >= index:
             return buckets[-1][1]
         counts = dict.fromkeys(_FIELDS, 0)
         buckets.append((index, counts))
         return counts
 
-    def observe_response(self, feature: str, n: int = 1) -> None:
-        """Count ``n`` responses (the denominator of the per-response rates)."""
-        self._bucket(feature)["responses"] += n
+    def observe_response(self, key: tuple[str, str], n: int = 1) -> None:
+        """Count ``n`` responses of (service, feature) ``key`` (the per-response rates' denominator)."""
+        self._bucket(key)["responses"] += n
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event."""
-        counts = self._bucket(event.feature)
+        counts = self._bucket(event.key)
         if event.kind in _EXPLICIT:
             counts["explicit"] += 1
             counts["positive"] += event.sentiment == "positive"
@@ -84,21 +84,21 @@ class UserSignals:
         elif event.kind == A.FEEDBACK_ABANDONED:
             counts["abandoned"] += 1
 
-    def features(self) -> list[str]:
-        """Features with any count."""
+    def features(self) -> list[tuple[str, str]]:
+        """(service, feature) keys with any count."""
         return list(self._buckets)
 
-    def snapshot(self, feature: str) -> SignalSnapshot:
-        """The rates of ``feature`` over the last ``window_s`` seconds."""
+    def snapshot(self, key: tuple[str, str]) -> SignalSnapshot:
+        """The rates of (service, feature) ``key`` over the last ``window_s`` seconds."""
         s = self.settings
         oldest = int((self._clock() - s.window_s) // s.bucket_s) + 1
-        buckets = self._buckets.get(feature, deque())
+        buckets = self._buckets.get(key, deque())
         while buckets and buckets[0][0] < oldest:
             buckets.popleft()
         total = dict.fromkeys(_FIELDS, 0)
         for _, counts in buckets:
-            for key, value in counts.items():
-                total[key] += value
+            for name, value in counts.items():
+                total[name] += value
         n = total["responses"]
         positive = _ratio(total["positive"], total["explicit"])
         coverage = _ratio(total["explicit"], n)

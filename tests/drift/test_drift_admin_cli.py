@@ -11,6 +11,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift import cli as drift_cli
 from llmpulse.processor.drift.admin import DriftAdmin
 from llmpulse.processor.drift.engine import DriftEngine
@@ -46,13 +47,23 @@ async def test_refreeze_command_over_http(
     stream = SyntheticStream(11)
     feed(stream, 200)
     feed(stream, 200, shift=0.5)
-    assert registry.get_sample_value("llmpulse_drift_drifted", {"feature": "support", "signal": "input"}) == 1
+    assert (
+        registry.get_sample_value(
+            "llmpulse_drift_drifted", {"service": UNKNOWN_SERVICE, "feature": "support", "signal": "input"}
+        )
+        == 1
+    )
 
     code = await asyncio.to_thread(run_cli, "drift", "refreeze", "--url", admin_url, "--feature", "support")
     assert code == 0
     assert "feature support: reference re-frozen (collecting_reference, 0 samples)" in capsys.readouterr().out
     assert engine.status("support")["state"] == "collecting_reference"
-    assert registry.get_sample_value("llmpulse_drift_drifted", {"feature": "support", "signal": "input"}) == 0
+    assert (
+        registry.get_sample_value(
+            "llmpulse_drift_drifted", {"service": UNKNOWN_SERVICE, "feature": "support", "signal": "input"}
+        )
+        == 0
+    )
 
     code = await asyncio.to_thread(run_cli, "drift", "status", "--url", admin_url, "--feature", "support")
     assert code == 0
@@ -63,14 +74,21 @@ async def test_refreeze_command_over_http(
 async def test_admin_errors_are_clear(engine: DriftEngine, feed: Feed, admin_url: str) -> None:
     feed(SyntheticStream(12), 250)
     async with httpx.AsyncClient(base_url=admin_url) as client:
-        unknown = await client.post("/api/drift/refreeze", params={"feature": "nope"})
+        unknown = await client.post(
+            "/api/drift/refreeze", params={"service": UNKNOWN_SERVICE, "feature": "nope"}
+        )
         assert unknown.status_code == 404 and "nope" in unknown.json()["error"]
-        too_small = await client.post("/api/drift/refreeze", params={"feature": "support", "from": "current"})
+        too_small = await client.post(
+            "/api/drift/refreeze",
+            params={"service": UNKNOWN_SERVICE, "feature": "support", "from": "current"},
+        )
         assert too_small.status_code == 409
         assert "100 are needed" in too_small.json()["error"]
         missing = await client.post("/api/drift/refreeze")
         assert missing.status_code == 400
-        wrong_method = await client.get("/api/drift/refreeze", params={"feature": "support"})
+        wrong_method = await client.get(
+            "/api/drift/refreeze", params={"service": UNKNOWN_SERVICE, "feature": "support"}
+        )
         assert wrong_method.status_code == 405
         everything = await client.get("/api/drift")
         assert everything.status_code == 200

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift import metric_names as names
 from llmpulse.processor.drift.embedders import (
     EmbedderBudgetExhausted,
@@ -30,6 +31,8 @@ def to_sample(call: SyntheticCall, feature: str = "support") -> DriftSample:
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    if "feature" in labels:  # the samples here come from the default service
+        labels = {"service": UNKNOWN_SERVICE, **labels}
     return registry.get_sample_value(name, labels)
 
 
@@ -113,7 +116,7 @@ def test_similarity_chart_alarms_on_a_shift(registry: CollectorRegistry, setting
     lower = value(registry, names.DRIFT_SIMILARITY_LOWER_LIMIT, feature="support")
     assert ewma is not None and lower is not None and ewma < lower < centre
     assert len(charted) == 30  # one state per block of 20 after the freeze
-    assert charted[-1][0] == "support" and charted[-1][1].alarm
+    assert charted[-1][0] == (UNKNOWN_SERVICE, "support") and charted[-1][1].alarm
     assert charted[-1][1].ewma == ewma
 
 
@@ -188,7 +191,7 @@ def test_memory_is_bounded(registry: CollectorRegistry) -> None:
         engine.run_once()
     per_feature = (settings.reference_size + settings.window_size) * 64 * 4
     assert engine.memory_bytes() == 2 * per_feature
-    assert engine.features() == ["a", "b"]
+    assert engine.features() == [(UNKNOWN_SERVICE, "a"), (UNKNOWN_SERVICE, "b")]
     assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="feature_cap") == 5 * 250
     assert value(registry, names.DRIFT_SAMPLES_DROPPED_TOTAL, reason="queue_full") == 5 * 50
     assert value(registry, names.DRIFT_SAMPLES_TOTAL, feature="a") == 5 * 250

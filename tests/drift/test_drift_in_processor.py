@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift.engine import DriftEngine, DriftSettings
 from llmpulse.processor.drift.extension import drift_extension
 from llmpulse.processor.drift.synthetic import SyntheticStream
@@ -92,15 +93,28 @@ async def test_spans_with_content_drive_drift_metrics_and_refreeze() -> None:
             admin = f"http://127.0.0.1:{service.admin.port}"
             await client.get(f"{admin}/metrics")  # a new series is exposed at zero on its first scrape
             metrics = (await client.get(f"{admin}/metrics")).text
-            labels = {"feature": "support", "signal": "input"}
+            labels = {"service": UNKNOWN_SERVICE, "feature": "support", "signal": "input"}
             assert _metric(metrics, "llmpulse_drift_drifted", labels) == 1
-            assert _metric(metrics, "llmpulse_drift_samples_total", {"feature": "support"}) == 80
-            assert _metric(metrics, "llmpulse_requests_total", {"feature": "support"}) == 81
+            assert (
+                _metric(
+                    metrics,
+                    "llmpulse_drift_samples_total",
+                    {"service": UNKNOWN_SERVICE, "feature": "support"},
+                )
+                == 80
+            )
+            assert (
+                _metric(
+                    metrics, "llmpulse_requests_total", {"service": UNKNOWN_SERVICE, "feature": "support"}
+                )
+                == 81
+            )
             status = (await client.get(f"{admin}/api/status")).json()
             assert status["drift"]["features"][0]["tests"]["input"]["drifted"] is True
 
             refrozen = await client.post(
-                f"{admin}/api/drift/refreeze", params={"feature": "support", "from": "current"}
+                f"{admin}/api/drift/refreeze",
+                params={"service": UNKNOWN_SERVICE, "feature": "support", "from": "current"},
             )
             assert refrozen.status_code == 200 and refrozen.json()["reference_samples"] == 40
             metrics = (await client.get(f"{admin}/metrics")).text

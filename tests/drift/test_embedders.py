@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.drift.embedders import (
     Embedder,
     EmbedderBudgetExhausted,
@@ -155,5 +156,10 @@ def test_engine_embeds_through_the_endpoint_in_batches() -> None:
         assert engine.run_once() == 10
         sizes = [len(r.body["input"]) for r in fp.requests]
     assert sizes == [4, 4, 2]  # the engine's batches, one request each
-    assert registry.get_sample_value("llmpulse_drift_samples_total", {"feature": "f"}) == 10
+    assert (
+        registry.get_sample_value(
+            "llmpulse_drift_samples_total", {"service": UNKNOWN_SERVICE, "feature": "f"}
+        )
+        == 10
+    )
     assert registry.get_sample_value("llmpulse_drift_embed_seconds_count") == 3

@@ -110,7 +110,7 @@ api_key = "test"
             }
             assert failures.get("empty_output") == 1.0, failures
             # counted per request batch (on_batch_end), so exact as soon as the export returned
-            assert samples[(Q.CHECKED_TOTAL, (("feature", "support"),))] == 2.0
+            assert samples[(Q.CHECKED_TOTAL, (("feature", "support"), ("service", "wiring")))] == 2.0
             status = httpx.get(f"http://127.0.0.1:{admin}/api/status").json()
             assert "quality" in status and "drift" in status
 

@@ -31,8 +31,10 @@ CREATE TABLE spc_resets (
 """
 
 
-def _record(feature: str) -> FlaggedRecord:
-    return FlaggedRecord(feature, "gpt-4o", b"\x01" * 16, ("check",), ("empty_output",), 1_700_000_000.0)
+def _record(feature: str, service: str = "shop") -> FlaggedRecord:
+    return FlaggedRecord(
+        feature, "gpt-4o", b"\x01" * 16, ("check",), ("empty_output",), 1_700_000_000.0, service=service
+    )
 
 
 def test_a_database_written_before_the_split_reads_the_same(tmp_path: Path) -> None:
@@ -44,22 +46,36 @@ def test_a_database_written_before_the_split_reads_the_same(tmp_path: Path) -> N
             ("billing", "error_rate", json.dumps({"version": 1}), 1.0),
         )
         old.execute("INSERT INTO spc_resets (feature, statistic, requested) VALUES ('search', NULL, 1.0)")
+        old.execute(
+            "INSERT INTO flagged (created, feature, model, trace_id, sources, reasons, scores)"
+            " VALUES (1.0, 'billing', 'gpt-4o', '00', '[\"check\"]', '[]', '{}')"
+        )
     with ChartStore(db) as charts, FlaggedStore(db) as flagged:
-        assert charts.load_charts() == {("billing", "error_rate"): {"version": 1}}
-        assert charts.take_resets() == [("search", None)]
+        # charts saved before charts were kept per service: service "" (any), until one takes them over
+        assert charts.load_charts() == {("", "billing", "error_rate"): {"version": 1}}
+        assert charts.take_resets() == [(None, "search", None)]
         flagged.add(_record("billing"))
-        assert [s.record.feature for s in flagged.query()] == ["billing"]
+        assert [(s.record.service, s.record.feature) for s in flagged.query(limit=None)] == [
+            ("shop", "billing"),
+            ("unknown_service", "billing"),  # rows from before the service column
+        ]
+        charts.save_charts({("shop", "billing", "error_rate"): {"version": 2}})
+        assert charts.load_charts() == {("shop", "billing", "error_rate"): {"version": 2}}  # legacy row gone
 
 
 def test_charts_and_samples_share_one_file(tmp_path: Path) -> None:
     db = tmp_path / "sub" / "quality.db"
     with ChartStore(db) as charts:  # creates the folder and its own tables only
-        charts.save_charts({("billing", "judge_score"): {"version": 1}}, now=5.0)
+        charts.save_charts({("shop", "billing", "judge_score"): {"version": 1}}, now=5.0)
+        charts.save_charts({("blog", "billing", "judge_score"): {"version": 1}}, now=5.0)
     with FlaggedStore(db) as flagged:
         flagged.add(_record("billing"))
     with ChartStore(db) as charts, FlaggedStore(db) as flagged:
+        assert charts.request_reset("billing", service="blog") == 1
+        assert list(charts.load_charts()) == [("shop", "billing", "judge_score")]
         assert charts.request_reset("billing") == 1
         assert charts.load_charts() == {}
+        assert charts.take_resets() == [("blog", "billing", None), (None, "billing", None)]
         assert flagged.count() == 1
     with contextlib.closing(sqlite3.connect(db)) as reader:
         tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type='table'")}

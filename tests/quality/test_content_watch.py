@@ -24,6 +24,7 @@ from llmpulse.testing.otlp import llm_attributes, make_request, make_span
 from llmpulse.testing.polling import wait_until_async
 from tests.processor.conftest import grpc_export
 
+RESOURCE = {"service.name": "shop"}
 INPUT = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "How do I get a refund?"}]}])
 
 
@@ -75,29 +76,32 @@ async def test_each_feature_says_whether_content_arrives_and_why_not(
     await service.startup()
     try:
         caplog.set_level(logging.WARNING, logger="llmpulse.processor.quality.content_watch")
-        await grpc_export(service.grpc.port, make_request(_spans(1)))
+        await grpc_export(service.grpc.port, make_request(_spans(1), resource=RESOURCE))
         await _wait_for(registry, len(CASES))
         for feature, state in EXPECTED.items():
             for name in Q.CONTENT_STATES:
-                value = registry.get_sample_value(Q.CONTENT_STATE, {"feature": feature, "state": name})
+                value = registry.get_sample_value(
+                    Q.CONTENT_STATE, {"service": "shop", "feature": feature, "state": name}
+                )
                 assert value == (1.0 if name == state else 0.0), (feature, name, value)
         assert "event=content_missing" not in caplog.text  # not missing "for a while" yet
 
         # Five minutes on, every feature but "fine" (which gets content again) is logged, once.
         clock.advance(301.0)
-        await grpc_export(service.grpc.port, make_request(_spans(100)))
-        await grpc_export(service.grpc.port, make_request(_spans(200)))
+        await grpc_export(service.grpc.port, make_request(_spans(100), resource=RESOURCE))
+        await grpc_export(service.grpc.port, make_request(_spans(200), resource=RESOURCE))
         await _wait_for(registry, 3 * len(CASES))
         logged = [r.getMessage() for r in caplog.records if "event=content_missing" in r.getMessage()]
-        assert sorted(m.split()[1] for m in logged) == sorted(f"feature={f}" for f in CASES if f != "fine")
+        assert sorted(m.split()[2] for m in logged) == sorted(f"feature={f}" for f in CASES if f != "fine")
+        assert {m.split()[1] for m in logged} == {"service=shop"}
         off = next(m for m in logged if "feature=off" in m)
         assert "reason=capture_off seconds=301" in off
         assert "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=sampled" in off
-        assert registry.get_sample_value(Q.CONTENT_AGE, {"feature": "off"}) == 301.0
-        assert registry.get_sample_value(Q.CONTENT_AGE, {"feature": "fine"}) == 0.0
+        assert registry.get_sample_value(Q.CONTENT_AGE, {"service": "shop", "feature": "off"}) == 301.0
+        assert registry.get_sample_value(Q.CONTENT_AGE, {"service": "shop", "feature": "fine"}) == 0.0
 
         document = service.status()
-        content = document["quality"]["features"]["zero"]["content"]
+        content = document["quality"]["services"]["shop"]["zero"]["content"]
         assert content == {
             "state": "sample_rate_zero",
             "age_s": 301.0,
@@ -106,7 +110,7 @@ async def test_each_feature_says_whether_content_arrives_and_why_not(
         table = render_table(json.loads(json.dumps(document)), "5m")
         assert "judge: off" in table
         section = table.split("content for the judge and drift")[1].splitlines()
-        line = next(x for x in section if x.strip().startswith("hidden"))
+        line = next(x for x in section if x.strip().startswith("shop/hidden"))
         assert line.split()[1:3] == ["redacted", "5m"]
     finally:
         await service.shutdown()
@@ -114,6 +118,9 @@ async def test_each_feature_says_whether_content_arrives_and_why_not(
 
 async def _wait_for(registry: CollectorRegistry, calls: int) -> None:
     def checked() -> float:
-        return sum(registry.get_sample_value(Q.CHECKED_TOTAL, {"feature": f}) or 0.0 for f in CASES)
+        return sum(
+            registry.get_sample_value(Q.CHECKED_TOTAL, {"service": "shop", "feature": f}) or 0.0
+            for f in CASES
+        )
 
     await wait_until_async(lambda: checked() == calls, message=f"the engine never checked {calls} calls")

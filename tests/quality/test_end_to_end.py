@@ -18,6 +18,7 @@ from prometheus_client.registry import CollectorRegistry
 
 import llmpulse.instrumentation as llmpulse
 from llmpulse.contract import attributes as A
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.sampling import is_sampled_bytes
 from llmpulse.instrumentation import Settings
 from llmpulse.processor.pipeline.normalize import normalize_span
@@ -112,7 +113,7 @@ async def test_instrumented_app_to_judged_and_flagged_samples(
     assert len(judged) == len(sampled)  # every sampled call carried content and was judged once
 
     def value(name: str, **labels: str) -> float | None:
-        return registry.get_sample_value(name, {"feature": "support", **labels})
+        return registry.get_sample_value(name, {"service": UNKNOWN_SERVICE, "feature": "support", **labels})
 
     refusals_sampled = sum(1 for c in sampled if c.response_id in {response_ids[i] for i in range(2, 36, 3)})
     assert value("llmpulse_quality_check_failures_total", check="refusal_phrase") == refusals_sampled

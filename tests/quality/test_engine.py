@@ -12,6 +12,7 @@ import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.contract.sampling import is_sampled_bytes
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.engine import QualityEngine
@@ -75,6 +76,8 @@ def make_engine(
 
 
 def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    if "feature" in labels:  # the samples here come from the default service
+        labels = {"service": UNKNOWN_SERVICE, **labels}
     value = registry.get_sample_value(name, labels)
     assert value is not None, f"{name}{labels} not exported"
     return value
@@ -306,14 +309,14 @@ async def test_error_rate_chart_alarms_on_a_burst_of_errors_and_baselines_surviv
         engine.observe(sample_factory(error_type="APIError" if i % 20 in (0, 7 * (i // 40)) else None))
     labels = {"feature": "support", "statistic": "error_rate"}
     assert _value(registry, "llmpulse_spc_in_warmup", **labels) == 1  # the 5th point completes the warm-up
-    baseline = engine.charts.chart("support", "error_rate").baseline
+    baseline = engine.charts.chart(UNKNOWN_SERVICE, "support", "error_rate").baseline
     assert baseline is not None and baseline.n == 5
     await engine.stop()
     # A restart restores the baseline from the store; a burst of errors then alarms at once.
     registry2 = CollectorRegistry()
     engine2 = make_engine(registry2, spc=spc, judge_rate=0.0)
     await engine2.start()
-    assert engine2.charts.chart("support", "error_rate").baseline == baseline
+    assert engine2.charts.chart(UNKNOWN_SERVICE, "support", "error_rate").baseline == baseline
     for i in range(20):
         engine2.observe(sample_factory(error_type="APIError" if i % 2 else None))
     assert _value(registry2, "llmpulse_spc_alarm", **labels) == 1
@@ -321,12 +324,12 @@ async def test_error_rate_chart_alarms_on_a_burst_of_errors_and_baselines_surviv
     # `llmpulse spc reset` asks the running engine to forget the baseline.
     engine2.chart_store.request_reset("support")
     await engine2.tick()
-    assert engine2.charts.chart("support", "error_rate").in_warmup
+    assert engine2.charts.chart(UNKNOWN_SERVICE, "support", "error_rate").in_warmup
     assert registry2.get_sample_value("llmpulse_spc_alarm", labels) is None
     await engine2.stop()
     restarted = make_engine(spc=spc)
     await restarted.start()
-    assert restarted.charts.chart("support", "error_rate").in_warmup
+    assert restarted.charts.chart(UNKNOWN_SERVICE, "support", "error_rate").in_warmup
     await restarted.stop()
 
 
@@ -336,14 +339,20 @@ def test_saved_charts_with_other_parameters_are_learnt_again(sample_factory: Fac
     for i in range(8):
         charts.observe_call(sample_factory(duration_s=1.0 + i / 10), refused=False)
     saved = charts.take_dirty()
-    assert QualityCharts(old).chart("support", "latency_p95_seconds").in_warmup  # nothing loaded yet
+    assert (
+        QualityCharts(old).chart(UNKNOWN_SERVICE, "support", "latency_p95_seconds").in_warmup
+    )  # nothing loaded yet
     same = QualityCharts(old)
     same.load(saved)
-    assert same.chart("support", "latency_p95_seconds").baseline is not None
+    assert same.chart(UNKNOWN_SERVICE, "support", "latency_p95_seconds").baseline is not None
     changed = QualityCharts(SpcSettings(lambda_=0.2, L=2.962, warmup_windows=3, requests_per_window=2))
     changed.load(saved)
-    assert changed.chart("support", "latency_p95_seconds").in_warmup
-    assert ("support", "latency_p95_seconds") in changed.take_dirty()  # the stale snapshot is overwritten
+    assert changed.chart(UNKNOWN_SERVICE, "support", "latency_p95_seconds").in_warmup
+    assert (
+        UNKNOWN_SERVICE,
+        "support",
+        "latency_p95_seconds",
+    ) in changed.take_dirty()  # the stale snapshot is overwritten
 
 
 def test_a_quiet_feature_charts_with_its_own_window_size(sample_factory: Factory) -> None:
@@ -357,16 +366,16 @@ def test_a_quiet_feature_charts_with_its_own_window_size(sample_factory: Factory
         charts.observe_call(sample_factory(feature="quiet", duration_s=1.0), refused=False)
         charts.observe_call(sample_factory(duration_s=1.0), refused=False)
     states = charts.states()
-    assert states[("quiet", "error_rate")] is not None  # one point after 5 calls
-    assert ("support", "error_rate") not in states  # the default feature needs 100
-    assert charts.chart("quiet", "error_rate").sigma_floor == pytest.approx(1 / 5)
-    assert charts.chart("support", "error_rate").sigma_floor == pytest.approx(1 / 100)
+    assert states[(UNKNOWN_SERVICE, "quiet", "error_rate")] is not None  # one point after 5 calls
+    assert (UNKNOWN_SERVICE, "support", "error_rate") not in states  # the default feature needs 100
+    assert charts.chart(UNKNOWN_SERVICE, "quiet", "error_rate").sigma_floor == pytest.approx(1 / 5)
+    assert charts.chart(UNKNOWN_SERVICE, "support", "error_rate").sigma_floor == pytest.approx(1 / 100)
     # a baseline learnt with another window size is not reused
     saved = charts.take_dirty()
     resized = QualityCharts(spc, window_sizes={"quiet": 10})
     resized.load(saved)
-    assert resized.chart("quiet", "error_rate").in_warmup
-    assert ("quiet", "error_rate") in resized.take_dirty()
+    assert resized.chart(UNKNOWN_SERVICE, "quiet", "error_rate").in_warmup
+    assert (UNKNOWN_SERVICE, "quiet", "error_rate") in resized.take_dirty()
     with pytest.raises(QualityConfigError, match="requests_per_window"):
         QualitySettings.from_dict({"features": {"quiet": {"requests_per_window": 1}}})
 
@@ -502,8 +511,8 @@ async def test_survivorship_gauge_and_negative_feedback_flags_the_answer(
     assert flagged.output == answers[110].output_text and flagged.explanation == "user: wrong steps"
     assert stored[answers[170].response_id].reasons == ("feedback:correction",)
     status = json.loads(json.dumps(quality_status(engine), allow_nan=False))
-    assert status["features"]["chat"]["signals"]["at_risk"] is True
-    assert status["features"]["faq"]["signals"]["explicit_coverage_ratio"] == 0.5
+    assert status["services"][UNKNOWN_SERVICE]["chat"]["signals"]["at_risk"] is True
+    assert status["services"][UNKNOWN_SERVICE]["faq"]["signals"]["explicit_coverage_ratio"] == 0.5
     assert status["judge"]["queue"] == 0 and status["judge"]["circuit_open"] is False
     js = engine.settings.judge  # what the queue is measured against (LLMPulseJudgeLagging's runbook)
     assert (status["judge"]["queue_size"], status["judge"]["workers"]) == (js.queue_size, js.workers)
@@ -515,7 +524,7 @@ def test_signal_rates_are_nan_without_responses() -> None:
     from llmpulse.processor.quality.settings import SignalSettings
     from llmpulse.processor.quality.user_signals import UserSignals
 
-    snap = UserSignals(SignalSettings()).snapshot("none")
+    snap = UserSignals(SignalSettings()).snapshot((UNKNOWN_SERVICE, "none"))
     assert math.isnan(snap.coverage) and snap.survivorship_risk == 0.0 and not snap.at_risk
 
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.registry import CollectorRegistry
 
+from llmpulse.contract.attributes import UNKNOWN_SERVICE
 from llmpulse.processor.quality import cli as quality_cli
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.engine import QualityEngine
@@ -90,6 +91,7 @@ async def test_round_trip_through_restart_triage_label_and_export(
         "ID",
         "TIME",
         "(UTC)",
+        "SERVICE",
         "FEATURE",
         "MODEL",
         "SOURCE",
@@ -118,8 +120,18 @@ async def test_round_trip_through_restart_triage_label_and_export(
     restarted = make_engine(db, registry)
     await restarted.start()
     await restarted.tick()
-    assert registry.get_sample_value("llmpulse_judge_human_labelled_samples", {"feature": "billing"}) == 2
-    assert registry.get_sample_value("llmpulse_judge_human_agreement_ratio", {"feature": "billing"}) == 0.5
+    assert (
+        registry.get_sample_value(
+            "llmpulse_judge_human_labelled_samples", {"service": UNKNOWN_SERVICE, "feature": "billing"}
+        )
+        == 2
+    )
+    assert (
+        registry.get_sample_value(
+            "llmpulse_judge_human_agreement_ratio", {"service": UNKNOWN_SERVICE, "feature": "billing"}
+        )
+        == 0.5
+    )
     await restarted.stop()
 
     out_file = tmp_path / "cases.jsonl"
@@ -137,22 +149,40 @@ def test_cli_runs_as_a_module_and_resets_spc_baselines(tmp_path: Path) -> None:
     with ChartStore(db) as store:
         store.save_charts(
             {
-                ("billing", "error_rate"): {"version": 1},
-                ("billing", "judge_score"): {"version": 1},
-                ("search", "error_rate"): {"version": 1},
+                ("shop", "billing", "error_rate"): {"version": 1},
+                ("shop", "billing", "judge_score"): {"version": 1},
+                ("blog", "billing", "error_rate"): {"version": 1},
+                ("shop", "search", "error_rate"): {"version": 1},
             }
         )
     run = [sys.executable, "-m", "llmpulse.processor.quality.cli", "spc"]
     result = subprocess.run(
-        [*run, "--db", str(db), "reset", "--feature", "billing", "--statistic", "error_rate"],
+        [
+            *run,
+            "--db",
+            str(db),
+            "reset",
+            "--feature",
+            "billing",
+            "--service",
+            "shop",
+            "--statistic",
+            "error_rate",
+        ],
         capture_output=True,
         text=True,
         check=True,
     )
-    assert "1 saved chart(s) removed" in result.stdout
+    assert result.stdout.strip() == (
+        "SPC baseline reset for service shop feature billing (error_rate); 1 saved chart(s) removed"
+    )
     with ChartStore(db) as store:
-        assert set(store.load_charts()) == {("billing", "judge_score"), ("search", "error_rate")}
-        assert store.take_resets() == [("billing", "error_rate")]
+        assert set(store.load_charts()) == {
+            ("shop", "billing", "judge_score"),
+            ("blog", "billing", "error_rate"),  # the other service's chart of the same feature stays
+            ("shop", "search", "error_rate"),
+        }
+        assert store.take_resets() == [("shop", "billing", "error_rate")]
         assert store.take_resets() == []
 
 
@@ -232,16 +262,18 @@ def test_spc_show_says_when_there_are_no_charts_and_formats_the_numbers(tmp_path
     with ChartStore(db) as store:
         store.save_charts(
             {
-                ("billing", "cost_per_request_usd"): {
+                ("shop", "billing", "cost_per_request_usd"): {
                     "baseline": {"mean": 0.000123456789, "sigma": 1.5e-05},
                     "ewma": 0.00012987654321,
                     "index": 42,
                 },
-                ("billing", "error_rate"): {"warmup_values": [0.1, 0.2], "warmup": 20, "index": 2},
+                ("shop", "billing", "error_rate"): {"warmup_values": [0.1, 0.2], "warmup": 20, "index": 2},
             }
         )
     shown = _llmpulse("spc", "--db", str(db), "show").stdout.splitlines()
-    assert shown[0].split() == ["FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
-    assert shown[1].split() == ["billing", "cost_per_request_usd", "monitoring", "0.0001235", "1.5e-05",
-                                "0.0001299", "42"]  # fmt: skip
-    assert shown[2].split() == ["billing", "error_rate", "warming", "up", "2/20", "-", "-", "-", "2"]
+    assert shown[0].split() == ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    assert shown[1].split() == ["shop", "billing", "cost_per_request_usd", "monitoring", "0.0001235",
+                                "1.5e-05", "0.0001299", "42"]  # fmt: skip
+    assert shown[2].split() == ["shop", "billing", "error_rate", "warming", "up", "2/20", "-", "-", "-", "2"]
+    other = _llmpulse("spc", "--db", str(db), "show", "--service", "blog")
+    assert other.stdout.startswith(f"no SPC charts saved for service blog in {db} yet")

@@ -94,10 +94,11 @@ def test_step_latency_panels_ask_for_exemplars(dashboard_queries: list[Any]) -> 
     assert any(q.exemplar and q.dashboard == "llmpulse-overview" for q in dashboard_queries)
 
 
-def test_engine_dashboards_filter_on_feature(
+def test_engine_dashboards_filter_on_service_and_feature(
     dashboards: dict[str, Any], dashboard_queries: list[Any]
 ) -> None:
-    """Quality and drift panels follow $feature, except the per-processor series without one."""
+    """Quality and drift panels follow $service and $feature (two services with a feature of the
+    same name are told apart), except the per-processor series without either."""
     unfiltered = {
         "llmpulse_quality_flagged_store_dropped_total",
         "llmpulse_judge_cost_usd_total",
@@ -109,8 +110,10 @@ def test_engine_dashboards_filter_on_feature(
         "llmpulse_drift_embed_seconds_bucket",
     }
     for uid in ENGINE_DASHBOARDS:
-        assert [v["name"] for v in dashboards[uid]["templating"]["list"]][:2] == ["datasource", "feature"]
+        names = [v["name"] for v in dashboards[uid]["templating"]["list"]][:3]
+        assert names == ["datasource", "service", "feature"], uid
         queries = [q for q in dashboard_queries if q.dashboard == uid]
         assert queries, uid
         for query in queries:
-            assert '"$feature"' in query.expr or any(name in query.expr for name in unfiltered), query
+            filtered = '"$feature"' in query.expr and '"$service"' in query.expr
+            assert filtered or any(name in query.expr for name in unfiltered), query

@@ -138,7 +138,7 @@ for i in itertools.count(1):
 # Dashboard queries the end-to-end run cannot fill, by the series they read, and why. Every
 # other query must return data; every entry must still be read by some panel (no rot).
 NOT_EXERCISED: dict[str, str] = {
-    "feature_dimension:llmpulse_judge_score:baseline1d": (
+    "service_feature_dimension:llmpulse_judge_score:baseline1d": (
         "the day baseline reads judge scores older than its offset (1 h, 3 min scaled 1/20); "
         "the test runs for under a minute"
     ),
