@@ -9,12 +9,11 @@ counts runs and closes sessions::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from llmpulse.processor.agents.engine import AgentEngine
 from llmpulse.processor.agents.metrics import AgentsCollector
-from llmpulse.processor.extension import Extension
+from llmpulse.processor.extension import Extension, cancel_tasks
 
 __all__ = ["agents_extension"]
 
@@ -38,11 +37,7 @@ def agents_extension(engine: AgentEngine, *, tick: float | None = None) -> Exten
         tasks.append(asyncio.get_running_loop().create_task(run(), name="agents"))
 
     async def stop() -> None:
-        while tasks:
-            task = tasks.pop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(tasks)
         engine.flush()
 
     return Extension(

@@ -27,7 +27,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
-from llmpulse.testing.otlp import T0, make_span
+from llmpulse.testing.otlp import T0, llm_attributes, make_span
 
 STATUS_ERROR = 2
 CLIENT = Span.SPAN_KIND_CLIENT
@@ -64,17 +64,17 @@ def semconv_agent_run(
     for i in range(llm_calls):
         spans.append(
             make_span(
-                {
-                    A.GEN_AI_OPERATION_NAME: "chat",
-                    A.GEN_AI_PROVIDER_NAME: "openai",
-                    A.GEN_AI_REQUEST_MODEL: "gpt-4o",
-                    A.GEN_AI_RESPONSE_MODEL: "gpt-4o-2024-08-06",
-                    A.GEN_AI_USAGE_INPUT_TOKENS: 100,
-                    A.GEN_AI_USAGE_OUTPUT_TOKENS: 20,
-                    A.GEN_AI_RESPONSE_FINISH_REASONS: ["tool_calls" if i < llm_calls - 1 else "stop"],
-                    A.GEN_AI_CONVERSATION_ID: conversation,
-                    A.SERVER_ADDRESS: "api.openai.com",
-                },
+                llm_attributes(  # the semconv keys of an llmpulse span: no llmpulse key, no cost
+                    **{
+                        A.SPAN_KIND: None,
+                        A.COST_USD: None,
+                        A.FEATURE: None,
+                        A.FINISH_REASON: None,
+                        A.GEN_AI_RESPONSE_FINISH_REASONS: ["tool_calls" if i < llm_calls - 1 else "stop"],
+                        A.GEN_AI_CONVERSATION_ID: conversation,
+                        A.SERVER_ADDRESS: "api.openai.com",
+                    }
+                ),
                 trace_id=ids.trace_id,
                 span_id=ids.span(),
                 parent_span_id=root,
@@ -139,17 +139,18 @@ def openinference_agent_run(trace: int, *, session: str = "sess-oi") -> list[Spa
     ids = Ids(trace)
     workflow, agent = ids.span(), ids.span()
     common = {A.SESSION_ID: session}
-    spans = [
-        make_span(
+
+    def llm(prompt: int, completion: int, start: int) -> Span:
+        return make_span(
             {
                 **common,
                 A.OPENINFERENCE_SPAN_KIND: "LLM",
                 A.OPENINFERENCE_MODEL_NAME: "gpt-4o",
                 A.OPENINFERENCE_PROVIDER: "openai",
                 A.OPENINFERENCE_SYSTEM: "openai",
-                A.OPENINFERENCE_TOKEN_COUNT_PROMPT: 200,
-                A.OPENINFERENCE_TOKEN_COUNT_COMPLETION: 10,
-                A.OPENINFERENCE_TOKEN_COUNT_TOTAL: 210,
+                A.OPENINFERENCE_TOKEN_COUNT_PROMPT: prompt,
+                A.OPENINFERENCE_TOKEN_COUNT_COMPLETION: completion,
+                A.OPENINFERENCE_TOKEN_COUNT_TOTAL: prompt + completion,
                 "input.mime_type": "application/json",
             },
             trace_id=ids.trace_id,
@@ -157,9 +158,12 @@ def openinference_agent_run(trace: int, *, session: str = "sess-oi") -> list[Spa
             parent_span_id=agent,
             name="response",
             kind=INTERNAL,
-            start_ns=T0,
+            start_ns=start,
             duration_s=0.4,
-        ),
+        )
+
+    spans = [
+        llm(200, 10, T0),
         make_span(
             {
                 **common,
@@ -176,24 +180,7 @@ def openinference_agent_run(trace: int, *, session: str = "sess-oi") -> list[Spa
             start_ns=T0 + 500_000_000,
             duration_s=0.05,
         ),
-        make_span(
-            {
-                **common,
-                A.OPENINFERENCE_SPAN_KIND: "LLM",
-                A.OPENINFERENCE_MODEL_NAME: "gpt-4o",
-                A.OPENINFERENCE_PROVIDER: "openai",
-                A.OPENINFERENCE_SYSTEM: "openai",
-                A.OPENINFERENCE_TOKEN_COUNT_PROMPT: 300,
-                A.OPENINFERENCE_TOKEN_COUNT_COMPLETION: 30,
-            },
-            trace_id=ids.trace_id,
-            span_id=ids.span(),
-            parent_span_id=agent,
-            name="response",
-            kind=INTERNAL,
-            start_ns=T0 + 600_000_000,
-            duration_s=0.4,
-        ),
+        llm(300, 30, T0 + 600_000_000),
         make_span(
             {**common, A.OPENINFERENCE_SPAN_KIND: "AGENT", "graph.node.id": "Assistant"},
             trace_id=ids.trace_id,
