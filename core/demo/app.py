@@ -64,7 +64,17 @@ NEW_TOPIC_QUESTIONS = (
     "Can Atlas voice read my calendar aloud while driving?",
     "Is my Atlas voice recording stored on your servers?",
 )
-_CITIES = ("Lisbon", "Porto", "Madrid", "Rome", "Vienna", "Prague")
+_CITIES = ("Lisbon", "Porto", "Madrid", "Rome", "Vienna", "Prague", "Oslo", "Dublin", "Athens")
+TRIP_QUESTIONS = (
+    "Find me a flight to {city} next weekend.",
+    "Plan a three-day trip to {city} in spring, flights included.",
+    "What is the cheapest way to get to {city} from Berlin?",
+    "Book a return flight to {city} for two adults.",
+    "I need to be in {city} by Monday morning, what are my options?",
+    "Suggest a weekend itinerary for {city} with flights and a hotel.",
+    "Is there a direct flight to {city} in the evening?",
+    "Change my trip so that I fly to {city} one day later.",
+)
 DOCUMENTS_TO_SUMMARIZE = (
     "Ticket 4411: customer says the payment failed twice, card ending 0042, asks for retry.",
     "Notes of the weekly billing sync: redesign ships next sprint, Canada tax rules open.",
@@ -193,9 +203,8 @@ class DemoApp:
         conversation = f"trip-{rng.randrange(10**6)}"
         for turn in range(rng.choice((1, 2, 2, 3))):
             with llmpulse.context(conversation_id=conversation), llmpulse.agent(AGENT):
-                question = [
-                    {"role": "user", "content": f"Plan leg {turn + 1} of my trip to {rng.choice(_CITIES)}."}
-                ]
+                text = rng.choice(TRIP_QUESTIONS).format(city=rng.choice(_CITIES))
+                question = [{"role": "user", "content": rng.choice(_OPENERS) + text + rng.choice(_CONTEXTS)}]
                 legs = 8 if looping else rng.choice((1, 2))
                 for leg in range(legs):
                     self._openai.chat.completions.create(model=feature.model, messages=question)
