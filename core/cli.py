@@ -20,6 +20,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
     ("llmpulse.processor.quality.cli", ("triage", "label", "export", "spc"), "processor"),
     ("llmpulse.processor.drift.cli", ("drift",), "processor"),
+    ("llmpulse.console.cli", ("console",), "console"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
     ("llmpulse.stack.local", ("up", "down"), ""),
     ("llmpulse.demo.runner", ("demo",), "demo"),

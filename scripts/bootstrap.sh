@@ -5,7 +5,9 @@
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
-#   3. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+dev
+#   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
+#      it never downloads a browser of its own)
+#   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
 #      (reinstalled only when pyproject.toml changes)
 #
 # Each step prints one line saying what it did. Called by `make setup`, which the
@@ -79,19 +81,29 @@ else
   step "Collector built in $(( $(date +%s) - start ))s: $COLLECTOR"
 fi
 
-# --- 3. Python virtualenv ---------------------------------------------------------------
+# --- 3. Chromium for the browser tests ---------------------------------------------------
+if [ -x /usr/bin/chromium ]; then
+  step "Chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
+else
+  step "Installing Debian package: chromium (apt-get; the console's browser tests drive it)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  step "Installed: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"
+fi
+
+# --- 4. Python virtualenv ---------------------------------------------------------------
 VENV="$ROOT/.venv"
 PYSTAMP="$VENV/.llmpulse-pyproject.sha256"
 want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
   step "Python environment: up to date ($VENV)"
 else
-  step "Installing llmpulse with extras processor,demo,dev into $VENV (pip)"
+  step "Installing llmpulse with extras processor,demo,console,dev into $VENV (pip)"
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
   mkdir -p "$CACHE"
   piplog="$CACHE/pip-install.log"
   { "$VENV/bin/python" -m pip install --upgrade pip \
-      && "$VENV/bin/python" -m pip install -e "$ROOT[processor,demo,dev]"; } >"$piplog" 2>&1 \
+      && "$VENV/bin/python" -m pip install -e "$ROOT[processor,demo,console,dev]"; } >"$piplog" 2>&1 \
     || { tail -n 30 "$piplog" >&2; die "pip install failed (full log: $piplog)"; }
   echo "$want_py" >"$PYSTAMP"
   step "Python environment ready: $("$VENV/bin/python" --version), llmpulse $("$VENV/bin/python" -c 'import llmpulse; print(llmpulse.__version__)')"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Type-check the llmpulse package as it is laid out once installed.
 #
-# The source folders core/, instrumentation/ and processor/ become one package
+# The source folders core/, instrumentation/, processor/ and console/ become one package
 # `llmpulse` only through the build backend's mapping, which mypy cannot follow.
 # So this script lays out that package as symlinks under .cache/typecheck/ and
 # runs mypy (configured in pyproject.toml) on it.
@@ -14,5 +14,6 @@ for entry in "$ROOT"/core/*; do
 done
 ln -s "$ROOT/instrumentation" "$TREE/llmpulse/instrumentation"
 ln -s "$ROOT/processor" "$TREE/llmpulse/processor"
+ln -s "$ROOT/console" "$TREE/llmpulse/console"
 cd "$ROOT"
 exec "${MYPY:-$ROOT/.venv/bin/mypy}" --config-file pyproject.toml --cache-dir "$ROOT/.cache/mypy" "$TREE/llmpulse"

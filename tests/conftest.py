@@ -47,6 +47,14 @@ def _stop_all(started: list[components.ManagedProcess]) -> None:
                 record.exit_code = code
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--console-screenshots",
+        metavar="DIR",
+        help="also save the console tests' page screenshots in DIR (docs/console for the README)",
+    )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _RUN_LOG:
         return

@@ -8,6 +8,8 @@ Rules (the README's Layout section states them for readers):
   ``llmpulse.processor.ingest``.
 * Only ``llmpulse.cli`` imports ``llmpulse.demo`` or ``llmpulse.stack``; inside them the demo may
   use the stack, the stack never the demo.
+* ``llmpulse.console`` (the triage console) reads the processor's store and names; the
+  processor, the instrumentation and the contract never import the console.
 * ``llmpulse.testing`` holds test doubles of the outside world (fake provider, webhook sink,
   OTLP span builders): it imports only the contract and itself, and only the CLI (``llmpulse
   fake-provider``) and the demo (its simulated provider) import it; product code never does.
@@ -140,6 +142,11 @@ RULES = (
         lambda m, t: within(t, "llmpulse.processor.ingest"),
     ),
     Rule(
+        "only llmpulse.cli imports llmpulse.console (and the console itself)",
+        lambda m: m != "llmpulse.cli" and not within(m, "llmpulse.console"),
+        lambda m, t: within(t, "llmpulse.console"),
+    ),
+    Rule(
         "only llmpulse.cli imports llmpulse.demo (and the demo itself)",
         lambda m: m != "llmpulse.cli" and not within(m, "llmpulse.demo"),
         lambda m, t: within(t, "llmpulse.demo"),
@@ -204,6 +211,8 @@ KNOWN = frozenset(
     {
         "llmpulse",
         "llmpulse.cli",
+        "llmpulse.console",
+        "llmpulse.console.app",
         "llmpulse.contract",
         "llmpulse.contract.attributes",
         "llmpulse.demo",
@@ -247,6 +256,11 @@ KNOWN = frozenset(
             "import importlib\nMODULES = ('llmpulse.stack.components',)\n"
             "def load(name):\n    return importlib.import_module(name)\n",
             "import llmpulse.stack",
+        ),
+        (
+            "llmpulse.processor.quality.engine",
+            "from llmpulse.console import app\n",
+            "only llmpulse.cli imports llmpulse.console",
         ),
         (
             "llmpulse.stack.local",

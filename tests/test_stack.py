@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,15 @@ def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
             "alertmanager",
             "processor",
             "prometheus",
+            "console",
             "collector",
         ]
+        # `up` prints the console's URL, and the console answers there with the stack's sources.
+        console_url = f"http://127.0.0.1:{ports.console}"
+        assert any(line.split()[:2] == ["console", console_url] for line in lines), lines
+        with urllib.request.urlopen(console_url + "/", timeout=10) as response:
+            home = response.read().decode()
+        assert "Health" in home and f"http://127.0.0.1:{ports.prometheus}" in home
         again: list[str] = []
         assert stack.up(again.append) == 0
         assert "already up" in again[0]

@@ -332,6 +332,72 @@ Quality database the ``triage``, ``label``, ``export`` and ``spc`` commands open
 is not given. Default ``llmpulse-quality.db``.
 """
 
+# --- the triage console (llmpulse console) ----------------------------------------------------
+
+LLMPULSE_CONSOLE_TOKEN: Final = "LLMPULSE_CONSOLE_TOKEN"
+"""
+.. envvar:: LLMPULSE_CONSOLE_TOKEN
+
+Access token of ``llmpulse console``: when set, every page and API call needs it
+(``Authorization: Bearer <token>``, or the cookie that ``/login`` sets). Required when the
+console binds beyond loopback. Default: unset (loopback only, no token).
+"""
+
+LLMPULSE_CONSOLE_TOKEN_FILE: Final = "LLMPULSE_CONSOLE_TOKEN_FILE"
+"""
+.. envvar:: LLMPULSE_CONSOLE_TOKEN_FILE
+
+File holding the console's access token (first line), e.g. a mounted secret. Set this or
+:envvar:`LLMPULSE_CONSOLE_TOKEN`, not both. Default: unset.
+"""
+
+LLMPULSE_CONSOLE_URL: Final = "LLMPULSE_CONSOLE_URL"
+"""
+.. envvar:: LLMPULSE_CONSOLE_URL
+
+The console's external URL, used in the links of forwarded alert notifications
+(``--external-url``). Default: ``http://<host>:<port>`` the console listens on.
+"""
+
+LLMPULSE_PROMETHEUS_URL: Final = "LLMPULSE_PROMETHEUS_URL"
+"""
+.. envvar:: LLMPULSE_PROMETHEUS_URL
+
+Prometheus the console queries (``--prometheus-url``). Default ``http://127.0.0.1:9090``.
+"""
+
+LLMPULSE_ALERTMANAGER_URL: Final = "LLMPULSE_ALERTMANAGER_URL"
+"""
+.. envvar:: LLMPULSE_ALERTMANAGER_URL
+
+Alertmanager whose firing alerts the console lists (``--alertmanager-url``). Default
+``http://127.0.0.1:9093``.
+"""
+
+LLMPULSE_TRACE_URL_TEMPLATE: Final = "LLMPULSE_TRACE_URL_TEMPLATE"
+"""
+.. envvar:: LLMPULSE_TRACE_URL_TEMPLATE
+
+Link from a flagged sample to its trace, with ``{trace_id}`` (and optionally ``{span_id}``)
+filled in, e.g. ``http://127.0.0.1:16686/trace/{trace_id}`` for Jaeger. Default: unset (no link).
+"""
+
+LLMPULSE_CONSOLE_FORWARD_URL: Final = "LLMPULSE_CONSOLE_FORWARD_URL"
+"""
+.. envvar:: LLMPULSE_CONSOLE_FORWARD_URL
+
+Where the console's Alertmanager webhook (``POST /api/alertmanager``) forwards each enriched
+notification (``--forward-url``). Default: unset (bundles are built and kept, not forwarded).
+"""
+
+LLMPULSE_CONSOLE_FORWARD_FORMAT: Final = "LLMPULSE_CONSOLE_FORWARD_FORMAT"
+"""
+.. envvar:: LLMPULSE_CONSOLE_FORWARD_FORMAT
+
+Format of forwarded notifications: ``webhook`` (generic JSON, the default) or ``slack`` (a Slack
+incoming-webhook message with blocks).
+"""
+
 # --- local stack (llmpulse up / demo) and the collector config --------------------------------
 
 LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"

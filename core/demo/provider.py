@@ -4,7 +4,8 @@
 replies have per-model log-normal latency, streamed time to first token, answers of varying
 length (noise that must not page anybody).
 Incidents while active: an error burst (HTTP 500/503 for a share of one model's calls), a
-weaker model answering (short, wrong answers) and a silent model change (another response
+weaker model answering (short, wrong answers, with the weaker model's name as the response
+model) and a silent model change (another response
 model). Judge requests (the quality engine's evaluator prompt) get a JSON verdict that scores
 the weaker model's answers low, so the judge works against this provider too.
 """
@@ -21,13 +22,15 @@ from llmpulse.demo.scenario import ScenarioState
 from llmpulse.testing.fake_judge import JUDGE_MARKER
 from llmpulse.testing.fake_provider import FakeReply, RecordedRequest
 
-__all__ = ["BAD_ANSWERS", "JUDGE_MARKER", "reply_for"]
+__all__ = ["BAD_ANSWERS", "JUDGE_MARKER", "WORSE_MODEL", "reply_for"]
 
 JUDGE_DIMENSIONS = ("correctness", "completeness", "tone", "relevance", "groundedness")
 
 # Median latency (s) per requested model, log-normal with _SIGMA. The medians sit in the middle
 # (log scale) of a bucket of the semconv duration histogram (0.32-0.64 s, 0.64-1.28 s), so
 # that the few calls per compressed window do not move the p95 across a bucket by chance.
+WORSE_MODEL = "gpt-4o-mini-lite"
+"""The response model of the quality regression's answers (the weaker model)."""
 _LATENCY = {"gpt-4o-mini": 0.45, "gpt-4o": 0.9, "claude-haiku-4-5": 0.85}
 _SIGMA = 0.15
 
@@ -103,13 +106,14 @@ def reply_for(
             if "error_burst" in active and model == "gpt-4o-mini" and rng.random() < 0.35:
                 return FakeReply(status=rng.choice((500, 503)), latency=latency / 3)
             stream = bool(body.get("stream"))
+            response_model = None
             if "quality_regression" in active and model == "gpt-4o-mini":
                 answer = rng.choice(BAD_ANSWERS)
+                response_model = WORSE_MODEL  # the provider routes to a weaker model, and says so
             elif model.startswith("claude"):
                 answer = rng.choice(SUMMARIES)
             else:
                 answer = rng.choice(GOOD_ANSWERS)
-            response_model = None
             if "silent_model_change" in active and model == "claude-haiku-4-5":
                 response_model = "claude-3-5-haiku"
             if stream:

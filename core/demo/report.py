@@ -70,6 +70,7 @@ class DemoResult:
                     "expected_alert": r.expected,
                     "alert": r.alert.describe() if r.alert else None,
                     "fired_at": r.alert.fired_at if r.alert else None,
+                    "console_url": r.alert.console_link() if r.alert else None,
                     "webhook_at": r.alert.webhook_at if r.alert else None,
                     "delay_s": r.delay_s,
                 }
@@ -259,6 +260,13 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         elif r.status == NO_ENGINE:
             lines.append(
                 f"{r.expected} is defined, but `{r.incident.requires}` had no data: its engine did not run."
+            )
+        link = r.alert.console_link() if r.alert else None
+        if link:
+            lines.append("")
+            lines.append(
+                f"Console: [{r.alert.name if r.alert else ''} incident page]({link}) (flagged samples,"
+                " scope, what changed; live while the stack runs, e.g. with `--keep-stack`)."
             )
         image = out_dir / f"incident-{r.incident.key}.png"
         try:

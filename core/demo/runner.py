@@ -180,6 +180,8 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
         interval=SCRAPE_INTERVAL,
         fake_provider=False,
         processor_config_extra=engine_settings(options.speed),
+        # incident pages look an hour back in simulated time
+        console_args=("--incident-window", f"{3600 / options.speed:g}"),
     )
     if stack.running():
         stack.down(view.say)  # a previous demo's stack left with --keep-stack

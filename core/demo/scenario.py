@@ -146,7 +146,8 @@ INCIDENTS: tuple[Incident, ...] = (
             ' / sum(rate(gen_ai_client_token_usage_count{{feature="{feature}",token_type="output"}}[{w}]))',
         ),
         "judge score EWMA|output tokens per call",
-        side_effects=("LLMPulseOutputDrift", "LLMPulseQualitySPCAlarm"),
+        # the weaker model answers under its own name: the model-change alert is right too
+        side_effects=("LLMPulseOutputDrift", "LLMPulseQualitySPCAlarm", "LLMPulseResponseModelChanged"),
         requires="llmpulse_judge_score_count",
     ),
     Incident(

@@ -103,9 +103,19 @@ class FiredAlert:
     def label(self, key: str) -> str | None:
         return dict(self.labels).get(key)
 
+    def console_link(self) -> str | None:
+        """Its incident page in the console, from the ``console_url`` label that ``llmpulse up``
+        sets on every alert (Prometheus' external label), or None without one."""
+        base = self.label("console_url")
+        if not base:
+            return None
+        query = {k: v for k in ("alertname", "service", "feature") if (v := self.label(k))}
+        return f"{base.rstrip('/')}/alert?{urllib.parse.urlencode(query)}"
+
     def describe(self) -> str:
         """``Name{feature=..., ...}`` without the routing labels."""
-        shown = [f"{k}={v}" for k, v in self.labels if k not in {"alertname", "severity", "component"}]
+        hidden = {"alertname", "severity", "component", "console_url"}
+        shown = [f"{k}={v}" for k, v in self.labels if k not in hidden]
         return f"{self.name}{{{', '.join(shown)}}}"
 
 

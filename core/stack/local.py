@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import sys
@@ -54,6 +55,7 @@ class StackPorts:
     alertmanager: int = 9093
     webhook: int = 9099
     fake_provider: int = 8700
+    console: int = 9470
 
 
 @dataclass(frozen=True)
@@ -84,13 +86,16 @@ class Stack:
         interval: str = "5s",
         fake_provider: bool = True,
         processor_config_extra: str = "",
+        console_args: Sequence[str] = (),
     ) -> None:
         """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
         alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
         the time-compressed copies of :mod:`llmpulse.demo.rules`; ``interval`` is Prometheus'
         scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
         to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
-        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``).
+        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``);
+        ``console_args`` are added to ``llmpulse console``'s command line (the demo's
+        time-compressed ``--incident-window``).
         """
         self.state_dir = state_dir
         self.ports = ports or StackPorts()
@@ -100,8 +105,13 @@ class Stack:
         self._interval = interval
         self._with_fake_provider = fake_provider
         self._processor_config_extra = processor_config_extra
+        self._console_args = tuple(console_args)
         # Processes this object started, so that a `down` in the same process waits for them.
         self._children: dict[int, components.ManagedProcess] = {}
+
+    @property
+    def console_url(self) -> str:
+        return f"http://{self.host}:{self.ports.console}"
 
     # --- configuration files -------------------------------------------------------------
     def _rule_files(self) -> list[str]:
@@ -112,7 +122,12 @@ class Stack:
     def _prometheus_config(self) -> Path:
         p, h = self.ports, self.host
         config = {
-            "global": {"scrape_interval": self._interval, "evaluation_interval": self._interval},
+            "global": {
+                "scrape_interval": self._interval,
+                "evaluation_interval": self._interval,
+                # the rules' console_url annotations start with this (alerting/rules/*.yml)
+                "external_labels": {"console_url": self.console_url},
+            },
             "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"{h}:{p.alertmanager}"]}]}]},
             "rule_files": self._rule_files(),
             "scrape_configs": [
@@ -155,14 +170,22 @@ state_path = "{d / "drift.npz"}"
         )
         return path
 
+    def _console_hook(self) -> str:
+        return f"{self.console_url}/api/alertmanager"
+
     def _alertmanager_config(self) -> Path:
-        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink."""
+        """alerting/alertmanager.yml with its default webhook pointed at this stack's sink, and
+        the console's webhook beside it (the console forwards its bundles to the sink's
+        ``/bundles``)."""
         text = (
             self._alertmanager_text
             if self._alertmanager_text is not None
             else files.alertmanager_config().read_text()
         )
         text = text.replace(SHIPPED_WEBHOOK_URL, f"http://{self.host}:{self.ports.webhook}/alerts")
+        text = _beside_each_webhook(
+            text, f"http://{self.host}:{self.ports.webhook}/alerts", self._console_hook()
+        )
         path = self.state_dir / "alertmanager.yml"
         path.write_text(text)
         return path
@@ -214,6 +237,27 @@ state_path = "{d / "drift.npz"}"
             ),
             f"http://{h}:{p.processor_admin}/readyz",
         )
+        console = managed(
+            "console",
+            _python_module(
+                "llmpulse.cli",
+                "console",
+                "--host",
+                h,
+                "--port",
+                str(p.console),
+                "--db",
+                str(d / "quality.db"),
+                "--prometheus-url",
+                f"http://{h}:{p.prometheus}",
+                "--alertmanager-url",
+                f"http://{h}:{p.alertmanager}",
+                "--forward-url",
+                f"http://{h}:{p.webhook}/bundles",
+                *self._console_args,
+            ),
+            f"{self.console_url}/healthz",
+        )
         alertmanager = components.alertmanager(self._alertmanager_config(), d, p.alertmanager, host=h)
         alertmanager.detach = True
         prometheus = components.prometheus(self._prometheus_config(), d, p.prometheus, host=h)
@@ -238,6 +282,9 @@ state_path = "{d / "drift.npz"}"
                 "the judge, with canned verdicts; LLMPULSE_JUDGE_BASE_URL sets a real one)",
             )
         ]
+        console_entry = [
+            (console, f"{self.console_url}  (triage console: incidents, flagged samples, labels, judge)")
+        ]
         return [
             *(fake_entry if self._with_fake_provider else []),
             (
@@ -250,6 +297,7 @@ state_path = "{d / "drift.npz"}"
                 f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
             ),
             (prometheus, f"http://{h}:{p.prometheus}  (Prometheus with llmpulse rules)"),
+            *(console_entry if console_installed() else []),
             (
                 collector,
                 f"{h}:{p.collector_grpc} gRPC, {h}:{p.collector_http} HTTP  (OTLP in: point apps here)",
@@ -312,6 +360,8 @@ state_path = "{d / "drift.npz"}"
             else:
                 self._state_path().unlink(missing_ok=True)
             return 1
+        if not console_installed():
+            say("console not started: its packages are missing; run: pip install 'llmpulse[console]'")
         say("llmpulse stack is up:")
         for service in services:
             say(f"  {service.name:<14} {service.url}")
@@ -341,6 +391,35 @@ state_path = "{d / "drift.npz"}"
         self._state_path().write_text(
             json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
         )
+
+
+def console_installed() -> bool:
+    """Whether the console's packages (the ``console`` extra) are importable."""
+    return all(importlib.util.find_spec(name) is not None for name in ("starlette", "jinja2", "uvicorn"))
+
+
+def _beside_each_webhook(text: str, url: str, extra_url: str) -> str:
+    """``text`` (Alertmanager YAML) with a copy of every ``- url: <url>`` webhook entry that
+    points at ``extra_url`` instead, so each receiver notifies both."""
+    lines = text.splitlines(keepends=True)
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        stripped = line.lstrip(" ")
+        if stripped.rstrip() != f"- url: {url}":
+            out.append(line)
+            i += 1
+            continue
+        indent = len(line) - len(stripped)
+        block = [line]
+        i += 1
+        while i < len(lines) and lines[i].strip() and len(lines[i]) - len(lines[i].lstrip(" ")) > indent:
+            block.append(lines[i])
+            i += 1
+        out += block
+        out += [block[0].replace(url, extra_url), *block[1:]]
+    return "".join(out)
 
 
 def default_state_dir() -> Path:

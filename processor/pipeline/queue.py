@@ -400,15 +400,9 @@ class Pipeline:
         return ExportResult(total, f"llmpulse rejected {total} span(s) with invalid values: {detail}")
 
     def _notify_call(self, call: LLMCall, span: Any | None) -> None:
-        # Listeners keep per-feature state (charts, references, labelled metrics): they get the
-        # feature label the processor's own metrics use, capped, never an unbounded raw value.
-        derived = self.derived
-        feature = derived.feature_label(call.feature)
-        if feature != call.feature:
-            call.feature = feature
-        service = derived.service_label(call.service)
-        if service != call.service:
-            call.service = service
+        # Listeners keep per-(service, feature) state (charts, references, labelled metrics): the
+        # call holds the capped labels the processor's own metrics use (set once it is counted),
+        # never an unbounded raw value.
         for listener in self.listeners:
             try:
                 listener.on_call(call, span)
@@ -425,13 +419,7 @@ class Pipeline:
                 logger.exception("event=listener_failed listener=%s", type(owner).__name__)
 
     def _notify_feedback(self, feedback: Feedback, span: Any | None) -> None:
-        feature = self.derived.feature_label(feedback.feature)
-        if feature != feedback.feature:
-            feedback.feature = feature
-        service = self.derived.service_label(feedback.service)
-        if service != feedback.service:
-            feedback.service = service
-        for listener in self.listeners:
+        for listener in self.listeners:  # capped labels, as for calls
             try:
                 listener.on_feedback(feedback, span)
             except Exception:

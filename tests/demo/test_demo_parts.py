@@ -255,3 +255,13 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     drift = DriftSettings(**config["drift"]["settings"])
     assert drift.reference_size == 150
     assert tomllib.loads(engine_settings(1))["quality"]["signals"]["window_s"] == 3600
+
+
+def test_a_fired_alert_links_to_its_console_page() -> None:
+    """The stack's Prometheus puts ``console_url`` on every alert; the report links with it."""
+    alert = _alert("LLMPulseQualitySPCAlarm", "support chat", 10.0, console_url="http://127.0.0.1:9470/")
+    assert alert.console_link() == (
+        "http://127.0.0.1:9470/alert?alertname=LLMPulseQualitySPCAlarm&feature=support+chat"
+    )
+    assert "console_url" not in alert.describe()
+    assert _alert("LLMPulseQualitySPCAlarm", "x", 10.0).console_link() is None

@@ -8,7 +8,7 @@ stack `llmpulse up` (`make up`) starts, and every figure exact per service.
   not know;
 * ``support-bot`` is a replay of spans shaped as the official OpenTelemetry GenAI
   instrumentation, OpenLLMetry and OpenInference write them (tokens, no cost), sent to the
-  collector over OTLP/gRPC.
+  collector over OTLP/HTTP.
 
 Counts, errors, costs (priced by the app for llmpulse's spans, by the processor for the peers'),
 unpriced calls, the status table, the dashboards' queries and the quality engine's content state
@@ -17,7 +17,6 @@ are checked per service; the first error burst of ``shop`` puts its error alert 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import subprocess
@@ -34,7 +33,6 @@ from llmpulse.stack.local import Stack, StackPorts, components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.otlp import make_request
 from llmpulse.testing.polling import wait_until
-from tests.processor.conftest import grpc_export
 from tests.processor.test_pricing_and_service import (
     FAILED,
     OFFICIAL,
@@ -156,9 +154,14 @@ def test_two_apps_and_the_peers_spans_are_exact_per_service(
         _run_app(stack, provider, service)
     peers = [_span(OFFICIAL, 1), _span(OFFICIAL, 2), _span(OPENLLMETRY, 3), _span(OPENINFERENCE, 4)]
     peers += [_span(FAILED, 5, status=2), _span(UNKNOWN, 6)]
-    asyncio.run(
-        grpc_export(ports.collector_grpc, make_request(peers, resource={"service.name": "support-bot"}))
+    replay = make_request(peers, resource={"service.name": "support-bot"}).SerializeToString()
+    answer = httpx.post(
+        f"http://127.0.0.1:{ports.collector_http}/v1/traces",
+        content=replay,
+        headers={"Content-Type": "application/x-protobuf"},
+        timeout=10,
     )
+    assert answer.status_code == 200, answer.text
 
     prometheus = Prometheus(ports.prometheus)
     requests = 'sum by (service, model) (llmpulse_requests_total{feature="chat"})'

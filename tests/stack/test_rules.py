@@ -16,6 +16,13 @@ REPO = components.REPO_ROOT
 RULE_FILES = sorted((REPO / "alerting" / "rules").glob("*.yml"))
 RULE_TESTS = sorted((REPO / "alerting" / "tests").glob("*.test.yml"))
 RUNBOOK_URL = "https://github.com/llmpulse/llmpulse/blob/main/docs/runbooks/{alert}.md"
+# The console's incident page of the alert (docs/console.md): the base URL is Prometheus'
+# external label console_url, which `llmpulse up` sets.
+CONSOLE_URL = (
+    "{{{{ $externalLabels.console_url }}}}/alert?alertname={alert}"
+    "&service={{{{ $labels.service | urlquery }}}}&feature={{{{ $labels.feature | urlquery }}}}"
+)
+ANNOTATIONS = {"summary", "description", "runbook_url", "console_url"}
 SEVERITIES = {"critical", "warning", "info"}
 # The values alerting/alertmanager.yml routes and inhibits on.
 COMPONENTS = {"llm", "processor", "quality", "drift", "agents"}
@@ -70,7 +77,7 @@ def test_every_alert_is_shown_quiet_before_for_and_firing_after(
         )
         for _, expected in firing[name]:
             assert expected["exp_labels"]["severity"] == rule["labels"]["severity"]
-            assert set(expected["exp_annotations"]) == {"summary", "description", "runbook_url"}
+            assert set(expected["exp_annotations"]) == ANNOTATIONS
         assert "for" in rule, f"{name}: no `for:`, a single bad scrape would page"
 
 
@@ -80,7 +87,7 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[s
         assert rule["labels"]["severity"] in SEVERITIES, name
         assert rule["labels"]["component"] in COMPONENTS, name
         annotations = rule["annotations"]
-        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert set(annotations) == ANNOTATIONS, name
         assert "$value" in annotations["description"], f"{name}: the description must say the value"
         # The description names what the alert is about: the feature (or, for canaries, the
         # probe), else the processor instance (pipeline and judge alerts).
@@ -97,12 +104,16 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[s
         else:
             assert named, f"{name}: the description must name the feature, probe or instance"
         assert annotations["runbook_url"] == RUNBOOK_URL.format(alert=name)
+        assert annotations["console_url"] == CONSOLE_URL.format(alert=name), name
         runbook = REPO / "docs" / "runbooks" / f"{name}.md"
         assert runbook.is_file(), f"{name}: missing {runbook}"
         text = runbook.read_text()
         for section in ("## Triage", "## Scope", "## Isolate", "## Respond", "## Learn"):
             assert section in text, f"{runbook.name}: missing section {section!r}"
-        assert re.search(r"llmpulse triage --feature", text) or rule["labels"]["component"] == "processor"
+        assert (
+            re.search(r"llmpulse triage (--service \S+ )?--feature", text)
+            or rule["labels"]["component"] == "processor"
+        )
 
 
 def test_every_runbook_belongs_to_an_alert(alert_rules: dict[str, dict[str, Any]]) -> None:

@@ -1,0 +1,18 @@
+"""``llmpulse console``: the triage console, from an alert to its cause in a browser.
+
+Server-rendered pages (Starlette and Jinja2, no front-end build, no script at all): the health
+of every (service, feature), the incident page of each firing alert (chart with baseline,
+limits and the alert's start; scope; what changed; the flagged samples to label; the labelled
+failures as eval cases) and the judge's agreement with the human labels. It reads the flagged
+samples through :class:`~llmpulse.processor.quality.store.FlaggedStore`, charts and health
+from Prometheus' HTTP API and firing alerts from Alertmanager's. Its Alertmanager webhook
+builds a triage bundle per firing alert and forwards an enriched notification.
+
+Modules: ``settings`` (one immutable settings object), ``sources`` (the Prometheus and
+Alertmanager clients), ``health`` (the home page's figures), ``incident`` (scope, what changed,
+triage), ``agreement`` (confusion matrix, Cohen's kappa, precision and recall), ``svg`` (the
+server-side chart), ``bundle`` (alert bundles and their notification formats), ``access``
+(loopback, token, cross-site refusal), ``app`` (the routes) and ``cli`` (``llmpulse console``).
+"""
+
+__all__ = ["access", "agreement", "app", "bundle", "cli", "health", "incident", "settings", "sources", "svg"]

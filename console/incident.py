@@ -1,0 +1,312 @@
+"""What an incident page shows for one alert: the chart, the scope, what changed and the triage.
+
+* **chart**: the SPC chart of the statistic the alert is about (the alert's ``statistic``
+  label, else the one its name points at, else the judge score): value, EWMA, centre line
+  (the baseline) and control limits, from an hour before the alert's start until now.
+* **scope**: the flagged samples of the (service, feature) since the start, broken down by
+  every dimension a sample records (model; response model, prompt version, app version and
+  query category where the store has them), beside the calls per value from Prometheus;
+  the value holding the largest share of the flagged samples is where it concentrates.
+* **what changed**: label values (model, response model) whose series first appear in
+  Prometheus within the window before the start, with their first-seen times.
+* **triage**: the flagged samples of the (service, feature) from the window start on, newest
+  first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from llmpulse.console.health import key_of
+from llmpulse.console.sources import Alert, PrometheusClient, Series, SourceError
+from llmpulse.processor.metrics import names as N
+from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.quality.store import FlaggedStore, StoredSample
+
+__all__ = [
+    "SCOPE_DIMENSIONS",
+    "SCOPE_LEAD_S",
+    "AnsweredBy",
+    "Change",
+    "ChartData",
+    "Incident",
+    "ScopeRow",
+    "build_incident",
+    "parse_time",
+    "scope_lead",
+    "statistic_of",
+]
+
+# (name shown, attribute of a stored record); only ``model`` is in every store today.
+SCOPE_DIMENSIONS = (
+    ("model", "model"),
+    ("response model", "response_model"),
+    ("prompt version", "prompt_version"),
+    ("app version", "app_version"),
+    ("query category", "query_category"),
+)
+_STATISTIC_BY_ALERT = {
+    "LLMPulseErrorRateHigh": Q.STAT_ERROR_RATE,
+    "LLMPulseRefusalRateUp": Q.STAT_REFUSAL_RATE,
+    "LLMPulseLatencyP95High": Q.STAT_LATENCY_P95,
+    "LLMPulseCostPerHourAnomaly": Q.STAT_COST,
+}
+TRIAGE_LIMIT = 50
+SCOPE_LEAD_S = 900.0
+"""The scope counts flagged samples from this long before the alert's start (at most a quarter
+of the incident window): a regression begins before the chart crosses its limit (detection
+takes minutes, and ``for:`` adds more)."""
+
+
+def scope_lead(window_s: float) -> float:
+    """How long before the alert's start the scope counts: 15 minutes, or a quarter of a
+    shorter incident window (a time-compressed demo)."""
+    return min(SCOPE_LEAD_S, window_s / 4)
+
+
+def parse_time(value: str) -> float | None:
+    """Unix seconds of an RFC 3339 time as Alertmanager writes it (nanoseconds allowed)."""
+    if not value:
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if "." in text:  # Python reads at most microseconds
+        head, rest = text.split(".", 1)
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        zone = rest[len(digits) :]
+        text = f"{head}.{digits[:6]}{zone}"
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def statistic_of(alert: Alert) -> str:
+    """The SPC statistic an alert is about."""
+    return alert.labels.get(Q.STATISTIC) or _STATISTIC_BY_ALERT.get(alert.name, Q.STAT_JUDGE_SCORE)
+
+
+@dataclass
+class ChartData:
+    statistic: str
+    lines: dict[str, list[tuple[float, float]]]
+    start: float
+    end: float
+    alert_start: float | None
+
+
+@dataclass
+class ScopeRow:
+    dimension: str
+    value: str
+    flagged: int
+    share: float
+    calls: float | None
+    concentrates: bool = False
+
+
+@dataclass
+class Change:
+    dimension: str
+    value: str
+    first_seen: float
+
+
+@dataclass
+class AnsweredBy:
+    """Calls of the scope answered by another model than the one requested (Prometheus)."""
+
+    model: str
+    response_model: str
+    calls: float
+    share: float
+    """Of all the scope's calls since the scope start."""
+
+
+@dataclass
+class Incident:
+    alert: Alert
+    service: str
+    feature: str
+    start: float | None
+    window_start: float
+    chart: ChartData | None
+    scope: list[ScopeRow]
+    unrecorded_dimensions: list[str]
+    changes: list[Change]
+    samples: list[StoredSample]
+    problems: list[str] = field(default_factory=list)
+    answered_by: list[AnsweredBy] = field(default_factory=list)
+
+
+def _selector(service: str, feature: str) -> str:
+    return f'{N.SERVICE}="{_quote(service)}",{N.FEATURE}="{_quote(feature)}"'
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _chart(
+    prometheus: PrometheusClient,
+    sel: str,
+    *,
+    statistic: str,
+    start: float,
+    end: float,
+    alert_start: float | None,
+) -> ChartData:
+    step = max((end - start) / 240, 1.0)
+    lines: dict[str, list[tuple[float, float]]] = {}
+    for name, metric in (
+        ("value", Q.SPC_VALUE),
+        ("ewma", Q.SPC_EWMA),
+        ("centre", Q.SPC_CENTRE),
+        ("lower", Q.SPC_LOWER),
+        ("upper", Q.SPC_UPPER),
+    ):
+        found = prometheus.range(f'max({metric}{{{sel},{Q.STATISTIC}="{statistic}"}})', start, end, step)
+        lines[name] = found[0].points if found else []
+    return ChartData(statistic, lines, start, end, alert_start)
+
+
+def _first_seen(series: list[Series], label: str, range_start: float, step: float) -> list[tuple[str, float]]:
+    """Values of ``label`` whose first point comes after the range's first step."""
+    out = []
+    for s in series:
+        if not s.points or label not in s.labels:
+            continue
+        first = s.points[0][0]
+        if first > range_start + step:
+            out.append((s.labels[label], first))
+    return out
+
+
+def _changes(prometheus: PrometheusClient, sel: str, window_start: float, end: float) -> list[Change]:
+    step = max((end - window_start) / 240, 1.0)
+    changes: list[Change] = []
+    for dimension, label, metric in (
+        ("model", N.MODEL, N.REQUESTS_TOTAL),
+        ("response model", N.RESPONSE_MODEL, N.MODEL_MISMATCH_TOTAL),
+    ):
+        series = prometheus.range(f"sum by ({label}) ({metric}{{{sel}}})", window_start, end, step)
+        changes += [
+            Change(dimension, value, t) for value, t in _first_seen(series, label, window_start, step)
+        ]
+    return sorted(changes, key=lambda c: c.first_seen)
+
+
+def _calls_by(
+    prometheus: PrometheusClient, sel: str, label: str, metric: str, *, since: float, end: float
+) -> dict[str, float]:
+    span = max(int(end - since), 60)
+    found = prometheus.vector(f"sum by ({label}) (increase({metric}{{{sel}}}[{span}s]))", at=end)
+    return {labels.get(label, ""): value for labels, value in found}
+
+
+def _answered_by(prometheus: PrometheusClient, sel: str, *, since: float, end: float) -> list[AnsweredBy]:
+    span = max(int(end - since), 60)
+    total = sum(
+        v for _, v in prometheus.vector(f"sum(increase({N.REQUESTS_TOTAL}{{{sel}}}[{span}s]))", at=end)
+    )
+    found = prometheus.vector(
+        f"sum by ({N.MODEL}, {N.RESPONSE_MODEL}) (increase({N.MODEL_MISMATCH_TOTAL}{{{sel}}}[{span}s]))",
+        at=end,
+    )
+    rows = [
+        AnsweredBy(
+            labels.get(N.MODEL, ""), labels.get(N.RESPONSE_MODEL, ""), value, value / total if total else 0.0
+        )
+        for labels, value in found
+        if value > 0
+    ]
+    return sorted(rows, key=lambda r: -r.calls)
+
+
+def _scope(
+    prometheus: PrometheusClient | None, sel: str, samples: list[StoredSample], start: float, end: float
+) -> tuple[list[ScopeRow], list[str], list[str]]:
+    rows: list[ScopeRow] = []
+    unrecorded: list[str] = []
+    problems: list[str] = []
+    during = [s for s in samples if s.record.created >= start]
+    for name, attribute in SCOPE_DIMENSIONS:
+        values = [getattr(s.record, attribute, None) for s in during]
+        if not during:
+            break
+        if all(v is None for v in values):
+            unrecorded.append(name)
+            continue
+        counts = Counter(str(v) for v in values if v is not None)
+        calls: dict[str, float] = {}
+        if prometheus is not None and attribute == "model":
+            try:
+                calls = _calls_by(prometheus, sel, N.MODEL, N.REQUESTS_TOTAL, since=start, end=end)
+            except SourceError as exc:
+                problems.append(str(exc))
+        total = sum(counts.values())
+        top = max(counts.values())
+        for value, n in counts.most_common():
+            rows.append(ScopeRow(name, value, n, n / total, calls.get(value), n == top and len(counts) > 1))
+        if len(counts) == 1:
+            rows[-1].concentrates = True
+    return rows, unrecorded, problems
+
+
+def build_incident(
+    alert: Alert,
+    store: FlaggedStore | None,
+    prometheus: PrometheusClient | None,
+    *,
+    window_s: float = 3600.0,
+    now: float | None = None,
+) -> Incident:
+    """Everything the incident page of ``alert`` shows; a failing source adds to ``problems``."""
+    now = time.time() if now is None else now
+    service, feature = key_of(alert.labels)
+    start = parse_time(alert.starts_at)
+    anchor = start if start is not None else now
+    window_start = anchor - window_s
+    problems: list[str] = []
+    samples: list[StoredSample] = []
+    if store is not None:
+        samples = [
+            s
+            for s in store.query(service=service, feature=feature, since=window_start, limit=None)
+            if s.record.created <= now
+        ]
+    sel = _selector(service, feature)
+    chart: ChartData | None = None
+    changes: list[Change] = []
+    if prometheus is not None:
+        try:
+            chart = _chart(
+                prometheus, sel, statistic=statistic_of(alert), start=window_start, end=now, alert_start=start
+            )
+            changes = _changes(prometheus, sel, window_start, now)
+        except SourceError as exc:
+            problems.append(str(exc))
+    scope_start = anchor - scope_lead(window_s)
+    scope, unrecorded, scope_problems = _scope(prometheus, sel, samples, scope_start, now)
+    answered_by: list[AnsweredBy] = []
+    if prometheus is not None:
+        try:
+            answered_by = _answered_by(prometheus, sel, since=scope_start, end=now)
+        except SourceError as exc:
+            scope_problems.append(str(exc))
+    return Incident(
+        alert,
+        service,
+        feature,
+        start,
+        window_start,
+        chart,
+        scope,
+        unrecorded,
+        changes,
+        samples[:TRIAGE_LIMIT],
+        problems + scope_problems,
+        answered_by,
+    )

@@ -1,0 +1,239 @@
+"""The console's parts without a browser: agreement figures, bundles and their formats, access
+rules, bad input, and pages that stay up when Prometheus or Alertmanager do not answer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from llmpulse.console.agreement import agreement_table, cohens_kappa
+from llmpulse.console.app import Console, create_app
+from llmpulse.console.bundle import alerts_of, slack_message
+from llmpulse.console.settings import ConsoleSettings, ConsoleSettingsError
+from llmpulse.console.sources import AlertmanagerClient, PrometheusClient
+from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore, StoredSample
+from llmpulse.stack import components
+
+CLOSED = f"http://127.0.0.1:{components.free_port()}"  # nothing listens here
+
+
+def _record(verdict: str | None, scores: dict[str, float] | None = None, **kw: Any) -> FlaggedRecord:
+    return FlaggedRecord(
+        feature=kw.get("feature", "chat"),
+        model="m",
+        trace_id=b"\x01" * 16,
+        sources=("judge",),
+        reasons=(),
+        created=kw.get("created", time.time()),
+        scores=scores or {},
+        judge_verdict=verdict,
+        output=kw.get("output", "answer"),
+        service=kw.get("service", "shop"),
+    )
+
+
+def test_kappa_matches_hand_computations() -> None:
+    # p_o = 0.7, p_e = 0.7*0.6 + 0.3*0.4 = 0.54: (0.7 - 0.54) / 0.46
+    assert cohens_kappa(5, 2, 1, 2) == pytest.approx(0.16 / 0.46)
+    assert cohens_kappa(3, 0, 0, 4) == pytest.approx(1.0)
+    # p_o = 0, p_e = 0.5 * 0.5 * 2 = 0.5: (0 - 0.5) / 0.5
+    assert cohens_kappa(0, 2, 2, 0) == pytest.approx(-1.0)
+    assert cohens_kappa(4, 0, 0, 0) is None  # both raters said "bad" throughout
+    assert cohens_kappa(0, 0, 0, 0) is None
+
+
+def test_agreement_per_dimension_uses_the_judges_failing_threshold() -> None:
+    samples = [
+        StoredSample(1, _record("bad", {"correctness": 1.0, "tone": 4.0}), "bad", None, None),
+        StoredSample(2, _record("good", {"correctness": 2.0, "tone": 5.0}), "bad", "subtle", None),
+        StoredSample(3, _record("good", {"correctness": 5.0, "tone": 2.0}), "good", None, None),
+        StoredSample(4, _record("bad"), None, None, None),  # no human label: not counted
+        StoredSample(5, _record(None), "bad", None, None),  # never judged: not counted
+    ]
+    table = {a.dimension: a for a in agreement_table(samples)}
+    assert list(table) == ["overall", "correctness", "tone"]
+    overall = table["overall"].confusion
+    assert (
+        overall.both_bad,
+        overall.judge_bad_human_good,
+        overall.judge_good_human_bad,
+        overall.both_good,
+    ) == (
+        1,
+        0,
+        1,
+        1,
+    )
+    assert [s.id for s in table["overall"].disagreements] == [2]
+    assert overall.precision == 1.0 and overall.recall == 0.5
+    correctness = table["correctness"].confusion  # 2.0 is at the threshold: the judge says bad
+    assert (correctness.both_bad, correctness.both_good) == (2, 1) and correctness.kappa == pytest.approx(1.0)
+    tone = table["tone"].confusion
+    assert (tone.judge_bad_human_good, tone.judge_good_human_bad) == (1, 2)
+
+
+def test_slack_message_escapes_content_and_links_the_console() -> None:
+    bundle = {
+        "alertname": "LLMPulseQualitySPCAlarm",
+        "service": "shop",
+        "feature": "chat",
+        "status": "firing",
+        "summary": "<!channel> out of control",
+        "console_url": "http://127.0.0.1:9470/incident/abc",
+        "concentrates_in": [{"dimension": "model", "value": "gpt-<b>"}],
+        "what_changed": [],
+        "flagged_samples": 1,
+        "top_samples": [
+            {"id": 7, "reasons": ["low_overall"], "output": "<https://evil.example|click> & more"}
+        ],
+    }
+    message = slack_message({"status": "firing"}, [bundle])
+    text = message["blocks"][0]["text"]["text"]
+    assert text.startswith("*<http://127.0.0.1:9470/incident/abc|LLMPulseQualitySPCAlarm · shop / chat>*")
+    assert "&lt;!channel&gt;" in text and "<!channel>" not in text
+    assert "&lt;https://evil.example|click&gt; &amp; more" in text
+    assert "model gpt-&lt;b&gt;" in text
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ([], "not an Alertmanager webhook payload"),
+        ({"alerts": "x"}, "not an Alertmanager webhook payload"),
+        ({"alerts": [{"labels": "x"}]}, "has no 'labels' object"),
+    ],
+)
+def test_a_payload_that_is_not_alertmanagers_is_refused_in_one_line(payload: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        alerts_of(payload)
+
+
+def _client(
+    tmp_path: Path, *, token: str | None = None, forward: httpx.MockTransport | None = None, **kw: Any
+) -> tuple[TestClient, FlaggedStore]:
+    store = FlaggedStore(tmp_path / "q.db")
+    settings = ConsoleSettings(
+        db_path=str(tmp_path / "q.db"),
+        prometheus_url=CLOSED,
+        alertmanager_url=CLOSED,
+        token=token,
+        forward_url="http://127.0.0.1:1/hook" if forward else None,
+        **kw,
+    )
+    console = Console(
+        settings,
+        store=store,
+        prometheus=PrometheusClient(CLOSED, timeout=1.0),
+        alertmanager=AlertmanagerClient(CLOSED, timeout=1.0),
+        forward_client=httpx.Client(transport=forward) if forward else None,
+    )
+    return TestClient(create_app(console), base_url="http://127.0.0.1:9470", follow_redirects=False), store
+
+
+def test_pages_stay_up_when_prometheus_and_alertmanager_do_not_answer(tmp_path: Path) -> None:
+    client, store = _client(tmp_path)
+    store.add(_record("bad"))
+    home = client.get("/")
+    assert home.status_code == 200
+    assert f"Prometheus at {CLOSED}/api/v1/query did not answer" in home.text
+    assert f"Alertmanager at {CLOSED}/api/v2/alerts did not answer" in home.text
+    assert 'id="queue-total">1<' in home.text
+    assert client.get("/judge").status_code == 200
+    assert client.get("/incident/nope").status_code == 404
+
+
+def test_labels_are_idempotent_and_bad_labels_are_refused(tmp_path: Path) -> None:
+    client, store = _client(tmp_path)
+    sample = store.add(_record("bad"))
+    form = {"label": "bad", "note": "wrong", "next": "/incident/x"}
+    first = client.post(f"/samples/{sample}/label", data=form)
+    assert first.status_code == 303 and first.headers["location"].startswith("/incident/x?message=")
+    labelled = store.get(sample)
+    assert labelled is not None and (labelled.label, labelled.label_note) == ("bad", "wrong")
+    assert client.post(f"/samples/{sample}/label", data=form).status_code == 303
+    again = store.get(sample)
+    assert again is not None and (again.label, again.label_note) == ("bad", "wrong")
+    assert client.post(f"/samples/{sample}/label", data={"label": "meh"}).status_code == 400
+    assert client.post("/samples/999/label", data={"label": "good"}).status_code == 404
+    outside = client.post(f"/samples/{sample}/label", data={"label": "good", "next": "//evil.example/"})
+    assert outside.headers["location"].startswith("/?message=")  # never redirects off the console
+    lines = client.get("/export.jsonl").text.splitlines()
+    assert [json.loads(x)["label"] for x in lines] == ["good"]
+
+
+def test_access_rules(tmp_path: Path) -> None:
+    client, _ = _client(tmp_path, token="s3cret")
+    assert client.get("/", headers={"host": "evil.example:9470"}).status_code == 421
+    assert client.get("/").status_code == 303 and client.get("/").headers["location"] == "/login"
+    assert client.get("/api/bundles/x").status_code == 401
+    assert client.get("/", headers={"authorization": "Bearer s3cret"}).status_code == 200
+    assert client.post("/login", data={"token": "wrong"}).status_code == 401
+    ok = client.post("/login", data={"token": "s3cret"})
+    assert ok.status_code == 303 and "httponly" in ok.headers["set-cookie"].lower()
+    assert client.get("/").status_code == 200  # the cookie now
+    cross = client.post("/samples/1/label", data={"label": "bad"}, headers={"origin": "http://evil.example"})
+    assert cross.status_code == 403
+    fetch = client.post("/samples/1/label", data={"label": "bad"}, headers={"sec-fetch-site": "cross-site"})
+    assert fetch.status_code == 403
+
+
+def test_the_webhook_forwards_one_slack_message_per_delivery(tmp_path: Path) -> None:
+    sent: list[dict[str, Any]] = []
+
+    def hook(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200)
+
+    client, store = _client(tmp_path, forward=httpx.MockTransport(hook), forward_format="slack")
+    store.add(_record("bad", output="<script>alert(1)</script>"))
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": "LLMPulseQualitySPCAlarm", "service": "shop", "feature": "chat"},
+        "annotations": {"summary": "shop: out of control"},
+        "startsAt": "2026-12-03T07:00:00.123456789Z",
+        "fingerprint": "f00",
+    }
+    resolved = {**alert, "status": "resolved", "fingerprint": "f01"}
+    answer = client.post("/api/alertmanager", json={"status": "firing", "alerts": [alert, resolved]})
+    assert answer.json() == {"bundles": 1, "forwarded": True, "forward_status": 200}
+    assert len(sent) == 1 and "/incident/f00|LLMPulseQualitySPCAlarm" in sent[0]["blocks"][0]["text"]["text"]
+    assert "&lt;script&gt;" in sent[0]["blocks"][0]["text"]["text"]
+    kept = client.get("/api/bundles/f00").json()
+    assert kept["console_url"] == "http://127.0.0.1:9470/incident/f00" and kept["flagged_samples"] == 1
+    assert client.post("/api/alertmanager", content=b"{nope").status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--host", "0.0.0.0"], "beyond loopback: set LLMPULSE_CONSOLE_TOKEN"),
+        (["--trace-url-template", "http://jaeger/trace"], "has no {trace_id} placeholder"),
+        (["--token-file", "/nonexistent/token"], "token file /nonexistent/token"),
+        (["--incident-window", "0"], "must be a positive number of seconds"),
+    ],
+)
+def test_bad_settings_get_one_line_and_exit_2(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "llmpulse.cli", "console", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("llmpulse console: ") and message in lines[0], lines
+
+
+def test_settings_need_a_token_beyond_loopback() -> None:
+    with pytest.raises(ConsoleSettingsError, match="beyond loopback"):
+        ConsoleSettings(db_path="x", host="192.0.2.1")
+    assert ConsoleSettings(db_path="x", host="192.0.2.1", token="t").base_url == "http://192.0.2.1:9470"
