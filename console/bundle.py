@@ -73,7 +73,7 @@ def bundle_of(incident: Incident, base_url: str) -> dict[str, Any]:
         "summary": alert.annotations.get("summary", ""),
         "starts_at": alert.starts_at,
         "console_url": base_url.rstrip("/") + incident_path(alert),
-        "flagged_samples": len(incident.samples),
+        "flagged_samples": incident.flagged_total,
         "top_samples": [
             {
                 "id": s.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from typing import Any
 
@@ -114,15 +115,21 @@ def _run(args: argparse.Namespace) -> int:
 
     from llmpulse.console.app import Console, create_app
 
-    app = create_app(Console(settings))
-    config = uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level="warning", access_log=False
-    )
-    server = uvicorn.Server(config)
-    print(f"llmpulse console at {settings.base_url}", flush=True)
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.run()
+        sock.bind((settings.host, settings.port))
     except OSError as exc:
-        print(f"llmpulse console: cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr)
+        sock.close()
+        print(
+            f"llmpulse console: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc};"
+            " is another console running? choose another port with --port",
+            file=sys.stderr,
+        )
         return 1
+    app = create_app(Console(settings))
+    config = uvicorn.Config(app, log_level="warning", access_log=False)
+    print(f"llmpulse console at {settings.base_url}", flush=True)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

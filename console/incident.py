@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from llmpulse.console.health import key_of
-from llmpulse.console.sources import Alert, PrometheusClient, Series, SourceError
+from llmpulse.console.sources import Alert, PrometheusClient, SourceError
 from llmpulse.processor.metrics import names as N
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.store import FlaggedStore, StoredSample
@@ -139,6 +139,8 @@ class Incident:
     samples: list[StoredSample]
     problems: list[str] = field(default_factory=list)
     answered_by: list[AnsweredBy] = field(default_factory=list)
+    flagged_total: int = 0
+    """Flagged samples in the window (``samples`` holds the newest ``TRIAGE_LIMIT``)."""
 
 
 def _selector(service: str, feature: str) -> str:
@@ -172,29 +174,24 @@ def _chart(
     return ChartData(statistic, lines, start, end, alert_start)
 
 
-def _first_seen(series: list[Series], label: str, range_start: float, step: float) -> list[tuple[str, float]]:
-    """Values of ``label`` whose first point comes after the range's first step."""
-    out = []
-    for s in series:
-        if not s.points or label not in s.labels:
-            continue
-        first = s.points[0][0]
-        if first > range_start + step:
-            out.append((s.labels[label], first))
-    return out
-
-
 def _changes(prometheus: PrometheusClient, sel: str, window_start: float, end: float) -> list[Change]:
+    """Label values that appear after the scope's data began: their first point comes later
+    than two steps after both the window's start and the earliest point of any of the scope's
+    series (a Prometheus younger than the window would make everything look new otherwise)."""
     step = max((end - window_start) / 240, 1.0)
-    changes: list[Change] = []
+    firsts: list[tuple[str, str, float]] = []
     for dimension, label, metric in (
         ("model", N.MODEL, N.REQUESTS_TOTAL),
         ("response model", N.RESPONSE_MODEL, N.MODEL_MISMATCH_TOTAL),
     ):
         series = prometheus.range(f"sum by ({label}) ({metric}{{{sel}}})", window_start, end, step)
-        changes += [
-            Change(dimension, value, t) for value, t in _first_seen(series, label, window_start, step)
+        firsts += [
+            (dimension, s.labels[label], s.points[0][0]) for s in series if s.points and label in s.labels
         ]
+    if not firsts:
+        return []
+    began = max(window_start, min(t for _, _, t in firsts))
+    changes = [Change(d, value, t) for d, value, t in firsts if t > began + 2 * step]
     return sorted(changes, key=lambda c: c.first_seen)
 
 
@@ -309,4 +306,5 @@ def build_incident(
         samples[:TRIAGE_LIMIT],
         problems + scope_problems,
         answered_by,
+        len(samples),
     )

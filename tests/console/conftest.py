@@ -16,9 +16,12 @@ CHROMIUM = Path("/usr/bin/chromium")
 DOCS_SCREENSHOTS = components.REPO_ROOT / "docs" / "console"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian chromium through Playwright (never a browser Playwright downloads)."""
+    """Headless Debian chromium through Playwright (never a browser Playwright downloads).
+
+    Module-scoped: Playwright's sync API runs an event loop of its own while it is open, so it
+    is closed before tests of other modules that run ``asyncio.run``."""
     if not CHROMIUM.exists():
         pytest.fail(
             f"{CHROMIUM} is not installed: run scripts/bootstrap.sh (or `apt-get install chromium`)",

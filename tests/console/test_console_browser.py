@@ -137,24 +137,8 @@ def incident_stack(tmp_path: Path, start_prometheus: Any, start_alertmanager: An
     metrics.requests.labels(SERVICE, FEATURE, GOOD_MODEL).inc(40)
 
     db = tmp_path / "quality.db"
-    now = time.time()
+    FlaggedStore(db).close()  # the processor's file, there before the console starts
     ids: dict[str, int] = {}
-    with FlaggedStore(db) as store:
-        for i in range(5):
-            ids[f"worse{i}"] = store.add(
-                _record(now - 50 + i, WORSE_MODEL, f"Refunds take {i + 90} days.", verdict="bad")
-            )
-        ids["hostile"] = store.add(
-            _record(now - 40, WORSE_MODEL, HOSTILE_OUTPUT, verdict="bad", question=HOSTILE_INPUT)
-        )
-        ids["good-flagged"] = store.add(
-            _record(now - 45, GOOD_MODEL, "Refunds within 30 days.", verdict="bad")
-        )
-        for i in range(3):
-            ids[f"audit{i}"] = store.add(
-                _record(now - 60 + i, GOOD_MODEL, "Refunds within 30 days.", verdict="good", source="audit")
-            )
-
     sink = WebhookSink().start()
     console_port = components.free_port()
     am_config = {
@@ -223,6 +207,24 @@ def incident_stack(tmp_path: Path, start_prometheus: Any, start_alertmanager: An
     lite.inc(10)
     metrics.requests.labels(SERVICE, FEATURE, GOOD_MODEL).inc(10)
     time.sleep(2.5)  # scraped before the chart leaves its limits
+    # the flagged samples of the regression, from the minute before the alarm
+    now = time.time()
+    with FlaggedStore(db) as store:
+        for i in range(5):
+            ids[f"worse{i}"] = store.add(
+                _record(now - 30 + i, WORSE_MODEL, f"Refunds take {i + 90} days.", verdict="bad")
+            )
+        ids["hostile"] = store.add(
+            _record(now - 20, WORSE_MODEL, HOSTILE_OUTPUT, verdict="bad", question=HOSTILE_INPUT)
+        )
+        ids["good-flagged"] = store.add(
+            _record(now - 25, GOOD_MODEL, "Refunds within 30 days.", verdict="bad")
+        )
+        for i in range(3):
+            ids[f"audit{i}"] = store.add(
+                _record(now - 35 + i, GOOD_MODEL, "Refunds within 30 days.", verdict="good", source="audit")
+            )
+
     metrics.set(value=2.1, ewma=3.1, alarm=True)
     notification = _wait(
         lambda: next((n for n in sink.notifications if n.payload.get("bundles")), None),
@@ -267,7 +269,7 @@ def test_from_alert_to_label_to_export_and_judge(
     assert (bundle["service"], bundle["feature"]) == (SERVICE, FEATURE)
     assert bundle["console_url"] == f"{base}/incident/{bundle['fingerprint']}"
     assert {"dimension": "model", "value": WORSE_MODEL} in bundle["concentrates_in"]
-    assert WORSE_MODEL in [c["value"] for c in bundle["what_changed"]]
+    assert [c["value"] for c in bundle["what_changed"]] == [WORSE_MODEL, LITE_MODEL]
     assert [(a["model"], a["response_model"]) for a in bundle["answered_by"]] == [(GOOD_MODEL, LITE_MODEL)]
     assert bundle["flagged_samples"] == 7 and len(bundle["top_samples"]) == 5
 
@@ -299,7 +301,8 @@ def test_from_alert_to_label_to_export_and_judge(
     scope = page.locator("#scope tr.concentrates").all_inner_texts()
     assert len(scope) == 1 and WORSE_MODEL in scope[0] and "85.7%" in scope[0], scope
     changes = {r.split("\t")[1]: r for r in page.locator("#changes tr").all_inner_texts()[1:]}
-    assert WORSE_MODEL in changes and GOOD_MODEL in changes and LITE_MODEL in changes, changes
+    # gpt-good was there from the first scrape: not a change
+    assert set(changes) == {WORSE_MODEL, LITE_MODEL}, changes
     assert changes[LITE_MODEL].startswith("response model")
     answered = page.locator("#answered-by tr").all_inner_texts()[1:]
     assert len(answered) == 1 and answered[0].split("\t")[:2] == [GOOD_MODEL, LITE_MODEL], answered

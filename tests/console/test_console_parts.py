@@ -4,6 +4,7 @@ rules, bad input, and pages that stay up when Prometheus or Alertmanager do not 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -237,3 +238,21 @@ def test_settings_need_a_token_beyond_loopback() -> None:
     with pytest.raises(ConsoleSettingsError, match="beyond loopback"):
         ConsoleSettings(db_path="x", host="192.0.2.1")
     assert ConsoleSettings(db_path="x", host="192.0.2.1", token="t").base_url == "http://192.0.2.1:9470"
+
+
+def test_a_port_in_use_gets_one_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "llmpulse.cli", "console", "--port", str(port), "--db", "unused.db"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip() == (
+        f"llmpulse console: cannot listen on 127.0.0.1:{port}: Address already in use;"
+        " is another console running? choose another port with --port"
+    )

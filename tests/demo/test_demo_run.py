@@ -65,6 +65,10 @@ def test_every_incident_with_a_rule_reaches_the_webhook_and_nothing_else_fires(
     assert all(i.title in report for i in INCIDENTS)
     for r in checked:
         assert (tmp_path / "state" / "report" / f"incident-{r.incident.key}.png").stat().st_size > 1000
+        # each detected incident links to its console page (the alert's console_url label)
+        assert r.alert is not None
+        link = f"http://127.0.0.1:{ports.console}/alert?alertname={r.alert.name}&"
+        assert link in report, (link, report)
     assert (tmp_path / "state" / "report" / "report.json").is_file()
     # The plain view printed progress and the live numbers.
     assert "incident: provider error burst" in out.getvalue()
