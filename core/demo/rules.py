@@ -145,7 +145,9 @@ def engine_settings(speed: float) -> str:
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
     would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
-    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
+    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag) and none
+    of the ``trip-agent`` calls (its 5 to 18 calls/s at the default 5% would push the judge over
+    that limit), uses
     smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
     noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
     blocks for the similarity chart (its sigma is estimated from them), and a session timeout
@@ -167,6 +169,9 @@ L = 5.0
 
 [quality.features.support-chat]
 judge_rate = 0.35
+
+[quality.features.trip-agent]
+judge_rate = 0.0
 
 [agents]
 session_timeout_s = {max(1.0, 180.0 / speed):g}
