@@ -146,7 +146,7 @@ def engine_settings(speed: float) -> str:
     the judge and the drift reference count samples, which a demo with production traffic rates
     would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
     under the judge's default rate limit of 2/s, so verdicts do not queue up and lag) and none
-    of the ``trip-agent`` calls (its 5 to 18 calls/s at the default 5% would push the judge over
+    of the ``trip-agent`` calls (its 2 to 9 calls/s at the default 5% would push the judge over
     that limit), uses
     smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
     noisier windows do not raise false alarms, and a smaller drift reference with more warm-up

@@ -49,7 +49,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("doc-qa", "openai", "gpt-4o", 2.5, rag=True),
     Feature("summarize", "anthropic", "claude-haiku-4-5", 2.0, rag=False),
     # its own model: the provider-side incidents pick their calls by model
-    Feature("trip-agent", "openai", "gpt-4.1-mini", 1.0, rag=False, agent=True),
+    Feature("trip-agent", "openai", "gpt-4.1-mini", 0.5, rag=False, agent=True),
 )
 AGENT = "trip-planner"  # the trip-agent feature's agent (gen_ai.agent.name)
 AGENT_TOOL = "search_flights"  # the tool that fails in the tool_failure incident
