@@ -11,6 +11,8 @@ about 1.6x too fast). It reports spans per CPU second of the calling thread for:
   in eight;
 * ``peer``: spans shaped as the official GenAI OpenAI instrumentation writes them (16 semconv
   attributes, no feature, no cost: the processor prices every call);
+* ``agent``: agent runs of that shape, 3 chat and 2 ``execute_tool`` spans under an
+  ``invoke_agent`` span with a conversation id (the agents engine's worst ordinary case);
 
 plus, as a same-run floor, the cost of parsing the requests and of touching every attribute of
 every span (``parse + walk``), which any Python consumer of OTLP pays.
@@ -52,14 +54,21 @@ def _walk(raw: list[bytes], requests: int) -> float:
     return requests * otlp_load.SPANS_PER_REQUEST / (time.thread_time() - started)
 
 
-async def _pipeline(raw: list[bytes], requests: int, *, engines: bool) -> float:
-    """Spans per CPU second through ``Pipeline.process`` (parse included)."""
+ENGINES = ("as shipped", "agents off", "metrics only")
+
+
+async def _pipeline(raw: list[bytes], requests: int, *, engines: str) -> float:
+    """Spans per CPU second through ``Pipeline.process`` (parse included); ``engines`` is one of
+    :data:`ENGINES`: quality, drift and agents as ``llmpulse serve`` builds them, the same
+    without agents, or none."""
     state = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
-    tables: dict[str, dict[str, Any]] = (
-        {"quality": {"db_path": str(state / "quality.db")}, "drift": {}, "canary": {}}
-        if engines
-        else {"quality": {"enabled": False}, "drift": {"enabled": False}, "canary": {}}
-    )
+    off = {"enabled": False}
+    tables: dict[str, dict[str, Any]] = {
+        "quality": {"db_path": str(state / "quality.db")} if engines != "metrics only" else off,
+        "drift": {} if engines != "metrics only" else off,
+        "agents": {} if engines == "as shipped" else off,
+        "canary": {},
+    }
     service = ProcessorService(Settings(), extensions=build_engines(tables, {}))
     pipeline = service.pipeline
     for body in raw[:4]:  # warm up: series, charts and windows exist
@@ -79,16 +88,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per row (median reported)")
     args = parser.parse_args(argv)
     print(f"spans per CPU second of the calling thread, median of {args.repeat} runs")
-    print(f"{'shape':<10} {'engines on':>11} {'metrics only':>13} {'parse + walk':>13}")
+    print(f"{'shape':<10} {'as shipped':>11} {'agents off':>11} {'metrics only':>13} {'parse + walk':>13}")
     for shape in otlp_load.SHAPES:
         raw = otlp_load.build_requests(16, shape=shape)
         rows = [
-            [asyncio.run(_pipeline(raw, args.requests, engines=True)) for _ in range(args.repeat)],
-            [asyncio.run(_pipeline(raw, args.requests, engines=False)) for _ in range(args.repeat)],
-            [_walk(raw, args.requests) for _ in range(args.repeat)],
+            [asyncio.run(_pipeline(raw, args.requests, engines=engines)) for _ in range(args.repeat)]
+            for engines in ENGINES
         ]
-        on, off, walk = (statistics.median(row) for row in rows)
-        print(f"{shape:<10} {on:>11.0f} {off:>13.0f} {walk:>13.0f}")
+        rows.append([_walk(raw, args.requests) for _ in range(args.repeat)])
+        shipped, no_agents, off, walk = (statistics.median(row) for row in rows)
+        print(f"{shape:<10} {shipped:>11.0f} {no_agents:>11.0f} {off:>13.0f} {walk:>13.0f}")
     return 0
 
 

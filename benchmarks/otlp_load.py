@@ -119,7 +119,59 @@ def peer_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
     )
 
 
-SHAPES = ("llmpulse", "peer")
+SHAPES = ("llmpulse", "peer", "agent")
+AGENT_LLM_CALLS = 3
+AGENT_TOOL_CALLS = 2
+AGENT_TOOLS = ("search", "get_weather", "lookup_order")
+
+
+def agent_trace(rng: random.Random, trace_id: bytes, start_ns: int) -> list[Span]:
+    """One agent run as the GenAI conventions write it: peer-shaped chat spans and
+    ``execute_tool`` spans (with arguments) under an ``invoke_agent`` span, children first."""
+    run_id = rng.randbytes(8)
+    spans = []
+    for _ in range(AGENT_LLM_CALLS):
+        span = peer_span(rng, trace_id, start_ns)
+        span.parent_span_id = run_id
+        spans.append(span)
+    for _ in range(AGENT_TOOL_CALLS):
+        tool = rng.choice(AGENT_TOOLS)
+        spans.append(
+            make_span(
+                {
+                    A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                    A.GEN_AI_TOOL_NAME: tool,
+                    A.GEN_AI_TOOL_CALL_ID: f"call_{rng.getrandbits(48):012x}",
+                    A.GEN_AI_TOOL_TYPE: "function",
+                    A.GEN_AI_TOOL_CALL_ARGUMENTS: f'{{"q": "{rng.getrandbits(20)}"}}',
+                },
+                trace_id=trace_id,
+                span_id=rng.randbytes(8),
+                parent_span_id=run_id,
+                name=f"execute_tool {tool}",
+                start_ns=start_ns,
+                end_ns=start_ns + int(rng.uniform(0.01, 0.3) * 1e9),
+                status_code=None,
+            )
+        )
+    spans.append(
+        make_span(
+            {
+                A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
+                A.GEN_AI_PROVIDER_NAME: "openai",
+                A.GEN_AI_AGENT_NAME: rng.choice(("planner", "support")),
+                A.GEN_AI_CONVERSATION_ID: f"conv-{rng.getrandbits(20)}",
+            },
+            trace_id=trace_id,
+            span_id=run_id,
+            name="invoke_agent",
+            kind=Span.SPAN_KIND_CLIENT,
+            start_ns=start_ns,
+            end_ns=start_ns + 5_000_000_000,
+            status_code=None,
+        )
+    )
+    return spans
 
 
 def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
@@ -146,21 +198,25 @@ def step_span(rng: random.Random, trace_id: bytes, start_ns: int) -> Span:
 
 def build_requests(count: int, seed: int = 42, shape: str = "llmpulse") -> list[bytes]:
     """``count`` distinct serialized requests of :data:`SPANS_PER_REQUEST` spans each: llmpulse's
-    own LLM spans with one step span in :data:`STEP_EVERY` (``shape="llmpulse"``), or spans of
-    the official GenAI instrumentation's shape only (``shape="peer"``)."""
+    own LLM spans with one step span in :data:`STEP_EVERY` (``shape="llmpulse"``), spans of
+    the official GenAI instrumentation's shape only (``shape="peer"``), or agent runs of that
+    shape, 3 chat and 2 tool spans under an ``invoke_agent`` span (``shape="agent"``)."""
     rng = random.Random(seed)
     start = time.time_ns()
     out: list[bytes] = []
     for _ in range(count):
         spans = []
-        for i in range(SPANS_PER_REQUEST):
+        while shape == "agent" and len(spans) < SPANS_PER_REQUEST:
+            spans.extend(agent_trace(rng, rng.randbytes(16), start))
+        del spans[SPANS_PER_REQUEST:]
+        for i in range(SPANS_PER_REQUEST if shape != "agent" else 0):
             trace_id = rng.randbytes(16)
             if shape == "peer":
                 make = peer_span
             else:
                 make = step_span if i % STEP_EVERY == STEP_EVERY - 1 else llm_span
             spans.append(make(rng, trace_id, start))
-        scope = "opentelemetry.instrumentation.genai.openai" if shape == "peer" else "llmpulse"
+        scope = "llmpulse" if shape == "llmpulse" else "opentelemetry.instrumentation.genai.openai"
         request = make_request(spans, scope, resource={"service.name": "bench-app"})
         out.append(request.SerializeToString())
     return out

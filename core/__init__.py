@@ -1,6 +1,6 @@
 """llmpulse: production monitoring for LLM applications.
 
-The application-facing API (``context``, ``step``, ``feedback``, ``instrument``)
+The application-facing API (``context``, ``step``, ``agent``, ``tool``, ``feedback``, ``instrument``)
 lives in :mod:`llmpulse.instrumentation` and is re-exported here on first use,
 so ``import llmpulse`` stays cheap and free of side effects.
 """
@@ -11,9 +11,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_INSTRUMENTATION_EXPORTS = frozenset({"context", "step", "feedback", "instrument", "uninstrument"})
+_INSTRUMENTATION_EXPORTS = frozenset(
+    {"agent", "context", "step", "tool", "feedback", "instrument", "uninstrument"}
+)
 
-__all__ = ["__version__", "context", "feedback", "instrument", "step", "uninstrument"]
+__all__ = ["__version__", "agent", "context", "feedback", "instrument", "step", "tool", "uninstrument"]
 
 
 def __getattr__(name: str) -> Any:

@@ -17,7 +17,16 @@ from pathlib import Path
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 
-from dashboards import drift, model_versions, overview, pipeline_steps, processor_health, quality, users
+from dashboards import (
+    conversations_agents,
+    drift,
+    model_versions,
+    overview,
+    pipeline_steps,
+    processor_health,
+    quality,
+    users,
+)
 
 GENERATED = Path(__file__).resolve().parent / "generated"
 
@@ -29,6 +38,7 @@ DASHBOARDS: dict[str, Callable[[], models.Dashboard]] = {
     users.UID: users.build,
     quality.UID: quality.build,
     drift.UID: drift.build,
+    conversations_agents.UID: conversations_agents.build,
 }
 
 

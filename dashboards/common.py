@@ -1,10 +1,10 @@
 """Shared builders for the llmpulse dashboards: data source, variables, queries and panels.
 
-Every metric name comes from :mod:`llmpulse.processor.metrics.names` (and the quality and drift
-engines' ``quality_metric_names`` / ``drift_metric_names``) and every recording-rule name from
-:data:`RULES` (defined in ``alerting/rules/*.yml``), so a renamed metric breaks the build
-instead of a panel. Panels take the Prometheus data source from the
-``$datasource`` variable; per-call panels filter on ``$service``, ``$feature``, ``$provider``
+Every metric name comes from :mod:`llmpulse.processor.metrics.names` (and the quality, drift and
+agents engines' ``quality_metric_names`` / ``drift_metric_names`` / ``agents.metric_names``)
+and every recording-rule name from :data:`RULES` (defined in ``alerting/rules/*.yml``), so a
+renamed metric breaks the build instead of a panel. Panels take the Prometheus data source from
+the ``$datasource`` variable; per-call panels filter on ``$service``, ``$feature``, ``$provider``
 and ``$model``; every dashboard on span-derived metrics has the ``$service`` variable.
 """
 

@@ -6,6 +6,8 @@ Public API (also re-exported from ``llmpulse``):
 * :class:`context` - application context (feature, session, user, prompt version) for every
   span below it.
 * :class:`step` - a span for one pipeline step, e.g. ``step("retrieval")``.
+* :class:`agent` / :class:`tool` - semconv ``invoke_agent`` / ``execute_tool`` spans for a
+  hand-rolled agent loop.
 * :func:`feedback` - explicit feedback and implicit signals as spans.
 * :class:`LLMPulseInstrumentor` - the ``opentelemetry_instrumentor`` entry point.
 * :func:`autostart` - what ``LLMPULSE_ENABLED=1`` runs at interpreter start.
@@ -17,6 +19,7 @@ from typing import Any
 
 from opentelemetry.trace import TracerProvider
 
+from llmpulse.instrumentation.agents import agent, tool
 from llmpulse.instrumentation.config import Settings
 from llmpulse.instrumentation.context import context
 from llmpulse.instrumentation.feedback import feedback
@@ -27,11 +30,13 @@ from llmpulse.instrumentation.steps import step
 __all__ = [
     "LLMPulseInstrumentor",
     "Settings",
+    "agent",
     "autostart",
     "context",
     "feedback",
     "instrument",
     "step",
+    "tool",
     "uninstrument",
 ]
 

@@ -80,9 +80,8 @@ class step:
             attrs[A.STEP_TOP_SCORE] = float(top_score)
         self.span.set_attributes(attrs)
 
-    def _start(self) -> tuple[Span, object]:
-        runtime = _runtime()
-        tracer: Tracer = runtime.tracer if runtime is not None else trace.get_tracer(_FALLBACK_SCOPE)
+    def _describe(self) -> tuple[str, dict[str, AttributeValue]]:
+        """The span's name and starting attributes (the context's first, then this step's)."""
         attrs: dict[str, AttributeValue] = {**current_attributes(), **self._initial}
         attrs[A.SPAN_KIND] = A.SPAN_KIND_STEP
         attrs[A.STEP_NAME] = self.name
@@ -96,9 +95,20 @@ class step:
             attrs[A.GEN_AI_OPERATION_NAME] = A.OP_EXECUTE_TOOL
             attrs[A.GEN_AI_TOOL_NAME] = self._tool_name
             span_name = f"{A.OP_EXECUTE_TOOL} {self._tool_name}"
-        span = tracer.start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
-        if self._query is not None and runtime is not None and runtime.content.decide(span):
+        return span_name, attrs
+
+    def _content(self, runtime: Any, span: Span) -> None:
+        """Add the opt-in content (the retrieval query) where capture is on for this trace."""
+        if self._query is not None and runtime.content.decide(span):
             span.set_attribute(A.GEN_AI_RETRIEVAL_QUERY_TEXT, runtime.content.text(self._query))
+
+    def _start(self) -> tuple[Span, object]:
+        runtime = _runtime()
+        tracer: Tracer = runtime.tracer if runtime is not None else trace.get_tracer(_FALLBACK_SCOPE)
+        span_name, attrs = self._describe()
+        span = tracer.start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
+        if runtime is not None:
+            self._content(runtime, span)
         token = otel_context.attach(trace.set_span_in_context(span))
         return span, token
 

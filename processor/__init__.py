@@ -10,6 +10,7 @@ A span travels one way through the sub-packages::
        +--> quality/  cheap checks, sampled LLM judge, SPC charts, user signals, canaries,
        |              flagged samples
        +--> drift/    input drift against a frozen reference
+       +--> agents/   agent runs, tool calls, runaway runs and sessions from the span tree
     spc/       the EWMA chart both quality and drift use
     store/     durable state (flagged samples, labels, SPC charts, judge budget) in SQLite or
                PostgreSQL behind one interface
@@ -25,6 +26,7 @@ server), :mod:`~llmpulse.processor.settings` (configuration), :mod:`~llmpulse.pr
 
 __all__ = [
     "admin",
+    "agents",
     "cli",
     "drift",
     "engines",

@@ -103,7 +103,10 @@ def run_serve(args: argparse.Namespace) -> int:
 
 async def _serve(settings: Any, engine_tables: Mapping[str, Mapping[str, Any]]) -> int:
     # The service starts the engines before it binds its ports and stops them after the drain.
-    service = ProcessorService(settings, extensions=build_engines(engine_tables, os.environ))
+    service = ProcessorService(
+        settings,
+        extensions=build_engines(engine_tables, os.environ, max_label_values=settings.max_label_values),
+    )
     await service.startup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,13 +1,13 @@
 """The engines ``llmpulse serve`` plugs into the processor: quality (checks, judge, SPC, user
-signals, flagged samples), canary probes and input drift.
+signals, flagged samples), canary probes, input drift, and agents (runs, tools, sessions).
 
 This module turns configuration into :class:`~llmpulse.processor.extension.Extension` objects
 for :class:`~llmpulse.processor.service.ProcessorService` (``extensions=build_engines(...)``):
-one for quality and the canary probes, one for drift. Each engine keeps its metrics on a
+one for quality and the canary probes, one for drift, one for agents. Each engine keeps its metrics on a
 registry of its own, which is added to the processor's registry as one collector, so every
 family appears on the same ``/metrics``.
 
-Configuration comes from the ``[quality]``, ``[canary]`` and ``[drift]`` tables of the file
+Configuration comes from the ``[quality]``, ``[canary]``, ``[drift]`` and ``[agents]`` tables of the file
 given to ``serve --config`` (see docs/quality.md and docs/drift.md). The judge's endpoint,
 model and key can also come from ``LLMPULSE_JUDGE_BASE_URL``, ``LLMPULSE_JUDGE_MODEL`` and
 ``LLMPULSE_JUDGE_API_KEY``. Without a judge endpoint the judge is off and says so in the log.
@@ -34,6 +34,9 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import environment_variables as E
+from llmpulse.processor.agents.engine import AgentEngine
+from llmpulse.processor.agents.extension import agents_extension
+from llmpulse.processor.agents.settings import AgentConfigError, AgentSettings
 from llmpulse.processor.drift.embedders import build_embedder
 from llmpulse.processor.drift.engine import DriftEngine
 from llmpulse.processor.drift.extension import drift_extension
@@ -154,7 +157,9 @@ def build_drift(table: Mapping[str, Any], environ: Mapping[str, str]) -> Extensi
     )
 
 
-def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str]) -> list[Extension]:
+def build_engines(
+    tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str], *, max_label_values: int = 100
+) -> list[Extension]:
     """The quality (with the canary runner) and drift extensions, from their config tables.
 
     ``[quality] enabled = false`` (and ``[drift] enabled = false``) leave the processor with its
@@ -167,7 +172,21 @@ def build_engines(tables: Mapping[str, Mapping[str, Any]], environ: Mapping[str,
     drift = build_drift(tables.get("drift", {}), environ)
     if drift is not None:
         extensions.append(drift)
+    agents = build_agents(tables.get("agents", {}), max_label_values=max_label_values)
+    if agents is not None:
+        extensions.append(agents)
     return extensions
+
+
+def build_agents(table: Mapping[str, Any], *, max_label_values: int = 100) -> Extension | None:
+    """The agents extension described by the ``[agents]`` table; None when disabled."""
+    try:
+        settings = AgentSettings.from_dict(table)
+    except AgentConfigError as exc:
+        raise ConfigError(f"[agents]: {exc}") from None
+    if not settings.enabled:
+        return None
+    return agents_extension(AgentEngine(settings, max_label_values=max_label_values))
 
 
 def build_quality(

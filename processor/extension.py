@@ -25,6 +25,8 @@ builds one in a line (``Extension("probe", listeners=[recorder])``). Every part 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,7 @@ from prometheus_client.registry import Collector
 from llmpulse.processor.http_server import Handler
 from llmpulse.processor.pipeline.queue import RecordListener
 
-__all__ = ["Extension", "Lifecycle"]
+__all__ = ["Extension", "Lifecycle", "cancel_tasks"]
 
 Lifecycle = Callable[[], Awaitable[None]]
 """An extension's ``start`` or ``stop``: a coroutine function without arguments."""
@@ -42,6 +44,15 @@ Lifecycle = Callable[[], Awaitable[None]]
 
 async def _nothing() -> None:
     """Nothing to start or stop."""
+
+
+async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel an extension's background tasks, last started first, and wait for each to end."""
+    while tasks:
+        task = tasks.pop()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 @dataclass(frozen=True)

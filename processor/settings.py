@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 CONFIG_TABLE = "processor"
-CONFIG_TABLES = (CONFIG_TABLE, "quality", "canary", "drift")
+CONFIG_TABLES = (CONFIG_TABLE, "quality", "canary", "drift", "agents")
 """Every top-level table of the ``serve --config`` file: the processor's and the engines'."""
 
 

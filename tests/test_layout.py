@@ -32,7 +32,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = tuple(f"llmpulse.processor.{name}" for name in ("quality", "drift", "spc", "metrics", "pipeline"))
+ENGINES = tuple(
+    f"llmpulse.processor.{name}" for name in ("quality", "drift", "agents", "spc", "metrics", "pipeline")
+)
 
 
 def source_roots() -> dict[str, Path]:

@@ -48,6 +48,12 @@ GEN_AI_DATA_SOURCE_ID: Final = "gen_ai.data_source.id"
 GEN_AI_RETRIEVAL_QUERY_TEXT: Final = "gen_ai.retrieval.query.text"
 GEN_AI_TOOL_NAME: Final = "gen_ai.tool.name"
 GEN_AI_TOOL_CALL_ID: Final = "gen_ai.tool.call.id"
+GEN_AI_TOOL_CALL_ARGUMENTS: Final = (
+    "gen_ai.tool.call.arguments"  # opt-in content: the call's arguments (JSON)
+)
+GEN_AI_TOOL_TYPE: Final = "gen_ai.tool.type"  # function | extension | datastore
+GEN_AI_AGENT_NAME: Final = "gen_ai.agent.name"
+GEN_AI_AGENT_ID: Final = "gen_ai.agent.id"
 GEN_AI_EVALUATION_NAME: Final = "gen_ai.evaluation.name"
 GEN_AI_EVALUATION_SCORE_VALUE: Final = "gen_ai.evaluation.score.value"
 GEN_AI_EVALUATION_SCORE_LABEL: Final = "gen_ai.evaluation.score.label"
@@ -74,6 +80,7 @@ OP_GENERATE_CONTENT: Final = "generate_content"
 OP_RETRIEVAL: Final = "retrieval"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
 LLM_OPERATIONS: Final = frozenset({OP_CHAT, OP_TEXT_COMPLETION, OP_EMBEDDINGS, OP_GENERATE_CONTENT})
 
 # --- other producers (read by the processor, never written by us) -----------------------
@@ -98,6 +105,21 @@ OPENLLMETRY_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read_input_toke
 OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation_input_tokens"
 OPENINFERENCE_TOKEN_COUNT_CACHE_READ: Final = "llm.token_count.prompt_details.cache_read"
 OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE: Final = "llm.token_count.prompt_details.cache_write"
+OPENINFERENCE_AGENT_NAME: Final = "agent.name"
+OPENINFERENCE_TOOL_NAME: Final = "tool.name"
+OPENINFERENCE_INPUT_VALUE: Final = "input.value"  # a TOOL span's arguments (JSON text)
+# OpenInference span kinds (openinference.span.kind) that describe agents and their steps
+OPENINFERENCE_KIND_AGENT: Final = "AGENT"
+OPENINFERENCE_KIND_CHAIN: Final = "CHAIN"
+OPENINFERENCE_KIND_TOOL: Final = "TOOL"
+OPENLLMETRY_SPAN_KIND: Final = "traceloop.span.kind"  # workflow | task | agent | tool
+OPENLLMETRY_ENTITY_NAME: Final = "traceloop.entity.name"
+OPENLLMETRY_ENTITY_INPUT: Final = "traceloop.entity.input"  # a tool span's input (JSON text)
+OPENLLMETRY_WORKFLOW_NAME: Final = "traceloop.workflow.name"
+# Traceloop.set_association_properties({...}) writes traceloop.association.properties.<key>
+OPENLLMETRY_SESSION_ID: Final = "traceloop.association.properties.session_id"
+OPENLLMETRY_CONVERSATION_ID: Final = "traceloop.association.properties.conversation_id"
+OPENLLMETRY_CHAT_ID: Final = "traceloop.association.properties.chat_id"
 
 # --- llmpulse keys ----------------------------------------------------------------------
 SPAN_KIND: Final = "llmpulse.span.kind"  # what the span is to llmpulse: llm | step | feedback
@@ -139,6 +161,9 @@ SAMPLED: Final = "llmpulse.sampled"
 SAMPLE_RATE: Final = "llmpulse.sample.rate"
 
 STEP_NAME: Final = "llmpulse.step.name"
+TOOL_ARGUMENTS_HASH: Final = "llmpulse.tool.arguments_hash"
+"""Hex digest of a tool call's arguments (``llmpulse.tool``): repeated identical calls are found
+without the arguments leaving the process (``gen_ai.tool.call.arguments`` is opt-in content)."""
 STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
 STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
 

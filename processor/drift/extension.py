@@ -9,7 +9,6 @@ and the persistence of frozen references across restarts::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from pathlib import Path
 from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
 from llmpulse.processor.drift.engine import DriftEngine
 from llmpulse.processor.drift.listener import DriftListener
-from llmpulse.processor.extension import Extension
+from llmpulse.processor.extension import Extension, cancel_tasks
 from llmpulse.processor.store.protocols import DriftReferences
 
 __all__ = ["drift_extension"]
@@ -86,11 +85,7 @@ def drift_extension(
             tasks.append(loop.create_task(persist(), name="drift-persist"))
 
     async def stop() -> None:
-        while tasks:
-            task = tasks.pop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_tasks(tasks)
         if target:
             await asyncio.to_thread(engine.save_state, target)
             saved[0] = engine.generation()

@@ -11,6 +11,7 @@ cost one flag test.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from llmpulse.processor.drift.engine import DriftEngine
@@ -21,17 +22,35 @@ __all__ = ["DriftListener"]
 
 logger = logging.getLogger(__name__)
 
+RECENT_TRACES = 256  # traces remembered per feature: more than the runs in flight at once
+
 
 class DriftListener:
-    """Feeds the drift engine from the processor's pipeline (event loop; returns at once)."""
+    """Feeds the drift engine from the processor's pipeline (event loop; returns at once).
+
+    One sample per trace and feature: an agent run's LLM calls carry the same user message
+    again and again, and content is sampled per trace, so taking each call would feed the
+    two-sample tests runs of identical prompts (not independent samples) and make them reject
+    by chance far more often than their alpha.
+    """
 
     def __init__(self, engine: DriftEngine) -> None:
         self._engine = engine
+        # feature (a capped label) -> the traces sampled last, oldest first (runs interleave)
+        self._recent: dict[str, OrderedDict[bytes, None]] = {}
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """Queue the call's prompt for drift monitoring when its span carries content."""
         if span is None or call.secondary or not call.has_content:
             return
+        recent = self._recent.get(call.feature)
+        if recent is None:
+            recent = self._recent[call.feature] = OrderedDict()
+        if call.trace_id in recent:
+            return
+        recent[call.trace_id] = None
+        if len(recent) > RECENT_TRACES:
+            recent.popitem(last=False)
         content = call.content  # parsed once per call, shared with the quality engine
         if content is None or content.input is None:
             return

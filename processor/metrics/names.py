@@ -112,8 +112,16 @@ ACCEPTED_LLM: Final = "llm"
 ACCEPTED_STEP: Final = "step"
 ACCEPTED_FEEDBACK: Final = "feedback"
 ACCEPTED_DUPLICATE: Final = "duplicate"  # a second span for a call already counted
-ACCEPTED_OTHER: Final = "other"  # not an LLM, step or feedback span: ignored cheaply
-ACCEPTED_KINDS: Final = (ACCEPTED_LLM, ACCEPTED_STEP, ACCEPTED_FEEDBACK, ACCEPTED_DUPLICATE, ACCEPTED_OTHER)
+ACCEPTED_AGENT: Final = "agent"  # an agent run, workflow or chain span (read by the agents engine)
+ACCEPTED_OTHER: Final = "other"  # not an LLM, step, agent or feedback span: ignored cheaply
+ACCEPTED_KINDS: Final = (
+    ACCEPTED_LLM,
+    ACCEPTED_STEP,
+    ACCEPTED_FEEDBACK,
+    ACCEPTED_AGENT,
+    ACCEPTED_DUPLICATE,
+    ACCEPTED_OTHER,
+)
 
 # reason a single span was rejected (its batch-mates are kept)
 REJECT_INVALID_TOKENS: Final = "invalid_tokens"
@@ -319,7 +327,7 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         SPANS_ACCEPTED_TOTAL,
         "counter",
         (KIND,),
-        "Spans processed, by kind (llm|step|feedback|duplicate|other).",
+        "Spans processed, by kind (llm|step|feedback|agent|duplicate|other).",
     ),
     MetricSpec(SPANS_REJECTED_TOTAL, "counter", (REASON,), "Spans rejected for bad values, by reason."),
     MetricSpec(

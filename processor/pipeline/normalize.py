@@ -20,7 +20,7 @@ from typing import Any
 from llmpulse.contract import attributes as A
 from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.records import Feedback, LLMCall, Record, StepRun
+from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, Record, StepRun
 from llmpulse.processor.pipeline.sentiment import sentiment_of
 
 # Attribute key -> slot in the per-span value list.
@@ -71,6 +71,20 @@ _KEYS = (
     A.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS,
     A.OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE,
     A.CACHE_CREATION_1H_INPUT_TOKENS,
+    A.GEN_AI_AGENT_NAME,
+    A.OPENINFERENCE_AGENT_NAME,
+    A.OPENLLMETRY_SPAN_KIND,
+    A.OPENLLMETRY_ENTITY_NAME,
+    A.GEN_AI_CONVERSATION_ID,
+    A.SESSION_ID,
+    A.OPENLLMETRY_SESSION_ID,
+    A.OPENLLMETRY_CONVERSATION_ID,
+    A.OPENLLMETRY_CHAT_ID,
+    A.OPENINFERENCE_TOOL_NAME,
+    A.TOOL_ARGUMENTS_HASH,
+    A.GEN_AI_TOOL_CALL_ARGUMENTS,
+    A.OPENINFERENCE_INPUT_VALUE,
+    A.OPENLLMETRY_ENTITY_INPUT,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
@@ -79,8 +93,14 @@ _KEYS = (
     _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
     _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
     _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
-    _CACHE_CREATION_1H,
+    _CACHE_CREATION_1H, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_KIND, _OLLM_ENTITY, _CONVERSATION,
+    _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _OI_TOOL_NAME, _TOOL_ARGS_HASH, _TOOL_ARGS,
+    _OI_INPUT, _OLLM_INPUT,
 ) = range(len(_KEYS))  # fmt: skip
+_TOOL_ARGUMENT_SLOTS = (_TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT)
+_TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
+_CONVERSATION_SLOTS = (_CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT)
+MAX_CONVERSATION_ID_LENGTH = 256  # longer ids are cut: they key session state, never a label
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
 
@@ -89,9 +109,23 @@ _BAD = -1  # sentinel from the numeric readers: the value is present but invalid
 _OTHER_ERROR = "_OTHER"  # semconv's error.type fallback
 
 _STEP_OPERATIONS = frozenset({A.OP_RETRIEVAL, A.OP_EXECUTE_TOOL})
+_KIND_AGENT = "agent"  # internal: an AgentSpan record (run or chain)
+# agent kinds (AgentSpan.kind): "agent" and "workflow" spans are runs, a "chain" is one at a trace's root
+RUN_AGENT = "agent"
+RUN_WORKFLOW = "workflow"
+RUN_CHAIN = "chain"
+_RUN_OPERATIONS = {A.OP_INVOKE_AGENT: RUN_AGENT, A.OP_INVOKE_WORKFLOW: RUN_WORKFLOW}
 # openinference.span.kind -> (record type, operation or step name)
 _OI_LLM_KINDS = {"LLM": A.OP_CHAT, "EMBEDDING": A.OP_EMBEDDINGS}
-_OI_STEP_KINDS = {"RETRIEVER": A.OP_RETRIEVAL, "RERANKER": "rerank", "TOOL": A.OP_EXECUTE_TOOL}
+_OI_STEP_KINDS = {
+    "RETRIEVER": A.OP_RETRIEVAL,
+    "RERANKER": "rerank",
+    A.OPENINFERENCE_KIND_TOOL: A.OP_EXECUTE_TOOL,
+}
+_OI_RUN_KINDS = {A.OPENINFERENCE_KIND_AGENT: RUN_AGENT, A.OPENINFERENCE_KIND_CHAIN: RUN_CHAIN}
+# traceloop.span.kind -> agent kind (its "tool" spans are tool steps)
+_OLLM_RUN_KINDS = {"agent": RUN_AGENT, "workflow": RUN_WORKFLOW, "task": RUN_CHAIN}
+_OLLM_TOOL = "tool"
 # OpenLLMetry llm.request.type -> operation
 _REQUEST_TYPES = {
     "chat": A.OP_CHAT,
@@ -250,12 +284,16 @@ def normalize_span(
             kind = A.SPAN_KIND_LLM
         elif operation in _STEP_OPERATIONS:
             kind = A.SPAN_KIND_STEP
+        elif operation in _RUN_OPERATIONS:
+            kind, operation = _KIND_AGENT, _RUN_OPERATIONS[operation]
         elif vals[_OI_KIND] is not None:
             oi_kind = vals[_OI_KIND].string_value
             if oi_kind in _OI_LLM_KINDS:
                 kind, operation = A.SPAN_KIND_LLM, _OI_LLM_KINDS[oi_kind]
             elif oi_kind in _OI_STEP_KINDS:
                 kind, operation = A.SPAN_KIND_STEP, _OI_STEP_KINDS[oi_kind]
+            elif oi_kind in _OI_RUN_KINDS:
+                kind, operation = _KIND_AGENT, _OI_RUN_KINDS[oi_kind]
         elif vals[_REQUEST_TYPE] is not None:
             request_type = vals[_REQUEST_TYPE].string_value
             mapped = _REQUEST_TYPES.get(request_type)
@@ -263,6 +301,12 @@ def normalize_span(
                 kind, operation = A.SPAN_KIND_STEP, mapped
             elif mapped is not None:
                 kind, operation = A.SPAN_KIND_LLM, mapped
+        if not kind and vals[_OLLM_KIND] is not None:
+            ollm_kind = vals[_OLLM_KIND].string_value
+            if ollm_kind in _OLLM_RUN_KINDS:
+                kind, operation = _KIND_AGENT, _OLLM_RUN_KINDS[ollm_kind]
+            elif ollm_kind == _OLLM_TOOL:
+                kind, operation = A.SPAN_KIND_STEP, A.OP_EXECUTE_TOOL
 
     if kind == A.SPAN_KIND_LLM:
         call = _llm_call(span, vals, operation or A.OP_CHAT, secondary)
@@ -272,6 +316,8 @@ def normalize_span(
         return call
     if kind == A.SPAN_KIND_STEP:
         return _step_run(span, vals, operation, service, environment)
+    if kind == _KIND_AGENT:
+        return _agent_span(span, vals, operation, service, environment)
     if kind == A.SPAN_KIND_FEEDBACK:
         return _feedback(vals, service, environment)
     return None
@@ -366,6 +412,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.cost_usd = cost
     call.pricing_version = pricing_version
     call.response_id = _first_text(vals, _RESPONSE_ID)
+    call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
     call.trace_id = span.trace_id
     call.span_id = span.span_id
     call.parent_span_id = span.parent_span_id
@@ -395,13 +442,51 @@ def _step_run(span: Any, vals: list[Any], operation: str, service: str, environm
     step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
     error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
-    return StepRun(
+    record = StepRun(
         feature,
         step,
         duration,
         error,
         trace_id=span.trace_id,
         end_ns=span.end_time_unix_nano,
+        service=service,
+        environment=environment,
+    )
+    if operation == A.OP_EXECUTE_TOOL:
+        tool = _first_text(vals, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY)
+        if not tool and span.name.startswith(_TOOL_SPAN_PREFIX):
+            tool = span.name[len(_TOOL_SPAN_PREFIX) :]
+        record.tool = tool or M.UNKNOWN_VALUE
+        for slot in _TOOL_ARGUMENT_SLOTS:
+            value = vals[slot]
+            if value is not None:
+                record.tool_arguments = _string(value)
+                break
+    return record
+
+
+def _agent_span(span: Any, vals: list[Any], kind: str, service: str, environment: str) -> AgentSpan | str:
+    if _duration(span) < 0:
+        return M.REJECT_INVALID_DURATION
+    name = _first_text(vals, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_ENTITY)
+    if not name:
+        # semconv names the span "invoke_agent {gen_ai.agent.name}"; OpenInference after the agent
+        name = span.name
+        for prefix in (A.OP_INVOKE_AGENT, A.OP_INVOKE_WORKFLOW):
+            if name.startswith(prefix):
+                name = name[len(prefix) :].strip()
+                break
+    return AgentSpan(
+        kind,
+        name or M.UNKNOWN_VALUE,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+        parent_span_id=span.parent_span_id,
+        start_ns=span.start_time_unix_nano,
+        end_ns=span.end_time_unix_nano,
+        error=vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR,
+        feature=_first_text(vals, _FEATURE),
+        conversation_id=_first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH],
         service=service,
         environment=environment,
     )

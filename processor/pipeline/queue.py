@@ -30,7 +30,7 @@ from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.normalize import normalize_span
 from llmpulse.processor.pipeline.pricing import CallPricer
-from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
+from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
 from llmpulse.processor.pipeline.resource import resource_labels
 
 logger = logging.getLogger(__name__)
@@ -80,6 +80,12 @@ class RecordListener(Protocol):
     and return at once. An exception is logged and does not affect the span's accounting.
     A listener may also have ``on_batch_end()``, called after each batch of records (one
     request, or the calls released by the de-duplicator), to apply what it added up.
+
+    Optional too, for engines that follow the span tree (the agents engine):
+    ``on_step(step, span)`` for every step span (retrieval, rerank, tool), ``on_agent(agent, span)``
+    for every agent run, workflow or chain span (:class:`AgentSpan`), and ``on_other(span,
+    service, environment)`` for every span that is none of these (a web request, a database
+    call: the links between an agent and its calls). Only listeners that define them are called.
     """
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
@@ -118,6 +124,9 @@ class Pipeline:
         self._batch_ends = tuple(
             listener.on_batch_end for listener in self.listeners if hasattr(listener, "on_batch_end")
         )
+        self._step_hooks = tuple(lst.on_step for lst in self.listeners if hasattr(lst, "on_step"))
+        self._agent_hooks = tuple(lst.on_agent for lst in self.listeners if hasattr(lst, "on_agent"))
+        self._other_hooks = tuple(lst.on_other for lst in self.listeners if hasattr(lst, "on_other"))
         self.derived = derived
         self.accounting = accounting
         self.windows = windows
@@ -315,7 +324,8 @@ class Pipeline:
         price = pricer.price
         batches: dict[tuple[str, str], FeatureBatch] = {}
         rejected: dict[str, int] = {}
-        llm = step = feedback = other = duplicate = 0
+        llm = step = feedback = agent = other = duplicate = 0
+        step_hooks, agent_hooks, other_hooks = self._step_hooks, self._agent_hooks, self._other_hooks
         for resource_spans in request.resource_spans:
             service, environment = resource_labels(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -350,9 +360,17 @@ class Pipeline:
                             self._notify_call(call, span)
                     elif record is None:
                         other += 1
+                        if other_hooks:
+                            self._notify(other_hooks, span, service, environment)
                     elif kind is StepRun:
                         observe_step(record)
                         step += 1
+                        if step_hooks:
+                            self._notify(step_hooks, record, span)
+                    elif kind is AgentSpan:
+                        agent += 1
+                        if agent_hooks:
+                            self._notify(agent_hooks, record, span)
                     elif kind is Feedback:
                         record.service, record.feature = derived.observe_feedback(record)
                         feedback += 1
@@ -365,6 +383,7 @@ class Pipeline:
         accepted[M.ACCEPTED_LLM] += llm
         accepted[M.ACCEPTED_STEP] += step
         accepted[M.ACCEPTED_FEEDBACK] += feedback
+        accepted[M.ACCEPTED_AGENT] += agent
         accepted[M.ACCEPTED_OTHER] += other
         accepted[M.ACCEPTED_DUPLICATE] += duplicate
         if batches:
@@ -389,6 +408,15 @@ class Pipeline:
                 listener.on_call(call, span)
             except Exception:
                 logger.exception("event=listener_failed listener=%s", type(listener).__name__)
+
+    @staticmethod
+    def _notify(hooks: tuple[Any, ...], *args: Any) -> None:
+        for hook in hooks:
+            try:
+                hook(*args)
+            except Exception:
+                owner = getattr(hook, "__self__", hook)
+                logger.exception("event=listener_failed listener=%s", type(owner).__name__)
 
     def _notify_feedback(self, feedback: Feedback, span: Any | None) -> None:
         for listener in self.listeners:  # capped labels, as for calls

@@ -17,6 +17,7 @@ class LLMCall:
         "cache_creation_tokens",
         "cache_read_tokens",
         "content_source",
+        "conversation_id",
         "cost_usd",
         "duration_s",
         "end_ns",
@@ -77,6 +78,7 @@ class LLMCall:
     text), or None when it has none of them; :attr:`content` parses them on first use."""
     output_type: str | None  # gen_ai.output.type
     refusal_flag: bool  # llmpulse.refusal as set on the span (outcome is "error" if the call failed)
+    conversation_id: str  # gen_ai.conversation.id or a peer's session key; "" when the span has none
     _content: Content  # set on the first read of ``content``
 
     @property
@@ -99,7 +101,18 @@ class LLMCall:
 class StepRun:
     """One pipeline step (retrieval, rerank, tool call, a named llmpulse step)."""
 
-    __slots__ = ("duration_s", "end_ns", "environment", "error", "feature", "service", "step", "trace_id")
+    __slots__ = (
+        "duration_s",
+        "end_ns",
+        "environment",
+        "error",
+        "feature",
+        "service",
+        "step",
+        "tool",
+        "tool_arguments",
+        "trace_id",
+    )
 
     def __init__(
         self,
@@ -121,11 +134,72 @@ class StepRun:
         self.error = error
         self.trace_id = trace_id
         self.end_ns = end_ns
+        self.tool = ""  # a tool call's tool name ("" for other steps)
+        self.tool_arguments: str | None = None  # its arguments' digest or text, when the span has them
 
     def __repr__(self) -> str:
         return (
             f"StepRun(service={self.service!r}, feature={self.feature!r}, step={self.step!r},"
             f" duration_s={self.duration_s!r})"
+        )
+
+
+class AgentSpan:
+    """One agent run, workflow or chain span (``invoke_agent``, ``invoke_workflow``, OpenInference
+    ``AGENT``/``CHAIN``, OpenLLMetry ``agent``/``workflow``/``task``).
+
+    ``kind`` is ``agent``, ``workflow`` or ``chain``; a chain is a run only when it is its trace's
+    root (no parent), otherwise a step inside the run above it.
+    """
+
+    __slots__ = (
+        "conversation_id",
+        "end_ns",
+        "environment",
+        "error",
+        "feature",
+        "kind",
+        "name",
+        "parent_span_id",
+        "service",
+        "span_id",
+        "start_ns",
+        "trace_id",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        *,
+        trace_id: bytes,
+        span_id: bytes,
+        parent_span_id: bytes,
+        start_ns: int,
+        end_ns: int,
+        error: bool,
+        feature: str = "",
+        conversation_id: str = "",
+        service: str = UNKNOWN_SERVICE,
+        environment: str = "",
+    ) -> None:
+        self.kind = kind
+        self.name = name
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.parent_span_id = parent_span_id
+        self.start_ns = start_ns
+        self.end_ns = end_ns
+        self.error = error
+        self.feature = feature
+        self.conversation_id = conversation_id
+        self.service = service
+        self.environment = environment
+
+    def __repr__(self) -> str:
+        return (
+            f"AgentSpan(kind={self.kind!r}, name={self.name!r}, service={self.service!r},"
+            f" error={self.error!r})"
         )
 
 
@@ -156,5 +230,5 @@ class Feedback:
         )
 
 
-Record = LLMCall | StepRun | Feedback | str | None
+Record = LLMCall | StepRun | Feedback | AgentSpan | str | None
 """What :func:`normalize_span` returns: a record, a rejection reason, or None (not ours)."""

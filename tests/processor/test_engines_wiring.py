@@ -143,15 +143,31 @@ def test_engines_register_collectors_routes_and_status_sections(tmp_path: Path) 
     engines = build_engines({"quality": {"db_path": str(tmp_path / "q.db")}}, {})
     listeners = [listener for e in engines for listener in e.listeners]
     collectors = [collector for e in engines for collector in e.collectors]
-    assert len(listeners) == 2 and len(collectors) == 2
-    assert {e.name for e in engines if e.status} == {"quality", "drift"}
+    assert len(listeners) == 3 and len(collectors) == 3
+    assert {e.name for e in engines if e.status} == {"quality", "drift", "agents"}
     assert {route for e in engines for route in e.admin_routes} == {"/api/drift"}
     quality_only = build_engines(
-        {"quality": {"db_path": str(tmp_path / "q.db")}, "drift": {"enabled": False}}, {}
+        {
+            "quality": {"db_path": str(tmp_path / "q.db")},
+            "drift": {"enabled": False},
+            "agents": {"enabled": False},
+        },
+        {},
     )
     assert {e.name for e in quality_only if e.status} == {"quality"}
-    metrics_only = build_engines({"quality": {"enabled": False}, "drift": {"enabled": False}}, {})
+    metrics_only = build_engines(
+        {"quality": {"enabled": False}, "drift": {"enabled": False}, "agents": {"enabled": False}}, {}
+    )
     assert metrics_only == []
+
+
+def test_bad_agents_config_fails_fast() -> None:
+    with pytest.raises(ConfigError, match=r"\[agents\]: unknown key\(s\) max_llm_call;"):
+        build_engines({"quality": {"enabled": False}, "agents": {"max_llm_call": 3}}, {})
+    with pytest.raises(ConfigError, match=r"\[agents\]: session_timeout_s = -1: expected a positive"):
+        build_engines({"quality": {"enabled": False}, "agents": {"session_timeout_s": -1}}, {})
+    with pytest.raises(ConfigError, match=r"agent_caps.planner = 3: expected a table"):
+        build_engines({"quality": {"enabled": False}, "agents": {"agent_caps": {"planner": 3}}}, {})
 
 
 def test_bad_drift_config_fails_fast(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.normalize import normalize_finish_reason, normalize_span
-from llmpulse.processor.pipeline.records import Feedback, LLMCall, StepRun
+from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
 from llmpulse.testing.otlp import llm_attributes, make_span
 
 
@@ -196,7 +196,40 @@ def test_unpriced_flag_wins_over_cost() -> None:
 def test_non_llm_spans_are_ignored() -> None:
     assert normalize_span(make_span({"http.method": "GET", "url.path": "/"})) is None
     assert normalize_span(make_span({})) is None
-    assert normalize_span(make_span({A.GEN_AI_OPERATION_NAME: "invoke_agent"})) is None
+    assert normalize_span(make_span({A.GEN_AI_OPERATION_NAME: "create_agent"})) is None
+
+
+@pytest.mark.parametrize(
+    ("attrs", "name", "kind", "expected"),
+    [
+        ({A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}, "x", "agent", "planner"),
+        ({A.GEN_AI_OPERATION_NAME: "invoke_agent"}, "invoke_agent planner", "agent", "planner"),
+        ({A.GEN_AI_OPERATION_NAME: "invoke_workflow"}, "invoke_workflow trip", "workflow", "trip"),
+        ({A.OPENINFERENCE_SPAN_KIND: "AGENT"}, "Assistant", "agent", "Assistant"),
+        ({A.OPENINFERENCE_SPAN_KIND: "AGENT", A.OPENINFERENCE_AGENT_NAME: "a"}, "x", "agent", "a"),
+        ({A.OPENINFERENCE_SPAN_KIND: "CHAIN"}, "LangGraph", "chain", "LangGraph"),
+        (
+            {A.OPENLLMETRY_SPAN_KIND: "workflow", A.OPENLLMETRY_ENTITY_NAME: "w"},
+            "w.workflow",
+            "workflow",
+            "w",
+        ),
+        ({A.OPENLLMETRY_SPAN_KIND: "task", A.OPENLLMETRY_ENTITY_NAME: "t"}, "t.task", "chain", "t"),
+        ({A.OPENLLMETRY_SPAN_KIND: "agent", A.OPENLLMETRY_ENTITY_NAME: "a"}, "a.agent", "agent", "a"),
+    ],
+)
+def test_agent_spans(attrs: dict[str, object], name: str, kind: str, expected: str) -> None:
+    record = normalize_span(make_span({**attrs, A.SESSION_ID: "s-1"}, name=name, status_code=2))
+    assert isinstance(record, AgentSpan)
+    assert (record.kind, record.name, record.conversation_id, record.error) == (kind, expected, "s-1", True)
+
+
+def test_openllmetry_tool_spans_are_tool_steps_and_calls_carry_the_conversation_id() -> None:
+    record = normalize_span(make_span({A.OPENLLMETRY_SPAN_KIND: "tool", A.OPENLLMETRY_ENTITY_NAME: "t"}))
+    assert isinstance(record, StepRun) and record.step == "execute_tool"
+    for key in (A.GEN_AI_CONVERSATION_ID, A.SESSION_ID, A.OPENLLMETRY_SESSION_ID, A.OPENLLMETRY_CHAT_ID):
+        assert _call(llm_attributes(**{key: "c" * 300})).conversation_id == "c" * 256
+    assert _call(llm_attributes()).conversation_id == ""
 
 
 @pytest.mark.parametrize(

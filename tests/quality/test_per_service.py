@@ -49,8 +49,13 @@ def _spans(service: str, start: int, n: int) -> list[Any]:
         if failing:
             attrs[A.ERROR_TYPE] = "InternalServerError"
             attrs[A.FINISH_REASON] = "error"
-        spans.append(
-            make_span(attrs, span_id=(start + i).to_bytes(8, "big"), status_code=2 if failing else 0)
+        spans.append(  # one request, one trace: the drift engine takes one prompt per trace
+            make_span(
+                attrs,
+                trace_id=(start + i).to_bytes(16, "big"),
+                span_id=(start + i).to_bytes(8, "big"),
+                status_code=2 if failing else 0,
+            )
         )
     return spans
 

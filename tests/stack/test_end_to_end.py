@@ -111,6 +111,26 @@ for i in itertools.count(1):
                     raise RuntimeError("reranker unavailable")
             except RuntimeError:
                 pass
+    # an agent run every other turn of a three-turn conversation: a search tool that fails now
+    # and then, a run that loops on the same search (runaway), a run that fails
+    if i % 2 == 0:
+        try:
+            with llmpulse.context(feature="e2e", conversation_id=f"conv-{i // 6}"), llmpulse.agent("planner"):
+                call("gpt-4o-mini", [{"role": "user", "content": questions[i % len(questions)]}])
+                for q in (("same", "same", "same") if i % 6 == 0 else (str(i),)):
+                    try:
+                        with llmpulse.tool("search", arguments={"q": q}):
+                            if i % 5 == 0:
+                                raise TimeoutError("search backend timed out")
+                    except TimeoutError:
+                        pass
+                if i % 10 == 0:
+                    raise RuntimeError("planner gave up")
+        except RuntimeError:
+            pass
+    if i % 5 == 0:  # a one-question conversation: abandoned after the first answer
+        with llmpulse.context(feature="e2e", conversation_id=f"solo-{i}"):
+            call("gpt-4o-mini", [{"role": "user", "content": questions[i % len(questions)]}])
     time.sleep(0.05)
 """
 
@@ -126,7 +146,8 @@ NOT_EXERCISED: dict[str, str] = {
 # What Grafana sends for each variable: "All" (.*), or the default of a single-value variable.
 VARIABLE_VALUES = {
     **dict.fromkeys(
-        ("service", "feature", "provider", "model", "step", "kind", "instance", "dimension"), ".*"
+        ("service", "feature", "provider", "model", "step", "kind", "instance", "dimension", "agent", "tool"),
+        ".*",
     ),
     "statistic": "judge_score",
 }
@@ -211,6 +232,12 @@ name = "capital"
 prompt = "What is the capital of France?"
 check = "contains"
 expect = "paris"
+
+[agents]
+run_grace_s = 0.2
+tick_s = 0.2
+session_timeout_s = 1.0
+repeated_tool_calls = 3
 
 [drift.settings]
 reference_size = 20

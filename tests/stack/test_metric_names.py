@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from llmpulse.processor.agents import metric_names as agents_metric_names
 from llmpulse.processor.drift import metric_names as drift_metric_names
 from llmpulse.processor.metrics import names as metric_names
 from llmpulse.processor.quality import metric_names as quality_metric_names
@@ -37,11 +38,13 @@ ALL_METRICS = (
     *metric_names.METRICS,
     *quality_metric_names.QUALITY_METRICS,
     *drift_metric_names.DRIFT_METRICS,
+    *agents_metric_names.AGENTS_METRICS,
 )
 EXPORTED_SERIES = (
     metric_names.EXPORTED_SERIES
     | quality_metric_names.QUALITY_EXPORTED_SERIES
     | drift_metric_names.DRIFT_EXPORTED_SERIES
+    | agents_metric_names.AGENTS_EXPORTED_SERIES
 )
 KNOWN_LABELS = frozenset(label for spec in ALL_METRICS for label in spec.labels) | PROMETHEUS_LABELS
 
@@ -152,6 +155,8 @@ def grafana_to_promql(expr: str) -> str:
         .replace("$provider", ".*")
         .replace("$model", ".*")
         .replace("$step", ".*")
+        .replace("$agent", ".*")
+        .replace("$tool", ".*")
         .replace("$kind", ".*")
         .replace("$instance", ".*")
         .replace("$dimension", ".*")
@@ -165,6 +170,7 @@ def test_each_exported_name_has_one_owner() -> None:
         metric_names.EXPORTED_SERIES,
         quality_metric_names.QUALITY_EXPORTED_SERIES,
         drift_metric_names.DRIFT_EXPORTED_SERIES,
+        agents_metric_names.AGENTS_EXPORTED_SERIES,
     )
     assert sum(len(s) for s in sets) == len(EXPORTED_SERIES)
 

@@ -25,7 +25,7 @@ CONSOLE_URL = (
 ANNOTATIONS = {"summary", "description", "runbook_url", "console_url"}
 SEVERITIES = {"critical", "warning", "info"}
 # The values alerting/alertmanager.yml routes and inhibits on.
-COMPONENTS = {"llm", "processor", "quality", "drift"}
+COMPONENTS = {"llm", "processor", "quality", "drift", "agents"}
 
 
 def _duration_minutes(text: str) -> float:
@@ -91,7 +91,7 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[s
         assert "$value" in annotations["description"], f"{name}: the description must say the value"
         # The description names what the alert is about: the feature (or, for canaries, the
         # probe), else the processor instance (pipeline and judge alerts).
-        subject = [f"$labels.{label}" for label in ("feature", "probe", "instance")]
+        subject = [f"$labels.{label}" for label in ("feature", "probe", "instance", "agent", "tool")]
         named = [s for s in subject if s in annotations["description"]]
         if rule["labels"]["component"] == "llm":
             # per-call alerts are per service: two apps with one feature name are two alerts

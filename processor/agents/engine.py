@@ -1,0 +1,214 @@
+"""The agents engine: agent runs, tool calls and sessions from the processor's records.
+
+:class:`AgentEngine` is a record listener (:class:`~llmpulse.processor.pipeline.queue.RecordListener`
+with the optional ``on_step``, ``on_agent`` and ``on_other``): every LLM call, tool span, agent
+or chain span and link span goes to the :class:`~llmpulse.processor.agents.runs.RunTracker`, and
+every span with a conversation id to the :class:`~llmpulse.processor.agents.sessions.SessionTracker`.
+:meth:`tick` (once a second from the extension) counts the runs whose grace has passed and
+closes idle sessions; their figures go to :class:`~llmpulse.processor.agents.metrics.AgentMetrics`.
+Tool calls are counted per tool as they arrive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from llmpulse.processor.agents import metric_names as N
+from llmpulse.processor.agents.metrics import AgentMetrics, outcome_of
+from llmpulse.processor.agents.runs import RunResult, RunTracker
+from llmpulse.processor.agents.sessions import Session, SessionTracker
+from llmpulse.processor.agents.settings import AgentSettings
+from llmpulse.processor.metrics.derived import LabelCap
+from llmpulse.processor.metrics.names import OUTCOME_ERROR, UNKNOWN_VALUE
+from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
+
+__all__ = ["AgentEngine"]
+
+
+class AgentEngine:
+    """Agent runs, tools and sessions, on the processor's event loop (no locks)."""
+
+    def __init__(
+        self,
+        settings: AgentSettings | None = None,
+        *,
+        metrics: AgentMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        max_label_values: int = 100,
+    ) -> None:
+        self.settings = settings if settings is not None else AgentSettings()
+        self.metrics = metrics if metrics is not None else AgentMetrics()
+        self.runs = RunTracker(self.settings, clock)
+        self.sessions = SessionTracker(self.settings, clock)
+        self._service = LabelCap("service", max_label_values)
+        self._environment = LabelCap("deployment_environment", max_label_values)
+        self._agent = LabelCap(N.AGENT, max_label_values)
+        self._tool = LabelCap(N.TOOL, max_label_values)
+        self._feature = LabelCap("feature", max_label_values)
+        self.runaway_recent: list[dict[str, Any]] = []  # the last runaway runs, for /api/status
+
+    # --- the listener -----------------------------------------------------------------
+    def on_call(self, call: LLMCall, span: Any | None) -> None:
+        """An LLM call: to its run (by parent span id) and to its session."""
+        error = call.outcome == OUTCOME_ERROR
+        cost = call.cost_usd or 0.0
+        self.runs.add_call(
+            call.trace_id,
+            call.parent_span_id,
+            input_tokens=call.input_tokens or 0,
+            output_tokens=call.output_tokens or 0,
+            cost_usd=cost,
+            error=error,
+        )
+        conversation = call.conversation_id
+        if conversation:
+            end = call.end_ns
+            self.sessions.observe(
+                call.service,
+                call.environment,
+                conversation,
+                feature=call.feature,
+                trace_id=call.trace_id,
+                start_ns=end - round(call.duration_s * 1e9),
+                end_ns=end,
+                cost_usd=cost,
+                answered=not error,
+            )
+
+    def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
+        """Feedback does not feed runs or sessions (yet)."""
+
+    def on_step(self, step: StepRun, span: Any) -> None:
+        """A step: a tool call is counted per tool and under its run; any other step is a link."""
+        name = step.tool
+        if not name:
+            self.runs.add_other(span.trace_id, span.span_id, span.parent_span_id)
+            return
+        labels = (self._service(step.service), self._environment(step.environment), self._tool(name))
+        series = self.metrics.tool_series(labels)
+        series.calls += 1
+        if step.error:
+            series.errors += 1
+        series.duration.observe_traced(step.duration_s, step.trace_id, step.end_ns)
+        arguments = step.tool_arguments
+        repeat_key = None if arguments is None else hash((name, arguments))
+        self.runs.add_tool(span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error)
+
+    def on_agent(self, agent: AgentSpan, span: Any) -> None:
+        """An agent run, workflow or chain span."""
+        self.runs.add_agent(agent)
+        if agent.conversation_id:
+            self.sessions.observe(
+                self._service(agent.service),
+                agent.environment,
+                agent.conversation_id,
+                feature=self._feature(agent.feature) if agent.feature else "",
+                trace_id=agent.trace_id,
+                start_ns=agent.start_ns,
+                end_ns=agent.end_ns,
+            )
+
+    def on_other(self, span: Any, service: str, environment: str) -> None:
+        """A span of another kind: a possible link between a run and its calls."""
+        self.runs.add_other(span.trace_id, span.span_id, span.parent_span_id)
+
+    # --- housekeeping -----------------------------------------------------------------
+    def tick(self) -> None:
+        """Count the runs whose grace has passed and the sessions that closed."""
+        self.runs.tick()
+        self.sessions.tick()
+        self._apply()
+
+    def flush(self) -> None:
+        """Count everything still pending (at shutdown)."""
+        self.runs.flush()
+        self.sessions.flush()
+        self._apply()
+
+    def _apply(self) -> None:
+        m = self.metrics
+        for result in self.runs.take():
+            self._count_run(result)
+        for session in self.sessions.take():
+            self._count_session(session)
+        m.unattributed.update(self.runs.unattributed)
+        m.evictions.update(self.runs.evictions)
+        m.evictions[N.EVICT_SESSION_CAP] = self.sessions.evicted
+        m.pending_traces = self.runs.pending_traces
+        m.sessions_active = self.sessions.active
+
+    def _count_run(self, result: RunResult) -> None:
+        span, totals = result.span, result.totals
+        labels = (self._service(span.service), self._environment(span.environment), self._agent(span.name))
+        s = self.metrics.run_series(labels)
+        key = (result.kind, outcome_of(span.error))
+        s.runs[key] = s.runs.get(key, 0) + 1
+        trace, end = span.trace_id, span.end_ns
+        s.duration.observe_traced(result.duration_s, trace, end)
+        s.llm_calls.observe_traced(totals.llm_calls, trace, end)
+        s.tool_calls.observe_traced(totals.tool_calls, trace, end)
+        s.tokens.observe(totals.input_tokens + totals.output_tokens)
+        s.cost.observe_traced(totals.cost_usd, trace, end)
+        for reason in result.runaway:
+            entry = s.runaway.get(reason)
+            if entry is None:
+                s.runaway[reason] = [1, trace, end]
+            else:
+                entry[0] += 1
+                entry[1], entry[2] = trace, end
+            self.runaway_recent.append(
+                {
+                    "service": labels[0],
+                    "agent": labels[2],
+                    "reason": reason,
+                    "trace_id": trace.hex(),
+                    "llm_calls": totals.llm_calls,
+                    "tool_calls": totals.tool_calls,
+                    "max_repeated_tool_calls": totals.max_repeat,
+                }
+            )
+        del self.runaway_recent[:-20]
+
+    def _count_session(self, session: Session) -> None:
+        feature = self._feature(session.feature or UNKNOWN_VALUE)
+        labels = (self._service(session.service), self._environment(session.environment), feature)
+        s = self.metrics.session_series(labels)
+        s.sessions += 1
+        if session.abandoned:
+            s.abandoned += 1
+        s.turns.observe(session.turns)
+        s.duration.observe(session.duration_s)
+        s.cost.observe(session.cost_usd)
+
+    def status(self) -> dict[str, Any]:
+        """The ``agents`` section of ``/api/status``."""
+        m = self.metrics
+        agents = {}
+        for (service, environment, agent), s in sorted(m.runs.items()):
+            runs = sum(s.runs.values())
+            errors = sum(n for (_kind, outcome), n in s.runs.items() if outcome == OUTCOME_ERROR)
+            agents[f"{service}/{agent}" + (f"@{environment}" if environment else "")] = {
+                "runs": runs,
+                "errors": errors,
+                "runaway": {reason: entry[0] for reason, entry in s.runaway.items()},
+                "mean_llm_calls": round(s.llm_calls.sum / runs, 3) if runs else None,
+                "mean_cost_usd": round(s.cost.sum / runs, 6) if runs else None,
+            }
+        return {
+            "agents": agents,
+            "tools": {
+                f"{service}/{tool}": {"calls": t.calls, "errors": t.errors}
+                for (service, _env, tool), t in sorted(m.tools.items())
+            },
+            "sessions": {
+                f"{service}/{feature}": {"closed": ss.sessions, "abandoned": ss.abandoned}
+                for (service, _env, feature), ss in sorted(m.sessions.items())
+            },
+            "runaway_recent": list(self.runaway_recent),
+            "pending_traces": m.pending_traces,
+            "sessions_active": m.sessions_active,
+            "unattributed": dict(m.unattributed),
+            "evictions": dict(m.evictions),
+        }

@@ -1,0 +1,123 @@
+"""The ``[agents]`` table of ``llmpulse serve --config``: caps, timeouts and memory bounds.
+
+Parsed once into an immutable :class:`AgentSettings`; an unknown key or a bad value raises
+:class:`AgentConfigError` with the key, the value and what is expected.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any
+
+from llmpulse.errors import LLMPulseError
+
+__all__ = ["AgentCap", "AgentConfigError", "AgentSettings"]
+
+
+class AgentConfigError(LLMPulseError):
+    """A bad ``[agents]`` table."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentCap:
+    """How many LLM calls and tool calls one run of an agent may make before it counts as runaway."""
+
+    llm_calls: int
+    tool_calls: int
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Settings of the agents engine (the ``[agents]`` table; every key optional).
+
+    Attributes:
+        enabled: false leaves agent runs, tools and sessions untracked.
+        max_llm_calls / max_tool_calls: the default runaway caps per run.
+        agent_caps: per-agent caps, ``[agents.agent_caps.<name>]`` with ``llm_calls`` and/or
+            ``tool_calls`` (the default fills what is left out).
+        repeated_tool_calls: a run that calls one tool with the same arguments this many times is
+            runaway (``repeated_tool_call``).
+        run_grace_s: how long an ended run waits for late children before it is counted.
+        trace_idle_s: how long a trace's spans wait for their run span after the trace's last span.
+        max_pending_traces: traces tracked at once; the oldest is evicted for a new one.
+        max_links_per_trace: parent links (tool, chain and bridging spans) remembered per trace.
+        max_tool_keys_per_run: distinct (tool, arguments) pairs counted per run.
+        session_timeout_s: a conversation closes after this much inactivity (3 min).
+        max_sessions: conversations open at once; the least recently active is closed for a new one.
+        tick_s: seconds between housekeeping passes (runs counted, sessions closed).
+    """
+
+    enabled: bool = True
+    max_llm_calls: int = 25
+    max_tool_calls: int = 50
+    agent_caps: Mapping[str, AgentCap] = field(default_factory=lambda: MappingProxyType({}))
+    repeated_tool_calls: int = 5
+    run_grace_s: float = 2.0
+    trace_idle_s: float = 60.0
+    max_pending_traces: int = 10_000
+    max_links_per_trace: int = 10_000
+    max_tool_keys_per_run: int = 1_000
+    session_timeout_s: float = 180.0
+    max_sessions: int = 100_000
+    tick_s: float = 1.0
+
+    def cap_of(self, agent: str) -> AgentCap:
+        """The runaway caps of ``agent`` (its own, else the defaults)."""
+        cap = self.agent_caps.get(agent)
+        return cap if cap is not None else AgentCap(self.max_llm_calls, self.max_tool_calls)
+
+    @classmethod
+    def from_dict(cls, table: Mapping[str, Any]) -> AgentSettings:
+        """Settings from the ``[agents]`` table; raises :class:`AgentConfigError`."""
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise AgentConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "enabled":
+                if not isinstance(value, bool):
+                    raise AgentConfigError(f"enabled = {value!r}: expected true or false")
+                values[key] = value
+            elif key == "agent_caps":
+                values[key] = MappingProxyType(_caps(value, table))
+            elif key.endswith("_s"):
+                values[key] = _positive(key, value, float)
+            else:
+                values[key] = _positive(key, value, int)
+        return cls(**values)
+
+
+def _positive(key: str, value: Any, kind: type) -> Any:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and not isinstance(value, int))
+    ):
+        raise AgentConfigError(
+            f"{key} = {value!r}: expected a positive {'integer' if kind is int else 'number'}"
+        )
+    if not 0 < value < math.inf:  # NaN fails both comparisons
+        raise AgentConfigError(f"{key} = {value!r}: expected a positive finite number")
+    return kind(value)
+
+
+def _caps(value: Any, table: Mapping[str, Any]) -> dict[str, AgentCap]:
+    if not isinstance(value, Mapping):
+        raise AgentConfigError("agent_caps must be a table of [agents.agent_caps.<agent name>] tables")
+    default_llm = _positive("max_llm_calls", table.get("max_llm_calls", AgentSettings.max_llm_calls), int)
+    default_tool = _positive("max_tool_calls", table.get("max_tool_calls", AgentSettings.max_tool_calls), int)
+    caps: dict[str, AgentCap] = {}
+    for agent, cap in value.items():
+        if not isinstance(cap, Mapping) or set(cap) - {"llm_calls", "tool_calls"}:
+            raise AgentConfigError(
+                f"agent_caps.{agent} = {cap!r}: expected a table with llm_calls and/or tool_calls"
+            )
+        caps[str(agent)] = AgentCap(
+            _positive(f"agent_caps.{agent}.llm_calls", cap.get("llm_calls", default_llm), int),
+            _positive(f"agent_caps.{agent}.tool_calls", cap.get("tool_calls", default_tool), int),
+        )
+    return caps
