@@ -9,9 +9,7 @@ request belongs to (:class:`llmpulse.context`), to mark its pipeline steps
 
 Each feature of :data:`llmpulse.demo.scenario.FEATURES` receives Poisson arrivals at its rate.
 A RAG request: retrieval (vector store), rerank, the LLM call through the official ``openai``
-or ``anthropic`` package, then what the user does (thumbs, follow-up, abandon). An agent
-request (``trip-agent``): an ``llmpulse.agent`` run of LLM calls and ``llmpulse.tool`` calls in
-a conversation of one to three turns. The app-side
+or ``anthropic`` package, then what the user does (thumbs, follow-up, abandon). The app-side
 incidents (slow retrieval, prompt bloat, new topics, abandonment) switch on while their key is
 in the scenario file; ``"stop": true`` there ends the process after the requests in flight.
 """
@@ -30,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llmpulse.demo.scenario import AGENT, AGENT_TOOL, FEATURES, Feature, read_active
+from llmpulse.demo.scenario import FEATURES, Feature, read_active
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +61,6 @@ NEW_TOPIC_QUESTIONS = (
     "When will Atlas voice be available on Android tablets?",
     "Can Atlas voice read my calendar aloud while driving?",
     "Is my Atlas voice recording stored on your servers?",
-)
-_CITIES = ("Lisbon", "Porto", "Madrid", "Rome", "Vienna", "Prague", "Oslo", "Dublin", "Athens")
-TRIP_QUESTIONS = (
-    "Find me a flight to {city} next weekend.",
-    "Plan a three-day trip to {city} in spring, flights included.",
-    "What is the cheapest way to get to {city} from Berlin?",
-    "Book a return flight to {city} for two adults.",
-    "I need to be in {city} by Monday morning, what are my options?",
-    "Suggest a weekend itinerary for {city} with flights and a hotel.",
-    "Is there a direct flight to {city} in the evening?",
-    "Change my trip so that I fly to {city} one day later.",
 )
 DOCUMENTS_TO_SUMMARIZE = (
     "Ticket 4411: customer says the payment failed twice, card ending 0042, asks for retry.",
@@ -155,9 +142,7 @@ class DemoApp:
             with self._llmpulse.context(
                 feature=feature.name, session_id=f"s{self._random().randrange(10**6)}"
             ):
-                if feature.agent:
-                    self._agent(feature, self._random(), self._active())
-                elif feature.rag:
+                if feature.rag:
                     self._rag(feature, self._random(), self._active())
                 else:
                     self._summarize(feature, self._random(), self._active())
@@ -193,30 +178,6 @@ class DemoApp:
             response = self._openai.chat.completions.create(model=feature.model, messages=messages)
             response_id = response.id
         self._user_reaction(feature, rng, active, response_id)
-
-    def _agent(self, feature: Feature, rng: random.Random, active: frozenset[str]) -> None:
-        """A trip-planning agent: it searches flights (one call per leg), then answers; the
-        incidents make the search fail, or the agent loop on one search."""
-        llmpulse = self._llmpulse
-        looping = "agent_loop" in active
-        failing = "tool_failure" in active
-        conversation = f"trip-{rng.randrange(10**6)}"
-        for turn in range(rng.choice((1, 2, 2, 3))):
-            with llmpulse.context(conversation_id=conversation), llmpulse.agent(AGENT):
-                text = rng.choice(TRIP_QUESTIONS).format(city=rng.choice(_CITIES))
-                question = [{"role": "user", "content": rng.choice(_OPENERS) + text + rng.choice(_CONTEXTS)}]
-                legs = 8 if looping else rng.choice((1, 2))
-                for leg in range(legs):
-                    self._openai.chat.completions.create(model=feature.model, messages=question)
-                    arguments = {"to": "LIS", "date": "2026-12-24"} if looping else {"leg": leg, "turn": turn}
-                    try:
-                        with llmpulse.tool(AGENT_TOOL, arguments=arguments):
-                            time.sleep(_lognormal(rng, 0.03, 0.3))
-                            if failing and rng.random() < 0.6:
-                                raise TimeoutError("flight search timed out")
-                    except TimeoutError:
-                        pass  # the agent answers without that leg's flights
-                self._openai.chat.completions.create(model=feature.model, messages=question)
 
     def _summarize(self, feature: Feature, rng: random.Random, active: frozenset[str]) -> None:
         self._anthropic.messages.create(

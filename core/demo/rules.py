@@ -145,13 +145,11 @@ def engine_settings(speed: float) -> str:
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
     would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
-    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag) and none
-    of the ``trip-agent`` calls (its 2 to 9 calls/s at the default 5% would push the judge over
-    that limit), uses
+    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
     smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
     noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
-    blocks for the similarity chart (its sigma is estimated from them), and a session timeout
-    divided by ``speed``. These are demo settings, not recommendations.
+    blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
+    not recommendations.
     """
     window = max(10.0, 3600.0 / speed)
     bucket = max(1.0, 60.0 / speed)
@@ -169,14 +167,6 @@ L = 5.0
 
 [quality.features.support-chat]
 judge_rate = 0.35
-
-[quality.features.trip-agent]
-judge_rate = 0.0
-
-[agents]
-session_timeout_s = {max(1.0, 180.0 / speed):g}
-run_grace_s = 0.5
-trace_idle_s = 10
 
 [drift.settings]
 reference_size = 150

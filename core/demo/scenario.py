@@ -41,18 +41,13 @@ class Feature:
     model: str
     rate_per_s: float
     rag: bool  # retrieval and rerank steps before the call, thumbs feedback after
-    agent: bool = False  # an agent run: LLM calls and tool calls under an invoke_agent span
 
 
 FEATURES: tuple[Feature, ...] = (
     Feature("support-chat", "openai", "gpt-4o-mini", 5.0, rag=True),
     Feature("doc-qa", "openai", "gpt-4o", 2.5, rag=True),
     Feature("summarize", "anthropic", "claude-haiku-4-5", 2.0, rag=False),
-    # its own model: the provider-side incidents pick their calls by model
-    Feature("trip-agent", "openai", "gpt-4.1-mini", 0.5, rag=False, agent=True),
 )
-AGENT = "trip-planner"  # the trip-agent feature's agent (gen_ai.agent.name)
-AGENT_TOOL = "search_flights"  # the tool that fails in the tool_failure incident
 
 
 @dataclass(frozen=True)
@@ -105,7 +100,7 @@ def _timeline(*spec: tuple[float, float]) -> list[tuple[float, float]]:
     return out
 
 
-_T = _timeline((20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (70, 10), (25, 10), (20, 10), (20, 0))
+_T = _timeline((20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (70, 10), (25, 0))
 
 INCIDENTS: tuple[Incident, ...] = (
     Incident(
@@ -205,39 +200,6 @@ INCIDENTS: tuple[Incident, ...] = (
         ("LLMPulseResponseModelChanged",),
         ('sum(feature_model_response_model:llmpulse_model_mismatch:rate5m{{feature="{feature}"}})',),
         "mismatched answers/s",
-    ),
-    Incident(
-        "tool_failure",
-        "a tool starts failing",
-        "trip-agent",
-        *_T[7],
-        f"60% of the agent's {AGENT_TOOL} tool calls time out (the flight search backend is down)",
-        ("LLMPulseToolErrorRateHigh",),
-        (
-            f'sum(rate(llmpulse_tool_errors_total{{{{tool="{AGENT_TOOL}"}}}}[{{w}}]))'
-            f' / sum(rate(llmpulse_tool_calls_total{{{{tool="{AGENT_TOOL}"}}}}[{{w}}]))',
-        ),
-        "tool error ratio",
-        where="app",
-        extra_labels={"tool": AGENT_TOOL},
-    ),
-    Incident(
-        "agent_loop",
-        "an agent that loops",
-        "trip-agent",
-        *_T[8],
-        f"the {AGENT} agent calls {AGENT_TOOL} with the same arguments 8 times per run",
-        ("LLMPulseAgentRunaway",),
-        (
-            f'sum(increase(llmpulse_agent_runaway_runs_total{{{{agent="{AGENT}"}}}}[{{w}}]))',
-            f'sum(rate(llmpulse_agent_run_tool_calls_sum{{{{agent="{AGENT}"}}}}[{{w}}]))'
-            f' / sum(rate(llmpulse_agent_run_tool_calls_count{{{{agent="{AGENT}"}}}}[{{w}}]))',
-        ),
-        "runaway runs|tool calls per run",
-        where="app",
-        extra_labels={"agent": AGENT},
-        # eight times the LLM calls per run: the feature's cost per hour and SPC windows move too
-        side_effects=("LLMPulseCostPerHourAnomaly", "LLMPulseQualitySPCAlarm"),
     ),
 )
 

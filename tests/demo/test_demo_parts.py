@@ -85,8 +85,6 @@ def test_schedule_runs_every_incident_once_in_order() -> None:
         "topic_shift",
         "abandonment_surge",
         "silent_model_change",
-        "tool_failure",
-        "agent_loop",
     ]
     seen: list[str] = []
     t = 0.0
