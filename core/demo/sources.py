@@ -34,8 +34,14 @@ def fetch_json(url: str, *, timeout: float = 5.0) -> Any:
 
 
 def post(url: str, *, timeout: float = 5.0) -> bool:
-    """POST an empty body to ``url``; True on a 2xx answer."""
-    request = urllib.request.Request(url, data=b"", method="POST")
+    """POST an empty body (typed JSON) to ``url``; True on a 2xx answer.
+
+    The content type is set: urllib's default (a form) is refused by the admin port's guard on
+    state-changing endpoints (415), as a browser's cross-site form would be.
+    """
+    request = urllib.request.Request(
+        url, data=b"", method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return 200 <= response.status < 300
