@@ -31,7 +31,7 @@ from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.normalize import normalize_span
 from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
-from llmpulse.processor.pipeline.resource import resource_labels
+from llmpulse.processor.pipeline.resource import resource_context
 
 logger = logging.getLogger(__name__)
 
@@ -327,13 +327,13 @@ class Pipeline:
         llm = step = feedback = agent = other = duplicate = 0
         step_hooks, agent_hooks, other_hooks = self._step_hooks, self._agent_hooks, self._other_hooks
         for resource_spans in request.resource_spans:
-            service, environment = resource_labels(resource_spans.resource)
+            service, environment, app_version = resource_context(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
                 for span in scope_spans.spans:
                     record: Any  # one of the record types or a rejection reason, told apart by type
                     try:
-                        record = normalize_span(span, secondary, service, environment)
+                        record = normalize_span(span, secondary, service, environment, app_version)
                     except Exception:  # a producer sent something the normaliser did not foresee
                         logger.debug("event=normalize_failed", exc_info=True)
                         record = M.REJECT_INVALID_ATTRIBUTE

@@ -12,17 +12,25 @@ _SERVICE_KEYS = {
     A.SERVICE_NAME: 0,
     A.DEPLOYMENT_ENVIRONMENT_NAME: 1,
     A.LEGACY_DEPLOYMENT_ENVIRONMENT: 2,
+    A.SERVICE_VERSION: 3,
 }
+
+
+def resource_context(resource: Any) -> tuple[str, str, str]:
+    """``(service, environment, version)``: :func:`resource_labels` and the resource's
+    ``service.version`` (``""`` when absent), read in one pass."""
+    found = ["", "", "", ""]
+    get = _SERVICE_KEYS.get
+    for kv in resource.attributes:
+        i = get(kv.key)
+        if i is not None:
+            found[i] = kv.value.string_value
+    return found[0] or M.UNKNOWN_SERVICE, found[1] or found[2], found[3]
 
 
 def resource_labels(resource: Any) -> tuple[str, str]:
     """``(service, environment)`` of an OTLP ``Resource``: its ``service.name`` (the OTel default
     ``unknown_service`` when absent or empty) and ``deployment.environment.name`` (else the older
     ``deployment.environment``, else ``""``). Read once per resource, not per span."""
-    found = ["", "", ""]
-    get = _SERVICE_KEYS.get
-    for kv in resource.attributes:
-        i = get(kv.key)
-        if i is not None:
-            found[i] = kv.value.string_value
-    return found[0] or M.UNKNOWN_SERVICE, found[1] or found[2]
+    service, environment, _ = resource_context(resource)
+    return service, environment
