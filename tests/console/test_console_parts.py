@@ -15,11 +15,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from llmpulse.console.agreement import agreement_table, cohens_kappa
 from llmpulse.console.app import Console, create_app
 from llmpulse.console.bundle import alerts_of, slack_message
 from llmpulse.console.settings import ConsoleSettings, ConsoleSettingsError
 from llmpulse.console.sources import AlertmanagerClient, PrometheusClient
+from llmpulse.processor.quality.agreement import agreement_table, cohens_kappa
 from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore, StoredSample
 from llmpulse.stack import components
 
