@@ -389,7 +389,15 @@ def create_app(console: Console) -> Starlette:
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(AccessMiddleware, bind_host=settings.host, token=settings.token)]
+    middleware = [
+        Middleware(
+            AccessMiddleware,
+            bind_host=settings.host,
+            token=settings.token,
+            auth_header=settings.auth_header,
+            trusted_proxies=settings.trusted_proxies,
+        )
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

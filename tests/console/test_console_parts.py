@@ -186,6 +186,38 @@ def test_access_rules(tmp_path: Path) -> None:
     assert fetch.status_code == 403
 
 
+def test_reverse_proxy_header_mode(tmp_path: Path) -> None:
+    settings = {"auth_header": "X-Forwarded-User", "trusted_proxies": ("10.0.0.0/8",)}
+    client, store = _client(tmp_path, **settings)
+    app = client.app
+    base = "http://127.0.0.1:9470"
+    proxy = TestClient(app, base_url=base, follow_redirects=False, client=("10.1.2.3", 40000))
+    other = TestClient(app, base_url=base, follow_redirects=False, client=("192.0.2.7", 40000))
+    signed_in = {"x-forwarded-user": "alice@example.com"}
+    assert proxy.get("/", headers=signed_in).status_code == 200
+    assert proxy.get("/").status_code == 401  # the proxy let a request through without a user
+    assert other.get("/", headers=signed_in).status_code == 403  # the header from anyone else
+    assert other.get("/healthz").status_code == 200
+    sample = store.add(_record("bad"))
+    labelled = proxy.post(f"/samples/{sample}/label", data={"label": "bad"}, headers=signed_in)
+    assert labelled.status_code == 303
+    assert (
+        other.post(f"/samples/{sample}/label", data={"label": "good"}, headers=signed_in).status_code == 403
+    )
+    got = store.get(sample)
+    assert got is not None and got.label == "bad"
+    # with a token too, a direct client (Alertmanager) may use the token instead
+    both, _ = _client(tmp_path / "both", token="s3cret", **settings)
+    direct = TestClient(both.app, base_url=base, follow_redirects=False, client=("192.0.2.7", 40000))
+    assert direct.get("/api/bundles/x", headers={"authorization": "Bearer s3cret"}).status_code == 404
+    assert direct.get("/api/bundles/x", headers=signed_in).status_code == 401
+    with pytest.raises(ConsoleSettingsError, match="--trusted-proxy"):
+        ConsoleSettings(db_path="x", auth_header="X-Forwarded-User")
+    with pytest.raises(ConsoleSettingsError, match="CIDR"):
+        ConsoleSettings(db_path="x", auth_header="X-User", trusted_proxies=("proxy.example",))
+    assert ConsoleSettings(db_path="x", host="0.0.0.0", **settings).token is None  # type: ignore[arg-type]
+
+
 def test_the_webhook_forwards_one_slack_message_per_delivery(tmp_path: Path) -> None:
     sent: list[dict[str, Any]] = []
 
