@@ -8,9 +8,9 @@
   version, query category, RAG index version), beside the calls per value from Prometheus
   (``llmpulse_requests_total`` by model, ``llmpulse_scope_requests_total`` by the others). Where
   the calls per value are known, the regression concentrates in the value whose share of the
-  flagged samples most exceeds its share of the calls (a value that serves 90% of the calls
-  and holds 90% of the flagged samples is no suspect); otherwise in the value holding the
-  largest share of the flagged samples.
+  flagged samples most exceeds its share of the calls, by more than :data:`MIN_EXCESS` (a
+  value that serves 90% of the calls and holds 90% of the flagged samples is no suspect);
+  otherwise in the value holding the largest share of the flagged samples.
 * **what changed**: models, response models, prompt, app and RAG index versions whose series
   first appear in Prometheus within the window before the start (or after it), with their
   first-seen times.
@@ -65,6 +65,9 @@ _STATISTIC_BY_ALERT = {
     "LLMPulseCostPerHourAnomaly": Q.STAT_COST,
 }
 TRIAGE_LIMIT = 50
+MIN_EXCESS = 0.05
+"""A value concentrates the regression when its share of the flagged samples exceeds its share
+of the calls by more than this (a value serving every call is everywhere, not a suspect)."""
 SCOPE_LEAD_S = 900.0
 """The scope counts flagged samples from this long before the alert's start (at most a quarter
 of the incident window): a regression begins before the chart crosses its limit (detection
@@ -302,13 +305,12 @@ def _dimension_rows(name: str, counts: Counter[str], calls: dict[str, float]) ->
         if value not in counts and called > 0:
             rows.append(ScopeRow(name, value, 0, 0.0, called, calls_share=called / total_calls))
 
-    def excess(row: ScopeRow) -> float:
-        return row.share - row.calls_share if row.calls_share is not None else row.share
-
     flagged_rows = rows[: len(counts)]
-    top = max(flagged_rows, key=excess)
-    if len(counts) == 1 or excess(top) > 0:
-        top.concentrates = True
+    if known:  # the value over-represented among the flagged samples, if any clearly is
+        top = max(flagged_rows, key=lambda r: r.share - (r.calls_share or 0.0))
+        top.concentrates = top.share - (top.calls_share or 0.0) > MIN_EXCESS
+    else:
+        flagged_rows[0].concentrates = True  # the largest share (most_common order)
     return rows
 
 

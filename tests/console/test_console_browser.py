@@ -222,6 +222,7 @@ def incident_stack(tmp_path: Path, start_prometheus: Any, start_alertmanager: An
     worse = metrics.requests.labels(SERVICE, FEATURE, WORSE_MODEL)
     lite = metrics.mismatch.labels(SERVICE, FEATURE, GOOD_MODEL, LITE_MODEL)
     new_prompt = metrics.scope.labels(SERVICE, FEATURE, WORSE_MODEL, "prompt_version", NEW_PROMPT)
+    worse_app = metrics.scope.labels(SERVICE, FEATURE, WORSE_MODEL, "app_version", APP_VERSION)
     time.sleep(2.5)
     worse.inc(25)
     lite.inc(10)
@@ -229,7 +230,7 @@ def incident_stack(tmp_path: Path, start_prometheus: Any, start_alertmanager: An
     # the new prompt ships with the worse model; the old one keeps serving a few calls
     new_prompt.inc(25)
     metrics.scope.labels(SERVICE, FEATURE, GOOD_MODEL, "prompt_version", OLD_PROMPT).inc(10)
-    metrics.scope.labels(SERVICE, FEATURE, WORSE_MODEL, "app_version", APP_VERSION).inc(25)
+    worse_app.inc(25)
     metrics.scope.labels(SERVICE, FEATURE, GOOD_MODEL, "app_version", APP_VERSION).inc(10)
     time.sleep(2.5)  # scraped before the chart leaves its limits
     # the flagged samples of the regression, from the minute before the alarm
@@ -354,6 +355,10 @@ def test_from_alert_to_label_to_export_and_judge(
         f'#scope tr.concentrates[data-dimension="prompt version"][data-value="{NEW_PROMPT}"]'
     )
     assert new_row.count() == 1 and "85.7%" in new_row.inner_text(), prompts.all_inner_texts()
+    # the app version serves every call: in every flagged sample, and no suspect
+    app = page.locator('#scope tr[data-dimension="app version"]')
+    assert app.count() == 1 and "concentrates" not in (app.get_attribute("class") or "")
+    assert "100.0%" in app.inner_text()
     assert "not recorded" in page.locator("#unrecorded").inner_text().lower()
     changes = {r.split("\t")[1]: r for r in page.locator("#changes tr").all_inner_texts()[1:]}
     # gpt-good, support-v1 and the app version were there from the first scrape: not changes

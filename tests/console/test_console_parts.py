@@ -288,3 +288,30 @@ def test_a_port_in_use_gets_one_line() -> None:
         f"llmpulse console: cannot listen on 127.0.0.1:{port}: Address already in use;"
         " is another console running? choose another port with --port"
     )
+
+
+def test_concentration_compares_the_flagged_share_with_the_calls_share() -> None:
+    from collections import Counter
+
+    from llmpulse.console.incident import _dimension_rows
+
+    # v2 serves 70% of the calls and holds 6 of 7 flagged samples: the suspect; v0 had calls only
+    rows = _dimension_rows("prompt version", Counter({"v2": 6, "v1": 1}), {"v2": 70.0, "v1": 25.0, "v0": 5.0})
+    assert [(r.value, r.flagged, r.concentrates) for r in rows] == [
+        ("v2", 6, True),
+        ("v1", 1, False),
+        ("v0", 0, False),
+    ]
+    assert rows[0].calls_share == 0.7 and rows[2].share == 0.0
+    # a value serving 90% of the calls and holding 90% of the flagged samples is no suspect
+    even = _dimension_rows("app version", Counter({"a": 9, "b": 1}), {"a": 90.0, "b": 10.0})
+    assert not any(r.concentrates for r in even)
+    # one value serving every call is everywhere: no suspect either
+    only = _dimension_rows("app version", Counter({"3.1": 7}), {"3.1": 40.0})
+    assert [r.concentrates for r in only] == [False]
+    # without call counts (the response model): the largest share of the flagged samples
+    unknown = _dimension_rows("response model", Counter({"lite": 5, "full": 2}), {})
+    assert [(r.value, r.concentrates, r.calls_share) for r in unknown] == [
+        ("lite", True, None),
+        ("full", False, None),
+    ]
