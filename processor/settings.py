@@ -175,6 +175,23 @@ FIELDS: tuple[Field, ...] = (
         "JSON pricing table overriding the shipped one; reloaded when it changes",
         "FILE",
     ),
+    Field(
+        "kafka_brokers",
+        _optional_text,
+        None,
+        "comma-separated Kafka bootstrap servers: also read OTLP traces from --kafka-topic as a member "
+        "of the consumer group --kafka-group (docs/kafka.md); unset = OTLP receivers only",
+        "HOST:PORT,...",
+    ),
+    Field("kafka_topic", str, "llmpulse-traces", "Kafka topic of OTLP protobuf traces", "TOPIC"),
+    Field("kafka_group", str, "llmpulse-processors", "Kafka consumer group the replicas share", "GROUP"),
+    Field(
+        "kafka_session_timeout",
+        _positive_float,
+        10.0,
+        "seconds without a heartbeat before Kafka moves a dead replica's partitions to the others",
+        "S",
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -205,6 +222,10 @@ class Settings:
     latency_samples: int = 1000
     log_format: str = "text"
     pricing_file: Path | None = None
+    kafka_brokers: str | None = None
+    kafka_topic: str = "llmpulse-traces"
+    kafka_group: str = "llmpulse-processors"
+    kafka_session_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.auth_token_file is not None:
