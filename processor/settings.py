@@ -186,6 +186,15 @@ FIELDS: tuple[Field, ...] = (
     Field("kafka_topic", str, "llmpulse-traces", "Kafka topic of OTLP protobuf traces", "TOPIC"),
     Field("kafka_group", str, "llmpulse-processors", "Kafka consumer group the replicas share", "GROUP"),
     Field(
+        "kafka_owner_topic",
+        _optional_text,
+        None,
+        "second topic: re-key traces by (service, feature) onto it (exactly once, Kafka transactions) "
+        "and count from it, so each feature has one owner replica (docs/kafka.md); unset = count "
+        "straight from --kafka-topic",
+        "TOPIC",
+    ),
+    Field(
         "kafka_session_timeout",
         _positive_float,
         10.0,
@@ -225,6 +234,7 @@ class Settings:
     kafka_brokers: str | None = None
     kafka_topic: str = "llmpulse-traces"
     kafka_group: str = "llmpulse-processors"
+    kafka_owner_topic: str | None = None
     kafka_session_timeout: float = 10.0
 
     def __post_init__(self) -> None:

@@ -585,6 +585,16 @@ The consumer group id the processor replicas share (``--kafka-group``); Kafka sp
 partitions among the group's members. Default ``llmpulse-processors``.
 """
 
+LLMPULSE_KAFKA_OWNER_TOPIC: Final = "LLMPULSE_KAFKA_OWNER_TOPIC"
+"""
+.. envvar:: LLMPULSE_KAFKA_OWNER_TOPIC
+
+A second Kafka topic (``--kafka-owner-topic``): each replica's router re-keys the collector's
+traces by (service, feature) onto it, exactly once, and the replicas count from it, so every
+feature has one owner (its SPC charts, drift state, judge sampling, rolling windows). Default:
+unset (count straight from :data:`LLMPULSE_KAFKA_TOPIC`).
+"""
+
 LLMPULSE_KAFKA_SESSION_TIMEOUT: Final = "LLMPULSE_KAFKA_SESSION_TIMEOUT"
 """
 .. envvar:: LLMPULSE_KAFKA_SESSION_TIMEOUT
@@ -620,6 +630,7 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_KAFKA_BROKERS,
     LLMPULSE_KAFKA_TOPIC,
     LLMPULSE_KAFKA_GROUP,
+    LLMPULSE_KAFKA_OWNER_TOPIC,
     LLMPULSE_KAFKA_SESSION_TIMEOUT,
 )
 """The variables of ``llmpulse serve``'s settings, in the order of ``processor.settings.FIELDS``."""

@@ -19,6 +19,9 @@ ASSIGNED_PARTITIONS: Final = "llmpulse_kafka_assigned_partitions"
 """Partitions of the topic this replica owns now."""
 REBALANCES_TOTAL: Final = "llmpulse_kafka_rebalances_total"
 """Partition assignment changes seen, by kind (``assigned``, ``revoked``, ``lost``)."""
+ROUTED_RECORDS_TOTAL: Final = "llmpulse_kafka_routed_records_total"
+"""Trace records the router re-keyed by (service, feature) onto the owner topic, by outcome
+(``routed``; ``passed``: nothing to route, handed on as they are for the source to count)."""
 
 REASON: Final = "reason"
 OUTCOME: Final = "outcome"
@@ -33,6 +36,9 @@ REJECT_REASONS: Final = (REJECT_EMPTY, REJECT_UNDECODABLE, REJECT_NO_SPANS, REJE
 COMMIT_OK: Final = "ok"
 COMMIT_FAILED: Final = "failed"
 REBALANCE_KINDS: Final = ("assigned", "revoked", "lost")
+ROUTE_OK: Final = "routed"
+ROUTE_PASSED: Final = "passed"
+ROUTE_OUTCOMES: Final = (ROUTE_OK, ROUTE_PASSED)
 
 ALL_METRICS: Final = (
     RECORDS_TOTAL,
@@ -42,4 +48,5 @@ ALL_METRICS: Final = (
     CONSUMER_LAG,
     ASSIGNED_PARTITIONS,
     REBALANCES_TOTAL,
+    ROUTED_RECORDS_TOTAL,
 )

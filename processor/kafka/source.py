@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -123,6 +124,8 @@ class KafkaSource:
         max_inflight_spans: spans handed to the pipeline and not yet counted, at most (back-pressure).
         idle_commit_seconds: commit counted offsets anyway when nothing scraped for this long.
         consumer_config: extra librdkafka settings (security, ...), applied last.
+        router: a :class:`~llmpulse.processor.kafka.router.FeatureRouter` that fills ``topic``
+            (the owner topic) and starts and stops with this source; None: read the collector's topic.
     """
 
     def __init__(
@@ -137,6 +140,8 @@ class KafkaSource:
         max_inflight_spans: int = 8192,
         idle_commit_seconds: float = 60.0,
         consumer_config: dict[str, Any] | None = None,
+        router: Any | None = None,
+        registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._kafka = _client()
@@ -159,9 +164,11 @@ class KafkaSource:
             "session.timeout.ms": int(session_timeout * 1000),
             "heartbeat.interval.ms": max(100, int(session_timeout * 1000) // 5),
             "enable.partition.eof": False,
+            "isolation.level": "read_committed",  # a router's aborted transactions stay unseen
             **(consumer_config or {}),
         }
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.router = router
+        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._m = _Instruments(self.registry)
         self.registry.register(_LagCollector(self))
         self.assigned: set[TopicPartitionKey] = set()
@@ -179,6 +186,8 @@ class KafkaSource:
     async def start(self) -> None:
         """Create the consumer, join the group, start reading on the running loop."""
         try:
+            if self.router is not None:
+                await asyncio.to_thread(self.router.start)
             self._consumer = self._kafka.Consumer(self._config, logger=logger)
             # librdkafka retries unreachable brokers forever in the background: ask once, so a
             # wrong address fails the start in one line instead of a silent replica.
@@ -209,6 +218,8 @@ class KafkaSource:
         """Leave the group without committing: counts not scraped die with this process, and the
         partitions' next owner counts those records again from the last commit."""
         await self.stop_reading()
+        if self.router is not None:
+            await asyncio.to_thread(self.router.stop)
         consumer, self._consumer = self._consumer, None
         if consumer is not None:
             with contextlib.suppress(Exception):
@@ -428,10 +439,28 @@ def build_kafka_source(settings: Any, pipeline: Pipeline) -> KafkaSource | None:
     """The service's entry point: a source when ``settings.kafka_brokers`` is set, else None."""
     if not settings.kafka_brokers:
         return None
+    _client()
+    router, topic = None, settings.kafka_topic
+    registry = CollectorRegistry(auto_describe=False)
+    if settings.kafka_owner_topic:
+        from llmpulse.processor.kafka.router import FeatureRouter
+
+        topic = settings.kafka_owner_topic
+        router = FeatureRouter(
+            brokers=settings.kafka_brokers,
+            topic=settings.kafka_topic,
+            owner_topic=topic,
+            group=f"{settings.kafka_group}-router",
+            transactional_id=f"llmpulse-router-{socket.gethostname()}-{os.getpid()}",
+            session_timeout=settings.kafka_session_timeout,
+            registry=registry,
+        )
     return KafkaSource(
         pipeline,
         brokers=settings.kafka_brokers,
-        topic=settings.kafka_topic,
+        topic=topic,
         group=settings.kafka_group,
         session_timeout=settings.kafka_session_timeout,
+        router=router,
+        registry=registry,
     )

@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -28,13 +27,15 @@ PARTITIONS = 6
 REQUESTS = 120
 TRACES_PER_REQUEST = 10  # each a trace of its own: the exporter writes one Kafka record per trace
 SPANS_PER_TRACE = 4
+FEATURES = tuple(f"feature-{i}" for i in range(8))
 
 
 class Replica:
-    def __init__(self, brokers: str, topic: str, group: str, log: Path) -> None:
+    def __init__(self, brokers: str, topic: str, group: str, log: Path, owner_topic: str | None) -> None:
         self.admin_port = components.free_port()
         self.log = log
         self.last_accepted = 0.0  # the counts of this replica's last successful scrape
+        self.features: dict[str, float] = {}  # feature -> requests counted, at the last scrape
         self.scrapes = 0
         self._log = log.open("wb")
         self.process = subprocess.Popen(
@@ -44,6 +45,7 @@ class Replica:
                 *("--grpc-port", "0", "--http-port", "0", "--admin-port", str(self.admin_port)),
                 *("--kafka-brokers", brokers, "--kafka-topic", topic, "--kafka-group", group),
                 *("--kafka-session-timeout", "6"),
+                *(("--kafka-owner-topic", owner_topic) if owner_topic else ()),
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -64,6 +66,7 @@ class Replica:
             return
         if status == 200:
             self.last_accepted = sample(body, M.SPANS_ACCEPTED_TOTAL)
+            self.features = {f: sample(body, M.REQUESTS_TOTAL, feature=f) for f in FEATURES}
             self.scrapes += 1
 
     def status(self) -> dict:  # type: ignore[type-arg]
@@ -83,12 +86,14 @@ class Replica:
         self._log.close()
 
 
-@pytest.fixture
-def replicas(kafka_broker: KafkaBroker, new_topic, tmp_path: Path) -> Iterator[tuple[str, list[Replica]]]:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["by-trace", "by-feature"])
+def replicas(kafka_broker: KafkaBroker, new_topic, tmp_path: Path, request):  # type: ignore[no-untyped-def]
+    """Three replicas reading the collector's topic (by trace), or routing it by feature first."""
     topic = new_topic(PARTITIONS)
+    owner_topic = new_topic(PARTITIONS) if request.param == "by-feature" else None
     group = f"replicas-{topic}"
     started = [
-        Replica(kafka_broker.bootstrap_servers, topic, group, tmp_path / f"replica-{i}.log")
+        Replica(kafka_broker.bootstrap_servers, topic, group, tmp_path / f"replica-{i}.log", owner_topic)
         for i in range(REPLICAS)
     ]
     try:
@@ -99,7 +104,7 @@ def replicas(kafka_broker: KafkaBroker, new_topic, tmp_path: Path) -> Iterator[t
                     pytest.fail(f"replica exited {r.process.returncode}:\n{r.log.read_text()[-2000:]}")
             assert time.monotonic() < deadline, "replicas not ready in 60 s"
             time.sleep(0.2)
-        yield topic, started
+        yield topic, started, owner_topic
     finally:
         for r in started:
             r.stop()
@@ -108,7 +113,7 @@ def replicas(kafka_broker: KafkaBroker, new_topic, tmp_path: Path) -> Iterator[t
 def test_three_replicas_count_every_span_once_through_a_sigkill(
     kafka_broker: KafkaBroker, replicas, start_collector
 ) -> None:  # type: ignore[no-untyped-def]
-    topic, group = replicas
+    topic, group, owner_topic = replicas
     collector = start_collector(
         "127.0.0.1:1",  # unused: this config exports to Kafka
         config=components.REPO_ROOT / "otel-collector-kafka.yaml",
@@ -139,7 +144,12 @@ def test_three_replicas_count_every_span_once_through_a_sigkill(
         with grpc.insecure_channel(collector.grpc_endpoint) as channel:
             export = channel.unary_unary(EXPORT, request_serializer=None, response_deserializer=None)
             for i in range(REQUESTS):
-                body = b"".join(llm_request(SPANS_PER_TRACE) for _ in range(TRACES_PER_REQUEST))
+                body = b"".join(
+                    llm_request(
+                        SPANS_PER_TRACE, features=(FEATURES[(i * TRACES_PER_REQUEST + t) % len(FEATURES)],)
+                    )
+                    for t in range(TRACES_PER_REQUEST)
+                )
                 export(body, timeout=30)
                 sent += TRACES_PER_REQUEST * SPANS_PER_TRACE
                 if i == REQUESTS // 2:
@@ -169,3 +179,15 @@ def test_three_replicas_count_every_span_once_through_a_sigkill(
         f"sent {sent}, the replicas' last scrapes sum to {total} "
         f"(victim {victim.last_accepted}, survivors {[r.last_accepted for r in survivors]})"
     )
+    for feature in FEATURES:
+        assert sum(r.features.get(feature, 0) for r in group) == sent / len(FEATURES), feature
+    owners = {f: [i for i, r in enumerate(survivors) if r.features.get(f, 0) > 0] for f in FEATURES}
+    if owner_topic is None:
+        # by trace: a feature's calls are spread over the replicas (what the owner topic fixes)
+        assert any(len(counted_by) > 1 for counted_by in owners.values()), owners
+        return
+    # by feature: among the survivors, who finished the run, each feature has exactly one owner
+    # (a feature the victim owned and had finished before it died may have none)
+    victim_features = {f for f in FEATURES if victim.features.get(f, 0) > 0}
+    for feature, counted_by in owners.items():
+        assert len(counted_by) == 1 or (feature in victim_features and not counted_by), (feature, owners)
