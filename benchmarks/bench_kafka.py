@@ -35,10 +35,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from otlp_load import run as send_load  # noqa: E402
+from otlp_load import run as send_load
 
-from llmpulse.stack import components  # noqa: E402
-from llmpulse.stack.kafka import KafkaBroker  # noqa: E402
+from llmpulse.stack import components
+from llmpulse.stack.kafka import KafkaBroker
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 6
@@ -169,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         for n in counts:
             rows.append(run_one(broker, n, args.spans, args.owner_topic, Path(tmp)))
     print(
-        f"cores: {os.cpu_count()}  spans per row: {args.spans}  partitions: {PARTITIONS}  owner topic: {args.owner_topic}"
+        f"cores: {os.cpu_count()}  spans per row: {args.spans}  partitions: {PARTITIONS}  "
+        f"owner topic: {args.owner_topic}"
     )
     print(
         f"{'replicas':>8} {'sent':>8} {'lost':>5} {'wall s':>7} {'spans/s':>8} {'replica cpu s':>13} "
@@ -185,9 +186,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['sent'] / r['wall_s']:>8.0f} {r['replica_cpu_s']:>13.2f} {per_span:>8.1f} "
             f"{each:>22} {r['collector_cpu_s']:>15.2f} {r['broker_cpu_s']:>12.2f}"
         )
-    print(
-        f"replica CPU per span relative to 1 replica: {[round(r['replica_cpu_s'] / r['sent'] * 1e6 / base, 2) for r in rows]}"
-    )
+    relative = [round(r["replica_cpu_s"] / r["sent"] * 1e6 / base, 2) for r in rows]
+    print(f"replica CPU per span relative to 1 replica: {relative}")
     return 0 if all(r["sent"] == r["counted"] for r in rows) else 1
 
 
