@@ -74,8 +74,14 @@ want_kafka="$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
 if [ -f "$KAFKA_STAMP" ] && [ "$(cat "$KAFKA_STAMP")" = "$want_kafka" ] && ls "$KAFKA_LIB"/kafka_2.13-*.jar >/dev/null 2>&1; then
   step "Kafka broker jars: up to date ($KAFKA_LIB, $(ls "$KAFKA_LIB" | wc -l) jars)"
 else
-  command -v java >/dev/null 2>&1 || die "Java 17 or newer runs the Kafka broker: apt-get install openjdk-17-jre-headless"
-  command -v mvn >/dev/null 2>&1 || die "Maven fetches the Kafka broker's jars: apt-get install maven"
+  kafka_pkgs=()
+  command -v java >/dev/null 2>&1 || kafka_pkgs+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || kafka_pkgs+=(maven)
+  if [ ${#kafka_pkgs[@]} -gt 0 ]; then
+    step "Installing Debian packages: ${kafka_pkgs[*]} (apt-get; Java runs the Kafka broker, Maven fetches it)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kafka_pkgs[@]}" >/dev/null
+  fi
   step "Fetching the Kafka broker's jars from Maven Central (mvn dependency:copy-dependencies, ~10-30 s)"
   rm -rf "$KAFKA_LIB" && mkdir -p "$KAFKA_LIB"
   mvnlog="$CACHE/kafka/mvn.log"
