@@ -2,7 +2,10 @@
 
 :func:`attribute` matches the alerts that reached the webhook with the incident schedule; the
 result is printed as a table, written as ``report.md`` (with one PNG per incident: the key
-series around it, the incident shaded, the webhook arrival marked) and as ``report.json``.
+series around it, the incident shaded, the webhook arrival marked; and one PNG per control
+chart over the whole run: its EWMA, baseline, control limits and alert threshold) and as
+``report.json``. Every alert that fired is listed: each incident's first detection, the other
+alerts credited to it (its side effects too), and the false alarms.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ class IncidentResult:
     status: str
     expected: str | None  # the alert (defined in the rule files) that should report it
     alert: FiredAlert | None
+    credited: tuple[FiredAlert, ...] = ()
+    """Every alert credited to the incident (its detections and side effects), by arrival."""
 
     @property
     def delay_s(self) -> float | None:
@@ -73,6 +78,10 @@ class DemoResult:
                     "console_url": r.alert.console_link() if r.alert else None,
                     "webhook_at": r.alert.webhook_at if r.alert else None,
                     "delay_s": r.delay_s,
+                    "credited": [
+                        {"alert": a.describe(), "fired_at": a.fired_at, "webhook_at": a.webhook_at}
+                        for a in r.credited
+                    ],
                 }
                 for r in self.incidents
             ],
@@ -126,7 +135,8 @@ def attribute(
         status = DETECTED if first else MISSED
         if first is None and incident.requires and has_data is not None and not has_data(incident.requires):
             status = NO_ENGINE
-        results.append(IncidentResult(incident, start, end, status, expected[0], first))
+        both = tuple(sorted(credited + side, key=lambda a: a.webhook_at))
+        results.append(IncidentResult(incident, start, end, status, expected[0], first, both))
     return DemoResult(schedule.speed, started_at, tuple(results), tuple(remaining))
 
 
@@ -175,6 +185,7 @@ def render_table(result: DemoResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.append("")
+    lines.extend(_credited_lines(result))
     if result.false_alarms:
         lines.append("false alarms (fired with no incident):")
         for alert in result.false_alarms:
@@ -182,6 +193,46 @@ def render_table(result: DemoResult) -> str:
     else:
         lines.append("false alarms: none")
     return "\n".join(lines)
+
+
+def _credited_lines(result: DemoResult) -> list[str]:
+    lines = []
+    for r in result.incidents:
+        others = [a for a in r.credited if a is not r.alert]
+        if others:
+            shown = ", ".join(f"{a.describe()} at {_clock(a.webhook_at - result.started_at)}" for a in others)
+            lines.append(f"also credited to {r.incident.title}: {shown}")
+    return lines
+
+
+# For a charted series: the chart's other lines (metric, legend, colour, style); ``{sel}`` is
+# the EWMA's selector. The SPC threshold is the limit moved out to the minimum effect.
+_CHART_LINES = {
+    "llmpulse_spc_ewma": (
+        ("llmpulse_spc_centre", "baseline", "#2ca02c", "-"),
+        ("llmpulse_spc_upper", "control limits", "#7f7f7f", ":"),
+        ("llmpulse_spc_lower", None, "#7f7f7f", ":"),
+        ("llmpulse_spc_alert_threshold", "alert threshold", "#d62728", "-."),
+    ),
+    "llmpulse_drift_similarity_ewma": (
+        ("llmpulse_drift_similarity_centre", "baseline", "#2ca02c", "-"),
+        ("llmpulse_drift_similarity_lower_limit", "control limit = alert threshold", "#d62728", "-."),
+    ),
+}
+
+
+def _chart_lines(
+    prometheus: Prometheus, expr: str, start: float, end: float, step: float
+) -> list[tuple[str | None, str, str, list[tuple[float, float]]]]:
+    """The baseline, limits and threshold of the chart whose EWMA ``expr`` is, if it is one."""
+    for ewma, others in _CHART_LINES.items():
+        if expr.startswith(ewma + "{"):
+            selector = expr[len(ewma) :]
+            return [
+                (legend, colour, style, prometheus.query_range(metric + selector, start, end, step))
+                for metric, legend, colour, style in others
+            ]
+    return []
 
 
 def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window: str, path: Path) -> bool:
@@ -211,6 +262,11 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
 
     figure, axes = plt.subplots(figsize=(7, 2.6), dpi=100)
     axes.plot([sim_min(t) for t, _ in points], [v for _, v in points], color="#1f77b4")
+    expr = r.incident.series[index].format(feature=r.incident.feature, w=window)
+    for legend, colour, style, line in _chart_lines(prometheus, expr, start, end, step):
+        if line:
+            xs, ys = [sim_min(t) for t, _ in line], [v for _, v in line]
+            axes.plot(xs, ys, color=colour, linestyle=style, linewidth=1, label=legend)
     axes.axvspan(sim_min(r.started_at), sim_min(r.ended_at), color="#ff7f0e", alpha=0.15, label="incident")
     if r.alert is not None:
         axes.axvline(sim_min(r.alert.webhook_at), color="#d62728", linestyle="--", label=r.alert.name)
@@ -218,6 +274,62 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
     axes.set_xlabel("simulated minutes since the demo started")
     axes.set_ylabel(label, fontsize=8)
     axes.legend(fontsize=7, loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+    return True
+
+
+def _charts(prometheus: Prometheus, result: DemoResult) -> list[tuple[str, str, str]]:
+    """(title, EWMA expression, file stem) of every control chart that had a baseline."""
+    end = max([r.ended_at for r in result.incidents] + [result.started_at + 1.0])
+    lookback = f"{max(1, int(end - result.started_at) + 60)}s"
+    found = []
+    for sample in prometheus.query(
+        f"count by (feature, statistic) (count_over_time(llmpulse_spc_centre[{lookback}]))"
+    ):
+        feature, statistic = sample["metric"].get("feature"), sample["metric"].get("statistic")
+        if feature and statistic:
+            expr = f'llmpulse_spc_ewma{{feature="{feature}",statistic="{statistic}"}}'
+            found.append((f"{feature}: {statistic}", expr, f"chart-{feature}-{statistic}"))
+    query = f"count by (feature) (count_over_time(llmpulse_drift_similarity_centre[{lookback}]))"
+    for sample in prometheus.query(query):
+        feature = sample["metric"].get("feature")
+        if feature:
+            expr = f'llmpulse_drift_similarity_ewma{{feature="{feature}"}}'
+            found.append((f"{feature}: prompt similarity (drift)", expr, f"chart-{feature}-similarity"))
+    return sorted(found)
+
+
+def _plot_chart(
+    prometheus: Prometheus, result: DemoResult, chart: tuple[str, str], end: float, path: Path
+) -> bool:
+    title, expr = chart
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    start = result.started_at
+    step = max(0.5, (end - start) / 400)
+    points = prometheus.query_range(expr, start, end, step)
+    if not points:
+        return False
+
+    def sim_min(t: float) -> float:
+        return (t - start) * result.speed / 60
+
+    figure, axes = plt.subplots(figsize=(7, 2.4), dpi=100)
+    axes.plot([sim_min(t) for t, _ in points], [v for _, v in points], color="#1f77b4", label="EWMA")
+    for legend, colour, style, line in _chart_lines(prometheus, expr, start, end, step):
+        if line:
+            xs, ys = [sim_min(t) for t, _ in line], [v for _, v in line]
+            axes.plot(xs, ys, color=colour, linestyle=style, linewidth=1, label=legend)
+    for r in result.incidents:
+        axes.axvspan(sim_min(r.started_at), sim_min(r.ended_at), color="#ff7f0e", alpha=0.10)
+    axes.set_title(f"{title} (incidents shaded)", fontsize=10)
+    axes.set_xlabel("simulated minutes since the demo started")
+    axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -240,11 +352,19 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         *("| " + " | ".join(row) + " |" for row in rows[1:]),
         "",
     ]
-    if result.false_alarms:
-        lines.append("**False alarms** (fired with no incident):")
-        lines.extend(f"- `{a.describe()}`" for a in result.false_alarms)
-    else:
-        lines.append("**False alarms:** none.")
+    lines.append("**Every alert that fired:**")
+    lines.append("")
+    for r in result.incidents:
+        for a in r.credited:
+            role = "detection" if a is r.alert else "also credited"
+            when = _clock(a.webhook_at - result.started_at)
+            lines.append(f"- `{a.describe()}` at the webhook {when}: {role} ({r.incident.title})")
+    lines.extend(
+        f"- `{a.describe()}` at the webhook {_clock(a.webhook_at - result.started_at)}: **false alarm**"
+        for a in result.false_alarms
+    )
+    lines.append("")
+    lines.append("**False alarms:** none." if not result.false_alarms else "")
     lines.append("")
     for r in result.incidents:
         lines.append(f"## {r.incident.title}")
@@ -274,6 +394,37 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         lines.append("")
         lines.append(f"![{r.incident.key}]({image.name})" if drawn else "_(no data to plot)_")
         lines.append("")
+    lines.extend(_chart_section(result, out_dir, prometheus))
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _chart_section(result: DemoResult, out_dir: Path, prometheus: Prometheus) -> list[str]:
+    lines = [
+        "## Control charts",
+        "",
+        "Each chart's EWMA over the run with its baseline (the warm-up mean), its control limits"
+        " (widened for the estimated baseline) and the alert threshold (the limit, or the minimum"
+        " effect where that is farther). Charts alarm on one side: the judge score and the"
+        " prompt similarity when they fall, the others when they rise.",
+        "",
+    ]
+    end = max([r.ended_at for r in result.incidents] + [result.started_at + 1.0]) + 60.0
+    try:
+        charts = _charts(prometheus, result)
+    except Exception:
+        logger.warning("event=demo_charts_failed", exc_info=True)
+        charts = []
+    for title, expr, stem in charts:
+        image = out_dir / f"{stem}.png"
+        try:
+            drawn = _plot_chart(prometheus, result, (title, expr), end, image)
+        except Exception:  # a plot is a nice-to-have; the table is the result
+            logger.warning("event=demo_plot_failed image=%s", image, exc_info=True)
+            drawn = False
+        if drawn:
+            lines.extend([f"### {title}", "", f"![{stem}]({image.name})", ""])
+    if not charts:
+        lines.append("_(no chart fixed a baseline in this run)_")
+    return lines

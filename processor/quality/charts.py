@@ -31,6 +31,7 @@ from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import SpcSettings
 from llmpulse.processor.quality.types import QualitySample
+from llmpulse.processor.spc.design import designed_L
 from llmpulse.processor.spc.ewma import ChartState, EwmaChart
 
 __all__ = ["MIN_EFFECT", "QualityCharts"]
@@ -73,6 +74,11 @@ class QualityCharts:
     ) -> None:
         """``window_sizes``: calls per window for features that override ``requests_per_window``."""
         self.settings = settings
+        if settings.design_limits:  # solve the designed limits now, not when a chart's warm-up ends
+            for sigma_estimated in (True, False):
+                designed_L(
+                    settings.lambda_, settings.L, settings.warmup_windows, sigma_estimated=sigma_estimated
+                )
         self._metrics = metrics
         self._sizes = dict(window_sizes or {})
         self._charts: dict[ChartKey, EwmaChart] = {}

@@ -42,8 +42,8 @@ def test_a_chart_that_estimated_its_baseline_uses_the_designed_limit() -> None:
     for value in rng.standard_normal(100):
         chart.update(float(value))
     assert chart.baseline is not None and chart.baseline.source == "sample"
-    assert chart.baseline.L == pytest.approx(designed_L(DEFAULT_LAMBDA, DEFAULT_L, 100, two_sided=True))
-    lower, upper = chart.limits(10**6)
+    assert pytest.approx(designed_L(DEFAULT_LAMBDA, DEFAULT_L, 100, two_sided=True)) == chart.baseline.L
+    _, upper = chart.limits(10**6)
     assert upper - chart.baseline.mean == pytest.approx(
         chart.baseline.L * chart.baseline.sigma * math.sqrt(0.1 / 1.9)
     )
@@ -65,7 +65,7 @@ def test_rates_use_the_binomial_sigma_unless_over_dispersed() -> None:
     base = chart.baseline
     assert base is not None and base.source == "binomial"
     assert base.sigma == pytest.approx(math.sqrt(base.mean * (1 - base.mean) / 200))
-    assert base.L == pytest.approx(designed_L(DEFAULT_LAMBDA, DEFAULT_L, 100, sigma_estimated=False))
+    assert pytest.approx(designed_L(DEFAULT_LAMBDA, DEFAULT_L, 100, sigma_estimated=False)) == base.L
     # errors that come in bursts scatter the windows far beyond the binomial: the sample sigma
     bursty = EwmaChart(warmup=100, binomial_n=200, one_sided="upper")
     for i in range(100):
