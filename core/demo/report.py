@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmpulse.demo.charts import chart_lines, chart_section
 from llmpulse.demo.scenario import Incident, Schedule
 from llmpulse.demo.sources import FiredAlert, Prometheus
 
@@ -205,36 +206,6 @@ def _credited_lines(result: DemoResult) -> list[str]:
     return lines
 
 
-# For a charted series: the chart's other lines (metric, legend, colour, style); ``{sel}`` is
-# the EWMA's selector. The SPC threshold is the limit moved out to the minimum effect.
-_CHART_LINES = {
-    "llmpulse_spc_ewma": (
-        ("llmpulse_spc_centre", "baseline", "#2ca02c", "-"),
-        ("llmpulse_spc_upper", "control limits", "#7f7f7f", ":"),
-        ("llmpulse_spc_lower", None, "#7f7f7f", ":"),
-        ("llmpulse_spc_alert_threshold", "alert threshold", "#d62728", "-."),
-    ),
-    "llmpulse_drift_similarity_ewma": (
-        ("llmpulse_drift_similarity_centre", "baseline", "#2ca02c", "-"),
-        ("llmpulse_drift_similarity_lower_limit", "control limit = alert threshold", "#d62728", "-."),
-    ),
-}
-
-
-def _chart_lines(
-    prometheus: Prometheus, expr: str, start: float, end: float, step: float
-) -> list[tuple[str | None, str, str, list[tuple[float, float]]]]:
-    """The baseline, limits and threshold of the chart whose EWMA ``expr`` is, if it is one."""
-    for ewma, others in _CHART_LINES.items():
-        if expr.startswith(ewma + "{"):
-            selector = expr[len(ewma) :]
-            return [
-                (legend, colour, style, prometheus.query_range(metric + selector, start, end, step))
-                for metric, legend, colour, style in others
-            ]
-    return []
-
-
 def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window: str, path: Path) -> bool:
     import matplotlib
 
@@ -263,7 +234,7 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
     figure, axes = plt.subplots(figsize=(7, 2.6), dpi=100)
     axes.plot([sim_min(t) for t, _ in points], [v for _, v in points], color="#1f77b4")
     expr = r.incident.series[index].format(feature=r.incident.feature, w=window)
-    for legend, colour, style, line in _chart_lines(prometheus, expr, start, end, step):
+    for legend, colour, style, line in chart_lines(prometheus, expr, start, end, step):
         if line:
             xs, ys = [sim_min(t) for t, _ in line], [v for _, v in line]
             axes.plot(xs, ys, color=colour, linestyle=style, linewidth=1, label=legend)
@@ -274,62 +245,6 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
     axes.set_xlabel("simulated minutes since the demo started")
     axes.set_ylabel(label, fontsize=8)
     axes.legend(fontsize=7, loc="upper left")
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return True
-
-
-def _charts(prometheus: Prometheus, result: DemoResult) -> list[tuple[str, str, str]]:
-    """(title, EWMA expression, file stem) of every control chart that had a baseline."""
-    end = max([r.ended_at for r in result.incidents] + [result.started_at + 1.0])
-    lookback = f"{max(1, int(end - result.started_at) + 60)}s"
-    found = []
-    for sample in prometheus.query(
-        f"count by (feature, statistic) (count_over_time(llmpulse_spc_centre[{lookback}]))"
-    ):
-        feature, statistic = sample["metric"].get("feature"), sample["metric"].get("statistic")
-        if feature and statistic:
-            expr = f'llmpulse_spc_ewma{{feature="{feature}",statistic="{statistic}"}}'
-            found.append((f"{feature}: {statistic}", expr, f"chart-{feature}-{statistic}"))
-    query = f"count by (feature) (count_over_time(llmpulse_drift_similarity_centre[{lookback}]))"
-    for sample in prometheus.query(query):
-        feature = sample["metric"].get("feature")
-        if feature:
-            expr = f'llmpulse_drift_similarity_ewma{{feature="{feature}"}}'
-            found.append((f"{feature}: prompt similarity (drift)", expr, f"chart-{feature}-similarity"))
-    return sorted(found)
-
-
-def _plot_chart(
-    prometheus: Prometheus, result: DemoResult, chart: tuple[str, str], end: float, path: Path
-) -> bool:
-    title, expr = chart
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    start = result.started_at
-    step = max(0.5, (end - start) / 400)
-    points = prometheus.query_range(expr, start, end, step)
-    if not points:
-        return False
-
-    def sim_min(t: float) -> float:
-        return (t - start) * result.speed / 60
-
-    figure, axes = plt.subplots(figsize=(7, 2.4), dpi=100)
-    axes.plot([sim_min(t) for t, _ in points], [v for _, v in points], color="#1f77b4", label="EWMA")
-    for legend, colour, style, line in _chart_lines(prometheus, expr, start, end, step):
-        if line:
-            xs, ys = [sim_min(t) for t, _ in line], [v for _, v in line]
-            axes.plot(xs, ys, color=colour, linestyle=style, linewidth=1, label=legend)
-    for r in result.incidents:
-        axes.axvspan(sim_min(r.started_at), sim_min(r.ended_at), color="#ff7f0e", alpha=0.10)
-    axes.set_title(f"{title} (incidents shaded)", fontsize=10)
-    axes.set_xlabel("simulated minutes since the demo started")
-    axes.legend(fontsize=7, loc="best")
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
@@ -394,37 +309,10 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         lines.append("")
         lines.append(f"![{r.incident.key}]({image.name})" if drawn else "_(no data to plot)_")
         lines.append("")
-    lines.extend(_chart_section(result, out_dir, prometheus))
+    spans = [(r.started_at, r.ended_at) for r in result.incidents]
+    lines.extend(
+        chart_section(prometheus, out_dir, started_at=result.started_at, speed=result.speed, spans=spans)
+    )
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path
-
-
-def _chart_section(result: DemoResult, out_dir: Path, prometheus: Prometheus) -> list[str]:
-    lines = [
-        "## Control charts",
-        "",
-        "Each chart's EWMA over the run with its baseline (the warm-up mean), its control limits"
-        " (widened for the estimated baseline) and the alert threshold (the limit, or the minimum"
-        " effect where that is farther). Charts alarm on one side: the judge score and the"
-        " prompt similarity when they fall, the others when they rise.",
-        "",
-    ]
-    end = max([r.ended_at for r in result.incidents] + [result.started_at + 1.0]) + 60.0
-    try:
-        charts = _charts(prometheus, result)
-    except Exception:
-        logger.warning("event=demo_charts_failed", exc_info=True)
-        charts = []
-    for title, expr, stem in charts:
-        image = out_dir / f"{stem}.png"
-        try:
-            drawn = _plot_chart(prometheus, result, (title, expr), end, image)
-        except Exception:  # a plot is a nice-to-have; the table is the result
-            logger.warning("event=demo_plot_failed image=%s", image, exc_info=True)
-            drawn = False
-        if drawn:
-            lines.extend([f"### {title}", "", f"![{stem}]({image.name})", ""])
-    if not charts:
-        lines.append("_(no chart fixed a baseline in this run)_")
-    return lines
