@@ -490,7 +490,9 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     return call
 
 
-def _step_run(head: tuple[Any, ...], vals: list[Any], operation: str, service: str, environment: str) -> StepRun | str:
+def _step_run(
+    head: tuple[Any, ...], vals: list[Any], operation: str, service: str, environment: str
+) -> StepRun | str:
     duration = _duration(head)
     if duration < 0:
         return M.REJECT_INVALID_DURATION
@@ -520,7 +522,9 @@ def _step_run(head: tuple[Any, ...], vals: list[Any], operation: str, service: s
     return record
 
 
-def _agent_span(head: tuple[Any, ...], vals: list[Any], kind: str, service: str, environment: str) -> AgentSpan | str:
+def _agent_span(
+    head: tuple[Any, ...], vals: list[Any], kind: str, service: str, environment: str
+) -> AgentSpan | str:
     if _duration(head) < 0:
         return M.REJECT_INVALID_DURATION
     name = _first_text(vals, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_ENTITY)

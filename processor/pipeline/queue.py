@@ -94,8 +94,6 @@ class RecordListener(Protocol):
         """One feedback event."""
 
 
-
-
 class Pipeline:
     """Bounded queue plus the worker that normalises spans and updates metrics and windows."""
 

@@ -16,12 +16,12 @@ def sentiment_of(kind: str, value: Any) -> str | None:
     if value is None:
         number = 1.0
     else:
-        kind = type(value)
-        if kind is float:
+        value_type = type(value)
+        if value_type is float:
             number = value
-        elif kind is int:
+        elif value_type is int:
             number = float(value)
-        elif kind is bool:
+        elif value_type is bool:
             number = 1.0 if value else 0.0
         else:
             return None

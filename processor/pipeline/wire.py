@@ -82,7 +82,9 @@ class DecodedRequest:
 
     __slots__ = ("body", "resources", "scopes", "spans")
 
-    def __init__(self, body: bytes, resources: list[Any], scopes: list[str], spans: list[tuple[Any, ...]]) -> None:
+    def __init__(
+        self, body: bytes, resources: list[Any], scopes: list[str], spans: list[tuple[Any, ...]]
+    ) -> None:
         self.body = body
         self.resources = [_labels(values) for values in resources]
         self.scopes = [name == A.ANTHROPIC_SDK_SCOPE for name in scopes]
