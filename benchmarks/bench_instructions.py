@@ -1,7 +1,8 @@
 """Benchmark: instructions per span of the processor's hot loop, this tree against a baseline commit.
 
 CPU seconds on a shared 2-core machine move by 30% between identical runs; instruction counts
-do not. This decodes each request as the receivers do and runs ``Pipeline.process`` of a real :class:`~llmpulse.processor.service.ProcessorService`
+do not. This decodes each request as the receivers do and runs ``Pipeline.process`` of a real
+:class:`~llmpulse.processor.service.ProcessorService`
 (engines on, as ``llmpulse serve`` builds them) under ``valgrind --tool=callgrind`` on requests
 parsed afresh for every call, twice per tree and span shape (``--small`` and ``--large``
 requests after the same warm-up), and reports ``(large - small) / spans``: the instructions of

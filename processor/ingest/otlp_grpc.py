@@ -26,15 +26,14 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.wire import decode_request
 from llmpulse.processor.pipeline.queue import (
     DeadlineExceeded,
     ExportResult,
     Pipeline,
     QueueFull,
     ShuttingDown,
-    count_spans,
 )
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.ingest import otlp_json
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.wire import decode_request
-from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown, count_spans
+from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"

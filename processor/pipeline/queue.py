@@ -29,7 +29,6 @@ from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
 from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
-from llmpulse.processor.pipeline.wire import count_spans as count_spans
 from llmpulse.processor.pipeline.wire import records
 
 logger = logging.getLogger(__name__)

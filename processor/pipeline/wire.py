@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -24,12 +25,14 @@ from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline import normalize as N
 from llmpulse.processor.pipeline.resource import SERVICE_KEYS, resource_labels
 
+_otlp: ModuleType | None
 try:
-    from llmpulse.processor.pipeline import _otlp
+    from llmpulse.processor.pipeline import _otlp as _reader
 except ImportError:  # a source install without a C compiler: upb alone, same results
     _otlp = None
 else:
-    _otlp.configure(N.KEYS, SERVICE_KEYS, N.EMPTY, N.OTHER)
+    _reader.configure(N.KEYS, SERVICE_KEYS, N.EMPTY, N.OTHER)
+    _otlp = _reader
 
 logger = logging.getLogger(__name__)
 
