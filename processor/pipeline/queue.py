@@ -6,6 +6,15 @@ spans: a request that does not fit raises :class:`QueueFull` (the receiver answe
 RESOURCE_EXHAUSTED / 429 and the client retries later); after :meth:`Pipeline.close` every
 submit raises :class:`ShuttingDown` (UNAVAILABLE / 503).
 
+The worker shares the event loop with the receivers, so it never holds the loop for long: it
+processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop run between
+them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
+whole 512-span request held the loop for tens of milliseconds, and under overload new calls
+waited seconds to be even refused). A
+request waits in the queue at most ``max_delay`` seconds: one still queued then is answered
+with :class:`QueueFull` and not counted, so every answer comes within ``max_delay`` plus the
+processing of one request, whatever the measured drain rate said when it was admitted.
+
 Accounting: every span of a submitted request ends up exactly once in
 ``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
 ``refused``. Held anthropic-SDK spans (see :mod:`llmpulse.processor.pipeline.dedup`) are counted when
@@ -18,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,6 +45,13 @@ from llmpulse.processor.pipeline.resource import resource_labels
 logger = logging.getLogger(__name__)
 
 FULL_WARNING_INTERVAL = 10.0  # seconds between "queue full" log lines
+SLICE_SECONDS = 0.002
+"""Longest the worker processes spans before letting the event loop run the receivers."""
+YIELDS_PER_SLICE = 4
+"""Loop iterations the worker leaves to the receivers after each slice: grpc.aio takes in one new
+call per one or two iterations, so one iteration per slice would cap the call rate the processor
+can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait unanswered."""
+_SLICE_CHECK = 4  # spans between two looks at the clock
 
 
 class PipelineError(LLMPulseError):
@@ -133,7 +149,11 @@ class Pipeline:
         self.dedup = dedup or Deduplicator()
         self.retry_after = retry_after
         self.tick_seconds = tick_seconds
-        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult], float | None]] = deque()
+        # request, spans, receiver, future, client deadline, end of its time in the queue
+        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult], float | None, float | None]] = (
+            deque()
+        )
+        self._busy = False  # a request is being processed (between two slices)
         self._rate: float | None = None  # spans drained per wall-clock second while busy (EWMA)
         self._queued_spans = 0
         self._wakeup = asyncio.Event()
@@ -204,7 +224,9 @@ class Pipeline:
 
         The queue is bounded by ``capacity`` spans and, once the drain rate is known, by time:
         a request is refused when what is queued before it would take over ``max_delay`` seconds,
-        so clients hear "retry later" at once instead of timing out. ``deadline``
+        so clients hear "retry later" at once instead of timing out; one still queued
+        ``max_delay`` seconds after it came (the rate was misjudged) gets :class:`QueueFull`
+        then, uncounted. ``deadline``
         (``time.monotonic()``) is the client's: a request that cannot be processed before it is
         refused at once, and one that can no longer be (still queued, or its processing would
         end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
@@ -222,7 +244,8 @@ class Pipeline:
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, spans, receiver, future, deadline))
+        expires = None if self.max_delay is None else time.monotonic() + self.max_delay
+        self._queue.append((request, spans, receiver, future, deadline, expires))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans
         self._wakeup.set()
@@ -259,12 +282,14 @@ class Pipeline:
             await asyncio.sleep(0.01)
         drained = not self._queue
         while self._queue:
-            _, spans, receiver, future, _deadline = self._queue.popleft()
+            _, spans, receiver, future, _deadline, _expires = self._queue.popleft()
             self._queued_spans -= spans
             self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             if not future.done():
                 future.set_exception(ShuttingDown())
         self.accounting.queue_spans = self._queued_spans
+        while self._busy:  # the request in hand is finished (one request's work), never cut
+            await asyncio.sleep(0.001)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -284,7 +309,7 @@ class Pipeline:
             busy_since = time.monotonic()
             drained = 0
             while self._queue:
-                request, spans, receiver, future, deadline = self._queue.popleft()
+                request, spans, receiver, future, deadline, expires = self._queue.popleft()
                 self._queued_spans -= spans
                 self.accounting.queue_spans = self._queued_spans
                 if future.done() or self._late(deadline, spans):
@@ -294,17 +319,36 @@ class Pipeline:
                     if not future.done():
                         future.set_exception(DeadlineExceeded())
                     continue
+                if expires is not None and time.monotonic() > expires:
+                    self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
+                    self._warn_full()
+                    future.set_exception(QueueFull(self.retry_after))
+                    continue
+                self._busy = True
                 try:
-                    result = self.process(request)
-                except Exception:  # never let one request stop the worker
-                    logger.exception("event=process_failed spans=%d", spans)
-                    result = ExportResult()
+                    result = await self._process_sliced(request, spans)
+                finally:
+                    self._busy = False
                 if not future.done():
                     future.set_result(result)
-                await asyncio.sleep(0)  # let the receivers run between requests
                 drained += spans
                 self._measure(drained, time.monotonic() - busy_since)
             self._count_released(self.dedup.release())
+
+    async def _process_sliced(self, request: Any, spans: int) -> ExportResult:
+        """:meth:`process`, letting the loop run between slices of :data:`SLICE_SECONDS`."""
+        steps = self._steps(request, SLICE_SECONDS)
+        try:
+            while True:
+                next(steps)
+                for _ in range(YIELDS_PER_SLICE):
+                    await asyncio.sleep(0)
+        except StopIteration as done:
+            result: ExportResult = done.value
+            return result
+        except Exception:  # never let one request stop the worker
+            logger.exception("event=process_failed spans=%d", spans)
+            return ExportResult()
 
     def _measure(self, spans: int, seconds: float) -> None:
         """Update the drain rate from ``spans`` drained in ``seconds`` of a busy period."""
@@ -315,7 +359,21 @@ class Pipeline:
 
     def process(self, request: Any) -> ExportResult:
         """Normalise and count every span of one request (synchronous; the hot loop)."""
-        started = time.perf_counter()
+        steps = self._steps(request, None)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: ExportResult = done.value
+                return result
+
+    def _steps(self, request: Any, slice_seconds: float | None) -> Generator[None, None, ExportResult]:
+        """:meth:`process` as a generator that yields after every ``slice_seconds`` of work
+        (never when None); the request's counts and batch end apply after its last span."""
+        resumed = time.perf_counter()
+        slice_end = None if slice_seconds is None else resumed + slice_seconds
+        working = 0.0  # seconds of work on this request, not counting the loop's turns between slices
+        seen = 0
         accounting, derived, dedup = self.accounting, self.derived, self.dedup
         observe_llm, observe_step = derived.observe_llm, derived.observe_step
         listeners = self.listeners
@@ -331,6 +389,14 @@ class Pipeline:
             for scope_spans in resource_spans.scope_spans:
                 secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
                 for span in scope_spans.spans:
+                    seen += 1
+                    if slice_end is not None and not seen % _SLICE_CHECK:
+                        now = time.perf_counter()
+                        if now > slice_end:
+                            working += now - resumed
+                            yield
+                            resumed = time.perf_counter()
+                            slice_end = resumed + (slice_seconds or 0.0)
                     record: Any  # one of the record types or a rejection reason, told apart by type
                     try:
                         record = normalize_span(span, secondary, service, environment)
@@ -390,7 +456,7 @@ class Pipeline:
             self.windows.add(batches)
         if self._batch_ends:
             self._end_batch()
-        accounting.batch_seconds.observe(time.perf_counter() - started)
+        accounting.batch_seconds.observe(working + time.perf_counter() - resumed)
         if not rejected:
             return ExportResult()
         for reason, n in rejected.items():
