@@ -11,9 +11,9 @@ processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop
 them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
 whole 512-span request held the loop for tens of milliseconds, and under overload new calls
 waited seconds to be even refused). A
-request waits in the queue at most ``max_delay`` seconds: one still queued then is answered
-with :class:`QueueFull` and not counted, so every answer comes within ``max_delay`` plus the
-processing of one request, whatever the measured drain rate said when it was admitted.
+request is answered within about ``max_delay`` seconds: one that, when the worker comes to it,
+could not be processed by then at the measured rate is answered with :class:`QueueFull` and not
+counted, whatever the drain rate was when it was admitted.
 
 Accounting: every span of a submitted request ends up exactly once in
 ``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
@@ -116,6 +116,9 @@ def count_spans(request: Any) -> int:
     return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
+_Entry = tuple[Any, int, str, "asyncio.Future[ExportResult]", float | None, float | None, bool]
+
+
 class Pipeline:
     """Bounded queue plus the worker that normalises spans and updates metrics and windows."""
 
@@ -149,10 +152,9 @@ class Pipeline:
         self.dedup = dedup or Deduplicator()
         self.retry_after = retry_after
         self.tick_seconds = tick_seconds
-        # request, spans, receiver, future, client deadline, end of its time in the queue
-        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult], float | None, float | None]] = (
-            deque()
-        )
+        # request, spans, receiver, future, client deadline, when its answer is due (max_delay),
+        # whether it found the queue empty
+        self._queue: deque[_Entry] = deque()
         self._busy = False  # a request is being processed (between two slices)
         self._rate: float | None = None  # spans drained per wall-clock second while busy (EWMA)
         self._queued_spans = 0
@@ -238,14 +240,14 @@ class Pipeline:
             accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             raise ShuttingDown()
         queued = self._queued_spans
-        full = queued and (queued + spans > self.capacity or self._too_slow(queued))
+        full = queued and (queued + spans > self.capacity or self._too_slow(queued + spans))
         if full or self._late(deadline, queued + spans):
             accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
         expires = None if self.max_delay is None else time.monotonic() + self.max_delay
-        self._queue.append((request, spans, receiver, future, deadline, expires))
+        self._queue.append((request, spans, receiver, future, deadline, expires, not queued))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans
         self._wakeup.set()
@@ -282,7 +284,7 @@ class Pipeline:
             await asyncio.sleep(0.01)
         drained = not self._queue
         while self._queue:
-            _, spans, receiver, future, _deadline, _expires = self._queue.popleft()
+            _, spans, receiver, future, *_ = self._queue.popleft()
             self._queued_spans -= spans
             self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             if not future.done():
@@ -309,7 +311,7 @@ class Pipeline:
             busy_since = time.monotonic()
             drained = 0
             while self._queue:
-                request, spans, receiver, future, deadline, expires = self._queue.popleft()
+                request, spans, receiver, future, deadline, expires, alone = self._queue.popleft()
                 self._queued_spans -= spans
                 self.accounting.queue_spans = self._queued_spans
                 if future.done() or self._late(deadline, spans):
@@ -319,7 +321,11 @@ class Pipeline:
                     if not future.done():
                         future.set_exception(DeadlineExceeded())
                     continue
-                if expires is not None and time.monotonic() > expires:
+                # its answer would come after max_delay (one that found the queue empty is taken
+                # however long it takes, as in submit, unless it waited past max_delay)
+                if expires is not None and (
+                    time.monotonic() > expires or (not alone and self._late(expires, spans))
+                ):
                     self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
                     self._warn_full()
                     future.set_exception(QueueFull(self.retry_after))
