@@ -10,10 +10,10 @@ The worker shares the event loop with the receivers, so it never holds the loop 
 processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop run between
 them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
 whole 512-span request held the loop for tens of milliseconds, and under overload new calls
-waited seconds to be even refused). A
-request is answered within about ``max_delay`` seconds: one that, when the worker comes to it,
-could not be processed by then at the measured rate is answered with :class:`QueueFull` and not
-counted, whatever the drain rate was when it was admitted.
+waited seconds to be even refused). A receiver's request is answered within about
+``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then at the measured rate is answered with
+:class:`QueueFull` and not counted, whatever the drain rate was when it was admitted (see
+:meth:`Pipeline.submit`).
 
 Accounting: every span of a submitted request ends up exactly once in
 ``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
@@ -220,15 +220,24 @@ class Pipeline:
         return self.max_delay is not None and self._rate is not None and spans > self._rate * self.max_delay
 
     def submit(
-        self, request: Any, spans: int, receiver: str, deadline: float | None = None
+        self,
+        request: Any,
+        spans: int,
+        receiver: str,
+        deadline: float | None = None,
+        *,
+        answer_within_delay: bool = False,
     ) -> asyncio.Future[ExportResult]:
         """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`.
 
         The queue is bounded by ``capacity`` spans and, once the drain rate is known, by time:
         a request is refused when what is queued before it would take over ``max_delay`` seconds,
-        so clients hear "retry later" at once instead of timing out; one still queued
-        ``max_delay`` seconds after it came (the rate was misjudged) gets :class:`QueueFull`
-        then, uncounted. ``deadline``
+        so clients hear "retry later" at once instead of timing out. With
+        ``answer_within_delay`` (the receivers: their clients retry on RESOURCE_EXHAUSTED / 429)
+        a request that, when the worker comes to it, could not be done within ``max_delay`` of
+        its arrival at the measured rate (the load changed since) gets :class:`QueueFull` then,
+        uncounted; without it (a consumer that waits for its result, as the Kafka source does)
+        it is processed however long it waited. ``deadline``
         (``time.monotonic()``) is the client's: a request that cannot be processed before it is
         refused at once, and one that can no longer be (still queued, or its processing would
         end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
@@ -246,7 +255,7 @@ class Pipeline:
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
-        expires = None if self.max_delay is None else time.monotonic() + self.max_delay
+        expires = time.monotonic() + self.max_delay if answer_within_delay and self.max_delay else None
         self._queue.append((request, spans, receiver, future, deadline, expires, not queued))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans
