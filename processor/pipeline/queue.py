@@ -11,9 +11,9 @@ processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop
 them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
 whole 512-span request held the loop for tens of milliseconds, and under overload new calls
 waited seconds to be even refused). A receiver's request is answered within about
-``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then at the measured rate is answered with
-:class:`QueueFull` and not counted, whatever the drain rate was when it was admitted (see
-:meth:`Pipeline.submit`).
+``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then
+at the measured rate is answered with :class:`QueueFull` and not counted, whatever the drain
+rate was when it was admitted (see :meth:`Pipeline.submit`).
 
 Accounting: every span of a submitted request ends up exactly once in
 ``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
