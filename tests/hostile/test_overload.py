@@ -64,9 +64,10 @@ async def test_a_request_queued_past_its_deadline_is_not_counted(make_service: S
 
 
 async def test_the_queue_is_bounded_by_its_time_to_drain(make_service: ServiceFactory) -> None:
-    service = await make_service(queue_max_delay=0.001)
+    service = await make_service()
     for n in range(5):  # the worker measures its drain rate on real requests
         await grpc_export(service.grpc.port, _request(1000 * (n + 1), 500))
+    service.pipeline.max_delay = 0.001  # only now: a loaded machine can take a millisecond to start one
     assert service.pipeline.expected_wait == 0.0
     service.pipeline.pause()
     first = asyncio.ensure_future(_call(service.grpc.port, _request(10_000, 500), timeout=10))
