@@ -10,6 +10,8 @@
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
+#   2b. optionally (LLMPULSE_PROMETHEUS3=1, or once built), Prometheus 3 and Alertmanager 0.35 from
+#      the Go module proxy into .cache/prometheus3/bin (scripts/build_prometheus3.sh)
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
@@ -123,6 +125,16 @@ else
   cp "$work/llmpulse-otelcol" "$COLLECTOR"
   echo "$want" >"$STAMP"
   step "Collector built in $(( $(date +%s) - start ))s: $COLLECTOR"
+fi
+
+# --- 2b. Prometheus 3 and a current Alertmanager (optional) --------------------------------
+# Built from the Go module proxy by scripts/build_prometheus3.sh when asked (tens of minutes cold).
+if [ "${LLMPULSE_PROMETHEUS3:-0}" = "1" ]; then
+  bash "$ROOT/scripts/build_prometheus3.sh"
+elif [ -x "$CACHE/prometheus3/bin/promtool" ]; then
+  bash "$ROOT/scripts/build_prometheus3.sh"  # built once: keep it in step with the pinned versions
+else
+  step "Prometheus 3: not built (optional: make prometheus3)"
 fi
 
 # --- 3. Chromium for the browser tests ---------------------------------------------------

@@ -244,9 +244,10 @@ LLMPULSE_QUEUE_MAX_DELAY: Final = "LLMPULSE_QUEUE_MAX_DELAY"
 """
 .. envvar:: LLMPULSE_QUEUE_MAX_DELAY
 
-Seconds of backlog, at the processing rate the processor measures, beyond which an export is
-refused at once with a retry hint (``--queue-max-delay``). Default ``2``: an overloaded processor
-answers well inside the exporters' 10 s timeout instead of letting them time out.
+Longest an export waits in the processing queue (``--queue-max-delay``): one that would wait
+longer, at the processing rate the processor measures, is refused at once with a retry hint, and
+one still queued after that long is refused then, uncounted. Default ``1``: an overloaded
+processor answers within about a second, far inside the exporters' 10 s timeout.
 """
 
 LLMPULSE_RETRY_AFTER: Final = "LLMPULSE_RETRY_AFTER"

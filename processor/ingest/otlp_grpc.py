@@ -147,7 +147,9 @@ class GrpcReceiver:
         # answer a little before the client's deadline, or not at all (it has stopped waiting)
         deadline = None if remaining is None else time.monotonic() + max(remaining - DEADLINE_MARGIN, 0.0)
         try:
-            result = await self._pipeline.submit(request, spans, M.RECEIVER_GRPC, deadline)
+            result = await self._pipeline.submit(
+                request, spans, M.RECEIVER_GRPC, deadline, answer_within_delay=True
+            )
         except QueueFull as exc:
             await self._abort_full(context, exc)
         except ShuttingDown as exc:

@@ -111,7 +111,11 @@ class OtlpHttpHandler:
             return _status(400, code_pb2.INVALID_ARGUMENT, f"undecodable OTLP request: {exc}", as_json)
         spans = count_spans(export)
         try:
-            result = await self._pipeline.submit(export, spans, M.RECEIVER_HTTP) if spans else None
+            result = (
+                await self._pipeline.submit(export, spans, M.RECEIVER_HTTP, answer_within_delay=True)
+                if spans
+                else None
+            )
         except QueueFull as exc:
             return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
         except ShuttingDown as exc:
