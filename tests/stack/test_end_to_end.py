@@ -128,6 +128,10 @@ for i in itertools.count(1):
                     raise RuntimeError("planner gave up")
         except RuntimeError:
             pass
+        if i % 4 == 0:  # feedback inside the conversation: counted for its session
+            with llmpulse.context(feature="e2e", conversation_id=f"conv-{i // 6}"):
+                llmpulse.feedback("thumbs", 1)
+                llmpulse.feedback("correction")
     if i % 5 == 0:  # a one-question conversation: abandoned after the first answer
         with llmpulse.context(feature="e2e", conversation_id=f"solo-{i}"):
             call("gpt-4o-mini", [{"role": "user", "content": questions[i % len(questions)]}])
@@ -237,6 +241,7 @@ expect = "paris"
 run_grace_s = 0.2
 tick_s = 0.2
 session_timeout_s = 1.0
+judge_rate = 1.0
 repeated_tool_calls = 3
 
 [drift.settings]
