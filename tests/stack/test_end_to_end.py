@@ -35,7 +35,9 @@ import pytest
 import yaml
 
 from llmpulse.demo.rules import write_compressed_rules
+from llmpulse.processor.quality.settings import SESSION_DIMENSIONS
 from llmpulse.stack import components
+from llmpulse.testing.fake_judge import judge_dimensions, judge_reply
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.polling import wait_until
 from llmpulse.testing.webhook_sink import WebhookSink
@@ -191,6 +193,10 @@ def provider() -> Iterator[tuple[FakeProvider, threading.Event]]:
     def reply(request: RecordedRequest) -> FakeReply:
         body = request.body if isinstance(request.body, dict) else {}
         if body.get("model") == JUDGE_MODEL:
+            if judge_dimensions(body) == SESSION_DIMENSIONS:  # a whole conversation: canned scores
+                verdict = judge_reply(body)
+                assert verdict is not None
+                return verdict
             return FakeReply(text=JUDGE_VERDICT)
         if body.get("model") == CANARY_MODEL:
             return FakeReply(text="Paris is the capital of France.")
