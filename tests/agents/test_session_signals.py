@@ -13,12 +13,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import attributes as A
 from llmpulse.contract.sampling import is_sampled_key
-from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
+from llmpulse.processor.agents import AgentConfigError, AgentEngine, AgentSettings, agents_extension
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.engine import QualityEngine
@@ -227,3 +228,11 @@ def test_transcripts_are_bounded_and_the_cap_is_counted() -> None:
     _process(service, [_call(400, "s-9", question="q")])
     (fresh,) = engine.sessions._open.values()
     assert fresh.transcript is not None
+
+
+def test_session_judging_settings_are_checked() -> None:
+    assert AgentSettings.from_dict({"judge_rate": 0}).judge_rate == 0.0
+    assert AgentSettings.from_dict({"judge_rate": 1, "judge_turns": 5}).judge_turns == 5
+    for bad in ({"judge_rate": 1.5}, {"judge_rate": True}, {"judge_chars": 0}, {"max_judged_sessions": "9"}):
+        with pytest.raises(AgentConfigError, match=next(iter(bad))):
+            AgentSettings.from_dict(bad)
