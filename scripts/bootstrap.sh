@@ -4,13 +4,17 @@
 #   1. Prometheus and Alertmanager (Debian packages `prometheus`, `prometheus-alertmanager`)
 #   1b. PostgreSQL 15 (Debian package `postgresql`), for the shared-state store's tests and
 #      `[quality] store_url`; only its binaries are used (tests start throwaway clusters)
+#   1c. the Apache Kafka 4.4 broker's jars (org.apache.kafka:kafka_2.13 + kafka-tools from Maven
+#      Central, scripts/kafka/pom.xml, into .cache/kafka/lib; run on the machine's Java 17) for the
+#      Kafka source's tests and benchmarks (tests start throwaway single-node KRaft brokers)
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
-#      (reinstalled only when pyproject.toml changes)
+#      (reinstalled only when pyproject.toml, the build hooks or the C reader change; an
+#      editable install builds the C reader processor/pipeline/_otlp.c in place)
 #
 # Each step prints one line saying what it did. Called by `make setup`, which the
 # README's run and test commands both go through.
@@ -63,6 +67,31 @@ else
   step "Installed: $("$PG_BIN/postgres" --version)"
 fi
 
+# --- 1c. Apache Kafka broker jars ---------------------------------------------------------
+KAFKA_POM="$ROOT/scripts/kafka/pom.xml"
+KAFKA_LIB="$CACHE/kafka/lib"
+KAFKA_STAMP="$CACHE/kafka/pom.sha256"
+want_kafka="$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
+if [ -f "$KAFKA_STAMP" ] && [ "$(cat "$KAFKA_STAMP")" = "$want_kafka" ] && ls "$KAFKA_LIB"/kafka_2.13-*.jar >/dev/null 2>&1; then
+  step "Kafka broker jars: up to date ($KAFKA_LIB, $(ls "$KAFKA_LIB" | wc -l) jars)"
+else
+  kafka_pkgs=()
+  command -v java >/dev/null 2>&1 || kafka_pkgs+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || kafka_pkgs+=(maven)
+  if [ ${#kafka_pkgs[@]} -gt 0 ]; then
+    step "Installing Debian packages: ${kafka_pkgs[*]} (apt-get; Java runs the Kafka broker, Maven fetches it)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kafka_pkgs[@]}" >/dev/null
+  fi
+  step "Fetching the Kafka broker's jars from Maven Central (mvn dependency:copy-dependencies, ~10-30 s)"
+  rm -rf "$KAFKA_LIB" && mkdir -p "$KAFKA_LIB"
+  mvnlog="$CACHE/kafka/mvn.log"
+  mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIB" >"$mvnlog" 2>&1 \
+    || { tail -n 30 "$mvnlog" >&2; die "fetching the Kafka jars failed (full log: $mvnlog)"; }
+  echo "$want_kafka" >"$KAFKA_STAMP"
+  step "Kafka broker jars: $(ls "$KAFKA_LIB" | wc -l) jars in $KAFKA_LIB"
+fi
+
 # --- 2. The collector --------------------------------------------------------------------
 command -v go >/dev/null 2>&1 || die "Go >= 1.$GO_MIN_MINOR is needed to build the collector; install it from your distribution or go.dev"
 go_minor="$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')"
@@ -109,7 +138,7 @@ fi
 # --- 4. Python virtualenv ---------------------------------------------------------------
 VENV="$ROOT/.venv"
 PYSTAMP="$VENV/.llmpulse-pyproject.sha256"
-want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum | cut -d' ' -f1)"
+want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" "$ROOT/processor/pipeline/_otlp.c" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
   step "Python environment: up to date ($VENV)"
 else
