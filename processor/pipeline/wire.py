@@ -13,6 +13,7 @@ read by parsing that span's bytes with upb on first use.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -21,6 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
+from llmpulse.contract import environment_variables as E
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline import normalize as N
 from llmpulse.processor.pipeline.resource import SERVICE_KEYS, resource_labels
@@ -33,11 +35,13 @@ except ImportError:  # a source install without a C compiler: upb alone, same re
 else:
     _reader.configure(N.KEYS, SERVICE_KEYS, N.EMPTY, N.OTHER)
     _otlp = _reader
+if os.environ.get(E.LLMPULSE_C_READER, "").strip() == "0":
+    _otlp = None
 
 logger = logging.getLogger(__name__)
 
 ACCELERATED = _otlp is not None
-"""Whether the C reader is in use."""
+"""Whether the C reader is in use (built, and not turned off with ``LLMPULSE_C_READER=0``)."""
 
 # indices into the C reader's span tuples after the normaliser's head (normalize.H_*)
 _RESOURCE, _SCOPE, _OFFSET, _LENGTH = 8, 9, 10, 11

@@ -28,7 +28,7 @@ from tests.processor.test_fuzz import _random_span, corpus
 def _decoded(body: bytes) -> wire.DecodedRequest:
     assert wire.ACCELERATED, (
         "the C reader llmpulse.processor.pipeline._otlp was not built: it needs gcc and the Python "
-        "headers (python3-dev); run `make setup` again"
+        "headers (python3-dev); run `make setup` again (and leave LLMPULSE_C_READER unset)"
     )
     decoded = wire.decode_request(body)
     assert type(decoded) is wire.DecodedRequest, "the C reader declined a request it should read"
