@@ -559,4 +559,7 @@ def _feedback(vals: list[Any], service: str, environment: str) -> Feedback | str
     if sentiment is None:
         return M.REJECT_INVALID_FEEDBACK
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
-    return Feedback(feature, kind, sentiment, service=service, environment=environment)
+    conversation = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
+    return Feedback(
+        feature, kind, sentiment, service=service, environment=environment, conversation_id=conversation
+    )

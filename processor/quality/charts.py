@@ -6,7 +6,9 @@ each. Each feature has five charts (names in :data:`~llmpulse.processor.quality.
 * ``error_rate``, ``refusal_rate``, ``latency_p95_seconds``, ``cost_per_request_usd``: one point
   per ``requests_per_window`` calls (count windows, so a quiet hour does not make a noisy point;
   a quiet feature can set its own, smaller, ``requests_per_window``);
-* ``judge_score``: the mean overall judge score per ``scores_per_window`` verdicts.
+* ``judge_score``: the mean overall judge score per ``scores_per_window`` verdicts;
+* ``session_judge_score``: the same for the verdicts on whole conversations (session judging,
+  :mod:`llmpulse.processor.agents.sessions`), a chart of its own.
 
 The judge score alarms only when it falls, the others only when they rise. Every chart estimates
 its baseline from its first ``warmup_windows`` points, with limits widened for that estimate
@@ -42,6 +44,7 @@ MIN_EFFECT: dict[str, tuple[float, float]] = {
     Q.STAT_LATENCY_P95: (0.050, 0.2),  # 50 ms and 20%
     Q.STAT_COST: (0.0, 0.2),  # 20% per request
     Q.STAT_JUDGE_SCORE: (0.25, 0.05),  # a quarter point on 1-5 and 5%
+    Q.STAT_SESSION_SCORE: (0.25, 0.05),  # the same scale, for whole conversations
 }
 """(absolute, relative) smallest change of each statistic's EWMA that may alarm."""
 
@@ -83,7 +86,7 @@ class QualityCharts:
         self._sizes = dict(window_sizes or {})
         self._charts: dict[ChartKey, EwmaChart] = {}
         self._calls: dict[tuple[str, str], _CallWindow] = {}
-        self._scores: dict[tuple[str, str], list[float]] = {}
+        self._scores: dict[ChartKey, list[float]] = {}
         self._dirty: set[ChartKey] = set()
         self.new_baseline = False  # a chart fixed its baseline since the last take_dirty()
         # (feature, statistic) -> a chart saved before charts were kept per service, taken over
@@ -97,7 +100,12 @@ class QualityCharts:
     def _floor(self, feature: str, statistic: str) -> float:
         if statistic in (Q.STAT_ERROR_RATE, Q.STAT_REFUSAL_RATE):
             return 1.0 / self.window_size(feature)
-        return {Q.STAT_LATENCY_P95: 0.001, Q.STAT_COST: 1e-4, Q.STAT_JUDGE_SCORE: 0.05}[statistic]
+        return {
+            Q.STAT_LATENCY_P95: 0.001,
+            Q.STAT_COST: 1e-4,
+            Q.STAT_JUDGE_SCORE: 0.05,
+            Q.STAT_SESSION_SCORE: 0.05,
+        }[statistic]
 
     def _new_chart(self, feature: str, statistic: str) -> EwmaChart:
         s = self.settings
@@ -107,7 +115,7 @@ class QualityCharts:
             L=s.L,
             warmup=s.warmup_windows,
             sigma_floor=self._floor(feature, statistic),
-            one_sided="lower" if statistic == Q.STAT_JUDGE_SCORE else "upper",
+            one_sided="lower" if statistic in (Q.STAT_JUDGE_SCORE, Q.STAT_SESSION_SCORE) else "upper",
             design_limits=s.design_limits,
             binomial_n=self.window_size(feature) if rate else None,
             min_effect=MIN_EFFECT[statistic],
@@ -233,14 +241,18 @@ class QualityCharts:
         if window.priced:
             self._point(f, Q.STAT_COST, window.cost / window.priced)
 
-    def observe_score(self, key: tuple[str, str], overall: float) -> None:
-        """Count one verdict's overall score for (service, feature) ``key``; charts the window
-        mean when the window is full."""
-        scores = self._scores.setdefault(key, [])
+    def observe_score(
+        self, key: tuple[str, str], overall: float, statistic: str = Q.STAT_JUDGE_SCORE
+    ) -> None:
+        """Count one verdict's overall score for (service, feature) ``key`` on the chart of
+        ``statistic`` (``judge_score`` or ``session_judge_score``); charts the window mean when
+        the window is full."""
+        window = (*key, statistic)
+        scores = self._scores.setdefault(window, [])
         scores.append(overall)
         if len(scores) >= self.settings.scores_per_window:
-            del self._scores[key]
-            self._point(key, Q.STAT_JUDGE_SCORE, sum(scores) / len(scores))
+            del self._scores[window]
+            self._point(key, statistic, sum(scores) / len(scores))
 
     def reset(self, feature: str, statistic: str | None = None, *, service: str | None = None) -> list[str]:
         """Forget the baseline(s) of ``feature`` (of one service, or of every service); returns

@@ -50,7 +50,7 @@ from llmpulse.processor.quality.ingest import sample_from_call
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
-from llmpulse.processor.quality.settings import QualitySettings
+from llmpulse.processor.quality.settings import SCOPE_SESSION, QualitySettings
 from llmpulse.processor.quality.ticker import Ticker
 from llmpulse.processor.quality.types import FeedbackEvent, QualitySample, Verdict
 from llmpulse.processor.quality.user_signals import UserSignals
@@ -365,6 +365,38 @@ class QualityEngine:
         ):
             self.judging.offer(sample)
         return failed
+
+    def offer_session(
+        self,
+        service: str,
+        feature: str,
+        conversation_id: str,
+        *,
+        trace_id: bytes,
+        messages: list[dict[str, Any]],
+        end_ns: int,
+    ) -> bool:
+        """Queue a closed conversation (its messages, oldest first) for the session judge, behind
+        the same guards and budget as the calls; False when the judge is off or stopping."""
+        if not (self._accepting and self.settings.judge.enabled):
+            return False
+        try:
+            self._feature((service, feature))
+            sample = QualitySample(
+                trace_id,
+                feature,
+                "session",
+                input_messages=messages,
+                timestamp=end_ns / 1e9,
+                content_bytes=sum(len(p["content"]) for m in messages for p in m["parts"]),
+                service=service,
+                scope=SCOPE_SESSION,
+            )
+            self.judging.offer(sample)
+        except Exception:
+            _log.exception("quality engine failed on session %s of service %s", conversation_id, service)
+            return False
+        return True
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event; explicit negative feedback and corrections flag the answer."""

@@ -59,7 +59,15 @@ STAT_ERROR_RATE: Final = "error_rate"
 STAT_REFUSAL_RATE: Final = "refusal_rate"
 STAT_LATENCY_P95: Final = "latency_p95_seconds"
 STAT_COST: Final = "cost_per_request_usd"
-STATISTICS: Final = (STAT_JUDGE_SCORE, STAT_ERROR_RATE, STAT_REFUSAL_RATE, STAT_LATENCY_P95, STAT_COST)
+STAT_SESSION_SCORE: Final = "session_judge_score"  # mean overall score of judged whole conversations
+STATISTICS: Final = (
+    STAT_JUDGE_SCORE,
+    STAT_ERROR_RATE,
+    STAT_REFUSAL_RATE,
+    STAT_LATENCY_P95,
+    STAT_COST,
+    STAT_SESSION_SCORE,
+)
 # why a feature's judge and drift engine get no content (content state label values)
 CONTENT_SEEN: Final = "seen"
 CONTENT_CAPTURE_OFF: Final = "capture_off"

@@ -126,7 +126,9 @@ class QualityMetrics:
             "upper": state.upper,
             "lower": state.lower,
             # the judge score alarms when it falls, the other statistics when they rise
-            "threshold": state.alert_lower if statistic == Q.STAT_JUDGE_SCORE else state.alert_upper,
+            "threshold": state.alert_lower
+            if statistic in (Q.STAT_JUDGE_SCORE, Q.STAT_SESSION_SCORE)
+            else state.alert_upper,
         }
         children = self._chart_children.get((key, statistic))
         if children is None:

@@ -19,6 +19,8 @@ from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA, DEFAULT_WARMU
 __all__ = [
     "CONTEXT_DIMENSIONS",
     "DEFAULT_DIMENSIONS",
+    "SCOPE_SESSION",
+    "SESSION_DIMENSIONS",
     "FeatureRules",
     "JudgeSettings",
     "QualityConfigError",
@@ -30,6 +32,10 @@ __all__ = [
 
 DEFAULT_DIMENSIONS = ("correctness", "completeness", "tone")
 CONTEXT_DIMENSIONS = ("relevance", "groundedness")
+SESSION_DIMENSIONS = ("goal_met", "frustration_free", "consistency")
+"""What a whole conversation is judged on (session judging): scores 1-5, higher is better."""
+SCOPE_SESSION = "session"
+"""``QualitySample.scope`` of a whole conversation."""
 """Judged in addition when the sample carries retrieved context."""
 
 

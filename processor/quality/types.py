@@ -63,6 +63,9 @@ class QualitySample:
     """Characters of content the sample holds (as received), for memory budgets."""
     service: str = A.UNKNOWN_SERVICE
     """The resource's ``service.name``: quality state is kept per (service, feature)."""
+    scope: str = "call"
+    """``call`` (one LLM call) or ``session`` (a whole conversation in ``input_messages``,
+    judged on the session dimensions)."""
 
     @property
     def key(self) -> tuple[str, str]:
