@@ -56,7 +56,11 @@ def calls(feature: str, count: int, rng: random.Random) -> list[tuple[bytes, byt
 
 def charts(replica: Replica) -> dict[str, dict[str, float]]:
     """feature -> {centre, upper, warmup, alarm} of its latency chart, for the charts this replica exports."""
-    status, body = scrape(replica.admin_port)
+    for _ in range(20):  # a scrape during a rebalance may answer 503 (its commit was refused)
+        status, body = scrape(replica.admin_port)
+        if status == 200:
+            break
+        time.sleep(0.3)
     assert status == 200, body[-500:]
     out = {}
     for feature in FEATURES:
