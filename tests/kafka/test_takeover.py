@@ -1,12 +1,17 @@
 """Three replicas routing by feature, their state in a real PostgreSQL: when the owner of a
 (service, feature) is killed with SIGKILL, the replica that gets its owner-topic partition resumes
-the feature's SPC charts from the store (same centre and limits, no new warm-up, no alarm), and
-only one replica at a time exports a feature's SPC gauges."""
+the feature's SPC charts from the store (same centre, no new warm-up, no alarm), only one replica
+at a time exports a feature's SPC gauges, and ``llmpulse triage --store-url`` sees the flagged
+samples of all three replicas."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,6 +37,7 @@ warmup_windows = {WARMUP}
 enabled = false
 """
 LATENCY = Q.STAT_LATENCY_P95
+LLMPULSE = str(Path(sys.executable).parent / "llmpulse")
 _ids = iter(range(1, 10**9))
 
 
@@ -47,8 +53,11 @@ def calls(feature: str, count: int) -> list[tuple[bytes, bytes]]:
     for _ in range(count):
         n, i = next(_ids), _counts.get(feature, 0)
         _counts[feature] = i + 1
+        finish = "length" if i % 10 == 0 else "stop"  # truncated: flagged into the store
+        attributes = {A.FEATURE: feature, A.GEN_AI_RESPONSE_ID: f"resp-{n}", A.FINISH_REASON: finish}
         span = make_span(
-            llm_attributes(**{A.FEATURE: feature, A.GEN_AI_RESPONSE_ID: f"resp-{n}"}),
+            llm_attributes(**attributes, **{A.GEN_AI_RESPONSE_FINISH_REASONS: [finish]}),
+            start_ns=time.time_ns(),  # recent: the store's retention prunes old samples
             trace_id=n.to_bytes(16, "big"),
             span_id=n.to_bytes(8, "big"),
             name="chat gpt-4o",
@@ -157,6 +166,7 @@ def test_new_owner_resumes_the_charts_from_postgres(
         wait_for(taken_over, f"{moved} not taken over: {exported(group)}", timeout=90)
         time.sleep(1.0)
         after = exported(group)
+        owners = {i for v in after.values() for i, _chart in v} | {victim_index}
     finally:
         for r in group:
             r.stop()
@@ -169,3 +179,16 @@ def test_new_owner_resumes_the_charts_from_postgres(
         assert chart["upper"] != 0 and chart["alarm"] == 0, (feature, chart)
         assert "event=spc_charts_resumed" in group[new_owner].log.read_text()
     assert moved, before
+    # the flagged samples of every replica (the victim's too) are in the one store
+    triage = subprocess.run(
+        [LLMPULSE, "triage", "--store-url", url, "--json", "--limit", "10000"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert triage.returncode == 0, triage.stderr
+    flagged = [json.loads(line) for line in triage.stdout.splitlines() if line.strip()]
+    per_feature = Counter(f["feature"] for f in flagged)
+    assert len(owners) == 3, owners  # the features were charted by all three replicas
+    # one call in ten truncated; a replay after the kill may flag a call twice
+    assert set(per_feature) == set(FEATURES) and min(per_feature.values()) >= 10, per_feature
