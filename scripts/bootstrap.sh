@@ -13,7 +13,8 @@
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
-#      (reinstalled only when pyproject.toml changes)
+#      (reinstalled only when pyproject.toml, the build hooks or the C reader change; an
+#      editable install builds the C reader processor/pipeline/_otlp.c in place)
 #
 # Each step prints one line saying what it did. Called by `make setup`, which the
 # README's run and test commands both go through.
@@ -137,7 +138,7 @@ fi
 # --- 4. Python virtualenv ---------------------------------------------------------------
 VENV="$ROOT/.venv"
 PYSTAMP="$VENV/.llmpulse-pyproject.sha256"
-want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum | cut -d' ' -f1)"
+want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" "$ROOT/processor/pipeline/_otlp.c" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
   step "Python environment: up to date ($VENV)"
 else

@@ -287,6 +287,16 @@ Seconds a label value or series may go unseen before it frees its slot under the
 (``--label-idle-seconds``). Default ``3600``.
 """
 
+LLMPULSE_C_READER: Final = "LLMPULSE_C_READER"
+"""
+.. envvar:: LLMPULSE_C_READER
+
+``0`` makes the processor read OTLP requests with upb alone, not with its C reader
+(``llmpulse.processor.pipeline.wire``); the figures are the same, only slower. For
+benchmarks (the same build with and without) and to rule the reader out in a bug report.
+Default: the C reader when it is built.
+"""
+
 LLMPULSE_DEDUP_HOLD: Final = "LLMPULSE_DEDUP_HOLD"
 """
 .. envvar:: LLMPULSE_DEDUP_HOLD
@@ -623,6 +633,7 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_MAX_LABEL_VALUES,
     LLMPULSE_MAX_SERIES,
     LLMPULSE_LABEL_IDLE_SECONDS,
+    LLMPULSE_C_READER,
     LLMPULSE_DEDUP_HOLD,
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,

@@ -22,16 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llmpulse.contract import attributes as A
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
-from llmpulse.processor.pipeline.normalize import normalize_span
 from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
-from llmpulse.processor.pipeline.resource import resource_labels
+from llmpulse.processor.pipeline.wire import records
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +91,6 @@ class RecordListener(Protocol):
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         """One feedback event."""
-
-
-def count_spans(request: Any) -> int:
-    """Number of spans in an ``ExportTraceServiceRequest``."""
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
 
 
 class Pipeline:
@@ -326,59 +319,49 @@ class Pipeline:
         rejected: dict[str, int] = {}
         llm = step = feedback = agent = other = duplicate = 0
         step_hooks, agent_hooks, other_hooks = self._step_hooks, self._agent_hooks, self._other_hooks
-        for resource_spans in request.resource_spans:
-            service, environment = resource_labels(resource_spans.resource)
-            for scope_spans in resource_spans.scope_spans:
-                secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
-                for span in scope_spans.spans:
-                    record: Any  # one of the record types or a rejection reason, told apart by type
-                    try:
-                        record = normalize_span(span, secondary, service, environment)
-                    except Exception:  # a producer sent something the normaliser did not foresee
-                        logger.debug("event=normalize_failed", exc_info=True)
-                        record = M.REJECT_INVALID_ATTRIBUTE
-                    kind = type(record)
-                    if kind is LLMCall:
-                        call: LLMCall = record
-                        if call.cost_usd is None:
-                            price(call)
-                        if call.secondary:
-                            if dedup.secondary(call):
-                                duplicate += 1
-                            continue  # held: counted on release
-                        dropped = dedup.primary(call)
-                        if dropped:
-                            duplicate += dropped
-                        feature = observe_llm(call)
-                        call.service, call.feature = feature  # the engines key state as the metrics label
-                        batch = batches.get(feature)
-                        if batch is None:
-                            batch = batches[feature] = FeatureBatch()
-                        batch.add(call)
-                        llm += 1
-                        if listeners:
-                            self._notify_call(call, span)
-                    elif record is None:
-                        other += 1
-                        if other_hooks:
-                            self._notify(other_hooks, span, service, environment)
-                    elif kind is StepRun:
-                        observe_step(record)
-                        step += 1
-                        if step_hooks:
-                            self._notify(step_hooks, record, span)
-                    elif kind is AgentSpan:
-                        agent += 1
-                        if agent_hooks:
-                            self._notify(agent_hooks, record, span)
-                    elif kind is Feedback:
-                        record.service, record.feature = derived.observe_feedback(record)
-                        feedback += 1
-                        if listeners:
-                            self._notify_feedback(record, span)
-                    else:
-                        reason: str = record
-                        rejected[reason] = rejected.get(reason, 0) + 1
+        for record, span, service, environment in records(request):
+            kind = type(record)
+            if kind is LLMCall:
+                call: LLMCall = record
+                if call.cost_usd is None:
+                    price(call)
+                if call.secondary:
+                    if dedup.secondary(call):
+                        duplicate += 1
+                    continue  # held: counted on release
+                dropped = dedup.primary(call)
+                if dropped:
+                    duplicate += dropped
+                feature = observe_llm(call)
+                call.service, call.feature = feature  # the engines key state as the metrics label
+                batch = batches.get(feature)
+                if batch is None:
+                    batch = batches[feature] = FeatureBatch()
+                batch.add(call)
+                llm += 1
+                if listeners:
+                    self._notify_call(call, span)
+            elif record is None:
+                other += 1
+                if other_hooks:
+                    self._notify(other_hooks, span, service, environment)
+            elif kind is StepRun:
+                observe_step(record)
+                step += 1
+                if step_hooks:
+                    self._notify(step_hooks, record, span)
+            elif kind is AgentSpan:
+                agent += 1
+                if agent_hooks:
+                    self._notify(agent_hooks, record, span)
+            elif kind is Feedback:
+                record.service, record.feature = derived.observe_feedback(record)
+                feedback += 1
+                if listeners:
+                    self._notify_feedback(record, span)
+            else:
+                reason: str = record
+                rejected[reason] = rejected.get(reason, 0) + 1
         accepted = accounting.accepted
         accepted[M.ACCEPTED_LLM] += llm
         accepted[M.ACCEPTED_STEP] += step
