@@ -3,7 +3,7 @@ owner saves and forgets the key's reference and gauges, the new owner resumes it
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -17,16 +17,14 @@ from llmpulse.processor.store.factory import open_store
 KEY = (UNKNOWN_SERVICE, "support")
 
 
-def test_the_next_owner_resumes_the_frozen_reference(
-    engine: DriftEngine,
-    registry: CollectorRegistry,
-    settings: DriftSettings,
-    feed: Callable[..., None],
-    tmp_path: Path,
-) -> None:
+def test_the_next_owner_resumes_the_frozen_reference(settings: DriftSettings, tmp_path: Path) -> None:
+    settings = dataclasses.replace(settings, spc_warmup=20)  # a baseline after 400 samples
+    registry = CollectorRegistry()
+    engine = DriftEngine(registry=registry, settings=settings)
     store = open_store(str(tmp_path / "state.db"))
-    stream = SyntheticStream(5)
-    feed(stream, 600)  # reference frozen and the similarity chart's baseline fixed
+    for call in SyntheticStream(5).calls(600):  # reference frozen and the chart's baseline fixed
+        assert engine.observe(DriftSample("support", call.text, call.response_length, call.finish_reason))
+    engine.run_once()
     before = engine.status("support")
     baseline = engine._features[KEY].chart.baseline
     assert baseline is not None
