@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +92,8 @@ class QualityCharts:
         # (feature, statistic) -> a chart saved before charts were kept per service, taken over
         # by the first service that charts that feature and statistic
         self._legacy: dict[tuple[str, str], EwmaChart] = {}
+        # keys given up to another replica (release): a verdict judged here afterwards is not charted
+        self._released: set[tuple[str, str]] = set()
 
     def window_size(self, feature: str) -> int:
         """Calls per window of ``feature``."""
@@ -183,6 +185,39 @@ class QualityCharts:
             else:
                 self._charts[key] = chart
 
+    def resume(self, keys: Collection[tuple[str, str]], snapshots: dict[ChartKey, dict[str, Any]]) -> int:
+        """Take over the charts of (service, feature) ``keys`` from ``snapshots`` (the shared
+        store's, saved by their previous owner), replacing what this process held for them;
+        returns how many charts were restored. A key without a snapshot starts fresh."""
+        wanted = set(keys)
+        self._released -= wanted
+        self._drop(wanted)
+        mine = {key: snap for key, snap in snapshots.items() if key[:2] in wanted}
+        self.load(mine)
+        return sum(1 for key in mine if key in self._charts)
+
+    def release(self, keys: Collection[tuple[str, str]] | None) -> dict[ChartKey, dict[str, Any]]:
+        """Forget the charts and open windows of ``keys`` (None: of every key) and remove their
+        gauges; returns the snapshots of those changed since the last save, to persist."""
+        wanted = {key[:2] for key in self._charts} | set(self._calls) | {key[:2] for key in self._scores}
+        if keys is not None:
+            wanted &= set(keys)
+        dirty = {key: self._charts[key].to_dict() for key in self._dirty if key[:2] in wanted}
+        self._released |= wanted
+        self._drop(wanted)
+        return dirty
+
+    def _drop(self, keys: set[tuple[str, str]]) -> None:
+        for key in [k for k in self._charts if k[:2] in keys]:
+            del self._charts[key]
+            self._dirty.discard(key)
+            if self._metrics is not None:
+                self._metrics.remove_chart(key[:2], key[2])
+        for feature_key in keys:
+            self._calls.pop(feature_key, None)
+        for window in [k for k in self._scores if k[:2] in keys]:
+            del self._scores[window]
+
     def _point(self, key: tuple[str, str], statistic: str, value: float) -> ChartState:
         service, feature = key
         chart = self.chart(service, feature, statistic)
@@ -247,6 +282,8 @@ class QualityCharts:
         """Count one verdict's overall score for (service, feature) ``key`` on the chart of
         ``statistic`` (``judge_score`` or ``session_judge_score``); charts the window mean when
         the window is full."""
+        if key in self._released:
+            return
         window = (*key, statistic)
         scores = self._scores.setdefault(window, [])
         scores.append(overall)

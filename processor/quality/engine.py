@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
@@ -182,6 +182,30 @@ class QualityEngine:
         self._tasks = self.judging.start_workers(loop)
         self._tasks.append(loop.create_task(self._flags.run(), name="quality-store-writer"))
         self._tasks.append(loop.create_task(self.ticker.run(), name="quality-ticker"))
+
+    async def resume(self, keys: Collection[tuple[str, str]]) -> None:
+        """Take over the SPC charts of (service, feature) ``keys`` from the store (a Kafka owner
+        topic gave this replica their partition): the previous owner's baselines, no new warm-up."""
+        snapshots = await asyncio.to_thread(self.chart_store.load_charts)
+        restored = self.charts.resume(keys, snapshots)
+        _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
+
+    def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+        """Save the changed charts of ``keys`` (None: every key) and forget them and their
+        gauges (their partition moved to another replica). Blocks on the store: it runs inside
+        the revocation, so the next owner reads what this one saved."""
+        self.flush_counts()
+        dirty = self.charts.release(keys)
+        if dirty:
+            try:
+                self.chart_store.save_charts(dirty)
+            except Exception:  # a store down for a moment: the next owner resumes an older chart
+                _log.exception("event=spc_charts_not_saved charts=%d", len(dirty))
+        _log.info(
+            "event=spc_charts_released keys=%s charts_saved=%d",
+            "all" if keys is None else len(keys),
+            len(dirty),
+        )
 
     @property
     def queue_size(self) -> int:
