@@ -22,11 +22,12 @@ alerting/alertmanager.yml (10 s critical, 30 s warning).
   week (an episode is a run of firing evaluations).
 
 Covered: the error and latency alerts (LLMPulseErrorRateHigh, LLMPulseErrorBudgetBurnSlow,
-LLMPulseLatencyBudgetBurnFast/Slow, LLMPulseLatencyP95Regression) and LLMPulseCostPerHourAnomaly.
-Not covered: the quality, drift and agent alerts read gauges the processor's engines compute
-from content (judge scores, SPC charts, embeddings), which synthetic counters cannot stand in
-for (bench_spc.py and bench_drift.py measure those engines), nor the TTFT, step-latency,
-refusal, unpriced and model-change alerts (same shapes as the ones covered, not run here).
+LLMPulseLatencyBudgetBurnFast/Slow, LLMPulseLatencyP95Regression, LLMPulseStepLatencyHigh),
+LLMPulseCostPerHourAnomaly and LLMPulseResponseModelChanged. Not covered: the quality, drift
+and agent alerts read gauges the processor's engines compute from content (judge scores, SPC
+charts, embeddings), which synthetic counters cannot stand in for (bench_spc.py and
+bench_drift.py measure those engines); nor the TTFT, refusal and unpriced-call alerts (the
+same shapes as the p95 and error alerts, not run here), nor the processor and collector alerts.
 
 Run: ``python benchmarks/bench_alert_delay.py`` (about 5-10 minutes on 2 cores; ``--days`` for
 a shorter clean run). Targets: a 20% error burst reaches Alertmanager within 2.5 minutes; no
@@ -78,7 +79,10 @@ ALERTS = (
     "LLMPulseLatencyBudgetBurnSlow",
     "LLMPulseLatencyP95Regression",
     "LLMPulseCostPerHourAnomaly",
+    "LLMPulseStepLatencyHigh",
+    "LLMPulseResponseModelChanged",
 )
+STEP_BUCKETS = (0.03, 0.04, 0.05, 0.075, 0.1, 0.5, 0.75, 1.0)  # the processor's step buckets used here
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,7 @@ class Traffic:
     usd: float = 0.002
     blips_per_day: float = 0.0  # one-minute error blips of 10%
     slow_minutes_per_day: float = 0.0  # minutes with the latency median doubled
+    step_median_s: float = 0.0  # a retrieval step before each call (0: none)
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,7 @@ def _duration_s(text: str) -> float:
     return sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smhd])", text))
 
 
-def _lognormal_cdf(x: float, median: float, sigma: float) -> float:
-    return 0.5 * (1 + math.erf(math.log(x / median) / (sigma * math.sqrt(2))))
+_erf = np.vectorize(math.erf)
 
 
 def simulate(
@@ -159,7 +163,7 @@ def simulate(
     # bucket counts: a multinomial over the latency bins of each sample
     edges = np.array(BUCKETS)
     z = (np.log(edges[None, :]) - np.log(median[:, None])) / traffic.sigma
-    cdf = 0.5 * (1 + np.vectorize(math.erf)(z / math.sqrt(2)))
+    cdf = 0.5 * (1 + _erf(z / math.sqrt(2)))
     slow = rng.binomial(calls, slow_share)  # these land between 20.48 and 40.96 s
     rest = calls - slow
     probs = np.diff(np.concatenate([np.zeros((n, 1)), cdf, np.ones((n, 1))], axis=1), axis=1)
@@ -182,6 +186,41 @@ def simulate(
     yield "gen_ai_client_operation_duration_seconds_bucket", {**labels, "le": "+Inf"}, ts, np.cumsum(calls)
     yield "gen_ai_client_operation_duration_seconds_count", labels, ts, np.cumsum(calls)
     yield "llmpulse_cost_usd_total", labels, ts, np.cumsum(cost)
+    if change and change.get("mismatch"):
+        # the processor exposes a new label set at zero first, then counts
+        swapped = np.where(ts > at, rng.binomial(calls, change["mismatch"]), 0)
+        keep = ts >= at
+        yield (
+            "llmpulse_model_mismatch_total",
+            {**labels, "response_model": "gpt-4o-2026-11"},
+            ts[keep],
+            np.cumsum(swapped)[keep],
+        )
+    if traffic.step_median_s:
+        step_median = np.full(n, traffic.step_median_s)
+        if change:
+            step_median[ts > at] *= change.get("step_x", 1.0)
+        edges = np.array(STEP_BUCKETS)
+        z = (np.log(edges[None, :]) - np.log(step_median[:, None])) / 0.25
+        probs = np.diff(
+            np.concatenate([np.zeros((n, 1)), 0.5 * (1 + _erf(z / math.sqrt(2))), np.ones((n, 1))], axis=1),
+            axis=1,
+        )
+        probs = np.clip(probs, 0, None)
+        probs /= probs.sum(axis=1, keepdims=True)
+        steps = np.cumsum(
+            np.array([rng.multinomial(c, q) for c, q in zip(calls, probs, strict=True)]), axis=1
+        )
+        step_labels = {"service": SERVICE, "feature": traffic.feature, "step": "retrieval"}
+        for i, bound in enumerate(STEP_BUCKETS):
+            yield (
+                "llmpulse_step_duration_seconds_bucket",
+                {**step_labels, "le": repr(bound)},
+                ts,
+                np.cumsum(steps[:, i]),
+            )
+        yield "llmpulse_step_duration_seconds_bucket", {**step_labels, "le": "+Inf"}, ts, np.cumsum(calls)
+        yield "llmpulse_step_duration_seconds_count", step_labels, ts, np.cumsum(calls)
 
 
 FAMILIES = {
@@ -195,6 +234,9 @@ FAMILIES = {
         "histogram",
     ),
     "llmpulse_cost_usd_total": ("llmpulse_cost_usd", "counter"),
+    "llmpulse_model_mismatch_total": ("llmpulse_model_mismatch", "counter"),
+    "llmpulse_step_duration_seconds_bucket": ("llmpulse_step_duration_seconds", "histogram"),
+    "llmpulse_step_duration_seconds_count": ("llmpulse_step_duration_seconds", "histogram"),
 }
 FAMILIES_KIND = dict(FAMILIES.values())
 
@@ -407,6 +449,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         Incident("30% of calls time out (~30 s)", Traffic("slow30", 2.5), {"slow_share": 0.30}, latency),
         Incident("10% of calls time out (~30 s)", Traffic("slow10", 2.5), {"slow_share": 0.10}, latency),
         Incident("latency x2 (p95 ~4 s -> ~8 s)", Traffic("lat2x", 2.5), {"latency_x": 2.0}, latency),
+        Incident("error burst 35% (the demo's)", Traffic("err35", 2.5), {"error": 0.35}, errors),
+        Incident(
+            "retrieval step 40 ms -> 600 ms",
+            Traffic("retrieval", 2.5, step_median_s=0.04),
+            {"step_x": 15.0},
+            ("LLMPulseStepLatencyHigh",),
+        ),
+        Incident(
+            "a new response model answers all calls",
+            Traffic("model", 2.5),
+            {"mismatch": 1.0},
+            ("LLMPulseResponseModelChanged",),
+        ),
         Incident(
             "cost x3 (prompt bloat)",
             Traffic("cost3x", 2.5, usd=0.01),
@@ -415,7 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     ]
     clean = [
-        Traffic(f"clean-{rate:g}", rate, blips_per_day=2, slow_minutes_per_day=4) for rate in (5.0, 2.5, 0.5)
+        Traffic(f"clean-{rate:g}", rate, blips_per_day=2, slow_minutes_per_day=4, step_median_s=step)
+        for rate, step in ((5.0, 0.0), (2.5, 0.04), (0.5, 0.0))
     ]
     warmup = 26 * 3600
     clean_start = end - args.days * 86400 - warmup
