@@ -3,7 +3,8 @@
 A span travels one way through the sub-packages::
 
     ingest/    OTLP/gRPC, OTLP/HTTP (protobuf and JSON) receivers: decode, admit or refuse
-       |
+    kafka/     or: OTLP records from the collector's Kafka topic, one consumer-group member,
+       |       offsets committed when a scrape shows their counts
     pipeline/  bounded queue, normalisation of any GenAI instrumentation's span into records,
        |       de-duplication of calls seen twice
        +--> metrics/  derived Prometheus metrics, rolling windows, exposition
@@ -33,6 +34,7 @@ __all__ = [
     "extension",
     "http_server",
     "ingest",
+    "kafka",
     "metrics",
     "pipeline",
     "quality",

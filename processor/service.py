@@ -21,7 +21,7 @@ from llmpulse import __version__
 from llmpulse.contract.pricing import PricingSource
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.admin.guard import AdminGuard, is_loopback
-from llmpulse.processor.admin.handler import AdminHandler
+from llmpulse.processor.admin.handler import AdminHandler, MetricsUnavailable
 from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Handler, HttpServer
 from llmpulse.processor.ingest.otlp_grpc import GrpcReceiver
@@ -89,6 +89,11 @@ class ProcessorService:
         self.scrape = ScrapeEndpoint(
             MetricsCollector(self.derived, self.accounting, announce_new_series=True), engines
         )
+        # The Kafka source (None without kafka_brokers): it commits what a scrape is about to show.
+        self.kafka = _kafka_source(settings, self.pipeline)
+        if self.kafka is not None:
+            engines.register(self.kafka.registry)
+            self.registry.register(self.kafka.registry)
         self._clock = clock
         self._started_at = 0.0
         self.state = "new"
@@ -116,7 +121,7 @@ class ProcessorService:
             refusal=otlp_http.refusal,
         )
         admin = AdminHandler(
-            self.scrape,
+            self._scrape,
             status=self.status,
             ready=lambda: self.state == "running",
             routes=_admin_routes(self._extensions),
@@ -129,6 +134,14 @@ class ProcessorService:
         self.admin = HttpServer(
             admin, host=settings.admin_host, port=settings.admin_port, max_body_bytes=0, name="admin"
         )
+
+    def _scrape(self, accept: str) -> tuple[bytes, str]:
+        if self.kafka is not None:
+            try:
+                self.kafka.commit_counted()
+            except Exception as exc:  # CommitFailed, or the client failing in a way of its own
+                raise MetricsUnavailable(f"counts not shown: {exc}") from None
+        return self.scrape(accept)
 
     @staticmethod
     def _load_tls(settings: Settings) -> tuple[tuple[bytes, bytes] | None, ssl.SSLContext | None]:
@@ -162,6 +175,14 @@ class ProcessorService:
                 f"cannot bind the processor's ports ({exc}); is another instance running? "
                 "choose others with --grpc-port/--http-port/--admin-port"
             ) from None
+        if self.kafka is not None:
+            try:
+                await self.kafka.start()
+            except Exception as exc:  # KafkaUnavailable: brokers unreachable, bad settings
+                await self.kafka.close()
+                await self._close_servers(0.0)
+                await self._stop_extensions()
+                raise StartupError(str(exc)) from None
         self._started_at = self._clock()
         self.state = "running"
         logger.info(
@@ -188,8 +209,12 @@ class ProcessorService:
             return
         self.state = "stopping"
         logger.info("event=processor_stopping queued_spans=%d", self.pipeline.queued_spans)
+        if self.kafka is not None:
+            await self.kafka.stop_reading()
         drained = await self.pipeline.drain(self.settings.drain_timeout)
         await self._close_servers(1.0)
+        if self.kafka is not None:
+            await self.kafka.close()
         await self._stop_extensions()
         self.state = "stopped"
         a = self.accounting
@@ -248,11 +273,26 @@ class ProcessorService:
             "queue": {"spans": a.queue_spans, "capacity": a.queue_capacity},
             "services": self.windows.snapshot(),
             "pricing": self._pricing_status(),
+            **({"kafka": self.kafka.status()} if self.kafka is not None else {}),
             **{name: section() for name, section in self._status_sections.items()},
         }
 
 
-_RESERVED_STATUS = frozenset({"version", "state", "uptime_s", "spans", "queue", "services", "pricing"})
+_RESERVED_STATUS = frozenset(
+    {"version", "state", "uptime_s", "spans", "queue", "services", "pricing", "kafka"}
+)
+
+
+def _kafka_source(settings: Settings, pipeline: Pipeline) -> Any:
+    """The Kafka source when ``kafka_brokers`` is set (imported only then: the client is optional)."""
+    if not settings.kafka_brokers:
+        return None
+    from llmpulse.processor.kafka import KafkaUnavailable, build_kafka_source
+
+    try:
+        return build_kafka_source(settings, pipeline)
+    except KafkaUnavailable as exc:
+        raise StartupError(str(exc)) from None
 
 
 def _status_sections(extensions: Sequence[Extension]) -> dict[str, Callable[[], Any]]:

@@ -175,6 +175,32 @@ FIELDS: tuple[Field, ...] = (
         "JSON pricing table overriding the shipped one; reloaded when it changes",
         "FILE",
     ),
+    Field(
+        "kafka_brokers",
+        _optional_text,
+        None,
+        "comma-separated Kafka bootstrap servers: also read OTLP traces from --kafka-topic as a member "
+        "of the consumer group --kafka-group (docs/kafka.md); unset = OTLP receivers only",
+        "HOST:PORT,...",
+    ),
+    Field("kafka_topic", str, "llmpulse-traces", "Kafka topic of OTLP protobuf traces", "TOPIC"),
+    Field("kafka_group", str, "llmpulse-processors", "Kafka consumer group the replicas share", "GROUP"),
+    Field(
+        "kafka_owner_topic",
+        _optional_text,
+        None,
+        "second topic: re-key traces by (service, feature) onto it (exactly once, Kafka transactions) "
+        "and count from it, so each feature has one owner replica (docs/kafka.md); unset = count "
+        "straight from --kafka-topic",
+        "TOPIC",
+    ),
+    Field(
+        "kafka_session_timeout",
+        _positive_float,
+        10.0,
+        "seconds without a heartbeat before Kafka moves a dead replica's partitions to the others",
+        "S",
+    ),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -205,6 +231,11 @@ class Settings:
     latency_samples: int = 1000
     log_format: str = "text"
     pricing_file: Path | None = None
+    kafka_brokers: str | None = None
+    kafka_topic: str = "llmpulse-traces"
+    kafka_group: str = "llmpulse-processors"
+    kafka_owner_topic: str | None = None
+    kafka_session_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         if self.auth_token_file is not None:

@@ -4,6 +4,9 @@
 #   1. Prometheus and Alertmanager (Debian packages `prometheus`, `prometheus-alertmanager`)
 #   1b. PostgreSQL 15 (Debian package `postgresql`), for the shared-state store's tests and
 #      `[quality] store_url`; only its binaries are used (tests start throwaway clusters)
+#   1c. the Apache Kafka 4.4 broker's jars (org.apache.kafka:kafka_2.13 + kafka-tools from Maven
+#      Central, scripts/kafka/pom.xml, into .cache/kafka/lib; run on the machine's Java 17) for the
+#      Kafka source's tests and benchmarks (tests start throwaway single-node KRaft brokers)
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
@@ -61,6 +64,31 @@ else
   # The package may start its default cluster where an init system runs; llmpulse starts its own.
   as_root systemctl stop postgresql >/dev/null 2>&1 || true
   step "Installed: $("$PG_BIN/postgres" --version)"
+fi
+
+# --- 1c. Apache Kafka broker jars ---------------------------------------------------------
+KAFKA_POM="$ROOT/scripts/kafka/pom.xml"
+KAFKA_LIB="$CACHE/kafka/lib"
+KAFKA_STAMP="$CACHE/kafka/pom.sha256"
+want_kafka="$(sha256sum "$KAFKA_POM" | cut -d' ' -f1)"
+if [ -f "$KAFKA_STAMP" ] && [ "$(cat "$KAFKA_STAMP")" = "$want_kafka" ] && ls "$KAFKA_LIB"/kafka_2.13-*.jar >/dev/null 2>&1; then
+  step "Kafka broker jars: up to date ($KAFKA_LIB, $(ls "$KAFKA_LIB" | wc -l) jars)"
+else
+  kafka_pkgs=()
+  command -v java >/dev/null 2>&1 || kafka_pkgs+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null 2>&1 || kafka_pkgs+=(maven)
+  if [ ${#kafka_pkgs[@]} -gt 0 ]; then
+    step "Installing Debian packages: ${kafka_pkgs[*]} (apt-get; Java runs the Kafka broker, Maven fetches it)"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${kafka_pkgs[@]}" >/dev/null
+  fi
+  step "Fetching the Kafka broker's jars from Maven Central (mvn dependency:copy-dependencies, ~10-30 s)"
+  rm -rf "$KAFKA_LIB" && mkdir -p "$KAFKA_LIB"
+  mvnlog="$CACHE/kafka/mvn.log"
+  mvn -B -q -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$KAFKA_LIB" >"$mvnlog" 2>&1 \
+    || { tail -n 30 "$mvnlog" >&2; die "fetching the Kafka jars failed (full log: $mvnlog)"; }
+  echo "$want_kafka" >"$KAFKA_STAMP"
+  step "Kafka broker jars: $(ls "$KAFKA_LIB" | wc -l) jars in $KAFKA_LIB"
 fi
 
 # --- 2. The collector --------------------------------------------------------------------

@@ -367,6 +367,15 @@ Directory holding PostgreSQL's ``initdb``, ``pg_ctl`` and ``postgres``, for the 
 clusters the tests (and the local stack) start. Default: the newest ``/usr/lib/postgresql/*/bin``.
 """
 
+LLMPULSE_KAFKA_LIB: Final = "LLMPULSE_KAFKA_LIB"
+"""
+.. envvar:: LLMPULSE_KAFKA_LIB
+
+Directory holding the Apache Kafka broker's jars (``kafka_2.13-*.jar``, ``kafka-tools-*.jar`` and
+their dependencies), for the throwaway brokers the tests and benchmarks start. Default: the
+checkout's ``.cache/kafka/lib``, which ``scripts/bootstrap.sh`` fills from Maven Central.
+"""
+
 # --- the triage console (llmpulse console) ----------------------------------------------------
 
 LLMPULSE_CONSOLE_TOKEN: Final = "LLMPULSE_CONSOLE_TOKEN"
@@ -549,6 +558,52 @@ Compose secret for ``alerting/alertmanager.receivers.example.yml``: the SMTP pas
 No default.
 """
 
+LLMPULSE_KAFKA_BROKERS: Final = "LLMPULSE_KAFKA_BROKERS"
+"""
+.. envvar:: LLMPULSE_KAFKA_BROKERS
+
+Comma-separated Kafka bootstrap servers (``host:port``). Set: ``llmpulse serve`` also reads OTLP
+traces from :data:`LLMPULSE_KAFKA_TOPIC` as one member of the consumer group
+:data:`LLMPULSE_KAFKA_GROUP` (``--kafka-brokers``; docs/kafka.md). The shipped
+``otel-collector-kafka.yaml`` reads the same variable for its kafka exporter. Default: unset (no
+Kafka source; the OTLP receivers only).
+"""
+
+LLMPULSE_KAFKA_TOPIC: Final = "LLMPULSE_KAFKA_TOPIC"
+"""
+.. envvar:: LLMPULSE_KAFKA_TOPIC
+
+The Kafka topic of OTLP protobuf traces (``--kafka-topic``, and the collector's kafka exporter in
+``otel-collector-kafka.yaml``). Default ``llmpulse-traces``.
+"""
+
+LLMPULSE_KAFKA_GROUP: Final = "LLMPULSE_KAFKA_GROUP"
+"""
+.. envvar:: LLMPULSE_KAFKA_GROUP
+
+The consumer group id the processor replicas share (``--kafka-group``); Kafka splits the topic's
+partitions among the group's members. Default ``llmpulse-processors``.
+"""
+
+LLMPULSE_KAFKA_OWNER_TOPIC: Final = "LLMPULSE_KAFKA_OWNER_TOPIC"
+"""
+.. envvar:: LLMPULSE_KAFKA_OWNER_TOPIC
+
+A second Kafka topic (``--kafka-owner-topic``): each replica's router re-keys the collector's
+traces by (service, feature) onto it, exactly once, and the replicas count from it, so every
+feature has one owner (its SPC charts, drift state, judge sampling, rolling windows). Default:
+unset (count straight from :data:`LLMPULSE_KAFKA_TOPIC`).
+"""
+
+LLMPULSE_KAFKA_SESSION_TIMEOUT: Final = "LLMPULSE_KAFKA_SESSION_TIMEOUT"
+"""
+.. envvar:: LLMPULSE_KAFKA_SESSION_TIMEOUT
+
+Seconds without a heartbeat before Kafka declares a replica dead and moves its partitions to the
+group's other members (``--kafka-session-timeout``). Default ``10`` (the broker's
+``group.min.session.timeout.ms`` allows 6 or more).
+"""
+
 PROCESSOR_SETTINGS: Final = (
     LLMPULSE_HOST,
     LLMPULSE_GRPC_PORT,
@@ -572,5 +627,10 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,
     LLMPULSE_PRICING_FILE,
+    LLMPULSE_KAFKA_BROKERS,
+    LLMPULSE_KAFKA_TOPIC,
+    LLMPULSE_KAFKA_GROUP,
+    LLMPULSE_KAFKA_OWNER_TOPIC,
+    LLMPULSE_KAFKA_SESSION_TIMEOUT,
 )
 """The variables of ``llmpulse serve``'s settings, in the order of ``processor.settings.FIELDS``."""

@@ -20,6 +20,11 @@ from llmpulse.processor.http_server import Handler, Request, Response
 STATUS_PATH = "/api/status"
 
 
+class MetricsUnavailable(Exception):
+    """Raised by the ``metrics`` callable when this scrape cannot be answered now (503); the
+    message is the response body."""
+
+
 class AdminHandler:
     """Routes the admin port. ``metrics`` (the ``Accept`` header -> body and content type),
     ``ready`` and ``status`` are callables owned by the service."""
@@ -51,7 +56,10 @@ class AdminHandler:
             return Response(405, b"use GET\n", headers=[("Allow", "GET")])
         path = request.path
         if path == "/metrics":
-            body, content_type = self._metrics(request.headers.get("accept", ""))
+            try:
+                body, content_type = self._metrics(request.headers.get("accept", ""))
+            except MetricsUnavailable as exc:
+                return Response(503, f"{exc}\n".encode(), headers=[("Retry-After", "1")])
             return Response(200, body, content_type)
         if path == STATUS_PATH:
             body = json.dumps(self._status(), sort_keys=True, allow_nan=False).encode()

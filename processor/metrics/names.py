@@ -105,7 +105,8 @@ SENTIMENTS: Final = (SENTIMENT_POSITIVE, SENTIMENT_NEGATIVE, SENTIMENT_NEUTRAL)
 
 RECEIVER_GRPC: Final = "grpc"
 RECEIVER_HTTP: Final = "http"
-RECEIVERS: Final = (RECEIVER_GRPC, RECEIVER_HTTP)
+RECEIVER_KAFKA: Final = "kafka"  # records read from the Kafka topic (processor.kafka)
+RECEIVERS: Final = (RECEIVER_GRPC, RECEIVER_HTTP, RECEIVER_KAFKA)
 
 # kind of an accepted span
 ACCEPTED_LLM: Final = "llm"

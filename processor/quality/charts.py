@@ -9,9 +9,13 @@ each. Each feature has five charts (names in :data:`~llmpulse.processor.quality.
 * ``judge_score``: the mean overall judge score per ``scores_per_window`` verdicts.
 
 The judge score alarms only when it falls, the others only when they rise. Every chart estimates
-its baseline from its first ``warmup_windows`` points. A flat warm-up (no errors at all) would give
-sigma 0, so each statistic has a floor: one event per window for rates, 1 ms for latency, a
-hundredth of a cent per request for cost, 0.05 for the score.
+its baseline from its first ``warmup_windows`` points, with limits widened for that estimate
+(``spc.design_limits``); the two rates use the binomial sigma of their window size. A flat
+warm-up (no errors at all) would give sigma 0, so each statistic has a floor: one event per window
+for rates, 1 ms for latency, a hundredth of a cent per request for cost, 0.05 for the score.
+No chart alarms on an effect smaller than its :data:`MIN_EFFECT` (absolute and relative to the
+baseline mean, both must be exceeded): a p95 of 8 ms against 2.6 ms is out of control, and no
+one would page for it.
 """
 
 from __future__ import annotations
@@ -27,9 +31,19 @@ from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import SpcSettings
 from llmpulse.processor.quality.types import QualitySample
+from llmpulse.processor.spc.design import designed_L
 from llmpulse.processor.spc.ewma import ChartState, EwmaChart
 
-__all__ = ["QualityCharts"]
+__all__ = ["MIN_EFFECT", "QualityCharts"]
+
+MIN_EFFECT: dict[str, tuple[float, float]] = {
+    Q.STAT_ERROR_RATE: (0.02, 0.5),  # 2 percentage points and half the baseline rate
+    Q.STAT_REFUSAL_RATE: (0.02, 0.5),
+    Q.STAT_LATENCY_P95: (0.050, 0.2),  # 50 ms and 20%
+    Q.STAT_COST: (0.0, 0.2),  # 20% per request
+    Q.STAT_JUDGE_SCORE: (0.25, 0.05),  # a quarter point on 1-5 and 5%
+}
+"""(absolute, relative) smallest change of each statistic's EWMA that may alarm."""
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +74,11 @@ class QualityCharts:
     ) -> None:
         """``window_sizes``: calls per window for features that override ``requests_per_window``."""
         self.settings = settings
+        if settings.design_limits:  # solve the designed limits now, not when a chart's warm-up ends
+            for sigma_estimated in (True, False):
+                designed_L(
+                    settings.lambda_, settings.L, settings.warmup_windows, sigma_estimated=sigma_estimated
+                )
         self._metrics = metrics
         self._sizes = dict(window_sizes or {})
         self._charts: dict[ChartKey, EwmaChart] = {}
@@ -82,12 +101,16 @@ class QualityCharts:
 
     def _new_chart(self, feature: str, statistic: str) -> EwmaChart:
         s = self.settings
+        rate = statistic in (Q.STAT_ERROR_RATE, Q.STAT_REFUSAL_RATE)
         return EwmaChart(
             lambda_=s.lambda_,
             L=s.L,
             warmup=s.warmup_windows,
             sigma_floor=self._floor(feature, statistic),
             one_sided="lower" if statistic == Q.STAT_JUDGE_SCORE else "upper",
+            design_limits=s.design_limits,
+            binomial_n=self.window_size(feature) if rate else None,
+            min_effect=MIN_EFFECT[statistic],
         )
 
     def chart(self, service: str, feature: str, statistic: str) -> EwmaChart:
@@ -116,11 +139,26 @@ class QualityCharts:
                 _log.warning("ignoring saved SPC chart %s/%s/%s: %s", service, feature, statistic, exc)
                 continue
             wanted = self._new_chart(feature, statistic)
-            saved = (chart.lambda_, chart.L, chart.warmup, chart.sigma_floor)
-            now = (wanted.lambda_, wanted.L, wanted.warmup, wanted.sigma_floor)
-            if saved != now:  # the floor follows the window size
+            saved = (
+                chart.lambda_,
+                chart.L,
+                chart.warmup,
+                chart.sigma_floor,
+                chart.design_limits,
+                chart.binomial_n,
+            )
+            now = (
+                wanted.lambda_,
+                wanted.L,
+                wanted.warmup,
+                wanted.sigma_floor,
+                wanted.design_limits,
+                wanted.binomial_n,
+            )
+            if saved != now:  # the floor and binomial n follow the window size
                 _log.warning(
-                    "SPC settings changed for %s/%s/%s (lambda, L, warm-up, sigma floor %s -> %s):"
+                    "SPC settings changed for %s/%s/%s (lambda, L, warm-up, sigma floor, designed limits,"
+                    " binomial n %s -> %s):"
                     " learning a new baseline",
                     service,
                     feature,
@@ -131,6 +169,7 @@ class QualityCharts:
                 if service != LEGACY_SERVICE:
                     self._dirty.add(key)
                 continue
+            chart.min_effect = wanted.min_effect
             if service == LEGACY_SERVICE:
                 self._legacy[(feature, statistic)] = chart
             else:

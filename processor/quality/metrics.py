@@ -83,6 +83,7 @@ class QualityMetrics:
             "centre": m[Q.SPC_CENTRE],
             "upper": m[Q.SPC_UPPER],
             "lower": m[Q.SPC_LOWER],
+            "threshold": m[Q.SPC_ALERT_THRESHOLD],
         }
         self.spc_alarm = m[Q.SPC_ALARM]
         self.spc_warmup = m[Q.SPC_WARMUP]
@@ -122,6 +123,8 @@ class QualityMetrics:
             "centre": state.centre,
             "upper": state.upper,
             "lower": state.lower,
+            # the judge score alarms when it falls, the other statistics when they rise
+            "threshold": state.alert_lower if statistic == Q.STAT_JUDGE_SCORE else state.alert_upper,
         }
         for name, gauge in self._spc.items():
             gauge.labels(*key, statistic).set(values[name])

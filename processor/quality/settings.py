@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmpulse.errors import ConfigError
-from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA
+from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA, DEFAULT_WARMUP
 
 __all__ = [
     "CONTEXT_DIMENSIONS",
@@ -111,7 +111,11 @@ class SpcSettings:
 
     lambda_: float = DEFAULT_LAMBDA
     L: float = DEFAULT_L
-    warmup_windows: int = 20
+    warmup_windows: int = DEFAULT_WARMUP
+    """Windows that estimate a chart's baseline after a (re)start or reset."""
+    design_limits: bool = True
+    """Widen ``L`` for the estimated baseline so false alarms within 100 windows after the
+    warm-up are as rare as with a known baseline (``llmpulse.processor.spc.design``)."""
     requests_per_window: int = 100
     """Error rate, refusal rate, p95 latency and cost per request: one point per this many calls."""
     scores_per_window: int = 20
