@@ -46,7 +46,8 @@ from prometheus_client.registry import Collector
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.kafka import metric_names as N
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.queue import ExportResult, Pipeline, QueueFull, ShuttingDown, count_spans
+from llmpulse.processor.pipeline.queue import ExportResult, Pipeline, QueueFull, ShuttingDown
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 logger = logging.getLogger(__name__)
 
@@ -300,28 +301,24 @@ class KafkaSource:
 
     def _valid(self, value: bytes | None) -> bool:
         """Whether one record is an OTLP request with spans; counts the reason when not."""
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
         if not value:
             self._m.rejected.labels(N.REJECT_EMPTY).inc()
             return False
         try:
-            request = ExportTraceServiceRequest.FromString(value)
+            request = decode_request(value)
         except Exception:  # DecodeError, or anything else protobuf raises on hostile bytes
             self._m.rejected.labels(N.REJECT_UNDECODABLE).inc()
             return False
-        if not any(ss.spans for rs in request.resource_spans for ss in rs.scope_spans):
+        if not count_spans(request):
             self._m.rejected.labels(N.REJECT_NO_SPANS).inc()
             return False
         return True
 
     @staticmethod
     def _join(values: list[bytes]) -> Any | None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
         if not values:
             return None
-        return ExportTraceServiceRequest.FromString(values[0] if len(values) == 1 else b"".join(values))
+        return decode_request(values[0] if len(values) == 1 else b"".join(values))
 
     def _mark(self, key: TopicPartitionKey, offset: int, future: asyncio.Future[ExportResult] | None) -> None:
         pending = self._pending.setdefault(key, deque())

@@ -8,11 +8,9 @@ from typing import Any
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 
-_SERVICE_KEYS = {
-    A.SERVICE_NAME: 0,
-    A.DEPLOYMENT_ENVIRONMENT_NAME: 1,
-    A.LEGACY_DEPLOYMENT_ENVIRONMENT: 2,
-}
+SERVICE_KEYS = (A.SERVICE_NAME, A.DEPLOYMENT_ENVIRONMENT_NAME, A.LEGACY_DEPLOYMENT_ENVIRONMENT)
+"""The resource attributes the labels come from, in the order :func:`resource_labels` reads them."""
+_SERVICE_KEYS = {key: i for i, key in enumerate(SERVICE_KEYS)}
 
 
 def resource_labels(resource: Any) -> tuple[str, str]:

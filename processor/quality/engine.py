@@ -163,6 +163,10 @@ class QualityEngine:
         self._children: dict[tuple[Any, ...], Any] = {}
         # key -> [calls observed, successful responses among them], not counted yet
         self._pending: dict[tuple[str, str], list[int]] = {}
+        # (service, feature, check) -> failures on the numbers path, not counted yet
+        self._pending_failures: dict[tuple[str, str, str], int] = {}
+        self._pending_flags: dict[tuple[str, str], int] = {}  # key -> calls flagged by checks, likewise
+        self._pending_rate_limited = 0  # flagged calls not stored for the per-minute quota, likewise
         self._quota: dict[tuple[str, str], list[int]] = {}  # key -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._recent_bytes = 0
@@ -282,22 +286,34 @@ class QualityEngine:
         if not failed:
             self.charts.observe_numbers(key, is_error, False, call.duration_s, call.cost_usd)
             return is_error
+        failures = self._pending_failures
         for name in failed:
-            self._child(self.metrics.check_failures, *key, name).inc()
+            failure = (*key, name)
+            failures[failure] = failures.get(failure, 0) + 1
         refused = not _REFUSALS.isdisjoint(failed)
         self.charts.observe_numbers(key, is_error, refused, call.duration_s, call.cost_usd)
         flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
         if flagging:
-            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
+            flags = self._pending_flags
+            flags[key] = flags.get(key, 0) + 1
             if self._check_quota(key):
                 self._flags.save(self._flags.record(sample_from_call(call), (Q.SOURCE_CHECK,), flagging))
             else:
-                self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
+                self._pending_rate_limited += 1
         return is_error
 
     def flush_counts(self) -> None:
-        """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
+        """Apply the counts deferred by ``observe(..., defer_counts=True)`` and by the numbers path."""
         pending, self._pending = self._pending, {}
+        failures, self._pending_failures = self._pending_failures, {}
+        for failure, n in failures.items():
+            self._child(self.metrics.check_failures, *failure).inc(n)
+        flags, self._pending_flags = self._pending_flags, {}
+        for key, n in flags.items():
+            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc(n)
+        if self._pending_rate_limited:
+            self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc(self._pending_rate_limited)
+            self._pending_rate_limited = 0
         for key, (calls, responses) in pending.items():
             self._checked[key].inc(calls)
             if responses:
