@@ -93,6 +93,12 @@ def test_every_alert_is_shown_quiet_before_for_and_firing_after(
             assert expected["exp_labels"]["severity"] == rule["labels"]["severity"]
             assert set(expected["exp_annotations"]) == ANNOTATIONS
         assert "for" in rule, f"{name}: no `for:`, a single bad scrape would page"
+        if rule["for"] == "0s":
+            # a multi-window burn-rate alert: its short window is the confirmation, and it
+            # needs a few bad calls in that window besides the ratio
+            assert re.search(r":rate(5m|30m) >", rule["expr"]), name
+            assert re.search(r":rate(1h|6h) >", rule["expr"]), name
+            assert re.search(r":increase(5m|30m) >= 3", rule["expr"]), name
 
 
 def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[str, dict[str, Any]]) -> None:
