@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run up down test lint format typecheck pytest dashboards clean
+.PHONY: setup run up down test lint format typecheck pytest dashboards clean prometheus3 test-prometheus3
 
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
@@ -35,6 +35,12 @@ typecheck:
 pytest:
 	@echo "==> pytest"
 	@$(PY) -m pytest
+
+prometheus3: ## build Prometheus 3 and Alertmanager 0.35 from the Go module proxy (optional; tens of minutes cold)
+	@bash scripts/build_prometheus3.sh
+
+test-prometheus3: prometheus3 ## the rule and stack tests on Prometheus 3 and Alertmanager 0.35
+	@PATH="$(CURDIR)/.cache/prometheus3/bin:$$PATH" $(PY) -m pytest tests/stack
 
 dashboards: ## regenerate dashboards/generated/*.json from the dashboard code
 	@$(PY) -m dashboards.build

@@ -1,7 +1,8 @@
 """Benchmark: instructions per span of the processor's hot loop, this tree against a baseline commit.
 
 CPU seconds on a shared 2-core machine move by 30% between identical runs; instruction counts
-do not. This runs ``Pipeline.process`` of a real :class:`~llmpulse.processor.service.ProcessorService`
+do not. This decodes each request as the receivers do and runs ``Pipeline.process`` of a real
+:class:`~llmpulse.processor.service.ProcessorService`
 (engines on, as ``llmpulse serve`` builds them) under ``valgrind --tool=callgrind`` on requests
 parsed afresh for every call, twice per tree and span shape (``--small`` and ``--large``
 requests after the same warm-up), and reports ``(large - small) / spans``: the instructions of
@@ -59,6 +60,11 @@ from llmpulse.processor.engines import build_engines
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 
+try:  # the receivers' decoding (the C reader where the tree has one), else upb's
+    from llmpulse.processor.pipeline.wire import decode_request as decode
+except ImportError:
+    decode = ExportTraceServiceRequest.FromString
+
 
 async def main():
     state = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
@@ -66,9 +72,9 @@ async def main():
     pipeline = ProcessorService(Settings(), extensions=build_engines(tables, {})).pipeline
     raw = otlp_load.build_requests(8, shape=shape)
     for body in raw[:4]:
-        pipeline.process(ExportTraceServiceRequest.FromString(body))
+        pipeline.process(decode(body))
     for i in range(requests):
-        pipeline.process(ExportTraceServiceRequest.FromString(raw[i % len(raw)]))
+        pipeline.process(decode(raw[i % len(raw)]))
 
 
 asyncio.run(main())

@@ -5,18 +5,20 @@ One real ``llmpulse serve`` (quality and drift engines on, judge off) per target
 
 1. **Sustainable rate**: a closed loop of ``--concurrency`` export calls sends ``--probe-spans``
    spans as fast as the target takes them; spans accepted per second of wall time.
-2. **Overload**: an open loop sends 512-span requests at ``--factor`` (4) times that rate for
-   ``--seconds`` seconds, each call with the OpenTelemetry exporters' default 10 s timeout and no
-   retry, and records when and how each call was answered.
+2. **Load**: for each of ``--factors`` (1 2 4), an open loop sends 512-span requests at that
+   many times the sustainable rate for ``--seconds`` seconds, each call with the OpenTelemetry
+   exporters' default 10 s timeout and no retry, and records when and how each call was answered;
+   then waits for the target's queue to empty.
 
-Reported per target: answers within 2 s and the slowest answer, outcomes (OK, refused with
-RESOURCE_EXHAUSTED/UNAVAILABLE, DEADLINE_EXCEEDED, client-side timeout), spans the client saw
-accepted against spans the target counted (a positive difference is spans counted for calls the
-client saw fail, which its retry would count again), and the target's peak RSS. Targets: the
-processor as installed, and with ``--baseline-python`` another install (e.g. a venv of an older
-commit) run the same way, in the same run.
+Reported per target and factor: answers within 2 s, p50/p99/max answer time, outcomes (OK,
+refused with RESOURCE_EXHAUSTED/UNAVAILABLE, DEADLINE_EXCEEDED), spans the client saw accepted
+against spans the target counted (a positive difference is spans counted for calls the client
+saw fail, which its retry would count again), whether the target's own books balance (spans
+received = accepted + rejected + refused), and its resident memory after the phase and at its
+peak. Targets: the processor as installed, and with ``--baseline-python`` another install (e.g.
+a venv of an older commit) run the same way, in the same run.
 
-Usage: ``python benchmarks/bench_overload.py [--seconds 20] [--factor 4] [--baseline-python PATH]``.
+Usage: ``python benchmarks/bench_overload.py [--seconds 20] [--factors 1 2 4] [--baseline-python PATH]``.
 """
 
 from __future__ import annotations
@@ -45,15 +47,18 @@ CHANNELS = 64
 
 @dataclass
 class Outcome:
-    """What one target did under overload."""
+    """What one target did at one load factor."""
 
     name: str
+    factor: float
     sustainable: float = 0.0
     offered: float = 0.0
     latencies: list[float] = field(default_factory=list)
     codes: dict[str, int] = field(default_factory=dict)
     acked_spans: int = 0
     counted_spans: int = 0
+    books_balance: bool = False
+    rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
 
 
@@ -82,12 +87,21 @@ def _scrapes(url: str) -> bool:
     return True
 
 
-def _counted(url: str) -> int:
+def _books(url: str) -> tuple[int, int, int]:
+    """(spans received, spans counted = accepted + rejected, spans refused) by the target."""
     text = scrape(url)
-    return int(
-        metric_sum(text, "llmpulse_processor_spans_accepted_total")
-        + metric_sum(text, "llmpulse_processor_spans_rejected_total")
+    return (
+        int(metric_sum(text, "llmpulse_processor_spans_received_total")),
+        int(
+            metric_sum(text, "llmpulse_processor_spans_accepted_total")
+            + metric_sum(text, "llmpulse_processor_spans_rejected_total")
+        ),
+        int(metric_sum(text, "llmpulse_processor_spans_refused_total")),
     )
+
+
+def _queue_empty(url: str) -> bool:
+    return metric_sum(scrape(url), "llmpulse_processor_queue_spans") == 0
 
 
 async def _probe(port: int, spans: int, concurrency: int) -> float:
@@ -130,58 +144,74 @@ async def _overload(port: int, requests: list[bytes], rate: float, seconds: floa
             await channel.close()
 
 
-def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> Outcome:
-    out = Outcome(name)
+def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> list[Outcome]:
+    outcomes = []
     with tempfile.TemporaryDirectory(prefix="llmpulse-overload-") as state:
         process, port, url = _serve(python, Path(state), not args.metrics_only)
         try:
-            out.sustainable = asyncio.run(_probe(port, args.probe_spans, args.concurrency))
-            before = _counted(url)
-            out.offered = args.factor * out.sustainable
-            asyncio.run(_overload(port, requests, out.offered, args.seconds, out))
-            time.sleep(TIMEOUT_S)  # whatever is still queued is processed (or dropped) by now
-            out.counted_spans = _counted(url) - before
-            out.peak_rss_mb = rss_mb(process.pid, "VmHWM")
+            sustainable = asyncio.run(_probe(port, args.probe_spans, args.concurrency))
+            for factor in args.factors:
+                out = Outcome(name, factor, sustainable, factor * sustainable)
+                wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
+                received, counted, refused = _books(url)
+                asyncio.run(_overload(port, requests, out.offered, args.seconds, out))
+                # whatever is still queued is processed (or dropped) by now
+                wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
+                time.sleep(0.5)
+                after = _books(url)
+                out.counted_spans = after[1] - counted
+                out.books_balance = after[0] - received == out.counted_spans + after[2] - refused
+                out.rss_mb = rss_mb(process.pid)
+                out.peak_rss_mb = rss_mb(process.pid, "VmHWM")
+                outcomes.append(out)
         finally:
             process.terminate()
             process.wait(timeout=30)
-    return out
+    return outcomes
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def report(outcomes: list[Outcome]) -> None:
-    print(f"{'target':<22}{'sustainable':>12}{'offered':>10}{'calls':>7}{'<=2 s':>8}{'max s':>7}"
-          f"{'p99 s':>7}  outcomes{'':<40}{'acked':>9}{'counted':>9}{'diff':>7}{'RSS MB':>8}")  # fmt: skip
+    print(f"{'target':<22}{'x':>3}{'sustain':>9}{'offered':>9}{'calls':>7}{'<=2 s':>8}{'p50 s':>7}"
+          f"{'p99 s':>7}{'max s':>7}  {'outcomes':<50}{'acked':>9}{'counted':>9}{'diff':>7}{'books':>6}"
+          f"{'RSS':>6}{'peak':>6}")  # fmt: skip
     for o in outcomes:
         lat = sorted(o.latencies)
         within = sum(1 for x in lat if x <= 2.0) / len(lat)
-        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
         codes = ", ".join(f"{k}={v}" for k, v in sorted(o.codes.items()))
         print(
-            f"{o.name:<22}{o.sustainable:>12,.0f}{o.offered:>10,.0f}{len(lat):>7}{within:>8.1%}{lat[-1]:>7.2f}"
-            f"{p99:>7.2f}  {codes:<48}{o.acked_spans:>9,}{o.counted_spans:>9,}"
-            f"{o.counted_spans - o.acked_spans:>7,}{o.peak_rss_mb:>8.0f}"
+            f"{o.name:<22}{o.factor:>3g}{o.sustainable:>9,.0f}{o.offered:>9,.0f}{len(lat):>7}{within:>8.1%}"
+            f"{_quantile(lat, 0.5):>7.2f}{_quantile(lat, 0.99):>7.2f}{lat[-1]:>7.2f}  {codes:<50}"
+            f"{o.acked_spans:>9,}{o.counted_spans:>9,}{o.counted_spans - o.acked_spans:>7,}"
+            f"{'ok' if o.books_balance else 'NO':>6}{o.rss_mb:>6.0f}{o.peak_rss_mb:>6.0f}"
         )
     print(
-        "sustainable/offered: spans/s; diff = spans counted for calls the client saw fail "
-        "(a retry counts them again)"
+        "sustain/offered: spans/s; diff = spans counted for calls the client saw fail (a retry counts "
+        "them again); books: received = accepted + rejected + refused on the target; RSS/peak: MB"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--factor", type=float, default=4.0)
+    parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--probe-spans", type=int, default=200_000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--metrics-only", action="store_true", help="quality and drift engines off")
     parser.add_argument("--baseline-python", help="interpreter of another llmpulse install, run the same way")
     args = parser.parse_args()
     requests = build_requests(16)
-    outcomes = [run("llmpulse (this tree)", sys.executable, args, requests)]
+    outcomes = run("llmpulse (this tree)", sys.executable, args, requests)
     if args.baseline_python:
-        outcomes.append(run("baseline", args.baseline_python, args, requests))
+        outcomes += run("baseline", args.baseline_python, args, requests)
     report(outcomes)
-    print(json.dumps([{"name": o.name, "codes": o.codes, "max_s": max(o.latencies)} for o in outcomes]))
+    summary = [
+        {"name": o.name, "factor": o.factor, "codes": o.codes, "max_s": max(o.latencies)} for o in outcomes
+    ]
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmpulse.contract.environment_variables import LLMPULSE_COLLECTOR_BIN
+from llmpulse.contract.environment_variables import LLMPULSE_C_READER, LLMPULSE_COLLECTOR_BIN
 
 STEP_EVERY = 8  # otlp_load.STEP_EVERY: one span in 8 is a step span
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,11 +160,12 @@ def run_target(
     spans: int,
     concurrency: int,
     shape: str = "llmpulse",
+    env: dict[str, str] | None = None,
 ) -> Result:
     """Start a target, load it, read its figures, stop it."""
     # the target's output goes to a file, not a pipe nobody reads; closed in the finally below
     log = tempfile.TemporaryFile()  # noqa: SIM115
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     result = Result(name)
     try:
         wait_until(lambda: counts() is not None, f"{name} metrics endpoint")
@@ -215,9 +216,12 @@ def run_target(
     return result
 
 
-def bench_processor(spans: int, concurrency: int, *, engines: bool = True, shape: str = "llmpulse") -> Result:
+def bench_processor(
+    spans: int, concurrency: int, *, engines: bool = True, shape: str = "llmpulse", upb: bool = False
+) -> Result:
     """Run ``llmpulse serve`` under the load: as shipped (quality and drift engines on, judge off
-    for want of an endpoint) or with ``engines=False``, the derived metrics alone."""
+    for want of an endpoint) or with ``engines=False``, the derived metrics alone; ``upb`` reads
+    requests with upb alone (``LLMPULSE_C_READER=0``), the same build without its C reader."""
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
     state = Path(tempfile.mkdtemp(prefix="llmpulse-bench-"))
     config = state / "processor.toml"
@@ -239,10 +243,15 @@ def bench_processor(spans: int, concurrency: int, *, engines: bool = True, shape
             metric_sum(text, "llmpulse_processor_spans_rejected_total"),
         )
 
-    name = ("llmpulse processor" if engines else "processor, metrics") + (
-        "" if shape == "llmpulse" else f" [{shape}]"
+    name = (
+        ("llmpulse processor" if engines else "processor, metrics")
+        + (" upb" if upb else "")
+        + ("" if shape == "llmpulse" else f" [{shape}]")
     )
-    return run_target(name, argv, grpc_port, counts, spans=spans, concurrency=concurrency, shape=shape)
+    env = {**os.environ, LLMPULSE_C_READER: "0"} if upb else None
+    return run_target(
+        name, argv, grpc_port, counts, spans=spans, concurrency=concurrency, shape=shape, env=env
+    )
 
 
 def bench_collector(binary: Path, spans: int, concurrency: int) -> Result:
@@ -336,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
         help="span shape for the processor runs: llmpulse's own spans, the official GenAI "
         "instrumentation's (peer), or both in the same run (default: %(default)s)",
     )
+    parser.add_argument(
+        "--upb-baseline",
+        action="store_true",
+        help="also run the as-shipped processor with LLMPULSE_C_READER=0 (upb alone), per shape",
+    )
     args = parser.parse_args(argv)
     if args.only != "processor" and not args.collector.is_file():
         print(
@@ -350,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
             results.append(bench_processor(args.spans, args.concurrency, shape=shape))
             # same-run baseline: the processor without the quality and drift engines
             results.append(bench_processor(args.spans, args.concurrency, engines=False, shape=shape))
+            if args.upb_baseline:
+                results.append(bench_processor(args.spans, args.concurrency, shape=shape, upb=True))
     if args.only != "processor":
         results.append(bench_collector(args.collector, args.spans, args.concurrency))
     print(f"cores: {os.cpu_count()}  python: {sys.version.split()[0]}  spans per target: {args.spans}")

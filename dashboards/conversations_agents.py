@@ -1,5 +1,6 @@
 """Conversations and agents: agent runs (calls, tokens, cost, duration, errors, runaway runs),
-tool calls and errors per tool, and sessions (turns, duration, cost, abandonment)."""
+tool calls and errors per tool, and sessions (turns, duration, cost, abandonment, corrections,
+follow-ups, feedback coverage, the survivorship-bias risk on sessions, the session judge's chart)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,16 @@ from dashboards.common import (
     timeseries_panel,
 )
 from llmpulse.processor.agents import metric_names as N
+from llmpulse.processor.quality import metric_names as Q
 
 UID = "llmpulse-conversations-agents"
 AGENT_FILTER = f'{SERVICE_FILTER}, agent=~"$agent"'
 TOOL_FILTER = f'{SERVICE_FILTER}, tool=~"$tool"'
 SESSION_FILTER = f'{SERVICE_FILTER}, feature=~"$feature"'
+SESSION_RECORDED = "service_feature:llmpulse_session_{}:1h"
+"""The per-session ratios of the recording group llmpulse-sessions-recording."""
+SESSION_SURVIVORSHIP_ALERT = 0.8
+"""LLMPulseSessionSurvivorshipBiasRisk's threshold (alerting/rules/llmpulse-agents.yml)."""
 BY_AGENT = "{{service}} · {{agent}}"
 BY_TOOL = "{{service}} · {{tool}}"
 BY_FEATURE = "{{service}} · {{feature}}"
@@ -215,6 +221,97 @@ def abandonment() -> timeseries.Panel:
     )
 
 
+def corrections_and_follow_ups() -> timeseries.Panel:
+    return timeseries_panel(
+        "Corrections and follow-ups per session",
+        "Share of the sessions closed in the last hour with a correction or a follow-up "
+        "(llmpulse.feedback given inside the conversation); LLMPulseSessionCorrectionRateHigh at "
+        "20% and 1.5x the previous day.",
+        "percentunit",
+        [
+            query(
+                f"{SESSION_RECORDED.format('corrected_ratio')}{{{SESSION_FILTER}}}", "corrected " + BY_FEATURE
+            ),
+            query(
+                f"{SESSION_RECORDED.format('followed_up_ratio')}{{{SESSION_FILTER}}}",
+                "followed up " + BY_FEATURE,
+                ref_id="B",
+            ),
+        ],
+        threshold=0.2,
+    )
+
+
+def session_feedback() -> timeseries.Panel:
+    return timeseries_panel(
+        "Session feedback coverage and positive share",
+        "Share of the sessions closed in the last hour with explicit feedback (thumbs or rating), "
+        "and of those, the share whose feedback was mostly positive.",
+        "percentunit",
+        [
+            query(
+                f"{SESSION_RECORDED.format('feedback_coverage')}{{{SESSION_FILTER}}}",
+                "coverage " + BY_FEATURE,
+            ),
+            query(
+                f"{SESSION_RECORDED.format('feedback_positive_ratio')}{{{SESSION_FILTER}}}",
+                "positive " + BY_FEATURE,
+                ref_id="B",
+            ),
+        ],
+    )
+
+
+def session_survivorship() -> timeseries.Panel:
+    return timeseries_panel(
+        "Session survivorship-bias risk",
+        "0-1, over the last hour of closed sessions: abandonment after the first answer high while "
+        "the sparse explicit feedback looks happy. LLMPulseSessionSurvivorshipBiasRisk fires at "
+        f"{SESSION_SURVIVORSHIP_ALERT} for 30 minutes.",
+        "percentunit",
+        [query(f"{SESSION_RECORDED.format('survivorship_risk')}{{{SESSION_FILTER}}}", BY_FEATURE)],
+        threshold=SESSION_SURVIVORSHIP_ALERT,
+    )
+
+
+def session_judge_chart() -> timeseries.Panel:
+    matchers = f'{SESSION_FILTER}, statistic="{Q.STAT_SESSION_SCORE}"'
+    return timeseries_panel(
+        "Session judge score (EWMA chart)",
+        "Mean overall judge score (1-5) of whole conversations ([agents] judge_rate of sessions, "
+        "judged once closed: goal met, frustration, consistency), per window of verdicts, its EWMA "
+        "and lower control limit. LLMPulseQualitySPCAlarm fires when it stays below the limit.",
+        "short",
+        [
+            query(f"{Q.SPC_VALUE}{{{matchers}}}", "value " + BY_FEATURE),
+            query(f"{Q.SPC_EWMA}{{{matchers}}}", "EWMA " + BY_FEATURE, ref_id="B"),
+            query(f"{Q.SPC_LOWER}{{{matchers}}}", "lower limit " + BY_FEATURE, ref_id="C"),
+        ],
+    )
+
+
+def session_judging() -> timeseries.Panel:
+    return timeseries_panel(
+        "Sessions sampled for judging, and unmatched feedback",
+        "Closed sessions sampled for judging per minute, by outcome (offered to the judge; "
+        "incomplete: a turn without content; no_judge: the quality engine's judge is off), and "
+        "feedback naming a conversation that was not open.",
+        "short",
+        [
+            query(
+                f"60 * sum by ({FEATURE_BY}, outcome) "
+                f"(rate({N.SESSION_JUDGE_SAMPLES_TOTAL}{{{SESSION_FILTER}}}[$__rate_interval]))",
+                "{{outcome}} " + BY_FEATURE,
+            ),
+            query(
+                f"60 * sum by (instance) (rate({N.SESSION_FEEDBACK_UNMATCHED_TOTAL}[$__rate_interval]))",
+                "unmatched feedback {{instance}}",
+                ref_id="B",
+            ),
+        ],
+    )
+
+
 def turns_per_session() -> timeseries.Panel:
     return timeseries_panel(
         "Turns per session (mean, p95)",
@@ -272,7 +369,7 @@ def tracking_losses() -> timeseries.Panel:
         "Calls under no run, and state dropped, by reason",
         "LLM and tool calls counted under no run (missing_parent, cycle, late, outside_run, evicted) "
         "and tracking state dropped to bound memory (pending_cap, timeout, links_cap, tool_keys_cap, "
-        "session_cap), per second.",
+        "session_cap, judge_cap), per second.",
         "ops",
         [
             query(
@@ -333,6 +430,12 @@ def build() -> models.Dashboard:
         .with_panel(session_duration())
         .with_panel(cost_per_session())
         .with_panel(active_sessions())
+        .with_row(dashboard.Row("Conversations: user signals and judging"))
+        .with_panel(corrections_and_follow_ups())
+        .with_panel(session_feedback())
+        .with_panel(session_survivorship())
+        .with_panel(session_judge_chart())
+        .with_panel(session_judging())
         .with_row(dashboard.Row("Tracking"))
         .with_panel(tracking_losses())
     )

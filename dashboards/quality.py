@@ -86,15 +86,18 @@ def control_chart() -> timeseries.Panel:
         (Q.SPC_CENTRE, "centre"),
         (Q.SPC_UPPER, "upper limit"),
         (Q.SPC_LOWER, "lower limit"),
+        (Q.SPC_ALERT_THRESHOLD, "alert threshold"),
     )
     return timeseries_panel(
         "Control chart: $statistic",
         "EWMA control chart of the selected statistic, one point per window (20 verdicts, or 100 "
         "calls): the window's value, its EWMA, the centre line learnt in warm-up and the "
-        "time-varying control limits. An EWMA outside the limits in the bad direction alarms.",
+        "time-varying control limits (widened for the estimated baseline), and the alert threshold: "
+        "the limit on the alarming side, or the minimum effect where that is farther. An EWMA past "
+        "the threshold in the bad direction alarms.",
         "none",
         [
-            query(f"{metric}{{{CHART}}}", f"{name} {BY_CHART}", ref_id="ABCDE"[i])
+            query(f"{metric}{{{CHART}}}", f"{name} {BY_CHART}", ref_id="ABCDEF"[i])
             for i, (metric, name) in enumerate(series)
         ],
         width=24,

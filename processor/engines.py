@@ -34,7 +34,7 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import environment_variables as E
-from llmpulse.processor.agents.engine import AgentEngine
+from llmpulse.processor.agents.engine import AgentEngine, SessionJudge
 from llmpulse.processor.agents.extension import agents_extension
 from llmpulse.processor.agents.settings import AgentConfigError, AgentSettings
 from llmpulse.processor.drift.embedders import build_embedder
@@ -167,32 +167,42 @@ def build_engines(
     """
     extensions: list[Extension] = []
     quality_table = dict(tables.get("quality", {}))
+    quality: QualityEngine | None = None
     if quality_table.pop("enabled", True):
-        extensions.append(build_quality(quality_table, tables.get("canary", {}), environ))
+        extension, quality = build_quality(quality_table, tables.get("canary", {}), environ)
+        extensions.append(extension)
     drift = build_drift(tables.get("drift", {}), environ)
     if drift is not None:
         extensions.append(drift)
-    agents = build_agents(tables.get("agents", {}), max_label_values=max_label_values)
+    agents = build_agents(
+        tables.get("agents", {}),
+        max_label_values=max_label_values,
+        session_judge=None if quality is None else quality.offer_session,
+    )
     if agents is not None:
         extensions.append(agents)
     return extensions
 
 
-def build_agents(table: Mapping[str, Any], *, max_label_values: int = 100) -> Extension | None:
-    """The agents extension described by the ``[agents]`` table; None when disabled."""
+def build_agents(
+    table: Mapping[str, Any], *, max_label_values: int = 100, session_judge: SessionJudge | None = None
+) -> Extension | None:
+    """The agents extension described by the ``[agents]`` table; None when disabled.
+    ``session_judge`` gets the closed sessions sampled for judging (the quality engine's)."""
     try:
         settings = AgentSettings.from_dict(table)
     except AgentConfigError as exc:
         raise ConfigError(f"[agents]: {exc}") from None
     if not settings.enabled:
         return None
-    return agents_extension(AgentEngine(settings, max_label_values=max_label_values))
+    engine = AgentEngine(settings, max_label_values=max_label_values, session_judge=session_judge)
+    return agents_extension(engine)
 
 
 def build_quality(
     table: Mapping[str, Any], canary_table: Mapping[str, Any], environ: Mapping[str, str]
-) -> Extension:
-    """The quality extension: the quality engine and the canary runner."""
+) -> tuple[Extension, QualityEngine]:
+    """The quality extension (the quality engine and the canary runner), and its engine."""
     registry = CollectorRegistry(auto_describe=False)
     try:
         quality = QualityEngine(quality_settings(table, environ), registry=registry)
@@ -203,4 +213,4 @@ def build_quality(
     except QualityConfigError as exc:
         raise ConfigError(f"[canary]: {exc}") from None
     canary = CanaryRunner(canary_settings, quality.metrics)
-    return quality_extension(quality, registry=registry, canary=canary, stop_timeout=5.0)
+    return quality_extension(quality, registry=registry, canary=canary, stop_timeout=5.0), quality

@@ -20,23 +20,26 @@ builds one in a line (``Extension("probe", listeners=[recorder])``). Every part 
 * ``start()`` runs before the receivers bind (the first spans find the engine running) and
   ``stop()`` after the queue has drained and the servers have closed (the engine sees every
   accepted record); stops run in reverse order, and one failing stop does not keep the others
-  running.
+  running;
+* ``owner``, when given, is told which (service, feature) keys this replica owns when a Kafka
+  owner topic decides that (``--kafka-owner-topic``): :meth:`KeyOwner.resume` before the first
+  record of a key is counted here, :meth:`KeyOwner.release` when its partition moves away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client.registry import Collector
 
 from llmpulse.processor.http_server import Handler
 from llmpulse.processor.pipeline.queue import RecordListener
 
-__all__ = ["Extension", "Lifecycle", "cancel_tasks"]
+__all__ = ["Extension", "KeyOwner", "Lifecycle", "cancel_tasks"]
 
 Lifecycle = Callable[[], Awaitable[None]]
 """An extension's ``start`` or ``stop``: a coroutine function without arguments."""
@@ -55,6 +58,22 @@ async def cancel_tasks(tasks: list[asyncio.Task[None]]) -> None:
             await task
 
 
+class KeyOwner(Protocol):
+    """An engine whose state per (service, feature) moves between replicas with Kafka partitions.
+
+    Both are called on the event loop's thread. ``resume`` runs before the pipeline sees the
+    first record of ``keys`` on this replica: restore their state from the shared store (no new
+    warm-up). ``release`` runs inside the partition revocation, before Kafka hands the partition
+    to another replica: save what changed since the last save, forget the keys' state and remove
+    their gauge series (one exporter per key). ``release(None)`` gives up every key held (at the
+    source's start: the assignment hands back what this replica owns).
+    """
+
+    async def resume(self, keys: Collection[tuple[str, str]]) -> None: ...
+
+    def release(self, keys: Collection[tuple[str, str]] | None) -> None: ...
+
+
 @dataclass(frozen=True)
 class Extension:
     """An engine's listeners, metric collectors, admin routes, status section, start and stop.
@@ -67,6 +86,7 @@ class Extension:
         status: the JSON-ready ``/api/status`` section under ``name``; None for no section.
         start: awaited when the service starts, before its ports are bound.
         stop: awaited when the service stops, after the queue drained and the ports closed.
+        owner: the engine's :class:`KeyOwner` hooks; None when its state is not per key.
     """
 
     name: str
@@ -76,3 +96,4 @@ class Extension:
     status: Callable[[], Any] | None = None
     start: Lifecycle = _nothing
     stop: Lifecycle = _nothing
+    owner: KeyOwner | None = None

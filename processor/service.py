@@ -90,7 +90,9 @@ class ProcessorService:
             MetricsCollector(self.derived, self.accounting, announce_new_series=True), engines
         )
         # The Kafka source (None without kafka_brokers): it commits what a scrape is about to show.
-        self.kafka = _kafka_source(settings, self.pipeline)
+        self.kafka = _kafka_source(
+            settings, self.pipeline, [e.owner for e in self._extensions if e.owner is not None]
+        )
         if self.kafka is not None:
             engines.register(self.kafka.registry)
             self.registry.register(self.kafka.registry)
@@ -283,14 +285,14 @@ _RESERVED_STATUS = frozenset(
 )
 
 
-def _kafka_source(settings: Settings, pipeline: Pipeline) -> Any:
+def _kafka_source(settings: Settings, pipeline: Pipeline, owners: Sequence[Any]) -> Any:
     """The Kafka source when ``kafka_brokers`` is set (imported only then: the client is optional)."""
     if not settings.kafka_brokers:
         return None
     from llmpulse.processor.kafka import KafkaUnavailable, build_kafka_source
 
     try:
-        return build_kafka_source(settings, pipeline)
+        return build_kafka_source(settings, pipeline, owners)
     except KafkaUnavailable as exc:
         raise StartupError(str(exc)) from None
 

@@ -139,9 +139,9 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "queue_max_delay",
         _positive_float,
-        2.0,
-        "seconds of backlog (at the measured drain rate) beyond which requests are refused with a "
-        "retry hint, well inside exporters' 10 s timeout",
+        1.0,
+        "longest a request waits in the queue: one that would wait longer (at the measured drain "
+        "rate), or still waits after that long, is refused with a retry hint",
         "S",
     ),
     Field(
@@ -221,7 +221,7 @@ class Settings:
     tls_key: Path | None = None
     max_request_bytes: int = 8 * 1024 * 1024
     queue_spans: int = 65_536
-    queue_max_delay: float = 2.0
+    queue_max_delay: float = 1.0
     retry_after: float = 1.0
     drain_timeout: float = 10.0
     max_label_values: int = 100

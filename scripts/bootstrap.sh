@@ -10,10 +10,13 @@
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
+#   2b. optionally (LLMPULSE_PROMETHEUS3=1, or once built), Prometheus 3 and Alertmanager 0.35 from
+#      the Go module proxy into .cache/prometheus3/bin (scripts/build_prometheus3.sh)
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
-#      (reinstalled only when pyproject.toml changes)
+#      (reinstalled only when pyproject.toml, the build hooks or the C reader change; an
+#      editable install builds the C reader processor/pipeline/_otlp.c in place)
 #
 # Each step prints one line saying what it did. Called by `make setup`, which the
 # README's run and test commands both go through.
@@ -124,6 +127,16 @@ else
   step "Collector built in $(( $(date +%s) - start ))s: $COLLECTOR"
 fi
 
+# --- 2b. Prometheus 3 and a current Alertmanager (optional) --------------------------------
+# Built from the Go module proxy by scripts/build_prometheus3.sh when asked (tens of minutes cold).
+if [ "${LLMPULSE_PROMETHEUS3:-0}" = "1" ]; then
+  bash "$ROOT/scripts/build_prometheus3.sh"
+elif [ -x "$CACHE/prometheus3/bin/promtool" ]; then
+  bash "$ROOT/scripts/build_prometheus3.sh"  # built once: keep it in step with the pinned versions
+else
+  step "Prometheus 3: not built (optional: make prometheus3)"
+fi
+
 # --- 3. Chromium for the browser tests ---------------------------------------------------
 if [ -x /usr/bin/chromium ]; then
   step "Chromium: already installed ($(/usr/bin/chromium --version 2>/dev/null | head -n1))"
@@ -137,7 +150,7 @@ fi
 # --- 4. Python virtualenv ---------------------------------------------------------------
 VENV="$ROOT/.venv"
 PYSTAMP="$VENV/.llmpulse-pyproject.sha256"
-want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" | sha256sum | cut -d' ' -f1)"
+want_py="$(sha256sum "$ROOT/pyproject.toml" "$ROOT/setup_hooks.py" "$ROOT/processor/pipeline/_otlp.c" | sha256sum | cut -d' ' -f1)"
 if [ -x "$VENV/bin/python" ] && [ -f "$PYSTAMP" ] && [ "$(cat "$PYSTAMP")" = "$want_py" ]; then
   step "Python environment: up to date ($VENV)"
 else

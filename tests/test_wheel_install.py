@@ -120,6 +120,18 @@ def test_the_venv_runs_the_wheel_not_the_checkout(installed: Installed) -> None:
     assert checkout == "None"
 
 
+def test_the_wheel_carries_the_c_reader(installed: Installed) -> None:
+    probe = "from llmpulse.processor.pipeline import wire; print(wire.ACCELERATED, wire._otlp.__file__)"
+    python = str(installed.env_dir / "bin" / "python")
+    out = subprocess.run(
+        [python, "-c", probe], cwd=installed.work, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    accelerated, path = out.stdout.split()
+    assert accelerated == "True", "the wheel was built without the C reader (gcc, python3-dev)"
+    assert Path(path).parent == installed.package / "processor" / "pipeline"
+
+
 def _shipped_rule_groups() -> dict[str, set[str]]:
     """Rule file name -> its group names, from the checkout's alerting/rules."""
     return {

@@ -244,9 +244,10 @@ LLMPULSE_QUEUE_MAX_DELAY: Final = "LLMPULSE_QUEUE_MAX_DELAY"
 """
 .. envvar:: LLMPULSE_QUEUE_MAX_DELAY
 
-Seconds of backlog, at the processing rate the processor measures, beyond which an export is
-refused at once with a retry hint (``--queue-max-delay``). Default ``2``: an overloaded processor
-answers well inside the exporters' 10 s timeout instead of letting them time out.
+Longest an export waits in the processing queue (``--queue-max-delay``): one that would wait
+longer, at the processing rate the processor measures, is refused at once with a retry hint, and
+one still queued after that long is refused then, uncounted. Default ``1``: an overloaded
+processor answers within about a second, far inside the exporters' 10 s timeout.
 """
 
 LLMPULSE_RETRY_AFTER: Final = "LLMPULSE_RETRY_AFTER"
@@ -285,6 +286,16 @@ LLMPULSE_LABEL_IDLE_SECONDS: Final = "LLMPULSE_LABEL_IDLE_SECONDS"
 
 Seconds a label value or series may go unseen before it frees its slot under the caps
 (``--label-idle-seconds``). Default ``3600``.
+"""
+
+LLMPULSE_C_READER: Final = "LLMPULSE_C_READER"
+"""
+.. envvar:: LLMPULSE_C_READER
+
+``0`` makes the processor read OTLP requests with upb alone, not with its C reader
+(``llmpulse.processor.pipeline.wire``); the figures are the same, only slower. For
+benchmarks (the same build with and without) and to rule the reader out in a bug report.
+Default: the C reader when it is built.
 """
 
 LLMPULSE_DEDUP_HOLD: Final = "LLMPULSE_DEDUP_HOLD"
@@ -623,6 +634,7 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_MAX_LABEL_VALUES,
     LLMPULSE_MAX_SERIES,
     LLMPULSE_LABEL_IDLE_SECONDS,
+    LLMPULSE_C_READER,
     LLMPULSE_DEDUP_HOLD,
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,

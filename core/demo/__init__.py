@@ -2,4 +2,4 @@
 detection report. Only the CLI imports this package.
 """
 
-__all__ = ["app", "provider", "report", "rules", "runner", "scenario", "sources", "view"]
+__all__ = ["app", "charts", "provider", "report", "rules", "runner", "scenario", "sources", "view"]

@@ -2,7 +2,10 @@
 
 :func:`attribute` matches the alerts that reached the webhook with the incident schedule; the
 result is printed as a table, written as ``report.md`` (with one PNG per incident: the key
-series around it, the incident shaded, the webhook arrival marked) and as ``report.json``.
+series around it, the incident shaded, the webhook arrival marked; and one PNG per control
+chart over the whole run: its EWMA, baseline, control limits and alert threshold) and as
+``report.json``. Every alert that fired is listed: each incident's first detection, the other
+alerts credited to it (its side effects too), and the false alarms.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llmpulse.demo.charts import chart_lines, chart_section
 from llmpulse.demo.scenario import Incident, Schedule
 from llmpulse.demo.sources import FiredAlert, Prometheus
 
@@ -35,6 +39,8 @@ class IncidentResult:
     status: str
     expected: str | None  # the alert (defined in the rule files) that should report it
     alert: FiredAlert | None
+    credited: tuple[FiredAlert, ...] = ()
+    """Every alert credited to the incident (its detections and side effects), by arrival."""
 
     @property
     def delay_s(self) -> float | None:
@@ -73,6 +79,10 @@ class DemoResult:
                     "console_url": r.alert.console_link() if r.alert else None,
                     "webhook_at": r.alert.webhook_at if r.alert else None,
                     "delay_s": r.delay_s,
+                    "credited": [
+                        {"alert": a.describe(), "fired_at": a.fired_at, "webhook_at": a.webhook_at}
+                        for a in r.credited
+                    ],
                 }
                 for r in self.incidents
             ],
@@ -126,7 +136,8 @@ def attribute(
         status = DETECTED if first else MISSED
         if first is None and incident.requires and has_data is not None and not has_data(incident.requires):
             status = NO_ENGINE
-        results.append(IncidentResult(incident, start, end, status, expected[0], first))
+        both = tuple(sorted(credited + side, key=lambda a: a.webhook_at))
+        results.append(IncidentResult(incident, start, end, status, expected[0], first, both))
     return DemoResult(schedule.speed, started_at, tuple(results), tuple(remaining))
 
 
@@ -175,6 +186,7 @@ def render_table(result: DemoResult) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows]
     lines.append("")
+    lines.extend(_credited_lines(result))
     if result.false_alarms:
         lines.append("false alarms (fired with no incident):")
         for alert in result.false_alarms:
@@ -182,6 +194,16 @@ def render_table(result: DemoResult) -> str:
     else:
         lines.append("false alarms: none")
     return "\n".join(lines)
+
+
+def _credited_lines(result: DemoResult) -> list[str]:
+    lines = []
+    for r in result.incidents:
+        others = [a for a in r.credited if a is not r.alert]
+        if others:
+            shown = ", ".join(f"{a.describe()} at {_clock(a.webhook_at - result.started_at)}" for a in others)
+            lines.append(f"also credited to {r.incident.title}: {shown}")
+    return lines
 
 
 def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window: str, path: Path) -> bool:
@@ -211,6 +233,11 @@ def _plot(prometheus: Prometheus, result: DemoResult, r: IncidentResult, window:
 
     figure, axes = plt.subplots(figsize=(7, 2.6), dpi=100)
     axes.plot([sim_min(t) for t, _ in points], [v for _, v in points], color="#1f77b4")
+    expr = r.incident.series[index].format(feature=r.incident.feature, w=window)
+    for legend, colour, style, line in chart_lines(prometheus, expr, start, end, step):
+        if line:
+            xs, ys = [sim_min(t) for t, _ in line], [v for _, v in line]
+            axes.plot(xs, ys, color=colour, linestyle=style, linewidth=1, label=legend)
     axes.axvspan(sim_min(r.started_at), sim_min(r.ended_at), color="#ff7f0e", alpha=0.15, label="incident")
     if r.alert is not None:
         axes.axvline(sim_min(r.alert.webhook_at), color="#d62728", linestyle="--", label=r.alert.name)
@@ -240,11 +267,19 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         *("| " + " | ".join(row) + " |" for row in rows[1:]),
         "",
     ]
-    if result.false_alarms:
-        lines.append("**False alarms** (fired with no incident):")
-        lines.extend(f"- `{a.describe()}`" for a in result.false_alarms)
-    else:
-        lines.append("**False alarms:** none.")
+    lines.append("**Every alert that fired:**")
+    lines.append("")
+    for r in result.incidents:
+        for a in r.credited:
+            role = "detection" if a is r.alert else "also credited"
+            when = _clock(a.webhook_at - result.started_at)
+            lines.append(f"- `{a.describe()}` at the webhook {when}: {role} ({r.incident.title})")
+    lines.extend(
+        f"- `{a.describe()}` at the webhook {_clock(a.webhook_at - result.started_at)}: **false alarm**"
+        for a in result.false_alarms
+    )
+    lines.append("")
+    lines.append("**False alarms:** none." if not result.false_alarms else "")
     lines.append("")
     for r in result.incidents:
         lines.append(f"## {r.incident.title}")
@@ -274,6 +309,10 @@ def write_report(result: DemoResult, out_dir: Path, prometheus: Prometheus, wind
         lines.append("")
         lines.append(f"![{r.incident.key}]({image.name})" if drawn else "_(no data to plot)_")
         lines.append("")
+    spans = [(r.started_at, r.ended_at) for r in result.incidents]
+    lines.extend(
+        chart_section(prometheus, out_dir, started_at=result.started_at, speed=result.speed, spans=spans)
+    )
     path = out_dir / "report.md"
     path.write_text("\n".join(lines))
     return path

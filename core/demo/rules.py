@@ -22,17 +22,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llmpulse.demo.scenario import FEATURES, WARMUP_MIN
+from llmpulse.processor.spc.ewma import DEFAULT_WARMUP
 from llmpulse.stack import files
 
 __all__ = [
     "RULES_DIR",
     "AlertRule",
+    "SpcWindows",
     "alert_rules",
     "compress_alertmanager",
     "compress_duration",
     "compress_rules",
     "engine_settings",
     "parse_duration",
+    "spc_windows",
     "write_compressed_rules",
 ]
 
@@ -138,6 +142,39 @@ def alert_rules(paths: Iterable[Path] | None = None) -> dict[str, AlertRule]:
     return found
 
 
+SUPPORT_JUDGE_RATE = 0.35
+_WARMUP_SHARE = 0.7  # of the warm-up phase: the first calls take a few seconds to arrive
+_MIN_CALLS, _MIN_VERDICTS = 5, 3  # per window: fewer would make a p95 or a mean meaningless
+
+
+@dataclass(frozen=True)
+class SpcWindows:
+    """The demo's SPC windows at one speed: how many warm-up windows, and each window's size."""
+
+    warmup_windows: int
+    requests_per_window: dict[str, int]
+    scores_per_window: int
+
+
+def spc_windows(speed: float) -> SpcWindows:
+    """Windows sized so every chart of the demo's features fixes its baseline inside the warm-up
+    phase at ``speed`` (traffic is not sped up, so a faster demo has fewer calls to learn from).
+
+    The shipped 100-window warm-up is kept when the slowest feature has the calls for it (at
+    least five per window) and shortened otherwise; the designed limits are solved for the
+    warm-up actually used. The judge score is charted for ``support-chat`` only: the other
+    features are judged at the default 5%, too few verdicts for a chart in a demo.
+    """
+    seconds = WARMUP_MIN * 60.0 / speed * _WARMUP_SHARE
+    calls = {f.name: f.rate_per_s * seconds for f in FEATURES}
+    verdicts = calls["support-chat"] * SUPPORT_JUDGE_RATE
+    windows = max(
+        2, min(DEFAULT_WARMUP, int(min(calls.values()) // _MIN_CALLS), int(verdicts // _MIN_VERDICTS))
+    )
+    sizes = {name: max(2, int(n // windows)) for name, n in calls.items()}
+    return SpcWindows(windows, sizes, max(1, int(verdicts // windows)))
+
+
 def engine_settings(speed: float) -> str:
     """Extra processor TOML for a demo at ``speed``: the engines' windows, shortened alike.
 
@@ -145,14 +182,21 @@ def engine_settings(speed: float) -> str:
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
     would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
-    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), uses
-    smaller SPC windows, a much wider control limit (``L = 5``) so that the extra,
-    noisier windows do not raise false alarms, and a smaller drift reference with more warm-up
-    blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
-    not recommendations.
+    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), sizes the
+    SPC windows so that every chart's warm-up ends before the first incident
+    (:func:`spc_windows`; the shipped control limits, designed for that warm-up, and the shipped
+    minimum effects), and uses a smaller drift reference with more warm-up blocks for the
+    similarity chart (its sigma is estimated from them). These are demo settings, not
+    recommendations.
     """
     window = max(10.0, 3600.0 / speed)
     bucket = max(1.0, 60.0 / speed)
+    spc = spc_windows(speed)
+    per_feature = "".join(
+        f"\n[quality.features.{name}]\nrequests_per_window = {size}\n"
+        + (f"judge_rate = {SUPPORT_JUDGE_RATE}\n" if name == "support-chat" else "")
+        for name, size in spc.requests_per_window.items()
+    )
     return f"""
 # Added by `llmpulse demo` (speed {speed:g}); see llmpulse.demo.rules.engine_settings.
 [quality.signals]
@@ -160,13 +204,9 @@ window_s = {window:g}
 bucket_s = {bucket:g}
 
 [quality.spc]
-warmup_windows = 20
-requests_per_window = 40
-scores_per_window = 5
-L = 5.0
-
-[quality.features.support-chat]
-judge_rate = 0.35
+warmup_windows = {spc.warmup_windows}
+scores_per_window = {spc.scores_per_window}
+{per_feature}
 
 [drift.settings]
 reference_size = 150

@@ -112,7 +112,8 @@ INCIDENTS: tuple[Incident, ...] = (
         ("LLMPulseErrorRateHigh",),
         ('sum(feature_model:llmpulse_error_ratio:rate5m{{feature="{feature}"}})',),
         "error ratio",
-        side_effects=("LLMPulseQualitySPCAlarm",),
+        # the slow error-budget burn (30m/6h) outlasts the fast page by design
+        side_effects=("LLMPulseQualitySPCAlarm", "LLMPulseErrorBudgetBurnSlow"),
     ),
     Incident(
         "retrieval_slowdown",

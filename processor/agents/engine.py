@@ -6,14 +6,16 @@ or chain span and link span goes to the :class:`~llmpulse.processor.agents.runs.
 every span with a conversation id to the :class:`~llmpulse.processor.agents.sessions.SessionTracker`.
 :meth:`tick` (once a second from the extension) counts the runs whose grace has passed and
 closes idle sessions; their figures go to :class:`~llmpulse.processor.agents.metrics.AgentMetrics`.
-Tool calls are counted per tool as they arrive.
+Tool calls are counted per tool as they arrive. Feedback given in a conversation counts for
+its session; a closed session sampled for judging goes, as a transcript, to ``session_judge``
+(:data:`SessionJudge`, wired to the quality engine's judge by :mod:`llmpulse.processor.engines`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.metrics import AgentMetrics, outcome_of
@@ -24,7 +26,27 @@ from llmpulse.processor.metrics.derived import LabelCap
 from llmpulse.processor.metrics.names import OUTCOME_ERROR, UNKNOWN_VALUE
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
 
-__all__ = ["AgentEngine"]
+__all__ = ["AgentEngine", "SessionJudge"]
+
+_FAILED_ANSWER = "(no answer: the call failed)"
+
+
+class SessionJudge(Protocol):
+    """Takes a closed session to judge; returns whether it was queued."""
+
+    def __call__(
+        self,
+        service: str,
+        feature: str,
+        conversation_id: str,
+        *,
+        trace_id: bytes,
+        messages: list[dict[str, Any]],
+        end_ns: int,
+    ) -> bool:
+        """``messages``: the conversation as semconv messages, oldest first; ``trace_id``: its
+        last turn's; ``end_ns``: its last span's end."""
+        ...
 
 
 class AgentEngine:
@@ -37,8 +59,10 @@ class AgentEngine:
         metrics: AgentMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_label_values: int = 100,
+        session_judge: SessionJudge | None = None,
     ) -> None:
         self.settings = settings if settings is not None else AgentSettings()
+        self.session_judge = session_judge
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.runs = RunTracker(self.settings, clock)
         self.sessions = SessionTracker(self.settings, clock)
@@ -65,7 +89,7 @@ class AgentEngine:
         conversation = call.conversation_id
         if conversation:
             end = call.end_ns
-            self.sessions.observe(
+            session = self.sessions.observe(
                 call.service,
                 call.environment,
                 conversation,
@@ -76,9 +100,26 @@ class AgentEngine:
                 cost_usd=cost,
                 answered=not error,
             )
+            if session.transcript is not None:
+                content = call.content
+                if content is not None:
+                    answer = content.output_text()
+                    if answer is None and error:
+                        answer = _FAILED_ANSWER
+                    if answer is not None:
+                        user = content.last_user_text()
+                        self.sessions.add_turn_text(session, call.trace_id, user, answer, end)
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
-        """Feedback does not feed runs or sessions (yet)."""
+        """Feedback given in a conversation: counted for its open session."""
+        if feedback.conversation_id:
+            self.sessions.feedback(
+                self._service(feedback.service),
+                feedback.environment,
+                feedback.conversation_id,
+                feedback.kind,
+                feedback.sentiment,
+            )
 
     def on_step(self, step: StepRun, span: Any) -> None:
         """A step: a tool call is counted per tool and under its run; any other step is a link."""
@@ -136,6 +177,8 @@ class AgentEngine:
         m.unattributed.update(self.runs.unattributed)
         m.evictions.update(self.runs.evictions)
         m.evictions[N.EVICT_SESSION_CAP] = self.sessions.evicted
+        m.evictions[N.EVICT_JUDGE_CAP] = self.sessions.judge_cap_refused
+        m.feedback_unmatched = self.sessions.feedback_unmatched
         m.pending_traces = self.runs.pending_traces
         m.sessions_active = self.sessions.active
 
@@ -178,9 +221,38 @@ class AgentEngine:
         s.sessions += 1
         if session.abandoned:
             s.abandoned += 1
+        s.corrected += session.corrections > 0
+        s.followed_up += session.follow_ups > 0
+        s.with_feedback += session.explicit > 0
+        s.feedback_positive += session.feedback_positive
         s.turns.observe(session.turns)
         s.duration.observe(session.duration_s)
         s.cost.observe(session.cost_usd)
+        if session.transcript is not None:
+            outcome = self._judge_session(session, labels[0], feature)
+            s.judge[outcome] = s.judge.get(outcome, 0) + 1
+
+    def _judge_session(self, session: Session, service: str, feature: str) -> str:
+        transcript = session.transcript
+        if not session.judgeable or not transcript:
+            return N.SESSION_JUDGE_INCOMPLETE
+        if self.session_judge is None:
+            return N.SESSION_JUDGE_NO_JUDGE
+        messages: list[dict[str, Any]] = []
+        for turn in transcript.values():
+            if turn.user:
+                messages.append({"role": "user", "parts": [{"type": "text", "content": turn.user}]})
+            messages.append({"role": "assistant", "parts": [{"type": "text", "content": turn.answer}]})
+        last = next(reversed(transcript))
+        queued = self.session_judge(
+            service,
+            feature,
+            session.conversation_id,
+            trace_id=last,
+            messages=messages,
+            end_ns=session.last_ns,
+        )
+        return N.SESSION_JUDGE_OFFERED if queued else N.SESSION_JUDGE_NO_JUDGE
 
     def status(self) -> dict[str, Any]:
         """The ``agents`` section of ``/api/status``."""
@@ -203,9 +275,18 @@ class AgentEngine:
                 for (service, _env, tool), t in sorted(m.tools.items())
             },
             "sessions": {
-                f"{service}/{feature}": {"closed": ss.sessions, "abandoned": ss.abandoned}
+                f"{service}/{feature}": {
+                    "closed": ss.sessions,
+                    "abandoned": ss.abandoned,
+                    "corrected": ss.corrected,
+                    "followed_up": ss.followed_up,
+                    "with_feedback": ss.with_feedback,
+                    "feedback_positive": ss.feedback_positive,
+                    "judge": dict(ss.judge),
+                }
                 for (service, _env, feature), ss in sorted(m.sessions.items())
             },
+            "session_feedback_unmatched": m.feedback_unmatched,
             "runaway_recent": list(self.runaway_recent),
             "pending_traces": m.pending_traces,
             "sessions_active": m.sessions_active,

@@ -56,13 +56,21 @@ EVICT_TIMEOUT: Final = "timeout"  # an agent trace waited trace_idle_s without i
 EVICT_LINKS_CAP: Final = "links_cap"  # a trace had more parent links than max_links_per_trace
 EVICT_TOOL_KEYS_CAP: Final = "tool_keys_cap"  # a run called more distinct (tool, arguments) than tracked
 EVICT_SESSION_CAP: Final = "session_cap"  # the least recently active session was closed early for room
+EVICT_JUDGE_CAP: Final = "judge_cap"  # a session sampled for judging kept no transcript: too many held
 EVICT_REASONS: Final = (
     EVICT_PENDING_CAP,
     EVICT_TIMEOUT,
     EVICT_LINKS_CAP,
     EVICT_TOOL_KEYS_CAP,
     EVICT_SESSION_CAP,
+    EVICT_JUDGE_CAP,
 )
+
+# what became of a closed session sampled for judging
+SESSION_JUDGE_OFFERED: Final = "offered"  # its transcript went to the judge's queue
+SESSION_JUDGE_INCOMPLETE: Final = "incomplete"  # a turn had no content (capture off) or was clipped
+SESSION_JUDGE_NO_JUDGE: Final = "no_judge"  # no session judge: the quality engine or its judge is off
+SESSION_JUDGE_OUTCOMES: Final = (SESSION_JUDGE_OFFERED, SESSION_JUDGE_INCOMPLETE, SESSION_JUDGE_NO_JUDGE)
 
 RUN_SECONDS_BUCKETS: Final = (
     0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0,
@@ -113,6 +121,12 @@ SESSION_TURNS: Final = "llmpulse_session_turns"
 SESSION_DURATION: Final = "llmpulse_session_duration_seconds"
 SESSION_COST: Final = "llmpulse_session_cost_usd"
 SESSIONS_ACTIVE: Final = "llmpulse_sessions_active"
+SESSIONS_CORRECTED_TOTAL: Final = "llmpulse_sessions_corrected_total"
+SESSIONS_FOLLOWED_UP_TOTAL: Final = "llmpulse_sessions_followed_up_total"
+SESSIONS_WITH_FEEDBACK_TOTAL: Final = "llmpulse_sessions_with_feedback_total"
+SESSIONS_FEEDBACK_POSITIVE_TOTAL: Final = "llmpulse_sessions_feedback_positive_total"
+SESSION_FEEDBACK_UNMATCHED_TOTAL: Final = "llmpulse_session_feedback_unmatched_total"
+SESSION_JUDGE_SAMPLES_TOTAL: Final = "llmpulse_session_judge_samples_total"
 
 AGENTS_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
@@ -203,6 +217,42 @@ AGENTS_METRICS: Final[tuple[MetricSpec, ...]] = (
         COST_BUCKETS,
     ),
     MetricSpec(SESSIONS_ACTIVE, "gauge", (), "Sessions open (active within the inactivity timeout)."),
+    MetricSpec(
+        SESSIONS_CORRECTED_TOTAL,
+        "counter",
+        SESSION_LABELS,
+        "Closed sessions in which the user corrected an answer (llmpulse.feedback correction).",
+    ),
+    MetricSpec(
+        SESSIONS_FOLLOWED_UP_TOTAL,
+        "counter",
+        SESSION_LABELS,
+        "Closed sessions with a follow-up signal (llmpulse.feedback follow_up).",
+    ),
+    MetricSpec(
+        SESSIONS_WITH_FEEDBACK_TOTAL,
+        "counter",
+        SESSION_LABELS,
+        "Closed sessions with explicit feedback (thumbs or rating): the session feedback coverage.",
+    ),
+    MetricSpec(
+        SESSIONS_FEEDBACK_POSITIVE_TOTAL,
+        "counter",
+        SESSION_LABELS,
+        "Closed sessions whose explicit feedback was more than half positive.",
+    ),
+    MetricSpec(
+        SESSION_FEEDBACK_UNMATCHED_TOTAL,
+        "counter",
+        (),
+        "Feedback naming a conversation that was not open (closed already, or never had a call).",
+    ),
+    MetricSpec(
+        SESSION_JUDGE_SAMPLES_TOTAL,
+        "counter",
+        (*SESSION_LABELS, OUTCOME),
+        "Closed sessions sampled for judging, by outcome (offered|incomplete|no_judge).",
+    ),
 )
 
 AGENTS_METRICS_BY_NAME: Final = {spec.name: spec for spec in AGENTS_METRICS}

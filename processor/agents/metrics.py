@@ -55,11 +55,27 @@ class ToolSeries:
 class SessionSeries:
     """Closed sessions of one feature."""
 
-    __slots__ = ("abandoned", "cost", "duration", "sessions", "turns")
+    __slots__ = (
+        "abandoned",
+        "corrected",
+        "cost",
+        "duration",
+        "feedback_positive",
+        "followed_up",
+        "judge",
+        "sessions",
+        "turns",
+        "with_feedback",
+    )
 
     def __init__(self) -> None:
         self.sessions = 0
         self.abandoned = 0
+        self.corrected = 0
+        self.followed_up = 0
+        self.with_feedback = 0
+        self.feedback_positive = 0
+        self.judge: dict[str, int] = {}  # outcome -> sampled sessions
         self.turns = Histogram(N.TURNS_BUCKETS)
         self.duration = Histogram(N.SESSION_SECONDS_BUCKETS)
         self.cost = Histogram(N.COST_BUCKETS)
@@ -76,6 +92,7 @@ class AgentMetrics:
         self.evictions: dict[str, int] = dict.fromkeys(N.EVICT_REASONS, 0)
         self.pending_traces = 0
         self.sessions_active = 0
+        self.feedback_unmatched = 0
 
     def run_series(self, labels: Labels) -> RunSeries:
         """The series of one agent, created on first use."""
@@ -179,14 +196,29 @@ class AgentsCollector(Collector):
             _family(N.SESSION_DURATION),
             _family(N.SESSION_COST),
         )
+        signals = [
+            (_family(N.SESSIONS_CORRECTED_TOTAL), "corrected"),
+            (_family(N.SESSIONS_FOLLOWED_UP_TOTAL), "followed_up"),
+            (_family(N.SESSIONS_WITH_FEEDBACK_TOTAL), "with_feedback"),
+            (_family(N.SESSIONS_FEEDBACK_POSITIVE_TOTAL), "feedback_positive"),
+        ]
+        judge = _family(N.SESSION_JUDGE_SAMPLES_TOTAL)
         for labels, ss in list(m.sessions.items()):
             lv = list(labels)
             self._counter(sessions, lv, ss.sessions)
             self._counter(abandoned, lv, ss.abandoned)
+            for family, attribute in signals:
+                self._counter(family, lv, getattr(ss, attribute))
             self._histogram(turns, lv, ss.turns)
             self._histogram(session_duration, lv, ss.duration)
             self._histogram(session_cost, lv, ss.cost)
-        yield from (sessions, abandoned, turns, session_duration, session_cost)
+            for outcome, n in list(ss.judge.items()):
+                self._counter(judge, [*lv, outcome], n)
+        yield from (sessions, abandoned, turns, session_duration, session_cost, judge)
+        yield from (family for family, _ in signals)
+        unmatched = _family(N.SESSION_FEEDBACK_UNMATCHED_TOTAL)
+        unmatched.add_metric([], m.feedback_unmatched)
+        yield unmatched
         unattributed, evictions = _family(N.AGENT_UNATTRIBUTED_TOTAL), _family(N.AGENT_EVICTIONS_TOTAL)
         for reason, n in m.unattributed.items():
             unattributed.add_metric([reason], n)  # fixed label sets, shown from the start

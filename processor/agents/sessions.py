@@ -9,6 +9,18 @@ turns, duration (first span start to last span end), cost and whether it was *ab
 the first AI response* (one turn, answered by at least one LLM call that did not fail) are
 counted under its feature (the first feature its calls named).
 
+Feedback spans (``llmpulse.feedback``) given in a conversation count for it without making a
+turn: whether the session had a correction, a follow-up, explicit feedback (thumbs, rating) and
+whether that feedback was mostly positive. Feedback naming a conversation that is not open (it
+closed, or never had a call) is counted as unmatched.
+
+A share ``judge_rate`` of conversations, chosen by a hash of the conversation id
+(:func:`~llmpulse.contract.sampling.is_sampled_key`), keeps a transcript: per turn, the last
+user message and the answer of the turn's last LLM call that carried content, each clipped to
+``judge_chars``, at most ``judge_turns`` turns (the oldest go first). At close, a transcript with
+every turn present is handed to the session judge; at most ``max_judged_sessions`` transcripts are
+held at once.
+
 At most ``max_sessions`` are open: a new one closes the least recently active early (counted
 as ``session_cap``), so a client sending a new conversation id per call costs bounded memory and
 shows in that counter and in a surge of one-turn sessions.
@@ -19,12 +31,26 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 
+from llmpulse.contract import attributes as A
+from llmpulse.contract.sampling import is_sampled_key
 from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.metrics.names import UNKNOWN_VALUE
 
-__all__ = ["Session", "SessionTracker"]
+__all__ = ["Session", "SessionTracker", "Turn"]
 
 _RECENT_TRACES = 8  # traces remembered per session to tell a new turn from the same one
+_EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING})
+
+
+class Turn:
+    """One turn of a judged session's transcript: the user's message and the answer."""
+
+    __slots__ = ("answer", "end_ns", "user")
+
+    def __init__(self, user: str, answer: str, end_ns: int) -> None:
+        self.user = user
+        self.answer = answer
+        self.end_ns = end_ns
 
 
 class Session:
@@ -32,28 +58,45 @@ class Session:
 
     __slots__ = (
         "answered",
+        "conversation_id",
+        "corrections",
         "cost_usd",
         "environment",
+        "explicit",
         "feature",
         "first_ns",
+        "follow_ups",
         "last_ns",
         "last_seen",
+        "last_trace",
+        "positive",
         "recent",
         "service",
+        "transcript",
         "turns",
+        "turns_clipped",
     )
 
-    def __init__(self, service: str, environment: str, now: float) -> None:
+    def __init__(self, service: str, environment: str, conversation_id: str, now: float) -> None:
         self.service = service
         self.environment = environment
+        self.conversation_id = conversation_id
         self.feature = ""
         self.first_ns = 0
         self.last_ns = 0
         self.last_seen = now
         self.turns = 0
         self.recent: list[bytes] = []
+        self.last_trace = b""
         self.cost_usd = 0.0
         self.answered = False  # the first turn had an LLM call that did not fail
+        self.explicit = 0  # thumbs and ratings given in the session
+        self.positive = 0  # ... of them positive
+        self.corrections = 0
+        self.follow_ups = 0
+        # trace id -> turn, for a session sampled for judging; None when it is not
+        self.transcript: dict[bytes, Turn] | None = None
+        self.turns_clipped = 0  # oldest turns dropped from the transcript
 
     @property
     def duration_s(self) -> float:
@@ -65,6 +108,17 @@ class Session:
         """One turn, answered: the user left after the first AI response."""
         return self.turns == 1 and self.answered
 
+    @property
+    def feedback_positive(self) -> bool:
+        """Explicit feedback was given and more than half of it was positive."""
+        return self.explicit > 0 and 2 * self.positive > self.explicit
+
+    @property
+    def judgeable(self) -> bool:
+        """A transcript is held and has every turn (none without content, none clipped)."""
+        t = self.transcript
+        return t is not None and len(t) + self.turns_clipped >= self.turns > 0
+
 
 class SessionTracker:
     """Open sessions, least recently active first; everything on the processor's event loop."""
@@ -74,6 +128,9 @@ class SessionTracker:
         self._clock = clock
         self._open: OrderedDict[tuple[str, str, str], Session] = OrderedDict()
         self.evicted = 0
+        self.feedback_unmatched = 0
+        self.judge_cap_refused = 0  # sampled sessions not judged: max_judged_sessions were held
+        self._judged_open = 0
         self._closed: list[Session] = []
 
     @property
@@ -93,7 +150,7 @@ class SessionTracker:
         end_ns: int,
         cost_usd: float = 0.0,
         answered: bool | None = None,
-    ) -> None:
+    ) -> Session:
         """One span of a conversation: an LLM call (``answered`` says whether it succeeded) or a run."""
         key = (service, environment, conversation_id)
         sessions = self._open
@@ -103,17 +160,19 @@ class SessionTracker:
             if len(sessions) >= self.settings.max_sessions:
                 _old_key, old = sessions.popitem(last=False)
                 self.evicted += 1
-                self._closed.append(old)
-            session = sessions[key] = Session(service, environment, now)
+                self._close(old)
+            session = sessions[key] = Session(service, environment, conversation_id, now)
             session.first_ns = start_ns
+            self._maybe_sample(session)
         else:
             sessions.move_to_end(key)
             session.last_seen = now
-        if trace_id not in session.recent:
+        if trace_id != session.last_trace and trace_id not in session.recent:
             session.turns += 1
             session.recent.append(trace_id)
             if len(session.recent) > _RECENT_TRACES:
                 del session.recent[0]
+        session.last_trace = trace_id
         session.first_ns = min(session.first_ns, start_ns)
         session.last_ns = max(session.last_ns, end_ns)
         session.cost_usd += cost_usd
@@ -121,6 +180,58 @@ class SessionTracker:
             session.answered = True
         if not session.feature and feature and feature != UNKNOWN_VALUE:
             session.feature = feature
+        return session
+
+    def _maybe_sample(self, session: Session) -> None:
+        s = self.settings
+        if not is_sampled_key(session.conversation_id, s.judge_rate):
+            return
+        if self._judged_open >= s.max_judged_sessions:
+            self.judge_cap_refused += 1
+            return
+        session.transcript = {}
+        self._judged_open += 1
+
+    def add_turn_text(self, session: Session, trace_id: bytes, user: str, answer: str, end_ns: int) -> None:
+        """The content of one LLM call of a sampled ``session``: the turn keeps its latest call's."""
+        transcript = session.transcript
+        if transcript is None:
+            return
+        limit = self.settings.judge_chars
+        turn = transcript.get(trace_id)
+        if turn is None:
+            transcript[trace_id] = Turn(user[:limit], answer[:limit], end_ns)
+            if len(transcript) > self.settings.judge_turns:
+                del transcript[next(iter(transcript))]
+                session.turns_clipped += 1
+        elif end_ns >= turn.end_ns:
+            turn.user = user[:limit] or turn.user
+            turn.answer, turn.end_ns = answer[:limit], end_ns
+
+    def feedback(
+        self, service: str, environment: str, conversation_id: str, kind: str, sentiment: str
+    ) -> bool:
+        """One feedback event in a conversation; False (counted) when the session is not open."""
+        key = (service, environment, conversation_id)
+        session = self._open.get(key)
+        if session is None:
+            self.feedback_unmatched += 1
+            return False
+        self._open.move_to_end(key)
+        session.last_seen = self._clock()
+        if kind in _EXPLICIT:
+            session.explicit += 1
+            session.positive += sentiment == "positive"
+        elif kind == A.FEEDBACK_CORRECTION:
+            session.corrections += 1
+        elif kind == A.FEEDBACK_FOLLOW_UP:
+            session.follow_ups += 1
+        return True
+
+    def _close(self, session: Session) -> None:
+        if session.transcript is not None:
+            self._judged_open -= 1
+        self._closed.append(session)
 
     def tick(self) -> None:
         """Close the sessions inactive for ``session_timeout_s``."""
@@ -132,11 +243,12 @@ class SessionTracker:
             if now - session.last_seen < timeout:
                 break
             del sessions[key]
-            self._closed.append(session)
+            self._close(session)
 
     def flush(self) -> None:
         """Close every session (at shutdown)."""
-        self._closed.extend(self._open.values())
+        for session in self._open.values():
+            self._close(session)
         self._open.clear()
 
     def take(self) -> list[Session]:

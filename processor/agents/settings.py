@@ -48,6 +48,11 @@ class AgentSettings:
         session_timeout_s: a conversation closes after this much inactivity (3 min).
         max_sessions: conversations open at once; the least recently active is closed for a new one.
         tick_s: seconds between housekeeping passes (runs counted, sessions closed).
+        judge_rate: share of conversations judged as a whole once they close (by a hash of the
+            conversation id; 0 judges none). Needs the quality engine's judge and content capture.
+        judge_turns: turns a judged session's transcript keeps (the latest; older ones are dropped).
+        judge_chars: characters kept of each user message and answer in a transcript.
+        max_judged_sessions: sampled sessions holding a transcript at once; more are not judged.
     """
 
     enabled: bool = True
@@ -63,6 +68,10 @@ class AgentSettings:
     session_timeout_s: float = 180.0
     max_sessions: int = 100_000
     tick_s: float = 1.0
+    judge_rate: float = 0.05
+    judge_turns: int = 20
+    judge_chars: int = 2_000
+    max_judged_sessions: int = 1_000
 
     def cap_of(self, agent: str) -> AgentCap:
         """The runaway caps of ``agent`` (its own, else the defaults)."""
@@ -82,6 +91,10 @@ class AgentSettings:
                 if not isinstance(value, bool):
                     raise AgentConfigError(f"enabled = {value!r}: expected true or false")
                 values[key] = value
+            elif key == "judge_rate":
+                if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+                    raise AgentConfigError(f"judge_rate = {value!r}: expected a number from 0 to 1")
+                values[key] = float(value)
             elif key == "agent_caps":
                 values[key] = MappingProxyType(_caps(value, table))
             elif key.endswith("_s"):

@@ -23,13 +23,14 @@ After an intended change, :meth:`DriftEngine.refreeze` starts a new reference. E
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +137,9 @@ class DriftEngine:
         self._legacy: dict[str, FeatureDrift] = {}
         self._state_lock = threading.RLock()
         self._run_lock = threading.Lock()
+        # keys given up to another replica (release_keys): samples still in flight are dropped
+        self._disowned: set[tuple[str, str]] = set()
+        self._saved: dict[tuple[str, str], int] = {}  # key -> its state's generation last saved or loaded
 
     # --- ingest side ------------------------------------------------------------------------
     def observe(self, sample: DriftSample) -> bool:
@@ -223,6 +227,8 @@ class DriftEngine:
         with self._state_lock:
             touched: dict[tuple[str, str], FeatureDrift] = {}
             for sample, vector in zip(samples, vectors, strict=True):
+                if sample.key in self._disowned:
+                    continue
                 state = self._feature(sample.key)
                 similarity, chart = state.add(
                     np.asarray(vector, dtype=np.float32), sample.response_length, sample.finish_reason, now
@@ -401,6 +407,7 @@ class DriftEngine:
                 for state in states
                 if (snap := state.snapshot()) is not None
             }
+            self._saved.update((state.key, state.generation) for state in states)
         path.save_references(blobs)
         return len(blobs)
 
@@ -433,6 +440,7 @@ class DriftEngine:
                     break
                 state = self._feature(key)
                 state.restore(arrays, meta)
+                self._saved[key] = state.generation
                 with self._queue_lock:
                     self._known.add(key)
                 self._export_windows(state)
@@ -441,7 +449,91 @@ class DriftEngine:
             logger.info("event=drift_references_restored count=%d path=%s", restored, path)
         return restored
 
+    # --- ownership (a Kafka owner topic moves keys between replicas) ------------------------
+    def resume_keys(self, keys: Collection[tuple[str, str]], references: DriftReferences) -> int:
+        """Take over the frozen references (and similarity charts) of (service, feature) ``keys``
+        from the shared store, replacing what this process held for them; returns how many were
+        restored. A key without a stored reference starts collecting one. Blocks on the store."""
+        wanted = set(keys)
+        with self._state_lock:
+            self._disowned -= wanted
+            self._forget(wanted)
+        rows = {key: blob for key, blob in references.load_references().items() if key in wanted}
+        return self.load_state(_Rows(rows)) if rows else 0
+
+    def release_keys(
+        self, keys: Collection[tuple[str, str]] | None, references: DriftReferences | None
+    ) -> int:
+        """Save the references of ``keys`` (None: every key held) changed since they were last
+        saved or loaded, then forget their state, their queued samples and their gauges; returns
+        how many were saved. Blocks on the store."""
+        with self._state_lock:
+            wanted = set(self._features) if keys is None else set(keys)
+            self._disowned |= wanted
+            changed = [
+                state
+                for key in wanted
+                if (state := self._features.get(key)) is not None
+                and state.generation != self._saved.get(key, 0)
+            ]
+            blobs = {
+                state.key: encode_reference(self.embedder.name, snap)
+                for state in changed
+                if (snap := state.snapshot()) is not None
+            }
+            self._forget(wanted)
+        if references is not None and blobs:
+            references.save_references(blobs)
+        return len(blobs)
+
+    def _forget(self, keys: set[tuple[str, str]]) -> None:
+        """Drop the state, queued samples and gauge series of ``keys`` (under the state lock)."""
+        with self._queue_lock:
+            self._queue = deque(s for s in self._queue if s.key not in keys)
+            self._known -= keys
+            self.metrics.queue.set(len(self._queue))
+        m = self.metrics
+        for key in keys:
+            if self._features.pop(key, None) is None:
+                continue
+            self._saved.pop(key, None)
+            for gauge in (
+                m.similarity_mean,
+                m.similarity_ewma,
+                m.similarity_centre,
+                m.similarity_lower,
+                m.similarity_alarm,
+                m.reference_samples,
+                m.window_samples,
+                m.reference_frozen,
+            ):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(*key)
+            for signal in names.SIGNALS:
+                for gauge in (m.score, m.p_value, m.drifted):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(*key, signal)
+
     def memory_bytes(self) -> int:
         """Bytes held in vector buffers across features (bounded by the settings)."""
         with self._state_lock:
             return sum(state.memory_bytes() for state in self._features.values())
+
+
+class _Rows:
+    """Stored reference rows already read, in the shape :meth:`DriftEngine.load_state` reads."""
+
+    def __init__(self, rows: dict[tuple[str, str], bytes]) -> None:
+        self._rows = rows
+
+    def load_references(self) -> dict[tuple[str, str], bytes]:
+        return self._rows
+
+    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None:
+        raise NotImplementedError("read-only rows")
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    def __str__(self) -> str:
+        return "store"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from llmpulse.processor.drift.admin import DRIFT_PATH_PREFIX, DriftAdmin
@@ -92,6 +92,23 @@ def drift_extension(
         if close_references is not None:
             await asyncio.to_thread(close_references)
 
+    class Owner:
+        """The engine's keys moving with a Kafka owner topic's partitions (see KeyOwner)."""
+
+        async def resume(self, keys: Collection[tuple[str, str]]) -> None:
+            if references is not None:
+                restored = await asyncio.to_thread(engine.resume_keys, keys, references)
+                logger.info("event=drift_references_resumed keys=%d restored=%d", len(keys), restored)
+
+        def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+            try:
+                saved = engine.release_keys(keys, references)
+            except Exception:  # a store down for a moment: the next owner resumes an older reference
+                logger.exception("event=drift_references_not_saved")
+                engine.release_keys(keys, None)
+                return
+            logger.info("event=drift_references_released saved=%d", saved)
+
     return Extension(
         "drift",
         listeners=[DriftListener(engine)],
@@ -100,4 +117,5 @@ def drift_extension(
         status=engine.status,
         start=start,
         stop=stop,
+        owner=Owner(),
     )

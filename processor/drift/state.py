@@ -42,6 +42,8 @@ class DriftSettings:
         centroid_rate: weight of a new sample in the slowly updated centroid.
         spc_block: samples per block whose mean similarity is charted.
         spc_warmup: blocks that estimate the chart's baseline after a (re)freeze.
+        spc_design_limits: widen the chart's L for its estimated baseline, so false alarms within
+            100 blocks after the warm-up are as rare as with a known baseline.
         max_queue: samples waiting to be embedded; more are dropped and counted.
         batch_size: texts per embedder call.
         max_features: distinct features tracked; samples of further features are dropped.
@@ -59,7 +61,8 @@ class DriftSettings:
     alpha: float = 0.01
     centroid_rate: float = 0.001
     spc_block: int = 20
-    spc_warmup: int = 20
+    spc_warmup: int = 100
+    spc_design_limits: bool = True
     max_queue: int = 10_000
     batch_size: int = 64
     max_features: int = 50
@@ -96,11 +99,17 @@ class FeatureDrift:
         self.tests_run = 0
         self.frozen_at: float | None = None
         self.results: dict[str, TestResult] = {}
-        self.chart = EwmaChart(warmup=settings.spc_warmup, one_sided="lower", sigma_floor=1e-4)
+        self.chart = self._new_chart()
         self.generation = 0
         """Counts changes of what :meth:`snapshot` saves (a freeze, a re-freeze, a chart baseline),
         so the owner can persist on change."""
         self._clear(reference=True)
+
+    def _new_chart(self) -> EwmaChart:
+        s = self.settings
+        return EwmaChart(
+            warmup=s.spc_warmup, one_sided="lower", sigma_floor=1e-4, design_limits=s.spc_design_limits
+        )
 
     # --- windows --------------------------------------------------------------------------
     def _clear(self, *, reference: bool) -> None:
@@ -273,7 +282,18 @@ class FeatureDrift:
         self.ref_lengths = [int(v) for v in arrays["ref_lengths"]]
         self.ref_reasons = [str(v) for v in meta["ref_reasons"]]
         self.tests_run = int(meta["tests_run"])
-        self.chart = EwmaChart.from_dict(meta["chart"])
+        saved = EwmaChart.from_dict(meta["chart"])
+        wanted = self._new_chart()
+        # a chart saved with other settings (or an older snapshot version) learns a new baseline
+        if (saved.lambda_, saved.L, saved.warmup, saved.design_limits) == (
+            wanted.lambda_,
+            wanted.L,
+            wanted.warmup,
+            wanted.design_limits,
+        ):
+            self.chart = saved
+        else:
+            self.chart = wanted
 
     def status(self) -> dict[str, Any]:
         """A JSON-ready view of this feature."""

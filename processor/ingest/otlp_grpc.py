@@ -23,10 +23,7 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.queue import (
@@ -35,8 +32,8 @@ from llmpulse.processor.pipeline.queue import (
     Pipeline,
     QueueFull,
     ShuttingDown,
-    count_spans,
 )
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +130,7 @@ class GrpcReceiver:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         try:
             self._pipeline.admit(M.RECEIVER_GRPC)
-            request = ExportTraceServiceRequest.FromString(body)
+            request = decode_request(body)
         except QueueFull as exc:
             await self._abort_full(context, exc)
         except ShuttingDown as exc:
@@ -150,7 +147,9 @@ class GrpcReceiver:
         # answer a little before the client's deadline, or not at all (it has stopped waiting)
         deadline = None if remaining is None else time.monotonic() + max(remaining - DEADLINE_MARGIN, 0.0)
         try:
-            result = await self._pipeline.submit(request, spans, M.RECEIVER_GRPC, deadline)
+            result = await self._pipeline.submit(
+                request, spans, M.RECEIVER_GRPC, deadline, answer_within_delay=True
+            )
         except QueueFull as exc:
             await self._abort_full(context, exc)
         except ShuttingDown as exc:

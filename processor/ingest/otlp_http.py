@@ -17,15 +17,13 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-    ExportTraceServiceRequest,
-    ExportTraceServiceResponse,
-)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.ingest import otlp_json
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown, count_spans
+from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"
@@ -107,13 +105,17 @@ class OtlpHttpHandler:
             text = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
             return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
         try:
-            export = otlp_json.parse_request(body) if as_json else ExportTraceServiceRequest.FromString(body)
+            export = otlp_json.parse_request(body) if as_json else decode_request(body)
         except DecodeError as exc:
             self._refuse(M.REFUSE_UNDECODABLE)
             return _status(400, code_pb2.INVALID_ARGUMENT, f"undecodable OTLP request: {exc}", as_json)
         spans = count_spans(export)
         try:
-            result = await self._pipeline.submit(export, spans, M.RECEIVER_HTTP) if spans else None
+            result = (
+                await self._pipeline.submit(export, spans, M.RECEIVER_HTTP, answer_within_delay=True)
+                if spans
+                else None
+            )
         except QueueFull as exc:
             return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
         except ShuttingDown as exc:

@@ -36,7 +36,7 @@ import os
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter
@@ -44,15 +44,18 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from llmpulse.errors import LLMPulseError
+from llmpulse.processor.extension import KeyOwner
 from llmpulse.processor.kafka import metric_names as N
 from llmpulse.processor.metrics import names as M
-from llmpulse.processor.pipeline.queue import ExportResult, Pipeline, QueueFull, ShuttingDown, count_spans
+from llmpulse.processor.pipeline.queue import ExportResult, Pipeline, QueueFull, ShuttingDown
+from llmpulse.processor.pipeline.wire import count_spans, decode_request
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CommitFailed", "KafkaSource", "KafkaUnavailable", "build_kafka_source"]
 
 TopicPartitionKey = tuple[str, int]
+FeatureKey = tuple[str, str]
 _Pending = tuple[int, "asyncio.Future[ExportResult] | None"]  # offset, future (None: nothing to count)
 
 
@@ -126,6 +129,10 @@ class KafkaSource:
         consumer_config: extra librdkafka settings (security, ...), applied last.
         router: a :class:`~llmpulse.processor.kafka.router.FeatureRouter` that fills ``topic``
             (the owner topic) and starts and stops with this source; None: read the collector's topic.
+        owners: the engines' :class:`~llmpulse.processor.extension.KeyOwner` hooks, when ``topic``
+            is keyed by ``service\x00feature`` (the owner topic): each key's state is resumed from
+            the store before its first record here is counted, and released when its partition
+            is revoked or lost.
     """
 
     def __init__(
@@ -141,6 +148,7 @@ class KafkaSource:
         idle_commit_seconds: float = 60.0,
         consumer_config: dict[str, Any] | None = None,
         router: Any | None = None,
+        owners: Sequence[KeyOwner] = (),
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -168,6 +176,8 @@ class KafkaSource:
             **(consumer_config or {}),
         }
         self.router = router
+        self.owners = tuple(owners)
+        self._keys: dict[TopicPartitionKey, set[FeatureKey]] = {}  # resumed keys per owned partition
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._m = _Instruments(self.registry)
         self.registry.register(_LagCollector(self))
@@ -188,6 +198,8 @@ class KafkaSource:
         try:
             if self.router is not None:
                 await asyncio.to_thread(self.router.start)
+            for owner in self.owners:  # state loaded at start: the assignment says what is ours
+                owner.release(None)
             self._consumer = self._kafka.Consumer(self._config, logger=logger)
             # librdkafka retries unreachable brokers forever in the background: ask once, so a
             # wrong address fails the start in one line instead of a silent replica.
@@ -268,6 +280,8 @@ class KafkaSource:
         is paid once per batch, not once per trace."""
         if key not in self.assigned:
             return True  # fetched before a revoke: the partition's new owner reads it
+        if self.owners and not await self._resume(key, messages):
+            return True
         last = messages[-1].offset()
         valid = [value for message in messages if self._valid(value := message.value())]
         request = self._join(valid)
@@ -295,33 +309,52 @@ class KafkaSource:
         self._mark(key, last, future)
         return True
 
+    async def _resume(self, key: TopicPartitionKey, messages: list[Any]) -> bool:
+        """Resume the state of the batch's (service, feature) keys new to this replica; False
+        when the partition was revoked meanwhile."""
+        seen = self._keys.setdefault(key, set())
+        new: set[FeatureKey] = set()
+        for message in messages:
+            raw = message.key()
+            if raw and b"\x00" in raw:
+                service, _, feature = raw.decode("utf-8", "replace").partition("\x00")
+                if (service, feature) not in seen:
+                    new.add((service, feature))
+        if not new:
+            return True
+        for owner in self.owners:
+            try:
+                await owner.resume(new)
+            except Exception:  # a store down for a moment: count anyway, from a fresh state
+                logger.exception("event=kafka_resume_failed partition=%d keys=%d", key[1], len(new))
+        if key not in self.assigned:
+            return False
+        seen |= new
+        return True
+
     def _settle(self, spans: int, _future: asyncio.Future[ExportResult]) -> None:
         self._inflight_spans -= spans
 
     def _valid(self, value: bytes | None) -> bool:
         """Whether one record is an OTLP request with spans; counts the reason when not."""
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
         if not value:
             self._m.rejected.labels(N.REJECT_EMPTY).inc()
             return False
         try:
-            request = ExportTraceServiceRequest.FromString(value)
+            request = decode_request(value)
         except Exception:  # DecodeError, or anything else protobuf raises on hostile bytes
             self._m.rejected.labels(N.REJECT_UNDECODABLE).inc()
             return False
-        if not any(ss.spans for rs in request.resource_spans for ss in rs.scope_spans):
+        if not count_spans(request):
             self._m.rejected.labels(N.REJECT_NO_SPANS).inc()
             return False
         return True
 
     @staticmethod
     def _join(values: list[bytes]) -> Any | None:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
         if not values:
             return None
-        return ExportTraceServiceRequest.FromString(values[0] if len(values) == 1 else b"".join(values))
+        return decode_request(values[0] if len(values) == 1 else b"".join(values))
 
     def _mark(self, key: TopicPartitionKey, offset: int, future: asyncio.Future[ExportResult] | None) -> None:
         pending = self._pending.setdefault(key, deque())
@@ -391,6 +424,7 @@ class KafkaSource:
             self._pending.pop(key, None)
             self._counted.pop(key, None)
             self._committed.pop(key, None)
+            self._keys.pop(key, None)
         self._m.rebalances.labels("assigned").inc()
         logger.info("event=kafka_partitions_assigned partitions=%s", sorted(k[1] for k in self.assigned))
 
@@ -405,6 +439,14 @@ class KafkaSource:
                     handed += 1
         if handed:
             self._m.handed_over.inc(handed)
+        released: set[FeatureKey] = set()
+        for key in keys:
+            released |= self._keys.pop(key, set())
+        for owner in self.owners:
+            try:
+                owner.release(released)
+            except Exception:
+                logger.exception("event=kafka_release_failed keys=%d", len(released))
         if commit:
             try:
                 self._commit({key: self._counted[key] for key in keys if key in self._counted})
@@ -456,8 +498,11 @@ class KafkaSource:
         }
 
 
-def build_kafka_source(settings: Any, pipeline: Pipeline) -> KafkaSource | None:
-    """The service's entry point: a source when ``settings.kafka_brokers`` is set, else None."""
+def build_kafka_source(
+    settings: Any, pipeline: Pipeline, owners: Sequence[KeyOwner] = ()
+) -> KafkaSource | None:
+    """The service's entry point: a source when ``settings.kafka_brokers`` is set, else None.
+    ``owners`` get their keys moved with the owner topic's partitions (ignored without one)."""
     if not settings.kafka_brokers:
         return None
     _client()
@@ -483,5 +528,6 @@ def build_kafka_source(settings: Any, pipeline: Pipeline) -> KafkaSource | None:
         group=settings.kafka_group,
         session_timeout=settings.kafka_session_timeout,
         router=router,
+        owners=owners if router is not None else (),
         registry=registry,
     )

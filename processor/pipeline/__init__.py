@@ -7,4 +7,4 @@ turns a span from any GenAI instrumentation into an :class:`LLMCall`, :class:`St
 that arrive without a cost.
 """
 
-__all__ = ["dedup", "normalize", "pricing", "queue", "records", "resource", "sentiment"]
+__all__ = ["dedup", "normalize", "pricing", "queue", "records", "resource", "sentiment", "wire"]

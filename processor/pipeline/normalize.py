@@ -6,10 +6,12 @@ and the ``anthropic`` SDK's own spans (scope ``com.anthropic.sdk.python``, flagg
 ``secondary`` so :mod:`llmpulse.processor.pipeline.dedup` can drop them when another span describes
 the same call).
 
-This is the hot path. A span's attributes are scanned once; only the keys in :data:`_SLOTS`
-are kept (as raw ``AnyValue`` messages, decoded only when needed), and a span that has none of
-them is classified as "other" without further work. A span with a bad value yields the
-rejection reason (a ``str`` from :mod:`llmpulse.processor.metrics.names`) instead of a record.
+This is the hot path. A span's attributes are scanned once; only the keys in :data:`_KEYS`
+are kept, as plain Python values (:func:`span_values`; the C reader of
+:mod:`~llmpulse.processor.pipeline.wire` produces the same straight from the request bytes),
+and a span that has none of them is classified as "other" without further work. A span with a
+bad value yields the rejection reason (a ``str`` from :mod:`llmpulse.processor.metrics.names`)
+instead of a record.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ _TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
 _CONVERSATION_SLOTS = (_CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT)
 MAX_CONVERSATION_ID_LENGTH = 256  # longer ids are cut: they key session state, never a label
 MAX_SCOPE_VALUE_LENGTH = 128  # prompt/app/RAG index versions and query categories: label values
+KEYS = _KEYS
+"""The attribute keys the normaliser reads, in slot order (the C reader is configured with them)."""
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
 _N_SLOTS = len(_KEYS)
 
@@ -144,20 +148,57 @@ _REQUEST_TYPES = {
 }
 
 
+class _Marker:
+    """A plain attribute value that is no str, bool, int, float or array (see :data:`EMPTY`)."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+EMPTY = _Marker("EMPTY")
+"""The plain value of an ``AnyValue`` with nothing set."""
+OTHER = _Marker("OTHER")
+"""The plain value of a key-value list, bytes, or an array nested in an array."""
+
+# Attribute values are read as plain Python values: str, bool, int, float, a tuple of plain
+# values for an array, or EMPTY / OTHER. The C reader (_otlp) produces them straight from the
+# request bytes; _plain converts upb's AnyValue for requests that arrive as messages.
+_SCALARS = {
+    "string_value": lambda v: v.string_value,
+    "bool_value": lambda v: v.bool_value,
+    "int_value": lambda v: v.int_value,
+    "double_value": lambda v: v.double_value,
+}
+
+
+def _plain(value: Any, shallow: bool = False) -> Any:
+    """The plain value of an OTLP ``AnyValue`` message."""
+    which = value.WhichOneof("value")
+    if which is None:
+        return EMPTY
+    read = _SCALARS.get(which)
+    if read is not None:
+        return read(value)
+    if which == "array_value" and not shallow:
+        return tuple(_plain(item, True) for item in value.array_value.values)
+    return OTHER
+
+
 def _text(value: Any) -> str | None:
-    """A string attribute; ``None`` when it holds another type."""
-    text: str = value.string_value
-    if text or value.WhichOneof("value") in (None, "string_value"):
-        return text
-    return None
+    """A string attribute (``""`` when nothing is set); ``None`` when it holds another type."""
+    if type(value) is str:
+        return value
+    return "" if value is EMPTY else None
 
 
 def _string(value: Any) -> str | None:
     """A string attribute's text (``""`` kept); ``None`` when absent or of another type."""
-    if value is None or value.WhichOneof("value") != "string_value":
-        return None
-    text: str = value.string_value
-    return text
+    return value if type(value) is str else None
 
 
 # Plausible maxima per call: beyond them a value is a bug or an attack (1.7e308 tokens overflow
@@ -169,33 +210,26 @@ MAX_DURATION_S = 86_400.0
 
 def _count(value: Any) -> int:
     """A token count in [0, MAX_TOKENS_PER_CALL], or ``_BAD``."""
-    n: int = value.int_value
-    if n > 0:
-        return n if n <= MAX_TOKENS_PER_CALL else _BAD
-    if n < 0:
-        return _BAD
-    which = value.WhichOneof("value")
-    if which in (None, "int_value"):
+    kind = type(value)
+    if kind is int:
+        return value if 0 <= value <= MAX_TOKENS_PER_CALL else _BAD
+    if value is EMPTY:
         return 0
-    if which == "double_value":
-        d: float = value.double_value
-        if 0 <= d <= MAX_TOKENS_PER_CALL and d.is_integer():
-            return int(d)
+    if kind is float and 0 <= value <= MAX_TOKENS_PER_CALL and value.is_integer():
+        return int(value)
     return _BAD
 
 
 def _amount(value: Any) -> float:
     """A finite number >= 0 (cost, seconds), or ``_BAD``."""
-    d: float = value.double_value
-    if 0 < d < math.inf:
-        return d
-    which = value.WhichOneof("value")
-    if which in (None, "double_value"):
-        return 0.0 if d == 0 else _BAD
-    if which == "int_value":
-        n: int = value.int_value
-        return float(n) if n >= 0 else _BAD
-    return _BAD
+    kind = type(value)
+    if kind is float:
+        if 0 < value < math.inf:
+            return value
+        return 0.0 if value == 0 else _BAD
+    if kind is int:
+        return float(value) if value >= 0 else _BAD
+    return 0.0 if value is EMPTY else _BAD
 
 
 def _first_count(vals: list[Any], *slots: int) -> int | None:
@@ -210,10 +244,8 @@ def _first_text(vals: list[Any], *slots: int) -> str:
     """First non-empty string among ``slots``; ``""`` if none. Non-string values are skipped."""
     for slot in slots:
         value = vals[slot]
-        if value is not None:
-            text = value.string_value
-            if text:
-                return text
+        if value and type(value) is str:
+            return value
     return ""
 
 
@@ -222,10 +254,10 @@ def _pick(vals: list[Any], *slots: int) -> str | None:
     for slot in slots:
         value = vals[slot]
         if value is not None:
-            text: str = value.string_value
-            if text:
-                return text
-            if value.WhichOneof("value") not in (None, "string_value"):
+            if type(value) is str:
+                if value:
+                    return value
+            elif value is not EMPTY:
                 return None
     return ""
 
@@ -236,12 +268,18 @@ def _scope_text(vals: list[Any], *slots: int) -> str:
     for slot in slots:
         value = vals[slot]
         if value is not None:
-            text: str = value.string_value
-            if text:
-                return text[:MAX_SCOPE_VALUE_LENGTH]
-            if value.WhichOneof("value") == "int_value":
-                return str(value.int_value)
+            kind = type(value)
+            if kind is str:
+                if value:
+                    return value[:MAX_SCOPE_VALUE_LENGTH]
+            elif kind is int:
+                return str(value)
     return ""
+
+
+def _str(value: Any) -> str:
+    """The text of a string value, ``""`` for any other (or no) value."""
+    return value if type(value) is str else ""
 
 
 def _finish_reason(vals: list[Any]) -> str | None:
@@ -252,17 +290,13 @@ def _finish_reason(vals: list[Any]) -> str | None:
         return None if text is None else (text or M.FINISH_REASON_NONE)
     value = vals[_FINISH_REASONS]
     if value is not None:
-        which = value.WhichOneof("value")
-        if which == "array_value":
-            items = value.array_value.values
-            if not items:
+        if type(value) is tuple:
+            if not value:
                 return M.FINISH_REASON_NONE
-            first = items[0]
-            if first.WhichOneof("value") != "string_value":
-                return None
-            return normalize_finish_reason(first.string_value)
-        if which == "string_value":  # a producer that flattened the array
-            return normalize_finish_reason(value.string_value)
+            first = value[0]
+            return normalize_finish_reason(first) if type(first) is str else None
+        if type(value) is str:  # a producer that flattened the array
+            return normalize_finish_reason(value)
         return None
     for slot in (_OI_FINISH, _SDK_STOP):
         value = vals[slot]
@@ -272,6 +306,24 @@ def _finish_reason(vals: list[Any]) -> str | None:
                 return None
             return normalize_finish_reason(text) if text else M.FINISH_REASON_NONE
     return M.FINISH_REASON_NONE
+
+
+# A span as the normaliser reads it: (vals, trace_id, span_id, parent_span_id, name,
+# start_time_unix_nano, end_time_unix_nano, status code, ...), the layout of the C reader's tuples.
+H_VALS, H_TRACE_ID, H_SPAN_ID, H_PARENT_ID, H_NAME, H_START, H_END, H_STATUS = range(8)
+
+
+def span_values(span: Any) -> list[Any] | None:
+    """The plain values of the normaliser's keys among an OTLP span's attributes (None: none)."""
+    vals: list[Any] | None = None
+    slots_get = _SLOTS.get
+    for kv in span.attributes:
+        slot = slots_get(kv.key)
+        if slot is not None:
+            if vals is None:
+                vals = [None] * _N_SLOTS
+            vals[slot] = _plain(kv.value)
+    return vals
 
 
 def normalize_span(
@@ -290,23 +342,32 @@ def normalize_span(
     Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """
-    vals: list[Any] = [None] * _N_SLOTS
-    slots_get = _SLOTS.get
-    for kv in span.attributes:
-        slot = slots_get(kv.key)
-        if slot is not None:
-            vals[slot] = kv.value
-    if vals.count(None) == _N_SLOTS:
+    vals = span_values(span)
+    if vals is None:
         return None
-    if len(span.trace_id) != 16 or len(span.span_id) != 8:
+    head = (
+        vals,
+        span.trace_id,
+        span.span_id,
+        span.parent_span_id,
+        span.name,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        span.status.code,
+    )
+    return normalize_values(head, secondary, service, environment, app_version)
+
+
+def normalize_values(
+    head: tuple[Any, ...], secondary: bool, service: str, environment: str, app_version: str = ""
+) -> Record:
+    """:func:`normalize_span` on a span read into ``head`` (see :data:`H_VALS`); its vals not None."""
+    vals: list[Any] = head[H_VALS]
+    if len(head[H_TRACE_ID]) != 16 or len(head[H_SPAN_ID]) != 8:
         return M.REJECT_INVALID_ID
 
-    operation = ""
-    kind_value = vals[_KIND]
-    kind = kind_value.string_value if kind_value is not None else ""
-    op_value = vals[_OP]
-    if op_value is not None:
-        operation = op_value.string_value
+    kind = _str(vals[_KIND])
+    operation = _str(vals[_OP])
     if not kind:
         if operation in A.LLM_OPERATIONS:
             kind = A.SPAN_KIND_LLM
@@ -315,7 +376,7 @@ def normalize_span(
         elif operation in _RUN_OPERATIONS:
             kind, operation = _KIND_AGENT, _RUN_OPERATIONS[operation]
         elif vals[_OI_KIND] is not None:
-            oi_kind = vals[_OI_KIND].string_value
+            oi_kind = _str(vals[_OI_KIND])
             if oi_kind in _OI_LLM_KINDS:
                 kind, operation = A.SPAN_KIND_LLM, _OI_LLM_KINDS[oi_kind]
             elif oi_kind in _OI_STEP_KINDS:
@@ -323,21 +384,20 @@ def normalize_span(
             elif oi_kind in _OI_RUN_KINDS:
                 kind, operation = _KIND_AGENT, _OI_RUN_KINDS[oi_kind]
         elif vals[_REQUEST_TYPE] is not None:
-            request_type = vals[_REQUEST_TYPE].string_value
-            mapped = _REQUEST_TYPES.get(request_type)
+            mapped = _REQUEST_TYPES.get(_str(vals[_REQUEST_TYPE]))
             if mapped == "rerank":
                 kind, operation = A.SPAN_KIND_STEP, mapped
             elif mapped is not None:
                 kind, operation = A.SPAN_KIND_LLM, mapped
         if not kind and vals[_OLLM_KIND] is not None:
-            ollm_kind = vals[_OLLM_KIND].string_value
+            ollm_kind = _str(vals[_OLLM_KIND])
             if ollm_kind in _OLLM_RUN_KINDS:
                 kind, operation = _KIND_AGENT, _OLLM_RUN_KINDS[ollm_kind]
             elif ollm_kind == _OLLM_TOOL:
                 kind, operation = A.SPAN_KIND_STEP, A.OP_EXECUTE_TOOL
 
     if kind == A.SPAN_KIND_LLM:
-        call = _llm_call(span, vals, operation or A.OP_CHAT, secondary)
+        call = _llm_call(head, vals, operation or A.OP_CHAT, secondary)
         if type(call) is LLMCall:
             call.service = service
             call.environment = environment
@@ -345,25 +405,25 @@ def normalize_span(
                 call.app_version = app_version[:MAX_SCOPE_VALUE_LENGTH]
         return call
     if kind == A.SPAN_KIND_STEP:
-        return _step_run(span, vals, operation, service, environment)
+        return _step_run(head, vals, operation, service, environment)
     if kind == _KIND_AGENT:
-        return _agent_span(span, vals, operation, service, environment)
+        return _agent_span(head, vals, operation, service, environment)
     if kind == A.SPAN_KIND_FEEDBACK:
         return _feedback(vals, service, environment)
     return None
 
 
-def _duration(span: Any) -> float:
-    start: int = span.start_time_unix_nano
-    end: int = span.end_time_unix_nano
+def _duration(head: tuple[Any, ...]) -> float:
+    start: int = head[H_START]
+    end: int = head[H_END]
     if end < start:
         return _BAD
     seconds = (end - start) / 1e9
     return seconds if seconds <= MAX_DURATION_S else _BAD
 
 
-def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LLMCall | str:
-    duration = _duration(span)
+def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary: bool) -> LLMCall | str:
+    duration = _duration(head)
     if duration < 0:
         return M.REJECT_INVALID_DURATION
     finish = _finish_reason(vals)
@@ -394,7 +454,7 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
         if cost < 0 or cost > MAX_COST_USD_PER_CALL:
             return M.REJECT_INVALID_COST
         pricing_version = _first_text(vals, _PRICING_VERSION) or M.PRICING_REPORTED
-    if vals[_UNPRICED] is not None and vals[_UNPRICED].bool_value:
+    if vals[_UNPRICED] is True:
         cost = None
         pricing_version = ""
     ttfc: float | None = None
@@ -409,10 +469,10 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
         if text is None:
             return M.REJECT_INVALID_ATTRIBUTE
         error_type = text
-    if not error_type and span.status.code == _STATUS_ERROR:
+    if not error_type and head[H_STATUS] == _STATUS_ERROR:
         error_type = _OTHER_ERROR
     refusal_value = vals[_REFUSAL]
-    refused = finish == A.FINISH_REFUSAL or (refusal_value is not None and refusal_value.bool_value)
+    refused = finish == A.FINISH_REFUSAL or refusal_value is True
 
     feature = _pick(vals, _FEATURE)
     provider = _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
@@ -447,10 +507,10 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     call.app_version = _scope_text(vals, _APP_VERSION)
     call.query_category = _scope_text(vals, _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY)
     call.rag_index_version = _scope_text(vals, _RAG_INDEX_VERSION)
-    call.trace_id = span.trace_id
-    call.span_id = span.span_id
-    call.parent_span_id = span.parent_span_id
-    call.end_ns = span.end_time_unix_nano
+    call.trace_id = head[H_TRACE_ID]
+    call.span_id = head[H_SPAN_ID]
+    call.parent_span_id = head[H_PARENT_ID]
+    call.end_ns = head[H_END]
     call.secondary = secondary
     input_value = vals[_INPUT_MESSAGES]
     output_value = vals[_OUTPUT_MESSAGES]
@@ -463,33 +523,33 @@ def _llm_call(span: Any, vals: list[Any], operation: str, secondary: bool) -> LL
     value = vals[_OUTPUT_TYPE]
     call.output_type = None if value is None else _string(value)
     # the flag as the span carries it: an errored call can carry it without counting as refused
-    call.refusal_flag = refusal_value is not None and (
-        refusal_value.bool_value or bool(refusal_value.string_value)
-    )
+    call.refusal_flag = refusal_value is True or (type(refusal_value) is str and refusal_value != "")
     return call
 
 
-def _step_run(span: Any, vals: list[Any], operation: str, service: str, environment: str) -> StepRun | str:
-    duration = _duration(span)
+def _step_run(
+    head: tuple[Any, ...], vals: list[Any], operation: str, service: str, environment: str
+) -> StepRun | str:
+    duration = _duration(head)
     if duration < 0:
         return M.REJECT_INVALID_DURATION
     step = _first_text(vals, _STEP_NAME) or operation or M.UNKNOWN_VALUE
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
-    error = vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR
+    error = vals[_ERROR_TYPE] is not None or head[H_STATUS] == _STATUS_ERROR
     record = StepRun(
         feature,
         step,
         duration,
         error,
-        trace_id=span.trace_id,
-        end_ns=span.end_time_unix_nano,
+        trace_id=head[H_TRACE_ID],
+        end_ns=head[H_END],
         service=service,
         environment=environment,
     )
     if operation == A.OP_EXECUTE_TOOL:
         tool = _first_text(vals, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY)
-        if not tool and span.name.startswith(_TOOL_SPAN_PREFIX):
-            tool = span.name[len(_TOOL_SPAN_PREFIX) :]
+        if not tool and head[H_NAME].startswith(_TOOL_SPAN_PREFIX):
+            tool = head[H_NAME][len(_TOOL_SPAN_PREFIX) :]
         record.tool = tool or M.UNKNOWN_VALUE
         for slot in _TOOL_ARGUMENT_SLOTS:
             value = vals[slot]
@@ -499,13 +559,15 @@ def _step_run(span: Any, vals: list[Any], operation: str, service: str, environm
     return record
 
 
-def _agent_span(span: Any, vals: list[Any], kind: str, service: str, environment: str) -> AgentSpan | str:
-    if _duration(span) < 0:
+def _agent_span(
+    head: tuple[Any, ...], vals: list[Any], kind: str, service: str, environment: str
+) -> AgentSpan | str:
+    if _duration(head) < 0:
         return M.REJECT_INVALID_DURATION
     name = _first_text(vals, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_ENTITY)
     if not name:
         # semconv names the span "invoke_agent {gen_ai.agent.name}"; OpenInference after the agent
-        name = span.name
+        name = head[H_NAME]
         for prefix in (A.OP_INVOKE_AGENT, A.OP_INVOKE_WORKFLOW):
             if name.startswith(prefix):
                 name = name[len(prefix) :].strip()
@@ -513,12 +575,12 @@ def _agent_span(span: Any, vals: list[Any], kind: str, service: str, environment
     return AgentSpan(
         kind,
         name or M.UNKNOWN_VALUE,
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        parent_span_id=span.parent_span_id,
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        error=vals[_ERROR_TYPE] is not None or span.status.code == _STATUS_ERROR,
+        trace_id=head[H_TRACE_ID],
+        span_id=head[H_SPAN_ID],
+        parent_span_id=head[H_PARENT_ID],
+        start_ns=head[H_START],
+        end_ns=head[H_END],
+        error=vals[_ERROR_TYPE] is not None or head[H_STATUS] == _STATUS_ERROR,
         feature=_first_text(vals, _FEATURE),
         conversation_id=_first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH],
         service=service,
@@ -534,4 +596,7 @@ def _feedback(vals: list[Any], service: str, environment: str) -> Feedback | str
     if sentiment is None:
         return M.REJECT_INVALID_FEEDBACK
     feature = _first_text(vals, _FEATURE) or M.UNKNOWN_VALUE
-    return Feedback(feature, kind, sentiment, service=service, environment=environment)
+    conversation = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
+    return Feedback(
+        feature, kind, sentiment, service=service, environment=environment, conversation_id=conversation
+    )

@@ -6,6 +6,15 @@ spans: a request that does not fit raises :class:`QueueFull` (the receiver answe
 RESOURCE_EXHAUSTED / 429 and the client retries later); after :meth:`Pipeline.close` every
 submit raises :class:`ShuttingDown` (UNAVAILABLE / 503).
 
+The worker shares the event loop with the receivers, so it never holds the loop for long: it
+processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop run between
+them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
+whole 512-span request held the loop for tens of milliseconds, and under overload new calls
+waited seconds to be even refused). A receiver's request is answered within about
+``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then
+at the measured rate is answered with :class:`QueueFull` and not counted, whatever the drain
+rate was when it was admitted (see :meth:`Pipeline.submit`).
+
 Accounting: every span of a submitted request ends up exactly once in
 ``accepted[kind]`` or ``rejected[reason]``; spans of refused requests are counted in
 ``refused``. Held anthropic-SDK spans (see :mod:`llmpulse.processor.pipeline.dedup`) are counted when
@@ -18,24 +27,29 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from llmpulse.contract import attributes as A
 from llmpulse.errors import LLMPulseError
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics
 from llmpulse.processor.metrics.windows import FeatureBatch, RollingWindows
 from llmpulse.processor.pipeline.dedup import Deduplicator
-from llmpulse.processor.pipeline.normalize import normalize_span
 from llmpulse.processor.pipeline.pricing import CallPricer
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
-from llmpulse.processor.pipeline.resource import resource_context
+from llmpulse.processor.pipeline.wire import records
 
 logger = logging.getLogger(__name__)
 
 FULL_WARNING_INTERVAL = 10.0  # seconds between "queue full" log lines
+SLICE_SECONDS = 0.002
+"""Longest the worker processes spans before letting the event loop run the receivers."""
+YIELDS_PER_SLICE = 4
+"""Loop iterations the worker leaves to the receivers after each slice: grpc.aio takes in one new
+call per one or two iterations, so one iteration per slice would cap the call rate the processor
+can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait unanswered."""
+_SLICE_CHECK = 4  # spans between two looks at the clock
 
 
 class PipelineError(LLMPulseError):
@@ -95,9 +109,7 @@ class RecordListener(Protocol):
         """One feedback event."""
 
 
-def count_spans(request: Any) -> int:
-    """Number of spans in an ``ExportTraceServiceRequest``."""
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+_Entry = tuple[Any, int, str, "asyncio.Future[ExportResult]", float | None, float | None, bool]
 
 
 class Pipeline:
@@ -133,7 +145,10 @@ class Pipeline:
         self.dedup = dedup or Deduplicator()
         self.retry_after = retry_after
         self.tick_seconds = tick_seconds
-        self._queue: deque[tuple[Any, int, str, asyncio.Future[ExportResult], float | None]] = deque()
+        # request, spans, receiver, future, client deadline, when its answer is due (max_delay),
+        # whether it found the queue empty
+        self._queue: deque[_Entry] = deque()
+        self._busy = False  # a request is being processed (between two slices)
         self._rate: float | None = None  # spans drained per wall-clock second while busy (EWMA)
         self._queued_spans = 0
         self._wakeup = asyncio.Event()
@@ -198,13 +213,24 @@ class Pipeline:
         return self.max_delay is not None and self._rate is not None and spans > self._rate * self.max_delay
 
     def submit(
-        self, request: Any, spans: int, receiver: str, deadline: float | None = None
+        self,
+        request: Any,
+        spans: int,
+        receiver: str,
+        deadline: float | None = None,
+        *,
+        answer_within_delay: bool = False,
     ) -> asyncio.Future[ExportResult]:
         """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`.
 
         The queue is bounded by ``capacity`` spans and, once the drain rate is known, by time:
         a request is refused when what is queued before it would take over ``max_delay`` seconds,
-        so clients hear "retry later" at once instead of timing out. ``deadline``
+        so clients hear "retry later" at once instead of timing out. With
+        ``answer_within_delay`` (the receivers: their clients retry on RESOURCE_EXHAUSTED / 429)
+        a request that, when the worker comes to it, could not be done within ``max_delay`` of
+        its arrival at the measured rate (the load changed since) gets :class:`QueueFull` then,
+        uncounted; without it (a consumer that waits for its result, as the Kafka source does)
+        it is processed however long it waited. ``deadline``
         (``time.monotonic()``) is the client's: a request that cannot be processed before it is
         refused at once, and one that can no longer be (still queued, or its processing would
         end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
@@ -216,13 +242,14 @@ class Pipeline:
             accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             raise ShuttingDown()
         queued = self._queued_spans
-        full = queued and (queued + spans > self.capacity or self._too_slow(queued))
+        full = queued and (queued + spans > self.capacity or self._too_slow(queued + spans))
         if full or self._late(deadline, queued + spans):
             accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
-        self._queue.append((request, spans, receiver, future, deadline))
+        expires = time.monotonic() + self.max_delay if answer_within_delay and self.max_delay else None
+        self._queue.append((request, spans, receiver, future, deadline, expires, not queued))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans
         self._wakeup.set()
@@ -259,12 +286,14 @@ class Pipeline:
             await asyncio.sleep(0.01)
         drained = not self._queue
         while self._queue:
-            _, spans, receiver, future, _deadline = self._queue.popleft()
+            _, spans, receiver, future, *_ = self._queue.popleft()
             self._queued_spans -= spans
             self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, spans)
             if not future.done():
                 future.set_exception(ShuttingDown())
         self.accounting.queue_spans = self._queued_spans
+        while self._busy:  # the request in hand is finished (one request's work), never cut
+            await asyncio.sleep(0.001)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -284,7 +313,7 @@ class Pipeline:
             busy_since = time.monotonic()
             drained = 0
             while self._queue:
-                request, spans, receiver, future, deadline = self._queue.popleft()
+                request, spans, receiver, future, deadline, expires, alone = self._queue.popleft()
                 self._queued_spans -= spans
                 self.accounting.queue_spans = self._queued_spans
                 if future.done() or self._late(deadline, spans):
@@ -294,17 +323,40 @@ class Pipeline:
                     if not future.done():
                         future.set_exception(DeadlineExceeded())
                     continue
+                # its answer would come after max_delay (one that found the queue empty is taken
+                # however long it takes, as in submit, unless it waited past max_delay)
+                if expires is not None and (
+                    time.monotonic() > expires or (not alone and self._late(expires, spans))
+                ):
+                    self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, spans)
+                    self._warn_full()
+                    future.set_exception(QueueFull(self.retry_after))
+                    continue
+                self._busy = True
                 try:
-                    result = self.process(request)
-                except Exception:  # never let one request stop the worker
-                    logger.exception("event=process_failed spans=%d", spans)
-                    result = ExportResult()
+                    result = await self._process_sliced(request, spans)
+                finally:
+                    self._busy = False
                 if not future.done():
                     future.set_result(result)
-                await asyncio.sleep(0)  # let the receivers run between requests
                 drained += spans
                 self._measure(drained, time.monotonic() - busy_since)
             self._count_released(self.dedup.release())
+
+    async def _process_sliced(self, request: Any, spans: int) -> ExportResult:
+        """:meth:`process`, letting the loop run between slices of :data:`SLICE_SECONDS`."""
+        steps = self._steps(request, SLICE_SECONDS)
+        try:
+            while True:
+                next(steps)
+                for _ in range(YIELDS_PER_SLICE):
+                    await asyncio.sleep(0)
+        except StopIteration as done:
+            result: ExportResult = done.value
+            return result
+        except Exception:  # never let one request stop the worker
+            logger.exception("event=process_failed spans=%d", spans)
+            return ExportResult()
 
     def _measure(self, spans: int, seconds: float) -> None:
         """Update the drain rate from ``spans`` drained in ``seconds`` of a busy period."""
@@ -315,7 +367,21 @@ class Pipeline:
 
     def process(self, request: Any) -> ExportResult:
         """Normalise and count every span of one request (synchronous; the hot loop)."""
-        started = time.perf_counter()
+        steps = self._steps(request, None)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                result: ExportResult = done.value
+                return result
+
+    def _steps(self, request: Any, slice_seconds: float | None) -> Generator[None, None, ExportResult]:
+        """:meth:`process` as a generator that yields after every ``slice_seconds`` of work
+        (never when None); the request's counts and batch end apply after its last span."""
+        resumed = time.perf_counter()
+        slice_end = None if slice_seconds is None else resumed + slice_seconds
+        working = 0.0  # seconds of work on this request, not counting the loop's turns between slices
+        seen = 0
         accounting, derived, dedup = self.accounting, self.derived, self.dedup
         observe_llm, observe_step = derived.observe_llm, derived.observe_step
         listeners = self.listeners
@@ -326,59 +392,57 @@ class Pipeline:
         rejected: dict[str, int] = {}
         llm = step = feedback = agent = other = duplicate = 0
         step_hooks, agent_hooks, other_hooks = self._step_hooks, self._agent_hooks, self._other_hooks
-        for resource_spans in request.resource_spans:
-            service, environment, app_version = resource_context(resource_spans.resource)
-            for scope_spans in resource_spans.scope_spans:
-                secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
-                for span in scope_spans.spans:
-                    record: Any  # one of the record types or a rejection reason, told apart by type
-                    try:
-                        record = normalize_span(span, secondary, service, environment, app_version)
-                    except Exception:  # a producer sent something the normaliser did not foresee
-                        logger.debug("event=normalize_failed", exc_info=True)
-                        record = M.REJECT_INVALID_ATTRIBUTE
-                    kind = type(record)
-                    if kind is LLMCall:
-                        call: LLMCall = record
-                        if call.cost_usd is None:
-                            price(call)
-                        if call.secondary:
-                            if dedup.secondary(call):
-                                duplicate += 1
-                            continue  # held: counted on release
-                        dropped = dedup.primary(call)
-                        if dropped:
-                            duplicate += dropped
-                        feature = observe_llm(call)
-                        call.service, call.feature = feature  # the engines key state as the metrics label
-                        batch = batches.get(feature)
-                        if batch is None:
-                            batch = batches[feature] = FeatureBatch()
-                        batch.add(call)
-                        llm += 1
-                        if listeners:
-                            self._notify_call(call, span)
-                    elif record is None:
-                        other += 1
-                        if other_hooks:
-                            self._notify(other_hooks, span, service, environment)
-                    elif kind is StepRun:
-                        observe_step(record)
-                        step += 1
-                        if step_hooks:
-                            self._notify(step_hooks, record, span)
-                    elif kind is AgentSpan:
-                        agent += 1
-                        if agent_hooks:
-                            self._notify(agent_hooks, record, span)
-                    elif kind is Feedback:
-                        record.service, record.feature = derived.observe_feedback(record)
-                        feedback += 1
-                        if listeners:
-                            self._notify_feedback(record, span)
-                    else:
-                        reason: str = record
-                        rejected[reason] = rejected.get(reason, 0) + 1
+        for record, span, service, environment in records(request):
+            seen += 1
+            if slice_end is not None and not seen % _SLICE_CHECK:
+                now = time.perf_counter()
+                if now > slice_end:
+                    working += now - resumed
+                    yield
+                    resumed = time.perf_counter()
+                    slice_end = resumed + (slice_seconds or 0.0)
+            kind = type(record)
+            if kind is LLMCall:
+                call: LLMCall = record
+                if call.cost_usd is None:
+                    price(call)
+                if call.secondary:
+                    if dedup.secondary(call):
+                        duplicate += 1
+                    continue  # held: counted on release
+                dropped = dedup.primary(call)
+                if dropped:
+                    duplicate += dropped
+                feature = observe_llm(call)
+                call.service, call.feature = feature  # the engines key state as the metrics label
+                batch = batches.get(feature)
+                if batch is None:
+                    batch = batches[feature] = FeatureBatch()
+                batch.add(call)
+                llm += 1
+                if listeners:
+                    self._notify_call(call, span)
+            elif record is None:
+                other += 1
+                if other_hooks:
+                    self._notify(other_hooks, span, service, environment)
+            elif kind is StepRun:
+                observe_step(record)
+                step += 1
+                if step_hooks:
+                    self._notify(step_hooks, record, span)
+            elif kind is AgentSpan:
+                agent += 1
+                if agent_hooks:
+                    self._notify(agent_hooks, record, span)
+            elif kind is Feedback:
+                record.service, record.feature = derived.observe_feedback(record)
+                feedback += 1
+                if listeners:
+                    self._notify_feedback(record, span)
+            else:
+                reason: str = record
+                rejected[reason] = rejected.get(reason, 0) + 1
         accepted = accounting.accepted
         accepted[M.ACCEPTED_LLM] += llm
         accepted[M.ACCEPTED_STEP] += step
@@ -390,7 +454,7 @@ class Pipeline:
             self.windows.add(batches)
         if self._batch_ends:
             self._end_batch()
-        accounting.batch_seconds.observe(time.perf_counter() - started)
+        accounting.batch_seconds.observe(working + time.perf_counter() - resumed)
         if not rejected:
             return ExportResult()
         for reason, n in rejected.items():

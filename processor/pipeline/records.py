@@ -215,7 +215,7 @@ class AgentSpan:
 class Feedback:
     """One piece of user feedback."""
 
-    __slots__ = ("environment", "feature", "kind", "sentiment", "service")
+    __slots__ = ("conversation_id", "environment", "feature", "kind", "sentiment", "service")
 
     def __init__(
         self,
@@ -225,12 +225,14 @@ class Feedback:
         *,
         service: str = UNKNOWN_SERVICE,
         environment: str = "",
+        conversation_id: str = "",
     ) -> None:
         self.service = service
         self.environment = environment
         self.feature = feature
         self.kind = kind
         self.sentiment = sentiment
+        self.conversation_id = conversation_id  # the conversation it was given in ("" when none)
 
     def __repr__(self) -> str:
         return (

@@ -8,12 +8,19 @@ from typing import Any
 from llmpulse.contract import attributes as A
 from llmpulse.processor.metrics import names as M
 
-_SERVICE_KEYS = {
-    A.SERVICE_NAME: 0,
-    A.DEPLOYMENT_ENVIRONMENT_NAME: 1,
-    A.LEGACY_DEPLOYMENT_ENVIRONMENT: 2,
-    A.SERVICE_VERSION: 3,
-}
+SERVICE_KEYS = (
+    A.SERVICE_NAME,
+    A.DEPLOYMENT_ENVIRONMENT_NAME,
+    A.LEGACY_DEPLOYMENT_ENVIRONMENT,
+    A.SERVICE_VERSION,
+)
+"""The resource attributes read, in the order :func:`resource_context` reads them."""
+_SERVICE_KEYS = {key: i for i, key in enumerate(SERVICE_KEYS)}
+
+
+def context_of(found: list[str]) -> tuple[str, str, str]:
+    """``(service, environment, version)`` from the string values of :data:`SERVICE_KEYS`."""
+    return found[0] or M.UNKNOWN_SERVICE, found[1] or found[2], found[3]
 
 
 def resource_context(resource: Any) -> tuple[str, str, str]:
@@ -25,7 +32,7 @@ def resource_context(resource: Any) -> tuple[str, str, str]:
         i = get(kv.key)
         if i is not None:
             found[i] = kv.value.string_value
-    return found[0] or M.UNKNOWN_SERVICE, found[1] or found[2], found[3]
+    return context_of(found)
 
 
 def resource_labels(resource: Any) -> tuple[str, str]:

@@ -11,17 +11,18 @@ from llmpulse.processor.metrics import names as M
 
 
 def sentiment_of(kind: str, value: Any) -> str | None:
-    """Sentiment of a feedback event; None when the value is unusable."""
+    """Sentiment of a feedback event (``value``: the plain value of ``llmpulse.feedback.value``,
+    see :func:`~llmpulse.processor.pipeline.normalize.span_values`); None when it is unusable."""
     if value is None:
         number = 1.0
     else:
-        which = value.WhichOneof("value")
-        if which == "double_value":
-            number = value.double_value
-        elif which == "int_value":
-            number = float(value.int_value)
-        elif which == "bool_value":
-            number = 1.0 if value.bool_value else 0.0
+        value_type = type(value)
+        if value_type is float:
+            number = value
+        elif value_type is int:
+            number = float(value)
+        elif value_type is bool:
+            number = 1.0 if value else 0.0
         else:
             return None
         if not math.isfinite(number):

@@ -272,7 +272,7 @@ def _spc_show(args: argparse.Namespace) -> int:
     with open_from_args(args) as store:
         charts = store.charts.load_charts()
         where = store.location
-    header = ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    header = ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "L", "EWMA", "POINTS"]
     rows = [header]
     for (service, feature, statistic), state in sorted(charts.items()):
         if (args.feature and feature != args.feature) or (args.service and service not in (args.service, "")):
@@ -281,7 +281,7 @@ def _spc_show(args: argparse.Namespace) -> int:
         base = state.get("baseline")
         if base is None:
             warm = f"warming up {len(state.get('warmup_values', []))}/{state.get('warmup')}"
-            rows.append([shown, feature, statistic, warm, "-", "-", "-", str(state.get("index", 0))])
+            rows.append([shown, feature, statistic, warm, "-", "-", "-", "-", str(state.get("index", 0))])
         else:
             rows.append(
                 [
@@ -290,7 +290,8 @@ def _spc_show(args: argparse.Namespace) -> int:
                     statistic,
                     "monitoring",
                     _g(base.get("mean")),
-                    _g(base.get("sigma")),
+                    _g(base.get("sigma")) + (f" ({base['source']})" if base.get("source") else ""),
+                    _g(base.get("L", state.get("L"))),
                     _g(state.get("ewma")),
                     str(state.get("index", 0)),
                 ]

@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
@@ -50,7 +50,7 @@ from llmpulse.processor.quality.ingest import sample_from_call
 from llmpulse.processor.quality.judge import LLMJudge
 from llmpulse.processor.quality.judging import EvaluationSink, JudgeScheduler
 from llmpulse.processor.quality.metrics import QualityMetrics
-from llmpulse.processor.quality.settings import QualitySettings
+from llmpulse.processor.quality.settings import SCOPE_SESSION, QualitySettings
 from llmpulse.processor.quality.ticker import Ticker
 from llmpulse.processor.quality.types import FeedbackEvent, QualitySample, Verdict
 from llmpulse.processor.quality.user_signals import UserSignals
@@ -163,6 +163,10 @@ class QualityEngine:
         self._children: dict[tuple[Any, ...], Any] = {}
         # key -> [calls observed, successful responses among them], not counted yet
         self._pending: dict[tuple[str, str], list[int]] = {}
+        # (service, feature, check) -> failures on the numbers path, not counted yet
+        self._pending_failures: dict[tuple[str, str, str], int] = {}
+        self._pending_flags: dict[tuple[str, str], int] = {}  # key -> calls flagged by checks, likewise
+        self._pending_rate_limited = 0  # flagged calls not stored for the per-minute quota, likewise
         self._quota: dict[tuple[str, str], list[int]] = {}  # key -> [minute, check-flagged samples stored]
         self._recent: OrderedDict[str, QualitySample] = OrderedDict()
         self._recent_bytes = 0
@@ -178,6 +182,30 @@ class QualityEngine:
         self._tasks = self.judging.start_workers(loop)
         self._tasks.append(loop.create_task(self._flags.run(), name="quality-store-writer"))
         self._tasks.append(loop.create_task(self.ticker.run(), name="quality-ticker"))
+
+    async def resume(self, keys: Collection[tuple[str, str]]) -> None:
+        """Take over the SPC charts of (service, feature) ``keys`` from the store (a Kafka owner
+        topic gave this replica their partition): the previous owner's baselines, no new warm-up."""
+        snapshots = await asyncio.to_thread(self.chart_store.load_charts)
+        restored = self.charts.resume(keys, snapshots)
+        _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
+
+    def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+        """Save the changed charts of ``keys`` (None: every key) and forget them and their
+        gauges (their partition moved to another replica). Blocks on the store: it runs inside
+        the revocation, so the next owner reads what this one saved."""
+        self.flush_counts()
+        dirty = self.charts.release(keys)
+        if dirty:
+            try:
+                self.chart_store.save_charts(dirty)
+            except Exception:  # a store down for a moment: the next owner resumes an older chart
+                _log.exception("event=spc_charts_not_saved charts=%d", len(dirty))
+        _log.info(
+            "event=spc_charts_released keys=%s charts_saved=%d",
+            "all" if keys is None else len(keys),
+            len(dirty),
+        )
 
     @property
     def queue_size(self) -> int:
@@ -282,22 +310,34 @@ class QualityEngine:
         if not failed:
             self.charts.observe_numbers(key, is_error, False, call.duration_s, call.cost_usd)
             return is_error
+        failures = self._pending_failures
         for name in failed:
-            self._child(self.metrics.check_failures, *key, name).inc()
+            failure = (*key, name)
+            failures[failure] = failures.get(failure, 0) + 1
         refused = not _REFUSALS.isdisjoint(failed)
         self.charts.observe_numbers(key, is_error, refused, call.duration_s, call.cost_usd)
         flagging = tuple(name for name in failed if name not in _NOT_FLAGGING)
         if flagging:
-            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
+            flags = self._pending_flags
+            flags[key] = flags.get(key, 0) + 1
             if self._check_quota(key):
                 self._flags.save(self._flags.record(sample_from_call(call), (Q.SOURCE_CHECK,), flagging))
             else:
-                self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
+                self._pending_rate_limited += 1
         return is_error
 
     def flush_counts(self) -> None:
-        """Apply the counts deferred by ``observe(..., defer_counts=True)``."""
+        """Apply the counts deferred by ``observe(..., defer_counts=True)`` and by the numbers path."""
         pending, self._pending = self._pending, {}
+        failures, self._pending_failures = self._pending_failures, {}
+        for failure, n in failures.items():
+            self._child(self.metrics.check_failures, *failure).inc(n)
+        flags, self._pending_flags = self._pending_flags, {}
+        for key, n in flags.items():
+            self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc(n)
+        if self._pending_rate_limited:
+            self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc(self._pending_rate_limited)
+            self._pending_rate_limited = 0
         for key, (calls, responses) in pending.items():
             self._checked[key].inc(calls)
             if responses:
@@ -349,6 +389,38 @@ class QualityEngine:
         ):
             self.judging.offer(sample)
         return failed
+
+    def offer_session(
+        self,
+        service: str,
+        feature: str,
+        conversation_id: str,
+        *,
+        trace_id: bytes,
+        messages: list[dict[str, Any]],
+        end_ns: int,
+    ) -> bool:
+        """Queue a closed conversation (its messages, oldest first) for the session judge, behind
+        the same guards and budget as the calls; False when the judge is off or stopping."""
+        if not (self._accepting and self.settings.judge.enabled):
+            return False
+        try:
+            self._feature((service, feature))
+            sample = QualitySample(
+                trace_id,
+                feature,
+                "session",
+                input_messages=messages,
+                timestamp=end_ns / 1e9,
+                content_bytes=sum(len(p["content"]) for m in messages for p in m["parts"]),
+                service=service,
+                scope=SCOPE_SESSION,
+            )
+            self.judging.offer(sample)
+        except Exception:
+            _log.exception("quality engine failed on session %s of service %s", conversation_id, service)
+            return False
+        return True
 
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event; explicit negative feedback and corrections flag the answer."""

@@ -83,4 +83,5 @@ def quality_extension(
         status=lambda: quality_status(engine),
         start=start,
         stop=stop,
+        owner=engine,
     )

@@ -28,7 +28,7 @@ from llmpulse.processor.quality.guards import (
 )
 from llmpulse.processor.quality.judge import JudgeError, JudgeUnparseable, LLMJudge, verdict_is_bad
 from llmpulse.processor.quality.metrics import QualityMetrics
-from llmpulse.processor.quality.settings import QualitySettings
+from llmpulse.processor.quality.settings import SCOPE_SESSION, QualitySettings
 from llmpulse.processor.quality.types import EvaluationRecord, QualitySample, Verdict
 
 __all__ = ["EvaluationSink", "JudgeScheduler"]
@@ -193,7 +193,8 @@ class JudgeScheduler:
         self.metrics.judge_verdicts.labels(*key).inc()
         for dimension, score in verdict.scores.items():
             self.metrics.judge_score.labels(*key, dimension).observe(score)
-        self._charts.observe_score(key, verdict.overall)
+        statistic = Q.STAT_SESSION_SCORE if sample.scope == SCOPE_SESSION else Q.STAT_JUDGE_SCORE
+        self._charts.observe_score(key, verdict.overall, statistic)
         if self._sink is not None:
             for record in EvaluationRecord.from_verdict(sample, verdict, js.fail_at_or_below):
                 try:

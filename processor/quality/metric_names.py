@@ -59,7 +59,15 @@ STAT_ERROR_RATE: Final = "error_rate"
 STAT_REFUSAL_RATE: Final = "refusal_rate"
 STAT_LATENCY_P95: Final = "latency_p95_seconds"
 STAT_COST: Final = "cost_per_request_usd"
-STATISTICS: Final = (STAT_JUDGE_SCORE, STAT_ERROR_RATE, STAT_REFUSAL_RATE, STAT_LATENCY_P95, STAT_COST)
+STAT_SESSION_SCORE: Final = "session_judge_score"  # mean overall score of judged whole conversations
+STATISTICS: Final = (
+    STAT_JUDGE_SCORE,
+    STAT_ERROR_RATE,
+    STAT_REFUSAL_RATE,
+    STAT_LATENCY_P95,
+    STAT_COST,
+    STAT_SESSION_SCORE,
+)
 # why a feature's judge and drift engine get no content (content state label values)
 CONTENT_SEEN: Final = "seen"
 CONTENT_CAPTURE_OFF: Final = "capture_off"
@@ -107,6 +115,7 @@ SPC_EWMA: Final = "llmpulse_spc_ewma"
 SPC_CENTRE: Final = "llmpulse_spc_centre"
 SPC_UPPER: Final = "llmpulse_spc_upper"
 SPC_LOWER: Final = "llmpulse_spc_lower"
+SPC_ALERT_THRESHOLD: Final = "llmpulse_spc_alert_threshold"
 SPC_ALARM: Final = "llmpulse_spc_alarm"
 SPC_WARMUP: Final = "llmpulse_spc_in_warmup"
 USER_POSITIVE_RATIO: Final = "llmpulse_user_explicit_positive_ratio"
@@ -174,6 +183,13 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(SPC_CENTRE, "gauge", _SPC, "Centre line (baseline mean) of the EWMA chart."),
     MetricSpec(SPC_UPPER, "gauge", _SPC, "Upper control limit of the EWMA chart."),
     MetricSpec(SPC_LOWER, "gauge", _SPC, "Lower control limit of the EWMA chart."),
+    MetricSpec(
+        SPC_ALERT_THRESHOLD,
+        "gauge",
+        _SPC,
+        "Value the EWMA must cross to alarm: the control limit on the alarming side, or the minimum"
+        " effect where that is farther.",
+    ),
     MetricSpec(SPC_ALARM, "gauge", _SPC, "1 when the EWMA is outside its limits (in the bad direction)."),
     MetricSpec(SPC_WARMUP, "gauge", _SPC, "1 while the chart is estimating its baseline."),
     MetricSpec(USER_POSITIVE_RATIO, "gauge", _UF, "Share of explicit feedback that is positive."),

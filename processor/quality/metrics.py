@@ -83,7 +83,10 @@ class QualityMetrics:
             "centre": m[Q.SPC_CENTRE],
             "upper": m[Q.SPC_UPPER],
             "lower": m[Q.SPC_LOWER],
+            "threshold": m[Q.SPC_ALERT_THRESHOLD],
         }
+        # (key, statistic) -> the labelled children chart() sets: looked up once per chart
+        self._chart_children: dict[tuple[tuple[str, str], str], tuple[Any, ...]] = {}
         self.spc_alarm = m[Q.SPC_ALARM]
         self.spc_warmup = m[Q.SPC_WARMUP]
         self.user = {
@@ -122,14 +125,27 @@ class QualityMetrics:
             "centre": state.centre,
             "upper": state.upper,
             "lower": state.lower,
+            # the judge score alarms when it falls, the other statistics when they rise
+            "threshold": state.alert_lower
+            if statistic in (Q.STAT_JUDGE_SCORE, Q.STAT_SESSION_SCORE)
+            else state.alert_upper,
         }
-        for name, gauge in self._spc.items():
-            gauge.labels(*key, statistic).set(values[name])
-        self.spc_alarm.labels(*key, statistic).set(1.0 if state.alarm else 0.0)
-        self.spc_warmup.labels(*key, statistic).set(1.0 if state.in_warmup else 0.0)
+        children = self._chart_children.get((key, statistic))
+        if children is None:
+            labels = (*key, statistic)
+            children = self._chart_children[(key, statistic)] = (
+                *(gauge.labels(*labels) for gauge in self._spc.values()),
+                self.spc_alarm.labels(*labels),
+                self.spc_warmup.labels(*labels),
+            )
+        for child, name in zip(children, self._spc, strict=False):
+            child.set(values[name])
+        children[-2].set(1.0 if state.alarm else 0.0)
+        children[-1].set(1.0 if state.in_warmup else 0.0)
 
     def remove_chart(self, key: tuple[str, str], statistic: str) -> None:
         """Drop a chart's series (after a reset) until it charts again."""
+        self._chart_children.pop((key, statistic), None)
         for gauge in (*self._spc.values(), self.spc_alarm, self.spc_warmup):
             with contextlib.suppress(KeyError):
                 gauge.remove(*key, statistic)

@@ -14,11 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from llmpulse.errors import ConfigError
-from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA
+from llmpulse.processor.spc.ewma import DEFAULT_L, DEFAULT_LAMBDA, DEFAULT_WARMUP
 
 __all__ = [
     "CONTEXT_DIMENSIONS",
     "DEFAULT_DIMENSIONS",
+    "SCOPE_SESSION",
+    "SESSION_DIMENSIONS",
     "FeatureRules",
     "JudgeSettings",
     "QualityConfigError",
@@ -30,6 +32,10 @@ __all__ = [
 
 DEFAULT_DIMENSIONS = ("correctness", "completeness", "tone")
 CONTEXT_DIMENSIONS = ("relevance", "groundedness")
+SESSION_DIMENSIONS = ("goal_met", "frustration_free", "consistency")
+"""What a whole conversation is judged on (session judging): scores 1-5, higher is better."""
+SCOPE_SESSION = "session"
+"""``QualitySample.scope`` of a whole conversation."""
 """Judged in addition when the sample carries retrieved context."""
 
 
@@ -111,7 +117,11 @@ class SpcSettings:
 
     lambda_: float = DEFAULT_LAMBDA
     L: float = DEFAULT_L
-    warmup_windows: int = 20
+    warmup_windows: int = DEFAULT_WARMUP
+    """Windows that estimate a chart's baseline after a (re)start or reset."""
+    design_limits: bool = True
+    """Widen ``L`` for the estimated baseline so false alarms within 100 windows after the
+    warm-up are as rare as with a known baseline (``llmpulse.processor.spc.design``)."""
     requests_per_window: int = 100
     """Error rate, refusal rate, p95 latency and cost per request: one point per this many calls."""
     scores_per_window: int = 20

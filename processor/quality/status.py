@@ -38,6 +38,8 @@ def quality_status(engine: QualityEngine) -> dict[str, Any]:
             "centre": _num(state.centre),
             "upper": _num(state.upper),
             "lower": _num(state.lower),
+            "alert_upper": _num(state.alert_upper),
+            "alert_lower": _num(state.alert_lower),
             "alarm": state.alarm,
             "in_warmup": state.in_warmup,
         }

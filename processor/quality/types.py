@@ -71,6 +71,9 @@ class QualitySample:
     app_version: str | None = None
     query_category: str | None = None
     rag_index_version: str | None = None
+    scope: str = "call"
+    """``call`` (one LLM call) or ``session`` (a whole conversation in ``input_messages``,
+    judged on the session dimensions)."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -1,3 +1,3 @@
-"""Statistical process control: the EWMA chart and its run-length calculations."""
+"""Statistical process control: the EWMA chart, limits designed for estimated baselines, run lengths."""
 
-__all__ = ["arl", "ewma"]
+__all__ = ["arl", "design", "ewma"]

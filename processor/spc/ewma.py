@@ -8,7 +8,20 @@ The chart follows Montgomery / Lucas & Saccucci (1990)::
 ``mu_0`` and ``sigma`` come from an in-control baseline: either given explicitly
 (:meth:`EwmaChart.set_baseline`) or estimated from the first ``warmup`` observations after a
 (re)start or :meth:`EwmaChart.reset`. The defaults ``lambda 0.1, L 2.814`` give an in-control
-average run length (ARL) of about 500 windows with steady-state limits.
+average run length (ARL) of about 500 windows with steady-state limits and a *known* baseline.
+
+An estimated baseline makes false alarms come much sooner (Jones, Champ & Rigdon 2001), so by
+default (``design_limits``) a chart that estimated its baseline widens ``L`` to the value
+:func:`llmpulse.processor.spc.design.designed_L` solves for its warm-up length: the chance of a
+false alarm within 100 windows after the warm-up then matches the known-baseline chart's (L 2.814
+becomes 3.01 after the default 100-window warm-up).
+
+A rate (errors per window of ``binomial_n`` calls) is charted with the binomial sigma
+``sqrt(p (1 - p) / n)`` of its warm-up mean, unless the warm-up windows scatter more than that
+(a chi-square dispersion test at 1%: errors come in bursts), when the sample sigma is used.
+``min_effect`` (absolute, relative to the baseline mean) keeps an alarm back while the EWMA is
+closer to the baseline than an effect anyone would act on; :class:`ChartState` carries both the
+control limits and the alert thresholds that result.
 
 The textbook chart assumes independent observations with known sigma. Per-request values are
 neither, so feed the chart one statistic per window (a mean score per N samples, an error rate per
@@ -34,11 +47,23 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DEFAULT_L", "DEFAULT_LAMBDA", "Baseline", "ChartState", "EwmaChart", "limit_factor"]
+from llmpulse.processor.spc.design import designed_L
+
+__all__ = [
+    "DEFAULT_L",
+    "DEFAULT_LAMBDA",
+    "DEFAULT_WARMUP",
+    "Baseline",
+    "ChartState",
+    "EwmaChart",
+    "limit_factor",
+]
 
 DEFAULT_LAMBDA = 0.1
 DEFAULT_L = 2.814  # Lucas & Saccucci: in-control ARL 500 with lambda 0.1
-_FORMAT_VERSION = 1
+DEFAULT_WARMUP = 100
+_FORMAT_VERSION = 2
+_SOURCES = ("given", "sample", "binomial")
 
 
 def limit_factor(lambda_: float, i: int, *, time_varying: bool = True) -> float:
@@ -61,14 +86,21 @@ class Baseline:
     sigma: float
     n: int = 0
     """How many observations estimated it (0 when set by hand)."""
+    source: str = "given"
+    """Where sigma came from: ``given`` (by hand), ``sample`` (warm-up stdev), ``binomial``."""
+    L: float = DEFAULT_L
+    """The limit width in use: the chart's ``L``, widened for an estimated baseline."""
 
 
 @dataclass(frozen=True, slots=True)
 class ChartState:
     """What the chart says after one observation.
 
-    During warm-up ``ewma``, ``centre``, ``upper`` and ``lower`` are NaN and ``alarm`` is False.
-    ``alarm`` is True when the EWMA lies outside the limits *at this observation*.
+    During warm-up every number but ``value`` is NaN and ``alarm`` is False. ``upper`` and
+    ``lower`` are the control limits; ``alert_upper`` and ``alert_lower`` the thresholds the EWMA
+    must cross to alarm (the limits, moved out to the minimum effect where that is farther).
+    ``alarm`` is True when the EWMA lies beyond a threshold on an alarming side *at this
+    observation*.
     """
 
     value: float
@@ -80,6 +112,8 @@ class ChartState:
     in_warmup: bool
     index: int
     """Observations charted since the baseline was fixed (0 during warm-up)."""
+    alert_upper: float = math.nan
+    alert_lower: float = math.nan
 
 
 @dataclass(slots=True)
@@ -96,14 +130,22 @@ class EwmaChart:
             rate of zero throughout) does not make every later wobble an alarm.
         one_sided: ``"upper"`` or ``"lower"`` to alarm on one side only (e.g. a falling score),
             ``None`` for both.
+        design_limits: widen ``L`` for a baseline estimated from the warm-up (see the module
+            docstring); a baseline set by hand uses ``L`` as given.
+        binomial_n: the charted value is a rate over this many calls: use the binomial sigma.
+        min_effect: (absolute, relative to the baseline mean) distance from the baseline the
+            EWMA must also exceed to alarm.
     """
 
     lambda_: float = DEFAULT_LAMBDA
     L: float = DEFAULT_L
-    warmup: int = 20
+    warmup: int = DEFAULT_WARMUP
     time_varying: bool = True
     sigma_floor: float = 0.0
     one_sided: str | None = None
+    design_limits: bool = True
+    binomial_n: int | None = None
+    min_effect: tuple[float, float] = (0.0, 0.0)
     _baseline: Baseline | None = field(default=None, init=False)
     _warmup_values: list[float] = field(default_factory=list, init=False)
     _ewma: float = field(default=math.nan, init=False)
@@ -120,6 +162,11 @@ class EwmaChart:
             raise ValueError(f"warmup must be at least 2 observations, got {self.warmup}")
         if self.one_sided not in (None, "upper", "lower"):
             raise ValueError(f"one_sided must be None, 'upper' or 'lower', got {self.one_sided!r}")
+        if self.binomial_n is not None and self.binomial_n < 1:
+            raise ValueError(f"binomial_n must be at least 1 call, got {self.binomial_n}")
+        if len(self.min_effect) != 2 or min(self.min_effect) < 0:
+            raise ValueError(f"min_effect must be (absolute >= 0, relative >= 0), got {self.min_effect}")
+        self.min_effect = (float(self.min_effect[0]), float(self.min_effect[1]))
 
     # --- baseline -------------------------------------------------------------------------
     @property
@@ -143,10 +190,13 @@ class EwmaChart:
         return self._last
 
     def set_baseline(self, mean: float, sigma: float, n: int = 0) -> None:
-        """Fix the baseline by hand and restart the EWMA at ``mean``."""
+        """Fix the baseline by hand (a known baseline: ``L`` as given) and restart the EWMA at ``mean``."""
+        self._fix(mean, sigma, n, "given", self.L)
+
+    def _fix(self, mean: float, sigma: float, n: int, source: str, L: float) -> None:
         if not math.isfinite(mean) or not math.isfinite(sigma) or sigma < 0:
             raise ValueError(f"baseline needs a finite mean and sigma >= 0, got {mean}, {sigma}")
-        self._baseline = Baseline(mean, max(sigma, self.sigma_floor), n)
+        self._baseline = Baseline(mean, max(sigma, self.sigma_floor), n, source, L)
         self._warmup_values = []
         self._ewma = mean
         self._index = 0
@@ -161,13 +211,40 @@ class EwmaChart:
         self._alarms = 0
         self._last = None
 
+    def _estimate(self, values: list[float]) -> None:
+        """Fix the baseline from the warm-up ``values``: binomial or sample sigma, designed L."""
+        m = len(values)
+        mean, sd = statistics.fmean(values), statistics.stdev(values)
+        sigma, source = sd, "sample"
+        if self.binomial_n is not None:
+            p = min(max(mean, 0.0), 1.0)
+            binomial = math.sqrt(p * (1.0 - p) / self.binomial_n)
+            if binomial == 0.0 or (m - 1) * sd * sd <= _chi2_upper(m - 1) * binomial * binomial:
+                sigma, source = binomial, "binomial"
+        L = self.L
+        if self.design_limits:
+            L = designed_L(
+                self.lambda_, self.L, m, two_sided=self.one_sided is None, sigma_estimated=source == "sample"
+            )
+        self._fix(mean, sigma, m, source, L)
+
     # --- charting -------------------------------------------------------------------------
     def limits(self, i: int) -> tuple[float, float]:
         """The (lower, upper) control limits for the ``i``-th observation after the baseline."""
         if self._baseline is None:
             return math.nan, math.nan
-        half = self.L * self._baseline.sigma * limit_factor(self.lambda_, i, time_varying=self.time_varying)
-        return self._baseline.mean - half, self._baseline.mean + half
+        base = self._baseline
+        half = base.L * base.sigma * limit_factor(self.lambda_, i, time_varying=self.time_varying)
+        return base.mean - half, base.mean + half
+
+    def thresholds(self, i: int) -> tuple[float, float]:
+        """The (lower, upper) alert thresholds: the limits, or the minimum effect where farther."""
+        lower, upper = self.limits(i)
+        if self._baseline is None:
+            return lower, upper
+        mean = self._baseline.mean
+        margin = max(self.min_effect[0], self.min_effect[1] * abs(mean))
+        return min(lower, mean - margin), max(upper, mean + margin)
 
     def update(self, x: float) -> ChartState:
         """Chart one observation (a per-window statistic) and return the chart's state.
@@ -180,16 +257,16 @@ class EwmaChart:
         if self._baseline is None:
             self._warmup_values.append(x)
             if len(self._warmup_values) >= self.warmup:
-                values = self._warmup_values
-                self.set_baseline(statistics.fmean(values), statistics.stdev(values), len(values))
+                self._estimate(self._warmup_values)
             state = ChartState(x, math.nan, math.nan, math.nan, math.nan, False, True, 0)
             self._last = state
             return state
         self._index += 1
         self._ewma = self.lambda_ * x + (1.0 - self.lambda_) * self._ewma
         lower, upper = self.limits(self._index)
-        above = self._ewma > upper
-        below = self._ewma < lower
+        alert_lower, alert_upper = self.thresholds(self._index)
+        above = self._ewma > alert_upper
+        below = self._ewma < alert_lower
         if self.one_sided == "upper":
             alarm = above
         elif self.one_sided == "lower":
@@ -197,7 +274,18 @@ class EwmaChart:
         else:
             alarm = above or below
         self._alarms += alarm
-        state = ChartState(x, self._ewma, self._baseline.mean, upper, lower, alarm, False, self._index)
+        state = ChartState(
+            x,
+            self._ewma,
+            self._baseline.mean,
+            upper,
+            lower,
+            alarm,
+            False,
+            self._index,
+            alert_upper,
+            alert_lower,
+        )
         self._last = state
         return state
 
@@ -213,7 +301,12 @@ class EwmaChart:
             "time_varying": self.time_varying,
             "sigma_floor": self.sigma_floor,
             "one_sided": self.one_sided,
-            "baseline": None if base is None else {"mean": base.mean, "sigma": base.sigma, "n": base.n},
+            "design_limits": self.design_limits,
+            "binomial_n": self.binomial_n,
+            "min_effect": list(self.min_effect),
+            "baseline": None
+            if base is None
+            else {"mean": base.mean, "sigma": base.sigma, "n": base.n, "source": base.source, "L": base.L},
             "warmup_values": list(self._warmup_values),
             "ewma": None if math.isnan(self._ewma) else self._ewma,
             "index": self._index,
@@ -222,10 +315,17 @@ class EwmaChart:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EwmaChart:
-        """Rebuild a chart saved by :meth:`to_dict`; raises ValueError on a malformed snapshot."""
-        if data.get("version") != _FORMAT_VERSION:
-            raise ValueError(f"unsupported chart snapshot version {data.get('version')!r}")
+        """Rebuild a chart saved by :meth:`to_dict`; raises ValueError on a malformed snapshot.
+
+        A version 1 snapshot (before designed limits and binomial sigma) loads with its
+        parameters but without its baseline, which was estimated the old way: the chart warms up
+        again.
+        """
+        version = data.get("version")
+        if version not in (1, _FORMAT_VERSION):
+            raise ValueError(f"unsupported chart snapshot version {version!r}")
         try:
+            binomial_n = data.get("binomial_n")
             chart = cls(
                 lambda_=float(data["lambda"]),
                 L=float(data["L"]),
@@ -233,10 +333,20 @@ class EwmaChart:
                 time_varying=bool(data["time_varying"]),
                 sigma_floor=float(data["sigma_floor"]),
                 one_sided=data["one_sided"],
+                design_limits=bool(data.get("design_limits", False)),
+                binomial_n=None if binomial_n is None else int(binomial_n),
+                min_effect=tuple(float(v) for v in data.get("min_effect", (0.0, 0.0))),  # type: ignore[arg-type]
             )
+            if version == 1:
+                return chart
             base = data["baseline"]
             if base is not None:
-                chart.set_baseline(float(base["mean"]), float(base["sigma"]), int(base["n"]))
+                source = str(base["source"])
+                if source not in _SOURCES:
+                    raise ValueError(f"malformed chart snapshot: unknown sigma source {source!r}")
+                chart._fix(
+                    float(base["mean"]), float(base["sigma"]), int(base["n"]), source, float(base["L"])
+                )
                 ewma = data["ewma"]
                 chart._ewma = float(ewma) if ewma is not None else chart._baseline.mean  # type: ignore[union-attr]
                 chart._index = int(data["index"])
@@ -246,3 +356,9 @@ class EwmaChart:
         except (KeyError, TypeError) as exc:
             raise ValueError(f"malformed chart snapshot: {exc!r}") from exc
         return chart
+
+
+def _chi2_upper(df: int, z: float = 2.3263) -> float:
+    """The upper 1% point of chi-square with ``df`` degrees of freedom (Wilson & Hilferty 1931)."""
+    k = 2.0 / (9.0 * df)
+    return df * (1.0 - k + z * math.sqrt(k)) ** 3

@@ -144,7 +144,12 @@ def test_attribution_credits_expected_alerts_and_lists_the_rest_as_false_alarms(
     table = render_table(result)
     assert "MISSED (LLMPulseStepLatencyHigh)" in table and "no alert rule yet" in table
     assert "engine not running (LLMPulseSurvivorshipBiasRisk)" in table
-    assert json.loads(json.dumps(result.to_json()))["ok"] is False
+    # every alert that fired is listed: the side effect credited to the burst as well
+    assert [a.name for a in detected.credited] == ["LLMPulseErrorRateHigh", "LLMPulseQualitySPCAlarm"]
+    assert "also credited to provider error burst: LLMPulseQualitySPCAlarm{" in table
+    document = json.loads(json.dumps(result.to_json()))
+    assert document["ok"] is False
+    assert [c["alert"] for c in document["incidents"][0]["credited"]][1].startswith("LLMPulseQualitySPCAlarm")
 
 
 def test_scripted_provider_plays_the_provider_side_incidents(tmp_path: Path) -> None:
@@ -253,6 +258,25 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     drift = DriftSettings(**config["drift"]["settings"])
     assert drift.reference_size == 150
     assert tomllib.loads(engine_settings(1))["quality"]["signals"]["window_s"] == 3600
+
+
+@pytest.mark.parametrize("speed", [1.0, 60.0, 120.0])
+def test_every_spc_warm_up_ends_inside_the_demo_warm_up_phase(speed: float) -> None:
+    """Traffic is not sped up: at each speed the windows are sized so that every chart of every
+    feature (and support-chat's judge score) has its warm-up windows before the first incident."""
+    from llmpulse.demo.rules import spc_windows
+    from llmpulse.demo.scenario import FEATURES, WARMUP_MIN
+
+    windows = spc_windows(speed)
+    seconds = WARMUP_MIN * 60 / speed
+    assert 2 <= windows.warmup_windows <= 100
+    assert windows.warmup_windows == 100 or speed > 1  # the shipped warm-up when the calls allow it
+    for feature in FEATURES:
+        size = windows.requests_per_window[feature.name]
+        assert size >= 5 or size * windows.warmup_windows <= feature.rate_per_s * seconds
+        assert size * windows.warmup_windows <= 0.75 * feature.rate_per_s * seconds
+    verdicts = 5.0 * 0.35 * seconds
+    assert windows.scores_per_window * windows.warmup_windows <= 0.75 * verdicts
 
 
 def test_a_fired_alert_links_to_its_console_page() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,4 +88,5 @@ def test_every_incident_with_a_rule_reaches_the_webhook_and_nothing_else_fires(
     assert (tmp_path / "state" / "report" / "report.json").is_file()
     # The plain view printed progress and the live numbers.
     assert "incident: provider error burst" in out.getvalue()
-    assert "firing: LLMPulseErrorRateHigh{support-chat}" in out.getvalue()
+    # (among the other alerts firing then, sorted by name: the slow error burn fires too)
+    assert re.search(r"firing: .*LLMPulseErrorRateHigh\{support-chat\}", out.getvalue())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 
@@ -94,6 +95,7 @@ def test_similarity_histogram_holds_the_cosine_to_the_reference_centroid(registr
 
 def test_similarity_chart_alarms_on_a_shift(registry: CollectorRegistry, settings: DriftSettings) -> None:
     charted: list[tuple[str, ChartState]] = []
+    settings = dataclasses.replace(settings, spc_warmup=20)  # limits widened for the short warm-up
     engine = DriftEngine(
         registry=registry, settings=settings, chart_listener=lambda f, state: charted.append((f, state))
     )

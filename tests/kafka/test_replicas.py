@@ -31,7 +31,17 @@ FEATURES = tuple(f"feature-{i}" for i in range(8))
 
 
 class Replica:
-    def __init__(self, brokers: str, topic: str, group: str, log: Path, owner_topic: str | None) -> None:
+    def __init__(
+        self,
+        brokers: str,
+        topic: str,
+        group: str,
+        log: Path,
+        owner_topic: str | None,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.admin_port = components.free_port()
         self.log = log
         self.last_accepted = 0.0  # the counts of this replica's last successful scrape
@@ -46,10 +56,11 @@ class Replica:
                 *("--kafka-brokers", brokers, "--kafka-topic", topic, "--kafka-group", group),
                 *("--kafka-session-timeout", "6"),
                 *(("--kafka-owner-topic", owner_topic) if owner_topic else ()),
+                *args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "LLMPULSE_CONFIG": ""},
+            env={**os.environ, "LLMPULSE_CONFIG": "", **(env or {})},
         )
 
     def ready(self) -> bool:

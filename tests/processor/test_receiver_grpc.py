@@ -106,7 +106,7 @@ async def test_undecodable_request_is_invalid_argument(service: ProcessorService
 
 
 async def test_full_queue_is_resource_exhausted_with_retry_info(make_service: ServiceFactory) -> None:
-    service = await make_service(queue_spans=4, retry_after=3.0)
+    service = await make_service(queue_spans=4, retry_after=3.0, queue_max_delay=60.0)
     service.pipeline.pause()
     three = make_request([make_span(llm_attributes(), span_id=bytes([i]) * 8) for i in range(1, 4)])
     first = asyncio.create_task(grpc_export(service.grpc.port, three))
@@ -141,7 +141,7 @@ async def test_shutting_down_is_unavailable(make_service: ServiceFactory) -> Non
 
 
 async def test_shutdown_drains_the_queue(make_service: ServiceFactory) -> None:
-    service = await make_service(drain_timeout=5.0)
+    service = await make_service(drain_timeout=5.0, queue_max_delay=60.0)
     service.pipeline.pause()
     pending = asyncio.create_task(grpc_export(service.grpc.port, make_request([make_span(llm_attributes())])))
     await wait_until_async(lambda: service.pipeline.queued_spans == 1)

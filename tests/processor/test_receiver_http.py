@@ -185,7 +185,7 @@ async def test_bearer_token(make_service: ServiceFactory) -> None:
 
 
 async def test_full_queue_429_and_shutdown_503(make_service: ServiceFactory) -> None:
-    service = await make_service(queue_spans=2, retry_after=2.5)
+    service = await make_service(queue_spans=2, retry_after=2.5, queue_max_delay=60.0)
     service.pipeline.pause()
     body = make_request(
         [make_span(llm_attributes(), span_id=bytes([i]) * 8) for i in (1, 2)]
@@ -222,3 +222,21 @@ async def test_tls(make_service: ServiceFactory, tls_files: tuple[Path, Path]) -
         )
     assert response.status_code == 200
     assert service.registry.get_sample_value(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 1
+
+
+async def test_a_request_queued_past_the_delay_is_429_and_not_counted(make_service: ServiceFactory) -> None:
+    service = await make_service(queue_max_delay=0.2, retry_after=2.5)
+    service.pipeline.pause()
+    body = make_request([make_span(llm_attributes())]).SerializeToString()
+    async with httpx.AsyncClient() as client:
+        pending = asyncio.create_task(client.post(url(service), content=body, headers=PROTOBUF))
+        await wait_until_async(lambda: service.pipeline.queued_spans == 1)
+        await asyncio.sleep(0.3)  # paused: the request cannot have started
+        service.pipeline.resume()
+        refused = await pending
+    assert refused.status_code == 429
+    assert refused.headers["retry-after"] == "3"
+    assert status_pb2.Status.FromString(refused.content).code == code_pb2.RESOURCE_EXHAUSTED
+    get = service.registry.get_sample_value
+    assert get(M.SPANS_REFUSED_TOTAL, {"receiver": "http", "reason": "queue_full"}) == 1
+    assert get(M.SPANS_ACCEPTED_TOTAL, {"kind": "llm"}) == 0

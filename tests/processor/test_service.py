@@ -146,7 +146,7 @@ async def test_port_in_use_fails_fast(make_service: ServiceFactory) -> None:
 
 async def test_health_readiness_and_status(make_service: ServiceFactory) -> None:
     clock = FakeClock()
-    service = await make_service(clock=clock, drain_timeout=5.0)
+    service = await make_service(clock=clock, drain_timeout=5.0, queue_max_delay=60.0)
     spans = [make_span(llm_attributes(), span_id=bytes([i]) * 8, duration_s=i / 10) for i in range(1, 11)]
     await grpc_export(service.grpc.port, make_request(spans))
     admin = f"http://127.0.0.1:{service.admin.port}"
@@ -388,7 +388,7 @@ async def test_head_requests_get_headers_only(service: Any) -> None:
 async def test_a_full_queue_is_logged_once_per_interval(
     make_service: ServiceFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    service = await make_service(queue_spans=1)
+    service = await make_service(queue_spans=1, queue_max_delay=60.0)  # the paused one waits
     service.pipeline.pause()
     one = make_request([make_span(llm_attributes())])
     first = asyncio.create_task(grpc_export(service.grpc.port, one))

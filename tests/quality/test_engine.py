@@ -288,7 +288,8 @@ async def test_spc_alarms_on_an_injected_quality_drop_and_not_on_a_stable_stream
         < _value(registry, "llmpulse_spc_upper", **labels)
     )
     if drop:
-        assert alarms == [1.0] * after  # the first window after the drop already alarms
+        # within two windows of the drop (limits widened for a 10-window warm-up) and on
+        assert alarms[1:] == [1.0] * (after - 1)
         assert _value(registry, "llmpulse_spc_ewma", **labels) < _value(
             registry, "llmpulse_spc_lower", **labels
         )

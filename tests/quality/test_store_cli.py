@@ -263,7 +263,7 @@ def test_spc_show_says_when_there_are_no_charts_and_formats_the_numbers(tmp_path
         store.save_charts(
             {
                 ("shop", "billing", "cost_per_request_usd"): {
-                    "baseline": {"mean": 0.000123456789, "sigma": 1.5e-05},
+                    "baseline": {"mean": 0.000123456789, "sigma": 1.5e-05, "source": "sample", "L": 3.0104},
                     "ewma": 0.00012987654321,
                     "index": 42,
                 },
@@ -271,9 +271,31 @@ def test_spc_show_says_when_there_are_no_charts_and_formats_the_numbers(tmp_path
             }
         )
     shown = _llmpulse("spc", "--db", str(db), "show").stdout.splitlines()
-    assert shown[0].split() == ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "EWMA", "POINTS"]
+    assert shown[0].split() == [
+        "SERVICE",
+        "FEATURE",
+        "STATISTIC",
+        "STATE",
+        "MEAN",
+        "SIGMA",
+        "L",
+        "EWMA",
+        "POINTS",
+    ]
     assert shown[1].split() == ["shop", "billing", "cost_per_request_usd", "monitoring", "0.0001235",
-                                "1.5e-05", "0.0001299", "42"]  # fmt: skip
-    assert shown[2].split() == ["shop", "billing", "error_rate", "warming", "up", "2/20", "-", "-", "-", "2"]
+                                "1.5e-05", "(sample)", "3.01", "0.0001299", "42"]  # fmt: skip
+    assert shown[2].split() == [
+        "shop",
+        "billing",
+        "error_rate",
+        "warming",
+        "up",
+        "2/20",
+        "-",
+        "-",
+        "-",
+        "-",
+        "2",
+    ]
     other = _llmpulse("spc", "--db", str(db), "show", "--service", "blog")
     assert other.stdout.startswith(f"no SPC charts saved for service blog in {db} yet")

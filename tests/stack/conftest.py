@@ -46,6 +46,18 @@ def promtool() -> Path:
 
 
 @pytest.fixture(scope="session")
+def promtool3() -> Path:
+    """Prometheus 3's promtool, built by ``make prometheus3`` (optional: tens of minutes cold)."""
+    binary = REPO / ".cache" / "prometheus3" / "bin" / "promtool"
+    if not binary.is_file():
+        pytest.skip(
+            "Prometheus 3 is not built (optional, tens of minutes from the Go module proxy): "
+            "run `make prometheus3` to test the rules on it too"
+        )
+    return binary
+
+
+@pytest.fixture(scope="session")
 def amtool() -> Path:
     return _binary(components.amtool_binary)
 

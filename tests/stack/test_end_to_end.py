@@ -35,7 +35,9 @@ import pytest
 import yaml
 
 from llmpulse.demo.rules import write_compressed_rules
+from llmpulse.processor.quality.settings import SESSION_DIMENSIONS
 from llmpulse.stack import components
+from llmpulse.testing.fake_judge import judge_dimensions, judge_reply
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.polling import wait_until
 from llmpulse.testing.webhook_sink import WebhookSink
@@ -128,6 +130,10 @@ for i in itertools.count(1):
                     raise RuntimeError("planner gave up")
         except RuntimeError:
             pass
+        if i % 4 == 0:  # feedback inside the conversation: counted for its session
+            with llmpulse.context(feature="e2e", conversation_id=f"conv-{i // 6}"):
+                llmpulse.feedback("thumbs", 1)
+                llmpulse.feedback("correction")
     if i % 5 == 0:  # a one-question conversation: abandoned after the first answer
         with llmpulse.context(feature="e2e", conversation_id=f"solo-{i}"):
             call("gpt-4o-mini", [{"role": "user", "content": questions[i % len(questions)]}])
@@ -187,6 +193,10 @@ def provider() -> Iterator[tuple[FakeProvider, threading.Event]]:
     def reply(request: RecordedRequest) -> FakeReply:
         body = request.body if isinstance(request.body, dict) else {}
         if body.get("model") == JUDGE_MODEL:
+            if judge_dimensions(body) == SESSION_DIMENSIONS:  # a whole conversation: canned scores
+                verdict = judge_reply(body)
+                assert verdict is not None
+                return verdict
             return FakeReply(text=JUDGE_VERDICT)
         if body.get("model") == CANARY_MODEL:
             return FakeReply(text="Paris is the capital of France.")
@@ -237,6 +247,7 @@ expect = "paris"
 run_grace_s = 0.2
 tick_s = 0.2
 session_timeout_s = 1.0
+judge_rate = 1.0
 repeated_tool_calls = 3
 
 [drift.settings]

@@ -1,0 +1,6 @@
+from typing import Any
+
+def configure(
+    span_keys: tuple[str, ...], resource_keys: tuple[str, ...], empty: object, other: object
+) -> None: ...
+def decode(body: bytes) -> tuple[list[Any], list[str], list[tuple[Any, ...]]] | None: ...
