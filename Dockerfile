@@ -39,6 +39,8 @@ COPY pyproject.toml README.md setup_hooks.py ./
 COPY core core
 COPY instrumentation instrumentation
 COPY processor processor
+# The wheel names every package (pyproject's package-dir), the console's too.
+COPY console console
 # The stack files the wheel carries as package data (setup_hooks.STACK_FILES; the build fails
 # without them): `llmpulse up` in the image would need them, `serve` does not.
 COPY otel-collector.yaml ./
@@ -63,3 +65,12 @@ USER 10001
 EXPOSE 4317 4318 9464
 ENTRYPOINT ["llmpulse"]
 CMD ["serve"]
+
+# The triage console (`llmpulse console`): the processor's image plus the console extra.
+FROM processor-build AS console-build
+RUN /opt/llmpulse/bin/pip install --no-cache-dir ".[processor,console]"
+
+FROM processor AS console
+COPY --from=console-build /opt/llmpulse /opt/llmpulse
+EXPOSE 9470
+CMD ["console"]

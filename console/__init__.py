@@ -10,9 +10,11 @@ builds a triage bundle per firing alert and forwards an enriched notification.
 
 Modules: ``settings`` (one immutable settings object), ``sources`` (the Prometheus and
 Alertmanager clients), ``health`` (the home page's figures), ``incident`` (scope, what changed,
-triage), ``agreement`` (confusion matrix, Cohen's kappa, precision and recall), ``svg`` (the
+triage), ``svg`` (the
 server-side chart), ``bundle`` (alert bundles and their notification formats), ``access``
 (loopback, token, cross-site refusal), ``app`` (the routes) and ``cli`` (``llmpulse console``).
+The judge page's figures come from :mod:`llmpulse.processor.quality.agreement`, which
+``llmpulse judge eval`` prints too.
 """
 
-__all__ = ["access", "agreement", "app", "bundle", "cli", "health", "incident", "settings", "sources", "svg"]
+__all__ = ["access", "app", "bundle", "cli", "health", "incident", "settings", "sources", "svg"]

@@ -8,6 +8,10 @@ pages a browser opens:
 * **Token**: with a token configured (required beyond loopback), every request needs it, as
   ``Authorization: Bearer <token>`` or the ``llmpulse_console`` cookie that ``POST /login`` sets
   (an HttpOnly, SameSite=Strict cookie); pages redirect to ``/login``, the API answers 401.
+* **Reverse proxy** (``auth_header``): a request from one of the trusted proxies that names a
+  user in that header is let in as that user (``request.state.user``); a request from another
+  address is refused (403), whatever headers it carries. The token, when there is one, still
+  works beside it (Alertmanager posting straight to the webhook).
 * **Cross-site**: a POST that the browser says comes from another site (``Sec-Fetch-Site``, or
   an ``Origin`` whose host is not the ``Host``) is refused (403), so a page elsewhere cannot
   label samples through a visitor's browser.
@@ -16,6 +20,8 @@ pages a browser opens:
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -42,12 +48,37 @@ def host_of(value: str) -> str:
 class AccessMiddleware(BaseHTTPMiddleware):
     """Refuses what the module docstring says; lets the rest through."""
 
-    def __init__(self, app: ASGIApp, *, bind_host: str, token: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        bind_host: str,
+        token: str | None,
+        auth_header: str | None = None,
+        trusted_proxies: Sequence[str] = (),
+    ) -> None:
         super().__init__(app)
         self._loopback_only = is_loopback(bind_host)
         self._token = token
+        self._auth_header = auth_header
+        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+
+    def _from_proxy(self, request: Request) -> bool:
+        peer = request.client.host if request.client else ""
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self._proxies)
 
     def authorised(self, request: Request) -> bool:
+        if self._auth_header is not None:
+            user = request.headers.get(self._auth_header, "").strip()
+            if user and self._from_proxy(request):
+                request.state.user = user
+                return True
+            if self._token is None:
+                return False
         if self._token is None:
             return True
         expected = self._token.encode()
@@ -69,7 +100,13 @@ class AccessMiddleware(BaseHTTPMiddleware):
                 cross = bool(origin) and (urlsplit(origin).hostname or "").lower() != host
             if site in ("cross-site", "same-site") or cross:
                 return PlainTextResponse("cross-site requests may not change the console's state", 403)
-        if request.url.path not in OPEN_PATHS and not self.authorised(request):
+        if request.url.path in OPEN_PATHS:
+            return await call_next(request)
+        if self._auth_header is not None and self._token is None and not self._from_proxy(request):
+            return PlainTextResponse("this console is reached through its signing-in proxy only", 403)
+        if not self.authorised(request):
+            if self._auth_header is not None and self._token is None:
+                return PlainTextResponse(f"the proxy named no user in {self._auth_header}", 401)
             if request.url.path.startswith("/api/"):
                 return PlainTextResponse(
                     "send Authorization: Bearer <the console's token>",

@@ -45,12 +45,12 @@ from starlette.staticfiles import StaticFiles
 
 from llmpulse.console import bundle as B
 from llmpulse.console.access import COOKIE, AccessMiddleware
-from llmpulse.console.agreement import agreement_table
 from llmpulse.console.health import collect_health
 from llmpulse.console.incident import Incident, build_incident, parse_time, scope_lead
 from llmpulse.console.settings import ConsoleSettings
 from llmpulse.console.sources import Alert, AlertmanagerClient, PrometheusClient, SourceError
 from llmpulse.console.svg import line_chart
+from llmpulse.processor.quality.agreement import agreement_table
 from llmpulse.processor.quality.store import LABELS, FlaggedStore, StoredSample, iter_jsonl
 from llmpulse.processor.store.factory import is_url, open_store
 from llmpulse.processor.store.protocols import FlaggedSamples, StateStore, StoreError
@@ -389,7 +389,15 @@ def create_app(console: Console) -> Starlette:
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
-    middleware = [Middleware(AccessMiddleware, bind_host=settings.host, token=settings.token)]
+    middleware = [
+        Middleware(
+            AccessMiddleware,
+            bind_host=settings.host,
+            token=settings.token,
+            auth_header=settings.auth_header,
+            trusted_proxies=settings.trusted_proxies,
+        )
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

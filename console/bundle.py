@@ -79,6 +79,9 @@ def bundle_of(incident: Incident, base_url: str) -> dict[str, Any]:
                 "id": s.id,
                 "created": _when(s.record.created),
                 "model": s.record.model,
+                "response_model": s.record.response_model,
+                "prompt_version": s.record.prompt_version,
+                "app_version": s.record.app_version,
                 "reasons": list(s.record.reasons),
                 "judge_verdict": s.record.judge_verdict,
                 "output": _excerpt(s.record.output),
@@ -86,9 +89,18 @@ def bundle_of(incident: Incident, base_url: str) -> dict[str, Any]:
             for s in incident.samples[:TOP_SAMPLES]
         ],
         "scope": [
-            {"dimension": r.dimension, "value": r.value, "flagged": r.flagged, "share": round(r.share, 4)}
+            {
+                "dimension": r.dimension,
+                "value": r.value,
+                "flagged": r.flagged,
+                "share": round(r.share, 4),
+                "calls": r.calls,
+                "calls_share": None if r.calls_share is None else round(r.calls_share, 4),
+                "concentrates": r.concentrates,
+            }
             for r in incident.scope
         ],
+        "not_recorded": incident.unrecorded_dimensions,
         "concentrates_in": [{"dimension": r.dimension, "value": r.value} for r in concentrates],
         "answered_by": [
             {

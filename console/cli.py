@@ -60,6 +60,18 @@ def register(subparsers: Any) -> None:
         "--token-file", help=f"file holding the access token (or ${E.LLMPULSE_CONSOLE_TOKEN})"
     )
     parser.add_argument(
+        "--auth-header",
+        metavar="NAME",
+        help="reverse-proxy mode: the header a signing-in proxy names the user in, e.g. X-Forwarded-User",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="address or CIDR network of a proxy whose --auth-header counts (repeatable)",
+    )
+    parser.add_argument(
         "--external-url",
         default=env.get(E.LLMPULSE_CONSOLE_URL),
         help="the console's URL as links in notifications name it (default: http://HOST:PORT)",
@@ -104,6 +116,8 @@ def settings_from(args: argparse.Namespace) -> ConsoleSettings:
         forward_url=args.forward_url,
         forward_format=args.forward_format,
         incident_window_s=args.incident_window,
+        auth_header=args.auth_header,
+        trusted_proxies=tuple(args.trusted_proxy),
     )
 
 

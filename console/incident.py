@@ -3,12 +3,17 @@
 * **chart**: the SPC chart of the statistic the alert is about (the alert's ``statistic``
   label, else the one its name points at, else the judge score): value, EWMA, centre line
   (the baseline) and control limits, from an hour before the alert's start until now.
-* **scope**: the flagged samples of the (service, feature) since the start, broken down by
-  every dimension a sample records (model; response model, prompt version, app version and
-  query category where the store has them), beside the calls per value from Prometheus;
-  the value holding the largest share of the flagged samples is where it concentrates.
-* **what changed**: label values (model, response model) whose series first appear in
-  Prometheus within the window before the start, with their first-seen times.
+* **scope**: the flagged samples of the (service, feature) since shortly before the start,
+  broken down by every dimension a sample records (model, response model, prompt version, app
+  version, query category, RAG index version), beside the calls per value from Prometheus
+  (``llmpulse_requests_total`` by model, ``llmpulse_scope_requests_total`` by the others). Where
+  the calls per value are known, the regression concentrates in the value whose share of the
+  flagged samples most exceeds its share of the calls, by more than :data:`MIN_EXCESS` (a
+  value that serves 90% of the calls and holds 90% of the flagged samples is no suspect);
+  otherwise in the value holding the largest share of the flagged samples.
+* **what changed**: models, response models, prompt, app and RAG index versions whose series
+  first appear in Prometheus within the window before the start (or after it), with their
+  first-seen times.
 * **triage**: the flagged samples of the (service, feature) from the window start on, newest
   first.
 """
@@ -41,14 +46,18 @@ __all__ = [
     "statistic_of",
 ]
 
-# (name shown, attribute of a stored record); only ``model`` is in every store today.
+# (name shown, attribute of a stored record); stores from before the scope columns have only model
 SCOPE_DIMENSIONS = (
     ("model", "model"),
     ("response model", "response_model"),
-    ("prompt version", "prompt_version"),
-    ("app version", "app_version"),
-    ("query category", "query_category"),
+    ("prompt version", N.SCOPE_PROMPT_VERSION),
+    ("app version", N.SCOPE_APP_VERSION),
+    ("query category", N.SCOPE_QUERY_CATEGORY),
+    ("RAG index version", N.SCOPE_RAG_INDEX_VERSION),
 )
+_DIMENSION_NAMES = dict((attribute, name) for name, attribute in SCOPE_DIMENSIONS)
+# what "what changed" reads from llmpulse_scope_requests_total (a query category is no change)
+_CHANGE_DIMENSIONS = (N.SCOPE_PROMPT_VERSION, N.SCOPE_APP_VERSION, N.SCOPE_RAG_INDEX_VERSION)
 _STATISTIC_BY_ALERT = {
     "LLMPulseErrorRateHigh": Q.STAT_ERROR_RATE,
     "LLMPulseRefusalRateUp": Q.STAT_REFUSAL_RATE,
@@ -56,6 +65,9 @@ _STATISTIC_BY_ALERT = {
     "LLMPulseCostPerHourAnomaly": Q.STAT_COST,
 }
 TRIAGE_LIMIT = 50
+MIN_EXCESS = 0.05
+"""A value concentrates the regression when its share of the flagged samples exceeds its share
+of the calls by more than this (a value serving every call is everywhere, not a suspect)."""
 SCOPE_LEAD_S = 900.0
 """The scope counts flagged samples from this long before the alert's start (at most a quarter
 of the incident window): a regression begins before the chart crosses its limit (detection
@@ -104,8 +116,12 @@ class ScopeRow:
     value: str
     flagged: int
     share: float
+    """Of the flagged samples in the scope."""
     calls: float | None
+    """Calls with this value since the scope start (Prometheus); None when unknown."""
     concentrates: bool = False
+    calls_share: float | None = None
+    """Of the dimension's calls since the scope start."""
 
 
 @dataclass
@@ -189,6 +205,18 @@ def _changes(prometheus: PrometheusClient, sel: str, window_start: float, end: f
         firsts += [
             (dimension, s.labels[label], s.points[0][0]) for s in series if s.points and label in s.labels
         ]
+    wanted = "|".join(_CHANGE_DIMENSIONS)
+    series = prometheus.range(
+        f'sum by ({N.DIMENSION}, {N.VALUE}) ({N.SCOPE_REQUESTS_TOTAL}{{{sel},{N.DIMENSION}=~"{wanted}"}})',
+        window_start,
+        end,
+        step,
+    )
+    firsts += [
+        (_DIMENSION_NAMES[s.labels[N.DIMENSION]], s.labels[N.VALUE], s.points[0][0])
+        for s in series
+        if s.points and s.labels.get(N.DIMENSION) in _CHANGE_DIMENSIONS and N.VALUE in s.labels
+    ]
     if not firsts:
         return []
     began = max(window_start, min(t for _, _, t in firsts))
@@ -223,6 +251,18 @@ def _answered_by(prometheus: PrometheusClient, sel: str, *, since: float, end: f
     return sorted(rows, key=lambda r: -r.calls)
 
 
+def _calls_by_scope(
+    prometheus: PrometheusClient, sel: str, dimension: str, *, since: float, end: float
+) -> dict[str, float]:
+    span = max(int(end - since), 60)
+    found = prometheus.vector(
+        f"sum by ({N.VALUE}) (increase({N.SCOPE_REQUESTS_TOTAL}"
+        f'{{{sel},{N.DIMENSION}="{dimension}"}}[{span}s]))',
+        at=end,
+    )
+    return {labels.get(N.VALUE, ""): value for labels, value in found}
+
+
 def _scope(
     prometheus: PrometheusClient | None, sel: str, samples: list[StoredSample], start: float, end: float
 ) -> tuple[list[ScopeRow], list[str], list[str]]:
@@ -239,18 +279,39 @@ def _scope(
             continue
         counts = Counter(str(v) for v in values if v is not None)
         calls: dict[str, float] = {}
-        if prometheus is not None and attribute == "model":
+        if prometheus is not None and attribute != "response_model":
             try:
-                calls = _calls_by(prometheus, sel, N.MODEL, N.REQUESTS_TOTAL, since=start, end=end)
+                if attribute == "model":
+                    calls = _calls_by(prometheus, sel, N.MODEL, N.REQUESTS_TOTAL, since=start, end=end)
+                else:
+                    calls = _calls_by_scope(prometheus, sel, attribute, since=start, end=end)
             except SourceError as exc:
                 problems.append(str(exc))
-        total = sum(counts.values())
-        top = max(counts.values())
-        for value, n in counts.most_common():
-            rows.append(ScopeRow(name, value, n, n / total, calls.get(value), n == top and len(counts) > 1))
-        if len(counts) == 1:
-            rows[-1].concentrates = True
+        rows += _dimension_rows(name, counts, calls)
     return rows, unrecorded, problems
+
+
+def _dimension_rows(name: str, counts: Counter[str], calls: dict[str, float]) -> list[ScopeRow]:
+    """One dimension's rows: values with flagged samples, then values with calls only."""
+    total = sum(counts.values())
+    total_calls = sum(calls.values())
+    known = total_calls > 0 and all(calls.get(value, 0) > 0 for value in counts)
+    rows = []
+    for value, n in counts.most_common():
+        called = calls.get(value)
+        calls_share = called / total_calls if known and called is not None else None
+        rows.append(ScopeRow(name, value, n, n / total, called, calls_share=calls_share))
+    for value, called in sorted(calls.items(), key=lambda item: -item[1]):
+        if value not in counts and called > 0:
+            rows.append(ScopeRow(name, value, 0, 0.0, called, calls_share=called / total_calls))
+
+    flagged_rows = rows[: len(counts)]
+    if known:  # the value over-represented among the flagged samples, if any clearly is
+        top = max(flagged_rows, key=lambda r: r.share - (r.calls_share or 0.0))
+        top.concentrates = top.share - (top.calls_share or 0.0) > MIN_EXCESS
+    else:
+        flagged_rows[0].concentrates = True  # the largest share (most_common order)
+    return rows
 
 
 def build_incident(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,16 +37,35 @@ class ConsoleSettings:
     forward_format: str = "webhook"
     incident_window_s: float = 3600.0
     """How far before an alert's start its incident page looks (chart, samples, what changed)."""
+    auth_header: str | None = None
+    """Reverse-proxy mode: the header (e.g. ``X-Forwarded-User``) in which a proxy in front of
+    the console names the user it signed in; trusted only from ``trusted_proxies``."""
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (CIDR) of the proxies whose ``auth_header`` counts."""
 
     def __post_init__(self) -> None:
         if self.forward_format not in FORWARD_FORMATS:
             raise ConsoleSettingsError(
                 f"forward format {self.forward_format!r}: use one of {', '.join(FORWARD_FORMATS)}"
             )
-        if not is_loopback(self.host) and not self.token:
+        if self.auth_header is not None and not self.trusted_proxies:
+            raise ConsoleSettingsError(
+                f"--auth-header {self.auth_header}: name the proxies allowed to set it with --trusted-proxy"
+                " (an address or a CIDR network); from anyone else the header would be a password"
+                " anybody can type"
+            )
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConsoleSettingsError(
+                    f"--trusted-proxy {proxy!r}: use an IP address or a CIDR network such as 10.0.0.0/8"
+                ) from None
+        if not is_loopback(self.host) and not self.token and self.auth_header is None:
             raise ConsoleSettingsError(
                 f"the console binds {self.host}, beyond loopback: set {E.LLMPULSE_CONSOLE_TOKEN} or"
-                f" {E.LLMPULSE_CONSOLE_TOKEN_FILE} (--token-file) so that it asks for a token"
+                f" {E.LLMPULSE_CONSOLE_TOKEN_FILE} (--token-file) so that it asks for a token, or put it"
+                " behind a signing-in proxy (--auth-header with --trusted-proxy)"
             )
         if not self.incident_window_s > 0:
             raise ConsoleSettingsError(

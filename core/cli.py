@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
     ("llmpulse.processor.quality.cli", ("triage", "label", "export", "spc"), "processor"),
+    ("llmpulse.processor.quality.judge_cli", ("judge",), "processor"),
     ("llmpulse.processor.drift.cli", ("drift",), "processor"),
     ("llmpulse.console.cli", ("console",), "console"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),

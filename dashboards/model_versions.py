@@ -81,6 +81,22 @@ def mismatch_table() -> table.Panel:
     )
 
 
+def scope_versions() -> timeseries.Panel:
+    return timeseries_panel(
+        "Calls by prompt, app and RAG index version",
+        "Calls/s by the prompt version, app version, query category and RAG index version the app "
+        "names in llmpulse.context(...): a rollout shows as one line giving way to another. The "
+        "console's incident page breaks a regression down by the same values.",
+        "reqps",
+        [
+            query(
+                sum_rate("dimension, value", M.SCOPE_REQUESTS_TOTAL, LLM_FILTER),
+                "{{dimension}} {{value}}",
+            )
+        ],
+    )
+
+
 def canary_results() -> statetimeline.Panel:
     return flag_timeline_panel(
         "Canary results",
@@ -137,6 +153,7 @@ def build() -> models.Dashboard:
         .with_panel(mismatch_by_response_model())
         .with_panel(requested_models())
         .with_panel(mismatch_table())
+        .with_panel(scope_versions())
         .with_row(dashboard.Row("Canary probes"))
         .with_panel(canary_results())
         .with_panel(canary_runs())

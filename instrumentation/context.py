@@ -110,7 +110,11 @@ class context:
     """Attach application context to every span created below this point.
 
     Use as a context manager (``with llmpulse.context(feature="support-bot"): ...``) or as a
-    decorator on sync or async functions. ``user_id`` is hashed before it is recorded unless
+    decorator on sync or async functions. ``prompt_version``, ``app_version``, ``query_category``
+    and ``rag_index_version`` scope a regression on the incident page: keep each to a small set
+    of values (they become bounded metric labels; a category is the app's own, never the query
+    text). ``app_version`` defaults, in the processor, to the resource's ``service.version``.
+    ``user_id`` is hashed before it is recorded unless
     ``hash_user_id=False`` is given here or ``hash_user_ids=False`` in the instrumentation
     settings.
     """
@@ -123,6 +127,8 @@ class context:
         user_id: str | None = None,
         prompt_version: str | None = None,
         app_version: str | None = None,
+        query_category: str | None = None,
+        rag_index_version: str | None = None,
         conversation_id: str | None = None,
         hash_user_id: bool | None = None,
     ) -> None:
@@ -133,6 +139,8 @@ class context:
             (A.FEATURE, feature),
             (A.PROMPT_VERSION, prompt_version),
             (A.APP_VERSION, app_version),
+            (A.QUERY_CATEGORY, query_category),
+            (A.RAG_INDEX_VERSION, rag_index_version),
         ):
             if value is not None:
                 fixed[key] = str(value)

@@ -120,6 +120,10 @@ OPENLLMETRY_WORKFLOW_NAME: Final = "traceloop.workflow.name"
 OPENLLMETRY_SESSION_ID: Final = "traceloop.association.properties.session_id"
 OPENLLMETRY_CONVERSATION_ID: Final = "traceloop.association.properties.conversation_id"
 OPENLLMETRY_CHAT_ID: Final = "traceloop.association.properties.chat_id"
+OPENLLMETRY_QUERY_CATEGORY: Final = "traceloop.association.properties.query_category"
+OPENLLMETRY_PROMPT_VERSION: Final = "traceloop.prompt.version"  # Traceloop's prompt registry
+OPENINFERENCE_PROMPT_TEMPLATE_VERSION: Final = "llm.prompt_template.version"
+SERVICE_VERSION: Final = "service.version"  # resource attribute: the app's version when no span names one
 
 # --- llmpulse keys ----------------------------------------------------------------------
 SPAN_KIND: Final = "llmpulse.span.kind"  # what the span is to llmpulse: llm | step | feedback
@@ -130,6 +134,10 @@ SPAN_KIND_FEEDBACK: Final = "feedback"
 FEATURE: Final = "llmpulse.feature"
 APP_VERSION: Final = "llmpulse.app.version"
 PROMPT_VERSION: Final = "llmpulse.prompt.version"
+QUERY_CATEGORY: Final = "llmpulse.query.category"
+"""The app's own category of the request (``billing``, ``refunds``, ...): a small, fixed set."""
+RAG_INDEX_VERSION: Final = "llmpulse.rag.index.version"
+"""The version of the retrieval index the request's context came from."""
 
 FINISH_REASON: Final = "llmpulse.finish_reason"  # normalised (FINISH_REASONS) by contract.finish_reasons
 FINISH_STOP: Final = "stop"

@@ -455,6 +455,16 @@ incoming-webhook message with blocks).
 
 # --- local stack (llmpulse up / demo) and the collector config --------------------------------
 
+LLMPULSE_PROMETHEUS3: Final = "LLMPULSE_PROMETHEUS3"
+"""
+.. envvar:: LLMPULSE_PROMETHEUS3
+
+``1`` makes ``make setup`` (``scripts/bootstrap.sh``) build Prometheus 3 and Alertmanager 0.35
+from the Go module proxy into ``.cache/prometheus3/`` (``scripts/build_prometheus3.sh``; over half
+an hour from empty caches on a 2-core machine), so the rule tests also run on Prometheus 3's
+promtool. Once built it is kept up to date without the variable. Default: not built.
+"""
+
 LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"
 """
 .. envvar:: LLMPULSE_COLLECTOR_BIN
@@ -634,7 +644,6 @@ PROCESSOR_SETTINGS: Final = (
     LLMPULSE_MAX_LABEL_VALUES,
     LLMPULSE_MAX_SERIES,
     LLMPULSE_LABEL_IDLE_SECONDS,
-    LLMPULSE_C_READER,
     LLMPULSE_DEDUP_HOLD,
     LLMPULSE_LATENCY_SAMPLES,
     LLMPULSE_LOG_FORMAT,

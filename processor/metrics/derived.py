@@ -129,6 +129,7 @@ class LLMSeries:
         "mismatches",
         "refusals",
         "requests",
+        "scopes",
         "seen",
         "tokens",
         "tokens_in",
@@ -151,6 +152,7 @@ class LLMSeries:
         self.requests: dict[tuple[str, str], int] = {}
         self.errors: dict[str, int] = {}
         self.mismatches: dict[str, int] = {}
+        self.scopes: dict[tuple[str, str], int] = {}  # (scope dimension, capped value) -> calls
         self.seen = 0.0  # when a call last counted here (DerivedMetrics' clock)
 
 
@@ -224,7 +226,15 @@ class DerivedMetrics:
     ) -> None:
         self._caps = {
             name: LabelCap(name, max_label_values)
-            for name in (*M.LLM_LABELS, M.ERROR_TYPE, M.RESPONSE_MODEL, M.STEP, M.KIND, M.PRICING_VERSION)
+            for name in (
+                *M.LLM_LABELS,
+                M.ERROR_TYPE,
+                M.RESPONSE_MODEL,
+                M.STEP,
+                M.KIND,
+                M.PRICING_VERSION,
+                *M.SCOPE_DIMENSIONS,
+            )
         }
         self._max_cache = max_cache
         self._max_series = max_series
@@ -286,6 +296,9 @@ class DerivedMetrics:
             ):
                 for value in gone.get(name, ()):
                     table.pop(value, None)
+            for dimension in M.SCOPE_DIMENSIONS:
+                for value in gone.get(dimension, ()):
+                    series.scopes.pop((dimension, value), None)
         for step in [key for key, series in self.steps.items() if series.seen < cutoff]:
             del self.steps[step]
         for key in [key for key, seen in self._feedback_seen.items() if seen < cutoff]:
@@ -384,7 +397,21 @@ class DerivedMetrics:
         if call.response_model and self._mismatch(call.model, call.response_model):
             response_model = self._cap(M.RESPONSE_MODEL, call.response_model)
             series.mismatches[response_model] = series.mismatches.get(response_model, 0) + 1
+        if call.prompt_version or call.app_version or call.query_category or call.rag_index_version:
+            self._count_scopes(series, call)
         return series.key
+
+    def _count_scopes(self, series: LLMSeries, call: LLMCall) -> None:
+        scopes = series.scopes
+        for dimension, value in (
+            (M.SCOPE_PROMPT_VERSION, call.prompt_version),
+            (M.SCOPE_APP_VERSION, call.app_version),
+            (M.SCOPE_QUERY_CATEGORY, call.query_category),
+            (M.SCOPE_RAG_INDEX_VERSION, call.rag_index_version),
+        ):
+            if value:
+                key = (dimension, self._cap(dimension, value))
+                scopes[key] = scopes.get(key, 0) + 1
 
     def observe_step(self, step: StepRun) -> None:
         """Count one pipeline step."""

@@ -262,7 +262,7 @@ class MetricsCollector(Collector):
             self._new(M.COST_USD_TOTAL),
             self._new(M.UNPRICED_REQUESTS_TOTAL),
         )
-        mismatch = self._new(M.MODEL_MISMATCH_TOTAL)
+        mismatch, scope = self._new(M.MODEL_MISMATCH_TOTAL), self._new(M.SCOPE_REQUESTS_TOTAL)
         for labels, s in list(d.llm.items()):
             lv = list(labels)
             histogram(duration, lv, s.duration)
@@ -283,7 +283,21 @@ class MetricsCollector(Collector):
             counter(unpriced, lv, s.unpriced)
             for response_model, n in list(s.mismatches.items()):
                 counter(mismatch, [*lv, response_model], n)
-        yield from (duration, usage, ttfc, requests, errors, refusals, tokens, cost, unpriced, mismatch)
+            for (dimension, value), n in list(s.scopes.items()):
+                counter(scope, [*lv, dimension, value], n)
+        yield from (
+            duration,
+            usage,
+            ttfc,
+            requests,
+            errors,
+            refusals,
+            tokens,
+            cost,
+            unpriced,
+            mismatch,
+            scope,
+        )
         overflow = self._new(M.LABEL_OVERFLOW_TOTAL)
         for label, n in sorted(d.overflow.items()):
             counter(overflow, [label], n)

@@ -61,6 +61,8 @@ REASON: Final = "reason"
 RECEIVER: Final = "receiver"
 VERSION: Final = "version"
 PRICING_VERSION: Final = "pricing_version"
+DIMENSION: Final = "dimension"
+VALUE: Final = "value"
 
 SERVICE_LABELS: Final = (SERVICE, DEPLOYMENT_ENVIRONMENT)
 """Where a span came from: the labels every metric derived from spans starts with."""
@@ -70,6 +72,18 @@ STEP_LABELS: Final = (*SERVICE_LABELS, FEATURE, STEP)
 FEEDBACK_LABELS: Final = (*SERVICE_LABELS, FEATURE, KIND, SENTIMENT)
 
 # --- fixed label values -----------------------------------------------------------------
+# ``dimension`` of llmpulse_scope_requests_total: what a call says about the app around it
+SCOPE_PROMPT_VERSION: Final = "prompt_version"
+SCOPE_APP_VERSION: Final = "app_version"
+SCOPE_QUERY_CATEGORY: Final = "query_category"
+SCOPE_RAG_INDEX_VERSION: Final = "rag_index_version"
+SCOPE_DIMENSIONS: Final = (
+    SCOPE_PROMPT_VERSION,
+    SCOPE_APP_VERSION,
+    SCOPE_QUERY_CATEGORY,
+    SCOPE_RAG_INDEX_VERSION,
+)
+"""Each dimension's values are capped like a label of their own (``label`` in the overflow counter)."""
 OVERFLOW_VALUE: Final = "__other__"
 """Stands in for every label value past the per-label cap."""
 OVERFLOW_SERIES: Final = "series"
@@ -190,6 +204,7 @@ TOKENS_TOTAL: Final = "llmpulse_tokens_total"
 COST_USD_TOTAL: Final = "llmpulse_cost_usd_total"
 UNPRICED_REQUESTS_TOTAL: Final = "llmpulse_unpriced_requests_total"
 MODEL_MISMATCH_TOTAL: Final = "llmpulse_model_mismatch_total"
+SCOPE_REQUESTS_TOTAL: Final = "llmpulse_scope_requests_total"
 # ... from step spans
 STEP_DURATION: Final = "llmpulse_step_duration_seconds"
 STEP_ERRORS_TOTAL: Final = "llmpulse_step_errors_total"
@@ -294,6 +309,13 @@ METRICS: Final[tuple[MetricSpec, ...]] = (
         "counter",
         (*LLM_LABELS, RESPONSE_MODEL),
         "Calls whose response model is not the requested model (nor a dated version of it).",
+    ),
+    MetricSpec(
+        SCOPE_REQUESTS_TOTAL,
+        "counter",
+        (*LLM_LABELS, DIMENSION, VALUE),
+        "LLM calls by the prompt version, app version, query category or RAG index version they name "
+        "(dimension; calls that name none are not counted), for scoping a regression.",
     ),
     MetricSpec(
         STEP_DURATION,

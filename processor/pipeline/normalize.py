@@ -87,6 +87,13 @@ _KEYS = (
     A.GEN_AI_TOOL_CALL_ARGUMENTS,
     A.OPENINFERENCE_INPUT_VALUE,
     A.OPENLLMETRY_ENTITY_INPUT,
+    A.PROMPT_VERSION,
+    A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION,
+    A.OPENLLMETRY_PROMPT_VERSION,
+    A.APP_VERSION,
+    A.QUERY_CATEGORY,
+    A.OPENLLMETRY_QUERY_CATEGORY,
+    A.RAG_INDEX_VERSION,
 )
 (
     _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
@@ -97,12 +104,14 @@ _KEYS = (
     _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
     _CACHE_CREATION_1H, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_KIND, _OLLM_ENTITY, _CONVERSATION,
     _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _OI_TOOL_NAME, _TOOL_ARGS_HASH, _TOOL_ARGS,
-    _OI_INPUT, _OLLM_INPUT,
+    _OI_INPUT, _OLLM_INPUT, _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION,
+    _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
 ) = range(len(_KEYS))  # fmt: skip
 _TOOL_ARGUMENT_SLOTS = (_TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT)
 _TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
 _CONVERSATION_SLOTS = (_CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT)
 MAX_CONVERSATION_ID_LENGTH = 256  # longer ids are cut: they key session state, never a label
+MAX_SCOPE_VALUE_LENGTH = 128  # prompt/app/RAG index versions and query categories: label values
 KEYS = _KEYS
 """The attribute keys the normaliser reads, in slot order (the C reader is configured with them)."""
 _SLOTS: dict[str, int] = {key: i for i, key in enumerate(_KEYS)}
@@ -253,6 +262,21 @@ def _pick(vals: list[Any], *slots: int) -> str | None:
     return ""
 
 
+def _scope_text(vals: list[Any], *slots: int) -> str:
+    """First non-empty string (or integer, as Traceloop writes prompt versions) among ``slots``,
+    cut to :data:`MAX_SCOPE_VALUE_LENGTH`; ``""`` if none."""
+    for slot in slots:
+        value = vals[slot]
+        if value is not None:
+            kind = type(value)
+            if kind is str:
+                if value:
+                    return value[:MAX_SCOPE_VALUE_LENGTH]
+            elif kind is int:
+                return str(value)
+    return ""
+
+
 def _str(value: Any) -> str:
     """The text of a string value, ``""`` for any other (or no) value."""
     return value if type(value) is str else ""
@@ -303,13 +327,18 @@ def span_values(span: Any) -> list[Any] | None:
 
 
 def normalize_span(
-    span: Any, secondary: bool = False, service: str = M.UNKNOWN_SERVICE, environment: str = ""
+    span: Any,
+    secondary: bool = False,
+    service: str = M.UNKNOWN_SERVICE,
+    environment: str = "",
+    app_version: str = "",
 ) -> Record:
     """Normalise one ``opentelemetry.proto.trace.v1.Span``.
 
     ``secondary`` marks spans from a producer that duplicates another's (the anthropic SDK);
-    ``service`` and ``environment`` come from the span's resource
-    (:func:`~llmpulse.processor.pipeline.resource.resource_labels`).
+    ``service``, ``environment`` and ``app_version`` (its ``service.version``, the app version of
+    a call whose span names none) come from the span's resource
+    (:func:`~llmpulse.processor.pipeline.resource.resource_context`).
     Returns an :class:`LLMCall`, :class:`StepRun` or :class:`Feedback`; a rejection reason
     (``str``) for a span with bad values; or None for a span llmpulse does not care about.
     """
@@ -326,10 +355,12 @@ def normalize_span(
         span.end_time_unix_nano,
         span.status.code,
     )
-    return normalize_values(head, secondary, service, environment)
+    return normalize_values(head, secondary, service, environment, app_version)
 
 
-def normalize_values(head: tuple[Any, ...], secondary: bool, service: str, environment: str) -> Record:
+def normalize_values(
+    head: tuple[Any, ...], secondary: bool, service: str, environment: str, app_version: str = ""
+) -> Record:
     """:func:`normalize_span` on a span read into ``head`` (see :data:`H_VALS`); its vals not None."""
     vals: list[Any] = head[H_VALS]
     if len(head[H_TRACE_ID]) != 16 or len(head[H_SPAN_ID]) != 8:
@@ -370,6 +401,8 @@ def normalize_values(head: tuple[Any, ...], secondary: bool, service: str, envir
         if type(call) is LLMCall:
             call.service = service
             call.environment = environment
+            if not call.app_version:
+                call.app_version = app_version[:MAX_SCOPE_VALUE_LENGTH]
         return call
     if kind == A.SPAN_KIND_STEP:
         return _step_run(head, vals, operation, service, environment)
@@ -470,6 +503,10 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     call.pricing_version = pricing_version
     call.response_id = _first_text(vals, _RESPONSE_ID)
     call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
+    call.prompt_version = _scope_text(vals, _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION)
+    call.app_version = _scope_text(vals, _APP_VERSION)
+    call.query_category = _scope_text(vals, _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY)
+    call.rag_index_version = _scope_text(vals, _RAG_INDEX_VERSION)
     call.trace_id = head[H_TRACE_ID]
     call.span_id = head[H_SPAN_ID]
     call.parent_span_id = head[H_PARENT_ID]

@@ -13,6 +13,7 @@ class LLMCall:
 
     __slots__ = (
         "_content",
+        "app_version",
         "cache_creation_1h_tokens",
         "cache_creation_tokens",
         "cache_read_tokens",
@@ -34,7 +35,10 @@ class LLMCall:
         "output_type",
         "parent_span_id",
         "pricing_version",
+        "prompt_version",
         "provider",
+        "query_category",
+        "rag_index_version",
         "reasoning_tokens",
         "refusal_flag",
         "response_id",
@@ -79,6 +83,11 @@ class LLMCall:
     output_type: str | None  # gen_ai.output.type
     refusal_flag: bool  # llmpulse.refusal as set on the span (outcome is "error" if the call failed)
     conversation_id: str  # gen_ai.conversation.id or a peer's session key; "" when the span has none
+    # what the incident page scopes a regression by ("" when the span names none); raw, capped later
+    prompt_version: str  # llmpulse.prompt.version, OpenInference's or Traceloop's prompt version
+    app_version: str  # llmpulse.app.version, else the resource's service.version
+    query_category: str  # llmpulse.query.category (or the Traceloop association property)
+    rag_index_version: str  # llmpulse.rag.index.version
     _content: Content  # set on the first read of ``content``
 
     @property

@@ -25,7 +25,7 @@ from llmpulse.contract import attributes as A
 from llmpulse.contract import environment_variables as E
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline import normalize as N
-from llmpulse.processor.pipeline.resource import SERVICE_KEYS, resource_labels
+from llmpulse.processor.pipeline.resource import SERVICE_KEYS, context_of, resource_context
 
 _otlp: ModuleType | None
 try:
@@ -85,7 +85,7 @@ class SpanRef:
 
 class DecodedRequest:
     """A request read by the C reader: ``spans`` (tuples, see ``_otlp``), and per span its
-    resource's ``(service, environment)`` and whether its scope is the anthropic SDK's."""
+    resource's ``(service, environment, version)`` and whether its scope is the anthropic SDK's."""
 
     __slots__ = ("body", "resources", "scopes", "spans")
 
@@ -103,12 +103,11 @@ class DecodedRequest:
         return len(self.spans)
 
 
-def _labels(values: list[Any] | None) -> tuple[str, str]:
-    """``(service, environment)`` from the plain values of :data:`SERVICE_KEYS` (as resource_labels)."""
+def _labels(values: list[Any] | None) -> tuple[str, str, str]:
+    """``(service, environment, version)`` from the plain values of :data:`SERVICE_KEYS`."""
     if values is None:
-        return M.UNKNOWN_SERVICE, ""
-    service, environment, legacy = (v if type(v) is str else "" for v in values)
-    return service or M.UNKNOWN_SERVICE, environment or legacy
+        return M.UNKNOWN_SERVICE, "", ""
+    return context_of([v if type(v) is str else "" for v in values])
 
 
 def decode_request(body: bytes) -> Any:
@@ -134,11 +133,11 @@ def records(request: Any) -> Iterator[tuple[Any, Any, str, str]]:
         body, resources, scopes = request.body, request.resources, request.scopes
         normalize_values = N.normalize_values
         for head in request.spans:
-            service, environment = resources[head[_RESOURCE]]
+            service, environment, app_version = resources[head[_RESOURCE]]
             record: Any = None
             if head[N.H_VALS] is not None:
                 try:
-                    record = normalize_values(head, scopes[head[_SCOPE]], service, environment)
+                    record = normalize_values(head, scopes[head[_SCOPE]], service, environment, app_version)
                 except Exception:  # a producer sent something the normaliser did not foresee
                     logger.debug("event=normalize_failed", exc_info=True)
                     record = M.REJECT_INVALID_ATTRIBUTE
@@ -146,12 +145,12 @@ def records(request: Any) -> Iterator[tuple[Any, Any, str, str]]:
         return
     normalize_span = N.normalize_span
     for resource_spans in request.resource_spans:
-        service, environment = resource_labels(resource_spans.resource)
+        service, environment, app_version = resource_context(resource_spans.resource)
         for scope_spans in resource_spans.scope_spans:
             secondary = scope_spans.scope.name == A.ANTHROPIC_SDK_SCOPE
             for span in scope_spans.spans:
                 try:
-                    record = normalize_span(span, secondary, service, environment)
+                    record = normalize_span(span, secondary, service, environment, app_version)
                 except Exception:
                     logger.debug("event=normalize_failed", exc_info=True)
                     record = M.REJECT_INVALID_ATTRIBUTE

@@ -32,7 +32,17 @@ from llmpulse.processor.quality.store import StoredSample, iter_jsonl
 from llmpulse.processor.store.factory import is_url, open_store
 from llmpulse.processor.store.protocols import StateStore, StoreError
 
-__all__ = ["DB_ENV", "DEFAULT_DB", "STORE_URL_ENV", "main", "parse_since", "register"]
+__all__ = [
+    "DB_ENV",
+    "DEFAULT_DB",
+    "STORE_URL_ENV",
+    "add_store_options",
+    "guarded",
+    "main",
+    "open_from_args",
+    "parse_since",
+    "register",
+]
 
 DEFAULT_DB = "llmpulse-quality.db"
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -53,7 +63,7 @@ def parse_since(value: str, *, now: float | None = None) -> float:
     return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
-def _add_db(parser: argparse.ArgumentParser) -> None:
+def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help=f"SQLite quality database (default: ${DB_ENV} or {DEFAULT_DB})")
     parser.add_argument(
         "--store-url",
@@ -64,7 +74,7 @@ def _add_db(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: Any) -> None:
     """Add ``triage``, ``label``, ``export`` and ``spc`` to an argparse subparsers object."""
     triage = subparsers.add_parser("triage", help="list flagged samples, newest first")
-    _add_db(triage)
+    add_store_options(triage)
     triage.add_argument("--service", help="only this service (service.name)")
     triage.add_argument("--feature", help="only this feature")
     triage.add_argument(
@@ -74,17 +84,17 @@ def register(subparsers: Any) -> None:
     triage.add_argument("--unlabelled", action="store_true", help="only samples without a human label")
     triage.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
     triage.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    triage.set_defaults(func=_guarded(_triage))
+    triage.set_defaults(func=guarded(_triage))
 
     label = subparsers.add_parser("label", help="record a human label on a flagged sample")
-    _add_db(label)
+    add_store_options(label)
     label.add_argument("id", type=int, help="sample id (from triage)")
     label.add_argument("label", choices=("good", "bad"))
     label.add_argument("--note", help="why; kept with the eval case")
-    label.set_defaults(func=_guarded(_label))
+    label.set_defaults(func=guarded(_label))
 
     export = subparsers.add_parser("export", help="write flagged samples as JSONL eval-set cases")
-    _add_db(export)
+    add_store_options(export)
     export.add_argument("--service", help="only this service (service.name)")
     export.add_argument("--feature", help="only this feature")
     export.add_argument("--since", help="how far back (default: everything)")
@@ -96,28 +106,28 @@ def register(subparsers: Any) -> None:
     )
     export.add_argument("--include-audit", action="store_true", help="also unflagged samples kept for audit")
     export.add_argument("--out", help="output file (default: standard output)")
-    export.set_defaults(func=_guarded(_export))
+    export.set_defaults(func=guarded(_export))
 
     spc = subparsers.add_parser("spc", help="show or reset SPC baselines")
-    _add_db(spc)
+    add_store_options(spc)
     actions = spc.add_subparsers(dest="spc_command", metavar="ACTION")
     actions.required = True
     show = actions.add_parser("show", help="list saved charts and their baselines")
     show.add_argument("--service", help="only this service (service.name)")
     show.add_argument("--feature", help="only this feature")
-    show.set_defaults(func=_guarded(_spc_show))
+    show.set_defaults(func=guarded(_spc_show))
     reset = actions.add_parser("reset", help="forget baselines so they are re-learnt from new data")
     reset.add_argument("--feature", required=True)
     reset.add_argument("--service", help="of this service only (default: of every service)")
     reset.add_argument("--statistic", choices=STATISTICS, help="one statistic (default: all of the feature)")
-    reset.set_defaults(func=_guarded(_spc_reset))
+    reset.set_defaults(func=guarded(_spc_reset))
 
 
 class _NoDatabase(Exception):
     pass
 
 
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+def guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Report a missing database or a bad ``--since`` on stderr with exit status 2, no traceback."""
 
     def run(args: argparse.Namespace) -> int:
@@ -153,7 +163,7 @@ def _location(args: argparse.Namespace) -> str:
     return str(path)
 
 
-def _open(args: argparse.Namespace) -> StateStore:
+def open_from_args(args: argparse.Namespace) -> StateStore:
     return open_store(_location(args))
 
 
@@ -184,7 +194,7 @@ def _row(sample: StoredSample) -> list[str]:
 
 
 def _triage(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_from_args(args) as store:
         samples = store.flagged.query(
             service=args.service,
             feature=args.feature,
@@ -220,7 +230,7 @@ def _triage(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_from_args(args) as store:
         if not store.flagged.label(args.id, args.label, args.note):
             print(f"llmpulse label: no sample with id {args.id} (see llmpulse triage)", file=sys.stderr)
             return 1
@@ -229,7 +239,7 @@ def _label(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_from_args(args) as store:
         samples = store.flagged.query(
             service=args.service,
             feature=args.feature,
@@ -259,7 +269,7 @@ def _g(value: Any) -> str:
 
 
 def _spc_show(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_from_args(args) as store:
         charts = store.charts.load_charts()
         where = store.location
     header = ["SERVICE", "FEATURE", "STATISTIC", "STATE", "MEAN", "SIGMA", "L", "EWMA", "POINTS"]
@@ -299,7 +309,7 @@ def _spc_show(args: argparse.Namespace) -> int:
 
 
 def _spc_reset(args: argparse.Namespace) -> int:
-    with _open(args) as store:
+    with open_from_args(args) as store:
         deleted = store.charts.request_reset(args.feature, args.statistic, service=args.service)
     what = args.statistic or "all statistics"
     print(f"SPC baseline reset{_scope(args)} ({what}); {deleted} saved chart(s) removed")

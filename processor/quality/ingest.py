@@ -72,6 +72,11 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
             cost_usd=call.cost_usd,
             timestamp=call.end_ns / 1e9,
             service=call.service,
+            response_model=call.response_model or None,
+            prompt_version=call.prompt_version or None,
+            app_version=call.app_version or None,
+            query_category=call.query_category or None,
+            rag_index_version=call.rag_index_version or None,
         )
     return QualitySample(
         trace_id=call.trace_id,
@@ -94,6 +99,11 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
         timestamp=call.end_ns / 1e9,
         content_bytes=sum(len(text) for text in call.content_source or () if text),
         service=call.service,
+        response_model=call.response_model or None,
+        prompt_version=call.prompt_version or None,
+        app_version=call.app_version or None,
+        query_category=call.query_category or None,
+        rag_index_version=call.rag_index_version or None,
     )
 
 

@@ -26,7 +26,7 @@ from llmpulse.processor.quality.guards import (
     RateLimiter,
     SharedBudget,
 )
-from llmpulse.processor.quality.judge import JudgeError, JudgeUnparseable, LLMJudge
+from llmpulse.processor.quality.judge import JudgeError, JudgeUnparseable, LLMJudge, verdict_is_bad
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import SCOPE_SESSION, QualitySettings
 from llmpulse.processor.quality.types import EvaluationRecord, QualitySample, Verdict
@@ -202,10 +202,7 @@ class JudgeScheduler:
                 except Exception:
                     _log.exception("evaluation sink failed")
         reasons = [f"low_{d}" for d, v in verdict.scores.items() if v <= js.fail_at_or_below]
-        bad = (
-            verdict.overall < js.flag_overall_below
-            or verdict.scores.get("correctness", 5.0) <= js.fail_at_or_below
-        )
+        bad = verdict_is_bad(verdict, js)
         flags = self._flags
         if bad:
             if verdict.overall < js.flag_overall_below:

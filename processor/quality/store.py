@@ -30,7 +30,9 @@ from llmpulse.processor.quality.types import QualitySample, Verdict
 __all__ = [
     "AGREEMENT_SQL",
     "INSERT_COLUMNS",
+    "INSERT_COUNT",
     "LABELS",
+    "SCOPE_COLUMNS",
     "FlaggedRecord",
     "FlaggedStore",
     "StoredSample",
@@ -62,13 +64,25 @@ CREATE TABLE IF NOT EXISTS flagged (
     output TEXT,
     label TEXT,
     label_note TEXT,
-    labelled_at REAL
+    labelled_at REAL,
+    response_model TEXT,
+    prompt_version TEXT,
+    app_version TEXT,
+    query_category TEXT,
+    rag_index_version TEXT
 );
 CREATE INDEX IF NOT EXISTS flagged_created ON flagged (created);
 """
-# Applied in order to a database whose ``flagged`` table lacks the column (files written before
-# flagged samples were kept per service: their rows belong to the default service).
-_MIGRATIONS = (("service", "ALTER TABLE flagged ADD COLUMN service TEXT NOT NULL DEFAULT 'unknown_service'"),)
+SCOPE_COLUMNS = ("response_model", "prompt_version", "app_version", "query_category", "rag_index_version")
+"""What a flagged sample records about the app around the call, for the incident page's scope."""
+# Applied in order to a database whose ``flagged`` table lacks the column: files written before
+# flagged samples were kept per service (their rows belong to the default service), and before
+# they recorded the scope columns (NULL: not recorded). The PostgreSQL store's numbered
+# migrations (processor.store.migrations) add the same columns.
+_MIGRATIONS = (
+    ("service", "ALTER TABLE flagged ADD COLUMN service TEXT NOT NULL DEFAULT 'unknown_service'"),
+    *((column, f"ALTER TABLE flagged ADD COLUMN {column} TEXT") for column in SCOPE_COLUMNS),
+)
 _INDEXES = """
 DROP INDEX IF EXISTS flagged_feature_created;
 CREATE INDEX IF NOT EXISTS flagged_service_feature_created ON flagged (service, feature, created);
@@ -78,8 +92,11 @@ LABELS = ("good", "bad")
 
 INSERT_COLUMNS = (
     "created, service, feature, model, provider, trace_id, span_id, response_id,"
-    " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output"
+    " sources, reasons, scores, judge_verdict, explanation, input, system_instructions, output, "
+    + ", ".join(SCOPE_COLUMNS)
 )
+INSERT_COUNT = 16 + len(SCOPE_COLUMNS)
+"""Columns (and placeholders) of :data:`INSERT_COLUMNS`."""
 AGREEMENT_SQL = (
     "SELECT service, feature, COUNT(*), SUM(CASE WHEN label = judge_verdict THEN 1 ELSE 0 END) FROM flagged"
     " WHERE label IS NOT NULL AND judge_verdict IS NOT NULL GROUP BY service, feature"
@@ -110,6 +127,12 @@ class FlaggedRecord:
     output: str | None = None
     service: str = UNKNOWN_SERVICE
     """The ``service.name`` of the app that made the call."""
+    response_model: str | None = None
+    prompt_version: str | None = None
+    app_version: str | None = None
+    query_category: str | None = None
+    rag_index_version: str | None = None
+    """The scope columns (:data:`SCOPE_COLUMNS`): ``None`` when the call named none."""
 
     @classmethod
     def from_sample(
@@ -141,6 +164,11 @@ class FlaggedRecord:
             input=None if messages is None else json.dumps(messages, ensure_ascii=False),
             system_instructions=sample.system_instructions,
             output=sample.output_text,
+            response_model=sample.response_model,
+            prompt_version=sample.prompt_version,
+            app_version=sample.app_version,
+            query_category=sample.query_category,
+            rag_index_version=sample.rag_index_version,
         )
 
 
@@ -162,6 +190,7 @@ class StoredSample:
             "service": r.service,
             "feature": r.feature,
             "model": r.model,
+            **{column: getattr(r, column) for column in SCOPE_COLUMNS if getattr(r, column) is not None},
             "trace_id": r.trace_id.hex(),
             "response_id": r.response_id,
             "created": r.created,
@@ -239,7 +268,7 @@ class FlaggedStore:
         return None if text is None else self._redact(text)
 
     # --- flagged samples ----------------------------------------------------------------
-    _INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 16)})"
+    _INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join('?' * INSERT_COUNT)})"
 
     def _row(self, r: FlaggedRecord) -> tuple[Any, ...]:
         return record_row(r, self._text)
@@ -346,6 +375,7 @@ def record_row(r: FlaggedRecord, text: Callable[[str | None], str | None]) -> tu
         text(r.input),
         text(r.system_instructions),
         text(r.output),
+        *(getattr(r, column) for column in SCOPE_COLUMNS),
     )
 
 
@@ -397,6 +427,7 @@ def sample_from_row(row: dict[str, Any]) -> StoredSample:
         system_instructions=row["system_instructions"],
         output=row["output"],
         created=row["created"],
+        **{column: row.get(column) for column in SCOPE_COLUMNS},
     )
     return StoredSample(row["id"], record, row["label"], row["label_note"], row["labelled_at"])
 

@@ -63,6 +63,14 @@ class QualitySample:
     """Characters of content the sample holds (as received), for memory budgets."""
     service: str = A.UNKNOWN_SERVICE
     """The resource's ``service.name``: quality state is kept per (service, feature)."""
+    response_model: str | None = None
+    """``gen_ai.response.model`` when the span names one."""
+    prompt_version: str | None = None
+    """What the call says about the app around it (``None`` when it names nothing): recorded
+    with a flagged sample so the incident page can scope a regression by them."""
+    app_version: str | None = None
+    query_category: str | None = None
+    rag_index_version: str | None = None
     scope: str = "call"
     """``call`` (one LLM call) or ``session`` (a whole conversation in ``input_messages``,
     judged on the session dimensions)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from llmpulse.processor.quality.store import SCOPE_COLUMNS
 from llmpulse.processor.store.protocols import StoreSchemaError
 from llmpulse.processor.store.sqlite_budget import BUDGET_TABLE
 from llmpulse.processor.store.sqlite_references import REFERENCES_TABLE
@@ -69,6 +70,11 @@ CREATE TABLE spc_resets (
         + BUDGET_TABLE,
     ),
     (2, "drift references", REFERENCES_TABLE.format(blob="BYTEA")),
+    (
+        3,
+        "flagged samples record response model, prompt, app and RAG index versions, query category",
+        "".join(f"ALTER TABLE flagged ADD COLUMN {column} TEXT;\n" for column in SCOPE_COLUMNS),
+    ),
 )
 """(version, what it does, SQL), in order."""
 

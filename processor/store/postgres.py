@@ -28,6 +28,7 @@ from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey, res
 from llmpulse.processor.quality.store import (
     AGREEMENT_SQL,
     INSERT_COLUMNS,
+    INSERT_COUNT,
     LABELS,
     FlaggedRecord,
     StoredSample,
@@ -58,7 +59,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _RESET_KEEP_S = 86400.0
-_INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * 16)})"
+_INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * INSERT_COUNT)})"
 
 
 def masked(url: str) -> str:

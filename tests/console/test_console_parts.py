@@ -15,11 +15,11 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from llmpulse.console.agreement import agreement_table, cohens_kappa
 from llmpulse.console.app import Console, create_app
 from llmpulse.console.bundle import alerts_of, slack_message
 from llmpulse.console.settings import ConsoleSettings, ConsoleSettingsError
 from llmpulse.console.sources import AlertmanagerClient, PrometheusClient
+from llmpulse.processor.quality.agreement import agreement_table, cohens_kappa
 from llmpulse.processor.quality.store import FlaggedRecord, FlaggedStore, StoredSample
 from llmpulse.stack import components
 
@@ -186,6 +186,38 @@ def test_access_rules(tmp_path: Path) -> None:
     assert fetch.status_code == 403
 
 
+def test_reverse_proxy_header_mode(tmp_path: Path) -> None:
+    settings = {"auth_header": "X-Forwarded-User", "trusted_proxies": ("10.0.0.0/8",)}
+    client, store = _client(tmp_path, **settings)
+    app = client.app
+    base = "http://127.0.0.1:9470"
+    proxy = TestClient(app, base_url=base, follow_redirects=False, client=("10.1.2.3", 40000))
+    other = TestClient(app, base_url=base, follow_redirects=False, client=("192.0.2.7", 40000))
+    signed_in = {"x-forwarded-user": "alice@example.com"}
+    assert proxy.get("/", headers=signed_in).status_code == 200
+    assert proxy.get("/").status_code == 401  # the proxy let a request through without a user
+    assert other.get("/", headers=signed_in).status_code == 403  # the header from anyone else
+    assert other.get("/healthz").status_code == 200
+    sample = store.add(_record("bad"))
+    labelled = proxy.post(f"/samples/{sample}/label", data={"label": "bad"}, headers=signed_in)
+    assert labelled.status_code == 303
+    assert (
+        other.post(f"/samples/{sample}/label", data={"label": "good"}, headers=signed_in).status_code == 403
+    )
+    got = store.get(sample)
+    assert got is not None and got.label == "bad"
+    # with a token too, a direct client (Alertmanager) may use the token instead
+    both, _ = _client(tmp_path / "both", token="s3cret", **settings)
+    direct = TestClient(both.app, base_url=base, follow_redirects=False, client=("192.0.2.7", 40000))
+    assert direct.get("/api/bundles/x", headers={"authorization": "Bearer s3cret"}).status_code == 404
+    assert direct.get("/api/bundles/x", headers=signed_in).status_code == 401
+    with pytest.raises(ConsoleSettingsError, match="--trusted-proxy"):
+        ConsoleSettings(db_path="x", auth_header="X-Forwarded-User")
+    with pytest.raises(ConsoleSettingsError, match="CIDR"):
+        ConsoleSettings(db_path="x", auth_header="X-User", trusted_proxies=("proxy.example",))
+    assert ConsoleSettings(db_path="x", host="0.0.0.0", **settings).token is None  # type: ignore[arg-type]
+
+
 def test_the_webhook_forwards_one_slack_message_per_delivery(tmp_path: Path) -> None:
     sent: list[dict[str, Any]] = []
 
@@ -256,3 +288,30 @@ def test_a_port_in_use_gets_one_line() -> None:
         f"llmpulse console: cannot listen on 127.0.0.1:{port}: Address already in use;"
         " is another console running? choose another port with --port"
     )
+
+
+def test_concentration_compares_the_flagged_share_with_the_calls_share() -> None:
+    from collections import Counter
+
+    from llmpulse.console.incident import _dimension_rows
+
+    # v2 serves 70% of the calls and holds 6 of 7 flagged samples: the suspect; v0 had calls only
+    rows = _dimension_rows("prompt version", Counter({"v2": 6, "v1": 1}), {"v2": 70.0, "v1": 25.0, "v0": 5.0})
+    assert [(r.value, r.flagged, r.concentrates) for r in rows] == [
+        ("v2", 6, True),
+        ("v1", 1, False),
+        ("v0", 0, False),
+    ]
+    assert rows[0].calls_share == 0.7 and rows[2].share == 0.0
+    # a value serving 90% of the calls and holding 90% of the flagged samples is no suspect
+    even = _dimension_rows("app version", Counter({"a": 9, "b": 1}), {"a": 90.0, "b": 10.0})
+    assert not any(r.concentrates for r in even)
+    # one value serving every call is everywhere: no suspect either
+    only = _dimension_rows("app version", Counter({"3.1": 7}), {"3.1": 40.0})
+    assert [r.concentrates for r in only] == [False]
+    # without call counts (the response model): the largest share of the flagged samples
+    unknown = _dimension_rows("response model", Counter({"lite": 5, "full": 2}), {})
+    assert [(r.value, r.concentrates, r.calls_share) for r in unknown] == [
+        ("lite", True, None),
+        ("full", False, None),
+    ]

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from llmpulse.demo.provider import WORSE_MODEL
 from llmpulse.demo.report import DETECTED, render_table
 from llmpulse.demo.rules import alert_rules
 from llmpulse.demo.runner import DemoOptions, run_demo
@@ -68,6 +70,21 @@ def test_every_incident_with_a_rule_reaches_the_webhook_and_nothing_else_fires(
         assert r.alert is not None
         link = f"http://127.0.0.1:{ports.console}/alert?alertname={r.alert.name}&"
         assert link in report, (link, report)
+    # The quality regression's bundles (the console forwards them to the sink): the weaker model
+    # that answers is where the flagged samples concentrate and is what changed.
+    bundles = [
+        b
+        for line in (tmp_path / "state" / "notifications.jsonl").read_text().splitlines()
+        for b in json.loads(line).get("bundles", [])
+        if b.get("alertname") in ("LLMPulseQualityScoreDrop", "LLMPulseQualitySPCAlarm")
+    ]
+    worse = {"dimension": "response model", "value": WORSE_MODEL}
+    assert any(worse in b["concentrates_in"] for b in bundles), bundles
+    assert any(
+        {"dimension": c["dimension"], "value": c["value"]} == worse
+        for b in bundles
+        for c in b["what_changed"]
+    ), bundles
     assert (tmp_path / "state" / "report" / "report.json").is_file()
     # The plain view printed progress and the live numbers.
     assert "incident: provider error burst" in out.getvalue()

@@ -31,6 +31,20 @@ def test_context_attributes_on_llm_spans_with_hashed_user(spans, oai) -> None:
     assert A.ENDUSER_ID not in attrs
 
 
+def test_context_scope_attributes_on_llm_spans(spans, oai) -> None:
+    with llmpulse.context(
+        feature="support-bot",
+        prompt_version="p7",
+        app_version="2.3.1",
+        query_category="refunds",
+        rag_index_version="kb-2026-12-01",
+    ):
+        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    attrs = spans.one_llm().attributes or {}
+    assert (attrs[A.PROMPT_VERSION], attrs[A.APP_VERSION]) == ("p7", "2.3.1")
+    assert (attrs[A.QUERY_CATEGORY], attrs[A.RAG_INDEX_VERSION]) == ("refunds", "kb-2026-12-01")
+
+
 def test_user_id_hashing_opt_out_and_salt(make_spans, oai) -> None:
     spans = make_spans(user_id_salt="pepper")
     with llmpulse.context(user_id="u1"):

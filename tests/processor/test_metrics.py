@@ -86,7 +86,15 @@ def test_every_exposed_series_is_declared_in_metric_names() -> None:
     pipeline.process(
         make_request(
             [
-                make_span(llm_attributes(**{A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.1, A.ERROR_TYPE: "X"})),
+                make_span(
+                    llm_attributes(
+                        **{
+                            A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.1,
+                            A.ERROR_TYPE: "X",
+                            A.PROMPT_VERSION: "p1",
+                        }
+                    )
+                ),
                 make_span(llm_attributes(**{A.GEN_AI_RESPONSE_MODEL: "gpt-3.5", A.REFUSAL: True})),
                 make_span({A.SPAN_KIND: A.SPAN_KIND_STEP, A.STEP_NAME: "rerank"}, status_code=2),
                 make_span(
@@ -390,3 +398,52 @@ def test_the_scrape_fast_path_writes_what_prometheus_client_writes() -> None:
         assert {line for line in fast.splitlines() if line.startswith("#")} == {
             line for line in slow.splitlines() if line.startswith("#")
         }
+
+
+def test_scope_counter_reads_every_producer_and_falls_back_to_service_version() -> None:
+    from llmpulse.processor.quality.ingest import sample_from_call
+
+    pipeline, registry = _pipeline(max_label_values=2)
+    seen: list[Any] = []
+
+    class Recorder:
+        def on_call(self, call: Any, span: Any) -> None:
+            seen.append(sample_from_call(call, span))
+
+    pipeline.listeners = (Recorder(),)
+    spans = [
+        make_span(
+            llm_attributes(
+                **{A.PROMPT_VERSION: "p1", A.QUERY_CATEGORY: "refunds", A.RAG_INDEX_VERSION: "kb-7"}
+            ),
+            span_id=b"\x01" * 8,
+        ),
+        make_span(llm_attributes(**{A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION: "p2"}), span_id=b"\x02" * 8),
+        # Traceloop's prompt registry writes the version as an integer
+        make_span(
+            llm_attributes(**{A.OPENLLMETRY_PROMPT_VERSION: 3, A.APP_VERSION: "2.0"}), span_id=b"\x03" * 8
+        ),
+        make_span(llm_attributes(**{A.OPENLLMETRY_QUERY_CATEGORY: "billing"}), span_id=b"\x04" * 8),
+    ]
+    pipeline.process(make_request(spans, resource={"service.version": "1.9"}))
+    labels = llm_labels()
+
+    def get(dimension: str, value: str) -> float | None:
+        return registry.get_sample_value(
+            M.SCOPE_REQUESTS_TOTAL, {**labels, "dimension": dimension, "value": value}
+        )
+
+    assert get("prompt_version", "p1") == 1 and get("prompt_version", "p2") == 1
+    assert get("prompt_version", "__other__") == 1  # the cap of 2 values per dimension
+    assert get("app_version", "1.9") == 3 and get("app_version", "2.0") == 1  # the span's own wins
+    assert get("query_category", "refunds") == 1 and get("query_category", "billing") == 1
+    assert get("rag_index_version", "kb-7") == 1
+    assert registry.get_sample_value(M.LABEL_OVERFLOW_TOTAL, {"label": "prompt_version"}) == 1
+    # the quality engine's samples carry the raw values (they are stored, never labels)
+    assert [(s.prompt_version, s.app_version, s.query_category) for s in seen] == [
+        ("p1", "1.9", "refunds"),
+        ("p2", "1.9", None),
+        ("3", "2.0", None),
+        (None, "1.9", "billing"),
+    ]
+    assert seen[0].rag_index_version == "kb-7" and seen[0].response_model == "gpt-4o-2024-08-06"

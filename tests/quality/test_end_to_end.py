@@ -84,7 +84,9 @@ async def test_instrumented_app_to_judged_and_flagged_samples(
     response_ids = []
     with openai.OpenAI(base_url=provider.openai_base_url, api_key="t", max_retries=0) as app:
         for question in questions:
-            with llmpulse.context(feature="support"):
+            kind = question.split()[0]
+            prompt = "support-v3" if kind == "wrong" else "support-v2"
+            with llmpulse.context(feature="support", prompt_version=prompt, query_category=kind):
                 reply = app.chat.completions.create(
                     model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
                 )
@@ -122,6 +124,12 @@ async def test_instrumented_app_to_judged_and_flagged_samples(
     assert value("llmpulse_quality_flagged_total", source="judge") == wrong_sampled
     assert value("llmpulse_quality_flagged_total", source="feedback") == 1
     flagged = {(s.record.sources, s.record.response_id) for s in engine.store.query(limit=None)}
+    # what scopes the regression reaches the store with each flagged sample
+    by_judge = [s.record for s in engine.store.query(limit=None) if s.record.sources == ("judge",)]
+    assert len(by_judge) == wrong_sampled
+    assert {(r.prompt_version, r.query_category, r.response_model) for r in by_judge} == {
+        ("support-v3", "wrong", "gpt-4o-mini")
+    }
     await engine.stop()
     assert (("feedback",), response_ids[1]) in flagged
     judge_bodies = [json.dumps(r.body) for r in judged]

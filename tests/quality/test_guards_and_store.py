@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -88,3 +89,25 @@ def test_add_many_writes_one_transaction_redacted_and_all_or_nothing(tmp_path: P
         with pytest.raises(sqlite3.Error):
             store.add_many([records[0], broken])
         assert store.count() == 3  # the batch was rolled back whole
+
+
+def test_a_store_file_from_before_the_scope_columns_gains_them_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(  # the flagged table as llmpulse wrote it before the scope columns
+        "CREATE TABLE flagged (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL NOT NULL,"
+        " service TEXT NOT NULL DEFAULT 'unknown_service', feature TEXT NOT NULL, model TEXT NOT NULL,"
+        " provider TEXT NOT NULL DEFAULT '', trace_id TEXT NOT NULL, span_id TEXT NOT NULL DEFAULT '',"
+        " response_id TEXT, sources TEXT NOT NULL, reasons TEXT NOT NULL, scores TEXT NOT NULL,"
+        " judge_verdict TEXT, explanation TEXT, input TEXT, system_instructions TEXT, output TEXT,"
+        " label TEXT, label_note TEXT, labelled_at REAL);"
+        " INSERT INTO flagged (created, feature, model, trace_id, sources, reasons, scores)"
+        " VALUES (1, 'support', 'gpt-4o-mini', '" + "00" * 16 + "', '[\"judge\"]', '[]', '{}');"
+    )
+    db.close()
+    with FlaggedStore(path) as store:
+        (old,) = store.query(limit=None)
+        assert old.record.model == "gpt-4o-mini" and old.record.prompt_version is None
+        new = store.add(dataclasses.replace(old.record, prompt_version="v2", query_category="refunds"))
+        got = store.get(new)
+        assert got is not None and (got.record.prompt_version, got.record.query_category) == ("v2", "refunds")

@@ -14,10 +14,20 @@ import pytest
 import yaml
 
 from llmpulse.processor import settings
+from llmpulse.processor.quality.settings import QualitySettings as ProcessorQuality
 from llmpulse.stack import components
 
 REPO = components.REPO_ROOT
-SERVICES = {"collector", "processor", "prometheus", "alertmanager", "webhook-sink", "grafana", "jaeger"}
+SERVICES = {
+    "collector",
+    "processor",
+    "prometheus",
+    "alertmanager",
+    "webhook-sink",
+    "console",
+    "grafana",
+    "jaeger",
+}
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +74,7 @@ def test_services_health_checks_limits_and_volumes(compose: dict[str, Any]) -> N
             if not source.startswith("."):
                 assert source in compose["volumes"], f"{name}: volume {source} is not declared"
     assert set(compose["volumes"]) == {
+        "llmpulse-state",
         "collector-queue",
         "prometheus-data",
         "alertmanager-data",
@@ -178,3 +189,47 @@ def test_grafana_is_provisioned_with_prometheus_exemplar_links_and_dashboards(
     home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     directory, _, file_name = home.rpartition("/")
     assert (mounts[directory] / file_name).is_file()
+
+
+def test_console_command_parses_and_reads_what_the_processor_writes(
+    compose: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The console's start script runs ``llmpulse console`` with arguments the real parser and
+    settings accept; its store is the file the processor writes in the volume they share."""
+    from llmpulse.cli import build_parser
+    from llmpulse.console.cli import settings_from
+    from llmpulse.contract import environment_variables as E
+
+    console, processor = _service(compose, "console"), _service(compose, "processor")
+    (script,) = console["command"]
+    assert console["entrypoint"] == ["/bin/sh", "-c"]
+    token_file = "/var/lib/llmpulse/console-token"
+    assert script.startswith(f"test -s {token_file} || (umask 077 && python -c ")
+    command = script.split("&& exec ", 1)[1].split()
+    assert command[0] == "llmpulse"
+    env = _env(console)
+    assert set(env) <= {v for k, v in vars(E).items() if k.startswith("LLMPULSE_")}, env
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv(E.LLMPULSE_CONSOLE_URL, "http://localhost:9470")
+    token = tmp_path / "console-token"
+    token.write_text("s3cret\n")
+    args = build_parser().parse_args([a if a != token_file else str(token) for a in command[1:]])
+    assert args.command == "console"
+    settings = settings_from(args)
+    assert (settings.host, settings.token) == ("0.0.0.0", "s3cret")
+    assert console["ports"] == [f"127.0.0.1:{settings.port}:{settings.port}"]
+    assert f"127.0.0.1:{settings.port}/healthz" in " ".join(console["healthcheck"]["test"])
+    for url in (settings.prometheus_url, settings.alertmanager_url):
+        host, port = _host_port(url)
+        assert host in compose["services"] and port in _exposed(_service(compose, host)), url
+    # the processor writes its default relative quality.db_path in its working directory
+    assert settings.db_path == f"{processor['working_dir']}/{ProcessorQuality().db_path}"
+    state = {v.split(":")[1]: v.split(":")[0] for v in processor["volumes"]}
+    assert state[processor["working_dir"]] in {v.split(":")[0] for v in console["volumes"]}
+    assert token_file.startswith(processor["working_dir"] + "/")
+    # alert links (the rules' console_url) open the console from the Docker host
+    prometheus = yaml.safe_load((REPO / "alerting" / "prometheus.yml").read_text())
+    assert prometheus["global"]["external_labels"]["console_url"] == settings.base_url
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert "COPY console console" in dockerfile and '".[processor,console]"' in dockerfile

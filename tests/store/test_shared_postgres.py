@@ -63,6 +63,30 @@ def test_migrations_apply_once_and_opening_again_applies_nothing(new_pg_database
     assert migrations_table(url) == [(v, name) for v, name, _ in MIGRATIONS]
 
 
+def test_a_database_at_version_2_gains_the_scope_columns_and_keeps_its_rows(
+    new_pg_database: Callable[[], str],
+) -> None:
+    url = new_pg_database()
+    with psycopg.connect(url) as conn:  # what an llmpulse before migration 3 left behind
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied DOUBLE PRECISION NOT NULL)"
+        )
+        for version, name, sql in MIGRATIONS[:2]:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)", (version, name))
+        conn.execute(
+            "INSERT INTO flagged (created, feature, model, trace_id, sources, reasons, scores)"
+            " VALUES (1, 'support', 'gpt-4o-mini', %s, '[\"judge\"]', '[]', '{}')",
+            ("00" * 16,),
+        )
+    with open_store(url) as state:
+        (old,) = state.flagged.query(limit=None)
+        assert old.record.model == "gpt-4o-mini" and old.record.prompt_version is None
+    assert [v for v, _ in migrations_table(url)] == [v for v, _, _ in MIGRATIONS]
+    assert MIGRATIONS[-1][0] == 3
+
+
 def test_processes_migrating_at_once_all_start(new_pg_database: Callable[[], str]) -> None:
     url = new_pg_database()
     start_at = time.time() + 2.0  # every child is imported and waiting by then

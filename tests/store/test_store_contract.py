@@ -56,6 +56,27 @@ def test_samples_round_trip_with_redaction_and_ids(state: StateStore) -> None:
     assert flagged.get(999_999) is None
 
 
+def test_samples_keep_their_scope_and_a_sample_without_one_reads_none(state: StateStore) -> None:
+    scope = {
+        "response_model": "gpt-4o-mini-lite",
+        "prompt_version": "support-v7",
+        "app_version": "2.4.0",
+        "query_category": "refunds",
+        "rag_index_version": "kb-2026-12-01",
+    }
+    with_scope = state.flagged.add(record(1, **scope))
+    state.flagged.add_many([record(2, prompt_version="support-v8")])
+    bare = state.flagged.add(record(3))
+    got = state.flagged.get(with_scope)
+    assert got is not None and {k: getattr(got.record, k) for k in scope} == scope
+    assert got.to_eval_case()["prompt_version"] == "support-v7"
+    (many,) = [s for s in state.flagged.query(limit=None) if s.record.trace_id == (2).to_bytes(16, "big")]
+    assert many.record.prompt_version == "support-v8" and many.record.app_version is None
+    none = state.flagged.get(bare)
+    assert none is not None and all(getattr(none.record, k) is None for k in scope)
+    assert "prompt_version" not in none.to_eval_case()
+
+
 def test_query_filters_and_orders_newest_first(state: StateStore) -> None:
     flagged = state.flagged
     flagged.add_many(
