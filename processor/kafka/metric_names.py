@@ -50,3 +50,21 @@ ALL_METRICS: Final = (
     REBALANCES_TOTAL,
     ROUTED_RECORDS_TOTAL,
 )
+
+TOPIC: Final = "topic"
+
+KAFKA_EXPORTED_SERIES: Final[frozenset[str]] = frozenset(
+    {
+        RECORDS_TOTAL,
+        RECORDS_REJECTED_TOTAL,
+        COMMITS_TOTAL,
+        HANDED_OVER_TOTAL,
+        CONSUMER_LAG,
+        ASSIGNED_PARTITIONS,
+        REBALANCES_TOTAL,
+        ROUTED_RECORDS_TOTAL,
+    }
+)
+"""Every sample name the Kafka source and router add to a scrape (when ``--kafka-brokers`` is set)."""
+KAFKA_LABELS: Final[frozenset[str]] = frozenset({REASON, OUTCOME, KIND, TOPIC})
+"""The label names of those samples."""

@@ -106,7 +106,7 @@ class _LagCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         lag = GaugeMetricFamily(
-            N.CONSUMER_LAG, "Records on the assigned partitions not yet counted.", labels=["topic"]
+            N.CONSUMER_LAG, "Records on the assigned partitions not yet counted.", labels=[N.TOPIC]
         )
         lag.add_metric([self._source.topic], float(self._source.lag()))
         assigned = GaugeMetricFamily(N.ASSIGNED_PARTITIONS, "Partitions this replica owns now.")

@@ -95,7 +95,7 @@ for i in itertools.count(1):
     mode = mode_file.read_text().strip()
     if mode == "stop":
         break
-    with llmpulse.context(feature="e2e"):
+    with llmpulse.context(feature="e2e", prompt_version="e2e-v1"):
         with llmpulse.step("retrieval") as retrieval:
             time.sleep(0.3 if mode == "slow" else 0.002)
             if mode == "slow":

@@ -22,6 +22,7 @@ import yaml
 
 from llmpulse.processor.agents import metric_names as agents_metric_names
 from llmpulse.processor.drift import metric_names as drift_metric_names
+from llmpulse.processor.kafka import metric_names as kafka_metric_names
 from llmpulse.processor.metrics import names as metric_names
 from llmpulse.processor.quality import metric_names as quality_metric_names
 from llmpulse.stack import collector_metrics
@@ -45,8 +46,13 @@ EXPORTED_SERIES = (
     | quality_metric_names.QUALITY_EXPORTED_SERIES
     | drift_metric_names.DRIFT_EXPORTED_SERIES
     | agents_metric_names.AGENTS_EXPORTED_SERIES
+    | kafka_metric_names.KAFKA_EXPORTED_SERIES
 )
-KNOWN_LABELS = frozenset(label for spec in ALL_METRICS for label in spec.labels) | PROMETHEUS_LABELS
+KNOWN_LABELS = (
+    frozenset(label for spec in ALL_METRICS for label in spec.labels)
+    | PROMETHEUS_LABELS
+    | kafka_metric_names.KAFKA_LABELS
+)
 
 _STRING = re.compile(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
@@ -165,12 +171,13 @@ def grafana_to_promql(expr: str) -> str:
 
 
 def test_each_exported_name_has_one_owner() -> None:
-    """The three name modules do not define the same series twice (one source of truth)."""
+    """The name modules do not define the same series twice (one source of truth)."""
     sets = (
         metric_names.EXPORTED_SERIES,
         quality_metric_names.QUALITY_EXPORTED_SERIES,
         drift_metric_names.DRIFT_EXPORTED_SERIES,
         agents_metric_names.AGENTS_EXPORTED_SERIES,
+        kafka_metric_names.KAFKA_EXPORTED_SERIES,
     )
     assert sum(len(s) for s in sets) == len(EXPORTED_SERIES)
 
