@@ -53,7 +53,7 @@ from llmpulse.console.svg import line_chart
 from llmpulse.processor.quality.agreement import agreement_table
 from llmpulse.processor.quality.store import LABELS, FlaggedStore, StoredSample, iter_jsonl
 from llmpulse.processor.store.factory import is_url, open_store
-from llmpulse.processor.store.protocols import FlaggedSamples, StateStore, StoreError
+from llmpulse.processor.store.protocols import FlaggedSamples, StateStore, StoreError, StoreReadOnly
 
 __all__ = ["Console", "create_app"]
 
@@ -307,7 +307,7 @@ def create_app(console: Console) -> Starlette:
             return PlainTextResponse(console.store_problem or "no store", 503)
         try:
             found = store.label(sample_id, value, note)
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, StoreReadOnly) as exc:
             return PlainTextResponse(f"the quality database is read-only here: {exc}", 409)
         if not found:
             return PlainTextResponse(f"no sample with id {sample_id}", 404)

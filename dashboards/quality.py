@@ -250,12 +250,18 @@ def judge_tokens() -> timeseries.Panel:
 def judge_circuit_and_queue() -> timeseries.Panel:
     return timeseries_panel(
         "Judge circuit and queue",
-        "Samples waiting for the judge, and 1 while the circuit breaker is open (the endpoint "
-        "failed breaker_failures times in a row; one trial call per cooldown).",
+        "Samples waiting for the judge, 1 while the circuit breaker is open (the endpoint "
+        "failed breaker_failures times in a row; one trial call per cooldown), and the judge "
+        "configuration in use (model and prompt version): a new line where the prompt changed.",
         "short",
         [
             query(f"max by (instance) ({Q.JUDGE_QUEUE_SAMPLES})", "queue {{instance}}"),
             query(f"max by (instance) ({Q.JUDGE_CIRCUIT_OPEN})", "circuit open {{instance}}", ref_id="B"),
+            query(
+                f"max by ({Q.JUDGE_MODEL}, {Q.JUDGE_PROMPT_VERSION}) ({Q.JUDGE_INFO})",
+                "judge {{judge_model}} prompt {{judge_prompt_version}}",
+                ref_id="C",
+            ),
         ],
     )
 

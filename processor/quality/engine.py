@@ -126,10 +126,12 @@ class QualityEngine:
         )
         self.signals = UserSignals(settings.signals, clock=clock)
         self._flags = FlagWriter(self.store, self.metrics, clock=clock)
+        judge = judge or LLMJudge(settings.judge)
+        self.metrics.set_judge(settings.judge.model, getattr(judge, "prompt_version", "custom"))
         self.judging = JudgeScheduler(
             settings,
             metrics=self.metrics,
-            judge=judge or LLMJudge(settings.judge),
+            judge=judge,
             charts=self.charts,
             flags=self._flags,
             on_feature=self._feature,

@@ -20,6 +20,7 @@ Errors::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -56,6 +57,7 @@ __all__ = [
     "check_system_prompt",
     "dimensions_for",
     "parse_verdict",
+    "prompt_version",
     "verdict_is_bad",
 ]
 
@@ -274,6 +276,26 @@ def _clip_head(text: str, limit: int) -> str:
     return text if len(text) <= limit else _CLIPPED + text[len(text) - limit :]
 
 
+def prompt_version(system_prompt: str, examples: Sequence[JudgeExample] = ()) -> str:
+    """A 12-hex digest of what the judge is asked: the call and session prompts with their rubrics
+    and the few-shot examples; it changes whenever a prompt edit could change the scores."""
+    digest = hashlib.sha256()
+    for part in (system_prompt, _SESSION_SYSTEM_PROMPT, *_RUBRIC.values(), *_SESSION_RUBRIC.values()):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for example in examples:
+        sample = example.sample
+        for part in (
+            example.label,
+            example.note or "",
+            sample.output_text or "",
+            repr(sample.input_messages),
+        ):
+            digest.update(part.encode())
+            digest.update(b"\0")
+    return digest.hexdigest()[:12]
+
+
 class LLMJudge:
     """Judges samples over HTTP. One instance serves every worker; it holds no per-call state.
 
@@ -298,6 +320,8 @@ class LLMJudge:
         self.settings = settings
         self._system_prompt = check_system_prompt(system_prompt)
         self._examples = tuple(examples)
+        self.prompt_version = prompt_version(self._system_prompt, self._examples)
+        """See :func:`prompt_version`: exported as ``llmpulse_judge_info``."""
         self._client = client or httpx.AsyncClient(timeout=settings.timeout_s)
         self._owns_client = client is None
         self._pricing = pricing if pricing is not None else PricingTable.load()

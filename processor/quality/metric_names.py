@@ -18,6 +18,8 @@ DIMENSION: Final = "dimension"
 SOURCE: Final = "source"
 STATISTIC: Final = "statistic"
 TOKEN_TYPE: Final = "token_type"
+JUDGE_MODEL: Final = "judge_model"
+JUDGE_PROMPT_VERSION: Final = "judge_prompt_version"
 PROBE: Final = "probe"
 RESULT: Final = "result"
 
@@ -108,6 +110,7 @@ JUDGE_TOKENS_TOTAL: Final = "llmpulse_judge_tokens_total"
 JUDGE_COST_USD_TOTAL: Final = "llmpulse_judge_cost_usd_total"
 JUDGE_QUEUE_SAMPLES: Final = "llmpulse_judge_queue_samples"
 JUDGE_CIRCUIT_OPEN: Final = "llmpulse_judge_circuit_open"
+JUDGE_INFO: Final = "llmpulse_judge_info"
 JUDGE_AGREEMENT_RATIO: Final = "llmpulse_judge_human_agreement_ratio"
 JUDGE_LABELLED_SAMPLES: Final = "llmpulse_judge_human_labelled_samples"
 SPC_VALUE: Final = "llmpulse_spc_value"
@@ -174,6 +177,13 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(JUDGE_COST_USD_TOTAL, "counter", (), "Judge spend in US dollars."),
     MetricSpec(JUDGE_QUEUE_SAMPLES, "gauge", (), "Samples waiting for the judge."),
     MetricSpec(JUDGE_CIRCUIT_OPEN, "gauge", (), "1 while the judge's circuit breaker is open."),
+    MetricSpec(
+        JUDGE_INFO,
+        "gauge",
+        (JUDGE_MODEL, JUDGE_PROMPT_VERSION),
+        "1 for the judge configuration in use: its model and prompt version (a digest of the prompts,"
+        " rubrics and few-shot examples), to tell which judge produced which scores.",
+    ),
     MetricSpec(
         JUDGE_AGREEMENT_RATIO, "gauge", _UF, "Share of human-labelled samples where the judge agreed."
     ),

@@ -75,6 +75,7 @@ class QualityMetrics:
         self.judge_cost = m[Q.JUDGE_COST_USD_TOTAL]
         self.judge_queue = m[Q.JUDGE_QUEUE_SAMPLES]
         self.judge_circuit_open = m[Q.JUDGE_CIRCUIT_OPEN]
+        self.judge_info = m[Q.JUDGE_INFO]
         self.agreement = m[Q.JUDGE_AGREEMENT_RATIO]
         self.labelled = m[Q.JUDGE_LABELLED_SAMPLES]
         self._spc = {
@@ -104,6 +105,11 @@ class QualityMetrics:
         self.canary_last_run = m[Q.CANARY_LAST_RUN]
         self.judge_tokens.labels("input")
         self.judge_tokens.labels("output")
+
+    def set_judge(self, model: str, prompt_version: str) -> None:
+        """Export the judge configuration in use (one series: the previous one is removed)."""
+        self.judge_info.clear()
+        self.judge_info.labels(model, prompt_version).set(1.0)
 
     def init_feature(self, key: tuple[str, str]) -> None:
         """Pre-create the counters of a (service, feature) so rates exist before the first event."""

@@ -84,8 +84,31 @@ _TRACKING = (
 )
 
 
+def _newer_error(done: set[int], known: set[int]) -> StoreSchemaError:
+    return StoreSchemaError(
+        f"the store's schema is at version {max(done)}, this llmpulse knows up to {max(known)}:"
+        " upgrade llmpulse (a newer version migrated this database)"
+    )
+
+
+def _current(conn: Any) -> bool:
+    """Whether the schema is already at this version: read only, so that a user who may only
+    read (a console with a read-only role) opens a migrated store without writing anything."""
+    with conn.transaction():
+        (table,) = conn.execute("SELECT to_regclass('schema_migrations')").fetchone()
+        if table is None:
+            return False
+        done = {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations").fetchall()}
+    known = {version for version, _, _ in MIGRATIONS}
+    if done - known:
+        raise _newer_error(done, known)
+    return done >= known
+
+
 def migrate(conn: Any) -> list[int]:
     """Apply the migrations ``conn``'s database lacks; returns the versions applied (often [])."""
+    if _current(conn):
+        return []
     applied: list[int] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK,))
@@ -93,10 +116,7 @@ def migrate(conn: Any) -> list[int]:
         done = {int(v) for (v,) in conn.execute("SELECT version FROM schema_migrations").fetchall()}
         known = {version for version, _, _ in MIGRATIONS}
         if done - known:
-            raise StoreSchemaError(
-                f"the store's schema is at version {max(done)}, this llmpulse knows up to {max(known)}:"
-                " upgrade llmpulse (a newer version migrated this database)"
-            )
+            raise _newer_error(done, known)
         for version, name, sql in MIGRATIONS:
             if version in done:
                 continue

@@ -42,6 +42,7 @@ from llmpulse.processor.store.protocols import (
     ResetRequest,
     StateStore,
     StoreError,
+    StoreReadOnly,
     StoreUnavailable,
 )
 from llmpulse.processor.store.sqlite_budget import ADMIT_SQL, SETTLE_SQL
@@ -206,12 +207,17 @@ class PostgresFlagged:
         """Record a human label (``good`` or ``bad``); False when there is no such sample."""
         if label not in LABELS:
             raise ValueError(f"label must be one of {', '.join(LABELS)}, got {label!r}")
-        with self._pool.connection() as conn:
-            cursor = conn.execute(
-                "UPDATE flagged SET label = %s, label_note = %s, labelled_at = %s WHERE id = %s",
-                (label, note, time.time() if now is None else now, sample_id),
-            )
-            return cursor.rowcount == 1
+        import psycopg
+
+        try:
+            with self._pool.connection() as conn:
+                cursor = conn.execute(
+                    "UPDATE flagged SET label = %s, label_note = %s, labelled_at = %s WHERE id = %s",
+                    (label, note, time.time() if now is None else now, sample_id),
+                )
+                return cursor.rowcount == 1
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreReadOnly(f"this database user may not write labels ({exc})") from None
 
     def agreement(self) -> dict[tuple[str, str], tuple[int, int]]:
         """Per (service, feature): (judged samples with a human label, of which the judge agreed)."""

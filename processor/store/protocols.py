@@ -35,6 +35,7 @@ __all__ = [
     "ResetRequest",
     "StateStore",
     "StoreError",
+    "StoreReadOnly",
     "StoreSchemaError",
     "StoreUnavailable",
 ]
@@ -49,6 +50,10 @@ class StoreError(Exception):
 
 class StoreUnavailable(StoreError):
     """The database cannot be reached or opened."""
+
+
+class StoreReadOnly(StoreError):
+    """The store may be read but not written (a read-only database user or file)."""
 
 
 class StoreSchemaError(StoreError):

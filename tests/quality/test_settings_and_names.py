@@ -68,6 +68,7 @@ def test_every_declared_series_is_exported_and_no_name_clashes_with_the_processo
     metrics.judge_cost.inc(0)
     metrics.content_age.labels("s", "f").set(0)
     metrics.content_state.labels("s", "f", Q.CONTENT_SEEN).set(1)
+    metrics.set_judge("judge-model", "0123456789ab")
     # store_dropped: its reasons are pre-created by QualityMetrics
     exported = {
         s.name for family in registry.collect() for s in family.samples if not s.name.endswith("_created")

@@ -106,6 +106,7 @@ def test_engine_dashboards_filter_on_service_and_feature(
         "llmpulse_judge_tokens_total",
         "llmpulse_judge_queue_samples",
         "llmpulse_judge_circuit_open",
+        "llmpulse_judge_info",
         "llmpulse_drift_samples_dropped_total",
         "llmpulse_drift_queue_samples",
         "llmpulse_drift_embed_seconds_bucket",
