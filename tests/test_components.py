@@ -142,3 +142,11 @@ def test_collector_forwards_spans_to_the_processor_endpoint(start_collector, otl
     assert spans, f"the collector did not forward the span; log:\n{collector.process.log_tail()}"
     attrs = {kv.key: kv.value for kv in spans[0].attributes}
     assert attrs[attributes.GEN_AI_USAGE_INPUT_TOKENS].int_value == 12
+
+
+def test_distinct_free_ports_never_repeat() -> None:
+    # one port per stack component, chosen at once: ports taken one by one can repeat (a closed
+    # port may be handed out again at once), which once gave the collector the processor's port
+    ports = components.distinct_free_ports(40)
+    assert len(set(ports)) == 40
+    assert all(1024 <= port <= 65535 for port in ports)

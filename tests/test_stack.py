@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from llmpulse.stack.local import FAKE_JUDGE_NOTE, Stack, StackPorts, components
+from llmpulse.stack.local import FAKE_JUDGE_NOTE, Stack, StackPorts, free_ports
 from llmpulse.testing.polling import wait_until
 
 pytestmark = pytest.mark.components
@@ -48,7 +47,7 @@ def _sample(text: str, series: str) -> float:
 
 
 def _free_ports() -> StackPorts:
-    return StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
+    return free_ports()
 
 
 def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:

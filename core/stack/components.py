@@ -56,6 +56,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def distinct_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` TCP ports free on ``host`` right now and all different: the sockets are held
+    until every port is chosen (ports taken one by one can repeat, since a closed port may be
+    handed out again at once)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sockets.append(sock)
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def _with_bootstrap(hint: str) -> str:
     return f"{BOOTSTRAP_HINT}, or {hint}" if files.checkout_root() is not None else hint
 

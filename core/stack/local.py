@@ -461,8 +461,10 @@ def default_state_dir() -> Path:
 
 
 def free_ports() -> StackPorts:
-    """Ports that are free right now, one per component (``--free-ports``)."""
-    return StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
+    """Ports that are free right now, one per component and all different (``--free-ports``)."""
+    fields = dataclasses.fields(StackPorts)
+    ports = components.distinct_free_ports(len(fields))
+    return StackPorts(**{f.name: port for f, port in zip(fields, ports, strict=True)})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

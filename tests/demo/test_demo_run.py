@@ -11,7 +11,6 @@ not asserted; every incident whose alert is defined must be detected (today all 
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import json
 import re
@@ -26,7 +25,7 @@ from llmpulse.demo.rules import alert_rules
 from llmpulse.demo.runner import DemoOptions, run_demo
 from llmpulse.demo.scenario import INCIDENTS
 from llmpulse.demo.view import PlainView
-from llmpulse.stack.local import StackPorts, components
+from llmpulse.stack.local import free_ports
 
 pytestmark = pytest.mark.components
 
@@ -36,7 +35,7 @@ SPEED = 120.0  # 6.7 simulated hours in 3.3 minutes
 def test_every_incident_with_a_rule_reaches_the_webhook_and_nothing_else_fires(
     tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
-    ports = StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
+    ports = free_ports()
     out = io.StringIO()
     options = DemoOptions(tmp_path / "state", speed=SPEED, ports=ports, refresh_s=10.0)
     result = run_demo(options, PlainView(out))

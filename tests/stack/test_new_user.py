@@ -17,7 +17,6 @@ are checked per service; the first error burst of ``shop`` puts its error alert 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import httpx
 import pytest
 
 from llmpulse.contract.pricing import PricingTable
-from llmpulse.stack.local import Stack, StackPorts, components
+from llmpulse.stack.local import Stack, free_ports
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.otlp import make_request
 from llmpulse.testing.polling import wait_until
@@ -110,7 +109,7 @@ def provider() -> Iterator[FakeProvider]:
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    ports = StackPorts(**{f.name: components.free_port() for f in dataclasses.fields(StackPorts)})
+    ports = free_ports()
     stack = Stack(tmp_path / "state", ports)
     lines: list[str] = []
     try:
