@@ -40,7 +40,7 @@ prometheus3: ## build Prometheus 3 and Alertmanager 0.35 from the Go module prox
 	@bash scripts/build_prometheus3.sh
 
 test-prometheus3: prometheus3 ## the rule and stack tests on Prometheus 3 and Alertmanager 0.35
-	@PATH="$(CURDIR)/.cache/prometheus3/bin:$$PATH" $(PY) -m pytest tests/stack
+	@LLMPULSE_PROMETHEUS3=1 PATH="$(CURDIR)/.cache/prometheus3/bin:$$PATH" $(PY) -m pytest tests/stack
 
 dashboards: ## regenerate dashboards/generated/*.json from the dashboard code
 	@$(PY) -m dashboards.build

@@ -422,6 +422,10 @@ class DriftEngine:
             saved = read_references(path, self.embedder.name, dimensions)
         else:
             saved = decode_references(path.load_references(), self.embedder.name, dimensions, "store")
+        return self._restore(saved, path)
+
+    def _restore(self, saved: Any, source: object) -> int:
+        """Restore decoded references (``read_references``/``decode_references``); how many."""
         restored = 0
         with self._state_lock:
             for arrays, meta in saved:
@@ -446,7 +450,7 @@ class DriftEngine:
                 self._export_windows(state)
                 restored += 1
         if restored:
-            logger.info("event=drift_references_restored count=%d path=%s", restored, path)
+            logger.info("event=drift_references_restored count=%d path=%s", restored, source)
         return restored
 
     # --- ownership (a Kafka owner topic moves keys between replicas) ------------------------
@@ -459,7 +463,10 @@ class DriftEngine:
             self._disowned -= wanted
             self._forget(wanted)
         rows = {key: blob for key, blob in references.load_references().items() if key in wanted}
-        return self.load_state(_Rows(rows)) if rows else 0
+        if not rows:
+            return 0
+        dimensions = getattr(self.embedder, "dimensions", None)
+        return self._restore(decode_references(rows, self.embedder.name, dimensions, "store"), "store")
 
     def release_keys(
         self, keys: Collection[tuple[str, str]] | None, references: DriftReferences | None
@@ -518,22 +525,3 @@ class DriftEngine:
         """Bytes held in vector buffers across features (bounded by the settings)."""
         with self._state_lock:
             return sum(state.memory_bytes() for state in self._features.values())
-
-
-class _Rows:
-    """Stored reference rows already read, in the shape :meth:`DriftEngine.load_state` reads."""
-
-    def __init__(self, rows: dict[tuple[str, str], bytes]) -> None:
-        self._rows = rows
-
-    def load_references(self) -> dict[tuple[str, str], bytes]:
-        return self._rows
-
-    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None:
-        raise NotImplementedError("read-only rows")
-
-    def close(self) -> None:
-        """Nothing to close."""
-
-    def __str__(self) -> str:
-        return "store"
