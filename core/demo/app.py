@@ -9,9 +9,14 @@ request belongs to (:class:`llmpulse.context`), to mark its pipeline steps
 
 Each feature of :data:`llmpulse.demo.scenario.FEATURES` receives Poisson arrivals at its rate.
 A RAG request: retrieval (vector store), rerank, the LLM call through the official ``openai``
-or ``anthropic`` package, then what the user does (thumbs, follow-up, abandon). The app-side
-incidents (slow retrieval, prompt bloat, new topics, abandonment) switch on while their key is
-in the scenario file; ``"stop": true`` there ends the process after the requests in flight.
+or ``anthropic`` package, then what the user does (thumbs, follow-up, abandon); ``support-chat``
+requests are conversations of such questions (``llmpulse.context(conversation_id=...)``). An
+agent request (``trip-agent``): an ``llmpulse.agent`` run of LLM calls and ``llmpulse.tool``
+calls per turn, in a conversation of one to three turns. Every call carries the time the app
+made it (:func:`_sent_at`). The app-side incidents (slow retrieval, prompt bloat, new topics,
+abandonment, users leaving after the first answer, a failing tool, a looping agent) switch on
+while their key is in the scenario file; ``"stop": true`` there ends the process after the
+requests in flight.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from llmpulse.demo.scenario import FEATURES, Feature, read_active
+from llmpulse.demo.provider import SENT_AT_HEADER
+from llmpulse.demo.scenario import AGENT, AGENT_TOOL, EXIT_SHARE, FEATURES, LOOP_REPEATS, Feature, read_active
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +53,7 @@ QUESTIONS = (
     "How do I cancel my subscription at the end of the month?",
 )
 _OPENERS = ("", "", "Hi, ", "Hello! ", "Quick question: ", "Please help. ", "Thanks in advance. ")
+_FOLLOW_UP_OPENERS = ("", "", "Thanks. ", "One more thing: ", "Also, ", "OK. ")
 _CONTEXTS = (
     "",
     "",
@@ -61,6 +68,17 @@ NEW_TOPIC_QUESTIONS = (
     "When will Atlas voice be available on Android tablets?",
     "Can Atlas voice read my calendar aloud while driving?",
     "Is my Atlas voice recording stored on your servers?",
+)
+_CITIES = ("Lisbon", "Porto", "Madrid", "Rome", "Vienna", "Prague", "Oslo", "Dublin", "Athens")
+TRIP_QUESTIONS = (
+    "Find me a flight to {city} next weekend.",
+    "Plan a three-day trip to {city} in spring, flights included.",
+    "What is the cheapest way to get to {city} from Berlin?",
+    "Book a return flight to {city} for two adults.",
+    "I need to be in {city} by Monday morning, what are my options?",
+    "Suggest a weekend itinerary for {city} with flights and a hotel.",
+    "Is there a direct flight to {city} in the evening?",
+    "Change my trip so that I fly to {city} one day later.",
 )
 DOCUMENTS_TO_SUMMARIZE = (
     "Ticket 4411: customer says the payment failed twice, card ending 0042, asks for retry.",
@@ -111,6 +129,19 @@ def _lognormal(rng: random.Random, median: float, sigma: float) -> float:
     return median * math.exp(rng.gauss(0.0, sigma))
 
 
+THINK_S = 0.5
+"""Median seconds a user reads and types between two turns of a conversation. Real seconds, as
+the latencies are (the traffic is not time-compressed), so well inside the demo's session
+timeout (``llmpulse.demo.rules.SESSION_TIMEOUT_FLOOR_S``)."""
+
+
+def _sent_at() -> dict[str, str]:
+    """The request header that says when the app made the call: the scripted provider counts its
+    latency from there, so time the loaded machine took before the request reached it is part of
+    the scripted latency rather than added to it (:mod:`llmpulse.demo.provider`)."""
+    return {SENT_AT_HEADER: f"{time.time():.6f}"}
+
+
 class DemoApp:
     """Sends the traffic; every dependency (clients, scenario reader, clock) is passed in."""
 
@@ -137,23 +168,53 @@ class DemoApp:
             return random.Random(self._rng.random())
 
     def handle(self, feature: Feature) -> None:
-        """One user request of ``feature``, end to end. Never raises."""
+        """One user request of ``feature`` (a call, a conversation, an agent's conversation), end
+        to end. Never raises."""
         try:
-            with self._llmpulse.context(
-                feature=feature.name, session_id=f"s{self._random().randrange(10**6)}"
-            ):
-                if feature.rag:
-                    self._rag(feature, self._random(), self._active())
-                else:
-                    self._summarize(feature, self._random(), self._active())
+            rng = self._random()
+            if feature.agent:
+                with self._llmpulse.context(feature=feature.name):
+                    self._agent(feature, rng)
+            elif feature.turns != (1,):
+                with self._llmpulse.context(feature=feature.name):
+                    self._chat(feature, rng)
+            else:  # one call per request, under a session id of its own (as many apps do)
+                with self._llmpulse.context(feature=feature.name, session_id=f"s{rng.randrange(10**6)}"):
+                    if feature.rag:
+                        self._rag(feature, rng, self._active())
+                    else:
+                        self._summarize(feature, rng, self._active())
         except Exception:  # the app keeps serving; the instrumentation already recorded the failure
             logger.debug("event=demo_request_failed feature=%s", feature.name, exc_info=True)
 
-    def _rag(self, feature: Feature, rng: random.Random, active: frozenset[str]) -> None:
+    def _chat(self, feature: Feature, rng: random.Random) -> None:
+        """A conversation: questions one after another, the user reading and typing in between;
+        it ends early when the user abandons (or a call fails). In the ``first_answer_exit``
+        incident most users leave after the first answer without a word."""
+        turns = rng.choice(feature.turns)
+        silent_exit = "first_answer_exit" in self._active() and rng.random() < EXIT_SHARE
+        with self._llmpulse.context(conversation_id=f"chat-{rng.randrange(10**9)}"):
+            for turn in range(1 if silent_exit else turns):
+                if turn:
+                    time.sleep(_lognormal(rng, THINK_S, 0.3))
+                if not self._rag(feature, rng, self._active(), react=not silent_exit, follow_up=turn > 0):
+                    return
+
+    def _rag(
+        self,
+        feature: Feature,
+        rng: random.Random,
+        active: frozenset[str],
+        *,
+        react: bool = True,
+        follow_up: bool = False,
+    ) -> bool:
+        """One question answered from retrieved context; False when the user abandons."""
         llmpulse = self._llmpulse
         support = feature.name == "support-chat"
         topics = NEW_TOPIC_QUESTIONS if support and "topic_shift" in active else QUESTIONS
-        question = rng.choice(_OPENERS) + rng.choice(topics) + rng.choice(_CONTEXTS)
+        opener = rng.choice(_FOLLOW_UP_OPENERS if follow_up else _OPENERS)
+        question = opener + rng.choice(topics) + rng.choice(_CONTEXTS)
         k = 3 if support else 5
         if feature.name == "doc-qa" and "cost_spike" in active:
             k *= 10  # prompt bloat: a template change stuffs far more context in
@@ -170,43 +231,87 @@ class DemoApp:
         response_id = None
         if support and rng.random() < 1 / 3:
             stream = self._openai.chat.completions.create(
-                model=feature.model, messages=messages, stream=True, stream_options={"include_usage": True}
+                model=feature.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=_sent_at(),
             )
             for _ in stream:
                 pass
         else:
-            response = self._openai.chat.completions.create(model=feature.model, messages=messages)
+            response = self._openai.chat.completions.create(
+                model=feature.model, messages=messages, extra_headers=_sent_at()
+            )
             response_id = response.id
-        self._user_reaction(feature, rng, active, response_id)
+        return self._user_reaction(feature, rng, active, response_id) if react else True
+
+    def _agent(self, feature: Feature, rng: random.Random) -> None:
+        """A trip-planning agent in a conversation of a few turns: each turn is a run that searches
+        flights (one LLM call and one search per leg), then answers. The incidents make the search
+        fail, or the agent loop on one search."""
+        llmpulse = self._llmpulse
+        with llmpulse.context(conversation_id=f"trip-{rng.randrange(10**9)}"):
+            for turn in range(rng.choice(feature.turns)):
+                if turn:
+                    time.sleep(_lognormal(rng, THINK_S, 0.3))
+                active = self._active()
+                looping, failing = "agent_loop" in active, "tool_failure" in active
+                with llmpulse.agent(AGENT):
+                    text = rng.choice(TRIP_QUESTIONS).format(city=rng.choice(_CITIES))
+                    question = [
+                        {"role": "user", "content": rng.choice(_OPENERS) + text + rng.choice(_CONTEXTS)}
+                    ]
+                    legs = LOOP_REPEATS if looping else rng.choice((1, 2))
+                    for leg in range(legs):
+                        self._openai.chat.completions.create(
+                            model=feature.model, messages=question, extra_headers=_sent_at()
+                        )
+                        arguments = (
+                            {"to": "LIS", "date": "2026-12-24"} if looping else {"leg": leg, "turn": turn}
+                        )
+                        try:
+                            with llmpulse.tool(AGENT_TOOL, arguments=arguments):
+                                time.sleep(_lognormal(rng, 0.03, 0.3))
+                                if failing and rng.random() < 0.6:
+                                    raise TimeoutError("flight search timed out")
+                        except TimeoutError:
+                            pass  # the agent answers without that leg's flights
+                    self._openai.chat.completions.create(
+                        model=feature.model, messages=question, extra_headers=_sent_at()
+                    )
 
     def _summarize(self, feature: Feature, rng: random.Random, active: frozenset[str]) -> None:
         self._anthropic.messages.create(
             model=feature.model,
             max_tokens=300,
             messages=[{"role": "user", "content": "Summarize:\n" + rng.choice(DOCUMENTS_TO_SUMMARIZE)}],
+            extra_headers=_sent_at(),
         )
 
     def _user_reaction(
         self, feature: Feature, rng: random.Random, active: frozenset[str], response_id: str | None
-    ) -> None:
-        """What the user does after the answer (thumbs are 1 up / 0 down, as the processor expects)."""
+    ) -> bool:
+        """What the user does after the answer (thumbs are 1 up / 0 down, as the processor
+        expects); False when the user abandons."""
         feedback = self._llmpulse.feedback
         support = feature.name == "support-chat"
         abandon, coverage, happy = 0.05, 0.25, 0.8
         if support and "abandonment_surge" in active:
-            abandon, coverage, happy = 0.55, 0.10, 0.95  # the unhappy leave; the survivors click up
+            abandon, coverage, happy = 0.55, 0.20, 0.97  # the unhappy leave; the survivors click up
         elif support and "quality_regression" in active:
             abandon, coverage, happy = 0.10, 0.30, 0.45
         if rng.random() < abandon:
             feedback("abandoned", 1, response_id=response_id)
-            return
+            return False
         if rng.random() < coverage:
             feedback("thumbs", 1 if rng.random() < happy else 0, response_id=response_id)
         if rng.random() < 0.1:
             feedback("follow_up", 1, response_id=response_id)
+        return True
 
 
-def run(app: DemoApp, stop: Callable[[], bool], *, workers: int = 24) -> None:
+def run(app: DemoApp, stop: Callable[[], bool], *, workers: int = 96) -> None:
     """Poisson arrivals per feature until ``stop()``; then wait for the requests in flight."""
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="demo-request") as pool:
         rng = random.Random(3)

@@ -3,6 +3,11 @@
 :func:`reply_for` is the :meth:`FakeProvider.set_handler` function the demo installs. Normal
 replies have per-model log-normal latency, streamed time to first token, answers of varying
 length (noise that must not page anybody).
+Latencies are counted from the moment the app made the call (the :data:`SENT_AT_HEADER` the
+demo app sends), not from when the request reached this server: on a loaded machine the app's
+own work before sending, the loopback hop and this server's thread waking up take time, which is
+then spent inside the scripted latency instead of being added to it. What the machine adds after
+the answer is written (the client reading it) is still measured, as it would be in production.
 Incidents while active: an error burst (HTTP 500/503 for a share of one model's calls), a
 weaker model answering (short, wrong answers, with the weaker model's name as the response
 model) and a silent model change (another response
@@ -16,22 +21,29 @@ import json
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 
 from llmpulse.demo.scenario import ScenarioState
 from llmpulse.testing.fake_judge import JUDGE_MARKER
 from llmpulse.testing.fake_provider import FakeReply, RecordedRequest
 
-__all__ = ["BAD_ANSWERS", "JUDGE_MARKER", "WORSE_MODEL", "reply_for"]
+__all__ = ["BAD_ANSWERS", "JUDGE_MARKER", "SENT_AT_HEADER", "WORSE_MODEL", "reply_for"]
 
 JUDGE_DIMENSIONS = ("correctness", "completeness", "tone", "relevance", "groundedness")
 
-# Median latency (s) per requested model, log-normal with _SIGMA. The medians sit in the middle
-# (log scale) of a bucket of the semconv duration histogram (0.32-0.64 s, 0.64-1.28 s), so
-# that the few calls per compressed window do not move the p95 across a bucket by chance.
 WORSE_MODEL = "gpt-4o-mini-lite"
 """The response model of the quality regression's answers (the weaker model)."""
-_LATENCY = {"gpt-4o-mini": 0.45, "gpt-4o": 0.9, "claude-haiku-4-5": 0.85}
+SENT_AT_HEADER = "x-llmpulse-demo-sent-at"
+"""Request header: unix seconds when the demo app made the call."""
+
+# Median latency and streamed time to first token (s) per requested model, log-normal with
+# _SIGMA: realistic for hosted models, and in the lower part of a bucket of the semconv duration
+# histogram (1.28-2.56 s; 0.64-1.28 s for the first token), so that the p95 read from the buckets
+# stays well inside its bucket: a call 0.2 s late does not carry a window's p95 across a bucket
+# boundary (which the latency and TTFT regression alerts would read as 50% slower).
+_LATENCY = {"gpt-4o-mini": 1.5, "gpt-4o": 1.6, "claude-haiku-4-5": 1.5, "gpt-4.1-mini": 1.5}
+_TTFT = 0.7
 _SIGMA = 0.15
 
 GOOD_ANSWERS = (
@@ -82,12 +94,25 @@ def _judge_verdict(rng: random.Random, text: str) -> FakeReply:
     return FakeReply(text=json.dumps({**scores, "explanation": explanation}), latency=0.05)
 
 
+def _sent_at(request: RecordedRequest) -> float | None:
+    try:
+        return float(request.headers[SENT_AT_HEADER])
+    except (KeyError, ValueError):
+        return None
+
+
 def reply_for(
-    state: ScenarioState, *, seed: int = 7, latency_scale: float = 1.0
+    state: ScenarioState,
+    *,
+    seed: int = 7,
+    latency_scale: float = 1.0,
+    clock: Callable[[], float] = time.time,
 ) -> Callable[[RecordedRequest], FakeReply]:
     """The handler the demo's fake provider uses; reads the running incidents from ``state``.
 
-    ``latency_scale`` multiplies every delay (tests make the provider fast with it).
+    ``latency_scale`` multiplies every delay (tests make the provider fast with it). A request
+    carrying :data:`SENT_AT_HEADER` waits until that time (``clock``, unix seconds) plus its
+    scripted latency: what already passed since the app made the call is not waited again.
     """
     rng = random.Random(seed)
     lock = threading.Lock()  # handler calls come from the server's threads
@@ -97,6 +122,11 @@ def reply_for(
         model = str(body.get("model", ""))
         active = state.active
         text = _messages_text(body)
+        sent = _sent_at(request)
+
+        def left(delay: float) -> float:  # what is left of ``delay`` since the app made the call
+            return delay if sent is None else max(0.0, sent + delay - clock())
+
         with lock:
             if JUDGE_MARKER in text:
                 return _judge_verdict(rng, text)
@@ -104,7 +134,7 @@ def reply_for(
                 return FakeReply(latency=0.01)
             latency = latency_scale * _lognormal(rng, _LATENCY.get(model, 0.5))
             if "error_burst" in active and model == "gpt-4o-mini" and rng.random() < 0.35:
-                return FakeReply(status=rng.choice((500, 503)), latency=latency / 3)
+                return FakeReply(status=rng.choice((500, 503)), latency=left(latency / 3))
             stream = bool(body.get("stream"))
             response_model = None
             if "quality_regression" in active and model == "gpt-4o-mini":
@@ -117,16 +147,16 @@ def reply_for(
             if "silent_model_change" in active and model == "claude-haiku-4-5":
                 response_model = "claude-3-5-haiku"
             if stream:
-                ttft = latency_scale * _lognormal(rng, 0.22)
+                ttft = latency_scale * _lognormal(rng, _TTFT)
                 chunks = 8
                 return FakeReply(
                     text=answer,
                     model=response_model,
                     latency=0.0,
-                    time_to_first_token=ttft,
+                    time_to_first_token=left(ttft),
                     chunk_delay=max(0.0, (latency - ttft) / chunks),
                     chunks=chunks,
                 )
-            return FakeReply(text=answer, model=response_model, latency=latency)
+            return FakeReply(text=answer, model=response_model, latency=left(latency))
 
     return reply

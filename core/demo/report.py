@@ -94,7 +94,9 @@ class DemoResult:
 
 
 def _detects(alert: FiredAlert, incident: Incident, names: Iterable[str]) -> bool:
-    if alert.name not in set(names) or alert.label("feature") != incident.feature:
+    # agent and tool alerts carry no feature: their agent or tool label (extra_labels) says whose
+    feature = alert.label("feature")
+    if alert.name not in set(names) or (feature is not None and feature != incident.feature):
         return False
     return all(alert.label(k) == v for k, v in incident.extra_labels.items())
 
@@ -113,7 +115,8 @@ def attribute(
     """Credit each alert to the incident it reports; the rest are false alarms.
 
     An alert is credited when its name is one of the incident's alerts (or side effects), its
-    ``feature`` (and e.g. ``step``) labels are the incident's, and it reached the webhook between
+    ``feature`` (when it has one) and e.g. ``step`` or ``tool`` labels are the incident's, and it
+    reached the webhook between
     the incident's start and the next incident's start. ``has_data(expr)`` says whether an
     incident's ``requires`` query returns data (default: assume it does).
     """

@@ -142,7 +142,13 @@ def alert_rules(paths: Iterable[Path] | None = None) -> dict[str, AlertRule]:
     return found
 
 
-SUPPORT_JUDGE_RATE = 0.35
+SUPPORT_JUDGE_RATE = 0.3
+JUDGE_RATES = {"support-chat": SUPPORT_JUDGE_RATE, "trip-agent": 0.0}
+"""Per-feature judge rates of the demo; the others keep the default (5%)."""
+SESSION_TIMEOUT_FLOOR_S = 10.0
+"""The demo's shortest session timeout, in real seconds. Turns of a conversation are a few real
+seconds apart (latencies and the users' reading time are not compressed), so the shipped 3
+minutes divided by a high speed would close conversations between two turns."""
 _WARMUP_SHARE = 0.7  # of the warm-up phase: the first calls take a few seconds to arrive
 _MIN_CALLS, _MIN_VERDICTS = 5, 3  # per window: fewer would make a p95 or a mean meaningless
 
@@ -166,7 +172,7 @@ def spc_windows(speed: float) -> SpcWindows:
     features are judged at the default 5%, too few verdicts for a chart in a demo.
     """
     seconds = WARMUP_MIN * 60.0 / speed * _WARMUP_SHARE
-    calls = {f.name: f.rate_per_s * seconds for f in FEATURES}
+    calls = {f.name: f.calls_per_s * seconds for f in FEATURES}
     verdicts = calls["support-chat"] * SUPPORT_JUDGE_RATE
     windows = max(
         2, min(DEFAULT_WARMUP, int(min(calls.values()) // _MIN_CALLS), int(verdicts // _MIN_VERDICTS))
@@ -181,20 +187,23 @@ def engine_settings(speed: float) -> str:
     The quality and drift engines do not window by the clock alone, so rewriting the rules is
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
-    would take hours to fill. The demo judges 35% of the ``support-chat`` calls (1.75 verdicts/s,
-    under the judge's default rate limit of 2/s, so verdicts do not queue up and lag), sizes the
+    would take hours to fill. The demo judges 30% of the ``support-chat`` calls (about 1.5
+    verdicts/s; with the other features' 5%, under the judge's default rate limit of 2/s, so
+    verdicts do not queue up and lag), none of the ``trip-agent`` calls and no whole
+    conversations (session judging would add to the judge's rate), sizes the
     SPC windows so that every chart's warm-up ends before the first incident
     (:func:`spc_windows`; the shipped control limits, designed for that warm-up, and the shipped
-    minimum effects), and uses a smaller drift reference with more warm-up blocks for the
-    similarity chart (its sigma is estimated from them). These are demo settings, not
-    recommendations.
+    minimum effects), closes sessions after the shipped 3 minutes divided by ``speed`` but not
+    under :data:`SESSION_TIMEOUT_FLOOR_S`, and uses a smaller drift reference with more warm-up
+    blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
+    not recommendations.
     """
     window = max(10.0, 3600.0 / speed)
     bucket = max(1.0, 60.0 / speed)
     spc = spc_windows(speed)
     per_feature = "".join(
         f"\n[quality.features.{name}]\nrequests_per_window = {size}\n"
-        + (f"judge_rate = {SUPPORT_JUDGE_RATE}\n" if name == "support-chat" else "")
+        + (f"judge_rate = {JUDGE_RATES[name]}\n" if name in JUDGE_RATES else "")
         for name, size in spc.requests_per_window.items()
     )
     return f"""
@@ -207,6 +216,12 @@ bucket_s = {bucket:g}
 warmup_windows = {spc.warmup_windows}
 scores_per_window = {spc.scores_per_window}
 {per_feature}
+
+[agents]
+session_timeout_s = {max(SESSION_TIMEOUT_FLOOR_S, 180.0 / speed):g}
+run_grace_s = 0.5
+trace_idle_s = 10
+judge_rate = 0
 
 [drift.settings]
 reference_size = 150

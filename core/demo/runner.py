@@ -1,11 +1,12 @@
-"""``llmpulse demo``: a day of realistic LLM traffic and seven incidents, played in a few minutes.
+"""``llmpulse demo``: a day of realistic LLM traffic and ten incidents, played in a few minutes.
 
 The demo starts its own stack (processor, collector, Prometheus with the shipped alert rules
 *time-compressed* by ``--speed``, Alertmanager with its timings compressed alike, a webhook
 sink) and its own scripted fake LLM provider, then runs a small RAG-style app as a separate
 process, instrumented by ``LLMPULSE_ENABLED=1`` alone. On a schedule it injects, one after
 another: a provider error burst, a retrieval slowdown, a quality regression, a cost spike, a
-topic shift, an abandonment surge with happy explicit feedback and a silent model change; each
+topic shift, an abandonment surge with happy explicit feedback, a silent model change, a tool
+that starts failing, an agent that loops and users who leave after the first answer; each
 ends and the system recovers. A live view shows what the stack sees; at the end a table says
 which alert reported each incident and how fast (from the webhook journal), and lists any alert
 that fired with no incident. ``report.md`` (with plots) and ``report.json`` are written too.
@@ -38,6 +39,7 @@ from llmpulse.demo.rules import (
     compress_alertmanager,
     compress_duration,
     engine_settings,
+    parse_duration,
     write_compressed_rules,
 )
 from llmpulse.demo.scenario import Incident, ScenarioState, Schedule
@@ -204,6 +206,11 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
         app = _start_app(options, scenario, provider.base_url)
         view.say(f"==> demo app started (pid {app.pid}); waiting for its first calls in Prometheus ...")
         _wait_for_traffic(prometheus, app)
+        # The baselines average the first rates of the run: let one rule window fill first, so
+        # that none of them is a window still filling up (a rate from a few seconds of traffic).
+        lead_s = min(60.0, parse_duration(compress_duration("5m", options.speed, MIN_WINDOW_S)))
+        view.say(f"==> traffic flowing; {lead_s:g} s for the first rule window to fill ...")
+        time.sleep(lead_s)
         view.say(
             f"==> playing {schedule.total_min / 60:.1f} h of traffic at speed {options.speed:g}: "
             f"{schedule.duration_s / 60:.1f} min"
@@ -244,7 +251,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = subparsers.add_parser(
         "demo",
-        help="realistic traffic with seven scheduled incidents against a local stack; reports detection",
+        help="realistic traffic with ten scheduled incidents against a local stack; reports detection",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

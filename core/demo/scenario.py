@@ -22,8 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = [
+    "AGENT",
+    "AGENT_TOOL",
+    "EXIT_SHARE",
     "FEATURES",
     "INCIDENTS",
+    "LOOP_REPEATS",
     "Feature",
     "Incident",
     "ScenarioState",
@@ -34,20 +38,52 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature of the demo app: its model, provider SDK and calls per second."""
+    """One feature of the demo app: its model, provider SDK and how much traffic it gets.
+
+    ``rate_per_s`` is user requests per second: a single call, an agent's conversation or a
+    chat conversation. ``turns``: a conversation has one of these many turns, drawn uniformly
+    (``(1,)``: every request is on its own, under a session id of its own). ``calls_per_turn``:
+    the LLM calls of one turn on average (an agent's run makes several).
+    """
 
     name: str
     provider: str  # "openai" | "anthropic"
     model: str
     rate_per_s: float
     rag: bool  # retrieval and rerank steps before the call, thumbs feedback after
+    agent: bool = False  # an agent run: LLM calls and tool calls under an invoke_agent span
+    turns: tuple[int, ...] = (1,)
+    calls_per_turn: float = 1.0
+
+    @property
+    def calls_per_s(self) -> float:
+        """LLM calls per second, on average (early exits of a conversation left out)."""
+        return self.rate_per_s * sum(self.turns) / len(self.turns) * self.calls_per_turn
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("support-chat", "openai", "gpt-4o-mini", 5.0, rag=True),
+    # conversations of 2 to 4 questions, 5.7 calls/s (fewer: some users abandon on the way); a
+    # conversation of one question is a user who left after the first answer
+    Feature("support-chat", "openai", "gpt-4o-mini", 2.0, rag=True, turns=(2,) * 6 + (3,) * 5 + (4,) * 4),
     Feature("doc-qa", "openai", "gpt-4o", 2.5, rag=True),
     Feature("summarize", "anthropic", "claude-haiku-4-5", 2.0, rag=False),
+    # its own model: the provider-side incidents pick their calls by model. A run: one call per
+    # leg of the trip (one or two) with its flight search, then the answer: 2.5 calls per turn.
+    Feature(
+        "trip-agent",
+        "openai",
+        "gpt-4.1-mini",
+        0.5,
+        rag=False,
+        agent=True,
+        turns=(2, 2, 3),
+        calls_per_turn=2.5,
+    ),
 )
+AGENT = "trip-planner"  # the trip-agent feature's agent (gen_ai.agent.name)
+AGENT_TOOL = "search_flights"  # the tool that fails in the tool_failure incident
+LOOP_REPEATS = 6  # searches with the same arguments per run in the agent_loop incident (cap: 5)
+EXIT_SHARE = 0.6  # conversations that end after the first answer in the first_answer_exit incident
 
 
 @dataclass(frozen=True)
@@ -87,7 +123,7 @@ class Incident:
 
 
 WARMUP_MIN = 65.0  # the latency and cost baselines skip the last hour: history first
-TAIL_MIN = 10.0
+TAIL_MIN = 30.0  # the last incident's alerts arrive well before the end
 LAG_MIN = 60.0  # an alert may reach the webhook this long after its incident ended
 
 
@@ -100,7 +136,9 @@ def _timeline(*spec: tuple[float, float]) -> list[tuple[float, float]]:
     return out
 
 
-_T = _timeline((20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (70, 10), (25, 0))
+_T = _timeline(
+    (20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (70, 10), (25, 10), (20, 10), (20, 10), (60, 0)
+)  # fmt: skip
 
 INCIDENTS: tuple[Incident, ...] = (
     Incident(
@@ -190,6 +228,8 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         "survivorship risk|abandoned per call",
         where="app",
+        # the users who abandon end their conversation: the session alerts see it too
+        side_effects=("LLMPulseSessionAbandonmentHigh", "LLMPulseSessionSurvivorshipBiasRisk"),
         requires="llmpulse_user_survivorship_risk",
     ),
     Incident(
@@ -201,6 +241,58 @@ INCIDENTS: tuple[Incident, ...] = (
         ("LLMPulseResponseModelChanged",),
         ('sum(feature_model_response_model:llmpulse_model_mismatch:rate5m{{feature="{feature}"}})',),
         "mismatched answers/s",
+    ),
+    Incident(
+        "tool_failure",
+        "a tool starts failing",
+        "trip-agent",
+        *_T[7],
+        f"60% of the agent's {AGENT_TOOL} tool calls time out (the flight search backend is down)",
+        ("LLMPulseToolErrorRateHigh",),
+        (
+            f'sum(rate(llmpulse_tool_errors_total{{{{tool="{AGENT_TOOL}"}}}}[{{w}}]))'
+            f' / sum(rate(llmpulse_tool_calls_total{{{{tool="{AGENT_TOOL}"}}}}[{{w}}]))',
+        ),
+        "tool error ratio",
+        where="app",
+        extra_labels={"tool": AGENT_TOOL},
+    ),
+    Incident(
+        "agent_loop",
+        "an agent that loops",
+        "trip-agent",
+        *_T[8],
+        f"the {AGENT} agent calls {AGENT_TOOL} with the same arguments {LOOP_REPEATS} times per run",
+        ("LLMPulseAgentRunaway",),
+        (
+            f'sum(increase(llmpulse_agent_runaway_runs_total{{{{agent="{AGENT}"}}}}[{{w}}]))',
+            f'sum(rate(llmpulse_agent_run_tool_calls_sum{{{{agent="{AGENT}"}}}}[{{w}}]))'
+            f' / sum(rate(llmpulse_agent_run_tool_calls_count{{{{agent="{AGENT}"}}}}[{{w}}]))',
+        ),
+        "runaway runs|tool calls per run",
+        where="app",
+        extra_labels={"agent": AGENT},
+        # about three times the LLM calls per run: the feature's cost per hour and SPC windows move too
+        side_effects=("LLMPulseCostPerHourAnomaly", "LLMPulseQualitySPCAlarm"),
+    ),
+    Incident(
+        "first_answer_exit",
+        "users leave after the first answer",
+        "support-chat",
+        *_T[9],
+        "60% of conversations end after the first answer, silently: no thumbs, no abandon signal",
+        ("LLMPulseSessionAbandonmentHigh",),
+        (
+            'sum(increase(llmpulse_sessions_abandoned_total{{feature="{feature}"}}[{w}]))'
+            ' / sum(increase(llmpulse_sessions_total{{feature="{feature}"}}[{w}]))',
+            'sum(rate(llmpulse_feedback_total{{feature="{feature}",kind="abandoned"}}[{w}]))'
+            ' / sum(feature_model:llmpulse_requests:rate5m{{feature="{feature}"}})',
+        ),
+        "sessions ended after the first answer|abandoned per call",
+        where="app",
+        # the few who stay and rate are as happy as ever: the session survivorship risk is right too
+        side_effects=("LLMPulseSessionSurvivorshipBiasRisk",),
+        requires="llmpulse_sessions_total",
     ),
 )
 

@@ -108,8 +108,10 @@ def chat(res: Resolved, body: dict[str, Any], ids: IdFactory, response_id: str) 
         extra = {"usage": None} if include_usage else {}
         return sse({**head, "choices": [choice], **extra})
 
-    frames = [(0.0, chunk({"role": "assistant", "content": "", "refusal": None}))]
     delays = res.content_delays()
+    # The API sends its first chunk (the role) once the model has its first token: a client's
+    # time to first chunk is the time to first token.
+    frames = [(next(delays), chunk({"role": "assistant", "content": "", "refusal": None}))]
     field = "refusal" if res.refusal is not None else "content"
     for piece in res.content_chunks(res.refusal if res.refusal is not None else res.text):
         frames.append((next(delays), chunk({field: piece})))

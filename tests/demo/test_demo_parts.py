@@ -85,6 +85,9 @@ def test_schedule_runs_every_incident_once_in_order() -> None:
         "topic_shift",
         "abandonment_surge",
         "silent_model_change",
+        "tool_failure",
+        "agent_loop",
+        "first_answer_exit",
     ]
     seen: list[str] = []
     t = 0.0
@@ -247,16 +250,21 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     """The processor parses what the demo appends to its config (a typo would stop `serve`)."""
     import tomllib
 
-    from llmpulse.demo.rules import engine_settings
+    from llmpulse.demo.rules import SESSION_TIMEOUT_FLOOR_S, engine_settings
+    from llmpulse.processor.agents.settings import AgentSettings
     from llmpulse.processor.drift.state import DriftSettings
     from llmpulse.processor.quality.settings import QualitySettings
 
     config = tomllib.loads(engine_settings(120))
     quality = QualitySettings.from_dict(config["quality"])
     assert quality.signals.window_s == 30 and quality.signals.bucket_s == 1
-    assert quality.rate_for("support-chat") == 0.35 and quality.rate_for("doc-qa") == quality.judge_rate
+    assert quality.rate_for("support-chat") == 0.3 and quality.rate_for("doc-qa") == quality.judge_rate
+    assert quality.rate_for("trip-agent") == 0.0
     drift = DriftSettings(**config["drift"]["settings"])
     assert drift.reference_size == 150
+    agents = AgentSettings.from_dict(config["agents"])
+    assert agents.session_timeout_s == SESSION_TIMEOUT_FLOOR_S and agents.judge_rate == 0.0
+    assert AgentSettings.from_dict(tomllib.loads(engine_settings(1))["agents"]).session_timeout_s == 180
     assert tomllib.loads(engine_settings(1))["quality"]["signals"]["window_s"] == 3600
 
 
@@ -264,7 +272,7 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
 def test_every_spc_warm_up_ends_inside_the_demo_warm_up_phase(speed: float) -> None:
     """Traffic is not sped up: at each speed the windows are sized so that every chart of every
     feature (and support-chat's judge score) has its warm-up windows before the first incident."""
-    from llmpulse.demo.rules import spc_windows
+    from llmpulse.demo.rules import SUPPORT_JUDGE_RATE, spc_windows
     from llmpulse.demo.scenario import FEATURES, WARMUP_MIN
 
     windows = spc_windows(speed)
@@ -273,9 +281,10 @@ def test_every_spc_warm_up_ends_inside_the_demo_warm_up_phase(speed: float) -> N
     assert windows.warmup_windows == 100 or speed > 1  # the shipped warm-up when the calls allow it
     for feature in FEATURES:
         size = windows.requests_per_window[feature.name]
-        assert size >= 5 or size * windows.warmup_windows <= feature.rate_per_s * seconds
-        assert size * windows.warmup_windows <= 0.75 * feature.rate_per_s * seconds
-    verdicts = 5.0 * 0.35 * seconds
+        assert size >= 5 or size * windows.warmup_windows <= feature.calls_per_s * seconds
+        assert size * windows.warmup_windows <= 0.75 * feature.calls_per_s * seconds
+    support = next(f for f in FEATURES if f.name == "support-chat")
+    verdicts = support.calls_per_s * SUPPORT_JUDGE_RATE * seconds
     assert windows.scores_per_window * windows.warmup_windows <= 0.75 * verdicts
 
 
