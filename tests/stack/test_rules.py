@@ -70,7 +70,8 @@ if PROMETHEUS3_WANTED:
 def test_every_alert_group_has_a_test_file(rule_groups: list[dict[str, Any]]) -> None:
     alert_groups = {g["name"] for g in rule_groups if any("alert" in r for r in g["rules"])}
     tested = {path.name.removesuffix(".test.yml") for path in RULE_TESTS}
-    assert alert_groups == tested
+    # beside one file per group, one across groups: the rules with several processor replicas
+    assert alert_groups == tested - {"llmpulse-replicas"}
 
 
 def test_every_alert_is_shown_quiet_before_for_and_firing_after(
