@@ -115,8 +115,9 @@ def test_every_alert_is_labelled_annotated_and_has_a_runbook(alert_rules: dict[s
         assert set(annotations) == ANNOTATIONS, name
         assert "$value" in annotations["description"], f"{name}: the description must say the value"
         # The description names what the alert is about: the feature (or, for canaries, the
-        # probe), else the processor instance (pipeline and judge alerts).
-        subject = [f"$labels.{label}" for label in ("feature", "probe", "instance", "agent", "tool")]
+        # probe), else the processor instance (pipeline and judge alerts), or the job for what is
+        # judged over all replicas (ingest stall, the shared judge budget).
+        subject = [f"$labels.{label}" for label in ("feature", "probe", "instance", "job", "agent", "tool")]
         named = [s for s in subject if s in annotations["description"]]
         if rule["labels"]["component"] == "llm":
             # per-call alerts are per service: two apps with one feature name are two alerts
