@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmpulse.processor.drift.state import DriftSettings
+from llmpulse.processor.drift.state import DriftSettings, similarity_chart
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.settings import SpcSettings
@@ -234,13 +234,11 @@ def judge(mode: str) -> Generator:
 
 # --- drift engine -------------------------------------------------------------------------
 def drift_similarity(ts: np.ndarray, at: int | None, rng: np.random.Generator, key: str) -> list[Sample]:
-    """The similarity chart (the drift engine's ``EwmaChart``, ``DriftSettings`` defaults) on
-    blocks of 20 sampled prompts at 0.25 prompts/s; a prompt's similarity to the centroid is
-    N(0.55, 0.08). Incident: 30% of the prompts on a new topic (similarity N(0.25, 0.08))."""
-    s = DriftSettings()
-    chart = EwmaChart(
-        warmup=s.spc_warmup, one_sided="lower", sigma_floor=1e-4, design_limits=s.spc_design_limits
-    )
+    """The similarity chart (the drift engine's ``similarity_chart``: ``DriftSettings`` defaults and
+    its minimum effect) on blocks of 20 sampled prompts at 0.25 prompts/s; a prompt's similarity
+    to the centroid is N(0.55, 0.08). Incident: 30% of the prompts on a new topic (similarity
+    N(0.25, 0.08))."""
+    chart = similarity_chart(DriftSettings())
     prompts = rng.poisson(0.25 * STEP * _daily(ts))
     size = 20
     closed = _windows(prompts, size)
