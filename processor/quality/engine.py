@@ -195,12 +195,20 @@ class QualityEngine:
         restored = self.charts.resume(keys, snapshots)
         _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
 
-    def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+    def release(self, keys: Collection[tuple[str, str]] | None, *, save: bool = True) -> None:
         """Save the changed charts of ``keys`` (None: every key) and forget them and their
         gauges (their partition moved to another replica). Blocks on the store: it runs inside
-        the revocation, so the next owner reads what this one saved."""
+        the revocation, so the next owner reads what this one saved. ``save=False`` (the
+        partition was lost, a new owner may hold the key already): forget without saving."""
         self.flush_counts()
         dirty = self.charts.release(keys)
+        if not save:
+            _log.info(
+                "event=spc_charts_dropped keys=%s charts_not_saved=%d",
+                "all" if keys is None else len(keys),
+                len(dirty),
+            )
+            return
         if dirty:
             try:
                 self.chart_store.save_charts(dirty)
