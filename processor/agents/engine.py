@@ -76,6 +76,9 @@ class AgentEngine:
     # --- the listener -----------------------------------------------------------------
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """An LLM call: to its run (by parent span id) and to its session."""
+        conversation = call.conversation_id
+        if not conversation and not call.parent_span_id:
+            return  # a plain call (no run above it, no session): nothing for this engine
         error = call.outcome == OUTCOME_ERROR
         cost = call.cost_usd or 0.0
         self.runs.add_call(
@@ -88,7 +91,6 @@ class AgentEngine:
         )
         if self.runs.raised:
             self._count_open(call.service, call.environment, call.end_ns)
-        conversation = call.conversation_id
         if conversation:
             end = call.end_ns
             session = self.sessions.observe(
