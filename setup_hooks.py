@@ -32,6 +32,7 @@ STACK_FILES = (
     "alerting/rules/*.yml",
     "alerting/alertmanager.yml",
     "otel-collector.yaml",
+    "otel-collector-kafka.yaml",
     "collector/builder-config.yaml",
 )
 

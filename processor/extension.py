@@ -66,12 +66,15 @@ class KeyOwner(Protocol):
     warm-up). ``release`` runs inside the partition revocation, before Kafka hands the partition
     to another replica: save what changed since the last save, forget the keys' state and remove
     their gauge series (one exporter per key). ``release(None)`` gives up every key held (at the
-    source's start: the assignment hands back what this replica owns).
+    source's start: the assignment hands back what this replica owns). ``save=False`` forgets
+    without saving: the partition was *lost* (this replica's session expired), so Kafka may
+    already have given it to a new owner that resumed and changed the key's state, and a save
+    from here would write an older state over the new owner's.
     """
 
     async def resume(self, keys: Collection[tuple[str, str]]) -> None: ...
 
-    def release(self, keys: Collection[tuple[str, str]] | None) -> None: ...
+    def release(self, keys: Collection[tuple[str, str]] | None, *, save: bool = True) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,9 @@ class ProcessorService:
             pricer=CallPricer(PricingSource(settings.pricing_file)),
         )
         # in-process readers see every count at once; the scrape endpoint shows a new series
-        # at zero first, so that rate() sees its first events (metrics.exposition)
+        # at zero first, so that rate() sees its first events (metrics.exposition). Not with
+        # the Kafka source: a scrape commits the offsets of every count it shows, and a series
+        # shown at zero would commit counts nobody saw (lost if the replica then died).
         self.registry = build_registry(self.derived, self.accounting)
         engines = CollectorRegistry(auto_describe=False)
         for extension in self._extensions:
@@ -87,7 +89,8 @@ class ProcessorService:
                 self.registry.register(collector)
                 engines.register(collector)
         self.scrape = ScrapeEndpoint(
-            MetricsCollector(self.derived, self.accounting, announce_new_series=True), engines
+            MetricsCollector(self.derived, self.accounting, announce_new_series=not settings.kafka_brokers),
+            engines,
         )
         # The Kafka source (None without kafka_brokers): it commits what a scrape is about to show.
         self.kafka = _kafka_source(

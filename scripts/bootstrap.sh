@@ -12,6 +12,8 @@
 #      manifest or the builder version changes)
 #   2b. optionally (LLMPULSE_PROMETHEUS3=1, or once built), Prometheus 3 and Alertmanager 0.35 from
 #      the Go module proxy into .cache/prometheus3/bin (scripts/build_prometheus3.sh)
+#   2c. VictoriaMetrics single-node v1.151.0 from the Go module proxy into .cache/victoriametrics/bin
+#      (scripts/build_victoriametrics.sh; ~1-2 min cold), the remote-write store of docs/kafka.md
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
@@ -136,6 +138,9 @@ elif [ -x "$CACHE/prometheus3/bin/promtool" ]; then
 else
   step "Prometheus 3: not built (optional: make prometheus3)"
 fi
+
+# --- 2c. VictoriaMetrics (the remote-write store of docs/kafka.md's tested snippet) ---------
+bash "$ROOT/scripts/build_victoriametrics.sh"
 
 # --- 3. Chromium for the browser tests ---------------------------------------------------
 if [ -x /usr/bin/chromium ]; then

@@ -68,6 +68,7 @@ def _stack_files_in_checkout() -> dict[str, bytes]:
         *files.rule_files(),
         files.alertmanager_config(),
         files.collector_config(),
+        files.collector_kafka_config(),
         files.collector_manifest(),
     ]
     return {str(p.relative_to(components.REPO_ROOT)): p.read_bytes() for p in paths}

@@ -387,6 +387,16 @@ their dependencies), for the throwaway brokers the tests and benchmarks start. D
 checkout's ``.cache/kafka/lib``, which ``scripts/bootstrap.sh`` fills from Maven Central.
 """
 
+LLMPULSE_VICTORIAMETRICS_BIN: Final = "LLMPULSE_VICTORIAMETRICS_BIN"
+"""
+.. envvar:: LLMPULSE_VICTORIAMETRICS_BIN
+
+Path of a ``victoria-metrics`` (single-node) binary, the remote-write store of the tests of
+docs/kafka.md's ``remote_write`` snippet. Default: the checkout's
+``.cache/victoriametrics/bin/victoria-metrics``, which ``scripts/bootstrap.sh`` builds from the
+Go module proxy, then ``victoria-metrics`` on PATH.
+"""
+
 # --- the triage console (llmpulse console) ----------------------------------------------------
 
 LLMPULSE_CONSOLE_TOKEN: Final = "LLMPULSE_CONSOLE_TOKEN"

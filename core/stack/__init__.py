@@ -4,4 +4,14 @@ CLI (and the tests) import this package. ``files`` says where its shipped config
 state live, in a checkout and from an installed wheel.
 """
 
-__all__ = ["collector_metrics", "components", "files", "kafka", "local", "pids", "postgres"]
+__all__ = [
+    "collector_metrics",
+    "components",
+    "files",
+    "kafka",
+    "local",
+    "pids",
+    "postgres",
+    "replicas",
+    "victoriametrics",
+]

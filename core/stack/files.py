@@ -27,6 +27,7 @@ from llmpulse.errors import LLMPulseError
 __all__ = [
     "ALERTMANAGER_CONFIG",
     "COLLECTOR_CONFIG",
+    "COLLECTOR_KAFKA_CONFIG",
     "COLLECTOR_MANIFEST",
     "RULES",
     "SHIPPED",
@@ -34,6 +35,7 @@ __all__ = [
     "alertmanager_config",
     "checkout_root",
     "collector_config",
+    "collector_kafka_config",
     "collector_manifest",
     "root",
     "rule_files",
@@ -45,8 +47,9 @@ __all__ = [
 RULES = "alerting/rules"  # every *.yml in it is loaded by Prometheus
 ALERTMANAGER_CONFIG = "alerting/alertmanager.yml"
 COLLECTOR_CONFIG = "otel-collector.yaml"
+COLLECTOR_KAFKA_CONFIG = "otel-collector-kafka.yaml"  # llmpulse up --replicas
 COLLECTOR_MANIFEST = "collector/builder-config.yaml"
-SHIPPED = (RULES, ALERTMANAGER_CONFIG, COLLECTOR_CONFIG, COLLECTOR_MANIFEST)
+SHIPPED = (RULES, ALERTMANAGER_CONFIG, COLLECTOR_CONFIG, COLLECTOR_KAFKA_CONFIG, COLLECTOR_MANIFEST)
 
 _DATA = "data"
 _PACKAGE = __name__.rpartition(".")[0]
@@ -114,6 +117,11 @@ def alertmanager_config() -> Path:
 def collector_config() -> Path:
     """The shipped collector config; its endpoints are ``${env:...}`` filled at start."""
     return _existing(COLLECTOR_CONFIG)
+
+
+def collector_kafka_config() -> Path:
+    """The shipped collector config with the kafka exporter (``llmpulse up --replicas``)."""
+    return _existing(COLLECTOR_KAFKA_CONFIG)
 
 
 def collector_manifest() -> Path:

@@ -102,14 +102,22 @@ class KafkaBroker:
         lib_dir: Path | None = None,
         partitions: int = 6,
         heap: str = "256m",
+        controller_port: int | None = None,
+        root: Path | None = None,
+        detach: bool = False,
     ) -> None:
+        """``root`` keeps the data in that directory (kept by :meth:`stop`, reused by the next
+        :meth:`start`: the local stack's broker); unset, a fresh temporary one. ``detach`` starts
+        the broker in a session of its own, so it outlives the process that started it."""
         self.lib_dir = lib_dir or find_kafka_lib()
         self.java = find_java()
         self.port = port or free_port()
-        self.controller_port = free_port()
+        self.controller_port = controller_port or free_port()
         self.partitions = partitions
         self.heap = heap
         self.root: Path | None = None
+        self._keep_root = root
+        self._detach = detach
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -140,26 +148,24 @@ class KafkaBroker:
         ]
 
     def start(self, timeout: float = 60.0) -> KafkaBroker:
-        """Format the storage, start the broker, wait until it accepts connections."""
-        self.root = Path(tempfile.mkdtemp(prefix="llmpulse-kafka-"))
+        """Format the storage (unless a kept ``root`` has it already), start the broker, wait
+        until it accepts connections."""
+        if self._keep_root is not None:
+            self.root = self._keep_root
+            self.root.mkdir(parents=True, exist_ok=True)
+        else:
+            self.root = Path(tempfile.mkdtemp(prefix="llmpulse-kafka-"))
         config = self.root / "server.properties"
         config.write_text(_properties(self.port, self.controller_port, self.root / "data", self.partitions))
-        cluster_id = uuid.uuid4().bytes
-        cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
-        done = subprocess.run(
-            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise ComponentError(f"kafka storage format failed ({done.returncode}): {done.stderr.strip()}")
+        if not (self.root / "data" / "meta.properties").is_file():
+            self._format(config)
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 self._java("kafka.Kafka", str(config)),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                start_new_session=self._detach,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -171,6 +177,17 @@ class KafkaBroker:
         self.stop()
         raise ComponentError(f"kafka not ready on port {self.port} after {timeout:.0f}s:\n{self.log_tail()}")
 
+    def _format(self, config: Path) -> None:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        done = subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise ComponentError(f"kafka storage format failed ({done.returncode}): {done.stderr.strip()}")
+
     def _ready(self) -> bool:
         # The jars bring no logging backend, so readiness is asked of the broker itself.
         with contextlib.suppress(OSError):
@@ -178,7 +195,7 @@ class KafkaBroker:
                 pass
             from confluent_kafka.admin import AdminClient
 
-            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 3})
             with contextlib.suppress(Exception):
                 return bool(admin.list_topics(timeout=2).brokers)
         return False
@@ -187,7 +204,7 @@ class KafkaBroker:
         """Create ``name`` with ``partitions`` partitions (replication 1); an existing topic is kept."""
         from confluent_kafka.admin import AdminClient, NewTopic
 
-        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 3})
         futures = admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1, config=dict(config or {}))]
         )
@@ -214,9 +231,9 @@ class KafkaBroker:
                     process.wait(timeout)
             code = process.returncode
             self._process = None
-        if self.root is not None:
+        if self.root is not None and self._keep_root is None:
             shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+        self.root = None
         return code
 
     def __enter__(self) -> KafkaBroker:

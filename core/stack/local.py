@@ -3,7 +3,9 @@
 ``llmpulse up`` starts, in dependency order, the fake LLM provider (judge and embedding
 endpoint when no real one is configured), an Alertmanager webhook sink, Alertmanager,
 the processor, Prometheus with llmpulse's rules and the built collector; it waits for
-each to be ready and prints where it listens. ``llmpulse down`` stops them. The pids
+each to be ready and prints where it listens. ``llmpulse up --replicas N`` runs Kafka between
+the collector and N processor replicas, with their state in PostgreSQL
+(:mod:`llmpulse.stack.replicas`, docs/kafka.md). ``llmpulse down`` stops them. The pids
 live in ``<state-dir>/stack.json``; a second ``up`` while they run says so, and when some of
 them have died it names those and starts them again. The rules and
 configs come from :mod:`llmpulse.stack.files` (the checkout's, or the installed package's);
@@ -19,11 +21,12 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from llmpulse.contract import environment_variables as E
-from llmpulse.stack import components, files
+from llmpulse.stack import components, files, replicas
 from llmpulse.stack.pids import alive, terminate
 
 STATE_FILE = "stack.json"
@@ -56,6 +59,35 @@ class StackPorts:
     webhook: int = 9099
     fake_provider: int = 8700
     console: int = 9470
+    # --replicas N: the broker, the database and the replicas' admin ports (/metrics)
+    kafka: int = 9092
+    kafka_controller: int = 19093
+    postgres: int = 15432
+    replica_admin: tuple[int, ...] = field(default=())
+
+
+def replica_ports(count: int) -> tuple[int, ...]:
+    """The standard admin ports of ``count`` replicas: 9481, 9482, ..."""
+    return tuple(9481 + i for i in range(count))
+
+
+class StackProcess(Protocol):
+    """What ``up`` needs of a component: ManagedProcess, or the broker's and database's wrappers."""
+
+    name: str
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def ready_url(self) -> str: ...
+
+    @property
+    def log_path(self) -> Path: ...
+
+    def start(self, timeout: float = ...) -> object: ...
+
+    def stop(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -88,6 +120,7 @@ class Stack:
         fake_provider: bool = True,
         processor_config_extra: str = "",
         console_args: Sequence[str] = (),
+        replicas: int = 0,
     ) -> None:
         """``rule_files`` replaces alerting/rules/*.yml and ``alertmanager_config`` the text of
         alerting/alertmanager.yml (its webhook URL is still pointed at this stack's sink), e.g.
@@ -96,10 +129,16 @@ class Stack:
         to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
         is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``);
         ``console_args`` are added to ``llmpulse console``'s command line (the demo's
-        time-compressed ``--incident-window``).
+        time-compressed ``--incident-window``); ``replicas`` > 0 runs Kafka, PostgreSQL and that
+        many processor replicas instead of the one processor (their admin ports are
+        ``ports.replica_admin``, or 9481, 9482, ... when it is empty).
         """
         self.state_dir = state_dir
-        self.ports = ports or StackPorts()
+        self.replicas = replicas
+        ports = ports or StackPorts()
+        if replicas and len(ports.replica_admin) != replicas:
+            ports = dataclasses.replace(ports, replica_admin=replica_ports(replicas))
+        self.ports = ports
         self.host = host
         self._rule_file_override = None if rule_files is None else [str(p) for p in rule_files]
         self._alertmanager_text = alertmanager_config
@@ -108,7 +147,7 @@ class Stack:
         self._processor_config_extra = processor_config_extra
         self._console_args = tuple(console_args)
         # Processes this object started, so that a `down` in the same process waits for them.
-        self._children: dict[int, components.ManagedProcess] = {}
+        self._children: dict[int, StackProcess] = {}
 
     @property
     def console_url(self) -> str:
@@ -134,7 +173,9 @@ class Stack:
             "scrape_configs": [
                 {
                     "job_name": "llmpulse-processor",
-                    "static_configs": [{"targets": [f"{h}:{p.processor_admin}"]}],
+                    "static_configs": [
+                        {"targets": [f"{h}:{port}" for port in self._processor_admin_ports()]}
+                    ],
                 },
                 {
                     "job_name": "otel-collector",
@@ -146,6 +187,9 @@ class Stack:
         path = self.state_dir / "prometheus.yml"
         path.write_text(json.dumps(config, indent=2))  # JSON is valid YAML
         return path
+
+    def _processor_admin_ports(self) -> list[int]:
+        return list(self.ports.replica_admin) if self.replicas else [self.ports.processor_admin]
 
     def _processor_config(self) -> Path:
         """The processor's engines: state under the state dir, the fake provider as the judge."""
@@ -192,7 +236,26 @@ state_path = "{d / "drift.npz"}"
         return path
 
     # --- processes -------------------------------------------------------------------------
-    def _processes(self) -> list[tuple[components.ManagedProcess, str]]:
+    def _serve_argv(self, grpc_port: int, http_port: int, admin_port: int) -> list[str]:
+        h = self.host
+        return _python_module(
+            "llmpulse.cli",
+            "serve",
+            "--config",
+            str(self._processor_config()),
+            "--host",
+            h,
+            "--grpc-port",
+            str(grpc_port),
+            "--http-port",
+            str(http_port),
+            "--admin-host",
+            h,
+            "--admin-port",
+            str(admin_port),
+        )
+
+    def _processes(self) -> list[tuple[StackProcess, str]]:
         p, h, d = self.ports, self.host, self.state_dir
 
         def managed(
@@ -218,26 +281,41 @@ state_path = "{d / "drift.npz"}"
             ),
             f"http://{h}:{p.webhook}/",
         )
-        processor = managed(
-            "processor",
-            _python_module(
-                "llmpulse.cli",
-                "serve",
-                "--config",
-                str(self._processor_config()),
-                "--host",
-                h,
-                "--grpc-port",
-                str(p.processor_grpc),
-                "--http-port",
-                str(p.processor_http),
-                "--admin-host",
-                h,
-                "--admin-port",
-                str(p.processor_admin),
-            ),
-            f"http://{h}:{p.processor_admin}/readyz",
-        )
+        processors: list[tuple[StackProcess, str]]
+        database = replicas.DatabaseProcess(d, p.postgres)
+        if self.replicas:
+            broker = replicas.BrokerProcess(d, p.kafka, p.kafka_controller, self.replicas)
+            kafka_args = [
+                *("--kafka-brokers", f"127.0.0.1:{p.kafka}", "--kafka-topic", replicas.TOPIC),
+                *("--kafka-group", replicas.GROUP, "--kafka-owner-topic", replicas.OWNER_TOPIC),
+            ]
+            processors = [
+                (database, f"{database.url}  (PostgreSQL: the store the replicas share)"),
+                (broker, f"127.0.0.1:{p.kafka}  (Kafka: topics {replicas.TOPIC}, {replicas.OWNER_TOPIC})"),
+            ]
+            for i, admin in enumerate(p.replica_admin, start=1):
+                replica = managed(
+                    f"processor-{i}",
+                    [*self._serve_argv(0, 0, admin), *kafka_args],
+                    f"http://{h}:{admin}/readyz",
+                    env={E.LLMPULSE_STORE_URL: database.url},
+                )
+                processors.append(
+                    (replica, f"http://{h}:{admin}/metrics  (processor replica {i} of {self.replicas})")
+                )
+        else:
+            processor = managed(
+                "processor",
+                self._serve_argv(p.processor_grpc, p.processor_http, p.processor_admin),
+                f"http://{h}:{p.processor_admin}/readyz",
+            )
+            processors = [
+                (
+                    processor,
+                    f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
+                )
+            ]
+        store_args = ["--store-url", database.url] if self.replicas else ["--db", str(d / "quality.db")]
         console = managed(
             "console",
             _python_module(
@@ -247,8 +325,7 @@ state_path = "{d / "drift.npz"}"
                 h,
                 "--port",
                 str(p.console),
-                "--db",
-                str(d / "quality.db"),
+                *store_args,
                 "--prometheus-url",
                 f"http://{h}:{p.prometheus}",
                 "--alertmanager-url",
@@ -263,28 +340,30 @@ state_path = "{d / "drift.npz"}"
         alertmanager.detach = True
         prometheus = components.prometheus(self._prometheus_config(), d, p.prometheus, host=h)
         prometheus.detach = True
-        collector = components.collector(
-            files.collector_config(),
-            d,
-            {
-                E.LLMPULSE_COLLECTOR_GRPC_ENDPOINT: f"{h}:{p.collector_grpc}",
-                E.LLMPULSE_COLLECTOR_HTTP_ENDPOINT: f"{h}:{p.collector_http}",
-                E.LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: f"{h}:{p.collector_health}",
-                E.LLMPULSE_COLLECTOR_METRICS_PORT: str(p.collector_metrics),
-                E.LLMPULSE_PROCESSOR_ENDPOINT: f"{h}:{p.processor_grpc}",
-                E.LLMPULSE_COLLECTOR_QUEUE_DIR: str(d / "collector-queue"),
-            },
-            f"{h}:{p.collector_health}",
-        )
+        collector_env = {
+            E.LLMPULSE_COLLECTOR_GRPC_ENDPOINT: f"{h}:{p.collector_grpc}",
+            E.LLMPULSE_COLLECTOR_HTTP_ENDPOINT: f"{h}:{p.collector_http}",
+            E.LLMPULSE_COLLECTOR_HEALTH_ENDPOINT: f"{h}:{p.collector_health}",
+            E.LLMPULSE_COLLECTOR_METRICS_PORT: str(p.collector_metrics),
+        }
+        if self.replicas:
+            collector_config = files.collector_kafka_config()
+            collector_env[E.LLMPULSE_KAFKA_BROKERS] = f"127.0.0.1:{p.kafka}"
+            collector_env[E.LLMPULSE_KAFKA_TOPIC] = replicas.TOPIC
+        else:
+            collector_config = files.collector_config()
+            collector_env[E.LLMPULSE_PROCESSOR_ENDPOINT] = f"{h}:{p.processor_grpc}"
+            collector_env[E.LLMPULSE_COLLECTOR_QUEUE_DIR] = str(d / "collector-queue")
+        collector = components.collector(collector_config, d, collector_env, f"{h}:{p.collector_health}")
         collector.detach = True
-        fake_entry = [
+        fake_entry: list[tuple[StackProcess, str]] = [
             (
                 fake,
                 f"http://{h}:{p.fake_provider}/v1  (fake OpenAI/Anthropic API; "
                 "the judge, with canned verdicts; LLMPULSE_JUDGE_BASE_URL sets a real one)",
             )
         ]
-        console_entry = [
+        console_entry: list[tuple[StackProcess, str]] = [
             (console, f"{self.console_url}  (triage console: incidents, flagged samples, labels, judge)")
         ]
         return [
@@ -294,10 +373,7 @@ state_path = "{d / "drift.npz"}"
                 f"http://{h}:{p.webhook}/alerts  (Alertmanager webhook sink -> {d / 'notifications.jsonl'})",
             ),
             (alertmanager, f"http://{h}:{p.alertmanager}  (Alertmanager)"),
-            (
-                processor,
-                f"http://{h}:{p.processor_admin}/metrics  (processor; OTLP gRPC {h}:{p.processor_grpc})",
-            ),
+            *processors,
             (prometheus, f"http://{h}:{p.prometheus}  (Prometheus with llmpulse rules)"),
             *(console_entry if console_installed() else []),
             (
@@ -310,13 +386,31 @@ state_path = "{d / "drift.npz"}"
     def _state_path(self) -> Path:
         return self.state_dir / STATE_FILE
 
+    def _state(self) -> dict[str, object]:
+        try:
+            state = json.loads(self._state_path().read_text())
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
     def recorded(self) -> list[Service]:
         """Services recorded in the state file, alive or not."""
+        services = self._state().get("services", [])
+        return [Service(**s) for s in services] if isinstance(services, list) else []
+
+    def _recorded_ports(self) -> StackPorts | None:
+        ports = self._state().get("ports")
+        if not isinstance(ports, dict):
+            return None
         try:
-            recorded = json.loads(self._state_path().read_text())
-        except (OSError, ValueError):
-            return []
-        return [Service(**s) for s in recorded.get("services", [])]
+            return StackPorts(**{**ports, "replica_admin": tuple(ports.get("replica_admin", ()))})
+        except TypeError:  # a state file of another version
+            return None
+
+    def recorded_replicas(self) -> int:
+        """The ``--replicas`` of the recorded stack (0: the one-processor stack)."""
+        count = self._state().get("replicas", 0)
+        return count if isinstance(count, int) else 0
 
     def health(self) -> list[tuple[Service, str]]:
         """Each recorded service with its state: ``up`` (its process runs and its readiness URL
@@ -325,7 +419,7 @@ state_path = "{d / "drift.npz"}"
         for service in self.recorded():
             if not alive(service.pid):
                 state = "down"
-            elif service.ready_url and not components.http_ok(service.ready_url, timeout=0.5):
+            elif service.ready_url and not replicas.ready(service.ready_url):
                 state = "not ready"
             else:
                 state = "up"
@@ -356,6 +450,18 @@ state_path = "{d / "drift.npz"}"
         stack); 0 when all are ready."""
         recorded = self.recorded()
         running = {s.name for s in recorded if alive(s.pid)}
+        if running and self.recorded_replicas() != self.replicas:
+            shape = lambda n: f"{n} processor replicas" if n else "one processor"  # noqa: E731
+            say(
+                f"llmpulse stack is running with {shape(self.recorded_replicas())}, not "
+                f"{shape(self.replicas)}: `llmpulse down` first, then `llmpulse up` again"
+            )
+            return 1
+        if self.replicas and (missing := replicas.missing_packages()):
+            say(f"llmpulse up failed: {missing}")
+            return 1
+        if running and (ports := self._recorded_ports()) is not None:
+            self.ports = ports  # a restarted component takes the port the others know
         if running and len(running) == len(recorded):
             say(f"llmpulse stack is already up ({len(recorded)} services); `llmpulse down` stops it:")
             for service in recorded:
@@ -389,7 +495,7 @@ state_path = "{d / "drift.npz"}"
             say(f"llmpulse up failed: {exc}")
             self._terminate([s.pid for s in reversed(started)])
             if kept:
-                self._write_state(kept)
+                self._write_state(recorded)  # the dead stay recorded: the next `up` restarts them
             else:
                 self._state_path().unlink(missing_ok=True)
             return 1
@@ -422,7 +528,14 @@ state_path = "{d / "drift.npz"}"
 
     def _write_state(self, services: list[Service]) -> None:
         self._state_path().write_text(
-            json.dumps({"ports": asdict(self.ports), "services": [asdict(s) for s in services]}, indent=2)
+            json.dumps(
+                {
+                    "ports": asdict(self.ports),
+                    "replicas": self.replicas,
+                    "services": [asdict(s) for s in services],
+                },
+                indent=2,
+            )
         )
 
 
@@ -460,11 +573,13 @@ def default_state_dir() -> Path:
     return files.state_dir("stack", os.environ)
 
 
-def free_ports() -> StackPorts:
-    """Ports that are free right now, one per component and all different (``--free-ports``)."""
-    fields = dataclasses.fields(StackPorts)
-    ports = components.distinct_free_ports(len(fields))
-    return StackPorts(**{f.name: port for f, port in zip(fields, ports, strict=True)})
+def free_ports(replicas: int = 0) -> StackPorts:
+    """Ports that are free right now, one per component (and per replica), all different
+    (``--free-ports``)."""
+    fields = [f for f in dataclasses.fields(StackPorts) if f.name != "replica_admin"]
+    ports = components.distinct_free_ports(len(fields) + replicas)
+    single = {f.name: port for f, port in zip(fields, ports, strict=False)}
+    return StackPorts(**single, replica_admin=tuple(ports[len(fields) :]))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -488,10 +603,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use free ports instead of the standard ones (4317, 9090 ...); `down` needs no flag",
     )
+    up.add_argument(
+        "--replicas",
+        type=_replica_count,
+        default=0,
+        metavar="N",
+        help="run N processor replicas behind Kafka, their state in PostgreSQL (docs/kafka.md); "
+        "needs pip install 'llmpulse[kafka,store]'",
+    )
     up.set_defaults(
-        func=lambda args: Stack(args.state_dir, free_ports() if args.free_ports else None).up(_say)
+        func=lambda args: Stack(
+            args.state_dir,
+            free_ports(args.replicas) if args.free_ports else None,
+            replicas=args.replicas,
+        ).up(_say)
     )
     down.set_defaults(func=lambda args: Stack(args.state_dir).down(_say))
+
+
+def _replica_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= 32:
+        raise argparse.ArgumentTypeError(f"expected a number of replicas from 1 to 32, got {text!r}")
+    return count
 
 
 def _say(line: str) -> None:

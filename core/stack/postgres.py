@@ -1,6 +1,6 @@
 """A throwaway PostgreSQL cluster as a child process on a loopback port.
 
-The tests start one per session for the PostgreSQL store; the local stack will start one for
+The tests start one per session for the PostgreSQL store; the local stack starts one for
 ``llmpulse up --replicas``. :meth:`PostgresCluster.start` runs ``initdb`` (trust authentication
 on loopback only, superuser ``llmpulse``) into a fresh directory and the ``postgres`` server on
 the given port, its socket in that directory; :meth:`PostgresCluster.stop` stops it (fast
@@ -60,13 +60,27 @@ def find_postgres_bin(environ: Mapping[str, str] | None = None) -> Path:
 class PostgresCluster:
     """One PostgreSQL server on ``127.0.0.1:port`` with its data in a fresh temporary directory."""
 
-    def __init__(self, *, port: int | None = None, bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        bin_dir: Path | None = None,
+        root: Path | None = None,
+        detach: bool = False,
+    ) -> None:
+        """``root`` keeps the cluster in that directory (kept by :meth:`stop`, reused by the next
+        :meth:`start`: the local stack's database); it must be one the ``postgres`` OS user can
+        reach when running as root. Unset: a fresh temporary directory. ``detach`` starts the
+        server in a session of its own, so it outlives the process that started it."""
         self.bin_dir = bin_dir or find_postgres_bin()
         self.port = port or free_port()
         self.user = "llmpulse"
         self.root: Path | None = None
+        self._keep_root = root
+        self._detach = detach
         self._process: subprocess.Popen[bytes] | None = None
         self._as: list[str] = []
+        self._account: pwd.struct_passwd | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -93,31 +107,38 @@ class PostgresCluster:
 
     def start(self, timeout: float = 30.0) -> PostgresCluster:
         """initdb, start the server, wait until it accepts connections."""
-        self.root = Path(tempfile.mkdtemp(prefix="llmpulse-pg-"))
+        if self._keep_root is not None:
+            self.root = self._keep_root
+            self.root.mkdir(parents=True, exist_ok=True)
+        else:
+            self.root = Path(tempfile.mkdtemp(prefix="llmpulse-pg-"))
         if os.geteuid() == 0:
             try:
-                account = pwd.getpwnam(_SERVICE_USER)
+                self._account = pwd.getpwnam(_SERVICE_USER)
             except KeyError:
                 raise ComponentMissing(
                     f"running as root, PostgreSQL needs the unprivileged OS user {_SERVICE_USER!r}"
                     " that Debian's postgresql package creates: " + _INSTALL_HINT
                 ) from None
-            os.chown(self.root, account.pw_uid, account.pw_gid)
+            os.chown(self.root, self._account.pw_uid, self._account.pw_gid)
             self._as = ["runuser", "-u", _SERVICE_USER, "--"]
-        self._run(
-            str(self.bin_dir / "initdb"),
-            "-D",
-            str(self.data_dir),
-            "-U",
-            self.user,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--no-sync",
-        )
+        if not (self.data_dir / "PG_VERSION").is_file():
+            self._run(
+                str(self.bin_dir / "initdb"),
+                "-D",
+                str(self.data_dir),
+                "-U",
+                self.user,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-sync",
+            )
+        # The server runs as the service user itself (not under runuser), so its pid is the
+        # postmaster's: a signal to it reaches the server, which the local stack relies on.
+        account = self._account
         with open(self.log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [
-                    *self._as,
                     str(self.bin_dir / "postgres"),
                     "-D",
                     str(self.data_dir),
@@ -135,6 +156,11 @@ class PostgresCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                cwd=self.root,  # one the service user can enter
+                start_new_session=self._detach,
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+                extra_groups=[] if account else None,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -173,9 +199,9 @@ class PostgresCluster:
                     process.wait(timeout)
             code = process.returncode
             self._process = None
-        if self.root is not None:
+        if self.root is not None and self._keep_root is None:
             shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+        self.root = None
         return code
 
     def __enter__(self) -> PostgresCluster:

@@ -76,6 +76,9 @@ class AgentEngine:
     # --- the listener -----------------------------------------------------------------
     def on_call(self, call: LLMCall, span: Any | None) -> None:
         """An LLM call: to its run (by parent span id) and to its session."""
+        conversation = call.conversation_id
+        if not conversation and not call.parent_span_id:
+            return  # a plain call (no run above it, no session): nothing for this engine
         error = call.outcome == OUTCOME_ERROR
         cost = call.cost_usd or 0.0
         self.runs.add_call(
@@ -86,7 +89,8 @@ class AgentEngine:
             cost_usd=cost,
             error=error,
         )
-        conversation = call.conversation_id
+        if self.runs.raised:
+            self._count_open(call.service, call.environment, call.end_ns)
         if conversation:
             end = call.end_ns
             session = self.sessions.observe(
@@ -136,10 +140,14 @@ class AgentEngine:
         arguments = step.tool_arguments
         repeat_key = None if arguments is None else hash((name, arguments))
         self.runs.add_tool(span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error)
+        if self.runs.raised:
+            self._count_open(step.service, step.environment, step.end_ns)
 
     def on_agent(self, agent: AgentSpan, span: Any) -> None:
         """An agent run, workflow or chain span."""
         self.runs.add_agent(agent)
+        if self.runs.raised:
+            self._count_open(agent.service, agent.environment, agent.end_ns)
         if agent.conversation_id:
             self.sessions.observe(
                 self._service(agent.service),
@@ -154,6 +162,8 @@ class AgentEngine:
     def on_other(self, span: Any, service: str, environment: str) -> None:
         """A span of another kind: a possible link between a run and its calls."""
         self.runs.add_other(span.trace_id, span.span_id, span.parent_span_id)
+        if self.runs.raised:
+            self._count_open(service, environment, span.end_time_unix_nano)
 
     # --- housekeeping -----------------------------------------------------------------
     def tick(self) -> None:
@@ -195,23 +205,68 @@ class AgentEngine:
         s.tokens.observe(totals.input_tokens + totals.output_tokens)
         s.cost.observe_traced(totals.cost_usd, trace, end)
         for reason in result.runaway:
-            entry = s.runaway.get(reason)
-            if entry is None:
-                s.runaway[reason] = [1, trace, end]
-            else:
-                entry[0] += 1
-                entry[1], entry[2] = trace, end
-            self.runaway_recent.append(
-                {
-                    "service": labels[0],
-                    "agent": labels[2],
-                    "reason": reason,
-                    "trace_id": trace.hex(),
-                    "llm_calls": totals.llm_calls,
-                    "tool_calls": totals.tool_calls,
-                    "max_repeated_tool_calls": totals.max_repeat,
-                }
+            self._runaway(
+                s,
+                labels=labels,
+                reason=reason,
+                trace=trace,
+                end=end,
+                llm_calls=totals.llm_calls,
+                tool_calls=totals.tool_calls,
+                max_repeat=totals.max_repeat,
+                open_run=False,
             )
+
+    def _count_open(self, service: str, environment: str, end_ns: int) -> None:
+        """Runaway found in runs still open: counted now, under the agent ``unknown`` (the run's
+        span, which names the agent, has not arrived), with the trace id as exemplar."""
+        labels = (self._service(service), self._environment(environment), UNKNOWN_VALUE)
+        s = self.metrics.run_series(labels)
+        for found in self.runs.take_raised():
+            for reason in found.reasons:
+                self._runaway(
+                    s,
+                    labels=labels,
+                    reason=reason,
+                    trace=found.trace_id,
+                    end=end_ns,
+                    llm_calls=found.llm_calls,
+                    tool_calls=found.tool_calls,
+                    max_repeat=found.max_repeat,
+                    open_run=True,
+                )
+
+    def _runaway(
+        self,
+        s: Any,
+        *,
+        labels: tuple[str, str, str],
+        reason: str,
+        trace: bytes,
+        end: int,
+        llm_calls: int,
+        tool_calls: int,
+        max_repeat: int,
+        open_run: bool,
+    ) -> None:
+        entry = s.runaway.get(reason)
+        if entry is None:
+            s.runaway[reason] = [1, trace, end]
+        else:
+            entry[0] += 1
+            entry[1], entry[2] = trace, end
+        self.runaway_recent.append(
+            {
+                "service": labels[0],
+                "agent": labels[2],
+                "reason": reason,
+                "trace_id": trace.hex(),
+                "llm_calls": llm_calls,
+                "tool_calls": tool_calls,
+                "max_repeated_tool_calls": max_repeat,
+                "open": open_run,
+            }
+        )
         del self.runaway_recent[:-20]
 
     def _count_session(self, session: Session) -> None:

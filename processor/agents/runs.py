@@ -30,7 +30,7 @@ from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.pipeline.normalize import RUN_CHAIN, RUN_WORKFLOW
 from llmpulse.processor.pipeline.records import AgentSpan
 
-__all__ = ["Contribution", "RunResult", "RunTracker"]
+__all__ = ["Contribution", "OpenRunaway", "RunResult", "RunTracker"]
 
 _ROOT: Final = b""  # the parent id of a trace's root span
 
@@ -45,6 +45,7 @@ class Contribution:
         "llm_calls",
         "llm_errors",
         "output_tokens",
+        "raised",
         "repeats",
         "spans",
         "tool_calls",
@@ -62,17 +63,21 @@ class Contribution:
         self.spans = 0  # LLM and tool spans added
         self.repeats: dict[int, int] = {}  # hash of (tool, arguments) -> calls
         self.keys_overflow = False
+        self.raised: tuple[str, ...] = ()  # runaway reasons already counted while the run was open
 
-    def add_repeat(self, key: int, max_keys: int) -> None:
-        """Count one call of a (tool, arguments) pair, within ``max_keys`` distinct pairs."""
+    def add_repeat(self, key: int, max_keys: int) -> int:
+        """Count one call of a (tool, arguments) pair, within ``max_keys`` distinct pairs; returns
+        the pair's calls so far (0 when it is past the cap)."""
         repeats = self.repeats
         n = repeats.get(key)
         if n is not None:
-            repeats[key] = n + 1
-        elif len(repeats) < max_keys:
+            repeats[key] = n = n + 1
+            return n
+        if len(repeats) < max_keys:
             repeats[key] = 1
-        else:
-            self.keys_overflow = True
+            return 1
+        self.keys_overflow = True
+        return 0
 
     def merge(self, other: Contribution, max_keys: int) -> None:
         """Add ``other`` into this one."""
@@ -85,6 +90,8 @@ class Contribution:
         self.cost_usd += other.cost_usd
         self.spans += other.spans
         self.keys_overflow = self.keys_overflow or other.keys_overflow
+        if other.raised:
+            self.raised = tuple(sorted({*self.raised, *other.raised}))
         for key, n in other.repeats.items():
             mine = self.repeats.get(key)
             if mine is not None:
@@ -115,6 +122,30 @@ class RunResult:
     def duration_s(self) -> float:
         """The run span's duration."""
         return max(0, self.span.end_ns - self.span.start_ns) / 1e9
+
+
+class OpenRunaway:
+    """A run found runaway before its span arrived: its trace, the span its calls hang under
+    (the run's, or the nearest one not ended yet) and what it had done by then."""
+
+    __slots__ = ("key", "llm_calls", "max_repeat", "reasons", "tool_calls", "trace_id")
+
+    def __init__(
+        self,
+        trace_id: bytes,
+        *,
+        key: bytes,
+        reasons: tuple[str, ...],
+        llm_calls: int,
+        tool_calls: int,
+        max_repeat: int,
+    ) -> None:
+        self.trace_id = trace_id
+        self.key = key
+        self.reasons = reasons
+        self.llm_calls = llm_calls
+        self.tool_calls = tool_calls
+        self.max_repeat = max_repeat
 
 
 class _Run:
@@ -154,6 +185,12 @@ class RunTracker:
         self.unattributed = dict.fromkeys(N.UNATTRIBUTED_REASONS, 0)
         self.evictions = dict.fromkeys(N.EVICT_REASONS, 0)
         self._results: list[RunResult] = []  # runs counted since the last take()
+        # A run still open has no span yet, so no agent name: it is held to the largest cap any
+        # agent has (never a false alarm for an agent with a larger cap of its own).
+        caps = [settings.cap_of(""), *settings.agent_caps.values()]
+        self._open_llm_cap = max(c.llm_calls for c in caps)
+        self._open_tool_cap = max(c.tool_calls for c in caps)
+        self.raised: list[OpenRunaway] = []  # runaway found in open runs since the last take_raised()
 
     @property
     def pending_traces(self) -> int:
@@ -182,12 +219,64 @@ class RunTracker:
             contribution = trace.pending[parent] = Contribution()
         return contribution
 
-    def _link(self, trace: _Trace, span_id: bytes, parent: bytes) -> None:
+    def _link(
+        self, trace: _Trace, trace_id: bytes, span_id: bytes, parent: bytes, *, roll_up: bool = True
+    ) -> None:
         if span_id in trace.parents or len(trace.parents) < self.settings.max_links_per_trace:
             trace.parents[span_id] = parent
         elif not trace.links_full:
             trace.links_full = True
             self.evictions[N.EVICT_LINKS_CAP] += 1
+            return
+        if roll_up and span_id in trace.pending:
+            self._roll_up(trace, trace_id, span_id, parent)
+
+    def _roll_up(self, trace: _Trace, trace_id: bytes, span_id: bytes, parent: bytes) -> None:
+        """A span that is no run ended: what its children added moves up to its nearest ancestor
+        not ended yet (or a run), so the counts of a run still open add up under one key.
+
+        Attribution is unchanged (the walk from the old key went through that ancestor anyway);
+        a parent chain that loops is left alone (counted as a cycle later)."""
+        runs, parents = trace.runs, trace.parents
+        node, steps, limit = parent, 0, len(parents) + 1
+        while node != _ROOT and node not in runs:
+            up = parents.get(node)
+            if up is None or up == _ROOT:
+                break
+            node = up
+            steps += 1
+            if steps > limit:
+                return
+        if node == _ROOT:
+            return  # under the trace's root: nothing above to add up to
+        moved = trace.pending.pop(span_id)
+        target = self._contribution(trace, node)
+        target.merge(moved, self.settings.max_tool_keys_per_run)
+        if node not in runs:  # an ended run is judged when it is counted
+            self._check_open(trace_id, node, target, target.max_repeat)
+
+    def _check_open(self, trace_id: bytes, key: bytes, c: Contribution, repeat: int) -> None:
+        """Count an open run as runaway as soon as it passes a cap, once per reason."""
+        found = []
+        if c.llm_calls > self._open_llm_cap:
+            found.append(N.RUNAWAY_LLM_CALLS)
+        if c.tool_calls > self._open_tool_cap:
+            found.append(N.RUNAWAY_TOOL_CALLS)
+        if repeat >= self.settings.repeated_tool_calls:
+            found.append(N.RUNAWAY_REPEATED_TOOL_CALL)
+        new = tuple(r for r in found if r not in c.raised)
+        if new:
+            c.raised = tuple(sorted({*c.raised, *new}))
+            self.raised.append(
+                OpenRunaway(
+                    trace_id,
+                    key=key,
+                    reasons=new,
+                    llm_calls=c.llm_calls,
+                    tool_calls=c.tool_calls,
+                    max_repeat=c.max_repeat,
+                )
+            )
 
     def add_call(
         self,
@@ -210,6 +299,8 @@ class RunTracker:
         c.cost_usd += cost_usd
         if error:
             c.llm_errors += 1
+        if c.llm_calls > self._open_llm_cap:
+            self._check_open(trace_id, parent, c, 0)
 
     def add_tool(
         self, trace_id: bytes, span_id: bytes, parent: bytes, repeat_key: int | None, error: bool
@@ -219,14 +310,16 @@ class RunTracker:
             return
         trace = self._trace(trace_id)
         trace.agentic = True
-        self._link(trace, span_id, parent)  # a tool can have children (an agent used as a tool)
+        # a tool can have children (an agent used as a tool)
+        self._link(trace, trace_id, span_id, parent)
         c = self._contribution(trace, parent)
         c.tool_calls += 1
         c.spans += 1
         if error:
             c.tool_errors += 1
-        if repeat_key is not None:
-            c.add_repeat(repeat_key, self.settings.max_tool_keys_per_run)
+        repeat = 0 if repeat_key is None else c.add_repeat(repeat_key, self.settings.max_tool_keys_per_run)
+        if c.tool_calls > self._open_tool_cap or repeat >= self.settings.repeated_tool_calls:
+            self._check_open(trace_id, parent, c, repeat)
 
     def add_agent(self, span: AgentSpan) -> None:
         """A run (agent, workflow, root chain) or a chain inside one."""
@@ -234,20 +327,20 @@ class RunTracker:
         trace.agentic = True
         parent = span.parent_span_id
         if span.kind == RUN_CHAIN and parent:
-            self._link(trace, span.span_id, parent)
+            self._link(trace, span.trace_id, span.span_id, parent)
             return
         kind = RUN_WORKFLOW if span.kind == RUN_CHAIN else span.kind
         if span.span_id in trace.runs:
             return  # the same span sent twice (an exporter's retry)
         trace.runs[span.span_id] = _Run(span, kind, self._clock())
         trace.waiting += 1
-        self._link(trace, span.span_id, parent)
+        self._link(trace, span.trace_id, span.span_id, parent, roll_up=False)
 
     def add_other(self, trace_id: bytes, span_id: bytes, parent: bytes) -> None:
         """A span of another kind: only a link, and only in a trace already tracked."""
         trace = self._traces.get(trace_id)
         if trace is not None:
-            self._link(trace, span_id, parent)
+            self._link(trace, trace_id, span_id, parent)
 
     # --- runs out ------------------------------------------------------------------------
     def _resolve(self, trace: _Trace, node: bytes) -> tuple[int, bytes]:
@@ -289,6 +382,8 @@ class RunTracker:
             runaway.append(N.RUNAWAY_TOOL_CALLS)
         if totals.max_repeat >= self.settings.repeated_tool_calls:
             runaway.append(N.RUNAWAY_REPEATED_TOOL_CALL)
+        # counted already while the run was open (under the agent ``unknown``): not twice
+        runaway = [r for r in runaway if r not in totals.raised]
         self._results.append(RunResult(run.span, run.kind, totals, tuple(runaway)))
         run.totals = Contribution()  # the counted totals belong to the result now
 
@@ -350,6 +445,11 @@ class RunTracker:
         while self._traces:
             _trace_id, trace = self._traces.popitem(last=False)
             self._close(trace, timed_out=True)
+
+    def take_raised(self) -> list[OpenRunaway]:
+        """The open runs found runaway since the last call."""
+        raised, self.raised = self.raised, []
+        return raised
 
     def take(self) -> list[RunResult]:
         """The runs counted since the last call."""

@@ -100,7 +100,11 @@ def drift_extension(
                 restored = await asyncio.to_thread(engine.resume_keys, keys, references)
                 logger.info("event=drift_references_resumed keys=%d restored=%d", len(keys), restored)
 
-        def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+        def release(self, keys: Collection[tuple[str, str]] | None, *, save: bool = True) -> None:
+            if not save:  # lost: a new owner may have changed the reference already
+                engine.release_keys(keys, None)
+                logger.info("event=drift_references_dropped keys=%s", "all" if keys is None else len(keys))
+                return
             try:
                 saved = engine.release_keys(keys, references)
             except Exception:  # a store down for a moment: the next owner resumes an older reference

@@ -23,7 +23,14 @@ from llmpulse.processor.drift.stats import (
 )
 from llmpulse.processor.spc.ewma import ChartState, EwmaChart
 
-__all__ = ["DriftSettings", "FeatureDrift"]
+__all__ = ["SIMILARITY_MIN_EFFECT", "DriftSettings", "FeatureDrift", "similarity_chart"]
+
+SIMILARITY_MIN_EFFECT = (0.02, 0.03)
+"""(absolute, relative to the centre) smallest drop of the similarity EWMA that may alarm, as the
+quality charts' ``MIN_EFFECT``: without it the chart's designed ~500-block in-control run length
+meant a false alarm about every 11 hours at a block per 80 s (1.75 notifications a week after
+``for: 10m`` in ``benchmarks/bench_alert_delay.py``); a topic shift worth a look moves the mean
+similarity of a block by several hundredths."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +92,17 @@ class DriftSettings:
             raise ValueError("DriftSettings.permutations must be at least 19 (p-values below 0.05)")
 
 
+def similarity_chart(settings: DriftSettings) -> EwmaChart:
+    """The EWMA chart of a feature's block-mean centroid similarity (lower side only)."""
+    return EwmaChart(
+        warmup=settings.spc_warmup,
+        one_sided="lower",
+        sigma_floor=1e-4,
+        design_limits=settings.spc_design_limits,
+        min_effect=SIMILARITY_MIN_EFFECT,
+    )
+
+
 class FeatureDrift:
     """Everything the engine knows about one feature. Not thread-safe: the engine locks around it."""
 
@@ -106,10 +124,7 @@ class FeatureDrift:
         self._clear(reference=True)
 
     def _new_chart(self) -> EwmaChart:
-        s = self.settings
-        return EwmaChart(
-            warmup=s.spc_warmup, one_sided="lower", sigma_floor=1e-4, design_limits=s.spc_design_limits
-        )
+        return similarity_chart(self.settings)
 
     # --- windows --------------------------------------------------------------------------
     def _clear(self, *, reference: bool) -> None:
@@ -291,6 +306,7 @@ class FeatureDrift:
             wanted.warmup,
             wanted.design_limits,
         ):
+            saved.min_effect = wanted.min_effect  # snapshots from before the minimum effect
             self.chart = saved
         else:
             self.chart = wanted

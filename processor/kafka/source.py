@@ -132,7 +132,7 @@ class KafkaSource:
         owners: the engines' :class:`~llmpulse.processor.extension.KeyOwner` hooks, when ``topic``
             is keyed by ``service\x00feature`` (the owner topic): each key's state is resumed from
             the store before its first record here is counted, and released when its partition
-            is revoked or lost.
+            is revoked (saved first) or lost (not saved: the next owner may hold it already).
     """
 
     def __init__(
@@ -428,7 +428,12 @@ class KafkaSource:
         self._m.rebalances.labels("assigned").inc()
         logger.info("event=kafka_partitions_assigned partitions=%s", sorted(k[1] for k in self.assigned))
 
-    def _release(self, partitions: list[Any], *, commit: bool) -> None:
+    def _release(self, partitions: list[Any], *, lost: bool) -> None:
+        """Give ``partitions`` up: skip their uncounted records and release their keys. Revoked
+        (a live hand-over): save the keys' changed state and commit the counted prefix, before
+        Kafka gives them to the next owner. Lost (this replica's session expired): the group has
+        moved on, the next owner may already have resumed and changed the keys' state and counted
+        from the last commit, so neither is written from here."""
         keys = [(tp.topic, tp.partition) for tp in partitions]
         handed = 0
         for key in keys:
@@ -444,10 +449,10 @@ class KafkaSource:
             released |= self._keys.pop(key, set())
         for owner in self.owners:
             try:
-                owner.release(released)
+                owner.release(released, save=not lost)
             except Exception:
                 logger.exception("event=kafka_release_failed keys=%d", len(released))
-        if commit:
+        if not lost:
             try:
                 self._commit({key: self._counted[key] for key in keys if key in self._counted})
             except CommitFailed:
@@ -458,12 +463,12 @@ class KafkaSource:
             self._committed.pop(key, None)
 
     def _on_revoke(self, consumer: Any, partitions: list[Any]) -> None:
-        self._release(partitions, commit=True)
+        self._release(partitions, lost=False)
         self._m.rebalances.labels("revoked").inc()
         logger.info("event=kafka_partitions_revoked partitions=%s", sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, consumer: Any, partitions: list[Any]) -> None:
-        self._release(partitions, commit=False)
+        self._release(partitions, lost=True)
         self._m.rebalances.labels("lost").inc()
         logger.warning("event=kafka_partitions_lost partitions=%s", sorted(tp.partition for tp in partitions))
 

@@ -252,6 +252,7 @@ class DerivedMetrics:
         # raw label tuple -> (series, labels that overflowed); bounded by max_cache
         self._llm_cache: dict[LLMLabels, tuple[LLMSeries, tuple[str, ...]]] = {}
         self._mismatch_cache: dict[tuple[str, str], bool] = {}
+        self._pricing_cap = self._caps[M.PRICING_VERSION]
 
     def feature_label(self, feature: str) -> str:
         """The ``feature`` label value for ``feature``: itself, cut to length, or ``__other__``
@@ -314,40 +315,35 @@ class DerivedMetrics:
             self.overflow[label] = self.overflow.get(label, 0) + 1
         return capped
 
-    def _llm_series(self, call: LLMCall) -> LLMSeries:
-        raw = (call.service, call.environment, call.feature, call.provider, call.model, call.operation)
-        hit = self._llm_cache.get(raw)
-        if hit is None:
-            caps, now = self._caps, self._now
-            labels = (
-                caps[M.SERVICE](raw[0], now),
-                caps[M.DEPLOYMENT_ENVIRONMENT](raw[1], now),
-                caps[M.FEATURE](raw[2], now),
-                caps[M.PROVIDER](raw[3], now),
-                caps[M.MODEL](raw[4], now),
-                caps[M.OPERATION](raw[5], now),
-            )
-            overflowed = tuple(
-                name
-                for name, value, capped in zip(M.LLM_LABELS, raw, labels, strict=True)
-                if capped is M.OVERFLOW_VALUE and value != M.OVERFLOW_VALUE
-            )
+    def _llm_series(self, raw: LLMLabels) -> tuple[LLMSeries, tuple[str, ...]]:
+        """The series of the raw label values ``raw`` and the labels that overflowed (cached)."""
+        caps, now = self._caps, self._now
+        labels = (
+            caps[M.SERVICE](raw[0], now),
+            caps[M.DEPLOYMENT_ENVIRONMENT](raw[1], now),
+            caps[M.FEATURE](raw[2], now),
+            caps[M.PROVIDER](raw[3], now),
+            caps[M.MODEL](raw[4], now),
+            caps[M.OPERATION](raw[5], now),
+        )
+        overflowed = tuple(
+            name
+            for name, value, capped in zip(M.LLM_LABELS, raw, labels, strict=True)
+            if capped is M.OVERFLOW_VALUE and value != M.OVERFLOW_VALUE
+        )
+        series = self.llm.get(labels)
+        if series is None and len(self.llm) >= self._max_series:
+            # each label is under its cap but their combinations are not: fold the whole set
+            other = M.OVERFLOW_VALUE
+            labels = (other, other, other, other, other, other)  # one per M.LLM_LABELS
+            overflowed = (M.OVERFLOW_SERIES,)
             series = self.llm.get(labels)
-            if series is None and len(self.llm) >= self._max_series:
-                # each label is under its cap but their combinations are not: fold the whole set
-                other = M.OVERFLOW_VALUE
-                labels = (other, other, other, other, other, other)  # one per M.LLM_LABELS
-                overflowed = (M.OVERFLOW_SERIES,)
-                series = self.llm.get(labels)
-            if series is None:
-                series = self.llm[labels] = LLMSeries(labels)
-            hit = (series, overflowed)
-            if len(self._llm_cache) < self._max_cache:
-                self._llm_cache[raw] = hit
-        series, overflowed = hit
-        for name in overflowed:
-            self.overflow[name] = self.overflow.get(name, 0) + 1
-        return series
+        if series is None:
+            series = self.llm[labels] = LLMSeries(labels)
+        hit = (series, overflowed)
+        if len(self._llm_cache) < self._max_cache:
+            self._llm_cache[raw] = hit
+        return hit
 
     def _mismatch(self, request_model: str, response_model: str) -> bool:
         key = (request_model, response_model)
@@ -360,8 +356,16 @@ class DerivedMetrics:
 
     def observe_llm(self, call: LLMCall) -> tuple[str, str]:
         """Count one LLM call; returns the (capped) (service, feature) labels for the rolling windows."""
-        now = self._tick()
-        series = self._llm_series(call)
+        # the hot path: _tick, the series cache, _cap and _mismatch inlined for their common case
+        now = self._now = self._clock()
+        if now >= self._next_sweep:
+            self.expire_idle(now)
+        raw = (call.service, call.environment, call.feature, call.provider, call.model, call.operation)
+        hit = self._llm_cache.get(raw)
+        series, overflowed = self._llm_series(raw) if hit is None else hit
+        if overflowed:
+            for name in overflowed:
+                self.overflow[name] = self.overflow.get(name, 0) + 1
         series.seen = now
         series.duration.observe_traced(call.duration_s, call.trace_id, call.end_ns)
         if call.ttfc_s is not None:
@@ -385,7 +389,9 @@ class DerivedMetrics:
                 series.unpriced += 1
         else:
             costs = series.cost
-            version = self._cap(M.PRICING_VERSION, call.pricing_version)
+            version = self._pricing_cap(call.pricing_version, now)
+            if version is M.OVERFLOW_VALUE and call.pricing_version != M.OVERFLOW_VALUE:
+                self.overflow[M.PRICING_VERSION] = self.overflow.get(M.PRICING_VERSION, 0) + 1
             costs[version] = costs.get(version, 0.0) + cost
         key = (call.finish_reason, call.outcome)
         series.requests[key] = series.requests.get(key, 0) + 1
@@ -394,9 +400,14 @@ class DerivedMetrics:
         if call.error_type:
             error_type = self._cap(M.ERROR_TYPE, call.error_type)
             series.errors[error_type] = series.errors.get(error_type, 0) + 1
-        if call.response_model and self._mismatch(call.model, call.response_model):
-            response_model = self._cap(M.RESPONSE_MODEL, call.response_model)
-            series.mismatches[response_model] = series.mismatches.get(response_model, 0) + 1
+        response_model = call.response_model
+        if response_model:
+            mismatch = self._mismatch_cache.get((call.model, response_model))
+            if mismatch is None:
+                mismatch = self._mismatch(call.model, response_model)
+            if mismatch:
+                response_model = self._cap(M.RESPONSE_MODEL, response_model)
+                series.mismatches[response_model] = series.mismatches.get(response_model, 0) + 1
         if call.prompt_version or call.app_version or call.query_category or call.rag_index_version:
             self._count_scopes(series, call)
         return series.key

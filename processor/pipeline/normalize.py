@@ -25,68 +25,61 @@ from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, Record, StepRun
 from llmpulse.processor.pipeline.sentiment import sentiment_of
 
-# Attribute key -> slot in the per-span value list.
+# Attribute key -> slot in the per-span value list. The order groups the keys so that the hot
+# path can test a whole group for absence with one slice comparison: first the keys nearly every
+# LLM span carries, then the LLM keys most spans lack (other producers' names, cache tokens,
+# flags, content, conversation, scope), then the keys of other kinds of span.
 _KEYS = (
     A.SPAN_KIND,
     A.GEN_AI_OPERATION_NAME,
     A.GEN_AI_PROVIDER_NAME,
-    A.LEGACY_GEN_AI_SYSTEM,
-    A.OPENINFERENCE_PROVIDER,
-    A.OPENINFERENCE_SYSTEM,
     A.GEN_AI_REQUEST_MODEL,
     A.GEN_AI_RESPONSE_MODEL,
-    A.OPENINFERENCE_MODEL_NAME,
     A.FEATURE,
     A.FINISH_REASON,
     A.GEN_AI_RESPONSE_FINISH_REASONS,
+    A.GEN_AI_USAGE_INPUT_TOKENS,
+    A.GEN_AI_USAGE_OUTPUT_TOKENS,
+    A.COST_USD,
+    A.GEN_AI_RESPONSE_ID,
+    # other producers' names of the keys above
+    A.LEGACY_GEN_AI_SYSTEM,
+    A.OPENINFERENCE_PROVIDER,
+    A.OPENINFERENCE_SYSTEM,
+    A.OPENINFERENCE_MODEL_NAME,
     A.OPENINFERENCE_FINISH_REASON,
     A.ANTHROPIC_SDK_STOP_REASON,
-    A.GEN_AI_USAGE_INPUT_TOKENS,
     A.LEGACY_GEN_AI_USAGE_PROMPT_TOKENS,
     A.OPENINFERENCE_TOKEN_COUNT_PROMPT,
-    A.GEN_AI_USAGE_OUTPUT_TOKENS,
     A.LEGACY_GEN_AI_USAGE_COMPLETION_TOKENS,
     A.OPENINFERENCE_TOKEN_COUNT_COMPLETION,
+    # cache and reasoning tokens
     A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    A.OPENLLMETRY_CACHE_READ_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_READ,
     A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
+    A.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS,
+    A.OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE,
+    A.CACHE_CREATION_1H_INPUT_TOKENS,
     A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-    A.COST_USD,
+    # per-call flags and values
     A.UNPRICED,
     A.REFUSAL,
     A.ERROR_TYPE,
     A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-    A.GEN_AI_RESPONSE_ID,
-    A.OPENINFERENCE_SPAN_KIND,
-    A.OPENLLMETRY_REQUEST_TYPE,
-    A.STEP_NAME,
-    A.GEN_AI_TOOL_NAME,
-    A.FEEDBACK_KIND,
-    A.FEEDBACK_VALUE,
-    A.ANTHROPIC_SDK_CACHE_WRITE_INPUT_TOKENS,
+    A.PRICING_VERSION,
+    A.GEN_AI_OUTPUT_TYPE,
     A.GEN_AI_INPUT_MESSAGES,  # kept as text, parsed only when an engine asks (LLMCall.content)
     A.GEN_AI_OUTPUT_MESSAGES,
     A.GEN_AI_SYSTEM_INSTRUCTIONS,
-    A.GEN_AI_OUTPUT_TYPE,
-    A.PRICING_VERSION,
-    A.OPENLLMETRY_CACHE_READ_INPUT_TOKENS,
-    A.OPENINFERENCE_TOKEN_COUNT_CACHE_READ,
-    A.OPENLLMETRY_CACHE_CREATION_INPUT_TOKENS,
-    A.OPENINFERENCE_TOKEN_COUNT_CACHE_WRITE,
-    A.CACHE_CREATION_1H_INPUT_TOKENS,
-    A.GEN_AI_AGENT_NAME,
-    A.OPENINFERENCE_AGENT_NAME,
-    A.OPENLLMETRY_SPAN_KIND,
-    A.OPENLLMETRY_ENTITY_NAME,
+    # conversation
     A.GEN_AI_CONVERSATION_ID,
     A.SESSION_ID,
     A.OPENLLMETRY_SESSION_ID,
     A.OPENLLMETRY_CONVERSATION_ID,
     A.OPENLLMETRY_CHAT_ID,
-    A.OPENINFERENCE_TOOL_NAME,
-    A.TOOL_ARGUMENTS_HASH,
-    A.GEN_AI_TOOL_CALL_ARGUMENTS,
-    A.OPENINFERENCE_INPUT_VALUE,
-    A.OPENLLMETRY_ENTITY_INPUT,
+    # scope (what the incident page scopes a regression by)
     A.PROMPT_VERSION,
     A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION,
     A.OPENLLMETRY_PROMPT_VERSION,
@@ -94,19 +87,48 @@ _KEYS = (
     A.QUERY_CATEGORY,
     A.OPENLLMETRY_QUERY_CATEGORY,
     A.RAG_INDEX_VERSION,
+    # other kinds of span: steps, tools, agents, feedback
+    A.OPENINFERENCE_SPAN_KIND,
+    A.OPENLLMETRY_REQUEST_TYPE,
+    A.OPENLLMETRY_SPAN_KIND,
+    A.STEP_NAME,
+    A.GEN_AI_TOOL_NAME,
+    A.OPENINFERENCE_TOOL_NAME,
+    A.OPENLLMETRY_ENTITY_NAME,
+    A.TOOL_ARGUMENTS_HASH,
+    A.GEN_AI_TOOL_CALL_ARGUMENTS,
+    A.OPENINFERENCE_INPUT_VALUE,
+    A.OPENLLMETRY_ENTITY_INPUT,
+    A.GEN_AI_AGENT_NAME,
+    A.OPENINFERENCE_AGENT_NAME,
+    A.FEEDBACK_KIND,
+    A.FEEDBACK_VALUE,
 )
 (
-    _KIND, _OP, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _REQ_MODEL, _RESP_MODEL, _OI_MODEL,
-    _FEATURE, _FINISH, _FINISH_REASONS, _OI_FINISH, _SDK_STOP, _IN, _IN_LEGACY, _IN_OI, _OUT,
-    _OUT_LEGACY, _OUT_OI, _CACHE_READ, _CACHE_CREATION, _REASONING, _COST, _UNPRICED, _REFUSAL,
-    _ERROR_TYPE, _TTFC, _RESPONSE_ID, _OI_KIND, _REQUEST_TYPE, _STEP_NAME, _TOOL_NAME, _FB_KIND,
-    _FB_VALUE, _SDK_CACHE_WRITE, _INPUT_MESSAGES, _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS, _OUTPUT_TYPE,
-    _PRICING_VERSION, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI,
-    _CACHE_CREATION_1H, _AGENT_NAME, _OI_AGENT_NAME, _OLLM_KIND, _OLLM_ENTITY, _CONVERSATION,
-    _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _OI_TOOL_NAME, _TOOL_ARGS_HASH, _TOOL_ARGS,
-    _OI_INPUT, _OLLM_INPUT, _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION,
-    _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
+    _KIND, _OP, _PROVIDER, _REQ_MODEL, _RESP_MODEL, _FEATURE, _FINISH, _FINISH_REASONS, _IN, _OUT,
+    _COST, _RESPONSE_ID,
+    _SYSTEM, _OI_PROVIDER, _OI_SYSTEM, _OI_MODEL, _OI_FINISH, _SDK_STOP, _IN_LEGACY, _IN_OI,
+    _OUT_LEGACY, _OUT_OI,
+    _CACHE_READ, _CACHE_READ_OLLM, _CACHE_READ_OI, _CACHE_CREATION, _SDK_CACHE_WRITE,
+    _CACHE_CREATION_OLLM, _CACHE_WRITE_OI, _CACHE_CREATION_1H, _REASONING,
+    _UNPRICED, _REFUSAL, _ERROR_TYPE, _TTFC, _PRICING_VERSION, _OUTPUT_TYPE, _INPUT_MESSAGES,
+    _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS,
+    _CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT,
+    _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION, _QUERY_CATEGORY,
+    _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
+    _OI_KIND, _REQUEST_TYPE, _OLLM_KIND, _STEP_NAME, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY,
+    _TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT, _AGENT_NAME, _OI_AGENT_NAME, _FB_KIND,
+    _FB_VALUE,
 ) = range(len(_KEYS))  # fmt: skip
+# Groups of slots tested for absence at once: vals[a:b] == [None] * (b - a)
+_ALIASES = (_SYSTEM, _OUT_OI + 1)  # other producers' provider, model, finish and token keys
+_CACHE = (_CACHE_READ, _REASONING + 1)
+_CONVERSATIONS = (_CONVERSATION, _OLLM_CHAT + 1)
+_SCOPES = (_PROMPT_VERSION, _RAG_INDEX_VERSION + 1)
+_NO_ALIASES = [None] * (_ALIASES[1] - _ALIASES[0])
+_NO_CACHE = [None] * (_CACHE[1] - _CACHE[0])
+_NO_CONVERSATION = [None] * (_CONVERSATIONS[1] - _CONVERSATIONS[0])
+_NO_SCOPE = [None] * (_SCOPES[1] - _SCOPES[0])
 _TOOL_ARGUMENT_SLOTS = (_TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT)
 _TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
 _CONVERSATION_SLOTS = (_CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT)
@@ -366,8 +388,10 @@ def normalize_values(
     if len(head[H_TRACE_ID]) != 16 or len(head[H_SPAN_ID]) != 8:
         return M.REJECT_INVALID_ID
 
-    kind = _str(vals[_KIND])
-    operation = _str(vals[_OP])
+    value = vals[_KIND]
+    kind = value if type(value) is str else ""
+    value = vals[_OP]
+    operation = value if type(value) is str else ""
     if not kind:
         if operation in A.LLM_OPERATIONS:
             kind = A.SPAN_KIND_LLM
@@ -423,27 +447,50 @@ def _duration(head: tuple[Any, ...]) -> float:
 
 
 def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary: bool) -> LLMCall | str:
-    duration = _duration(head)
-    if duration < 0:
+    # The hot path: the common case (the keys every LLM span carries, as plain strings and
+    # integers) is read inline, and each group of keys most spans lack is skipped when all of
+    # its slots are empty; anything else goes through the general readers above.
+    start: int = head[H_START]
+    end: int = head[H_END]
+    if end < start:
         return M.REJECT_INVALID_DURATION
-    finish = _finish_reason(vals)
+    duration = (end - start) / 1e9
+    if duration > MAX_DURATION_S:
+        return M.REJECT_INVALID_DURATION
+    aliases = vals[_ALIASES[0] : _ALIASES[1]] != _NO_ALIASES
+    value = vals[_FINISH]
+    finish = (value or M.FINISH_REASON_NONE) if type(value) is str else _finish_reason(vals)
     if finish is None:
         return M.REJECT_INVALID_FINISH_REASON
 
-    # the first key of each group is inlined: it is the one nearly every span carries
     value = vals[_IN]
-    tokens_in = _count(value) if value is not None else _first_count(vals, _IN_LEGACY, _IN_OI)
+    if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL:
+        tokens_in: int | None = value
+    elif value is not None:
+        tokens_in = _count(value)
+    else:
+        tokens_in = _first_count(vals, _IN_LEGACY, _IN_OI) if aliases else None
     value = vals[_OUT]
-    tokens_out = _count(value) if value is not None else _first_count(vals, _OUT_LEGACY, _OUT_OI)
-    value = vals[_CACHE_READ]
-    cache_read = _count(value) if value is not None else _first_count(vals, _CACHE_READ_OLLM, _CACHE_READ_OI)
-    cache_creation = _first_count(
-        vals, _CACHE_CREATION, _SDK_CACHE_WRITE, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI
-    )
-    value = vals[_CACHE_CREATION_1H]
-    cache_long = None if value is None else _count(value)
-    value = vals[_REASONING]
-    reasoning = None if value is None else _count(value)
+    if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL:
+        tokens_out: int | None = value
+    elif value is not None:
+        tokens_out = _count(value)
+    else:
+        tokens_out = _first_count(vals, _OUT_LEGACY, _OUT_OI) if aliases else None
+    if vals[_CACHE[0] : _CACHE[1]] == _NO_CACHE:
+        cache_read = cache_creation = cache_long = reasoning = None
+    else:
+        value = vals[_CACHE_READ]
+        cache_read = (
+            _count(value) if value is not None else _first_count(vals, _CACHE_READ_OLLM, _CACHE_READ_OI)
+        )
+        cache_creation = _first_count(
+            vals, _CACHE_CREATION, _SDK_CACHE_WRITE, _CACHE_CREATION_OLLM, _CACHE_WRITE_OI
+        )
+        value = vals[_CACHE_CREATION_1H]
+        cache_long = None if value is None else _count(value)
+        value = vals[_REASONING]
+        reasoning = None if value is None else _count(value)
     if _BAD in (tokens_in, tokens_out, cache_read, cache_creation, reasoning, cache_long):
         return M.REJECT_INVALID_TOKENS
 
@@ -453,7 +500,8 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
         cost = _amount(vals[_COST])
         if cost < 0 or cost > MAX_COST_USD_PER_CALL:
             return M.REJECT_INVALID_COST
-        pricing_version = _first_text(vals, _PRICING_VERSION) or M.PRICING_REPORTED
+        value = vals[_PRICING_VERSION]
+        pricing_version = value if value and type(value) is str else M.PRICING_REPORTED
     if vals[_UNPRICED] is True:
         cost = None
         pricing_version = ""
@@ -474,10 +522,17 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     refusal_value = vals[_REFUSAL]
     refused = finish == A.FINISH_REFUSAL or refusal_value is True
 
-    feature = _pick(vals, _FEATURE)
-    provider = _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
-    model = _pick(vals, _REQ_MODEL, _OI_MODEL)
-    response_model = _pick(vals, _RESP_MODEL)
+    # _pick's answer, without the call when the first key holds a non-empty string
+    value = vals[_FEATURE]
+    feature = value if type(value) is str else _pick(vals, _FEATURE)
+    value = vals[_PROVIDER]
+    provider = (
+        value if value and type(value) is str else _pick(vals, _PROVIDER, _SYSTEM, _OI_PROVIDER, _OI_SYSTEM)
+    )
+    value = vals[_REQ_MODEL]
+    model = value if value and type(value) is str else _pick(vals, _REQ_MODEL, _OI_MODEL)
+    value = vals[_RESP_MODEL]
+    response_model = value if type(value) is str else _pick(vals, _RESP_MODEL)
     if feature is None or provider is None or model is None or response_model is None:
         return M.REJECT_INVALID_ATTRIBUTE
 
@@ -501,16 +556,23 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     call.reasoning_tokens = reasoning
     call.cost_usd = cost
     call.pricing_version = pricing_version
-    call.response_id = _first_text(vals, _RESPONSE_ID)
-    call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
-    call.prompt_version = _scope_text(vals, _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION)
-    call.app_version = _scope_text(vals, _APP_VERSION)
-    call.query_category = _scope_text(vals, _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY)
-    call.rag_index_version = _scope_text(vals, _RAG_INDEX_VERSION)
+    value = vals[_RESPONSE_ID]
+    call.response_id = value if type(value) is str else ""
+    if vals[_CONVERSATIONS[0] : _CONVERSATIONS[1]] == _NO_CONVERSATION:
+        call.conversation_id = ""
+    else:
+        call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
+    if vals[_SCOPES[0] : _SCOPES[1]] == _NO_SCOPE:
+        call.prompt_version = call.app_version = call.query_category = call.rag_index_version = ""
+    else:
+        call.prompt_version = _scope_text(vals, _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION)
+        call.app_version = _scope_text(vals, _APP_VERSION)
+        call.query_category = _scope_text(vals, _QUERY_CATEGORY, _OLLM_QUERY_CATEGORY)
+        call.rag_index_version = _scope_text(vals, _RAG_INDEX_VERSION)
     call.trace_id = head[H_TRACE_ID]
     call.span_id = head[H_SPAN_ID]
     call.parent_span_id = head[H_PARENT_ID]
-    call.end_ns = head[H_END]
+    call.end_ns = end
     call.secondary = secondary
     input_value = vals[_INPUT_MESSAGES]
     output_value = vals[_OUTPUT_MESSAGES]

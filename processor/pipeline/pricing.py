@@ -46,11 +46,15 @@ class CallPricer:
             price = table.price(call.model)
             if price is None:
                 return
-        call.cost_usd = price.cost(
-            tokens_in or 0,
-            tokens_out or 0,
-            call.cache_read_tokens or 0,
-            call.cache_creation_tokens or 0,
-            call.cache_creation_1h_tokens or 0,
-        )
+        cache_read, cache_write = call.cache_read_tokens, call.cache_creation_tokens
+        if cache_read or cache_write:
+            call.cost_usd = price.cost(
+                tokens_in or 0,
+                tokens_out or 0,
+                cache_read or 0,
+                cache_write or 0,
+                call.cache_creation_1h_tokens or 0,
+            )
+        else:  # Price.cost without cache tokens, term for term: its zero terms add exactly nothing
+            call.cost_usd = (tokens_in or 0) * price.input + (tokens_out or 0) * price.output
         call.pricing_version = self.version

@@ -334,7 +334,7 @@ class Pipeline:
                     continue
                 self._busy = True
                 try:
-                    result = await self._process_sliced(request, spans)
+                    result = await self._process_sliced(request, spans, sliced=receiver != M.RECEIVER_KAFKA)
                 finally:
                     self._busy = False
                 if not future.done():
@@ -343,9 +343,13 @@ class Pipeline:
                 self._measure(drained, time.monotonic() - busy_since)
             self._count_released(self.dedup.release())
 
-    async def _process_sliced(self, request: Any, spans: int) -> ExportResult:
-        """:meth:`process`, letting the loop run between slices of :data:`SLICE_SECONDS`."""
-        steps = self._steps(request, SLICE_SECONDS)
+    async def _process_sliced(self, request: Any, spans: int, *, sliced: bool = True) -> ExportResult:
+        """:meth:`process`, letting the loop run between slices of :data:`SLICE_SECONDS`.
+
+        A Kafka source's request is processed in one piece (``sliced=False``): a scrape between
+        two slices would show half of its counts while its offset, not yet counted, stays
+        uncommitted, and a replica dying then would have the next owner count that half again."""
+        steps = self._steps(request, SLICE_SECONDS if sliced else None)
         try:
             while True:
                 next(steps)

@@ -135,16 +135,29 @@ def number_checks(
     context_limits: dict[str, int] | None = None,
 ) -> list[str]:
     """The checks a call fails on its numbers alone (all a call without content can fail)."""
+    limit = None if input_tokens is None else context_limit(model, context_limits)
+    return limit_checks(refusal, finish_reason, input_tokens, limit, context_fraction)
+
+
+def limit_checks(
+    refusal: bool,
+    finish_reason: str | None,
+    input_tokens: int | None,
+    limit: int | None,
+    context_fraction: float,
+) -> list[str]:
+    """:func:`number_checks` with the model's context window ``limit`` already looked up."""
     failed: list[str] = []
-    if refusal or finish_reason in (A.FINISH_REFUSAL, A.FINISH_CONTENT_FILTER):
+    if refusal or finish_reason in _REFUSAL_FINISHES:
         failed.append(API_REFUSAL)
     if finish_reason == A.FINISH_LENGTH:
         failed.append(TRUNCATED)
-    if input_tokens is not None:
-        limit = context_limit(model, context_limits)
-        if limit is not None and input_tokens >= context_fraction * limit:
-            failed.append(NEAR_CONTEXT_LIMIT)
+    if input_tokens is not None and limit is not None and input_tokens >= context_fraction * limit:
+        failed.append(NEAR_CONTEXT_LIMIT)
     return failed
+
+
+_REFUSAL_FINISHES = (A.FINISH_REFUSAL, A.FINISH_CONTENT_FILTER)
 
 
 def run_checks(

@@ -63,6 +63,8 @@ _log = logging.getLogger(__name__)
 
 _NOT_FLAGGING = frozenset({C.NEAR_CONTEXT_LIMIT})  # counted, but not a bad answer
 _REFUSALS = frozenset({C.API_REFUSAL, C.REFUSAL_PHRASE})
+_UNKNOWN_LIMIT: Any = object()  # not looked up yet (None: the model's window is unknown)
+_MAX_MODELS = 10_000  # context windows remembered per model name
 _EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING, A.FEEDBACK_COMMENT_KIND})
 
 
@@ -163,6 +165,7 @@ class QualityEngine:
         self._features: set[tuple[str, str]] = set()
         self._checked: dict[tuple[str, str], Any] = {}  # labelled children, looked up once per key
         self._children: dict[tuple[Any, ...], Any] = {}
+        self._limits: dict[str, int | None] = {}  # model -> context window (checks.context_limit)
         # key -> [calls observed, successful responses among them], not counted yet
         self._pending: dict[tuple[str, str], list[int]] = {}
         # (service, feature, check) -> failures on the numbers path, not counted yet
@@ -192,12 +195,20 @@ class QualityEngine:
         restored = self.charts.resume(keys, snapshots)
         _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
 
-    def release(self, keys: Collection[tuple[str, str]] | None) -> None:
+    def release(self, keys: Collection[tuple[str, str]] | None, *, save: bool = True) -> None:
         """Save the changed charts of ``keys`` (None: every key) and forget them and their
         gauges (their partition moved to another replica). Blocks on the store: it runs inside
-        the revocation, so the next owner reads what this one saved."""
+        the revocation, so the next owner reads what this one saved. ``save=False`` (the
+        partition was lost, a new owner may hold the key already): forget without saving."""
         self.flush_counts()
         dirty = self.charts.release(keys)
+        if not save:
+            _log.info(
+                "event=spc_charts_dropped keys=%s charts_not_saved=%d",
+                "all" if keys is None else len(keys),
+                len(dirty),
+            )
+            return
         if dirty:
             try:
                 self.chart_store.save_charts(dirty)
@@ -295,14 +306,17 @@ class QualityEngine:
             self._feature(key)
         finish = call.finish_reason
         is_error = bool(call.error_type) or finish == A.FINISH_ERROR
-        s = self.settings
-        failed = C.number_checks(
-            call.outcome == OUTCOME_REFUSAL,
-            finish,
-            call.model,
-            call.input_tokens,
-            context_fraction=s.context_limit_fraction,
-            context_limits=s.context_limits,
+        tokens = call.input_tokens
+        limit = None
+        if tokens is not None:
+            model = call.model
+            limit = self._limits.get(model, _UNKNOWN_LIMIT)
+            if limit is _UNKNOWN_LIMIT:
+                limit = C.context_limit(model, self.settings.context_limits)
+                if len(self._limits) < _MAX_MODELS:
+                    self._limits[model] = limit
+        failed = C.limit_checks(
+            call.outcome == OUTCOME_REFUSAL, finish, tokens, limit, self.settings.context_limit_fraction
         )
         counts = self._pending.get(key)
         if counts is None:

@@ -11,6 +11,7 @@ the engine and the canary runner into one :class:`~llmpulse.processor.extension.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from prometheus_client.registry import CollectorRegistry
@@ -25,32 +26,50 @@ from llmpulse.processor.quality.status import quality_status
 
 __all__ = ["QualityListener", "quality_extension"]
 
+_log = logging.getLogger(__name__)
+
 
 class QualityListener:
-    """Hands every counted LLM call and feedback event to the quality engine."""
+    """Hands every counted LLM call and feedback event to the quality engine.
+
+    Records are queued as they come and handed over in their order at the batch end, in one
+    loop (the pipeline's per-call cost stays an append); the engine's counts and charts are
+    therefore current once a batch is done, as its deferred counts always were.
+    """
 
     def __init__(self, engine: QualityEngine) -> None:
         self._engine = engine
         self._content = ContentBatch(engine.content)
+        self._queued: list[tuple[LLMCall | Feedback, Any]] = []
 
     def on_call(self, call: LLMCall, span: Any | None) -> None:
-        """Check the call (counts deferred to :meth:`on_batch_end`)."""
-        if not call.has_content:  # most calls: their numbers only, no sample object
-            is_error = self._engine.observe_numbers(call)
-            self._content.add((call.service, call.feature), None, is_error, False, span)
-            return
-        sample = sample_from_call(call, span)
-        self._engine.observe(sample, defer_counts=True)
-        self._content.add(sample.key, sample.output_text, sample.is_error, True, span)
-
-    def on_batch_end(self) -> None:
-        """Apply the counts of the batch's calls."""
-        self._engine.flush_counts()
-        self._content.flush()
+        """Queue the call for :meth:`on_batch_end`."""
+        self._queued.append((call, span))
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
-        """Count the feedback event."""
-        self._engine.observe_feedback(feedback_from_record(feedback, span))
+        """Queue the feedback event for :meth:`on_batch_end`."""
+        self._queued.append((feedback, span))
+
+    def on_batch_end(self) -> None:
+        """Check the batch's calls, count its feedback, and apply the counts."""
+        queued, self._queued = self._queued, []
+        engine, content = self._engine, self._content
+        observe_numbers, add_content = engine.observe_numbers, content.add
+        for record, span in queued:
+            try:
+                if not isinstance(record, LLMCall):
+                    engine.observe_feedback(feedback_from_record(record, span))
+                elif not record.has_content:  # most calls: their numbers only, no sample object
+                    is_error = observe_numbers(record)
+                    add_content((record.service, record.feature), None, is_error, False, span)
+                else:
+                    sample = sample_from_call(record, span)
+                    engine.observe(sample, defer_counts=True)
+                    add_content(sample.key, sample.output_text, sample.is_error, True, span)
+            except Exception:  # one bad record never costs the others their checks
+                _log.exception("event=quality_record_failed record=%s", type(record).__name__)
+        engine.flush_counts()
+        content.flush()
 
 
 def quality_extension(

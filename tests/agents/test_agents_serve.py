@@ -89,8 +89,11 @@ def test_serve_counts_runs_tools_and_sessions_from_three_producers(tmp_path: Pat
         assert priced > 0
         assert _get(s, N.AGENT_RUN_COST + "_sum", **weather_run) == pytest.approx(priced, rel=1e-12)
         assert _get(s, N.AGENT_RUN_DURATION + "_count", **weather_run) == 2
-        # get_weather twice with the same arguments: runaway at repeated_tool_calls = 2
-        assert _get(s, N.AGENT_RUNAWAY_RUNS_TOTAL, **weather_run, reason="repeated_tool_call") == 1
+        # get_weather twice with the same arguments: runaway at repeated_tool_calls = 2, found while
+        # the run was still open (before its span named the agent) and counted once, not again at its end
+        open_run = {"service": "semconv", **prod, "agent": "unknown"}
+        assert _get(s, N.AGENT_RUNAWAY_RUNS_TOTAL, **open_run, reason="repeated_tool_call") == 1
+        assert _get(s, N.AGENT_RUNAWAY_RUNS_TOTAL, **weather_run, reason="repeated_tool_call") is None
         assert _get(s, N.AGENT_RUNAWAY_RUNS_TOTAL, **weather_run, reason="llm_calls") is None
         assert _get(s, N.TOOL_CALLS_TOTAL, service="semconv", **prod, tool="get_weather") == 2
         assert _get(s, N.TOOL_ERRORS_TOTAL, service="semconv", **prod, tool="get_weather") == 0
@@ -126,3 +129,4 @@ def test_serve_counts_runs_tools_and_sessions_from_three_producers(tmp_path: Pat
         status = httpx.get(f"http://{scrape}/api/status").json()["agents"]
         assert status["agents"]["semconv/weather@prod"]["runs"] == 2
         assert status["runaway_recent"][0]["trace_id"] == (1).to_bytes(16, "big").hex()
+        assert status["runaway_recent"][0]["open"] is True

@@ -121,8 +121,13 @@ def test_a_hundred_thousand_tool_calls_in_one_run_stay_within_the_caps() -> None
     engine.tick()
     series = _run_series(engine)
     assert series.tool_calls.sum == n
-    assert series.runaway[N.RUNAWAY_TOOL_CALLS][0] == 1
-    assert N.RUNAWAY_REPEATED_TOOL_CALL not in series.runaway  # every call had new arguments
+    # found runaway while the run was open (its span not there yet: agent "unknown"), counted once
+    (open_run,) = [s for labels, s in engine.metrics.runs.items() if labels[2] == "unknown"]
+    assert (
+        open_run.runaway[N.RUNAWAY_TOOL_CALLS][0] == 1 and open_run.runaway[N.RUNAWAY_TOOL_CALLS][1] == TRACE
+    )
+    assert N.RUNAWAY_TOOL_CALLS not in series.runaway  # not counted again when the run ended
+    assert N.RUNAWAY_REPEATED_TOOL_CALL not in open_run.runaway  # every call had new arguments
     assert engine.metrics.evictions[N.EVICT_LINKS_CAP] == 1
     assert engine.metrics.evictions[N.EVICT_TOOL_KEYS_CAP] == 1
     assert engine.metrics.tools[("unknown_service", "", "lookup")].calls == n
@@ -137,10 +142,13 @@ def test_the_same_tool_with_the_same_arguments_is_a_runaway_run_with_its_trace_a
     )
     clock.now += 3
     engine.tick()
-    runaway = _run_series(engine).runaway
-    assert runaway[N.RUNAWAY_REPEATED_TOOL_CALL][:2] == [1, TRACE]
+    # found at the 4th repeat, before the run's span arrived (agent "unknown"), and only once
+    (open_run,) = [s for labels, s in engine.metrics.runs.items() if labels[2] == "unknown"]
+    assert open_run.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][:2] == [1, TRACE]
+    assert N.RUNAWAY_REPEATED_TOOL_CALL not in _run_series(engine).runaway
     status = engine.status()
     assert status["runaway_recent"][0]["max_repeated_tool_calls"] == 4
+    assert [r["open"] for r in status["runaway_recent"]] == [True]
 
 
 def test_per_agent_caps_and_the_default_cap() -> None:

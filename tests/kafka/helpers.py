@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import urllib.parse
 import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -86,3 +88,22 @@ def sample(text: str, name: str, **labels: str) -> float:
         if all(have.get(k) == v for k, v in labels.items()):
             total += float(found.group(3))
     return total
+
+
+def promql(base_url: str, expr: str) -> list[dict]:  # type: ignore[type-arg]
+    """An instant query on a Prometheus HTTP API (Prometheus' own or VictoriaMetrics'):
+    the result vector, each ``{"metric": {...}, "value": [t, "v"]}``."""
+    url = f"{base_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]["result"]  # type: ignore[no-any-return]
+
+
+def by_labels(result: list[dict], *labels: str) -> dict[tuple[str, ...], float]:  # type: ignore[type-arg]
+    """An instant vector as {label values: sum of the values of the series with those values}."""
+    out: dict[tuple[str, ...], float] = {}
+    for r in result:
+        key = tuple(r["metric"].get(k, "") for k in labels)
+        out[key] = out.get(key, 0.0) + float(r["value"][1])
+    return out

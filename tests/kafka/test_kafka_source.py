@@ -146,3 +146,57 @@ def test_bad_session_timeout_is_a_config_error(value: str) -> None:
 
     with pytest.raises(ConfigError, match="kafka_session_timeout"):
         resolve({"kafka_session_timeout": value}, environ={})
+
+
+class _Owners:
+    """A KeyOwner that records what it is told."""
+
+    def __init__(self) -> None:
+        self.resumed: list[set[tuple[str, str]]] = []
+        self.released: list[tuple[set[tuple[str, str]] | None, bool]] = []
+
+    async def resume(self, keys) -> None:  # type: ignore[no-untyped-def]
+        self.resumed.append(set(keys))
+
+    def release(self, keys, *, save: bool = True) -> None:  # type: ignore[no-untyped-def]
+        self.released.append((None if keys is None else set(keys), save))
+
+
+async def test_a_revoked_partition_saves_its_keys_and_a_lost_one_does_not(
+    kafka_broker: KafkaBroker, new_topic
+) -> None:  # type: ignore[no-untyped-def]
+    from confluent_kafka import TopicPartition
+
+    from llmpulse.processor.kafka.source import KafkaSource
+
+    brokers, key = kafka_broker.bootstrap_servers, ("app", "support")
+    outcomes = {}
+    for ending in ("revoked", "lost"):
+        topic, group = new_topic(1), f"g-owner-{next(_groups)}"
+        produce(brokers, topic, [(b"app\x00support", llm_request(3)) for _ in range(4)])
+        service = ProcessorService(Settings(grpc_port=0, http_port=0, admin_port=0))
+        owners = _Owners()
+        source = KafkaSource(
+            service.pipeline, brokers=brokers, topic=topic, group=group, session_timeout=6.0, owners=[owners]
+        )
+        await service.startup()
+        await source.start()
+        try:
+            await _until(lambda: _llm(service) == 12, what="12 spans counted")  # noqa: B023
+            assert owners.resumed == [{key}]
+            source.commit_counted()  # what a scrape does: the counts are shown, the offset committed
+            produce(brokers, topic, [(b"app\x00support", llm_request(3))])
+            await _until(lambda: _llm(service) == 15, what="3 more spans counted")  # noqa: B023
+            # librdkafka's callbacks: a live hand-over, or this member's session expired
+            callback = source._on_lost if ending == "lost" else source._on_revoke
+            callback(source._consumer, [TopicPartition(topic, 0)])
+        finally:
+            await source.close()  # leaves the group without committing; nothing left to release
+            await service.shutdown()
+        outcomes[ending] = (owners.released, committed(brokers, group, topic, 1))
+    # start: give up what was loaded; revoked: save, and commit the counted prefix (all 5
+    # records); lost: forget without saving and commit nothing (the new owner may be past both)
+    for ending, (save, offset) in {"revoked": (True, 5), "lost": (False, 4)}.items():
+        released, offsets = outcomes[ending]
+        assert released[:2] == [(None, True), ({key}, save)] and offsets == {0: offset}, ending
+        assert all(keys == set() for keys, _save in released[2:]), released

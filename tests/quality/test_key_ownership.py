@@ -82,3 +82,27 @@ async def test_release_of_everything_saves_nothing_unchanged(tmp_path: Path) -> 
     assert late.charts.states() == {} and _centre(late_registry, KEY) is None
     await owner.stop()
     await late.stop()
+
+
+async def test_a_lost_key_is_forgotten_without_writing_over_the_new_owner(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    old, old_registry = _engine(tmp_path / "q.db")
+    new, _ = _engine(tmp_path / "q.db")
+    await old.start()
+    await new.start()
+    _calls(old, KEY, 70, rng)
+    await old.tick()  # saved: the baseline the next owner resumes
+    _calls(old, KEY, 20, rng)  # charted here after the last save: changed, unsaved
+    await new.resume([KEY])  # the group moved on while the old owner's session was expiring
+    _calls(new, KEY, 30, rng)
+    await new.tick()
+    theirs = new.chart_store.load_charts()
+
+    old.release([KEY], save=False)  # the partition was lost, not revoked
+    assert old.chart_store.load_charts() == theirs  # the new owner's charts stand
+    assert _centre(old_registry, KEY) is None and old.charts.states() == {}
+    old.release([KEY])  # and nothing of the key is left to write later
+    assert old.chart_store.load_charts() == theirs
+    await old.stop()
+    assert new.chart_store.load_charts() == theirs  # its stop saved nothing of the key
+    await new.stop()
