@@ -206,8 +206,9 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
         app = _start_app(options, scenario, provider.base_url)
         view.say(f"==> demo app started (pid {app.pid}); waiting for its first calls in Prometheus ...")
         _wait_for_traffic(prometheus, app)
-        # The baselines average the first rates of the run: let one rule window fill first, so
-        # that none of them is a window still filling up (a rate from a few seconds of traffic).
+        # One rule window of traffic before the schedule, so the first incident does not start
+        # while the rates' first windows still fill. (The cost baseline, an average since the
+        # start, skips those by itself: it waits for two hours of history to average.)
         lead_s = min(60.0, parse_duration(compress_duration("5m", options.speed, MIN_WINDOW_S)))
         view.say(f"==> traffic flowing; {lead_s:g} s for the first rule window to fill ...")
         time.sleep(lead_s)
