@@ -114,6 +114,16 @@ _WORDS = [
 ]
 
 
+# Median seconds of the RAG steps: a query embedding plus a vector search, a cross-encoder
+# rerank, and the vector store in the retrieval_slowdown incident. Realistic, and far enough
+# over what a loaded machine adds to a thread's sleep: the step latency alert fires at 1.5 times
+# the step's usual p95 and at least 0.1 s over it, so a 40 ms step was pushed over by a few
+# calls in a window stalled 0.15 s each (a thread waiting for a CPU to wake up), which this
+# machine, shared by several jobs, did: LLMPulseStepLatencyHigh{step="retrieval"} fired with no
+# incident. At these medians a stall has to be about a quarter of a second on several calls.
+RETRIEVAL_S, RERANK_S, SLOW_RETRIEVAL_S = 0.25, 0.2, 1.2
+
+
 class VectorStore:
     """A stand-in for the retrieval backend: documents of realistic length, seeded."""
 
@@ -121,7 +131,7 @@ class VectorStore:
         self._docs = [" ".join(rng.choice(_WORDS) for _ in range(words)) for _ in range(documents)]
 
     def search(self, rng: random.Random, k: int, slow: bool) -> list[str]:
-        time.sleep(_lognormal(rng, 0.6 if slow else 0.04, 0.25))
+        time.sleep(_lognormal(rng, SLOW_RETRIEVAL_S if slow else RETRIEVAL_S, 0.25))
         return rng.sample(self._docs, k)
 
 
@@ -232,7 +242,7 @@ class DemoApp:
             documents = self._store.search(rng, k, slow)
             retrieval.record(document_count=len(documents), top_score=round(rng.uniform(0.6, 0.95), 3))
         with llmpulse.step("rerank"):
-            time.sleep(_lognormal(rng, 0.015, 0.3))
+            time.sleep(_lognormal(rng, RERANK_S, 0.3))
         messages = [
             {"role": "system", "content": "Answer from the context only.\n\n" + "\n\n".join(documents)},
             {"role": "user", "content": question},

@@ -98,7 +98,9 @@ def _detects(alert: FiredAlert, incident: Incident, names: Iterable[str]) -> boo
     feature = alert.label("feature")
     if alert.name not in set(names) or (feature is not None and feature != incident.feature):
         return False
-    return all(alert.label(k) == v for k, v in incident.extra_labels.items())
+    return all(
+        alert.label(k) in ((v,) if isinstance(v, str) else v) for k, v in incident.extra_labels.items()
+    )
 
 
 def _side_effect(alert: FiredAlert, incident: Incident) -> bool:

@@ -142,9 +142,14 @@ def alert_rules(paths: Iterable[Path] | None = None) -> dict[str, AlertRule]:
     return found
 
 
-SUPPORT_JUDGE_RATE = 0.3
+SUPPORT_JUDGE_RATE = 0.22  # of about 7 calls/s: 1.6 verdicts/s, under the judge's 2/s with the others
 JUDGE_RATES = {"support-chat": SUPPORT_JUDGE_RATE, "trip-agent": 0.0}
 """Per-feature judge rates of the demo; the others keep the default (5%)."""
+QUALITY_TICK_S = 15.0
+"""The quality engine's shipped tick: how often it refreshes the user-signal gauges (the
+survivorship risk) from its window. Divided by the speed, at least 1 s: an uncompressed 15 s
+would be half the demo's 30-second "hour" at speed 120, so the risk gauge lagged its window by
+up to 30 simulated minutes and the abandonment surge's alert could miss its `for:`."""
 SESSION_TIMEOUT_FLOOR_S = 10.0
 """The demo's shortest session timeout, in real seconds. Turns of a conversation are a few real
 seconds apart (latencies and the users' reading time are not compressed), so the shipped 3
@@ -187,18 +192,19 @@ def engine_settings(speed: float) -> str:
     The quality and drift engines do not window by the clock alone, so rewriting the rules is
     not enough: user signals use a rolling hour (divided by ``speed`` here), and the SPC charts,
     the judge and the drift reference count samples, which a demo with production traffic rates
-    would take hours to fill. The demo judges 30% of the ``support-chat`` calls (about 1.5
+    would take hours to fill. The demo judges 22% of the ``support-chat`` calls (about 1.6
     verdicts/s; with the other features' 5%, under the judge's default rate limit of 2/s, so
     verdicts do not queue up and lag), none of the ``trip-agent`` calls and no whole
     conversations (session judging would add to the judge's rate), sizes the
     SPC windows so that every chart's warm-up ends before the first incident
     (:func:`spc_windows`; the shipped control limits, designed for that warm-up, and the shipped
-    minimum effects), closes sessions after the shipped 3 minutes divided by ``speed`` but not
+    minimum effects), refreshes the user-signal gauges every ``15 / speed`` seconds (at least
+    1 s: :data:`QUALITY_TICK_S`), closes sessions after the shipped 3 minutes divided by ``speed`` but not
     under :data:`SESSION_TIMEOUT_FLOOR_S`, and uses a smaller drift reference with more warm-up
     blocks for the similarity chart (its sigma is estimated from them). These are demo settings,
     not recommendations.
     """
-    window = max(10.0, 3600.0 / speed)
+    window = max(10.0, 3600.0 / speed)  # the user-signal window
     bucket = max(1.0, 60.0 / speed)
     spc = spc_windows(speed)
     per_feature = "".join(
@@ -208,6 +214,9 @@ def engine_settings(speed: float) -> str:
     )
     return f"""
 # Added by `llmpulse demo` (speed {speed:g}); see llmpulse.demo.rules.engine_settings.
+[quality]
+tick_s = {max(1.0, QUALITY_TICK_S / speed):g}
+
 [quality.signals]
 window_s = {window:g}
 bucket_s = {bucket:g}

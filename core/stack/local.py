@@ -127,7 +127,8 @@ class Stack:
         the time-compressed copies of :mod:`llmpulse.demo.rules`; ``interval`` is Prometheus'
         scrape and evaluation interval; ``fake_provider=False`` leaves the fake provider's port
         to the caller (the demo serves its own, scripted one there); ``processor_config_extra``
-        is appended to the processor's TOML file (new tables only, e.g. ``[quality.signals]``);
+        is appended to the processor's TOML file (new tables, e.g. ``[quality.signals]``, and a
+        ``[quality]`` table whose keys join the stack's own, e.g. the demo's ``tick_s``);
         ``console_args`` are added to ``llmpulse console``'s command line (the demo's
         time-compressed ``--incident-window``); ``replicas`` > 0 runs Kafka, PostgreSQL and that
         many processor replicas instead of the one processor (their admin ports are
@@ -194,13 +195,14 @@ class Stack:
     def _processor_config(self) -> Path:
         """The processor's engines: state under the state dir, the fake provider as the judge."""
         d, p, h = self.state_dir, self.ports, self.host
+        quality_keys, extra = _table_keys(self._processor_config_extra, "quality")
         path = d / "processor.toml"
         path.write_text(
             f"""# Written by `llmpulse up`. No real LLM endpoint is configured, so the fake provider
 # on {h}:{p.fake_provider} is the judge (its verdicts are canned, not real judgements).
 [quality]
 db_path = "{d / "quality.db"}"
-
+{quality_keys}
 [quality.judge]
 base_url = "http://{h}:{p.fake_provider}/v1"
 model = "fake-judge"
@@ -210,8 +212,8 @@ note = "{FAKE_JUDGE_NOTE}"
 [drift]
 state_path = "{d / "drift.npz"}"
 """
-            + ("" if "[drift.settings]" in self._processor_config_extra else _QUICK_DRIFT)
-            + self._processor_config_extra
+            + ("" if "[drift.settings]" in extra else _QUICK_DRIFT)
+            + extra
         )
         return path
 
@@ -633,3 +635,16 @@ def _replica_count(text: str) -> int:
 
 def _say(line: str) -> None:
     print(line, flush=True)
+
+
+def _table_keys(toml_text: str, table: str) -> tuple[str, str]:
+    """(the key lines of ``[table]`` in ``toml_text``, the text without that table): a TOML file
+    defines a table once, so keys for a table the stack writes itself go into the stack's."""
+    header = f"[{table}]"
+    lines = toml_text.splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if line.strip() == header]
+    if not starts:
+        return "", toml_text
+    begin = starts[0]
+    end = next((i for i in range(begin + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    return "".join(lines[begin + 1 : end]), "".join(lines[:begin] + lines[end:])

@@ -85,7 +85,7 @@ class QualityEngine:
         evaluation_sink: receives one ``gen_ai.evaluation.result``-shaped record per dimension.
         clock: wall clock (Unix seconds) for budgets, signals and stored times.
         monotonic: clock of the circuit breaker and the rate limit.
-        tick_s: seconds between periodic ticks.
+        tick_s: seconds between periodic ticks (default ``settings.tick_s``).
     """
 
     def __init__(
@@ -100,7 +100,7 @@ class QualityEngine:
         evaluation_sink: EvaluationSink | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        tick_s: float = 15.0,
+        tick_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = QualityMetrics(registry)
@@ -155,7 +155,7 @@ class QualityEngine:
             judging=self.judging,
             flush_counts=self.flush_counts,
             clock=clock,
-            tick_s=tick_s,
+            tick_s=settings.tick_s if tick_s is None else tick_s,
         )
         self.content = ContentWatch(
             self.metrics, missing_after_s=settings.content_missing_after_s, clock=monotonic

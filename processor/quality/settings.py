@@ -172,6 +172,10 @@ class QualitySettings:
     write every call. Judge and feedback flags are always stored. 0 stores none."""
     content_missing_after_s: float = 300.0
     """A feature without judgeable content for this long is logged and shown as missing content."""
+    tick_s: float = 15.0
+    """Seconds between the engine's periodic work: the user-signal, agreement and judge gauges
+    refreshed from state, changed charts saved, reset requests applied. The user-signal gauges
+    (survivorship risk included) are as old as this at most."""
 
     def rules_for(self, feature: str) -> FeatureRules:
         """The rules of ``feature`` (the defaults when it has none)."""
@@ -221,6 +225,8 @@ class QualitySettings:
             raise QualityConfigError(f"spc.lambda must be in (0, 1] and spc.L > 0, got {self.spc}")
         if not self.content_missing_after_s > 0:
             raise QualityConfigError("content_missing_after_s must be > 0")
+        if not (math.isfinite(self.tick_s) and self.tick_s > 0):
+            raise QualityConfigError(f"tick_s must be a number of seconds > 0, got {self.tick_s}")
         if self.check_samples_per_minute < 0:
             raise QualityConfigError("check_samples_per_minute must be >= 0")
         for name, rules in self.features.items():

@@ -250,7 +250,7 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     """The processor parses what the demo appends to its config (a typo would stop `serve`)."""
     import tomllib
 
-    from llmpulse.demo.rules import SESSION_TIMEOUT_FLOOR_S, engine_settings
+    from llmpulse.demo.rules import SESSION_TIMEOUT_FLOOR_S, SUPPORT_JUDGE_RATE, engine_settings
     from llmpulse.processor.agents.settings import AgentSettings
     from llmpulse.processor.drift.state import DriftSettings
     from llmpulse.processor.quality.settings import QualitySettings
@@ -258,7 +258,15 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     config = tomllib.loads(engine_settings(120))
     quality = QualitySettings.from_dict(config["quality"])
     assert quality.signals.window_s == 30 and quality.signals.bucket_s == 1
-    assert quality.rate_for("support-chat") == 0.3 and quality.rate_for("doc-qa") == quality.judge_rate
+    assert quality.rate_for("support-chat") == SUPPORT_JUDGE_RATE
+    assert quality.rate_for("doc-qa") == quality.judge_rate
+    # the user-signal gauges are refreshed every 15 s / speed, at least every second
+    assert (
+        quality.tick_s == 1
+        and QualitySettings.from_dict(tomllib.loads(engine_settings(1))["quality"]).tick_s
+        == QualitySettings().tick_s
+        == 15
+    )
     assert quality.rate_for("trip-agent") == 0.0
     drift = DriftSettings(**config["drift"]["settings"])
     assert drift.reference_size == 150
@@ -266,6 +274,20 @@ def test_engine_settings_are_accepted_by_the_engines() -> None:
     assert agents.session_timeout_s == SESSION_TIMEOUT_FLOOR_S and agents.judge_rate == 0.0
     assert AgentSettings.from_dict(tomllib.loads(engine_settings(1))["agents"]).session_timeout_s == 180
     assert tomllib.loads(engine_settings(1))["quality"]["signals"]["window_s"] == 3600
+
+
+def test_the_stack_merges_the_demo_quality_keys_into_its_own_quality_table(tmp_path: Path) -> None:
+    """TOML defines a table once: the demo's ``[quality]`` keys (``tick_s``) join the stack's."""
+    import tomllib
+
+    from llmpulse.demo.rules import engine_settings
+    from llmpulse.stack.local import Stack
+
+    stack = Stack(tmp_path, processor_config_extra=engine_settings(120))
+    config = tomllib.loads(stack._processor_config().read_text())
+    assert config["quality"]["tick_s"] == 1
+    assert config["quality"]["db_path"] == str(tmp_path / "quality.db")
+    assert config["quality"]["signals"]["window_s"] == 30 and config["drift"]["settings"]["spc_block"] == 10
 
 
 @pytest.mark.parametrize("speed", [1.0, 60.0, 120.0])
