@@ -142,8 +142,10 @@ def _timeline(*spec: tuple[float, float]) -> list[tuple[float, float]]:
     return out
 
 
+# The abandonment surge lasts 90 minutes: its risk gauge needs most of an hour of the surge's
+# calls in its window, then the alert's `for: 30m`.
 _T = _timeline(
-    (20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (70, 10), (25, 10), (20, 10), (20, 10), (60, 0)
+    (20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (90, 10), (25, 10), (20, 10), (20, 10), (60, 0)
 )  # fmt: skip
 
 INCIDENTS: tuple[Incident, ...] = (
