@@ -32,6 +32,7 @@ def test_settings_from_a_config_mapping() -> None:
     assert settings.rate_for("billing") == 0.5 and settings.rate_for("search") == 0.1
     assert settings.rules_for("billing").rules[0].name == "no_urls"
     assert settings.rules_for("search").min_chars == 0
+    assert settings.tick_s == 15.0 and QualitySettings.from_dict({"tick_s": 1}).tick_s == 1
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,7 @@ def test_settings_from_a_config_mapping() -> None:
         ({"features": {"f": {"rules": [{"name": "r", "pattern": "("}]}}}, "regex rule 'r': bad pattern"),
         ({"spc": {"lambda": 0}}, "spc.lambda"),
         ({"judge": {"workers": 0}}, "judge.workers"),
+        ({"tick_s": 0}, "tick_s must be a number of seconds > 0"),
     ],
 )
 def test_bad_config_fails_with_the_key_named(config: dict[str, object], message: str) -> None:
