@@ -55,9 +55,14 @@ _SLICE_CHECK = 4  # spans between two looks at the clock
 class PipelineError(LLMPulseError):
     """Base of the reasons a request cannot be taken now."""
 
+    reason = ""
+    """The ``reason`` label it is counted under in ``requests_refused``."""
+
 
 class QueueFull(PipelineError):
     """The queue has no room for the request; retry after ``retry_after`` seconds."""
+
+    reason = M.REFUSE_QUEUE_FULL
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"processing queue is full; retry in {retry_after:g}s")
@@ -67,12 +72,16 @@ class QueueFull(PipelineError):
 class DeadlineExceeded(PipelineError):
     """The request waited in the queue past its client's deadline; it was not counted."""
 
+    reason = M.REFUSE_DEADLINE_EXCEEDED
+
     def __init__(self) -> None:
         super().__init__("the request waited past its deadline and was not processed; retry it")
 
 
 class ShuttingDown(PipelineError):
     """The processor is shutting down and takes no more requests."""
+
+    reason = M.REFUSE_SHUTTING_DOWN
 
     def __init__(self) -> None:
         super().__init__("the processor is shutting down; send to another instance or retry later")
@@ -188,13 +197,30 @@ class Pipeline:
         Saves the decoding under overload; such a request counts in ``requests_refused`` only
         (its spans were never seen). Raises :class:`QueueFull` or :class:`ShuttingDown`.
         """
+        refusal = self.admission()
+        if refusal is not None:
+            self.count_refusal(receiver, refusal)
+            raise refusal
+
+    def admission(self, pending: int = 0) -> QueueFull | ShuttingDown | None:
+        """Why a request arriving now would be refused before decoding (None: it may queue).
+
+        Reads the queue's state and changes nothing, so a receiver on another thread may call
+        it (and then has :meth:`count_refusal` run on the loop); ``pending`` spans are on their
+        way to :meth:`submit` and count as queued.
+        """
         if self._closed:
-            self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, 0)
-            raise ShuttingDown()
-        if self._queued_spans >= self.capacity or self._too_slow(self._queued_spans):
-            self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, 0)
+            return ShuttingDown()
+        queued = self._queued_spans + pending
+        if queued >= self.capacity or self._too_slow(queued):
+            return QueueFull(self.retry_after)
+        return None
+
+    def count_refusal(self, receiver: str, refusal: PipelineError) -> None:
+        """Count a request refused with ``refusal`` before it was decoded (on the loop)."""
+        self.accounting.refuse(receiver, refusal.reason, 0)
+        if isinstance(refusal, QueueFull):
             self._warn_full()
-            raise QueueFull(self.retry_after)
 
     @property
     def expected_wait(self) -> float | None:
