@@ -1,10 +1,11 @@
 """``llmpulse serve`` and ``llmpulse status``. The only processor module that touches the process:
-signals, environment, stdout/stderr and the log format."""
+signals, environment, stdout/stderr, the log format and the garbage collector."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -32,6 +33,26 @@ checks, LLM judge, SPC charts, user signals, flagged samples), canary probes and
 detection (docs/quality.md, docs/drift.md). The judge's endpoint, model and key can also come
 from LLMPULSE_JUDGE_BASE_URL, LLMPULSE_JUDGE_MODEL and LLMPULSE_JUDGE_API_KEY.
 """
+
+
+GC_THRESHOLDS = (20_000, 10, 10)
+"""The cyclic collector's thresholds while serving (CPython's default is 700, 10, 10)."""
+
+
+def tune_collector() -> None:
+    """Keep the cyclic garbage collector's stop-the-world passes short and rare while serving.
+
+    The hot paths build no reference cycles (a test keeps it so), so the collector finds
+    next to nothing; yet with the default thresholds a processor under overload spent about
+    5 s of every 25 in it (passes over everything alive, the full ones up to 0.7 s, holding
+    every thread, the gRPC intake's too). What start-up built (modules, engines' models) is
+    frozen out of its reach, and a young collection waits for 20,000 new container objects
+    instead of 700, so that a request's short-lived records are freed by reference counting
+    before the collector ever looks at them. Process-wide: only the entry point calls it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class JsonFormatter(logging.Formatter):
@@ -108,6 +129,7 @@ async def _serve(settings: Any, engine_tables: Mapping[str, Mapping[str, Any]]) 
         extensions=build_engines(engine_tables, os.environ, max_label_values=settings.max_label_values),
     )
     await service.startup()
+    tune_collector()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -25,6 +25,7 @@ import asyncio
 import hmac
 import logging
 import time
+from concurrent.futures import Future
 from typing import Any
 
 import grpc
@@ -92,7 +93,11 @@ class GrpcReceiver:
         self._server: grpc.aio.Server | None = None
         self._intake = LoopThread("llmpulse-grpc")
         self._home: asyncio.AbstractEventLoop | None = None  # the pipeline's loop
-        self._handing = 0  # spans of admitted requests on their way to the pipeline (intake thread)
+        # spans of admitted requests handed to the pipeline's loop (written on the intake thread)
+        # and taken up there (written on that loop): each counter has one writer, no lock needed
+        self._handed = 0
+        self._taken = 0
+        self._queued: dict[Future[ExportResult | PipelineError], asyncio.Future[ExportResult]] = {}
         self.port = 0
 
     async def startup(self) -> None:
@@ -159,7 +164,7 @@ class GrpcReceiver:
         if not self._authorized(context):
             self._count(M.REFUSE_UNAUTHENTICATED)
             return _fail(context, grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-        refusal = self._pipeline.admission(self._handing)
+        refusal = self._pipeline.admission(self._handed - self._taken)
         if refusal is not None:
             assert self._home is not None
             self._home.call_soon_threadsafe(self._pipeline.count_refusal, M.RECEIVER_GRPC, refusal)
@@ -178,27 +183,61 @@ class GrpcReceiver:
         # answer a little before the client's deadline, or not at all (it has stopped waiting)
         deadline = None if remaining is None else time.monotonic() + max(remaining - DEADLINE_MARGIN, 0.0)
         assert self._home is not None
-        self._handing += spans
+        self._handed += spans
+        answer: Future[ExportResult | PipelineError] = Future()
+        self._home.call_soon_threadsafe(self._take, request, spans, deadline, answer)
         try:
-            # a call cancelled here (its client went away) cancels the submission too: the
-            # pipeline then finds its future done and does not count it
-            outcome = await asyncio.wrap_future(
-                asyncio.run_coroutine_threadsafe(self._submit(request, spans, deadline), self._home)
-            )
-        finally:
-            self._handing -= spans
+            outcome = await asyncio.wrap_future(answer)
+        except asyncio.CancelledError:
+            # the client went away (or its deadline passed): withdraw the request, so that the
+            # worker finds it done and does not count it (or, not queued yet, it never is)
+            self._home.call_soon_threadsafe(self._withdraw, answer)
+            raise
         if isinstance(outcome, PipelineError):
             return _refuse(context, outcome)
         return encode_response(outcome)
 
-    async def _submit(self, request: Any, spans: int, deadline: float | None) -> ExportResult | PipelineError:
-        """On the pipeline's loop: queue the request and wait for its result (or its refusal)."""
+    def _take(
+        self, request: Any, spans: int, deadline: float | None, answer: Future[ExportResult | PipelineError]
+    ) -> None:
+        """On the pipeline's loop: queue a handed request; its outcome goes to ``answer``.
+
+        A plain callback, not a coroutine: it runs whatever happens to the call meanwhile, so
+        the spans handed are always taken up, and no exception is raised (none to tie frames)."""
+        self._taken += spans
+        if not answer.set_running_or_notify_cancel():
+            return  # withdrawn before it reached the queue: never counted
         try:
-            return await self._pipeline.submit(
+            queued = self._pipeline.submit(
                 request, spans, M.RECEIVER_GRPC, deadline, answer_within_delay=True
             )
         except PipelineError as exc:
-            return exc.with_traceback(None)  # handed to the other thread: no frames with it
+            answer.set_result(exc.with_traceback(None))
+            return
+        self._queued[answer] = queued
+        queued.add_done_callback(lambda done: self._relay(answer, done))
+
+    def _relay(
+        self, answer: Future[ExportResult | PipelineError], queued: asyncio.Future[ExportResult]
+    ) -> None:
+        """On the pipeline's loop: pass a queued request's outcome to the intake thread."""
+        self._queued.pop(answer, None)
+        if queued.cancelled():
+            answer.set_result(DeadlineExceeded())  # withdrawn: nobody waits for it any more
+            return
+        failure = queued.exception()
+        if isinstance(failure, PipelineError):
+            answer.set_result(failure)
+        elif failure is not None:
+            answer.set_exception(failure)
+        else:
+            answer.set_result(queued.result())
+
+    def _withdraw(self, answer: Future[ExportResult | PipelineError]) -> None:
+        """On the pipeline's loop: the call is gone; cancel its request if still queued."""
+        queued = self._queued.pop(answer, None)
+        if queued is not None:
+            queued.cancel()
 
 
 def _fail(

@@ -3,7 +3,10 @@
 Run as ``python -m tests.hostile.open_loop PORT CALLS INTERVAL TIMEOUT SPANS``: sends ``CALLS``
 export calls of ``SPANS`` LLM spans each, one every ``INTERVAL`` seconds whatever the answers
 (as many exporters would), each with a ``TIMEOUT`` s deadline, then prints one JSON list with,
-per call, ``[status code name, seconds to the answer, RetryInfo delay or null]``.
+per call, ``[status code name, seconds to the answer, RetryInfo delay or null]``. The calls
+cycle through :data:`BODIES` distinct requests (OpenAI-provider spans are never
+de-duplicated, so a repeated one counts again; building one per call would take longer than
+sending them).
 
 A process of its own so that the sending is not held up by the processor under test: in the
 test's process the processor's worker holds the GIL most of the time, and a sender thread there
@@ -25,6 +28,7 @@ from llmpulse.testing.otlp import llm_attributes, make_request, make_span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 CHANNELS = 16
+BODIES = 8
 
 
 def request_bytes(first: int, n: int) -> bytes:
@@ -52,7 +56,7 @@ def retry_delay(trailers: Any) -> float | None:
 
 def send(port: int, calls: int, interval: float, timeout: float, spans: int) -> list[list[Any]]:
     """Send the open loop; per call ``[code name, seconds, retry delay]`` in sending order."""
-    bodies = [request_bytes(1_000_000 + n * spans, spans) for n in range(calls)]
+    bodies = [request_bytes(1_000_000 + n * spans, spans) for n in range(min(calls, BODIES))]
     channels = [grpc.insecure_channel(f"127.0.0.1:{port}") for _ in range(CHANNELS)]
     stubs = [c.unary_unary(EXPORT, request_serializer=None, response_deserializer=None) for c in channels]
     answers: list[list[Any]] = [[] for _ in range(calls)]
@@ -71,9 +75,9 @@ def send(port: int, calls: int, interval: float, timeout: float, spans: int) -> 
         for channel in channels:
             grpc.channel_ready_future(channel).result(timeout=10)
         begin = time.monotonic()
-        for n, body in enumerate(bodies):
+        for n in range(calls):
             started = time.monotonic()
-            future = stubs[n % CHANNELS].future(body, timeout=timeout)
+            future = stubs[n % CHANNELS].future(bodies[n % len(bodies)], timeout=timeout)
             future.add_done_callback(lambda f, n=n, started=started: record(n, started, f))
             time.sleep(max(0.0, begin + (n + 1) * interval - time.monotonic()))
         for _ in range(calls):
