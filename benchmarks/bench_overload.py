@@ -180,7 +180,7 @@ def _quantile(ordered: list[float], q: float) -> float:
 
 def report(outcomes: list[Outcome]) -> None:
     print(f"{'target':<22}{'x':>3}{'sustain':>9}{'offered':>9}{'calls':>7}{'<=2 s':>8}{'p50 s':>7}"
-          f"{'p99 s':>7}{'max s':>7}  {'outcomes':<50}{'acked':>9}{'counted':>9}{'diff':>7}{'books':>6}"
+          f"{'p99 s':>7}{'max s':>7}  {'outcomes':<72}{'acked':>10}{'counted':>10}{'diff':>9}{'books':>6}"
           f"{'RSS':>6}{'peak':>6}")  # fmt: skip
     for o in outcomes:
         lat = sorted(o.latencies)
@@ -188,8 +188,8 @@ def report(outcomes: list[Outcome]) -> None:
         codes = ", ".join(f"{k}={v}" for k, v in sorted(o.codes.items()))
         print(
             f"{o.name:<22}{o.factor:>3g}{o.sustainable:>9,.0f}{o.offered:>9,.0f}{len(lat):>7}{within:>8.1%}"
-            f"{_quantile(lat, 0.5):>7.2f}{_quantile(lat, 0.99):>7.2f}{lat[-1]:>7.2f}  {codes:<50}"
-            f"{o.acked_spans:>9,}{o.counted_spans:>9,}{o.counted_spans - o.acked_spans:>7,}"
+            f"{_quantile(lat, 0.5):>7.2f}{_quantile(lat, 0.99):>7.2f}{lat[-1]:>7.2f}  {codes:<72}"
+            f"{o.acked_spans:>10,}{o.counted_spans:>10,}{o.counted_spans - o.acked_spans:>9,}"
             f"{'ok' if o.books_balance else 'NO':>6}{o.rss_mb:>6.0f}{o.peak_rss_mb:>6.0f}"
         )
     print(

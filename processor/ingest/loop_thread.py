@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+TICK_SECONDS = 0.005
+"""How often the loop notes how late it runs (see :attr:`LoopThread.lag`)."""
 
 
 class LoopThread:
@@ -24,6 +29,25 @@ class LoopThread:
         self.name = name
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._due = 0.0
+        self._late = 0.0
+
+    @property
+    def lag(self) -> float:
+        """Seconds the loop is behind: how late its last tick ran, or the tick now overdue.
+
+        Large when the thread waits for the interpreter (another thread holds the GIL) or has
+        more to do than it gets to; readable from any thread."""
+        if self.loop is None:
+            return 0.0
+        return max(self._late, time.monotonic() - self._due)
+
+    def _tick(self) -> None:
+        assert self.loop is not None
+        now = time.monotonic()
+        self._late = max(0.0, now - self._due)
+        self._due = now + TICK_SECONDS
+        self.loop.call_at(self.loop.time() + TICK_SECONDS, self._tick)
 
     def start(self) -> None:
         """Start the thread and its loop (returns once the loop runs)."""
@@ -35,6 +59,8 @@ class LoopThread:
         def main() -> None:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
+            self._due = time.monotonic()
+            loop.call_soon(self._tick)
             try:
                 loop.run_forever()
             finally:

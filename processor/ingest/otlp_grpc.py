@@ -109,6 +109,7 @@ class GrpcReceiver:
         except BaseException:
             self._intake.stop()
             raise
+        self._pipeline.watch_intake(lambda: self._intake.lag)
         logger.info(
             "event=grpc_receiver_started address=%s port=%d tls=%s", self._address, self.port, bool(self._tls)
         )

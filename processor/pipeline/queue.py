@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,6 +50,10 @@ YIELDS_PER_SLICE = 4
 call per one or two iterations, so one iteration per slice would cap the call rate the processor
 can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait unanswered."""
 _SLICE_CHECK = 4  # spans between two looks at the clock
+INTAKE_LAG_LIMIT = 0.005
+"""Seconds a receiver's intake thread may fall behind before the worker cedes it the interpreter."""
+CEDE_SECONDS = 0.002
+"""How long the worker sleeps (releasing the GIL) after a slice while the intake is behind."""
 
 
 class PipelineError(LLMPulseError):
@@ -167,6 +171,7 @@ class Pipeline:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._worker: asyncio.Task[None] | None = None
+        self._intake_lags: list[Callable[[], float]] = []
 
     @property
     def closed(self) -> bool:
@@ -182,6 +187,16 @@ class Pipeline:
         """Start the worker task on the running loop."""
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="llmpulse-pipeline")
+
+    def watch_intake(self, lag: Callable[[], float]) -> None:
+        """Give way to a receiver running on a thread of its own when ``lag()`` (seconds it is
+        behind) passes :data:`INTAKE_LAG_LIMIT`: after each slice the worker then sleeps
+        :data:`CEDE_SECONDS`, releasing the interpreter. Without it the receiver's thread gets
+        the GIL only at the interpreter's switch interval, about half the time when both want
+        it, and under overload, on a loaded machine, calls waited seconds before they were even
+        refused. Under overload the receiver comes first: answering (mostly refusing) every
+        call within its deadline matters more than the spans a second drained meanwhile."""
+        self._intake_lags.append(lag)
 
     def pause(self) -> None:
         """Stop taking requests off the queue (it fills up and then refuses) until :meth:`resume`."""
@@ -377,8 +392,11 @@ class Pipeline:
         uncommitted, and a replica dying then would have the next owner count that half again."""
         steps = self._steps(request, SLICE_SECONDS if sliced else None)
         try:
+            lags = self._intake_lags
             while True:
                 next(steps)
+                if lags and max(lag() for lag in lags) > INTAKE_LAG_LIMIT:
+                    time.sleep(CEDE_SECONDS)  # blocks this loop on purpose: the GIL goes to the intake
                 for _ in range(YIELDS_PER_SLICE):
                     await asyncio.sleep(0)
         except StopIteration as done:
