@@ -52,8 +52,10 @@ can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait u
 _SLICE_CHECK = 4  # spans between two looks at the clock
 INTAKE_LAG_LIMIT = 0.005
 """Seconds a receiver's intake thread may fall behind before the worker cedes it the interpreter."""
-CEDE_SECONDS = 0.002
-"""How long the worker sleeps (releasing the GIL) after a slice while the intake is behind."""
+CEDE_SECONDS = 0.001
+"""How long the worker sleeps (releasing the GIL) after a slice while the intake is behind, or
+the queue refused a request as full in the last :data:`OVERLOAD_SECONDS`."""
+OVERLOAD_SECONDS = 0.5
 
 
 class PipelineError(LLMPulseError):
@@ -172,6 +174,7 @@ class Pipeline:
         self._resumed.set()
         self._worker: asyncio.Task[None] | None = None
         self._intake_lags: list[Callable[[], float]] = []
+        self._full_at = -FULL_WARNING_INTERVAL  # when the queue last refused a request as full
 
     @property
     def closed(self) -> bool:
@@ -190,11 +193,12 @@ class Pipeline:
 
     def watch_intake(self, lag: Callable[[], float]) -> None:
         """Give way to a receiver running on a thread of its own when ``lag()`` (seconds it is
-        behind) passes :data:`INTAKE_LAG_LIMIT`: after each slice the worker then sleeps
-        :data:`CEDE_SECONDS`, releasing the interpreter. Without it the receiver's thread gets
-        the GIL only at the interpreter's switch interval, about half the time when both want
-        it, and under overload, on a loaded machine, calls waited seconds before they were even
-        refused. Under overload the receiver comes first: answering (mostly refusing) every
+        behind) passes :data:`INTAKE_LAG_LIMIT`, and whenever the queue is refusing requests
+        as full (overload: calls come faster than they are drained, and every one must be
+        answered): after each slice the worker then sleeps :data:`CEDE_SECONDS`, releasing the
+        interpreter. Without it the receiver's thread gets the GIL only at the interpreter's
+        switch interval, and under overload, on a loaded machine, calls waited seconds before
+        they were even refused. Under overload the receiver comes first: answering (mostly refusing) every
         call within its deadline matters more than the spans a second drained meanwhile."""
         self._intake_lags.append(lag)
 
@@ -299,7 +303,7 @@ class Pipeline:
     def _warn_full(self) -> None:
         # one line per interval, not per refused request: a full queue refuses many per second
         self._full_since_warning += 1
-        now = time.monotonic()
+        now = self._full_at = time.monotonic()
         if now - self._last_full_warning >= FULL_WARNING_INTERVAL:
             logger.warning(
                 "event=queue_full queued_spans=%d capacity=%d refused_requests=%d retry_after=%g",
@@ -395,7 +399,10 @@ class Pipeline:
             lags = self._intake_lags
             while True:
                 next(steps)
-                if lags and max(lag() for lag in lags) > INTAKE_LAG_LIMIT:
+                if lags and (
+                    time.monotonic() - self._full_at < OVERLOAD_SECONDS
+                    or max(lag() for lag in lags) > INTAKE_LAG_LIMIT
+                ):
                     time.sleep(CEDE_SECONDS)  # blocks this loop on purpose: the GIL goes to the intake
                 for _ in range(YIELDS_PER_SLICE):
                     await asyncio.sleep(0)
