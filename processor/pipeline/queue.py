@@ -52,7 +52,7 @@ can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait u
 _SLICE_CHECK = 4  # spans between two looks at the clock
 INTAKE_LAG_LIMIT = 0.005
 """Seconds a receiver's intake thread may fall behind before the worker cedes it the interpreter."""
-CEDE_SECONDS = 0.001
+CEDE_SECONDS = 0.0005
 """How long the worker sleeps (releasing the GIL) after a slice while the intake is behind, or
 the queue refused a request as full in the last :data:`OVERLOAD_SECONDS`."""
 OVERLOAD_SECONDS = 0.5
