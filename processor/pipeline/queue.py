@@ -6,12 +6,12 @@ spans: a request that does not fit raises :class:`QueueFull` (the receiver answe
 RESOURCE_EXHAUSTED / 429 and the client retries later); after :meth:`Pipeline.close` every
 submit raises :class:`ShuttingDown` (UNAVAILABLE / 503).
 
-The worker shares the event loop with the HTTP receiver (the gRPC one has a thread and loop of
-its own and hands requests over; see :meth:`Pipeline.admission` and :meth:`Pipeline.watch_intake`),
-so it never holds the loop for long: it processes a request in slices of at most
-:data:`SLICE_SECONDS` and lets the loop run between them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
-whole 512-span request held the loop for tens of milliseconds, and under overload new calls
-waited seconds to be even refused). A receiver's request is answered within about
+The worker shares the event loop with the HTTP receiver (the gRPC one has a thread and loop
+of its own and hands requests over: see :meth:`Pipeline.admission` and
+:meth:`Pipeline.watch_intake`), so it never holds the loop for long: it processes a request in
+slices of at most :data:`SLICE_SECONDS` and lets the loop run between them, several loop
+iterations each time (a whole 512-span request held the loop for tens of milliseconds, and
+under overload new calls waited seconds to be even refused). A receiver's request is answered within about
 ``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then
 at the measured rate is answered with :class:`QueueFull` and not counted, whatever the drain
 rate was when it was admitted (see :meth:`Pipeline.submit`).
