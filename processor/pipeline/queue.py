@@ -211,23 +211,16 @@ class Pipeline:
         """Undo :meth:`pause`."""
         self._resumed.set()
 
-    def admit(self, receiver: str) -> None:
-        """Refuse a request before it is even decoded when nothing could be queued now.
-
-        Saves the decoding under overload; such a request counts in ``requests_refused`` only
-        (its spans were never seen). Raises :class:`QueueFull` or :class:`ShuttingDown`.
-        """
-        refusal = self.admission()
-        if refusal is not None:
-            self.count_refusal(receiver, refusal)
-            raise refusal
-
     def admission(self, pending: int = 0) -> QueueFull | ShuttingDown | None:
-        """Why a request arriving now would be refused before decoding (None: it may queue).
+        """Why a request arriving now would be refused before it is even decoded (None: it may
+        queue), when nothing could be queued now.
 
-        Reads the queue's state and changes nothing, so a receiver on another thread may call
-        it (and then has :meth:`count_refusal` run on the loop); ``pending`` spans are on their
-        way to :meth:`submit` and count as queued.
+        Saves the decoding under overload; the receiver counts such a request with
+        :meth:`count_refusal`, in ``requests_refused`` only (its spans were never seen). Reads
+        the queue's state and changes nothing, so a receiver on another thread may call it
+        (and then has :meth:`count_refusal` run on the loop); ``pending`` spans are on their way
+        to :meth:`submit` and count as queued. Returned, not raised: a raised exception's
+        traceback and the frame holding it make a reference cycle per refused request.
         """
         if self._closed:
             return ShuttingDown()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import http.client
 import json
 import sys
 import time
@@ -215,9 +216,9 @@ async def test_overload_is_answered_inside_a_short_deadline_and_counted_exactly(
 async def test_calls_leave_no_reference_cycles_for_the_collector(
     make_service: ServiceFactory, tmp_path: Path
 ) -> None:
-    """Accepted and refused calls through the real engines leave (next to) nothing for the
-    cyclic garbage collector, whose stop-the-world passes over everything alive were the
-    longest pauses under overload. Before, every refused call left its exception, traceback
+    """Accepted and refused calls through the real engines (and refused OTLP/HTTP requests)
+    leave (next to) nothing for the cyclic garbage collector, whose stop-the-world passes over
+    everything alive were the longest pauses under overload. Before, every refused call left its exception, traceback
     and gRPC's handler frames in a cycle (36 objects a call)."""
     tables = {"quality": {"db_path": str(tmp_path / "quality.db")}}
     engines = build_engines(tables, {})
@@ -231,6 +232,7 @@ async def test_calls_leave_no_reference_cycles_for_the_collector(
         accepted = await _open_loop(port, 40, 0.02, 10.0, 20)
         service.pipeline.capacity = 0  # everything refused before decoding from now on
         refused = await _open_loop(port, 40, 0.005, 10.0, 20)
+        statuses = await asyncio.to_thread(_post_keep_alive, service.http.port, _request(1, 20), 40)
         await wait_until_async(lambda: service.pipeline.queued_spans == 0)
         gc.collect()
         garbage = list(gc.garbage)
@@ -240,11 +242,27 @@ async def test_calls_leave_no_reference_cycles_for_the_collector(
         gc.enable()
     assert Counter(code for code, _, _ in accepted) == {"OK": 40}
     assert Counter(code for code, _, _ in refused) == {"RESOURCE_EXHAUSTED": 40}
+    assert Counter(statuses) == {429: 40}
     kinds = Counter(type(o).__name__ for o in garbage)
     held = [o for o in garbage if isinstance(o, BaseException | types.FrameType | types.TracebackType)]
     assert not held, kinds.most_common(10)
     # gRPC's own method lookup leaves a 5-object closure cycle per call; nothing of ours
-    assert len(garbage) <= 8 * 80, kinds.most_common(10)
+    assert len(garbage) <= 8 * 120, kinds.most_common(10)
+
+
+def _post_keep_alive(port: int, body: bytes, n: int) -> list[int]:
+    """POST ``body`` to /v1/traces ``n`` times over one keep-alive connection; the statuses."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    statuses = []
+    try:
+        for _ in range(n):
+            connection.request("POST", "/v1/traces", body, {"Content-Type": "application/x-protobuf"})
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+    finally:
+        connection.close()
+    return statuses
 
 
 def test_the_delay_comes_from_the_environment() -> None:
