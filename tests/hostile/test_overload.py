@@ -218,8 +218,8 @@ async def test_calls_leave_no_reference_cycles_for_the_collector(
 ) -> None:
     """Accepted and refused calls through the real engines (and refused OTLP/HTTP requests)
     leave (next to) nothing for the cyclic garbage collector, whose stop-the-world passes over
-    everything alive were the longest pauses under overload. Before, every refused call left its exception, traceback
-    and gRPC's handler frames in a cycle (36 objects a call)."""
+    everything alive were the longest pauses under overload. Before, every refused call left
+    its exception, traceback and gRPC's handler frames in a cycle (36 objects a call)."""
     tables = {"quality": {"db_path": str(tmp_path / "quality.db")}}
     engines = build_engines(tables, {})
     service = await make_service(extensions=engines)
