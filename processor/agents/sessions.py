@@ -43,14 +43,35 @@ _EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING})
 
 
 class Turn:
-    """One turn of a judged session's transcript: the user's message and the answer."""
+    """One turn of a sampled session's transcript: the user's message, the answer, and the
+    turn's calls (timing, model, tokens, cost, whether one failed)."""
 
-    __slots__ = ("answer", "end_ns", "user")
+    __slots__ = (
+        "answer",
+        "calls",
+        "content",
+        "cost_usd",
+        "end_ns",
+        "error",
+        "input_tokens",
+        "model",
+        "output_tokens",
+        "start_ns",
+        "user",
+    )
 
-    def __init__(self, user: str, answer: str, end_ns: int) -> None:
-        self.user = user
-        self.answer = answer
+    def __init__(self, start_ns: int, end_ns: int) -> None:
+        self.user = ""
+        self.answer = ""
+        self.content = False  # a call of the turn carried content
+        self.start_ns = start_ns
         self.end_ns = end_ns
+        self.model = ""
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.error = False
 
 
 class Session:
@@ -117,7 +138,11 @@ class Session:
     def judgeable(self) -> bool:
         """A transcript is held and has every turn (none without content, none clipped)."""
         t = self.transcript
-        return t is not None and len(t) + self.turns_clipped >= self.turns > 0
+        return (
+            t is not None
+            and len(t) + self.turns_clipped >= self.turns > 0
+            and all(turn.content for turn in t.values())
+        )
 
 
 class SessionTracker:
@@ -192,21 +217,47 @@ class SessionTracker:
         session.transcript = {}
         self._judged_open += 1
 
-    def add_turn_text(self, session: Session, trace_id: bytes, user: str, answer: str, end_ns: int) -> None:
-        """The content of one LLM call of a sampled ``session``: the turn keeps its latest call's."""
+    def add_call(
+        self,
+        session: Session,
+        trace_id: bytes,
+        *,
+        start_ns: int,
+        end_ns: int,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        error: bool,
+        text: tuple[str, str] | None,
+    ) -> None:
+        """One LLM call of a sampled ``session``: its figures add to its turn's, and ``text``
+        (user message, answer; None without content) replaces the turn's when it ends later."""
         transcript = session.transcript
         if transcript is None:
             return
-        limit = self.settings.judge_chars
         turn = transcript.get(trace_id)
         if turn is None:
-            transcript[trace_id] = Turn(user[:limit], answer[:limit], end_ns)
+            turn = transcript[trace_id] = Turn(start_ns, end_ns)
             if len(transcript) > self.settings.judge_turns:
                 del transcript[next(iter(transcript))]
                 session.turns_clipped += 1
-        elif end_ns >= turn.end_ns:
+        latest = end_ns >= turn.end_ns
+        turn.start_ns = min(turn.start_ns, start_ns)
+        turn.end_ns = max(turn.end_ns, end_ns)
+        turn.calls += 1
+        turn.input_tokens += input_tokens
+        turn.output_tokens += output_tokens
+        turn.cost_usd += cost_usd
+        turn.error = turn.error or error
+        if latest or not turn.model:
+            turn.model = model
+        if text is not None and (latest or not turn.content):
+            limit = self.settings.judge_chars
+            user, answer = text
             turn.user = user[:limit] or turn.user
-            turn.answer, turn.end_ns = answer[:limit], end_ns
+            turn.answer = answer[:limit]
+            turn.content = True
 
     def feedback(
         self, service: str, environment: str, conversation_id: str, kind: str, sentiment: str
