@@ -371,4 +371,3 @@ def _text_of(call: LLMCall, error: bool) -> tuple[str, str] | None:
     if answer is None and error:
         answer = _FAILED_ANSWER
     return None if answer is None else (content.last_user_text(), answer)
-

@@ -18,7 +18,9 @@ def _trace(n: int) -> bytes:
     return n.to_bytes(16, "big")
 
 
-def session(n: int, turns: int = 3, *, service: str = "shop", text: str = "x", **fields: object) -> SessionRecord:
+def session(
+    n: int, turns: int = 3, *, service: str = "shop", text: str = "x", **fields: object
+) -> SessionRecord:
     transcript = tuple(
         TurnRecord(
             trace_id=_trace(100 * n + t),
@@ -66,8 +68,15 @@ def test_a_session_round_trips_with_its_turns_in_order_and_content_redacted(stat
     assert all("bob@example.com" not in t.user for t in stored.transcript)
     assert stored.transcript[0].user.startswith("question 0 mail me at ")
     # everything but the redacted text reads back exactly
-    assert [replace(t, user="") for t in stored.transcript] == [replace(t, user="") for t in record.transcript]
-    assert (stored.conversation_id, stored.environment, stored.turns, stored.corrections) == ("conv-1", "prod", 3, 1)
+    assert [replace(t, user="") for t in stored.transcript] == [
+        replace(t, user="") for t in record.transcript
+    ]
+    assert (stored.conversation_id, stored.environment, stored.turns, stored.corrections) == (
+        "conv-1",
+        "prod",
+        3,
+        1,
+    )
     assert stored.transcript[2].error is True and stored.transcript[1].error is False
     assert log.session(sid + 1000) is None
     view = got.to_json()
