@@ -8,8 +8,8 @@ from llmpulse.contract.redaction import Redactor
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.store.protocols import StateStore, StoreUnavailable
-from llmpulse.processor.store.sqlite_budget import SqliteBudgetLedger
 from llmpulse.processor.store.sessions import SqliteSessions
+from llmpulse.processor.store.sqlite_budget import SqliteBudgetLedger
 from llmpulse.processor.store.sqlite_references import SqliteReferences
 
 __all__ = ["URL_SCHEMES", "is_url", "open_store"]

@@ -350,6 +350,18 @@ class SessionLog(abc.ABC):
             ).fetchone()
         return None if row is None or row[0] is None else int(row[0])
 
+    def flagged_in_session(self, session_id: int) -> list[tuple[int, str]]:
+        """(id, sources as stored) of the flagged and audit samples whose trace is one of the
+        session's turns (the ``flagged`` table lives in the same database), oldest first."""
+        with self._transaction() as conn:
+            rows = self._execute(
+                conn,
+                "SELECT f.id, f.sources FROM flagged f JOIN session_turns t ON f.trace_id = t.trace_id"
+                " WHERE t.session_id = %s ORDER BY f.id",
+                (session_id,),
+            ).fetchall()
+        return [(int(i), str(sources)) for i, sources in rows]
+
     def prune_sessions(self, *, max_bytes: int, now: float | None = None) -> int:
         """Drop sessions older than the retention age, then the oldest until the content kept
         is at most ``max_bytes``; returns how many sessions were dropped."""

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import psycopg
 
+from llmpulse.processor.quality.store import FlaggedRecord
 from llmpulse.processor.store.factory import open_store
 from llmpulse.processor.store.migrations import MIGRATIONS
 from llmpulse.processor.store.protocols import SessionTranscripts, StateStore
@@ -101,6 +102,14 @@ def test_verdicts_listing_and_the_link_from_a_trace(state: StateStore) -> None:
     assert log.sessions()[0].record.transcript == ()  # listings carry no turns
     assert log.session_of_trace(_trace(201)) == second
     assert log.session_of_trace(_trace(7)) is None
+    sample = state.flagged.add(
+        FlaggedRecord(
+            "support", "gpt-4o-mini", _trace(101), ("judge",), ("low_overall",), NOW, service="shop"
+        )
+    )
+    state.flagged.add(FlaggedRecord("support", "m", _trace(7), ("check",), (), NOW, service="shop"))
+    assert log.flagged_in_session(first) == [(sample, '["judge"]')]
+    assert log.flagged_in_session(second) == []
     shown = log.session(clipped)
     assert shown is not None
     assert [t["turn"] for t in shown.to_json()["transcript"]] == [5, 6, 7]  # 4 oldest clipped
