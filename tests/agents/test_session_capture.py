@@ -1,0 +1,47 @@
+"""Captured sessions through the processor's pipeline into a real SQLite store: only sampled
+sessions with content are kept, the store is bounded by content bytes and every drop counted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
+from llmpulse.processor.agents import metric_names as N
+from llmpulse.processor.agents.capture import SessionCapture
+from llmpulse.processor.service import ProcessorService
+from llmpulse.processor.settings import Settings
+from llmpulse.processor.store.factory import open_store
+from tests.agents.test_session_signals import Clock, _call, _process, _trace
+
+
+async def test_captured_sessions_are_bounded_in_bytes_and_the_drops_counted(tmp_path: Path) -> None:
+    db = str(tmp_path / "quality.db")
+    store = open_store(db)
+    capture = SessionCapture(store.sessions, max_bytes=450, close=store.close)  # room for two
+    clock = Clock()
+    engine = AgentEngine(AgentSettings(session_timeout_s=60, judge_rate=1.0), clock=clock, capture=capture)
+    service = ProcessorService(
+        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
+    )
+    for i in range(5):  # 200 bytes of content each
+        _process(service, [_call(500 + i, f"b-{i}", question="q" * 100, answer="a" * 100)])
+        clock.now += 1
+    _process(service, [_call(600, "no-content")])  # sampled, but nothing to show: not stored
+    _process(service, [_call(601, "b-0", question="again", answer="yes")])  # b-0's second turn
+    clock.now += 61
+    engine.tick()
+    await capture.stop()  # stores what is queued (no writer task ran), prunes, closes
+    engine.tick()
+    assert engine.metrics.evictions[N.EVICT_SESSION_STORE] == 3
+    assert engine.metrics.evictions[N.EVICT_SESSION_QUEUE] == 0
+    assert capture.stored == 5
+    with open_store(db) as reopened:
+        kept = reopened.sessions.sessions(limit=None)
+        assert [s.record.conversation_id for s in kept] == ["b-0", "b-4"]  # newest first: b-0 closed last
+        b0 = reopened.sessions.session(kept[0].id)
+    assert b0 is not None and b0.record.turns == 2
+    assert [(t.trace_id, t.user) for t in b0.record.transcript] == [
+        (_trace(500), "q" * 100),
+        (_trace(601), "again"),
+    ]
+    assert b0.record.last_trace_id == _trace(601)
