@@ -6,7 +6,7 @@ Two kinds of work go through the one queue, in order: a closed session's record
 (:meth:`SessionCapture.verdict`, from the quality engine's judge). The engine queues a session
 before it offers the session to the judge, so its verdict never reaches the store first. After
 each batch the store is pruned to ``max_bytes`` of content (and its retention age); what that
-drops, and what a full queue refuses, is counted (``llmpulse_agent_evictions_total`` with
+drops, and what a full queue refuses, is counted (``llmpulse_agent_tracking_evictions_total`` with
 reason ``session_store`` and ``session_queue``).
 """
 

@@ -354,6 +354,14 @@ class AgentEngine:
                 for (service, _env, feature), ss in sorted(m.sessions.items())
             },
             "session_feedback_unmatched": m.feedback_unmatched,
+            "captured_sessions": None
+            if self.capture is None
+            else {
+                "stored": self.capture.stored,
+                "verdicts": self.capture.verdicts,
+                "dropped_from_store": self.capture.evicted,
+                "refused_queue_full": self.capture.refused,
+            },
             "runaway_recent": list(self.runaway_recent),
             "pending_traces": m.pending_traces,
             "sessions_active": m.sessions_active,

@@ -145,6 +145,8 @@ def test_a_three_turn_conversation_shows_turn_by_turn(
             session_id = wait_until(
                 judged, timeout=30, interval=0.2, message="the session was never stored and judged"
             )
+            captured = httpx.get(f"http://127.0.0.1:{admin}/api/status").json()["agents"]["captured_sessions"]
+            assert captured == {"stored": 1, "verdicts": 1, "dropped_from_store": 0, "refused_queue_full": 0}
 
     trace_ids = [
         format(s.context.trace_id, "032x") for s in sorted(finished, key=lambda s: s.start_time or 0)
