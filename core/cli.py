@@ -67,8 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        if args.command == "status" and not getattr(args, "json", False):
-            _print_stack_health()
+        if args.command == "status":
+            if not getattr(args, "json", False):
+                _print_stack_health()
+            if getattr(args, "url", "") is None:
+                args.url = _local_processor_urls() or None
         return func(args)
     except BrokenPipeError:
         # The reader went away (`llmpulse triage --json | head`): stop quietly. Point stdout at
@@ -89,6 +92,17 @@ def _print_stack_health() -> None:
         return
     if report:
         print(report + "\n", flush=True)
+
+
+def _local_processor_urls() -> list[str]:
+    """The admin URLs of the processors the local stack runs (N with ``up --replicas N``)."""
+    try:
+        from llmpulse.stack.local import Stack, default_state_dir
+
+        return Stack(default_state_dir()).processor_urls()
+    except Exception:  # a courtesy, as the health section: status falls back to its default URL
+        logging.getLogger(__name__).debug("event=stack_processors_failed", exc_info=True)
+        return []
 
 
 if __name__ == "__main__":

@@ -407,6 +407,14 @@ state_path = "{d / "drift.npz"}"
         except TypeError:  # a state file of another version
             return None
 
+    def processor_urls(self) -> list[str]:
+        """Admin URLs of the running processors (``processor``, or ``processor-1`` ... ``-N``)."""
+        return [
+            s.url.split()[0].removesuffix("/metrics")
+            for s in self.running()
+            if s.name == "processor" or s.name.startswith("processor-")
+        ]
+
     def recorded_replicas(self) -> int:
         """The ``--replicas`` of the recorded stack (0: the one-processor stack)."""
         count = self._state().get("replicas", 0)
@@ -491,8 +499,8 @@ state_path = "{d / "drift.npz"}"
                 # a restarted component keeps its place in the start order
                 services = sorted([*services, service], key=lambda s: order.get(s.name, len(order)))
                 self._write_state(services)
-        except (components.ComponentError, files.StackFilesMissing) as exc:
-            say(f"llmpulse up failed: {exc}")
+        except (components.ComponentError, files.StackFilesMissing, OSError) as exc:
+            say(f"llmpulse up failed: {exc}")  # OSError: a program that could not be run
             self._terminate([s.pid for s in reversed(started)])
             if kept:
                 self._write_state(recorded)  # the dead stay recorded: the next `up` restarts them
