@@ -190,6 +190,14 @@ def test_up_down_and_demo_help_from_the_wheel(installed: Installed) -> None:
             return bool(response["data"]["result"])
 
         wait_until(scraped, timeout=60, interval=0.5, message="Prometheus never scraped the processor")
+
+        # The store commands and status find the stack's processor and store with no flags.
+        triage = installed.run("triage", env=env)
+        assert triage.returncode == 0, triage.stdout + triage.stderr
+        assert "no quality database" not in triage.stderr, triage.stderr
+        status = installed.run("status", env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "window 5m" in status.stdout, status.stdout
     finally:
         down = installed.run("down", env=env, timeout=120)
         left = [pid for pid in pids if _alive(pid)]

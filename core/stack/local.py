@@ -415,6 +415,16 @@ state_path = "{d / "drift.npz"}"
             if s.name == "processor" or s.name.startswith("processor-")
         ]
 
+    def store_location(self) -> str | None:
+        """Where the running stack keeps flagged samples and labels: the PostgreSQL URL of a
+        replicas stack, else the processor's SQLite file; None when no stack runs."""
+        running = {s.name: s for s in self.running()}
+        if "postgres" in running:
+            return running["postgres"].url.split()[0]
+        if "processor" in running:
+            return str(self.state_dir / "quality.db")
+        return None
+
     def recorded_replicas(self) -> int:
         """The ``--replicas`` of the recorded stack (0: the one-processor stack)."""
         count = self._state().get("replicas", 0)

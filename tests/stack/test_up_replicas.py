@@ -138,6 +138,8 @@ def test_two_replicas_behind_kafka_sum_exactly_with_one_owner_per_key_and_one_al
 
     # `llmpulse status` shows the replicas as one: every key once, with its owner's windows.
     urls = stack.processor_urls()
+    store = stack.store_location()  # what `llmpulse triage` and friends open with no flags
+    assert store is not None and store.startswith("postgresql://llmpulse@127.0.0.1:"), store
     assert urls == [f"http://127.0.0.1:{port}" for port in stack.ports.replica_admin], urls
     status = subprocess.run(
         [sys.executable, "-m", "llmpulse.cli", "status", "--json", *(a for u in urls for a in ("--url", u))],
