@@ -41,6 +41,18 @@ def register(subparsers: Any) -> None:
     show.set_defaults(func=guarded(_show))
 
 
+def _printable(text: str, indent: str) -> str:
+    """``text`` safe for a terminal: control characters (an ANSI escape in a model's answer)
+    shown as ``\\x..`` escapes, continuation lines indented under the first."""
+    safe = "".join(c if c in "\n\t" or c.isprintable() else _escape(c) for c in text)
+    return safe.replace("\n", "\n" + indent)
+
+
+def _escape(c: str) -> str:
+    o = ord(c)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}"
+
+
 def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
@@ -72,7 +84,7 @@ def _list(args: argparse.Namespace) -> int:
             _when(s.record.ended),
             s.record.service,
             s.record.feature,
-            s.record.conversation_id,
+            _printable(s.record.conversation_id, " "),
             str(s.record.turns),
             f"{s.record.cost_usd:.6f}",
             _verdict(s),
@@ -91,7 +103,7 @@ def format_session(s: StoredSession) -> str:
     lines = [
         f"session {s.id}: {r.service} / {r.feature}"
         + (f" @{r.environment}" if r.environment else "")
-        + f", conversation {r.conversation_id}",
+        + f", conversation {_printable(r.conversation_id, '')}",
         f"{_when(r.started)} to {_when(r.ended)} UTC, {r.turns} turn(s), cost {r.cost_usd:.6f} USD"
         + (", abandoned after the first answer" if r.abandoned else ""),
         f"feedback: {r.explicit_feedback} explicit ({r.positive_feedback} positive),"
@@ -104,7 +116,7 @@ def format_session(s: StoredSession) -> str:
         scores = ", ".join(f"{k} {x:g}" for k, x in sorted(v.scores.items()))
         lines.append(f"verdict: {v.verdict}, overall {v.overall:.2f} ({scores})")
         if v.explanation:
-            lines.append(f"  {v.explanation}")
+            lines.append(f"  {_printable(v.explanation, '  ')}")
     if r.turns_clipped:
         lines.append(f"({r.turns_clipped} earlier turn(s) not kept)")
     for n, t in enumerate(r.transcript, start=1 + r.turns_clipped):
@@ -114,8 +126,8 @@ def format_session(s: StoredSession) -> str:
             f"  {t.llm_calls} call(s)  {t.input_tokens}+{t.output_tokens} tokens  {t.cost_usd:.6f} USD"
             + ("  ERROR" if t.error else "")
         )
-        lines.append(f"  user: {t.user}")
-        lines.append(f"  assistant: {t.answer}")
+        lines.append(f"  user: {_printable(t.user, '        ')}")
+        lines.append(f"  assistant: {_printable(t.answer, '             ')}")
     return "\n".join(lines)
 
 

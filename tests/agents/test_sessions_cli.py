@@ -27,7 +27,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import llmpulse.instrumentation as llmpulse
 from llmpulse.instrumentation import Settings
+from llmpulse.processor.agents.cli import format_session
 from llmpulse.processor.store.factory import open_store
+from llmpulse.processor.store.sessions import SessionRecord, StoredSession, TurnRecord
 from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.polling import wait_until
@@ -195,3 +197,13 @@ def test_a_three_turn_conversation_shows_turn_by_turn(
     missing = _cli("show", "999", "--db", str(db))
     assert missing.returncode == 1
     assert missing.stderr == "llmpulse sessions show: no session 999 in the store\n"
+
+
+def test_show_keeps_a_hostile_answer_off_the_terminal() -> None:
+    turn = TurnRecord(b"\x01" * 16, "two\nlines", "\x1b[2J\x1b[31mred\u2028next", 1.8e9, 0.5, model="m")
+    record = SessionRecord("shop", "chat", "conv\x07", 1.8e9, 1.8e9, 1, turn.trace_id, (turn,))
+    text = format_session(StoredSession(7, record, None))
+    assert "\x1b" not in text and "\x07" not in text and "\u2028" not in text
+    assert "  assistant: \\x1b[2J\\x1b[31mred\\u2028next" in text.splitlines()
+    assert "  user: two\n        lines" in text  # the continuation stays under the turn
+    assert "conversation conv\\x07" in text and "verdict: not judged" in text
