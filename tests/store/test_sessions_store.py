@@ -140,3 +140,24 @@ def test_postgres_schema_gains_the_session_tables_in_migration_4(new_pg_database
     assert versions == [1, 2, 3, 4] and turns == 3
     with open_store(url) as again:  # a second open applies nothing and reads what is there
         assert again.sessions.count_sessions() == 1
+
+
+def test_a_database_at_version_3_gains_the_session_tables_and_keeps_its_rows(new_pg_database: object) -> None:
+    url = new_pg_database()  # type: ignore[operator]
+    with psycopg.connect(url) as conn:  # what an llmpulse before migration 4 left behind
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied DOUBLE PRECISION NOT NULL)"
+        )
+        for version, name, sql in MIGRATIONS[:3]:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)", (version, name))
+        conn.execute(
+            "INSERT INTO flagged (created, feature, model, trace_id, sources, reasons, scores)"
+            " VALUES (1, 'support', 'gpt-4o-mini', %s, '[\"judge\"]', '[]', '{}')",
+            (_trace(101).hex(),),
+        )
+    with open_store(url) as state:
+        (old,) = state.flagged.query(limit=None)
+        sid = state.sessions.add_session(session(1), now=NOW)
+        assert state.sessions.flagged_in_session(sid) == [(old.id, '["judge"]')]
