@@ -5,15 +5,18 @@ Two kinds of work go through the one queue, in order: a closed session's record
 (:meth:`SessionCapture.save`, from the agents engine) and the session judge's verdict on it
 (:meth:`SessionCapture.verdict`, from the quality engine's judge). The engine queues a session
 before it offers the session to the judge, so its verdict never reaches the store first. After
-each batch the store is pruned to ``max_bytes`` of content (and its retention age); what that
-drops, and what a full queue refuses, is counted (``llmpulse_agent_tracking_evictions_total`` with
-reason ``session_store`` and ``session_queue``).
+a batch the store is pruned to ``max_bytes`` of content (and its retention age), at most once
+every ``prune_every_s`` seconds and once more at stop (a prune sums every session's size, so
+the bound may be overshot by the sessions of those seconds; benchmarks/bench_sessions_store.py).
+What that drops, and what a full queue refuses, is counted
+(``llmpulse_agent_tracking_evictions_total`` with reason ``session_store`` and ``session_queue``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -38,10 +41,15 @@ class SessionCapture:
         *,
         max_bytes: int,
         close: Callable[[], None] | None = None,
+        prune_every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
         self.max_bytes = max_bytes
         self._close = close
+        self._prune_every_s = prune_every_s
+        self._clock = clock
+        self._pruned_at: float | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_QUEUE_SIZE)
         self.stored = 0
         self.refused = 0  # the queue was full
@@ -62,8 +70,8 @@ class SessionCapture:
         except asyncio.QueueFull:
             self.refused += 1
 
-    def _write(self, batch: list[tuple[str, Any]]) -> None:
-        """Store one batch, then prune (in a worker thread)."""
+    def _write(self, batch: list[tuple[str, Any]], *, prune: bool = False) -> None:
+        """Store one batch, then prune if it is time or ``prune`` (in a worker thread)."""
         for kind, item in batch:
             try:
                 if kind == "session":
@@ -73,10 +81,13 @@ class SessionCapture:
                     self.verdicts += 1
             except Exception:
                 _log.exception("event=session_store_failed kind=%s", kind)
-        try:
-            self.evicted += self.store.prune_sessions(max_bytes=self.max_bytes)
-        except Exception:
-            _log.exception("event=session_prune_failed")
+        now = self._clock()
+        if prune or self._pruned_at is None or now - self._pruned_at >= self._prune_every_s:
+            self._pruned_at = now
+            try:
+                self.evicted += self.store.prune_sessions(max_bytes=self.max_bytes)
+            except Exception:
+                _log.exception("event=session_prune_failed")
 
     def _take(self, first: tuple[str, Any]) -> list[tuple[str, Any]]:
         batch = [first]
@@ -94,6 +105,10 @@ class SessionCapture:
                 for _ in batch:
                     self._queue.task_done()
 
+    async def join(self) -> None:
+        """Wait until everything queued is written (needs :meth:`run` running)."""
+        await self._queue.join()
+
     async def stop(self) -> None:
         """Store what is still queued (the writer was cancelled), then close the store."""
         while not self._queue.empty():
@@ -101,6 +116,7 @@ class SessionCapture:
             await asyncio.to_thread(self._write, batch)
             for _ in batch:
                 self._queue.task_done()
+        await asyncio.to_thread(self._write, [], prune=True)
         if self._close is not None:
             await asyncio.to_thread(self._close)
 

@@ -367,6 +367,11 @@ class SessionLog(abc.ABC):
         is at most ``max_bytes``; returns how many sessions were dropped."""
         cutoff = (time.time() if now is None else now) - self.retention_s
         with self._transaction() as conn:
+            total, oldest = self._execute(
+                conn, "SELECT COALESCE(SUM(content_bytes), 0), MIN(created) FROM sessions"
+            ).fetchone()
+            if int(total) <= max_bytes and (oldest is None or float(oldest) >= cutoff):
+                return 0  # the usual case: one aggregate, no row comes back to Python
             rows = self._execute(conn, "SELECT id, created, content_bytes FROM sessions ORDER BY id DESC")
             doomed: list[int] = []
             kept, full = 0, False

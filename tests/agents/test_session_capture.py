@@ -3,6 +3,7 @@ sessions with content are kept, the store is bounded by content bytes and every 
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
@@ -11,6 +12,7 @@ from llmpulse.processor.agents.capture import SessionCapture
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 from llmpulse.processor.store.factory import open_store
+from llmpulse.processor.store.sessions import SessionRecord, TurnRecord
 from tests.agents.test_session_signals import Clock, _call, _process, _trace
 
 
@@ -45,3 +47,31 @@ async def test_captured_sessions_are_bounded_in_bytes_and_the_drops_counted(tmp_
         (_trace(601), "again"),
     ]
     assert b0.record.last_trace_id == _trace(601)
+
+
+def _record(n: int) -> SessionRecord:
+    turn = TurnRecord(_trace(n), "q" * 100, "a" * 100, 1.8e9 + n, 0.5)
+    return SessionRecord("shop", "chat", f"c-{n}", 1.8e9 + n, 1.8e9 + n, 1, turn.trace_id, (turn,))
+
+
+async def test_the_writer_prunes_at_most_every_few_seconds(tmp_path: Path) -> None:
+    store = open_store(str(tmp_path / "quality.db"))
+    clock = Clock()
+    capture = SessionCapture(store.sessions, max_bytes=250, close=store.close, prune_every_s=5, clock=clock)
+    writer = asyncio.get_running_loop().create_task(capture.run())
+    try:
+        capture.save(_record(1))
+        await capture.join()  # the first batch prunes: nothing to drop
+        clock.now += 1
+        capture.save(_record(2))
+        await capture.join()  # 1 s later: no prune, the bound is overshot for now
+        assert (store.sessions.count_sessions(), capture.evicted) == (2, 0)
+        clock.now += 5
+        capture.save(_record(3))
+        await capture.join()
+        assert (store.sessions.count_sessions(), capture.evicted) == (1, 2)
+        assert [s.record.conversation_id for s in store.sessions.sessions()] == ["c-3"]
+    finally:
+        writer.cancel()
+        await asyncio.gather(writer, return_exceptions=True)
+        await capture.stop()
