@@ -135,7 +135,10 @@ def _show(args: argparse.Namespace) -> int:
     with open_from_args(args) as store:
         found = store.sessions.session(args.id)
     if found is None:
-        print(f"llmpulse sessions show: no session {args.id} in the store", file=sys.stderr)
+        print(
+            f"llmpulse sessions show: no session {args.id} in the store (llmpulse sessions list shows the ids)",
+            file=sys.stderr,
+        )
         return 1
     if args.json:
         print(json.dumps(found.to_json(), ensure_ascii=False, sort_keys=True))

@@ -196,7 +196,10 @@ def test_a_three_turn_conversation_shows_turn_by_turn(
 
     missing = _cli("show", "999", "--db", str(db))
     assert missing.returncode == 1
-    assert missing.stderr == "llmpulse sessions show: no session 999 in the store\n"
+    assert (
+        missing.stderr
+        == "llmpulse sessions show: no session 999 in the store (llmpulse sessions list shows the ids)\n"
+    )
 
 
 def test_show_keeps_a_hostile_answer_off_the_terminal() -> None:
