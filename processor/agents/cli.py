@@ -136,7 +136,8 @@ def _show(args: argparse.Namespace) -> int:
         found = store.sessions.session(args.id)
     if found is None:
         print(
-            f"llmpulse sessions show: no session {args.id} in the store (llmpulse sessions list shows the ids)",
+            f"llmpulse sessions show: no session {args.id} in the store"
+            " (llmpulse sessions list shows the ids)",
             file=sys.stderr,
         )
         return 1
