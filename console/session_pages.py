@@ -56,13 +56,19 @@ def session_routes(console: Console, render: Render) -> list[Route]:
     def sessions_page(request: Request) -> Response:
         q = request.query_params
         service, feature = q.get("service") or None, q.get("feature") or None
+        verdict = q.get("verdict") if q.get("verdict") in ("bad", "good", "none") else None
         log = console.sessions()
-        found = log.sessions(service=service, feature=feature, limit=100) if log is not None else []
+        found = (
+            log.sessions(service=service, feature=feature, verdict=verdict, limit=100)
+            if log is not None
+            else []
+        )
         return render(
             "sessions.html",
             sessions=found,
             service=service,
             feature=feature,
+            verdict=verdict,
             problems=problems(),
             page="sessions",
         )

@@ -4,7 +4,8 @@ The store is the one ``llmpulse triage`` reads (``--store-url`` / ``$LLMPULSE_ST
 SQLite file ``--db`` / ``$LLMPULSE_QUALITY_DB``); the processor keeps there the turns of the
 sessions it sampled for session judging when content was captured (``[agents] capture_sessions``).
 
-* ``sessions list [--service S] [--feature F] [--limit N] [--json]``: newest first;
+* ``sessions list [--service S] [--feature F] [--verdict bad|good|none] [--limit N] [--json]``:
+  newest first;
 * ``sessions show ID [--json]``: the turns in order, with the session judge's verdict.
 """
 
@@ -31,6 +32,11 @@ def register(subparsers: Any) -> None:
     add_store_options(listing)
     listing.add_argument("--service", help="only this service (service.name)")
     listing.add_argument("--feature", help="only this feature")
+    listing.add_argument(
+        "--verdict",
+        choices=("bad", "good", "none"),
+        help="only sessions the judge found bad, good, or not judged",
+    )
     listing.add_argument("--limit", type=int, default=20, help="at most this many (default: 20)")
     listing.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     listing.set_defaults(func=guarded(_list))
@@ -67,7 +73,9 @@ def _list(args: argparse.Namespace) -> int:
         print(f"llmpulse sessions list: --limit {args.limit}: expected a positive number", file=sys.stderr)
         return 2
     with open_from_args(args) as store:
-        found = store.sessions.sessions(service=args.service, feature=args.feature, limit=args.limit)
+        found = store.sessions.sessions(
+            service=args.service, feature=args.feature, verdict=args.verdict, limit=args.limit
+        )
     if args.json:
         for s in found:
             view = s.to_json()

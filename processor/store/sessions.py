@@ -315,14 +315,24 @@ class SessionLog(abc.ABC):
             return int(cursor.rowcount) == 1
 
     def sessions(
-        self, *, service: str | None = None, feature: str | None = None, limit: int | None = 20
+        self,
+        *,
+        service: str | None = None,
+        feature: str | None = None,
+        verdict: str | None = None,
+        limit: int | None = 20,
     ) -> list[StoredSession]:
-        """Newest first, without their turns."""
+        """Newest first, without their turns; ``verdict`` is ``bad``, ``good`` or ``none`` (not judged)."""
         where, args = ["1=1"], []
         for column, value in (("service", service), ("feature", feature)):
             if value is not None:
                 where.append(f"{column} = %s")
                 args.append(value)
+        if verdict == "none":
+            where.append("verdict IS NULL")
+        elif verdict is not None:
+            where.append("verdict = %s")
+            args.append(verdict)
         sql = f"SELECT * FROM sessions WHERE {' AND '.join(where)} ORDER BY created DESC, id DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"

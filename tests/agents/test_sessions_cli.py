@@ -189,6 +189,9 @@ def test_a_three_turn_conversation_shows_turn_by_turn(
     assert listed.returncode == 0, listed.stderr
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert row["id"] == session_id and row["turns"] == 3 and row["verdict"]["verdict"] == "bad"
+    assert _cli("list", "--db", str(db), "--verdict", "good").stdout.strip() == "no captured sessions"
+    bad = _cli("list", "--db", str(db), "--verdict", "bad").stdout.splitlines()
+    assert len(bad) == 2 and bad[1].split()[0] == str(session_id)  # the header, then the session
     assert (
         _cli("list", "--db", str(db), "--service", "nobody").stdout.strip()
         == "no captured sessions of service nobody"

@@ -132,6 +132,12 @@ def test_a_flagged_sample_leads_to_its_conversation(
     assert rows.count() == 1
     cells = rows.first.locator("td").all_inner_texts()
     assert cells[0] == str(session_id) and cells[4:6] == ["conv-42", "3"] and cells[7] == "bad 2.33"
+    page.locator("#verdict-good").click()
+    page.wait_for_url(f"{base}/sessions?verdict=good")
+    assert page.locator("#no-sessions").count() == 1
+    page.locator("#verdict-bad").click()
+    page.wait_for_url(f"{base}/sessions?verdict=bad")
+    assert page.locator("#sessions tr[data-session]").count() == 1
     page.goto(f"{base}/sessions?service=nobody")
     assert page.locator("#no-sessions").inner_text() == "No captured sessions of nobody."
     assert page.goto(f"{base}/sessions/999").status == 404

@@ -99,6 +99,9 @@ def test_verdicts_listing_and_the_link_from_a_trace(state: StateStore) -> None:
     assert [s.id for s in log.sessions()] == [clipped, second, first]
     assert [s.id for s in log.sessions(service="bank")] == [second]
     assert [s.id for s in log.sessions(feature="support", limit=1)] == [clipped]
+    assert [s.id for s in log.sessions(verdict="bad")] == [first]
+    assert [s.id for s in log.sessions(verdict="none")] == [clipped, second]
+    assert log.sessions(verdict="good") == []
     assert log.sessions()[0].record.transcript == ()  # listings carry no turns
     assert log.session_of_trace(_trace(201)) == second
     assert log.session_of_trace(_trace(7)) is None
