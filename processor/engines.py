@@ -189,6 +189,7 @@ def build_agents(
     With the quality engine, closed sessions sampled for judging go to its judge, and (with
     ``capture_sessions``) their turns to its store, opened here a second time so the writer
     closes its own connection after the last session is stored; verdicts follow them there.
+    A call the quality engine flags makes its open session keep its turns from then on too.
     """
     try:
         settings = AgentSettings.from_dict(table)
@@ -211,6 +212,8 @@ def build_agents(
         session_judge=None if quality is None else quality.offer_session,
         capture=capture,
     )
+    if quality is not None and capture is not None:
+        quality.on_flagged(engine.promote)  # a flagged call's session is captured too
     return agents_extension(engine)
 
 

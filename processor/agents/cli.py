@@ -2,7 +2,8 @@
 
 The store is the one ``llmpulse triage`` reads (``--store-url`` / ``$LLMPULSE_STORE_URL``, or the
 SQLite file ``--db`` / ``$LLMPULSE_QUALITY_DB``); the processor keeps there the turns of the
-sessions it sampled for session judging when content was captured (``[agents] capture_sessions``).
+sessions it sampled for session judging, and of those with a flagged call from that call on,
+when content was captured (``[agents] capture_sessions``).
 
 * ``sessions list [--service S] [--feature F] [--verdict bad|good|none] [--limit N] [--json]``:
   newest first;

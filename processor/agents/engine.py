@@ -26,6 +26,7 @@ from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.metrics.derived import LabelCap
 from llmpulse.processor.metrics.names import OUTCOME_ERROR, UNKNOWN_VALUE
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
+from llmpulse.processor.quality.types import QualitySample
 
 __all__ = ["AgentEngine", "SessionJudge"]
 
@@ -120,6 +121,28 @@ class AgentEngine:
                     error=error,
                     text=_text_of(call, error),
                 )
+
+    def promote(self, sample: QualitySample) -> None:
+        """A flagged call of a conversation (from the quality engine): with session capture on,
+        its open session keeps its turns from this call on, though it was not sampled."""
+        if self.capture is None or sample.output_text is None:
+            return
+        session = self.sessions.promote(sample.service, sample.environment, sample.conversation_id)
+        if session is None:
+            return
+        end = round(sample.timestamp * 1e9)
+        self.sessions.add_call(
+            session,
+            sample.trace_id,
+            start_ns=end - round((sample.duration_s or 0.0) * 1e9),
+            end_ns=end,
+            model=sample.model,
+            input_tokens=sample.input_tokens or 0,
+            output_tokens=sample.output_tokens or 0,
+            cost_usd=sample.cost_usd or 0.0,
+            error=sample.is_error,
+            text=(_last_user(sample.input_messages), sample.output_text),
+        )
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         """Feedback given in a conversation: counted for its open session."""
@@ -296,6 +319,8 @@ class AgentEngine:
         if session.transcript is not None:
             if self.capture is not None and any(t.content for t in session.transcript.values()):
                 self.capture.save(record_of(session, labels[0], feature))  # before its verdict can come
+            if session.promoted:
+                return  # kept for a flagged call, not sampled: not judged
             outcome = self._judge_session(session, labels[0], feature)
             s.judge[outcome] = s.judge.get(outcome, 0) + 1
 
@@ -368,6 +393,21 @@ class AgentEngine:
             "unattributed": dict(m.unattributed),
             "evictions": dict(m.evictions),
         }
+
+
+def _last_user(messages: list[dict[str, Any]] | None) -> str:
+    """The text of the last user message of semconv ``messages`` ("" when none)."""
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            parts = message.get("parts")
+            if isinstance(parts, list):
+                return "\n".join(
+                    str(p.get("content", ""))
+                    for p in parts
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
+            return str(message.get("content", ""))
+    return ""
 
 
 def _text_of(call: LLMCall, error: bool) -> tuple[str, str] | None:

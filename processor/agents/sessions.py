@@ -19,7 +19,10 @@ A share ``judge_rate`` of conversations, chosen by a hash of the conversation id
 user message and the answer of the turn's last LLM call that carried content, each clipped to
 ``judge_chars``, at most ``judge_turns`` turns (the oldest go first). At close, a transcript with
 every turn present is handed to the session judge; at most ``max_judged_sessions`` transcripts are
-held at once.
+held at once. The transcript also keeps each turn's figures (start, end, calls, model, tokens,
+cost, error), so a session with content can be stored whole (``capture_sessions``). A session
+that was not sampled starts a transcript when one of its calls is flagged
+(:meth:`SessionTracker.promote`): from that call's turn on, and it is never judged.
 
 At most ``max_sessions`` are open: a new one closes the least recently active early (counted
 as ``session_cap``), so a client sending a new conversation id per call costs bounded memory and
@@ -91,6 +94,7 @@ class Session:
         "last_seen",
         "last_trace",
         "positive",
+        "promoted",
         "recent",
         "service",
         "transcript",
@@ -118,6 +122,7 @@ class Session:
         # trace id -> turn, for a session sampled for judging; None when it is not
         self.transcript: dict[bytes, Turn] | None = None
         self.turns_clipped = 0  # oldest turns dropped from the transcript
+        self.promoted = False  # not sampled: keeps its turns from a flagged call on (never judged)
 
     @property
     def duration_s(self) -> float:
@@ -140,6 +145,7 @@ class Session:
         t = self.transcript
         return (
             t is not None
+            and not self.promoted
             and len(t) + self.turns_clipped >= self.turns > 0
             and all(turn.content for turn in t.values())
         )
@@ -216,6 +222,22 @@ class SessionTracker:
             return
         session.transcript = {}
         self._judged_open += 1
+
+    def promote(self, service: str, environment: str, conversation_id: str) -> Session | None:
+        """A flagged call of an open session that holds no transcript: it starts one now (its
+        earlier turns count as clipped), within ``max_judged_sessions``; None when the session
+        is not open, already holds one, or the cap is reached (counted as ``judge_cap``)."""
+        session = self._open.get((service, environment, conversation_id))
+        if session is None or session.transcript is not None:
+            return None
+        if self._judged_open >= self.settings.max_judged_sessions:
+            self.judge_cap_refused += 1
+            return None
+        session.transcript = {}
+        session.promoted = True
+        session.turns_clipped = max(0, session.turns - 1)  # the flagged call's turn is kept
+        self._judged_open += 1
+        return session
 
     def add_call(
         self,

@@ -226,5 +226,6 @@ class JudgeScheduler:
                 reasons.insert(0, "low_overall")
             self.metrics.flagged.labels(*key, Q.SOURCE_JUDGE).inc()
             flags.save(flags.record(sample, (Q.SOURCE_JUDGE,), tuple(reasons), verdict, "bad"))
+            flags.flagged(sample)
         elif zlib.crc32(sample.trace_id) < self.settings.audit_rate * 2**32:
             flags.save(flags.record(sample, (Q.SOURCE_AUDIT,), (), verdict, "good"))

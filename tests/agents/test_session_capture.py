@@ -9,6 +9,7 @@ from pathlib import Path
 from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.capture import SessionCapture
+from llmpulse.processor.engines import build_engines
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 from llmpulse.processor.store.factory import open_store
@@ -75,3 +76,35 @@ async def test_the_writer_prunes_at_most_every_few_seconds(tmp_path: Path) -> No
         writer.cancel()
         await asyncio.gather(writer, return_exceptions=True)
         await capture.stop()
+
+
+async def test_a_flagged_call_keeps_its_unsampled_session_from_that_turn_on(tmp_path: Path) -> None:
+    db = str(tmp_path / "quality.db")
+    tables = {
+        "quality": {"db_path": db, "judge": {"enabled": False}, "retention_days": 36500},  # old span times
+        "drift": {"enabled": False},
+        "agents": {"judge_rate": 0.0, "session_timeout_s": 600},  # no session is sampled
+    }
+    extensions = build_engines(tables, {})
+    service = ProcessorService(Settings(grpc_port=0, http_port=0, admin_port=0), extensions=extensions)
+    for extension in extensions:
+        await extension.start()
+    refusal = "I'm sorry, but I can't help with that."
+    turns = [("hello", "Hi, how can I help?"), ("cancel my order", refusal), ("why not?", "Policy.")]
+    for n, (question, answer) in enumerate(turns):
+        _process(service, [_call(700 + n, "p", question=question, answer=answer)])
+    _process(service, [_call(710, "quiet", question="hello", answer="Hi.")])  # nothing flagged
+    for extension in reversed(extensions):
+        await extension.stop()  # the agents engine closes its sessions and stores what it captured
+
+    with open_store(db) as store:
+        (flagged,) = store.flagged.query(limit=None)
+        assert flagged.record.trace_id == _trace(701) and "refusal_phrase" in flagged.record.reasons
+        (kept,) = store.sessions.sessions(limit=None)
+        session = store.sessions.session(kept.id)
+        assert store.sessions.session_of_trace(_trace(701)) == kept.id
+    assert session is not None and session.verdict is None  # not sampled: never judged
+    record = session.record
+    assert (record.conversation_id, record.turns, record.turns_clipped) == ("p", 3, 1)
+    assert [(t.user, t.answer) for t in record.transcript] == turns[1:]  # from the flagged turn on
+    assert [t["turn"] for t in session.to_json()["transcript"]] == [2, 3]
