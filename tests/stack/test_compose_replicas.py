@@ -9,6 +9,7 @@ PostgreSQL, the kafka collector and three replicas the way ``llmpulse up --repli
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -152,7 +153,9 @@ def test_volumes_are_declared_used_and_not_shared_between_stores(
     assert used["kafka-data"] == "kafka" and used["postgres-data"] == "postgres"
     assert _mounts(with_replicas["services"]["kafka"])["/var/lib/kafka/data"]["source"] == "kafka-data"
     kafka_env = with_replicas["services"]["kafka"]["environment"]
-    assert kafka_env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert kafka_env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"  # the image's volume, owned by its user
+    # the StorageTool formats the volume with a 16-byte id in unpadded base64url, or refuses
+    assert len(base64.urlsafe_b64decode(kafka_env["CLUSTER_ID"] + "==")) == 16
     assert "/var/lib/postgresql/data" in _mounts(with_replicas["services"]["postgres"])
     for name in REPLICAS:  # the replicas keep nothing of their own: their state is in PostgreSQL
         assert "volumes" not in with_replicas["services"][name], name
