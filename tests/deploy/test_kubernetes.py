@@ -41,7 +41,7 @@ LINTER_HINT = (
 )
 
 
-def _manifests() -> Iterator[tuple[Path, dict[str, Any]]]:
+def manifests() -> Iterator[tuple[Path, dict[str, Any]]]:
     for path in sorted(DEPLOY.glob("*.yaml")):
         if path.name == "kustomization.yaml":
             continue
@@ -54,7 +54,7 @@ def _manifests() -> Iterator[tuple[Path, dict[str, Any]]]:
 def resources() -> dict[tuple[str, str], dict[str, Any]]:
     """(kind, name) -> resource, over every manifest."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
-    for path, doc in _manifests():
+    for path, doc in manifests():
         key = (doc["kind"], doc["metadata"]["name"])
         assert key not in found, f"{path.name}: {key} defined twice"
         found[key] = doc
@@ -109,7 +109,7 @@ def test_every_manifest_passes_the_schema_linter_offline() -> None:
         pytest.fail(LINTER_HINT)
     latest = kubernetes_validate.latest_version()
     checked = 0
-    for path, doc in _manifests():
+    for path, doc in manifests():
         for version in VERSIONS:
             try:
                 kubernetes_validate.validate(doc, latest if version == "latest" else version, strict=True)
@@ -271,6 +271,7 @@ def test_kafka_is_one_kraft_node_with_the_topics_the_replicas_read(
     assert kafka["spec"]["replicas"] == 1 and env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     # the StorageTool takes a 16-byte id in unpadded base64url
     assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
+    assert not env["CLUSTER_ID"].startswith("-"), "the StorageTool would read it as an option"
     host, port = _host_port(env["KAFKA_ADVERTISED_LISTENERS"])
     assert host == f"{kafka['metadata']['name']}-0.{kafka['spec']['serviceName']}"
     assert port == _ports(_container(kafka))["kafka"]

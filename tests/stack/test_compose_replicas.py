@@ -156,6 +156,7 @@ def test_volumes_are_declared_used_and_not_shared_between_stores(
     assert kafka_env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"  # the image's volume, owned by its user
     # the StorageTool formats the volume with a 16-byte id in unpadded base64url, or refuses
     assert len(base64.urlsafe_b64decode(kafka_env["CLUSTER_ID"] + "==")) == 16
+    assert not kafka_env["CLUSTER_ID"].startswith("-"), "the StorageTool would read it as an option"
     assert "/var/lib/postgresql/data" in _mounts(with_replicas["services"]["postgres"])
     for name in REPLICAS:  # the replicas keep nothing of their own: their state is in PostgreSQL
         assert "volumes" not in with_replicas["services"][name], name
