@@ -17,6 +17,8 @@
 #   2d. the Docker Compose v2 client (github.com/docker/compose/v5 v5.6.0) from the Go module proxy
 #      into .cache/compose (scripts/build_compose.sh; ~4 min cold): tests/stack/test_compose_replicas.py
 #      runs `docker-compose config` on docker-compose.yml's profiles (no Docker engine needed)
+#   2e. kustomize v5.8.2 from the Go module proxy into .cache/kustomize/bin (scripts/build_kustomize.sh):
+#      tests/deploy/test_kubernetes.py renders deploy/kubernetes with it, as `kubectl apply -k` would
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
@@ -147,6 +149,9 @@ bash "$ROOT/scripts/build_victoriametrics.sh"
 
 # --- 2d. Docker Compose (checks docker-compose.yml's profiles with `docker-compose config`) --
 bash "$ROOT/scripts/build_compose.sh"
+
+# --- 2e. kustomize (renders deploy/kubernetes in the tests) ----------------------------------
+bash "$ROOT/scripts/build_kustomize.sh"
 
 # --- 3. Chromium for the browser tests ---------------------------------------------------
 if [ -x /usr/bin/chromium ]; then

@@ -13,6 +13,7 @@ import asyncio
 import base64
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,6 +143,45 @@ def test_the_kustomization_applies_every_manifest_in_one_namespace(
     assert {i["name"] for i in kustomization["images"]} == {i for i in images if i.startswith("llmpulse-")}
     for resource in resources.values():
         assert "namespace" not in resource["metadata"], "the kustomization sets the namespace"
+
+
+def kustomize_binary() -> Path:
+    """``.cache/kustomize/bin/kustomize`` in this checkout, else ``kustomize`` on PATH."""
+    built = REPO / ".cache" / "kustomize" / "bin" / "kustomize"
+    found = built if built.is_file() and os.access(built, os.X_OK) else None
+    on_path = shutil.which("kustomize")
+    if found is None and on_path is None:
+        pytest.fail(
+            "kustomize is not built: run scripts/build_kustomize.sh (or `make setup`), which builds "
+            "sigs.k8s.io/kustomize/kustomize/v5 into .cache/kustomize/bin"
+        )
+    return found or Path(str(on_path))
+
+
+def test_kustomize_renders_every_resource_into_the_namespace_with_the_images(
+    resources: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    """What ``kubectl apply -k deploy/kubernetes`` sends, rendered by kustomize itself."""
+    import kubernetes_validate
+
+    done = subprocess.run(
+        [str(kustomize_binary()), "build", str(DEPLOY)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(done.stdout) if d}
+    assert set(rendered) == set(resources)
+    kustomization = yaml.safe_load((DEPLOY / "kustomization.yaml").read_text())
+    tags = {i["name"]: f"{i['name']}:{i['newTag']}" for i in kustomization["images"]}
+    for key, doc in rendered.items():
+        if key[0] != "Namespace":
+            assert doc["metadata"]["namespace"] == kustomization["namespace"], key
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+        if key[0] in WORKLOADS:
+            for container in _pod(doc)["spec"]["containers"]:
+                name = container["image"].split(":")[0]
+                assert container["image"] == tags.get(name, container["image"]), key
+    config = rendered[("ConfigMap", "llmpulse-collector-config")]["data"]["otel-collector-kafka.yaml"]
+    assert config == (REPO / "otel-collector-kafka.yaml").read_text()
 
 
 def test_generated_config_maps_are_the_shipped_files(
