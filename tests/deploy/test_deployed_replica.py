@@ -28,7 +28,7 @@ from llmpulse.contract import environment_variables as E
 from llmpulse.processor.metrics import names as M
 from llmpulse.stack import components, replicas
 from llmpulse.stack.kafka import KafkaBroker
-from tests.deploy.test_kubernetes import manifests
+from tests.deploy.test_kubernetes import image_env, manifests
 from tests.kafka.helpers import llm_request, produce, sample, scrape
 from tests.stack.test_compose_replicas import compose_config
 
@@ -110,6 +110,7 @@ def test_a_replica_runs_on_the_deployed_environment_alone(
     store_url = new_pg_database()
     admin_port = components.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPULSE_")}
+    env.update(image_env())
     env.update(deployed)
     env.update(
         {

@@ -62,6 +62,18 @@ def resources() -> dict[tuple[str, str], dict[str, Any]]:
     return found
 
 
+def image_env(target: str = "processor") -> dict[str, str]:
+    """The ``LLMPULSE_*`` variables the Dockerfile's ``target`` stage sets (``ENV``): what a
+    container starts with before the deployment's own environment."""
+    stage = re.search(
+        rf"^FROM \S+ AS {target}$(.*?)(?=^FROM |\Z)", (REPO / "Dockerfile").read_text(), re.M | re.S
+    )
+    assert stage, f"no stage {target} in the Dockerfile"
+    block = re.search(r"^ENV ((?:.*\\\n)*.*)$", stage.group(1), re.M)
+    pairs = re.findall(r"(\w+)=(\S+)", block.group(1)) if block else []
+    return {k: v for k, v in pairs if k.startswith("LLMPULSE_")}
+
+
 def _pod(resource: dict[str, Any]) -> dict[str, Any]:
     pod: dict[str, Any] = resource["spec"]["template"]
     return pod
@@ -250,7 +262,7 @@ def test_the_processor_replicas_read_kafka_and_the_shared_store_with_the_real_se
     ]
     assert store_ref == {"name": "llmpulse-postgres", "key": "store-url"}
     env = _env(resources, container)
-    resolved = settings.resolve(environ=env)
+    resolved = settings.resolve(environ={**image_env(), **env})
     assert (resolved.kafka_topic, resolved.kafka_group, resolved.kafka_owner_topic) == (
         replicas.TOPIC,
         replicas.GROUP,
@@ -280,6 +292,12 @@ def test_the_processor_replicas_read_kafka_and_the_shared_store_with_the_real_se
         response = asyncio.run(handler(request))
         assert response.status == 200, (probe, response.body)
     assert resolved.admin_host == "0.0.0.0"  # the kubelet and Prometheus reach the pod's address
+    # and nothing reaches the OTLP receivers, over the image's LLMPULSE_HOST=0.0.0.0: spans come
+    # through Kafka only
+    assert (
+        resolved.host == "127.0.0.1"
+        and "ENV PATH=/opt/llmpulse/bin:$PATH" in (REPO / "Dockerfile").read_text()
+    )
 
 
 def test_the_store_secret_points_at_the_postgres_service_with_its_password(

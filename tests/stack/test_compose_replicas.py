@@ -24,6 +24,7 @@ import yaml
 
 from llmpulse.processor import engines, settings
 from llmpulse.stack import components, replicas
+from tests.deploy.test_kubernetes import image_env
 
 REPO = components.REPO_ROOT
 COMPOSE_HINT = (
@@ -166,7 +167,8 @@ def _replica_settings(service: dict[str, Any]) -> tuple[settings.Settings, str |
     env = {k: str(v) for k, v in service["environment"].items()}
     known = {field.env for field in settings.FIELDS} | {engines.ENV_STORE_URL}
     assert set(env) <= known, f"not llmpulse settings: {sorted(set(env) - known)}"
-    return settings.resolve(environ=env), engines.quality_settings({}, env).store_url
+    # on top of what the image's ENV sets
+    return settings.resolve(environ={**image_env(), **env}), engines.quality_settings({}, env).store_url
 
 
 def test_every_replica_reads_the_one_topic_in_one_group_with_the_shared_store(
@@ -192,6 +194,7 @@ def test_every_replica_reads_the_one_topic_in_one_group_with_the_shared_store(
             replicas.OWNER_TOPIC,
         ), name
         assert replica.admin_host == "0.0.0.0" and replica.admin_port in _exposed(services[name]), name
+        assert replica.host == "127.0.0.1", f"{name}: spans must come through Kafka only"
         health = " ".join(services[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{replica.admin_port}/readyz" in health, name
         assert store_url is not None, name
