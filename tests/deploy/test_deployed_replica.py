@@ -5,7 +5,8 @@ Kubernetes Deployment gives it, against that broker and a real PostgreSQL.
 Only the addresses change (``kafka:9092`` and ``postgres:5432`` are this machine's broker and
 cluster, the admin port binds loopback on a free port); the topic, group, owner topic and every
 other setting are the deployment's own. The replica must reach ready, join the group on the
-topics the job made, and count what a collector would write, by (service, feature).
+topics the job made (made after the replica started, in Kubernetes' order), and count what a
+collector would write, by (service, feature).
 """
 
 from __future__ import annotations
@@ -93,20 +94,29 @@ def wait_for(check: Callable[[], bool], what: str, log: Path, timeout: float = 6
     pytest.fail(f"{what} within {timeout:.0f}s; replica log:\n{log.read_text()[-3000:]}")
 
 
-@pytest.mark.parametrize("deployment", [_compose, _kubernetes], ids=["compose", "kubernetes"])
-def test_a_replica_runs_on_the_deployed_environment_alone(
-    deployment: Callable[[Path], tuple[str, dict[str, str]]],
-    broker: KafkaBroker,
-    new_pg_database: Callable[[], str],
-    tmp_path: Path,
-) -> None:
-    script, deployed = deployment(tmp_path)
-    run_topics_job(script, broker, tmp_path)
+def check_topics(script: str, broker: KafkaBroker) -> None:
     partitions = int(re.search(r"--partitions (\d+)", script).group(1))  # type: ignore[union-attr]
     metadata = AdminClient({"bootstrap.servers": broker.bootstrap_servers}).list_topics(timeout=10)
     for topic in (replicas.TOPIC, replicas.OWNER_TOPIC):
         assert len(metadata.topics[topic].partitions) == partitions, topic
 
+
+# Compose starts the replicas after the topics job has completed (depends_on); nothing orders a
+# Kubernetes Job before a Deployment, so there the replica starts first and must wait for them.
+@pytest.mark.parametrize(
+    ("deployment", "replica_first"), [(_compose, False), (_kubernetes, True)], ids=["compose", "kubernetes"]
+)
+def test_a_replica_runs_on_the_deployed_environment_alone(
+    deployment: Callable[[Path], tuple[str, dict[str, str]]],
+    replica_first: bool,
+    broker: KafkaBroker,
+    new_pg_database: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    script, deployed = deployment(tmp_path)
+    if not replica_first:
+        run_topics_job(script, broker, tmp_path)
+        check_topics(script, broker)
     store_url = new_pg_database()
     admin_port = components.free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMPULSE_")}
@@ -149,6 +159,9 @@ def test_a_replica_runs_on_the_deployed_environment_alone(
                 return False
 
         wait_for(ready, "the replica was not ready", log)
+        if replica_first:
+            run_topics_job(script, broker, tmp_path)
+            check_topics(script, broker)
         with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/api/status", timeout=5) as r:
             kafka = json.load(r)["kafka"]
         assert (kafka["group"], kafka["brokers"]) == (
