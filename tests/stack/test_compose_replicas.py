@@ -236,7 +236,7 @@ def test_the_topics_job_creates_what_the_collector_writes_and_the_replicas_read(
     assert collector["depends_on"]["kafka-topics"]["condition"] == "service_completed_successfully"
 
 
-def test_the_kafka_collector_runs_the_shipped_pipeline(with_replicas: dict[str, Any], tmp_path: Path) -> None:
+def test_the_kafka_collector_runs_the_shipped_pipeline(with_replicas: dict[str, Any]) -> None:
     collector = with_replicas["services"]["collector-kafka"]
     config_arg = next(a for a in collector["command"] if a.startswith("--config="))
     mount = _mounts(collector)[config_arg.removeprefix("--config=")]
@@ -260,7 +260,7 @@ def test_the_kafka_collector_runs_the_shipped_pipeline(with_replicas: dict[str, 
 
 
 def test_prometheus_scrapes_every_replica_and_the_console_reads_the_shared_store(
-    with_replicas: dict[str, Any], tmp_path: Path
+    with_replicas: dict[str, Any],
 ) -> None:
     services = with_replicas["services"]
     prometheus = services["prometheus-replicas"]
