@@ -39,8 +39,15 @@ REPLICA_SERVICES = {
     "processor-3",
     "prometheus-replicas",
     "console-replicas",
+    "grafana-replicas",
 }
-REPLICA_VOLUMES = {"kafka-data", "postgres-data", "prometheus-replicas-data", "console-replicas-state"}
+REPLICA_VOLUMES = {
+    "kafka-data",
+    "postgres-data",
+    "prometheus-replicas-data",
+    "console-replicas-state",
+    "grafana-replicas-data",
+}
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_published_ports_do_not_clash(default: dict[str, Any], with_replicas: di
     replica_ports = {
         port for _, port, _, name in _published(with_replicas) if name not in default["services"]
     }
-    assert replica_ports == {"14317", "14318", "19090", "19470"}
+    assert replica_ports == {"14317", "14318", "19090", "19470", "13000"}
 
 
 def test_volumes_are_declared_used_and_not_shared_between_stores(
@@ -301,3 +301,28 @@ def test_prometheus_scrapes_every_replica_and_the_console_reads_the_shared_store
     (published,) = console["ports"]
     assert console_env["LLMPULSE_CONSOLE_URL"] == f"http://localhost:{published['published']}"
     assert config["global"]["external_labels"]["console_url"] == console_env["LLMPULSE_CONSOLE_URL"]
+
+
+def test_grafana_of_the_replicas_shows_the_dashboards_from_their_prometheus(
+    default: dict[str, Any], with_replicas: dict[str, Any]
+) -> None:
+    grafana, replica_grafana = default["services"]["grafana"], with_replicas["services"]["grafana-replicas"]
+    mounts, replica_mounts = _mounts(grafana), _mounts(replica_grafana)
+    assert set(mounts) == set(replica_mounts)
+    target = "/etc/grafana/provisioning/datasources"
+    for path in mounts:  # the same dashboards and providers; only the data sources differ
+        if path != target and mounts[path]["type"] == "bind":
+            assert mounts[path]["source"] == replica_mounts[path]["source"], path
+    shipped = yaml.safe_load((Path(mounts[target]["source"]) / "llmpulse.yml").read_text())["datasources"]
+    replicated = yaml.safe_load((Path(replica_mounts[target]["source"]) / "llmpulse.yml").read_text())[
+        "datasources"
+    ]
+    by_uid = {d["uid"]: d for d in replicated}
+    for source in shipped:  # same uids and settings, so dashboards and exemplar links hold
+        assert {k: v for k, v in by_uid[source["uid"]].items() if k not in ("name", "url")} == {
+            k: v for k, v in source.items() if k not in ("name", "url")
+        }
+    prometheus = by_uid["llmpulse-prometheus"]
+    host, port = _host_port(prometheus["url"].removeprefix("http://"))
+    assert host == "prometheus-replicas" and port in _exposed(with_replicas["services"][host])
+    assert replica_grafana["environment"] == grafana["environment"]
