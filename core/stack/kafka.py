@@ -190,7 +190,10 @@ class KafkaBroker:
         raise ComponentError(f"kafka not ready on port {self.port} after {timeout:.0f}s:\n{self.log_tail()}")
 
     def _format(self, config: Path) -> None:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # StorageTool reads an id with a leading "-" as an option (Kafka's own ids never start so)
+        cid = "-"
+        while cid.startswith("-"):
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)),
             capture_output=True,
