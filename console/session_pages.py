@@ -81,10 +81,9 @@ def session_routes(console: Console, render: Render) -> list[Route]:
             what = f"captured session {request.path_params['session_id']}"
             return render("missing.html", 404, what=what, problems=problems(), page="sessions")
         flagged = [(i, ", ".join(json.loads(sources))) for i, sources in log.flagged_in_session(found.id)]
-        first = found.record.turns_clipped + 1
         turns: list[dict[str, Any]] = [
             {"n": n, "turn": t, "trace_url": console.trace_link(t.trace_id)}
-            for n, t in enumerate(found.record.transcript, start=first)
+            for n, t in found.record.numbered()
         ]
         return render(
             "session.html",

@@ -153,6 +153,7 @@ def record_of(session: Session, service: str, feature: str) -> SessionRecord:
                 output_tokens=t.output_tokens,
                 cost_usd=t.cost_usd,
                 error=t.error,
+                number=t.number,
             )
             for trace, t in transcript.items()
         ),

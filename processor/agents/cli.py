@@ -128,7 +128,7 @@ def format_session(s: StoredSession) -> str:
             lines.append(f"  {_printable(v.explanation, '  ')}")
     if r.turns_clipped:
         lines.append(f"({r.turns_clipped} earlier turn(s) not kept)")
-    for n, t in enumerate(r.transcript, start=1 + r.turns_clipped):
+    for n, t in r.numbered():
         lines.append("")
         lines.append(
             f"turn {n}  trace {t.trace_id.hex()}  {_when(t.started)}  {t.duration_s:.3f} s  {t.model}"

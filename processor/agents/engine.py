@@ -127,7 +127,9 @@ class AgentEngine:
         its open session keeps its turns from this call on, though it was not sampled."""
         if self.capture is None or sample.output_text is None:
             return
-        session = self.sessions.promote(sample.service, sample.environment, sample.conversation_id)
+        session = self.sessions.promote(
+            sample.service, sample.environment, sample.conversation_id, sample.trace_id
+        )
         if session is None:
             return
         end = round(sample.timestamp * 1e9)

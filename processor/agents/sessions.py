@@ -58,12 +58,14 @@ class Turn:
         "error",
         "input_tokens",
         "model",
+        "number",
         "output_tokens",
         "start_ns",
         "user",
     )
 
-    def __init__(self, start_ns: int, end_ns: int) -> None:
+    def __init__(self, start_ns: int, end_ns: int, number: int) -> None:
+        self.number = number  # the turn's number in the session, from 1
         self.user = ""
         self.answer = ""
         self.content = False  # a call of the turn carried content
@@ -223,7 +225,9 @@ class SessionTracker:
         session.transcript = {}
         self._judged_open += 1
 
-    def promote(self, service: str, environment: str, conversation_id: str) -> Session | None:
+    def promote(
+        self, service: str, environment: str, conversation_id: str, trace_id: bytes
+    ) -> Session | None:
         """A flagged call of an open session that holds no transcript: it starts one now (its
         earlier turns count as clipped), within ``max_judged_sessions``; None when the session
         is not open, already holds one, or the cap is reached (counted as ``judge_cap``)."""
@@ -235,7 +239,7 @@ class SessionTracker:
             return None
         session.transcript = {}
         session.promoted = True
-        session.turns_clipped = max(0, session.turns - 1)  # the flagged call's turn is kept
+        session.turns_clipped = _number(session, trace_id) - 1  # the turns before the flagged call's
         self._judged_open += 1
         return session
 
@@ -260,7 +264,7 @@ class SessionTracker:
             return
         turn = transcript.get(trace_id)
         if turn is None:
-            turn = transcript[trace_id] = Turn(start_ns, end_ns)
+            turn = transcript[trace_id] = Turn(start_ns, end_ns, _number(session, trace_id))
             if len(transcript) > self.settings.judge_turns:
                 del transcript[next(iter(transcript))]
                 session.turns_clipped += 1
@@ -328,3 +332,12 @@ class SessionTracker:
         """The sessions closed since the last call."""
         closed, self._closed = self._closed, []
         return closed
+
+
+def _number(session: Session, trace_id: bytes) -> int:
+    """The number in ``session`` of the turn of ``trace_id``: by its place among the recent
+    turns' traces, else the latest turn's."""
+    recent = session.recent
+    if trace_id in recent:
+        return session.turns - (len(recent) - 1 - recent.index(trace_id))
+    return session.turns

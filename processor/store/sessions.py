@@ -117,6 +117,8 @@ class TurnRecord:
     cost_usd: float = 0.0
     error: bool = False
     """An LLM call of the turn failed."""
+    number: int = 0
+    """The turn's number in the session, from 1; 0: its place after the clipped turns."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,11 @@ class SessionRecord:
     follow_ups: int = 0
     explicit_feedback: int = 0
     positive_feedback: int = 0
+
+    def numbered(self) -> list[tuple[int, TurnRecord]]:
+        """The kept turns with their numbers in the session, in order."""
+        first = 1 + self.turns_clipped
+        return [(t.number or first + i, t) for i, t in enumerate(self.transcript)]
 
     @property
     def content_bytes(self) -> int:
@@ -211,7 +218,7 @@ class StoredSession:
                     "cost_usd": t.cost_usd,
                     "error": t.error,
                 }
-                for n, t in enumerate(r.transcript, start=1 + r.turns_clipped)
+                for n, t in r.numbered()
             ],
         }
 
@@ -284,7 +291,7 @@ class SessionLog(abc.ABC):
                     self._redact(t.user),
                     self._redact(t.answer),
                 )
-                for n, t in enumerate(r.transcript, start=1 + r.turns_clipped)
+                for n, t in r.numbered()
             ]
             if turns:
                 marks = ", ".join(["%s"] * 13)
@@ -422,6 +429,7 @@ def _turn(row: dict[str, Any]) -> TurnRecord:
         output_tokens=int(row["output_tokens"]),
         cost_usd=float(row["cost_usd"]),
         error=bool(row["error"]),
+        number=int(row["turn"]),
     )
 
 

@@ -10,6 +10,7 @@ from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extensi
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.capture import SessionCapture
 from llmpulse.processor.engines import build_engines
+from llmpulse.processor.quality.types import QualitySample
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 from llmpulse.processor.store.factory import open_store
@@ -108,3 +109,41 @@ async def test_a_flagged_call_keeps_its_unsampled_session_from_that_turn_on(tmp_
     assert (record.conversation_id, record.turns, record.turns_clipped) == ("p", 3, 1)
     assert [(t.user, t.answer) for t in record.transcript] == turns[1:]  # from the flagged turn on
     assert [t["turn"] for t in session.to_json()["transcript"]] == [2, 3]
+
+
+async def test_a_turn_flagged_late_keeps_its_number(tmp_path: Path) -> None:
+    """The judge's verdict comes seconds after the call: the session has moved on by then."""
+    store = open_store(str(tmp_path / "quality.db"))
+    capture = SessionCapture(store.sessions, max_bytes=10**6, close=store.close)
+    clock = Clock()
+    engine = AgentEngine(AgentSettings(session_timeout_s=60, judge_rate=0.0), clock=clock, capture=capture)
+    service = ProcessorService(
+        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
+    )
+    for n in range(3):
+        _process(service, [_call(800 + n, "late", question=f"q{n}", answer=f"a{n}")])
+    flagged = QualitySample(
+        _trace(801),
+        "support",
+        "gpt-4o-mini",
+        input_messages=[{"role": "user", "parts": [{"type": "text", "content": "q1"}]}],
+        output_text="a1",
+        timestamp=1.7e9,
+        duration_s=0.25,
+        conversation_id="late",
+    )
+    engine.promote(flagged)  # turn 2 of 3
+    engine.promote(flagged)  # a second flag changes nothing
+    _process(service, [_call(803, "late", question="q3", answer="a3")])
+    clock.now += 61
+    engine.tick()
+    await capture.stop()
+    with open_store(str(tmp_path / "quality.db")) as reopened:
+        (kept,) = reopened.sessions.sessions(limit=None)
+        shown = reopened.sessions.session(kept.id)
+    assert shown is not None
+    assert (shown.record.turns, shown.record.turns_clipped) == (4, 1)
+    turns = shown.to_json()["transcript"]
+    assert [(t["turn"], t["user"], t["answer"]) for t in turns] == [(2, "q1", "a1"), (4, "q3", "a3")]
+    assert turns[0]["duration_s"] == 0.25
+    assert engine.metrics.sessions[("unknown_service", "", "support")].judge == {}  # never judged
