@@ -199,13 +199,7 @@ def build_agents(
         return None
     capture: SessionCapture | None = None
     if quality is not None and settings.capture_sessions:
-        qs = quality.settings
-        try:
-            store = open_store(qs.store_url or qs.db_path, retention_days=qs.retention_days)
-        except StoreError as exc:
-            raise ConfigError(f"[agents] session capture store: {exc}") from None
-        capture = SessionCapture(store.sessions, max_bytes=settings.capture_bytes, close=store.close)
-        quality.judging.on_session_verdict = capture.verdict
+        capture = _session_capture(quality, settings)
     engine = AgentEngine(
         settings,
         max_label_values=max_label_values,
@@ -215,6 +209,22 @@ def build_agents(
     if quality is not None and capture is not None:
         quality.on_flagged(engine.promote)  # a flagged call's session is captured too
     return agents_extension(engine)
+
+
+def _session_capture(quality: QualityEngine, settings: AgentSettings) -> SessionCapture | None:
+    """The writer of captured sessions into the quality engine's store (None for a store in
+    memory, which nothing else could read)."""
+    qs = quality.settings
+    location = qs.store_url or qs.db_path
+    if location == ":memory:":
+        return None
+    try:
+        store = open_store(location, retention_days=qs.retention_days)
+    except StoreError as exc:
+        raise ConfigError(f"[agents] session capture store: {exc}") from None
+    capture = SessionCapture(store.sessions, max_bytes=settings.capture_bytes, close=store.close)
+    quality.judging.on_session_verdict = capture.verdict
+    return capture
 
 
 def build_quality(
