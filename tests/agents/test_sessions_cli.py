@@ -197,6 +197,11 @@ def test_a_three_turn_conversation_shows_turn_by_turn(
         == "no captured sessions of service nobody"
     )
 
+    for bad in (("list", "--db", str(db), "--limit", "0"), ("show", "1", "--db", str(tmp_path / "none.db"))):
+        refused = _cli(*bad)
+        assert refused.returncode == 2 and refused.stdout == "", bad
+        assert len(refused.stderr.splitlines()) == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert not (tmp_path / "none.db").exists()  # never an empty database from a typo
     missing = _cli("show", "999", "--db", str(db))
     assert missing.returncode == 1
     assert (
