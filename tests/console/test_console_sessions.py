@@ -17,7 +17,8 @@ import pytest
 from llmpulse.processor.quality.store import FlaggedRecord
 from llmpulse.processor.store.factory import open_store
 from llmpulse.processor.store.sessions import SessionRecord, SessionVerdict, TurnRecord
-from tests.console.conftest import DOCS_SCREENSHOTS, ConsoleFactory
+from tests.console.conftest import ConsoleFactory
+from tests.console.test_console_browser import _shoot
 
 pytestmark = pytest.mark.components
 
@@ -90,7 +91,7 @@ def _fill(db: Path) -> tuple[int, int, int]:
 
 
 def test_a_flagged_sample_leads_to_its_conversation(
-    browser: Any, start_console: ConsoleFactory, tmp_path: Path
+    browser: Any, start_console: ConsoleFactory, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     db = tmp_path / "quality.db"
     session_id, inside, outside = _fill(db)
@@ -119,8 +120,7 @@ def test_a_flagged_sample_leads_to_its_conversation(
     assert "2.250 s" in second_meta and "2 call(s)" in second_meta and "200 in / 20 out" in second_meta
     assert "a call failed" in second_meta
     assert second.locator("a.trace").get_attribute("href") == f"http://traces.example/trace/{_trace(1).hex()}"
-    if DOCS_SCREENSHOTS.exists():
-        page.screenshot(path=str(DOCS_SCREENSHOTS / "session.png"), full_page=True)
+    _shoot(page, request, "session", tmp_path)
 
     links = page.locator("#flagged a.flagged-sample")
     assert links.all_inner_texts() == [f"#{inside}"]
