@@ -14,6 +14,7 @@ from typing import Any
 
 from llmpulse.processor.quality.store import SCOPE_COLUMNS
 from llmpulse.processor.store.protocols import StoreSchemaError
+from llmpulse.processor.store.sessions import SESSION_TABLES
 from llmpulse.processor.store.sqlite_budget import BUDGET_TABLE
 from llmpulse.processor.store.sqlite_references import REFERENCES_TABLE
 
@@ -75,6 +76,7 @@ CREATE TABLE spc_resets (
         "flagged samples record response model, prompt, app and RAG index versions, query category",
         "".join(f"ALTER TABLE flagged ADD COLUMN {column} TEXT;\n" for column in SCOPE_COLUMNS),
     ),
+    (4, "captured sessions and their turns", SESSION_TABLES.format(id="BIGSERIAL PRIMARY KEY")),
 )
 """(version, what it does, SQL), in order."""
 
