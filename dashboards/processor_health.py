@@ -16,6 +16,7 @@ from dashboards.common import (
     table_panel,
     timeseries_panel,
 )
+from llmpulse.processor.drift import metric_names as D
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.quality import metric_names as Q
 
@@ -169,6 +170,28 @@ def recent_samples() -> timeseries.Panel:
     )
 
 
+def saves_refused() -> timeseries.Panel:
+    return timeseries_panel(
+        "State saves refused (stale owner)",
+        "SPC chart snapshots and drift references a replica tried to save after another replica "
+        "had taken their feature over (owner epochs, docs/kafka.md). The store refused them, so the "
+        "new owner's state stands; a non-zero rate names a replica that lost its partitions "
+        "without knowing yet (paused past its Kafka session timeout).",
+        "short",
+        [
+            query(
+                f"sum by (instance, reason) (increase({Q.SPC_SAVES_REFUSED_TOTAL}{{{SELECT}}}[$__rate_interval]))",
+                "SPC charts · {{instance}} · {{reason}}",
+            ),
+            query(
+                f"sum by (instance, reason) (increase({D.DRIFT_SAVES_REFUSED_TOTAL}{{{SELECT}}}[$__rate_interval]))",
+                "drift references · {{instance}} · {{reason}}",
+                ref_id="B",
+            ),
+        ],
+    )
+
+
 def build() -> models.Dashboard:
     """The processor health dashboard."""
     board = (
@@ -194,5 +217,6 @@ def build() -> models.Dashboard:
         .with_panel(batch_latency())
         .with_panel(label_overflow())
         .with_panel(recent_samples())
+        .with_panel(saves_refused())
     )
     return finish(board)
