@@ -28,6 +28,10 @@ def _rate_by(labels: str, metric: str) -> str:
     return f"sum by ({labels}) (rate({metric}{{{SELECT}}}[$__rate_interval]))"
 
 
+def _increase_by(labels: str, metric: str) -> str:
+    return f"sum by ({labels}) (increase({metric}{{{SELECT}}}[$__rate_interval]))"
+
+
 def up() -> stat.Panel:
     return stat_panel(
         "Processors up",
@@ -180,11 +184,11 @@ def saves_refused() -> timeseries.Panel:
         "short",
         [
             query(
-                f"sum by (instance, reason) (increase({Q.SPC_SAVES_REFUSED_TOTAL}{{{SELECT}}}[$__rate_interval]))",
+                _increase_by("instance, reason", Q.SPC_SAVES_REFUSED_TOTAL),
                 "SPC charts · {{instance}} · {{reason}}",
             ),
             query(
-                f"sum by (instance, reason) (increase({D.DRIFT_SAVES_REFUSED_TOTAL}{{{SELECT}}}[$__rate_interval]))",
+                _increase_by("instance, reason", D.DRIFT_SAVES_REFUSED_TOTAL),
                 "drift references · {{instance}} · {{reason}}",
                 ref_id="B",
             ),
