@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llmpulse.console.health import QUERIES as CONSOLE_QUERIES
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.stack import components
@@ -143,8 +144,8 @@ def test_the_replica_check_finds_a_per_key_series_kept_per_instance() -> None:
 def test_per_key_series_are_read_without_the_replica_instance(
     dashboard_queries: list[Any], rule_groups: list[dict[str, Any]]
 ) -> None:
-    """With several processor replicas every panel, and every recording rule a panel reads,
-    shows one series per (service, feature) or probe, whichever replica exports it."""
+    """With several processor replicas every panel, every recording rule and the console's home
+    page show one series per (service, feature) or probe, whichever replica exports it."""
     split = [f"{q}  <- {', '.join(names)}" for q in dashboard_queries if (names := split_by_replica(q.expr))]
     rules = [
         f"{rule['record']}: {', '.join(names)}"
@@ -152,4 +153,7 @@ def test_per_key_series_are_read_without_the_replica_instance(
         for rule in group["rules"]
         if "record" in rule and (names := split_by_replica(rule["expr"]))
     ]
-    assert not split + rules, "per-key series kept per replica instance:\n" + "\n".join(split + rules)
+    console = [f"console home {name}: {q}" for name, q in CONSOLE_QUERIES.items() if split_by_replica(q)]
+    assert not split + rules + console, "per-key series kept per replica instance:\n" + "\n".join(
+        split + rules + console
+    )
