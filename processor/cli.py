@@ -13,7 +13,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from llmpulse.processor.admin.status_client import DEFAULT_URL, StatusError, fetch_status, render_table
+from llmpulse.processor.admin.status_client import (
+    DEFAULT_URL,
+    StatusError,
+    fetch_status,
+    merge_status,
+    render_table,
+)
 from llmpulse.processor.engines import build_engines, load_engine_config
 from llmpulse.processor.metrics.windows import WINDOWS
 from llmpulse.processor.service import ProcessorService, StartupError
@@ -65,7 +71,10 @@ def register(subparsers: Any) -> None:
         "status", help="show per-service, per-feature rolling windows of a running processor"
     )
     status.add_argument(
-        "--url", default=DEFAULT_URL, help="admin URL of the processor (default: %(default)s)"
+        "--url",
+        action="append",
+        help="admin URL of a processor; repeat it for replicas, shown as one (default: the "
+        f"processors `llmpulse up` started, else {DEFAULT_URL})",
     )
     status.add_argument(
         "--window",
@@ -121,13 +130,18 @@ async def _serve(settings: Any, engine_tables: Mapping[str, Mapping[str, Any]]) 
 
 def run_status(args: argparse.Namespace) -> int:
     """Entry point of ``llmpulse status``."""
-    try:
-        document = fetch_status(args.url)
-    except StatusError as exc:
-        print(f"llmpulse status: {exc}", file=sys.stderr)
+    urls = args.url or [DEFAULT_URL]
+    documents = []
+    for url in urls:  # replicas: what the reachable ones say, and 1 when one is not
+        try:
+            documents.append(fetch_status(url))
+        except StatusError as exc:
+            print(f"llmpulse status: {exc}", file=sys.stderr)
+    if not documents:
         return 1
+    document = merge_status(documents)
     if args.json:
         print(json.dumps(document, indent=2, sort_keys=True))
     else:
         print(render_table(document, args.window, service=args.service))
-    return 0
+    return 0 if len(documents) == len(urls) else 1

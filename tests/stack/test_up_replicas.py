@@ -149,6 +149,39 @@ def test_two_replicas_behind_kafka_sum_exactly_with_one_owner_per_key_and_one_al
         message=lambda: f"{_by_key(prometheus, sums)} != {expected}",
     )
 
+    # `llmpulse status` shows the replicas as one: every key once, with its owner's windows.
+    urls = stack.processor_urls()
+    store = stack.store_location()  # what `llmpulse triage` and friends open with no flags
+    assert store is not None and store.startswith("postgresql://llmpulse@127.0.0.1:"), store
+    assert urls == [f"http://127.0.0.1:{port}" for port in stack.ports.replica_admin], urls
+    status = subprocess.run(
+        [sys.executable, "-m", "llmpulse.cli", "status", "--json", *(a for u in urls for a in ("--url", u))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    document = json.loads(status.stdout)
+    assert document["replicas"] == REPLICAS, document
+    shown = {(s, f): w["5m"]["requests"] for s, fs in document["services"].items() for f, w in fs.items()}
+    assert shown == expected, shown
+    assert document["spans"]["received"] >= sum(expected.values()), document["spans"]
+    table = subprocess.run(
+        [sys.executable, "-m", "llmpulse.cli", "status", *(a for u in urls for a in ("--url", u))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert table.returncode == 0 and f"running ({REPLICAS} replicas)" in table.stdout, table
+    gone = subprocess.run(  # one replica unreachable: the others' table, one line, exit 1
+        [sys.executable, "-m", "llmpulse.cli", "status", "--url", urls[0], "--url", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert gone.returncode == 1 and "cannot reach the processor at http://127.0.0.1:9/" in gone.stderr, gone
+    assert "Traceback" not in gone.stderr and "service" in gone.stdout, gone
+
     # One owner per (service, feature): one replica exports each key's series; both own some.
     owners = _by_key(
         prometheus,
