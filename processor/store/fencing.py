@@ -45,7 +45,8 @@ _CLAIM = (
     " ON CONFLICT (state, service, feature) DO UPDATE SET epoch = key_owners.epoch + 1,"
     " claimed = excluded.claimed RETURNING epoch"
 )
-_CURRENT = "SELECT epoch FROM key_owners WHERE state = %s AND service = %s AND feature = %s"
+_CURRENT = "SELECT service, feature, epoch FROM key_owners WHERE state = %s"
+_CHUNK = 500  # keys per epoch check: well under SQLite's and PostgreSQL's parameter limits
 
 Execute = Callable[[str, tuple[Any, ...]], Any]
 """Runs one statement with ``%s`` placeholders and returns the cursor (the caller adapts them)."""
@@ -78,14 +79,16 @@ class Fence:
     def refused(self, execute: Execute, keys: Collection[FeatureKey], *, lock: str = "") -> set[FeatureKey]:
         """The keys among ``keys`` claimed by another process since this one claimed them. Run
         inside the save's transaction; ``lock`` (``" FOR SHARE"`` in PostgreSQL) keeps a claim
-        from committing between this check and the write. Keys in sorted order: two savers
-        lock their rows in the same order."""
+        from committing between this check and the write. One statement per
+        :data:`_CHUNK` held keys (shared locks: two savers never wait on each other)."""
+        held = sorted(key for key in set(keys) if key in self.held)  # the others: unfenced saves
         stale: set[FeatureKey] = set()
-        for key in sorted(set(keys)):
-            held = self.held.get(key)
-            if held is None:
-                continue  # never claimed here: an unfenced save
-            row = execute(_CURRENT + lock, (self.state, *key)).fetchone()
-            if row is not None and int(row[0]) != held:
-                stale.add(key)
+        for at in range(0, len(held), _CHUNK):
+            chunk = held[at : at + _CHUNK]
+            rows = ", ".join(["(%s, %s)"] * len(chunk))
+            sql = f"{_CURRENT} AND (service, feature) IN (VALUES {rows}){lock}"
+            args = (self.state, *(part for key in chunk for part in key))
+            for service, feature, epoch in execute(sql, args).fetchall():
+                if int(epoch) != self.held[(str(service), str(feature))]:
+                    stale.add((str(service), str(feature)))
         return stale
