@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
+import time
 from collections.abc import Callable
 
+import psycopg
 from prometheus_client import CollectorRegistry
 
 from llmpulse.contract.attributes import UNKNOWN_SERVICE
@@ -16,9 +19,11 @@ from llmpulse.processor.drift.engine import DriftEngine, DriftSample, DriftSetti
 from llmpulse.processor.drift.synthetic import SyntheticStream
 from llmpulse.processor.metrics.names import SAVE_REFUSED_STALE_OWNER
 from llmpulse.processor.quality import metric_names as Q
+from llmpulse.processor.quality.chart_store import CHARTS_STATE
 from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings, SpcSettings
 from llmpulse.processor.store.factory import open_store
+from llmpulse.processor.store.fencing import Fence
 
 KEY = ("app", "support")
 STALE = {"reason": SAVE_REFUSED_STALE_OWNER}
@@ -108,3 +113,24 @@ def test_the_old_owners_late_reference_save_is_refused(new_pg_database: Callable
         assert old_registry.get_sample_value(D.DRIFT_SAVES_REFUSED_TOTAL, labels) == 1
         assert new_registry.get_sample_value(D.DRIFT_SAVES_REFUSED_TOTAL, labels) == 0
         assert new_store.references.load_references() == theirs
+
+
+def test_a_claim_waits_for_a_save_that_passed_its_epoch_check(new_pg_database: Callable[[], str]) -> None:
+    """The check and the write are one transaction holding the epoch row FOR SHARE: a take-over's
+    claim that comes in between waits until the save commits, so the new owner reads what was
+    saved, and never has a save land after its claim."""
+    url = new_pg_database()
+    open_store(url).close()  # migrated
+    old, new = Fence(CHARTS_STATE), Fence(CHARTS_STATE)
+    with psycopg.connect(url, autocommit=True) as saver, psycopg.connect(url, autocommit=True) as taker:
+        assert old.claim(saver.execute, [KEY], 1.0) == {KEY: 1}
+        claimed: dict[tuple[str, str], int] = {}
+        with saver.transaction():
+            assert old.refused(saver.execute, [KEY], lock=" FOR SHARE") == set()  # the save's check
+            thread = threading.Thread(target=lambda: claimed.update(new.claim(taker.execute, [KEY], 2.0)))
+            thread.start()
+            time.sleep(0.5)
+            assert claimed == {}  # the claim waits on the row the save holds
+        thread.join(timeout=10)  # the save committed: the claim goes through
+        assert claimed == {KEY: 2}
+        assert old.refused(saver.execute, [KEY]) == {KEY}  # the old owner's next save is refused
