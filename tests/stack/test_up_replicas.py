@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -302,6 +304,45 @@ def test_dashboard_panels_show_one_series_per_key_with_the_value_across_replicas
         if key[:2] == charted
     }
     assert shown == owner and owner, (shown, owner)
+
+
+def test_a_take_over_is_one_line_on_the_dashboard(stack: Stack, dashboard_queries: list[PanelQuery]) -> None:
+    """The owner of a feature is killed (SIGKILL) and the other replica takes its partition and
+    charts over: Prometheus holds the chart's series under two instances, the dashboard panel
+    one line through the take-over. Runs last: it leaves one replica standing."""
+    prometheus = Prometheus(stack.ports.prometheus)
+    _ready(stack, prometheus)
+    key = ("wiki", "moved")
+    _send(stack, [_request(*key, 50) for _ in range(3)])  # a window and more: SPC points
+    raw = f'{Q.SPC_WARMUP}{{service="{key[0]}", feature="{key[1]}", statistic="{Q.STAT_LATENCY_P95}"}}'
+    (before,) = wait_until(lambda: prometheus.query(raw), timeout=60, interval=1, message="no chart yet")
+    owner = before["metric"]["instance"]
+    ports = [f"127.0.0.1:{port}" for port in stack.ports.replica_admin]
+    name = f"processor-{ports.index(owner) + 1}"
+    (service,) = [s for s in stack.recorded() if s.name == name]
+    time.sleep(6)  # a scrape more of the owner: the chart has points before the kill
+    killed_at = time.time()
+    os.kill(service.pid, signal.SIGKILL)
+
+    def taken_over() -> list[dict[str, Any]]:
+        _send(stack, [_request(*key, 50)])  # points for the new owner, once it resumed the key
+        return [s for s in prometheus.query(raw) if s["metric"]["instance"] != owner]
+
+    wait_until(taken_over, timeout=90, interval=3, message=lambda: prometheus.query(raw))
+    time.sleep(6)  # one more scrape of the survivor
+    seconds = time.time() - killed_at + 60
+    instances = {s["metric"]["instance"] for s in _range(stack, raw, seconds)}
+    assert instances == set(ports), instances  # the raw series: one per replica, broken in two
+    (panel,) = [q for q in dashboard_queries if q.panel == "Charts in warm-up"]
+    lines = [
+        s
+        for s in _range(stack, grafana_to_promql(panel.expr), seconds)
+        if (s["metric"]["service"], s["metric"]["feature"], s["metric"]["statistic"])
+        == (*key, Q.STAT_LATENCY_P95)
+    ]
+    assert len(lines) == 1, lines  # the panel: one line
+    times = [float(t) for t, _ in lines[0]["values"]]
+    assert min(times) < killed_at - 1 and max(times) > killed_at + 5, (times, killed_at)  # through it
 
 
 def test_up_refuses_another_shape_and_a_bad_count(tmp_path: Path) -> None:
