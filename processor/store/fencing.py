@@ -7,9 +7,9 @@ the key in the store: ``key_owners`` holds one epoch per (state table, service, 
 claim raises it by one and hands the new value to the claimer, who keeps it (:class:`Fence`).
 Every save of a claimed key then checks, in the save's own transaction and with the epoch row
 locked (``FOR SHARE`` in PostgreSQL, SQLite's write lock), that the stored epoch is still the
-one this process holds: a newer claim means another owner took over, and the row is refused
-(returned to the engine, which counts it with reason ``stale_owner``), never written. Each written row records
-the epoch it was written under (``epoch``, 0 for a save that claimed nothing).
+one this process holds: a newer claim means another owner took over, and the rows are refused
+(returned to the engine, which counts them with reason ``stale_owner``), never written. Each
+written row records the epoch it was written under (``epoch``, 0 for a save that claimed nothing).
 
 The order that makes it safe: a claim commits before the claimer reads the state. A stale save
 that committed before the claim is therefore in what the new owner reads; one that comes after
