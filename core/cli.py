@@ -23,6 +23,7 @@ _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.quality.cli", ("triage", "label", "export", "spc"), "processor"),
     ("llmpulse.processor.quality.judge_cli", ("judge",), "processor"),
     ("llmpulse.processor.drift.cli", ("drift",), "processor"),
+    ("llmpulse.processor.agents.cli", ("sessions",), "processor"),
     ("llmpulse.console.cli", ("console",), "console"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
     ("llmpulse.stack.local", ("up", "down"), ""),

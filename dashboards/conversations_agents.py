@@ -371,7 +371,7 @@ def tracking_losses() -> timeseries.Panel:
         "Calls under no run, and state dropped, by reason",
         "LLM and tool calls counted under no run (missing_parent, cycle, late, outside_run, evicted) "
         "and tracking state dropped to bound memory (pending_cap, timeout, links_cap, tool_keys_cap, "
-        "session_cap, judge_cap), per second.",
+        "session_cap, judge_cap, session_store, session_queue), per second.",
         "ops",
         [
             query(

@@ -397,6 +397,7 @@ class QualityEngine:
                 self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
                 if self._check_quota(key):
                     self._flags.save(self._flags.record(sample, (Q.SOURCE_CHECK,), flagging))
+                    self._flags.flagged(sample)
                 else:
                     self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
         if (
@@ -441,6 +442,11 @@ class QualityEngine:
             return False
         return True
 
+    def on_flagged(self, listener: Callable[[QualitySample], None] | None) -> None:
+        """Call ``listener`` with each flagged call (check, judge or feedback) of a conversation
+        that carried content, once its record is queued for the store."""
+        self._flags.on_flagged = listener
+
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event; explicit negative feedback and corrections flag the answer."""
         try:
@@ -466,6 +472,7 @@ class QualityEngine:
             if event.comment:
                 record = dataclasses.replace(record, explanation=f"user: {event.comment}")
             self._flags.save(record)
+            self._flags.flagged(sample)
         except Exception:
             _log.exception("quality engine failed on feedback of service %s feature %s", *event.key)
 

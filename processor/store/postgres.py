@@ -18,11 +18,12 @@ What differs from SQLite, by design:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from llmpulse.contract.redaction import Redactor
@@ -55,6 +56,7 @@ from llmpulse.processor.store.protocols import (
     StoreReadOnly,
     StoreUnavailable,
 )
+from llmpulse.processor.store.sessions import SessionLog
 from llmpulse.processor.store.sqlite_budget import ADMIT_SQL, SETTLE_SQL
 from llmpulse.processor.store.sqlite_references import REFERENCES_STATE, UPSERT_REFERENCE
 
@@ -63,6 +65,7 @@ __all__ = [
     "PostgresCharts",
     "PostgresFlagged",
     "PostgresReferences",
+    "PostgresSessions",
     "masked",
     "open_postgres",
 ]
@@ -129,16 +132,17 @@ def open_postgres(
         charts=PostgresCharts(shared),
         budget=PostgresBudget(shared),
         references=PostgresReferences(shared),
+        sessions=PostgresSessions(shared, retention_days=retention_days, redactor=redactor),
         location=where,
     )
 
 
 class _Pool:
-    """The pool the three parts share; closed when the last part closes."""
+    """The pool the parts share; closed when the last part closes."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.users = 4
+        self.users = 5
 
     def connection(self) -> Any:
         return self.pool.connection()
@@ -392,6 +396,26 @@ class PostgresReferences:
         with self._pool.connection() as conn:
             rows = conn.execute("SELECT service, feature, data FROM drift_references").fetchall()
         return {(str(s), str(f)): bytes(d) for s, f, d in rows}
+
+
+class PostgresSessions(SessionLog):
+    """Captured sessions (``sessions``, ``session_turns``): the statements are
+    :class:`~llmpulse.processor.store.sessions.SessionLog`'s, each call one transaction."""
+
+    def __init__(
+        self, pool: _Pool, *, retention_days: float = 30.0, redactor: Redactor | None = None
+    ) -> None:
+        super().__init__(retention_days=retention_days, redactor=redactor)
+        self._pool = pool
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
 
 
 def _claim(

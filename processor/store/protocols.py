@@ -9,6 +9,7 @@ satisfy, and :class:`StateStore` holding one of each::
      |                             owner epochs (a stale owner's save is refused)
      +-- budget:  BudgetLedger     the judge's spend per UTC day, admitted atomically
      +-- references: DriftReferences  the drift engine's frozen references, a blob per (service, feature)
+     +-- sessions: SessionTranscripts  captured sessions: turns, totals, session-judge verdict
 
 Errors::
 
@@ -25,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from llmpulse.processor.quality.chart_store import ChartKey
 from llmpulse.processor.quality.store import FlaggedRecord, StoredSample
+from llmpulse.processor.store.sessions import SessionRecord, SessionVerdict, StoredSession
 
 __all__ = [
     "Admission",
@@ -34,6 +36,7 @@ __all__ = [
     "DriftReferences",
     "FlaggedSamples",
     "ResetRequest",
+    "SessionTranscripts",
     "StateStore",
     "StoreError",
     "StoreReadOnly",
@@ -157,6 +160,28 @@ class DriftReferences(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class SessionTranscripts(Protocol):
+    """Captured sessions (:mod:`~llmpulse.processor.store.sessions`), bounded in content bytes."""
+
+    def add_session(self, record: SessionRecord, *, now: float | None = None) -> int: ...
+    def set_verdict(self, service: str, last_trace_id: bytes, verdict: SessionVerdict) -> bool: ...
+    def sessions(
+        self,
+        *,
+        service: str | None = None,
+        feature: str | None = None,
+        verdict: str | None = None,
+        limit: int | None = 20,
+    ) -> list[StoredSession]: ...
+    def session(self, session_id: int) -> StoredSession | None: ...
+    def session_of_trace(self, trace_id: bytes) -> int | None: ...
+    def flagged_in_session(self, session_id: int) -> list[tuple[int, str]]: ...
+    def prune_sessions(self, *, max_bytes: int, now: float | None = None) -> int: ...
+    def count_sessions(self) -> int: ...
+    def close(self) -> None: ...
+
+
 @dataclass
 class StateStore:
     """One of each part, opened on one location (see :func:`~llmpulse.processor.store.factory.open_store`)."""
@@ -165,12 +190,13 @@ class StateStore:
     charts: ChartSnapshots
     budget: BudgetLedger
     references: DriftReferences
+    sessions: SessionTranscripts
     location: str
     """Where the state lives, safe to log (a URL's password is masked)."""
 
     def close(self) -> None:
         """Close every part."""
-        for part in (self.references, self.budget, self.charts, self.flagged):
+        for part in (self.sessions, self.references, self.budget, self.charts, self.flagged):
             part.close()
 
     def __enter__(self) -> StateStore:
