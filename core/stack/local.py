@@ -533,6 +533,9 @@ state_path = "{d / "drift.npz"}"
         else:
             self._terminate([s.pid for s in reversed(running)])
             say(f"stopped {', '.join(s.name for s in reversed(running))}")
+        for child in self._children.values():  # started here and died on their own: reap them
+            child.stop()
+        self._children.clear()
         self._state_path().unlink(missing_ok=True)
         return 0
 

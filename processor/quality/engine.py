@@ -190,7 +190,10 @@ class QualityEngine:
 
     async def resume(self, keys: Collection[tuple[str, str]]) -> None:
         """Take over the SPC charts of (service, feature) ``keys`` from the store (a Kafka owner
-        topic gave this replica their partition): the previous owner's baselines, no new warm-up."""
+        topic gave this replica their partition): the previous owner's baselines, no new warm-up.
+        The keys are claimed first, so a late save by their previous owner is refused from now on
+        (one that came before is in what is read here)."""
+        await asyncio.to_thread(self.chart_store.claim, keys)
         snapshots = await asyncio.to_thread(self.chart_store.load_charts)
         restored = self.charts.resume(keys, snapshots)
         _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
@@ -211,7 +214,7 @@ class QualityEngine:
             return
         if dirty:
             try:
-                self.chart_store.save_charts(dirty)
+                self.metrics.charts_refused(self.chart_store.save_charts(dirty))
             except Exception:  # a store down for a moment: the next owner resumes an older chart
                 _log.exception("event=spc_charts_not_saved charts=%d", len(dirty))
         _log.info(

@@ -9,6 +9,7 @@ configured location (a file path, or a ``postgresql://`` URL in ``[quality] stor
 :mod:`~llmpulse.processor.store.protocols`. See docs/store.md.
 
 Modules: ``protocols`` (the interface and the errors), ``factory`` (open by path or URL),
+``fencing`` (owner epochs: a stale owner's save of a key's state is refused),
 ``sqlite_budget`` (the budget ledger in the SQLite file), ``sqlite_references`` (drift
 references in the SQLite file), ``sessions`` (captured sessions, both databases),
 ``postgres`` (the PostgreSQL implementation), ``migrations``
@@ -17,6 +18,7 @@ references in the SQLite file), ``sessions`` (captured sessions, both databases)
 
 __all__ = [
     "factory",
+    "fencing",
     "migrations",
     "postgres",
     "protocols",
