@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# Images of the llmpulse stack, one build target each (docker-compose.yml uses both):
+# Images of the llmpulse stack, one build target each (docker-compose.yml and deploy/kubernetes/ use them):
 #   docker build --target processor -t llmpulse-processor .   # `llmpulse serve`
 #   docker build --target collector -t llmpulse-otelcol .     # our OpenTelemetry Collector
 # The collector is built here with the OpenTelemetry Collector Builder from the same manifest
@@ -26,7 +26,7 @@ FROM alpine:3.21 AS collector
 RUN apk add --no-cache ca-certificates && adduser -D -H -u 10001 otel \
     && mkdir -p /var/lib/otelcol/queue && chown 10001 /var/lib/otelcol/queue
 COPY --from=collector-build /src/build/llmpulse-otelcol /usr/local/bin/llmpulse-otelcol
-COPY otel-collector.yaml /etc/llmpulse/otel-collector.yaml
+COPY otel-collector.yaml otel-collector-kafka.yaml /etc/llmpulse/
 USER 10001
 EXPOSE 4317 4318 13133
 ENTRYPOINT ["/usr/local/bin/llmpulse-otelcol"]
@@ -47,8 +47,10 @@ COPY otel-collector.yaml ./
 COPY alerting/alertmanager.yml alerting/
 COPY alerting/rules alerting/rules
 COPY collector/builder-config.yaml collector/
+# kafka and store: the clients of the replicas (compose profile `replicas`, deploy/kubernetes/),
+# used only when LLMPULSE_KAFKA_BROKERS / LLMPULSE_STORE_URL are set.
 RUN python -m venv /opt/llmpulse \
-    && /opt/llmpulse/bin/pip install --no-cache-dir ".[processor]"
+    && /opt/llmpulse/bin/pip install --no-cache-dir ".[processor,kafka,store]"
 
 FROM python:${PYTHON_VERSION}-slim AS processor
 COPY --from=processor-build /opt/llmpulse /opt/llmpulse
@@ -68,7 +70,7 @@ CMD ["serve"]
 
 # The triage console (`llmpulse console`): the processor's image plus the console extra.
 FROM processor-build AS console-build
-RUN /opt/llmpulse/bin/pip install --no-cache-dir ".[processor,console]"
+RUN /opt/llmpulse/bin/pip install --no-cache-dir ".[processor,kafka,store,console]"
 
 FROM processor AS console
 COPY --from=console-build /opt/llmpulse /opt/llmpulse

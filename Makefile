@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup run up down test lint format typecheck pytest dashboards clean prometheus3 test-prometheus3
+.PHONY: setup run up down test lint format typecheck pytest dashboards kubernetes clean prometheus3 test-prometheus3
 
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
@@ -44,6 +44,9 @@ test-prometheus3: prometheus3 ## the rule and stack tests on Prometheus 3 and Al
 
 dashboards: ## regenerate dashboards/generated/*.json from the dashboard code
 	@$(PY) -m dashboards.build
+
+kubernetes: ## regenerate deploy/kubernetes/'s ConfigMaps from otel-collector-kafka.yaml and alerting/rules
+	@$(PY) scripts/render_kubernetes.py
 
 clean:
 	rm -rf .cache/typecheck .cache/mypy build dist .pytest_cache .ruff_cache

@@ -21,6 +21,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -62,8 +63,11 @@ from llmpulse.processor.settings import Settings
 
 try:  # the receivers' decoding (the C reader where the tree has one), else upb's
     from llmpulse.processor.pipeline.wire import decode_request as decode
+    from llmpulse.processor.pipeline import _otlp  # noqa: F401  (built by _build_reader)
+    print("reader: C")
 except ImportError:
     decode = ExportTraceServiceRequest.FromString
+    print("reader: upb")
 
 
 async def main():
@@ -81,7 +85,29 @@ asyncio.run(main())
 """
 
 
-def _instructions(tree: Path, shape: str, requests: int, script: Path) -> int:
+def _build_reader(tree: Path) -> None:
+    """Compile the tree's C reader in place, as the editable install does for this checkout (a
+    fresh worktree has only the source; without this its baseline would silently run on upb)."""
+    source = tree / "processor" / "pipeline" / "_otlp.c"
+    if not source.is_file():
+        return
+    target = source.with_name("_otlp" + sysconfig.get_config_var("EXT_SUFFIX"))
+    command = [
+        sysconfig.get_config_var("CC").split()[0],
+        "-O2",
+        "-shared",
+        "-fPIC",
+        f"-I{sysconfig.get_paths()['include']}",
+        str(source),
+        "-o",
+        str(target),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"could not build the C reader of {tree}:\n{result.stderr[-2000:]}")
+
+
+def _instructions(tree: Path, shape: str, requests: int, script: Path) -> tuple[int, str]:
     result = subprocess.run(
         [
             "valgrind",
@@ -98,9 +124,10 @@ def _instructions(tree: Path, shape: str, requests: int, script: Path) -> int:
         check=False,
     )
     found = re.search(r"Collected : (\d+)", result.stderr)
-    if result.returncode != 0 or found is None:
+    reader = re.search(r"^reader: (\w+)$", result.stdout, re.MULTILINE)
+    if result.returncode != 0 or found is None or reader is None:
         raise SystemExit(f"valgrind run failed ({tree}, {shape}, {requests}):\n{result.stderr[-2000:]}")
-    return int(found.group(1))
+    return int(found.group(1)), reader.group(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(base), args.baseline], check=True
     )
+    _build_reader(base)
     script = work / "loop.py"
     script.write_text(f"PACKAGES = {PACKAGES!r}\n{_LOOP}")
     spans = (args.large - args.small) * SPANS_PER_REQUEST
@@ -129,13 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instructions per span, engines on (callgrind, ({args.large} - {args.small}) requests of 512)")
         print(f"{'shape':<10} {'baseline ' + args.baseline:>22} {'this tree':>12} {'change':>8}")
         for shape in args.shapes.split(","):
-            per_span = []
+            per_span, readers = [], []
             for tree in (base, ROOT):
-                small = _instructions(tree, shape, args.small, script)
-                large = _instructions(tree, shape, args.large, script)
+                small, reader = _instructions(tree, shape, args.small, script)
+                large, _ = _instructions(tree, shape, args.large, script)
                 per_span.append((large - small) / spans)
+                readers.append(reader)
             before, after = per_span
-            print(f"{shape:<10} {before:>22,.0f} {after:>12,.0f} {after / before - 1:>+8.1%}")
+            print(
+                f"{shape:<10} {before:>22,.0f} {after:>12,.0f} {after / before - 1:>+8.1%}"
+                f"   (readers: {readers[0]} / {readers[1]})"
+            )
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
         shutil.rmtree(work, ignore_errors=True)

@@ -9,6 +9,10 @@
 ``POST /samples/{id}/label``                 good/bad and a note (a plain form; idempotent)
 ``GET /export.jsonl``                        the labelled samples as ``llmpulse export`` writes
 ``GET /judge``                               judge-human agreement
+``GET /samples/{id}``                        one flagged sample, linked to its session
+``GET /sessions?service=&feature=``          captured sessions, newest first
+``GET /sessions/{id}``                       one session's turns as a conversation, its
+                                             verdict, trace links and flagged samples
 ``POST /api/alertmanager``                   Alertmanager webhook: bundles, forwarding
 ``GET /api/bundles/{fingerprint}``           the last bundle built for an alert
 ``GET|POST /login``, ``GET /healthz``
@@ -47,13 +51,21 @@ from llmpulse.console import bundle as B
 from llmpulse.console.access import COOKIE, AccessMiddleware
 from llmpulse.console.health import collect_health
 from llmpulse.console.incident import Incident, build_incident, parse_time, scope_lead
+from llmpulse.console.session_pages import session_routes
 from llmpulse.console.settings import ConsoleSettings
 from llmpulse.console.sources import Alert, AlertmanagerClient, PrometheusClient, SourceError
 from llmpulse.console.svg import line_chart
 from llmpulse.processor.quality.agreement import agreement_table
 from llmpulse.processor.quality.store import LABELS, FlaggedStore, StoredSample, iter_jsonl
 from llmpulse.processor.store.factory import is_url, open_store
-from llmpulse.processor.store.protocols import FlaggedSamples, StateStore, StoreError, StoreReadOnly
+from llmpulse.processor.store.protocols import (
+    FlaggedSamples,
+    SessionTranscripts,
+    StateStore,
+    StoreError,
+    StoreReadOnly,
+)
+from llmpulse.processor.store.sessions import SqliteSessions
 
 __all__ = ["Console", "create_app"]
 
@@ -112,6 +124,7 @@ class Console:
     ) -> None:
         self.settings = settings
         self._store = store
+        self._sessions: SessionTranscripts | None = None
         self._state: StateStore | None = None
         self._store_lock = threading.Lock()
         self.store_problem: str | None = None
@@ -148,22 +161,54 @@ class Console:
                 self.store_problem = None
             return self._store
 
+    def sessions(self) -> SessionTranscripts | None:
+        """The captured sessions, in the same store as the flagged samples; None (with
+        :attr:`store_problem` set) until that store can be opened."""
+        flagged = self.store()
+        with self._store_lock:
+            if self._sessions is None and flagged is not None:
+                if self._state is not None:
+                    self._sessions = self._state.sessions
+                else:
+                    try:
+                        self._sessions = SqliteSessions(getattr(flagged, "path", self.settings.db_path))
+                    except sqlite3.Error as exc:
+                        self.store_problem = (
+                            f"cannot read captured sessions in {self.settings.db_path}: {exc}"
+                        )
+            return self._sessions
+
     def close(self) -> None:
         if self._state is not None:
             self._state.close()
-        elif self._store is not None:
-            self._store.close()
+        else:
+            for part in (self._sessions, self._store):
+                if part is not None:
+                    part.close()
         self.prometheus.close()
         self.alertmanager.close()
         self._forward.close()
 
     def trace_url(self, sample: StoredSample) -> str | None:
+        return self.trace_link(sample.record.trace_id, sample.record.span_id)
+
+    def trace_link(self, trace_id: bytes, span_id: bytes = b"") -> str | None:
+        """The trace viewer's URL of ``trace_id`` (``trace_url_template``); None without one."""
         template = self.settings.trace_url_template
         if not template:
             return None
-        return template.replace("{trace_id}", sample.record.trace_id.hex()).replace(
-            "{span_id}", sample.record.span_id.hex()
-        )
+        return template.replace("{trace_id}", trace_id.hex()).replace("{span_id}", span_id.hex())
+
+    def session_of(self, sample: StoredSample) -> int | None:
+        """The id of the captured session ``sample`` belongs to (by its trace id), if any."""
+        sessions = self.sessions()
+        if sessions is None:
+            return None
+        try:
+            return sessions.session_of_trace(sample.record.trace_id)
+        except Exception as exc:  # a read view: a failing lookup drops the link, not the page
+            _log.warning("event=session_lookup_failed error=%s", exc)
+            return None
 
     # --- alerts and bundles ----------------------------------------------------------------
     def firing(self) -> tuple[list[Alert], str | None]:
@@ -273,6 +318,7 @@ def create_app(console: Console) -> Starlette:
             chart=chart,
             problems=problems,
             trace_url=console.trace_url,
+            session_of=console.session_of,
             export_query=export_query,
             message=request.query_params.get("message"),
             lead_min=f"{scope_lead(settings.incident_window_s) / 60:.3g}",
@@ -376,6 +422,7 @@ def create_app(console: Console) -> Starlette:
         return PlainTextResponse("ok")
 
     routes = [
+        *session_routes(console, render),
         Route("/", home),
         Route("/incident/{fingerprint}", incident_page),
         Route("/alert", alert_link),

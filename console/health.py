@@ -66,8 +66,8 @@ class Health:
         return sum(row.queue for row in self.rows)
 
 
-def _by(key: str, labels: Iterable[str]) -> str:
-    return f"sum by ({', '.join(labels)}) ({key})"
+def _by(key: str, labels: Iterable[str], aggregation: str = "sum") -> str:
+    return f"{aggregation} by ({', '.join(labels)}) ({key})"
 
 
 QUERIES: dict[str, str] = {
@@ -79,9 +79,14 @@ QUERIES: dict[str, str] = {
         + ")"
     ),
     "cost_per_h": _by(f"rate({N.COST_USD_TOTAL}[5m])", (N.SERVICE, N.FEATURE)) + " * 3600",
-    "judge_ewma": f'{Q.SPC_EWMA}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}',
-    "judge_lower": f'{Q.SPC_LOWER}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}',
-    "judge_upper": f'{Q.SPC_UPPER}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}',
+    # per-key gauges: one series per (service, feature) whichever replica exports it
+    "judge_ewma": _by(f'{Q.SPC_EWMA}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}', (N.SERVICE, N.FEATURE), "max"),
+    "judge_lower": _by(
+        f'{Q.SPC_LOWER}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}', (N.SERVICE, N.FEATURE), "max"
+    ),
+    "judge_upper": _by(
+        f'{Q.SPC_UPPER}{{{Q.STATISTIC}="{Q.STAT_JUDGE_SCORE}"}}', (N.SERVICE, N.FEATURE), "max"
+    ),
     "drift_score": f'max by ({N.SERVICE}, {N.FEATURE}) ({D.DRIFT_SCORE}{{{D.SIGNAL}="{D.SIGNAL_INPUT}"}})',
 }
 

@@ -15,12 +15,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from llmpulse.contract import environment_variables
+
 # (module, commands it registers, extra that provides its dependencies)
 _COMMAND_MODULES: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("llmpulse.processor.cli", ("serve", "status"), "processor"),
     ("llmpulse.processor.quality.cli", ("triage", "label", "export", "spc"), "processor"),
     ("llmpulse.processor.quality.judge_cli", ("judge",), "processor"),
     ("llmpulse.processor.drift.cli", ("drift",), "processor"),
+    ("llmpulse.processor.agents.cli", ("sessions",), "processor"),
     ("llmpulse.console.cli", ("console",), "console"),
     ("llmpulse.testing.cli", ("fake-provider",), ""),
     ("llmpulse.stack.local", ("up", "down"), ""),
@@ -67,8 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     func: Callable[[argparse.Namespace], int] = args.func
     try:
-        if args.command == "status" and not getattr(args, "json", False):
-            _print_stack_health()
+        if args.command == "status":
+            if not getattr(args, "json", False):
+                _print_stack_health()
+            if getattr(args, "url", "") is None:
+                args.url = _local_processor_urls() or None
+        if _reads_the_store(args):
+            _use_the_local_store(args)
         return func(args)
     except BrokenPipeError:
         # The reader went away (`llmpulse triage --json | head`): stop quietly. Point stdout at
@@ -89,6 +97,51 @@ def _print_stack_health() -> None:
         return
     if report:
         print(report + "\n", flush=True)
+
+
+_STORE_COMMANDS = frozenset({"triage", "label", "export", "spc", "sessions"})
+
+
+def _reads_the_store(args: argparse.Namespace) -> bool:
+    """A store command (triage, label, export, spc, sessions) told nothing of where the store is."""
+    return (
+        args.command in _STORE_COMMANDS
+        and hasattr(args, "store_url")
+        and hasattr(args, "db")
+        and not args.store_url
+        and not args.db
+        and not os.environ.get(environment_variables.LLMPULSE_STORE_URL)
+        and not os.environ.get(environment_variables.LLMPULSE_QUALITY_DB)
+    )
+
+
+def _use_the_local_store(args: argparse.Namespace) -> None:
+    """The local stack's store, when ``llmpulse up`` runs one (its SQLite file, or with
+    ``--replicas`` the PostgreSQL the replicas share)."""
+    try:
+        from llmpulse.stack.local import Stack, default_state_dir
+
+        location = Stack(default_state_dir()).store_location()
+    except Exception:  # a courtesy: the command falls back to its own default
+        logging.getLogger(__name__).debug("event=stack_store_failed", exc_info=True)
+        return
+    if location is None:
+        return
+    if location.startswith("postgresql://"):
+        args.store_url = location
+    else:
+        args.db = location
+
+
+def _local_processor_urls() -> list[str]:
+    """The admin URLs of the processors the local stack runs (N with ``up --replicas N``)."""
+    try:
+        from llmpulse.stack.local import Stack, default_state_dir
+
+        return Stack(default_state_dir()).processor_urls()
+    except Exception:  # a courtesy, as the health section: status falls back to its default URL
+        logging.getLogger(__name__).debug("event=stack_processors_failed", exc_info=True)
+        return []
 
 
 if __name__ == "__main__":

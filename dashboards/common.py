@@ -341,3 +341,25 @@ def quantile_queries(rule: str, legend_prefix: str = "") -> list[prometheus.Data
 def sum_rate(by: str, metric: str, matchers: str, window: str = "$__rate_interval") -> str:
     """``sum by (by) (rate(metric{matchers}[window]))``."""
     return f"sum by ({by}) (rate({metric}{{{matchers}}}[{window}]))"
+
+
+PER_KEY = "service, feature"
+"""The labels of a series kept per (service, feature): what :func:`per_key` keeps."""
+SPC_KEY = "service, feature, statistic"
+"""The labels of an SPC chart's series."""
+SIGNAL_KEY = "service, feature, signal"
+"""The labels of a drift test's series."""
+PROBE_KEY = "probe, model"
+"""The labels of a canary probe's series."""
+
+
+def per_key(metric: str, matchers: str, by: str = PER_KEY) -> str:
+    """``max by (by) (metric{matchers})``: one series per key across processor replicas.
+
+    A gauge kept per (service, feature) (SPC charts, drift, user signals) or per canary probe is
+    exported by the key's owner, which changes on a take-over, or by every replica with the same
+    value (the judge's agreement with human labels, read from the shared store; canaries). Read
+    raw, a panel shows one line per ``instance``: doubled, or broken in two at a take-over. The
+    alert rules take the same ``max by`` (docs/kafka.md); ``by`` lists the key's labels.
+    """
+    return f"max by ({by}) ({metric}{{{matchers}}})"

@@ -9,10 +9,12 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     SERVICE_FILTER,
+    SPC_KEY,
     datasource_variable,
     finish,
     label_variable,
     new_dashboard,
+    per_key,
     query,
     service_variable,
     stat_panel,
@@ -283,9 +285,9 @@ def session_judge_chart() -> timeseries.Panel:
         "and lower control limit. LLMPulseQualitySPCAlarm fires when it stays below the limit.",
         "short",
         [
-            query(f"{Q.SPC_VALUE}{{{matchers}}}", "value " + BY_FEATURE),
-            query(f"{Q.SPC_EWMA}{{{matchers}}}", "EWMA " + BY_FEATURE, ref_id="B"),
-            query(f"{Q.SPC_LOWER}{{{matchers}}}", "lower limit " + BY_FEATURE, ref_id="C"),
+            query(per_key(Q.SPC_VALUE, matchers, SPC_KEY), "value " + BY_FEATURE),
+            query(per_key(Q.SPC_EWMA, matchers, SPC_KEY), "EWMA " + BY_FEATURE, ref_id="B"),
+            query(per_key(Q.SPC_LOWER, matchers, SPC_KEY), "lower limit " + BY_FEATURE, ref_id="C"),
         ],
     )
 
@@ -369,7 +371,7 @@ def tracking_losses() -> timeseries.Panel:
         "Calls under no run, and state dropped, by reason",
         "LLM and tool calls counted under no run (missing_parent, cycle, late, outside_run, evicted) "
         "and tracking state dropped to bound memory (pending_cap, timeout, links_cap, tool_keys_cap, "
-        "session_cap, judge_cap), per second.",
+        "session_cap, judge_cap, session_store, session_queue), per second.",
         "ops",
         [
             query(

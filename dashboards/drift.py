@@ -12,12 +12,14 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     SERVICE_FILTER,
+    SIGNAL_KEY,
     datasource_variable,
     finish,
     flag_timeline_panel,
     heatmap_panel,
     label_variable,
     new_dashboard,
+    per_key,
     query,
     service_variable,
     sum_rate,
@@ -29,6 +31,7 @@ UID = "llmpulse-drift"
 FEATURE = 'service=~"$service", feature=~"$feature"'
 INPUT = f'{FEATURE}, signal="{D.SIGNAL_INPUT}"'
 OUTPUT = f'{FEATURE}, signal=~"{D.SIGNAL_RESPONSE_LENGTH}|{D.SIGNAL_FINISH_REASON}"'
+FROZEN = per_key(D.DRIFT_REFERENCE_FROZEN_TIMESTAMP, FEATURE)
 BY_SIGNAL = "{{service}} · {{feature}} · {{signal}}"
 ALPHA = 0.01
 """Significance of every drifted flag (DriftSettings.alpha)."""
@@ -49,7 +52,7 @@ def similarity_chart() -> timeseries.Panel:
         "control limit. LLMPulseInputSimilarityDrop fires when the EWMA stays under the limit.",
         "none",
         [
-            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABCD"[i])
+            query(per_key(metric, FEATURE), f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABCD"[i])
             for i, (metric, name) in enumerate(series)
         ],
     )
@@ -69,7 +72,7 @@ def similarity_alarm() -> statetimeline.Panel:
     return flag_timeline_panel(
         "Similarity chart alarm",
         "1 while the similarity EWMA is below its lower control limit.",
-        f"{D.DRIFT_SIMILARITY_ALARM}{{{FEATURE}}}",
+        per_key(D.DRIFT_SIMILARITY_ALARM, FEATURE),
         "{{service}} · {{feature}}",
         ok="in control",
         bad="alarm",
@@ -83,7 +86,7 @@ def mmd_score() -> timeseries.Panel:
         "Unbiased MMD² between the frozen reference window and the current window of prompt "
         "embeddings, from the last test: an effect size, comparable across tests of one embedder.",
         "none",
-        [query(f"{D.DRIFT_SCORE}{{{INPUT}}}", "{{service}} · {{feature}}")],
+        [query(per_key(D.DRIFT_SCORE, INPUT, SIGNAL_KEY), "{{service}} · {{feature}}")],
     )
 
 
@@ -93,7 +96,7 @@ def p_values() -> timeseries.Panel:
         "Permutation p-value (input, MMD), KS (response_length) and chi-square (finish_reason); "
         "dashed: alpha 0.01. One test under alpha happens by chance about once in a hundred.",
         "none",
-        [query(f"{D.DRIFT_P_VALUE}{{{FEATURE}}}", BY_SIGNAL)],
+        [query(per_key(D.DRIFT_P_VALUE, FEATURE, SIGNAL_KEY), BY_SIGNAL)],
         threshold=ALPHA,
     )
 
@@ -103,7 +106,7 @@ def drifted_flags() -> statetimeline.Panel:
         "Drifted flags",
         "Per feature and signal: the last test rejected 'same distribution as the reference'. "
         "The drift alerts need the flag held for an hour over at least 4 tests.",
-        f"{D.DRIFT_DRIFTED}{{{FEATURE}}}",
+        per_key(D.DRIFT_DRIFTED, FEATURE, SIGNAL_KEY),
         BY_SIGNAL,
         ok="same",
         bad="drifted",
@@ -116,7 +119,7 @@ def output_drift() -> timeseries.Panel:
         "Effect sizes of the output tests: KS distance D of response lengths, Cramér's V of the "
         "finish-reason mix (0 = same as the reference).",
         "none",
-        [query(f"{D.DRIFT_SCORE}{{{OUTPUT}}}", BY_SIGNAL)],
+        [query(per_key(D.DRIFT_SCORE, OUTPUT, SIGNAL_KEY), BY_SIGNAL)],
     )
 
 
@@ -156,8 +159,8 @@ def windows() -> timeseries.Panel:
         "and in the current window, per feature.",
         "short",
         [
-            query(f"{D.DRIFT_REFERENCE_SAMPLES}{{{FEATURE}}}", "reference {{service}} · {{feature}}"),
-            query(f"{D.DRIFT_WINDOW_SAMPLES}{{{FEATURE}}}", "current {{service}} · {{feature}}", ref_id="B"),
+            query(per_key(D.DRIFT_REFERENCE_SAMPLES, FEATURE), "reference {{service}} · {{feature}}"),
+            query(per_key(D.DRIFT_WINDOW_SAMPLES, FEATURE), "current {{service}} · {{feature}}", ref_id="B"),
         ],
     )
 
@@ -169,8 +172,7 @@ def reference_age() -> timeseries.Panel:
         "s",
         [
             query(
-                f"time() - {D.DRIFT_REFERENCE_FROZEN_TIMESTAMP}{{{FEATURE}}}"
-                f" and {D.DRIFT_REFERENCE_FROZEN_TIMESTAMP}{{{FEATURE}}} > 0",
+                f"time() - {FROZEN} and {FROZEN} > 0",
                 "{{service}} · {{feature}}",
             )
         ],

@@ -11,11 +11,13 @@ from grafana_foundation_sdk.models import dashboard as models
 
 from dashboards.common import (
     LLM_FILTER,
+    PROBE_KEY,
     RULES,
     finish,
     flag_timeline_panel,
     llm_variables,
     new_dashboard,
+    per_key,
     query,
     sum_rate,
     table_panel,
@@ -102,7 +104,7 @@ def canary_results() -> statetimeline.Panel:
         "Canary results",
         "Last result of each probe on each model: pass, or fail (wrong answer or no answer). "
         "LLMPulseCanaryFailing fires after 10 minutes without a pass.",
-        f"{Q.CANARY_PASS}{{{CANARY_FILTER}}}",
+        per_key(Q.CANARY_PASS, CANARY_FILTER, PROBE_KEY),
         BY_PROBE,
         ok="pass",
         bad="fail",
@@ -132,7 +134,7 @@ def canary_last_run() -> timeseries.Panel:
         "Seconds since each probe last ran on each model; it should stay under the schedule's "
         "interval (300 s by default).",
         "s",
-        [query(f"time() - {Q.CANARY_LAST_RUN}{{{CANARY_FILTER}}}", BY_PROBE)],
+        [query("time() - " + per_key(Q.CANARY_LAST_RUN, CANARY_FILTER, PROBE_KEY), BY_PROBE)],
     )
 
 

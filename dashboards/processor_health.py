@@ -16,6 +16,7 @@ from dashboards.common import (
     table_panel,
     timeseries_panel,
 )
+from llmpulse.processor.drift import metric_names as D
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.quality import metric_names as Q
 
@@ -25,6 +26,10 @@ SELECT = f'job="{PROCESSOR_JOB}", instance=~"$instance"'
 
 def _rate_by(labels: str, metric: str) -> str:
     return f"sum by ({labels}) (rate({metric}{{{SELECT}}}[$__rate_interval]))"
+
+
+def _increase_by(labels: str, metric: str) -> str:
+    return f"sum by ({labels}) (increase({metric}{{{SELECT}}}[$__rate_interval]))"
 
 
 def up() -> stat.Panel:
@@ -169,6 +174,28 @@ def recent_samples() -> timeseries.Panel:
     )
 
 
+def saves_refused() -> timeseries.Panel:
+    return timeseries_panel(
+        "State saves refused (stale owner)",
+        "SPC chart snapshots and drift references a replica tried to save after another replica "
+        "had taken their feature over (owner epochs, docs/kafka.md). The store refused them, so the "
+        "new owner's state stands; a non-zero rate names a replica that lost its partitions "
+        "without knowing yet (paused past its Kafka session timeout).",
+        "short",
+        [
+            query(
+                _increase_by("instance, reason", Q.SPC_SAVES_REFUSED_TOTAL),
+                "SPC charts · {{instance}} · {{reason}}",
+            ),
+            query(
+                _increase_by("instance, reason", D.DRIFT_SAVES_REFUSED_TOTAL),
+                "drift references · {{instance}} · {{reason}}",
+                ref_id="B",
+            ),
+        ],
+    )
+
+
 def build() -> models.Dashboard:
     """The processor health dashboard."""
     board = (
@@ -194,5 +221,6 @@ def build() -> models.Dashboard:
         .with_panel(batch_latency())
         .with_panel(label_overflow())
         .with_panel(recent_samples())
+        .with_panel(saves_refused())
     )
     return finish(board)

@@ -13,12 +13,14 @@ from grafana_foundation_sdk.models import dashboard as models
 from dashboards.common import (
     RULES,
     SERVICE_FILTER,
+    SPC_KEY,
     datasource_variable,
     finish,
     flag_timeline_panel,
     heatmap_panel,
     label_variable,
     new_dashboard,
+    per_key,
     query,
     service_variable,
     single_label_variable,
@@ -97,7 +99,7 @@ def control_chart() -> timeseries.Panel:
         "the threshold in the bad direction alarms.",
         "none",
         [
-            query(f"{metric}{{{CHART}}}", f"{name} {BY_CHART}", ref_id="ABCDEF"[i])
+            query(per_key(metric, CHART, SPC_KEY), f"{name} {BY_CHART}", ref_id="ABCDEF"[i])
             for i, (metric, name) in enumerate(series)
         ],
         width=24,
@@ -110,7 +112,7 @@ def spc_alarms() -> statetimeline.Panel:
         "SPC alarms",
         "Per feature and statistic: in alarm (EWMA outside its limits in the bad direction) or in "
         "control. LLMPulseQualitySPCAlarm fires after 10 minutes in alarm.",
-        f"{Q.SPC_ALARM}{{{FEATURE}}}",
+        per_key(Q.SPC_ALARM, FEATURE, SPC_KEY),
         BY_CHART,
         ok="in control",
         bad="alarm",
@@ -122,7 +124,7 @@ def spc_warmup() -> statetimeline.Panel:
         "Charts in warm-up",
         "Charts learning their baseline (20 windows after a start or `llmpulse spc reset`); they "
         "never alarm while warming up.",
-        f"{Q.SPC_WARMUP}{{{FEATURE}}}",
+        per_key(Q.SPC_WARMUP, FEATURE, SPC_KEY),
         BY_CHART,
         ok="monitoring",
         bad="warm-up",
@@ -272,7 +274,7 @@ def judge_agreement() -> timeseries.Panel:
         "Share of human-labelled judged samples (`llmpulse label ID good|bad`) where the judge's "
         "verdict matched the label, per feature. Few labels make it noisy: see the count.",
         "percentunit",
-        [query(f"{Q.JUDGE_AGREEMENT_RATIO}{{{FEATURE}}}", "{{service}} · {{feature}}")],
+        [query(per_key(Q.JUDGE_AGREEMENT_RATIO, FEATURE), "{{service}} · {{feature}}")],
     )
 
 
@@ -284,7 +286,7 @@ def content_age() -> timeseries.Panel:
         "redacted text). A rising line means the judge and the drift engine see nothing: see the "
         "state panel for why, and `llmpulse status`.",
         "s",
-        [query(f"max by (service, feature) ({Q.CONTENT_AGE}{{{FEATURE}}})", "{{service}} · {{feature}}")],
+        [query(per_key(Q.CONTENT_AGE, FEATURE), "{{service}} · {{feature}}")],
     )
 
 
@@ -304,7 +306,7 @@ def judge_labelled() -> timeseries.Panel:
         "Human-labelled judged samples",
         "Judged samples carrying a human label, per feature: what the agreement rests on.",
         "short",
-        [query(f"{Q.JUDGE_LABELLED_SAMPLES}{{{FEATURE}}}", "{{service}} · {{feature}}")],
+        [query(per_key(Q.JUDGE_LABELLED_SAMPLES, FEATURE), "{{service}} · {{feature}}")],
     )
 
 

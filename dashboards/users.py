@@ -16,6 +16,7 @@ from dashboards.common import (
     gauge_panel,
     label_variable,
     new_dashboard,
+    per_key,
     query,
     service_variable,
     sum_rate,
@@ -128,7 +129,7 @@ def signal_ratios() -> timeseries.Panel:
         "hour, per feature.",
         "percentunit",
         [
-            query(f"{metric}{{{FEATURE}}}", f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABC"[i])
+            query(per_key(metric, FEATURE), f"{name} {{{{service}}}} · {{{{feature}}}}", ref_id="ABC"[i])
             for i, (metric, name) in enumerate(series)
         ],
     )
@@ -141,8 +142,8 @@ def explicit_feedback() -> timeseries.Panel:
         "(coverage), over the rolling hour. A happy share on low coverage speaks for few users.",
         "percentunit",
         [
-            query(f"{Q.USER_POSITIVE_RATIO}{{{FEATURE}}}", "positive share {{service}} · {{feature}}"),
-            query(f"{Q.USER_COVERAGE_RATIO}{{{FEATURE}}}", "coverage {{service}} · {{feature}}", ref_id="B"),
+            query(per_key(Q.USER_POSITIVE_RATIO, FEATURE), "positive share {{service}} · {{feature}}"),
+            query(per_key(Q.USER_COVERAGE_RATIO, FEATURE), "coverage {{service}} · {{feature}}", ref_id="B"),
         ],
     )
 
@@ -153,7 +154,7 @@ def survivorship_gauge() -> gauge.Panel:
         "0-1 per feature: 1 when at least 30% of responses are abandoned while at most 20% get "
         "explicit feedback and that is at least 80% positive. Red from 0.8, where "
         "LLMPulseSurvivorshipBiasRisk fires (after 30 minutes).",
-        f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}",
+        per_key(Q.USER_SURVIVORSHIP_RISK, FEATURE),
         red_from=SURVIVORSHIP_ALERT,
         legend="{{service}} · {{feature}}",
     )
@@ -164,7 +165,7 @@ def survivorship_history() -> timeseries.Panel:
         "Survivorship-bias risk over time",
         "The risk gauge per feature; dashed: the alert threshold.",
         "none",
-        [query(f"{Q.USER_SURVIVORSHIP_RISK}{{{FEATURE}}}", "{{service}} · {{feature}}")],
+        [query(per_key(Q.USER_SURVIVORSHIP_RISK, FEATURE), "{{service}} · {{feature}}")],
         width=18,
         threshold=SURVIVORSHIP_ALERT,
     )

@@ -34,7 +34,8 @@ from typing import Any
 from prometheus_client.registry import CollectorRegistry
 
 from llmpulse.contract import environment_variables as E
-from llmpulse.processor.agents.engine import AgentEngine, SessionJudge
+from llmpulse.processor.agents.capture import SessionCapture
+from llmpulse.processor.agents.engine import AgentEngine
 from llmpulse.processor.agents.extension import agents_extension
 from llmpulse.processor.agents.settings import AgentConfigError, AgentSettings
 from llmpulse.processor.drift.embedders import build_embedder
@@ -174,29 +175,56 @@ def build_engines(
     drift = build_drift(tables.get("drift", {}), environ)
     if drift is not None:
         extensions.append(drift)
-    agents = build_agents(
-        tables.get("agents", {}),
-        max_label_values=max_label_values,
-        session_judge=None if quality is None else quality.offer_session,
-    )
+    agents = build_agents(tables.get("agents", {}), max_label_values=max_label_values, quality=quality)
     if agents is not None:
         extensions.append(agents)
     return extensions
 
 
 def build_agents(
-    table: Mapping[str, Any], *, max_label_values: int = 100, session_judge: SessionJudge | None = None
+    table: Mapping[str, Any], *, max_label_values: int = 100, quality: QualityEngine | None = None
 ) -> Extension | None:
     """The agents extension described by the ``[agents]`` table; None when disabled.
-    ``session_judge`` gets the closed sessions sampled for judging (the quality engine's)."""
+
+    With the quality engine, closed sessions sampled for judging go to its judge, and (with
+    ``capture_sessions``) their turns to its store, opened here a second time so the writer
+    closes its own connection after the last session is stored; verdicts follow them there.
+    A call the quality engine flags makes its open session keep its turns from then on too.
+    """
     try:
         settings = AgentSettings.from_dict(table)
     except AgentConfigError as exc:
         raise ConfigError(f"[agents]: {exc}") from None
     if not settings.enabled:
         return None
-    engine = AgentEngine(settings, max_label_values=max_label_values, session_judge=session_judge)
+    capture: SessionCapture | None = None
+    if quality is not None and settings.capture_sessions:
+        capture = _session_capture(quality, settings)
+    engine = AgentEngine(
+        settings,
+        max_label_values=max_label_values,
+        session_judge=None if quality is None else quality.offer_session,
+        capture=capture,
+    )
+    if quality is not None and capture is not None:
+        quality.on_flagged(engine.promote)  # a flagged call's session is captured too
     return agents_extension(engine)
+
+
+def _session_capture(quality: QualityEngine, settings: AgentSettings) -> SessionCapture | None:
+    """The writer of captured sessions into the quality engine's store (None for a store in
+    memory, which nothing else could read)."""
+    qs = quality.settings
+    location = qs.store_url or qs.db_path
+    if location == ":memory:":
+        return None
+    try:
+        store = open_store(location, retention_days=qs.retention_days)
+    except StoreError as exc:
+        raise ConfigError(f"[agents] session capture store: {exc}") from None
+    capture = SessionCapture(store.sessions, max_bytes=settings.capture_bytes, close=store.close)
+    quality.judging.on_session_verdict = capture.verdict
+    return capture
 
 
 def build_quality(

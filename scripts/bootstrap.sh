@@ -14,6 +14,11 @@
 #      the Go module proxy into .cache/prometheus3/bin (scripts/build_prometheus3.sh)
 #   2c. VictoriaMetrics single-node v1.151.0 from the Go module proxy into .cache/victoriametrics/bin
 #      (scripts/build_victoriametrics.sh; ~1-2 min cold), the remote-write store of docs/kafka.md
+#   2d. the Docker Compose v2 client (github.com/docker/compose/v5 v5.6.0) from the Go module proxy
+#      into .cache/compose (scripts/build_compose.sh; ~4 min cold): tests/stack/test_compose_replicas.py
+#      runs `docker-compose config` on docker-compose.yml's profiles (no Docker engine needed)
+#   2e. kustomize v5.8.2 from the Go module proxy into .cache/kustomize/bin (scripts/build_kustomize.sh):
+#      tests/deploy/test_kubernetes.py renders deploy/kubernetes with it, as `kubectl apply -k` would
 #   3. Debian's `chromium` for the console's browser tests (Playwright drives /usr/bin/chromium;
 #      it never downloads a browser of its own)
 #   4. the Python virtualenv .venv with llmpulse installed editable, extras processor+demo+console+dev
@@ -141,6 +146,12 @@ fi
 
 # --- 2c. VictoriaMetrics (the remote-write store of docs/kafka.md's tested snippet) ---------
 bash "$ROOT/scripts/build_victoriametrics.sh"
+
+# --- 2d. Docker Compose (checks docker-compose.yml's profiles with `docker-compose config`) --
+bash "$ROOT/scripts/build_compose.sh"
+
+# --- 2e. kustomize (renders deploy/kubernetes in the tests) ----------------------------------
+bash "$ROOT/scripts/build_kustomize.sh"
 
 # --- 3. Chromium for the browser tests ---------------------------------------------------
 if [ -x /usr/bin/chromium ]; then

@@ -190,6 +190,14 @@ def test_up_down_and_demo_help_from_the_wheel(installed: Installed) -> None:
             return bool(response["data"]["result"])
 
         wait_until(scraped, timeout=60, interval=0.5, message="Prometheus never scraped the processor")
+
+        # The store commands and status find the stack's processor and store with no flags.
+        triage = installed.run("triage", env=env)
+        assert triage.returncode == 0, triage.stdout + triage.stderr
+        assert "no quality database" not in triage.stderr, triage.stderr
+        status = installed.run("status", env=env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert "window 5m" in status.stdout, status.stdout
     finally:
         down = installed.run("down", env=env, timeout=120)
         left = [pid for pid in pids if _alive(pid)]
@@ -320,3 +328,29 @@ def test_missing_stack_files_are_one_line_too(tmp_path: Path, monkeypatch: pytes
         "llmpulse) or run from a checkout"
     ]
     assert not list((tmp_path / "state").glob("*.log"))
+
+
+def test_up_replicas_from_the_wheel_says_where_to_get_kafka_and_leaves_nothing(
+    installed: Installed, tmp_path: Path
+) -> None:
+    """Outside a checkout there is no bootstrap script to fetch the broker's jars: the one line
+    names a Kafka release and LLMPULSE_KAFKA_LIB, and what started before it is stopped. PATH
+    without /usr/sbin, as a user's often is: PostgreSQL still starts as its service user."""
+    try:
+        collector = components.find_collector()
+    except components.ComponentMissing as exc:
+        pytest.fail(str(exc), pytrace=False)
+    env = _env(installed, "/usr/local/bin:/usr/bin:/bin", LLMPULSE_COLLECTOR_BIN=str(collector))
+    env["XDG_STATE_HOME"] = str(tmp_path / "state")
+    result = installed.run("up", "--replicas", "2", "--free-ports", env=env, timeout=300)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out
+    assert "Traceback" not in out, out
+    assert "==> starting kafka ..." in out, out  # PostgreSQL, before it, started
+    last = out.splitlines()[-1]
+    assert last.startswith("llmpulse up failed: the Kafka broker's jars are not found: "), last
+    assert "https://kafka.apache.org/downloads" in last and "LLMPULSE_KAFKA_LIB=" in last, last
+    assert "bootstrap.sh" not in last, last
+    assert not (tmp_path / "state" / "llmpulse" / "stack" / "stack.json").exists()
+    again = installed.run("status", env=env, timeout=60)  # nothing recorded as running
+    assert "local stack" not in again.stdout, again.stdout

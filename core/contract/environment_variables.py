@@ -370,6 +370,15 @@ budget). ``llmpulse serve`` uses it over ``[quality] store_url``; ``triage``, ``
 Unset: the SQLite file (``[quality] db_path``, ``--db``).
 """
 
+LLMPULSE_POSTGRES_PASSWORD: Final = "LLMPULSE_POSTGRES_PASSWORD"
+"""
+.. envvar:: LLMPULSE_POSTGRES_PASSWORD
+
+Password of the PostgreSQL store in ``docker-compose.yml``'s ``replicas`` profile (read by
+Compose, which puts it in the ``postgres`` service and in the replicas'
+:data:`LLMPULSE_STORE_URL`). Default ``llmpulse``. Not read by llmpulse itself.
+"""
+
 LLMPULSE_PG_BIN: Final = "LLMPULSE_PG_BIN"
 """
 .. envvar:: LLMPULSE_PG_BIN

@@ -100,19 +100,28 @@ def _collector_hint() -> str:
     )
 
 
-def find_collector() -> Path:
-    """Locate the llmpulse collector: ``$LLMPULSE_COLLECTOR_BIN``, the checkout's cache, PATH."""
-    explicit = os.environ.get(COLLECTOR_ENV)
+def first_executable(explicit: str | None, cache_path: Sequence[str], name: str) -> Path | None:
+    """The first executable of: ``explicit`` (an env var's value), ``.cache/<cache_path>`` in a
+    checkout, ``name`` on PATH; None when none is."""
     candidates = [Path(explicit)] if explicit else []
     checkout = files.checkout_root()
     if checkout is not None:
-        candidates.append(checkout / ".cache" / "collector" / COLLECTOR_NAME)
-    on_path = shutil.which(COLLECTOR_NAME)
+        candidates.append(checkout.joinpath(".cache", *cache_path))
+    on_path = shutil.which(name)
     if on_path:
         candidates.append(Path(on_path))
     for candidate in candidates:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return candidate
+    return None
+
+
+def find_collector() -> Path:
+    """Locate the llmpulse collector: ``$LLMPULSE_COLLECTOR_BIN``, the checkout's cache, PATH."""
+    explicit = os.environ.get(COLLECTOR_ENV)
+    found = first_executable(explicit, ("collector", COLLECTOR_NAME), COLLECTOR_NAME)
+    if found is not None:
+        return found
     problem = (
         f"{COLLECTOR_ENV}={explicit} is not an executable file"
         if explicit

@@ -39,6 +39,13 @@ _INSTALL_HINT = (
     f"(`mvn -f scripts/kafka/pom.xml dependency:copy-dependencies`), or point ${KAFKA_LIB_ENV} at a "
     "directory holding them"
 )
+# Outside a checkout (an installed wheel) there is no bootstrap script: a Kafka release has the jars.
+_RELEASE_HINT = (
+    "the Kafka broker's jars are not found: download Apache Kafka 4.x (the binary release, "
+    "https://kafka.apache.org/downloads), unpack it and set "
+    f"{KAFKA_LIB_ENV}=<unpacked directory>/libs; or run the replicas against a Kafka of your "
+    "own: `llmpulse serve --kafka-brokers HOST:PORT` (docs/kafka.md)"
+)
 _JAVA_HINT = "Java 17 or newer is needed to run the Kafka broker: `apt-get install openjdk-17-jre-headless`"
 
 
@@ -54,7 +61,12 @@ def find_kafka_lib(environ: Mapping[str, str] | None = None) -> Path:
     for directory in candidates:
         if any(directory.glob("kafka_2.13-*.jar")) and any(directory.glob("kafka-tools-*.jar")):
             return directory
-    raise ComponentMissing(_INSTALL_HINT)
+    if env.get(KAFKA_LIB_ENV):
+        raise ComponentMissing(
+            f"{KAFKA_LIB_ENV}={env[KAFKA_LIB_ENV]} holds no kafka_2.13-*.jar and kafka-tools-*.jar: "
+            "point it at a Kafka release's libs/ directory"
+        )
+    raise ComponentMissing(_INSTALL_HINT if checkout is not None else _RELEASE_HINT)
 
 
 def find_java() -> Path:
@@ -178,7 +190,10 @@ class KafkaBroker:
         raise ComponentError(f"kafka not ready on port {self.port} after {timeout:.0f}s:\n{self.log_tail()}")
 
     def _format(self, config: Path) -> None:
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # StorageTool reads an id with a leading "-" as an option (Kafka's own ids never start so)
+        cid = "-"
+        while cid.startswith("-"):
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         done = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cid, "-c", str(config)),
             capture_output=True,

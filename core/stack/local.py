@@ -409,6 +409,24 @@ state_path = "{d / "drift.npz"}"
         except TypeError:  # a state file of another version
             return None
 
+    def processor_urls(self) -> list[str]:
+        """Admin URLs of the running processors (``processor``, or ``processor-1`` ... ``-N``)."""
+        return [
+            s.url.split()[0].removesuffix("/metrics")
+            for s in self.running()
+            if s.name == "processor" or s.name.startswith("processor-")
+        ]
+
+    def store_location(self) -> str | None:
+        """Where the running stack keeps flagged samples and labels: the PostgreSQL URL of a
+        replicas stack, else the processor's SQLite file; None when no stack runs."""
+        running = {s.name: s for s in self.running()}
+        if "postgres" in running:
+            return running["postgres"].url.split()[0]
+        if "processor" in running:
+            return str(self.state_dir / "quality.db")
+        return None
+
     def recorded_replicas(self) -> int:
         """The ``--replicas`` of the recorded stack (0: the one-processor stack)."""
         count = self._state().get("replicas", 0)
@@ -493,8 +511,8 @@ state_path = "{d / "drift.npz"}"
                 # a restarted component keeps its place in the start order
                 services = sorted([*services, service], key=lambda s: order.get(s.name, len(order)))
                 self._write_state(services)
-        except (components.ComponentError, files.StackFilesMissing) as exc:
-            say(f"llmpulse up failed: {exc}")
+        except (components.ComponentError, files.StackFilesMissing, OSError) as exc:
+            say(f"llmpulse up failed: {exc}")  # OSError: a program that could not be run
             self._terminate([s.pid for s in reversed(started)])
             if kept:
                 self._write_state(recorded)  # the dead stay recorded: the next `up` restarts them
@@ -517,6 +535,9 @@ state_path = "{d / "drift.npz"}"
         else:
             self._terminate([s.pid for s in reversed(running)])
             say(f"stopped {', '.join(s.name for s in reversed(running))}")
+        for child in self._children.values():  # started here and died on their own: reap them
+            child.stop()
+        self._children.clear()
         self._state_path().unlink(missing_ok=True)
         return 0
 

@@ -7,8 +7,9 @@ the given port, its socket in that directory; :meth:`PostgresCluster.stop` stops
 shutdown, then kill) and removes the directory.
 
 ``initdb`` and ``postgres`` refuse to run as root. As root, both run as the unprivileged
-``postgres`` OS user that Debian's package creates (``runuser -u postgres``), and the directory
-(made under the system temp dir, which every user can traverse) is handed to that user.
+``postgres`` OS user that Debian's package creates (the children take its uid and gid), and
+the directory (made under the system temp dir, which every user can traverse) is handed to
+that user.
 
 Binaries: ``$LLMPULSE_PG_BIN``, else the newest ``/usr/lib/postgresql/<major>/bin`` (Debian),
 else ``initdb`` on PATH. Missing: :class:`~llmpulse.stack.components.ComponentMissing` saying
@@ -79,7 +80,6 @@ class PostgresCluster:
         self._keep_root = root
         self._detach = detach
         self._process: subprocess.Popen[bytes] | None = None
-        self._as: list[str] = []
         self._account: pwd.struct_passwd | None = None
 
     @property
@@ -101,7 +101,20 @@ class PostgresCluster:
         return f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *argv: str) -> None:
-        done = subprocess.run([*self._as, *argv], capture_output=True, text=True, timeout=120)
+        account = self._account
+        try:
+            done = subprocess.run(
+                list(argv),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                cwd=self.root,  # one the service user can enter
+                user=account.pw_uid if account else None,
+                group=account.pw_gid if account else None,
+                extra_groups=[] if account else None,
+            )
+        except OSError as exc:
+            raise ComponentError(f"{Path(argv[0]).name} could not run: {exc}") from None
         if done.returncode != 0:
             raise ComponentError(f"{Path(argv[0]).name} failed ({done.returncode}): {done.stderr.strip()}")
 
@@ -121,7 +134,6 @@ class PostgresCluster:
                     " that Debian's postgresql package creates: " + _INSTALL_HINT
                 ) from None
             os.chown(self.root, self._account.pw_uid, self._account.pw_gid)
-            self._as = ["runuser", "-u", _SERVICE_USER, "--"]
         if not (self.data_dir / "PG_VERSION").is_file():
             self._run(
                 str(self.bin_dir / "initdb"),
@@ -133,7 +145,7 @@ class PostgresCluster:
                 "--encoding=UTF8",
                 "--no-sync",
             )
-        # The server runs as the service user itself (not under runuser), so its pid is the
+        # The server runs as the service user itself (no wrapper process), so its pid is the
         # postmaster's: a signal to it reaches the server, which the local stack relies on.
         account = self._account
         with open(self.log_path, "ab") as log:

@@ -17,13 +17,11 @@ from the Go module proxy), else ``victoria-metrics`` on PATH; missing:
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
 from llmpulse.contract.environment_variables import LLMPULSE_VICTORIAMETRICS_BIN as BIN_ENV
-from llmpulse.stack import files
-from llmpulse.stack.components import ComponentMissing, ManagedProcess
+from llmpulse.stack.components import ComponentMissing, ManagedProcess, first_executable
 
 __all__ = ["BIN_ENV", "find_victoriametrics", "victoriametrics"]
 
@@ -39,16 +37,9 @@ _HINT = (
 def find_victoriametrics(environ: Mapping[str, str] | None = None) -> Path:
     """The ``victoria-metrics`` binary: ``$LLMPULSE_VICTORIAMETRICS_BIN``, the checkout's cache, PATH."""
     env = os.environ if environ is None else environ
-    candidates = [Path(env[BIN_ENV])] if env.get(BIN_ENV) else []
-    checkout = files.checkout_root()
-    if checkout is not None:
-        candidates.append(checkout / ".cache" / "victoriametrics" / "bin" / NAME)
-    on_path = shutil.which(NAME)
-    if on_path:
-        candidates.append(Path(on_path))
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return candidate
+    found = first_executable(env.get(BIN_ENV), ("victoriametrics", "bin", NAME), NAME)
+    if found is not None:
+        return found
     raise ComponentMissing(_HINT)
 
 

@@ -117,8 +117,9 @@ def render_table(document: dict[str, Any], window: str = "5m", *, service: str |
     ]
     spans = document.get("spans", {})
     queue = document.get("queue", {})
+    replicas = f" ({document['replicas']} replicas)" if document.get("replicas") else ""
     header = (
-        f"llmpulse {document.get('version', '?')} {document.get('state', '?')}  window {window}  "
+        f"llmpulse {document.get('version', '?')} {document.get('state', '?')}{replicas}  window {window}  "
         f"spans received {spans.get('received', 0)}  rejected {sum(spans.get('rejected', {}).values())}  "
         f"queue {queue.get('spans', 0)}/{queue.get('capacity', 0)}"
     )
@@ -169,3 +170,63 @@ def _quality_lines(section: Any, service: str | None = None) -> list[str]:
                 f"{content['hint']}"
             )
     return out
+
+
+def _longest_requests(windows: Any) -> int:
+    """Calls in a feature's longest rolling window (how much of the feature a replica holds)."""
+    if not isinstance(windows, dict):
+        return 0
+    for name, _ in reversed(WINDOWS):
+        window = windows.get(name)
+        if isinstance(window, dict) and isinstance(window.get("requests"), int):
+            return int(window["requests"])
+    return 0
+
+
+def _add_counts(into: dict[str, Any], more: Any) -> None:
+    """Sum ``more``'s numbers into ``into``, nested dictionaries key by key."""
+    if not isinstance(more, dict):
+        return
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add_counts(into.setdefault(key, {}), value)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            into[key] = into.get(key, 0) + value
+
+
+def merge_status(documents: list[dict[str, Any]]) -> dict[str, Any]:
+    """One status document for N processor replicas (``llmpulse up --replicas N``).
+
+    Each (service, feature) has one owner among the replicas, which holds its rolling windows and
+    quality state; while a key moves, the former owner may still show the part it saw, so the
+    replica holding more calls in the longest window wins (windows' percentiles cannot be summed).
+    Span and queue counts are the replicas' sums; the rest is the first replica's."""
+    if len(documents) == 1:
+        return documents[0]
+    merged = dict(documents[0])
+    services: dict[str, dict[str, Any]] = {}
+    quality_services: dict[str, dict[str, Any]] = {}
+    spans: dict[str, Any] = {}
+    queue: dict[str, Any] = {}
+    held: dict[tuple[str, str], int] = {}
+    for document in documents:
+        for name, features in (document.get("services") or {}).items():
+            for feature, windows in (features or {}).items():
+                calls = _longest_requests(windows)
+                if calls >= held.get((name, feature), -1):
+                    held[(name, feature)] = calls
+                    services.setdefault(name, {})[feature] = windows
+                    info = ((document.get("quality") or {}).get("services") or {}).get(name, {})
+                    if feature in info:
+                        quality_services.setdefault(name, {})[feature] = info[feature]
+        _add_counts(spans, document.get("spans"))
+        _add_counts(queue, document.get("queue"))
+    merged["services"] = services
+    merged["spans"] = spans
+    merged["queue"] = queue
+    if isinstance(merged.get("quality"), dict):
+        merged["quality"] = {**merged["quality"], "services": quality_services}
+    states = {str(document.get("state", "?")) for document in documents}
+    merged["state"] = states.pop() if len(states) == 1 else "/".join(sorted(states))
+    merged["replicas"] = len(documents)
+    return merged

@@ -9,7 +9,8 @@ docs/agents.md.
 
 Modules: ``settings`` (the ``[agents]`` table), ``runs`` (runs from parent span ids, bounded),
 ``sessions`` (conversations, bounded), ``metric_names``, ``metrics`` (aggregates and exposition),
-``engine`` (the record listener), ``extension`` (the processor extension).
+``engine`` (the record listener), ``capture`` (captured sessions to the store), ``extension``
+(the processor extension), ``cli`` (``llmpulse sessions list|show``).
 """
 
 from llmpulse.processor.agents.engine import AgentEngine

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from llmpulse.processor.agents import metric_names as N
+from llmpulse.processor.agents.capture import SessionCapture, record_of
 from llmpulse.processor.agents.metrics import AgentMetrics, outcome_of
 from llmpulse.processor.agents.runs import RunResult, RunTracker
 from llmpulse.processor.agents.sessions import Session, SessionTracker
@@ -25,6 +26,7 @@ from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.metrics.derived import LabelCap
 from llmpulse.processor.metrics.names import OUTCOME_ERROR, UNKNOWN_VALUE
 from llmpulse.processor.pipeline.records import AgentSpan, Feedback, LLMCall, StepRun
+from llmpulse.processor.quality.types import QualitySample
 
 __all__ = ["AgentEngine", "SessionJudge"]
 
@@ -60,9 +62,11 @@ class AgentEngine:
         clock: Callable[[], float] = time.monotonic,
         max_label_values: int = 100,
         session_judge: SessionJudge | None = None,
+        capture: SessionCapture | None = None,
     ) -> None:
         self.settings = settings if settings is not None else AgentSettings()
         self.session_judge = session_judge
+        self.capture = capture
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.runs = RunTracker(self.settings, clock)
         self.sessions = SessionTracker(self.settings, clock)
@@ -105,14 +109,42 @@ class AgentEngine:
                 answered=not error,
             )
             if session.transcript is not None:
-                content = call.content
-                if content is not None:
-                    answer = content.output_text()
-                    if answer is None and error:
-                        answer = _FAILED_ANSWER
-                    if answer is not None:
-                        user = content.last_user_text()
-                        self.sessions.add_turn_text(session, call.trace_id, user, answer, end)
+                self.sessions.add_call(
+                    session,
+                    call.trace_id,
+                    start_ns=end - round(call.duration_s * 1e9),
+                    end_ns=end,
+                    model=call.model,
+                    input_tokens=call.input_tokens or 0,
+                    output_tokens=call.output_tokens or 0,
+                    cost_usd=cost,
+                    error=error,
+                    text=_text_of(call, error),
+                )
+
+    def promote(self, sample: QualitySample) -> None:
+        """A flagged call of a conversation (from the quality engine): with session capture on,
+        its open session keeps its turns from this call on, though it was not sampled."""
+        if self.capture is None or sample.output_text is None:
+            return
+        session = self.sessions.promote(
+            sample.service, sample.environment, sample.conversation_id, sample.trace_id
+        )
+        if session is None:
+            return
+        end = round(sample.timestamp * 1e9)
+        self.sessions.add_call(
+            session,
+            sample.trace_id,
+            start_ns=end - round((sample.duration_s or 0.0) * 1e9),
+            end_ns=end,
+            model=sample.model,
+            input_tokens=sample.input_tokens or 0,
+            output_tokens=sample.output_tokens or 0,
+            cost_usd=sample.cost_usd or 0.0,
+            error=sample.is_error,
+            text=(_last_user(sample.input_messages), sample.output_text),
+        )
 
     def on_feedback(self, feedback: Feedback, span: Any | None) -> None:
         """Feedback given in a conversation: counted for its open session."""
@@ -188,6 +220,9 @@ class AgentEngine:
         m.evictions.update(self.runs.evictions)
         m.evictions[N.EVICT_SESSION_CAP] = self.sessions.evicted
         m.evictions[N.EVICT_JUDGE_CAP] = self.sessions.judge_cap_refused
+        if self.capture is not None:
+            m.evictions[N.EVICT_SESSION_STORE] = self.capture.evicted
+            m.evictions[N.EVICT_SESSION_QUEUE] = self.capture.refused
         m.feedback_unmatched = self.sessions.feedback_unmatched
         m.pending_traces = self.runs.pending_traces
         m.sessions_active = self.sessions.active
@@ -284,6 +319,10 @@ class AgentEngine:
         s.duration.observe(session.duration_s)
         s.cost.observe(session.cost_usd)
         if session.transcript is not None:
+            if self.capture is not None and any(t.content for t in session.transcript.values()):
+                self.capture.save(record_of(session, labels[0], feature))  # before its verdict can come
+            if session.promoted:
+                return  # kept for a flagged call, not sampled: not judged
             outcome = self._judge_session(session, labels[0], feature)
             s.judge[outcome] = s.judge.get(outcome, 0) + 1
 
@@ -342,9 +381,43 @@ class AgentEngine:
                 for (service, _env, feature), ss in sorted(m.sessions.items())
             },
             "session_feedback_unmatched": m.feedback_unmatched,
+            "captured_sessions": None
+            if self.capture is None
+            else {
+                "stored": self.capture.stored,
+                "verdicts": self.capture.verdicts,
+                "dropped_from_store": self.capture.evicted,
+                "refused_queue_full": self.capture.refused,
+            },
             "runaway_recent": list(self.runaway_recent),
             "pending_traces": m.pending_traces,
             "sessions_active": m.sessions_active,
             "unattributed": dict(m.unattributed),
             "evictions": dict(m.evictions),
         }
+
+
+def _last_user(messages: list[dict[str, Any]] | None) -> str:
+    """The text of the last user message of semconv ``messages`` ("" when none)."""
+    for message in reversed(messages or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            parts = message.get("parts")
+            if isinstance(parts, list):
+                return "\n".join(
+                    str(p.get("content", ""))
+                    for p in parts
+                    if isinstance(p, dict) and p.get("type") == "text"
+                )
+            return str(message.get("content", ""))
+    return ""
+
+
+def _text_of(call: LLMCall, error: bool) -> tuple[str, str] | None:
+    """(last user message, answer) of a call that carried content; None without."""
+    content = call.content
+    if content is None:
+        return None
+    answer = content.output_text()
+    if answer is None and error:
+        answer = _FAILED_ANSWER
+    return None if answer is None else (content.last_user_text(), answer)

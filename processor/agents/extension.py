@@ -1,6 +1,6 @@
 """Plugs the agents engine into the processor as one extension: the engine as a record
 listener, its metrics collector, the ``agents`` status section, and the background tick that
-counts runs and closes sessions::
+counts runs and closes sessions, and the writer of captured sessions when the engine has one::
 
     engine = AgentEngine(AgentSettings())
     service = ProcessorService(settings, extensions=[agents_extension(engine)])
@@ -34,11 +34,16 @@ def agents_extension(engine: AgentEngine, *, tick: float | None = None) -> Exten
                 logger.exception("event=agents_tick_failed")
 
     async def start() -> None:
-        tasks.append(asyncio.get_running_loop().create_task(run(), name="agents"))
+        loop = asyncio.get_running_loop()
+        tasks.append(loop.create_task(run(), name="agents"))
+        if engine.capture is not None:
+            tasks.append(loop.create_task(engine.capture.run(), name="agents-session-writer"))
 
     async def stop() -> None:
         await cancel_tasks(tasks)
-        engine.flush()
+        engine.flush()  # the sessions still open close now: captured ones are queued
+        if engine.capture is not None:
+            await engine.capture.stop()
 
     return Extension(
         "agents",

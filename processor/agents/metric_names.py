@@ -57,6 +57,10 @@ EVICT_LINKS_CAP: Final = "links_cap"  # a trace had more parent links than max_l
 EVICT_TOOL_KEYS_CAP: Final = "tool_keys_cap"  # a run called more distinct (tool, arguments) than tracked
 EVICT_SESSION_CAP: Final = "session_cap"  # the least recently active session was closed early for room
 EVICT_JUDGE_CAP: Final = "judge_cap"  # a session sampled for judging kept no transcript: too many held
+EVICT_SESSION_STORE: Final = (
+    "session_store"  # a captured session left the store: over capture_bytes or too old
+)
+EVICT_SESSION_QUEUE: Final = "session_queue"  # a captured session was not stored: the writer's queue was full
 EVICT_REASONS: Final = (
     EVICT_PENDING_CAP,
     EVICT_TIMEOUT,
@@ -64,6 +68,8 @@ EVICT_REASONS: Final = (
     EVICT_TOOL_KEYS_CAP,
     EVICT_SESSION_CAP,
     EVICT_JUDGE_CAP,
+    EVICT_SESSION_STORE,
+    EVICT_SESSION_QUEUE,
 )
 
 # what became of a closed session sampled for judging

@@ -19,7 +19,10 @@ A share ``judge_rate`` of conversations, chosen by a hash of the conversation id
 user message and the answer of the turn's last LLM call that carried content, each clipped to
 ``judge_chars``, at most ``judge_turns`` turns (the oldest go first). At close, a transcript with
 every turn present is handed to the session judge; at most ``max_judged_sessions`` transcripts are
-held at once.
+held at once. The transcript also keeps each turn's figures (start, end, calls, model, tokens,
+cost, error), so a session with content can be stored whole (``capture_sessions``). A session
+that was not sampled starts a transcript when one of its calls is flagged
+(:meth:`SessionTracker.promote`): from that call's turn on, and it is never judged.
 
 At most ``max_sessions`` are open: a new one closes the least recently active early (counted
 as ``session_cap``), so a client sending a new conversation id per call costs bounded memory and
@@ -43,14 +46,37 @@ _EXPLICIT = frozenset({A.FEEDBACK_THUMBS, A.FEEDBACK_RATING})
 
 
 class Turn:
-    """One turn of a judged session's transcript: the user's message and the answer."""
+    """One turn of a sampled session's transcript: the user's message, the answer, and the
+    turn's calls (timing, model, tokens, cost, whether one failed)."""
 
-    __slots__ = ("answer", "end_ns", "user")
+    __slots__ = (
+        "answer",
+        "calls",
+        "content",
+        "cost_usd",
+        "end_ns",
+        "error",
+        "input_tokens",
+        "model",
+        "number",
+        "output_tokens",
+        "start_ns",
+        "user",
+    )
 
-    def __init__(self, user: str, answer: str, end_ns: int) -> None:
-        self.user = user
-        self.answer = answer
+    def __init__(self, start_ns: int, end_ns: int, number: int) -> None:
+        self.number = number  # the turn's number in the session, from 1
+        self.user = ""
+        self.answer = ""
+        self.content = False  # a call of the turn carried content
+        self.start_ns = start_ns
         self.end_ns = end_ns
+        self.model = ""
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost_usd = 0.0
+        self.error = False
 
 
 class Session:
@@ -70,6 +96,7 @@ class Session:
         "last_seen",
         "last_trace",
         "positive",
+        "promoted",
         "recent",
         "service",
         "transcript",
@@ -97,6 +124,7 @@ class Session:
         # trace id -> turn, for a session sampled for judging; None when it is not
         self.transcript: dict[bytes, Turn] | None = None
         self.turns_clipped = 0  # oldest turns dropped from the transcript
+        self.promoted = False  # not sampled: keeps its turns from a flagged call on (never judged)
 
     @property
     def duration_s(self) -> float:
@@ -117,7 +145,12 @@ class Session:
     def judgeable(self) -> bool:
         """A transcript is held and has every turn (none without content, none clipped)."""
         t = self.transcript
-        return t is not None and len(t) + self.turns_clipped >= self.turns > 0
+        return (
+            t is not None
+            and not self.promoted
+            and len(t) + self.turns_clipped >= self.turns > 0
+            and all(turn.content for turn in t.values())
+        )
 
 
 class SessionTracker:
@@ -192,21 +225,65 @@ class SessionTracker:
         session.transcript = {}
         self._judged_open += 1
 
-    def add_turn_text(self, session: Session, trace_id: bytes, user: str, answer: str, end_ns: int) -> None:
-        """The content of one LLM call of a sampled ``session``: the turn keeps its latest call's."""
+    def promote(
+        self, service: str, environment: str, conversation_id: str, trace_id: bytes
+    ) -> Session | None:
+        """A flagged call of an open session that holds no transcript: it starts one now (its
+        earlier turns count as clipped), within ``max_judged_sessions``; None when the session
+        is not open, already holds one, or the cap is reached (counted as ``judge_cap``)."""
+        session = self._open.get((service, environment, conversation_id))
+        if session is None or session.transcript is not None:
+            return None
+        if self._judged_open >= self.settings.max_judged_sessions:
+            self.judge_cap_refused += 1
+            return None
+        session.transcript = {}
+        session.promoted = True
+        session.turns_clipped = _number(session, trace_id) - 1  # the turns before the flagged call's
+        self._judged_open += 1
+        return session
+
+    def add_call(
+        self,
+        session: Session,
+        trace_id: bytes,
+        *,
+        start_ns: int,
+        end_ns: int,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        cost_usd: float,
+        error: bool,
+        text: tuple[str, str] | None,
+    ) -> None:
+        """One LLM call of a sampled ``session``: its figures add to its turn's, and ``text``
+        (user message, answer; None without content) replaces the turn's when it ends later."""
         transcript = session.transcript
         if transcript is None:
             return
-        limit = self.settings.judge_chars
         turn = transcript.get(trace_id)
         if turn is None:
-            transcript[trace_id] = Turn(user[:limit], answer[:limit], end_ns)
+            turn = transcript[trace_id] = Turn(start_ns, end_ns, _number(session, trace_id))
             if len(transcript) > self.settings.judge_turns:
                 del transcript[next(iter(transcript))]
                 session.turns_clipped += 1
-        elif end_ns >= turn.end_ns:
+        latest = end_ns >= turn.end_ns
+        turn.start_ns = min(turn.start_ns, start_ns)
+        turn.end_ns = max(turn.end_ns, end_ns)
+        turn.calls += 1
+        turn.input_tokens += input_tokens
+        turn.output_tokens += output_tokens
+        turn.cost_usd += cost_usd
+        turn.error = turn.error or error
+        if latest or not turn.model:
+            turn.model = model
+        if text is not None and (latest or not turn.content):
+            limit = self.settings.judge_chars
+            user, answer = text
             turn.user = user[:limit] or turn.user
-            turn.answer, turn.end_ns = answer[:limit], end_ns
+            turn.answer = answer[:limit]
+            turn.content = True
 
     def feedback(
         self, service: str, environment: str, conversation_id: str, kind: str, sentiment: str
@@ -255,3 +332,12 @@ class SessionTracker:
         """The sessions closed since the last call."""
         closed, self._closed = self._closed, []
         return closed
+
+
+def _number(session: Session, trace_id: bytes) -> int:
+    """The number in ``session`` of the turn of ``trace_id``: by its place among the recent
+    turns' traces, else the latest turn's."""
+    recent = session.recent
+    if trace_id in recent:
+        return session.turns - (len(recent) - 1 - recent.index(trace_id))
+    return session.turns

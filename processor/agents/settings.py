@@ -53,6 +53,11 @@ class AgentSettings:
         judge_turns: turns a judged session's transcript keeps (the latest; older ones are dropped).
         judge_chars: characters kept of each user message and answer in a transcript.
         max_judged_sessions: sampled sessions holding a transcript at once; more are not judged.
+        capture_sessions: keep the sampled sessions' turns (content as captured, redacted again)
+            in the quality store, for ``llmpulse sessions`` and the console; needs the quality
+            engine (its store).
+        capture_bytes: content bytes of captured sessions the store keeps; the oldest sessions
+            are dropped past it (counted as ``session_store`` evictions).
     """
 
     enabled: bool = True
@@ -72,6 +77,8 @@ class AgentSettings:
     judge_turns: int = 20
     judge_chars: int = 2_000
     max_judged_sessions: int = 1_000
+    capture_sessions: bool = True
+    capture_bytes: int = 64 * 1024 * 1024
 
     def cap_of(self, agent: str) -> AgentCap:
         """The runaway caps of ``agent`` (its own, else the defaults)."""
@@ -87,9 +94,9 @@ class AgentSettings:
             raise AgentConfigError(f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         values: dict[str, Any] = {}
         for key, value in table.items():
-            if key == "enabled":
+            if key in ("enabled", "capture_sessions"):
                 if not isinstance(value, bool):
-                    raise AgentConfigError(f"enabled = {value!r}: expected true or false")
+                    raise AgentConfigError(f"{key} = {value!r}: expected true or false")
                 values[key] = value
             elif key == "judge_rate":
                 if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:

@@ -53,6 +53,7 @@ from llmpulse.processor.drift.persist import (
     write_references,
 )
 from llmpulse.processor.drift.state import DriftSettings, FeatureDrift
+from llmpulse.processor.metrics.names import SAVE_REFUSED_STALE_OWNER
 from llmpulse.processor.spc.ewma import ChartState
 from llmpulse.processor.store.protocols import DriftReferences
 
@@ -408,8 +409,9 @@ class DriftEngine:
                 if (snap := state.snapshot()) is not None
             }
             self._saved.update((state.key, state.generation) for state in states)
-        path.save_references(blobs)
-        return len(blobs)
+        refused = path.save_references(blobs)
+        self._refused(refused)
+        return len(blobs) - len(refused)
 
     def load_state(self, path: str | os.PathLike[str] | DriftReferences) -> int:
         """Restore references saved by :meth:`save_state`; returns how many features were restored.
@@ -462,6 +464,7 @@ class DriftEngine:
         with self._state_lock:
             self._disowned -= wanted
             self._forget(wanted)
+        references.claim(wanted)  # first: a late save by the previous owner is refused from now on
         rows = {key: blob for key, blob in references.load_references().items() if key in wanted}
         if not rows:
             return 0
@@ -490,8 +493,21 @@ class DriftEngine:
             }
             self._forget(wanted)
         if references is not None and blobs:
-            references.save_references(blobs)
+            refused = references.save_references(blobs)
+            self._refused(refused)
+            return len(blobs) - len(refused)
         return len(blobs)
+
+    def _refused(self, keys: list[tuple[str, str]]) -> None:
+        """Count (and log) references the store refused: another replica owns their feature now."""
+        if not keys:
+            return
+        self.metrics.saves_refused.labels(SAVE_REFUSED_STALE_OWNER).inc(len(keys))
+        logger.warning(
+            "event=drift_references_save_refused reason=%s features=%s",
+            SAVE_REFUSED_STALE_OWNER,
+            ",".join(f"{service}/{feature}" for service, feature in keys),
+        )
 
     def _forget(self, keys: set[tuple[str, str]]) -> None:
         """Drop the state, queued samples and gauge series of ``keys`` (under the state lock)."""

@@ -51,6 +51,7 @@ DRIFT_WINDOW_SAMPLES: Final = "llmpulse_drift_window_samples"
 DRIFT_REFERENCE_FROZEN_TIMESTAMP: Final = "llmpulse_drift_reference_frozen_timestamp_seconds"
 DRIFT_QUEUE_SAMPLES: Final = "llmpulse_drift_queue_samples"
 DRIFT_EMBED_SECONDS: Final = "llmpulse_drift_embed_seconds"
+DRIFT_SAVES_REFUSED_TOTAL: Final = "llmpulse_drift_reference_saves_refused_total"
 
 DRIFT_METRICS: Final[tuple[MetricSpec, ...]] = (
     MetricSpec(
@@ -115,6 +116,13 @@ DRIFT_METRICS: Final[tuple[MetricSpec, ...]] = (
         "counter",
         (REASON,),
         "Samples the drift engine dropped, by reason (queue_full|feature_cap|embed_error|budget|empty).",
+    ),
+    MetricSpec(
+        DRIFT_SAVES_REFUSED_TOTAL,
+        "counter",
+        (REASON,),
+        "Frozen references the store refused to save, by reason (stale_owner: another replica took"
+        " the feature over since this one did).",
     ),
     MetricSpec(
         DRIFT_REFERENCE_SAMPLES,

@@ -7,6 +7,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from llmpulse.processor.drift import metric_names as names
+from llmpulse.processor.metrics.names import SAVE_REFUSED_REASONS
 
 __all__ = ["DriftMetrics"]
 
@@ -49,6 +50,9 @@ class DriftMetrics:
         self.embed_seconds: Histogram = self._m[names.DRIFT_EMBED_SECONDS]
         for reason in names.DROP_REASONS:
             self.dropped.labels(reason)
+        self.saves_refused: Counter = self._m[names.DRIFT_SAVES_REFUSED_TOTAL]
+        for reason in SAVE_REFUSED_REASONS:
+            self.saves_refused.labels(reason)
 
     def init_feature(self, key: tuple[str, str]) -> None:
         """Create every series of (service, feature) ``key`` (NaN for values not computed yet)."""

@@ -82,13 +82,17 @@ class OtlpHttpHandler:
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
             text = f"unsupported Content-Type {media!r}; use {PROTOBUF} or {JSON}"
             return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
-        try:
-            self._pipeline.admit(M.RECEIVER_HTTP)
-        except QueueFull as exc:
-            return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
-        except ShuttingDown as exc:
+        # refused before decoding: saves the work under overload, and raises nothing (an
+        # exception's traceback would tie this frame into a cycle for the garbage collector)
+        refusal = self._pipeline.admission()
+        if refusal is not None:
+            self._pipeline.count_refusal(M.RECEIVER_HTTP, refusal)
+            if isinstance(refusal, QueueFull):
+                return _status(
+                    429, code_pb2.RESOURCE_EXHAUSTED, str(refusal), as_json, retry_after=refusal.retry_after
+                )
             return _status(
-                503, code_pb2.UNAVAILABLE, str(exc), as_json, retry_after=self._pipeline.retry_after
+                503, code_pb2.UNAVAILABLE, str(refusal), as_json, retry_after=self._pipeline.retry_after
             )
         body = request.body
         encoding = request.headers.get("content-encoding", "identity").lower()

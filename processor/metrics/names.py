@@ -175,6 +175,9 @@ REFUSE_REASONS: Final = (
     REFUSE_UNSUPPORTED_MEDIA_TYPE,
     REFUSE_DEADLINE_EXCEEDED,
 )
+# why a save of a key's state (SPC charts, drift references) was refused by the store
+SAVE_REFUSED_STALE_OWNER: Final = "stale_owner"  # another replica claimed the key since (fencing)
+SAVE_REFUSED_REASONS: Final = (SAVE_REFUSED_STALE_OWNER,)
 
 # --- advised buckets (semconv) ------------------------------------------------------------
 DURATION_BUCKETS: Final = (

@@ -6,11 +6,12 @@ spans: a request that does not fit raises :class:`QueueFull` (the receiver answe
 RESOURCE_EXHAUSTED / 429 and the client retries later); after :meth:`Pipeline.close` every
 submit raises :class:`ShuttingDown` (UNAVAILABLE / 503).
 
-The worker shares the event loop with the receivers, so it never holds the loop for long: it
-processes a request in slices of at most :data:`SLICE_SECONDS` and lets the loop run between
-them, several loop iterations each time (gRPC takes in one call per one or two iterations; a
-whole 512-span request held the loop for tens of milliseconds, and under overload new calls
-waited seconds to be even refused). A receiver's request is answered within about
+The worker shares the event loop with the HTTP receiver (the gRPC one has a thread and loop
+of its own and hands requests over: see :meth:`Pipeline.admission` and
+:meth:`Pipeline.watch_intake`), so it never holds the loop for long: it processes a request in
+slices of at most :data:`SLICE_SECONDS` and lets the loop run between them, several loop
+iterations each time (a whole 512-span request held the loop for tens of milliseconds, and
+under overload new calls waited seconds to be even refused). A receiver's request is answered within about
 ``max_delay`` seconds: one that, when the worker comes to it, could not be processed by then
 at the measured rate is answered with :class:`QueueFull` and not counted, whatever the drain
 rate was when it was admitted (see :meth:`Pipeline.submit`).
@@ -27,7 +28,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -50,14 +51,25 @@ YIELDS_PER_SLICE = 4
 call per one or two iterations, so one iteration per slice would cap the call rate the processor
 can even refuse (about 250/s with 2 ms slices), and calls beyond it would wait unanswered."""
 _SLICE_CHECK = 4  # spans between two looks at the clock
+INTAKE_LAG_LIMIT = 0.005
+"""Seconds a receiver's intake thread may fall behind before the worker cedes it the interpreter."""
+CEDE_SECONDS = 0.0005
+"""How long the worker sleeps (releasing the GIL) after a slice while the intake is behind, or
+the queue refused a request as full in the last :data:`OVERLOAD_SECONDS`."""
+OVERLOAD_SECONDS = 0.5
 
 
 class PipelineError(LLMPulseError):
     """Base of the reasons a request cannot be taken now."""
 
+    reason = ""
+    """The ``reason`` label it is counted under in ``requests_refused``."""
+
 
 class QueueFull(PipelineError):
     """The queue has no room for the request; retry after ``retry_after`` seconds."""
+
+    reason = M.REFUSE_QUEUE_FULL
 
     def __init__(self, retry_after: float) -> None:
         super().__init__(f"processing queue is full; retry in {retry_after:g}s")
@@ -67,12 +79,16 @@ class QueueFull(PipelineError):
 class DeadlineExceeded(PipelineError):
     """The request waited in the queue past its client's deadline; it was not counted."""
 
+    reason = M.REFUSE_DEADLINE_EXCEEDED
+
     def __init__(self) -> None:
         super().__init__("the request waited past its deadline and was not processed; retry it")
 
 
 class ShuttingDown(PipelineError):
     """The processor is shutting down and takes no more requests."""
+
+    reason = M.REFUSE_SHUTTING_DOWN
 
     def __init__(self) -> None:
         super().__init__("the processor is shutting down; send to another instance or retry later")
@@ -158,6 +174,8 @@ class Pipeline:
         self._resumed = asyncio.Event()
         self._resumed.set()
         self._worker: asyncio.Task[None] | None = None
+        self._intake_lags: list[Callable[[], float]] = []
+        self._full_at = -FULL_WARNING_INTERVAL  # when the queue last refused a request as full
 
     @property
     def closed(self) -> bool:
@@ -174,6 +192,17 @@ class Pipeline:
         if self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="llmpulse-pipeline")
 
+    def watch_intake(self, lag: Callable[[], float]) -> None:
+        """Give way to a receiver running on a thread of its own when ``lag()`` (seconds it is
+        behind) passes :data:`INTAKE_LAG_LIMIT`, and whenever the queue is refusing requests
+        as full (overload: calls come faster than they are drained, and every one must be
+        answered): after each slice the worker then sleeps :data:`CEDE_SECONDS`, releasing the
+        interpreter. Without it the receiver's thread gets the GIL only at the interpreter's
+        switch interval, and under overload, on a loaded machine, calls waited seconds before
+        they were even refused. Under overload the receiver comes first: answering (mostly refusing) every
+        call within its deadline matters more than the spans a second drained meanwhile."""
+        self._intake_lags.append(lag)
+
     def pause(self) -> None:
         """Stop taking requests off the queue (it fills up and then refuses) until :meth:`resume`."""
         self._resumed.clear()
@@ -182,19 +211,29 @@ class Pipeline:
         """Undo :meth:`pause`."""
         self._resumed.set()
 
-    def admit(self, receiver: str) -> None:
-        """Refuse a request before it is even decoded when nothing could be queued now.
+    def admission(self, pending: int = 0) -> QueueFull | ShuttingDown | None:
+        """Why a request arriving now would be refused before it is even decoded (None: it may
+        queue), when nothing could be queued now.
 
-        Saves the decoding under overload; such a request counts in ``requests_refused`` only
-        (its spans were never seen). Raises :class:`QueueFull` or :class:`ShuttingDown`.
+        Saves the decoding under overload; the receiver counts such a request with
+        :meth:`count_refusal`, in ``requests_refused`` only (its spans were never seen). Reads
+        the queue's state and changes nothing, so a receiver on another thread may call it
+        (and then has :meth:`count_refusal` run on the loop); ``pending`` spans are on their way
+        to :meth:`submit` and count as queued. Returned, not raised: a raised exception's
+        traceback and the frame holding it make a reference cycle per refused request.
         """
         if self._closed:
-            self.accounting.refuse(receiver, M.REFUSE_SHUTTING_DOWN, 0)
-            raise ShuttingDown()
-        if self._queued_spans >= self.capacity or self._too_slow(self._queued_spans):
-            self.accounting.refuse(receiver, M.REFUSE_QUEUE_FULL, 0)
+            return ShuttingDown()
+        queued = self._queued_spans + pending
+        if queued >= self.capacity or self._too_slow(queued):
+            return QueueFull(self.retry_after)
+        return None
+
+    def count_refusal(self, receiver: str, refusal: PipelineError) -> None:
+        """Count a request refused with ``refusal`` before it was decoded (on the loop)."""
+        self.accounting.refuse(receiver, refusal.reason, 0)
+        if isinstance(refusal, QueueFull):
             self._warn_full()
-            raise QueueFull(self.retry_after)
 
     @property
     def expected_wait(self) -> float | None:
@@ -258,7 +297,7 @@ class Pipeline:
     def _warn_full(self) -> None:
         # one line per interval, not per refused request: a full queue refuses many per second
         self._full_since_warning += 1
-        now = time.monotonic()
+        now = self._full_at = time.monotonic()
         if now - self._last_full_warning >= FULL_WARNING_INTERVAL:
             logger.warning(
                 "event=queue_full queued_spans=%d capacity=%d refused_requests=%d retry_after=%g",
@@ -351,8 +390,14 @@ class Pipeline:
         uncommitted, and a replica dying then would have the next owner count that half again."""
         steps = self._steps(request, SLICE_SECONDS if sliced else None)
         try:
+            lags = self._intake_lags
             while True:
                 next(steps)
+                if lags and (
+                    time.monotonic() - self._full_at < OVERLOAD_SECONDS
+                    or max(lag() for lag in lags) > INTAKE_LAG_LIMIT
+                ):
+                    time.sleep(CEDE_SECONDS)  # blocks this loop on purpose: the GIL goes to the intake
                 for _ in range(YIELDS_PER_SLICE):
                     await asyncio.sleep(0)
         except StopIteration as done:

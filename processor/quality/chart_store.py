@@ -14,6 +14,10 @@ Charts are keyed by (service, feature, statistic). A file written before charts 
 service is migrated at open: its charts get the service ``""`` (:data:`LEGACY_SERVICE`), and the
 first service that charts the same feature and statistic takes the saved baseline over
 (:meth:`~llmpulse.processor.quality.charts.QualityCharts.load`); saving it deletes the legacy row.
+
+A replica that takes a (service, feature) over claims it first (:meth:`ChartStore.claim`), and its
+saves of that key are refused once another process claimed it after (owner epochs,
+:mod:`~llmpulse.processor.store.fencing`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from llmpulse.processor.quality.store import open_database
+from llmpulse.processor.store.fencing import OWNERS_TABLE, FeatureKey, Fence
 
-__all__ = ["LEGACY_SERVICE", "ChartKey", "ChartStore", "reset_filter"]
+__all__ = ["CHARTS_STATE", "CHART_UPSERT", "LEGACY_SERVICE", "ChartKey", "ChartStore", "reset_filter"]
 
 ChartKey = tuple[str, str, str]
 """(service, feature, statistic)."""
@@ -34,7 +40,8 @@ ChartKey = tuple[str, str, str]
 LEGACY_SERVICE = ""
 """The service of charts saved before charts were kept per service."""
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS spc_charts (
     service TEXT NOT NULL DEFAULT '',
     feature TEXT NOT NULL,
@@ -51,6 +58,17 @@ CREATE TABLE IF NOT EXISTS spc_resets (
     requested REAL NOT NULL
 );
 """
+    + OWNERS_TABLE
+)
+
+CHARTS_STATE = "spc_charts"
+"""The ``state`` of the SPC charts' owner epochs (``key_owners``)."""
+CHART_UPSERT = (
+    "INSERT INTO spc_charts (service, feature, statistic, state, updated, epoch)"
+    " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (service, feature, statistic)"
+    " DO UPDATE SET state = excluded.state, updated = excluded.updated, epoch = excluded.epoch"
+)
+"""Upsert one chart snapshot, with the owner epoch it is written under (``%s`` placeholders)."""
 
 # A file from before per-service charts: the table's key was (feature, statistic).
 _MIGRATE_CHARTS = """
@@ -70,6 +88,12 @@ DROP TABLE spc_charts_by_feature;
 COMMIT;
 """
 _MIGRATE_RESETS = "ALTER TABLE spc_resets ADD COLUMN service TEXT"
+_ADD_EPOCH = "ALTER TABLE spc_charts ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0"
+
+
+def chart_rows(fence: Fence, charts: dict[ChartKey, dict[str, Any]], stamp: float) -> list[tuple[Any, ...]]:
+    """The :data:`CHART_UPSERT` rows of ``charts``, each under its key's held epoch."""
+    return [(v, f, s, json.dumps(state), stamp, fence.epoch((v, f))) for (v, f, s), state in charts.items()]
 
 
 def reset_filter(feature: str, statistic: str | None, service: str | None) -> tuple[str, list[Any]]:
@@ -100,6 +124,9 @@ class ChartStore:
             self._db.executescript(_MIGRATE_CHARTS)
         if "service" not in _columns(self._db, "spc_resets"):
             self._db.execute(_MIGRATE_RESETS)
+        if "epoch" not in _columns(self._db, "spc_charts"):
+            self._db.execute(_ADD_EPOCH)
+        self._fence = Fence(CHARTS_STATE)
 
     def close(self) -> None:
         """Close the connection."""
@@ -112,27 +139,37 @@ class ChartStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def save_charts(self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None) -> None:
+    def claim(self, keys: Collection[FeatureKey], *, now: float | None = None) -> dict[FeatureKey, int]:
+        """Take (service, feature) ``keys`` over: raise their owner epochs and hold the new ones,
+        so a save by their previous owner from now on is refused. Call before reading them."""
+        with self._lock:
+            return self._fence.claim(self._sql, keys, time.time() if now is None else now)
+
+    def _sql(self, sql: str, args: tuple[Any, ...]) -> Any:
+        return self._db.execute(sql.replace("%s", "?"), args)
+
+    def save_charts(
+        self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None
+    ) -> list[ChartKey]:
         """Upsert chart snapshots keyed by (service, feature, statistic); a legacy chart of the
-        same feature and statistic, taken over by a service, is deleted."""
+        same feature and statistic, taken over by a service, is deleted. Returns the charts
+        refused, not written: their key was claimed by another process after this one claimed it."""
         stamp = time.time() if now is None else now
         with self._lock:
-            self._db.execute("BEGIN")
+            self._db.execute("BEGIN IMMEDIATE")  # the write lock first: no claim between check and write
             try:
-                self._db.executemany(
-                    "INSERT INTO spc_charts (service, feature, statistic, state, updated)"
-                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (service, feature, statistic)"
-                    " DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                    [(v, f, s, json.dumps(state), stamp) for (v, f, s), state in charts.items()],
-                )
+                stale = self._fence.refused(self._sql, {(v, f) for v, f, _ in charts})
+                kept = {key: state for key, state in charts.items() if key[:2] not in stale}
+                self._db.executemany(CHART_UPSERT.replace("%s", "?"), chart_rows(self._fence, kept, stamp))
                 self._db.executemany(
                     "DELETE FROM spc_charts WHERE service = ? AND feature = ? AND statistic = ?",
-                    [(LEGACY_SERVICE, f, s) for (v, f, s) in charts if v != LEGACY_SERVICE],
+                    [(LEGACY_SERVICE, f, s) for (v, f, s) in kept if v != LEGACY_SERVICE],
                 )
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+        return [key for key in charts if key[:2] in stale]
 
     def load_charts(self) -> dict[ChartKey, dict[str, Any]]:
         """Every saved chart snapshot."""

@@ -190,7 +190,10 @@ class QualityEngine:
 
     async def resume(self, keys: Collection[tuple[str, str]]) -> None:
         """Take over the SPC charts of (service, feature) ``keys`` from the store (a Kafka owner
-        topic gave this replica their partition): the previous owner's baselines, no new warm-up."""
+        topic gave this replica their partition): the previous owner's baselines, no new warm-up.
+        The keys are claimed first, so a late save by their previous owner is refused from now on
+        (one that came before is in what is read here)."""
+        await asyncio.to_thread(self.chart_store.claim, keys)
         snapshots = await asyncio.to_thread(self.chart_store.load_charts)
         restored = self.charts.resume(keys, snapshots)
         _log.info("event=spc_charts_resumed keys=%d charts=%d", len(keys), restored)
@@ -211,7 +214,7 @@ class QualityEngine:
             return
         if dirty:
             try:
-                self.chart_store.save_charts(dirty)
+                self.metrics.charts_refused(self.chart_store.save_charts(dirty))
             except Exception:  # a store down for a moment: the next owner resumes an older chart
                 _log.exception("event=spc_charts_not_saved charts=%d", len(dirty))
         _log.info(
@@ -394,6 +397,7 @@ class QualityEngine:
                 self._child(self.metrics.flagged, *key, Q.SOURCE_CHECK).inc()
                 if self._check_quota(key):
                     self._flags.save(self._flags.record(sample, (Q.SOURCE_CHECK,), flagging))
+                    self._flags.flagged(sample)
                 else:
                     self._child(self.metrics.store_dropped, Q.STORE_DROP_RATE_LIMITED).inc()
         if (
@@ -438,6 +442,11 @@ class QualityEngine:
             return False
         return True
 
+    def on_flagged(self, listener: Callable[[QualitySample], None] | None) -> None:
+        """Call ``listener`` with each flagged call (check, judge or feedback) of a conversation
+        that carried content, once its record is queued for the store."""
+        self._flags.on_flagged = listener
+
     def observe_feedback(self, event: FeedbackEvent) -> None:
         """Count one feedback event; explicit negative feedback and corrections flag the answer."""
         try:
@@ -463,6 +472,7 @@ class QualityEngine:
             if event.comment:
                 record = dataclasses.replace(record, explanation=f"user: {event.comment}")
             self._flags.save(record)
+            self._flags.flagged(sample)
         except Exception:
             _log.exception("quality engine failed on feedback of service %s feature %s", *event.key)
 

@@ -35,6 +35,17 @@ class FlagWriter:
         self._queue: asyncio.Queue[FlaggedRecord] = asyncio.Queue(_QUEUE_SIZE)
         self._full = metrics.store_dropped.labels(Q.STORE_DROP_QUEUE_FULL)
         self._stored = metrics.stored  # counted after the commit: what a kill cannot take back
+        self.on_flagged: Callable[[QualitySample], None] | None = None
+
+    def flagged(self, sample: QualitySample) -> None:
+        """Tell :attr:`on_flagged` (the agents engine: the session keeps its turns from here)
+        about a flagged call of a conversation that carried content."""
+        hook = self.on_flagged
+        if hook is not None and sample.conversation_id and sample.has_content:
+            try:
+                hook(sample)
+            except Exception:
+                _log.exception("event=flag_listener_failed")
 
     def record(
         self,

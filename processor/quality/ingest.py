@@ -104,6 +104,8 @@ def sample_from_call(call: LLMCall, span: Any | None = None) -> QualitySample:
         app_version=call.app_version or None,
         query_category=call.query_category or None,
         rag_index_version=call.rag_index_version or None,
+        conversation_id=call.conversation_id,
+        environment=call.environment,
     )
 
 

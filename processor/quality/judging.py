@@ -30,12 +30,15 @@ from llmpulse.processor.quality.judge import JudgeError, JudgeUnparseable, LLMJu
 from llmpulse.processor.quality.metrics import QualityMetrics
 from llmpulse.processor.quality.settings import SCOPE_SESSION, QualitySettings
 from llmpulse.processor.quality.types import EvaluationRecord, QualitySample, Verdict
+from llmpulse.processor.store.sessions import SessionVerdict
 
-__all__ = ["EvaluationSink", "JudgeScheduler"]
+__all__ = ["EvaluationSink", "JudgeScheduler", "SessionVerdictSink"]
 
 _log = logging.getLogger(__name__)
 
 EvaluationSink = Callable[[EvaluationRecord], None]
+SessionVerdictSink = Callable[[str, bytes, SessionVerdict], None]
+"""Gets each verdict on a whole conversation: (service, its last turn's trace id, the verdict)."""
 
 # What the judge call in flight on this task has spent so far: [tokens, usd]. Workers judge
 # concurrently; the spend hook finds its call's tally through the task's context.
@@ -88,6 +91,8 @@ class JudgeScheduler:
         self._flags = flags
         self._on_feature = on_feature
         self._sink = evaluation_sink
+        self._clock = clock
+        self.on_session_verdict: SessionVerdictSink | None = None  # captured sessions keep their verdict
         self.queue: asyncio.Queue[QualitySample] = asyncio.Queue(js.queue_size)
 
     @property
@@ -203,11 +208,24 @@ class JudgeScheduler:
                     _log.exception("evaluation sink failed")
         reasons = [f"low_{d}" for d, v in verdict.scores.items() if v <= js.fail_at_or_below]
         bad = verdict_is_bad(verdict, js)
+        if sample.scope == SCOPE_SESSION and self.on_session_verdict is not None:
+            outcome = SessionVerdict(
+                "bad" if bad else "good",
+                verdict.overall,
+                dict(verdict.scores),
+                verdict.explanation,
+                self._clock(),
+            )
+            try:
+                self.on_session_verdict(sample.service, sample.trace_id, outcome)
+            except Exception:
+                _log.exception("session verdict sink failed")
         flags = self._flags
         if bad:
             if verdict.overall < js.flag_overall_below:
                 reasons.insert(0, "low_overall")
             self.metrics.flagged.labels(*key, Q.SOURCE_JUDGE).inc()
             flags.save(flags.record(sample, (Q.SOURCE_JUDGE,), tuple(reasons), verdict, "bad"))
+            flags.flagged(sample)
         elif zlib.crc32(sample.trace_id) < self.settings.audit_rate * 2**32:
             flags.save(flags.record(sample, (Q.SOURCE_AUDIT,), (), verdict, "good"))

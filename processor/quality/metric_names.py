@@ -121,6 +121,7 @@ SPC_LOWER: Final = "llmpulse_spc_lower"
 SPC_ALERT_THRESHOLD: Final = "llmpulse_spc_alert_threshold"
 SPC_ALARM: Final = "llmpulse_spc_alarm"
 SPC_WARMUP: Final = "llmpulse_spc_in_warmup"
+SPC_SAVES_REFUSED_TOTAL: Final = "llmpulse_spc_chart_saves_refused_total"
 USER_POSITIVE_RATIO: Final = "llmpulse_user_explicit_positive_ratio"
 USER_COVERAGE_RATIO: Final = "llmpulse_user_explicit_coverage_ratio"
 USER_CORRECTION_RATIO: Final = "llmpulse_user_correction_ratio"
@@ -202,6 +203,13 @@ QUALITY_METRICS: Final[tuple[MetricSpec, ...]] = (
     ),
     MetricSpec(SPC_ALARM, "gauge", _SPC, "1 when the EWMA is outside its limits (in the bad direction)."),
     MetricSpec(SPC_WARMUP, "gauge", _SPC, "1 while the chart is estimating its baseline."),
+    MetricSpec(
+        SPC_SAVES_REFUSED_TOTAL,
+        "counter",
+        (REASON,),
+        "SPC chart snapshots the store refused to save, by reason (stale_owner: another replica"
+        " took the feature over since this one did).",
+    ),
     MetricSpec(USER_POSITIVE_RATIO, "gauge", _UF, "Share of explicit feedback that is positive."),
     MetricSpec(USER_COVERAGE_RATIO, "gauge", _UF, "Explicit feedback events per response."),
     MetricSpec(USER_CORRECTION_RATIO, "gauge", _UF, "Corrections per response."),

@@ -10,6 +10,7 @@ prometheus-client's process-wide settings.
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,9 +18,11 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from llmpulse.processor.metrics.names import MetricSpec
+from llmpulse.processor.metrics.names import SAVE_REFUSED_REASONS, SAVE_REFUSED_STALE_OWNER, MetricSpec
 from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.spc.ewma import ChartState
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["QualityMetrics"]
 
@@ -90,6 +93,9 @@ class QualityMetrics:
         self._chart_children: dict[tuple[tuple[str, str], str], tuple[Any, ...]] = {}
         self.spc_alarm = m[Q.SPC_ALARM]
         self.spc_warmup = m[Q.SPC_WARMUP]
+        self.spc_saves_refused = m[Q.SPC_SAVES_REFUSED_TOTAL]
+        for reason in SAVE_REFUSED_REASONS:
+            self.spc_saves_refused.labels(reason)
         self.user = {
             "positive": m[Q.USER_POSITIVE_RATIO],
             "coverage": m[Q.USER_COVERAGE_RATIO],
@@ -105,6 +111,18 @@ class QualityMetrics:
         self.canary_last_run = m[Q.CANARY_LAST_RUN]
         self.judge_tokens.labels("input")
         self.judge_tokens.labels("output")
+
+    def charts_refused(self, refused: list[tuple[str, str, str]]) -> None:
+        """Count (and log) chart snapshots the store refused: another replica owns their feature now."""
+        if not refused:
+            return
+        self.spc_saves_refused.labels(SAVE_REFUSED_STALE_OWNER).inc(len(refused))
+        _log.warning(
+            "event=spc_charts_save_refused reason=%s charts=%d features=%s",
+            SAVE_REFUSED_STALE_OWNER,
+            len(refused),
+            ",".join(sorted({f"{service}/{feature}" for service, feature, _ in refused})),
+        )
 
     def set_judge(self, model: str, prompt_version: str) -> None:
         """Export the judge configuration in use (one series: the previous one is removed)."""

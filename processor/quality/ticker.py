@@ -81,7 +81,7 @@ class Ticker:
         """Persist the charts changed since the last save."""
         dirty = self._charts.take_dirty()
         if dirty:
-            await asyncio.to_thread(self._chart_store.save_charts, dirty)
+            self._metrics.charts_refused(await asyncio.to_thread(self._chart_store.save_charts, dirty))
 
     async def tick(self) -> None:
         """Apply reset requests, persist changed charts, enforce retention, refresh gauges."""

@@ -74,6 +74,10 @@ class QualitySample:
     scope: str = "call"
     """``call`` (one LLM call) or ``session`` (a whole conversation in ``input_messages``,
     judged on the session dimensions)."""
+    conversation_id: str = ""
+    environment: str = ""
+    """The call's conversation and ``deployment.environment`` ("" when none; set on samples
+    with content): a flagged call's open session starts keeping its turns from it."""
 
     @property
     def key(self) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from llmpulse.contract.redaction import Redactor
 from llmpulse.processor.quality.chart_store import ChartStore
 from llmpulse.processor.quality.store import FlaggedStore
 from llmpulse.processor.store.protocols import StateStore, StoreUnavailable
+from llmpulse.processor.store.sessions import SqliteSessions
 from llmpulse.processor.store.sqlite_budget import SqliteBudgetLedger
 from llmpulse.processor.store.sqlite_references import SqliteReferences
 
@@ -41,7 +42,12 @@ def open_store(
             location, retention_days=retention_days, retention_rows=retention_rows, redactor=redactor
         )
         return StateStore(
-            flagged, ChartStore(location), SqliteBudgetLedger(location), SqliteReferences(location), location
+            flagged,
+            ChartStore(location),
+            SqliteBudgetLedger(location),
+            SqliteReferences(location),
+            SqliteSessions(location, retention_days=retention_days, redactor=redactor),
+            location,
         )
     except (sqlite3.Error, OSError) as exc:
         raise StoreUnavailable(f"cannot open the SQLite store at {location}: {exc}") from None

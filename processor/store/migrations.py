@@ -13,9 +13,11 @@ import time
 from typing import Any
 
 from llmpulse.processor.quality.store import SCOPE_COLUMNS
+from llmpulse.processor.store.fencing import OWNERS_TABLE
 from llmpulse.processor.store.protocols import StoreSchemaError
+from llmpulse.processor.store.sessions import SESSION_TABLES
 from llmpulse.processor.store.sqlite_budget import BUDGET_TABLE
-from llmpulse.processor.store.sqlite_references import REFERENCES_TABLE
+from llmpulse.processor.store.sqlite_references import ADD_EPOCH, REFERENCES_TABLE
 
 __all__ = ["ADVISORY_LOCK", "MIGRATIONS", "migrate"]
 
@@ -74,6 +76,12 @@ CREATE TABLE spc_resets (
         3,
         "flagged samples record response model, prompt, app and RAG index versions, query category",
         "".join(f"ALTER TABLE flagged ADD COLUMN {column} TEXT;\n" for column in SCOPE_COLUMNS),
+    ),
+    (4, "captured sessions and their turns", SESSION_TABLES.format(id="BIGSERIAL PRIMARY KEY")),
+    (
+        5,
+        "owner epochs per (service, feature); the epoch each chart and reference was saved under",
+        f"ALTER TABLE spc_charts ADD COLUMN epoch BIGINT NOT NULL DEFAULT 0;\n{ADD_EPOCH};\n{OWNERS_TABLE}",
     ),
 )
 """(version, what it does, SQL), in order."""

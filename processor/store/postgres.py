@@ -11,20 +11,30 @@ What differs from SQLite, by design:
 
 * reset requests are not deleted when read: every replica keeps the id of the last one it
   applied, so each replica applies every request once (requests older than a day are pruned);
-* ids come from a sequence, so two replicas storing at once never collide.
+* ids come from a sequence, so two replicas storing at once never collide;
+* a save of a claimed key locks the key's owner epoch row (``FOR SHARE``) in the save's
+  transaction, so a take-over's claim waits for it or refuses it (:mod:`~llmpulse.processor.store.fencing`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
 from llmpulse.contract.redaction import Redactor
-from llmpulse.processor.quality.chart_store import LEGACY_SERVICE, ChartKey, reset_filter
+from llmpulse.processor.quality.chart_store import (
+    CHART_UPSERT,
+    CHARTS_STATE,
+    LEGACY_SERVICE,
+    ChartKey,
+    chart_rows,
+    reset_filter,
+)
 from llmpulse.processor.quality.store import (
     AGREEMENT_SQL,
     INSERT_COLUMNS,
@@ -36,6 +46,7 @@ from llmpulse.processor.quality.store import (
     record_row,
     sample_from_row,
 )
+from llmpulse.processor.store.fencing import FeatureKey, Fence
 from llmpulse.processor.store.migrations import migrate
 from llmpulse.processor.store.protocols import (
     Admission,
@@ -45,14 +56,16 @@ from llmpulse.processor.store.protocols import (
     StoreReadOnly,
     StoreUnavailable,
 )
+from llmpulse.processor.store.sessions import SessionLog
 from llmpulse.processor.store.sqlite_budget import ADMIT_SQL, SETTLE_SQL
-from llmpulse.processor.store.sqlite_references import UPSERT_REFERENCE
+from llmpulse.processor.store.sqlite_references import REFERENCES_STATE, UPSERT_REFERENCE
 
 __all__ = [
     "PostgresBudget",
     "PostgresCharts",
     "PostgresFlagged",
     "PostgresReferences",
+    "PostgresSessions",
     "masked",
     "open_postgres",
 ]
@@ -119,16 +132,17 @@ def open_postgres(
         charts=PostgresCharts(shared),
         budget=PostgresBudget(shared),
         references=PostgresReferences(shared),
+        sessions=PostgresSessions(shared, retention_days=retention_days, redactor=redactor),
         location=where,
     )
 
 
 class _Pool:
-    """The pool the three parts share; closed when the last part closes."""
+    """The pool the parts share; closed when the last part closes."""
 
     def __init__(self, pool: Any) -> None:
         self.pool = pool
-        self.users = 4
+        self.users = 5
 
     def connection(self) -> Any:
         return self.pool.connection()
@@ -251,26 +265,34 @@ class PostgresCharts:
         with pool.connection() as conn:
             # Requests made before this replica started are already in the saved charts (deleted).
             self._seen = int(conn.execute("SELECT COALESCE(MAX(id), 0) FROM spc_resets").fetchone()[0])
+        self._fence = Fence(CHARTS_STATE)
 
     def close(self) -> None:
         """Give the shared pool back."""
         self._pool.release()
 
-    def save_charts(self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None) -> None:
-        """Upsert chart snapshots; a legacy chart of the same feature and statistic is deleted."""
+    def claim(self, keys: Collection[FeatureKey], *, now: float | None = None) -> dict[FeatureKey, int]:
+        """Take (service, feature) ``keys`` over: raise their owner epochs and hold the new ones,
+        so a save by their previous owner from now on is refused. Call before reading them."""
+        return _claim(self._pool, self._fence, keys, now)
+
+    def save_charts(
+        self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None
+    ) -> list[ChartKey]:
+        """Upsert chart snapshots; a legacy chart of the same feature and statistic is deleted.
+        Returns the charts refused, not written: their key was claimed by another process after
+        this one claimed it."""
         stamp = time.time() if now is None else now
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO spc_charts (service, feature, statistic, state, updated)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (service, feature, statistic)"
-                " DO UPDATE SET state = excluded.state, updated = excluded.updated",
-                [(v, f, s, json.dumps(state), stamp) for (v, f, s), state in charts.items()],
-            )
-            legacy = [(LEGACY_SERVICE, f, s) for (v, f, s) in charts if v != LEGACY_SERVICE]
+            stale = self._fence.refused(cur.execute, {(v, f) for v, f, _ in charts}, lock=" FOR SHARE")
+            kept = {key: state for key, state in charts.items() if key[:2] not in stale}
+            cur.executemany(CHART_UPSERT, chart_rows(self._fence, kept, stamp))
+            legacy = [(LEGACY_SERVICE, f, s) for (v, f, s) in kept if v != LEGACY_SERVICE]
             if legacy:
                 cur.executemany(
                     "DELETE FROM spc_charts WHERE service = %s AND feature = %s AND statistic = %s", legacy
                 )
+        return [key for key in charts if key[:2] in stale]
 
     def load_charts(self) -> dict[ChartKey, dict[str, Any]]:
         """Every saved chart snapshot."""
@@ -345,20 +367,60 @@ class PostgresReferences:
 
     def __init__(self, pool: _Pool) -> None:
         self._pool = pool
+        self._fence = Fence(REFERENCES_STATE)
 
     def close(self) -> None:
         """Give the shared pool back."""
         self._pool.release()
 
-    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None:
-        """Upsert one blob per (service, feature), in one transaction."""
+    def claim(self, keys: Collection[FeatureKey], *, now: float | None = None) -> dict[FeatureKey, int]:
+        """Take (service, feature) ``keys`` over (see :meth:`PostgresCharts.claim`)."""
+        return _claim(self._pool, self._fence, keys, now)
+
+    def save_references(
+        self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None
+    ) -> list[FeatureKey]:
+        """Upsert one blob per (service, feature), in one transaction; returns the keys refused
+        (claimed by another process after this one claimed them)."""
         stamp = time.time() if now is None else now
-        rows = [(service, feature, blob, stamp) for (service, feature), blob in blobs.items()]
         with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+            stale = self._fence.refused(cur.execute, blobs, lock=" FOR SHARE")
+            rows = [
+                (*key, blob, stamp, self._fence.epoch(key)) for key, blob in blobs.items() if key not in stale
+            ]
             cur.executemany(UPSERT_REFERENCE, rows)
+        return sorted(stale)
 
     def load_references(self) -> dict[tuple[str, str], bytes]:
         """Every stored blob by (service, feature)."""
         with self._pool.connection() as conn:
             rows = conn.execute("SELECT service, feature, data FROM drift_references").fetchall()
         return {(str(s), str(f)): bytes(d) for s, f, d in rows}
+
+
+class PostgresSessions(SessionLog):
+    """Captured sessions (``sessions``, ``session_turns``): the statements are
+    :class:`~llmpulse.processor.store.sessions.SessionLog`'s, each call one transaction."""
+
+    def __init__(
+        self, pool: _Pool, *, retention_days: float = 30.0, redactor: Redactor | None = None
+    ) -> None:
+        super().__init__(retention_days=retention_days, redactor=redactor)
+        self._pool = pool
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._pool.connection() as conn, conn.transaction():
+            yield conn
+
+    def close(self) -> None:
+        """Give the shared pool back."""
+        self._pool.release()
+
+
+def _claim(
+    pool: _Pool, fence: Fence, keys: Collection[FeatureKey], now: float | None
+) -> dict[FeatureKey, int]:
+    """Claim ``keys`` on a connection in autocommit mode: each claim commits before the caller reads."""
+    with pool.connection() as conn:
+        return fence.claim(conn.execute, keys, time.time() if now is None else now)

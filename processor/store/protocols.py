@@ -5,9 +5,11 @@ satisfy, and :class:`StateStore` holding one of each::
 
     StateStore
      +-- flagged: FlaggedSamples   flagged samples, human labels, judge agreement, retention
-     +-- charts:  ChartSnapshots   SPC chart snapshots by (service, feature, statistic), resets
+     +-- charts:  ChartSnapshots   SPC chart snapshots by (service, feature, statistic), resets,
+     |                             owner epochs (a stale owner's save is refused)
      +-- budget:  BudgetLedger     the judge's spend per UTC day, admitted atomically
      +-- references: DriftReferences  the drift engine's frozen references, a blob per (service, feature)
+     +-- sessions: SessionTranscripts  captured sessions: turns, totals, session-judge verdict
 
 Errors::
 
@@ -18,12 +20,13 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from llmpulse.processor.quality.chart_store import ChartKey
 from llmpulse.processor.quality.store import FlaggedRecord, StoredSample
+from llmpulse.processor.store.sessions import SessionRecord, SessionVerdict, StoredSession
 
 __all__ = [
     "Admission",
@@ -33,6 +36,7 @@ __all__ = [
     "DriftReferences",
     "FlaggedSamples",
     "ResetRequest",
+    "SessionTranscripts",
     "StateStore",
     "StoreError",
     "StoreReadOnly",
@@ -88,9 +92,20 @@ class FlaggedSamples(Protocol):
 
 @runtime_checkable
 class ChartSnapshots(Protocol):
-    """SPC chart snapshots keyed by (service, feature, statistic) and pending reset requests."""
+    """SPC chart snapshots keyed by (service, feature, statistic) and pending reset requests.
 
-    def save_charts(self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None) -> None: ...
+    ``claim`` takes (service, feature) keys over (a Kafka owner topic gave this process their
+    partition): it raises their owner epochs, and from then on ``save_charts`` refuses, and
+    returns, the charts of keys another process claimed after this one (a stale owner's save,
+    :mod:`~llmpulse.processor.store.fencing`). Keys never claimed are saved unfenced.
+    """
+
+    def claim(
+        self, keys: Collection[tuple[str, str]], *, now: float | None = None
+    ) -> dict[tuple[str, str], int]: ...
+    def save_charts(
+        self, charts: dict[ChartKey, dict[str, Any]], *, now: float | None = None
+    ) -> list[ChartKey]: ...
     def load_charts(self) -> dict[ChartKey, dict[str, Any]]: ...
     def request_reset(
         self, feature: str, statistic: str | None = None, *, service: str | None = None
@@ -132,10 +147,38 @@ class BudgetLedger(Protocol):
 @runtime_checkable
 class DriftReferences(Protocol):
     """Frozen drift references, one opaque blob per (service, feature)
-    (:func:`~llmpulse.processor.drift.persist.encode_reference` makes them)."""
+    (:func:`~llmpulse.processor.drift.persist.encode_reference` makes them); ``claim`` and the
+    keys ``save_references`` refuses as :class:`ChartSnapshots` has them."""
 
-    def save_references(self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None) -> None: ...
+    def claim(
+        self, keys: Collection[tuple[str, str]], *, now: float | None = None
+    ) -> dict[tuple[str, str], int]: ...
+    def save_references(
+        self, blobs: dict[tuple[str, str], bytes], *, now: float | None = None
+    ) -> list[tuple[str, str]]: ...
     def load_references(self) -> dict[tuple[str, str], bytes]: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class SessionTranscripts(Protocol):
+    """Captured sessions (:mod:`~llmpulse.processor.store.sessions`), bounded in content bytes."""
+
+    def add_session(self, record: SessionRecord, *, now: float | None = None) -> int: ...
+    def set_verdict(self, service: str, last_trace_id: bytes, verdict: SessionVerdict) -> bool: ...
+    def sessions(
+        self,
+        *,
+        service: str | None = None,
+        feature: str | None = None,
+        verdict: str | None = None,
+        limit: int | None = 20,
+    ) -> list[StoredSession]: ...
+    def session(self, session_id: int) -> StoredSession | None: ...
+    def session_of_trace(self, trace_id: bytes) -> int | None: ...
+    def flagged_in_session(self, session_id: int) -> list[tuple[int, str]]: ...
+    def prune_sessions(self, *, max_bytes: int, now: float | None = None) -> int: ...
+    def count_sessions(self) -> int: ...
     def close(self) -> None: ...
 
 
@@ -147,12 +190,13 @@ class StateStore:
     charts: ChartSnapshots
     budget: BudgetLedger
     references: DriftReferences
+    sessions: SessionTranscripts
     location: str
     """Where the state lives, safe to log (a URL's password is masked)."""
 
     def close(self) -> None:
         """Close every part."""
-        for part in (self.references, self.budget, self.charts, self.flagged):
+        for part in (self.sessions, self.references, self.budget, self.charts, self.flagged):
             part.close()
 
     def __enter__(self) -> StateStore:

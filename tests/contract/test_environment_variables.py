@@ -12,7 +12,7 @@ from llmpulse.processor.settings import FIELDS
 REPO = Path(__file__).resolve().parents[2]
 MODULE = REPO / "core" / "contract" / "environment_variables.py"
 # Where a variable can be named: the source tree and the shipped config files.
-SOURCES = ("core", "processor", "instrumentation", "benchmarks", "scripts", "collector", "alerting")
+SOURCES = ("core", "processor", "instrumentation", "benchmarks", "scripts", "collector", "alerting", "deploy")
 CONFIG_FILES = ("otel-collector.yaml", "docker-compose.yml", "Dockerfile")
 SUFFIXES = {".py", ".pth", ".yaml", ".yml", ".sh", ".toml"}
 DOCS = (*sorted((REPO / "docs").rglob("*.md")), REPO / "README.md")

@@ -80,3 +80,20 @@ def test_charts_and_samples_share_one_file(tmp_path: Path) -> None:
     with contextlib.closing(sqlite3.connect(db)) as reader:
         tables = {row[0] for row in reader.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"flagged", "spc_charts", "spc_resets"} <= tables
+
+
+def test_a_file_from_before_owner_epochs_gains_the_column_and_keeps_its_charts(tmp_path: Path) -> None:
+    path = tmp_path / "quality.db"
+    with contextlib.closing(sqlite3.connect(path)) as db:  # spc_charts as written before owner epochs
+        db.executescript(
+            "CREATE TABLE spc_charts (service TEXT NOT NULL DEFAULT '', feature TEXT NOT NULL,"
+            " statistic TEXT NOT NULL, state TEXT NOT NULL, updated REAL NOT NULL,"
+            " PRIMARY KEY (service, feature, statistic));"
+            "INSERT INTO spc_charts VALUES ('shop', 'support', 'error_rate', '{\"index\": 4}', 1);"
+        )
+    with ChartStore(path) as store:
+        assert store.load_charts() == {("shop", "support", "error_rate"): {"index": 4}}
+        assert store.claim([("shop", "support")]) == {("shop", "support"): 1}
+        assert store.save_charts({("shop", "support", "error_rate"): {"index": 5}}) == []
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT state, epoch FROM spc_charts").fetchall() == [('{"index": 5}', 1)]

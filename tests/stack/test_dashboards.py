@@ -8,8 +8,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from llmpulse.console.health import QUERIES as CONSOLE_QUERIES
 from llmpulse.processor.metrics import names as M
+from llmpulse.processor.quality import metric_names as Q
 from llmpulse.stack import components
+from tests.stack.replica_queries import split_by_replica
 
 REPO = components.REPO_ROOT
 LLM_DASHBOARDS = ("llmpulse-overview", "llmpulse-model-versions")
@@ -119,3 +122,38 @@ def test_engine_dashboards_filter_on_service_and_feature(
         for query in queries:
             filtered = '"$feature"' in query.expr and '"$service"' in query.expr
             assert filtered or any(name in query.expr for name in unfiltered), query
+
+
+def test_the_replica_check_finds_a_per_key_series_kept_per_instance() -> None:
+    """The check below can fail: raw gauges, ``by (instance, ...)`` and a function alone keep
+    ``instance``; ``max by (service, feature)``, ``sum(...)`` and ``without (instance)`` drop it."""
+    assert split_by_replica('llmpulse_spc_ewma{service=~"$service"}') == [Q.SPC_EWMA]
+    assert split_by_replica(f"max by (instance, feature) ({Q.SPC_EWMA})") == [Q.SPC_EWMA]
+    assert split_by_replica(f"time() - {Q.CANARY_LAST_RUN}") == [Q.CANARY_LAST_RUN]
+    assert split_by_replica(f"rate({M.REQUESTS_TOTAL}[5m])") == [M.REQUESTS_TOTAL]
+    assert split_by_replica(f"max by (service, feature) ({Q.SPC_EWMA}) > 0") == []
+    assert split_by_replica(f'sum(rate({M.REQUESTS_TOTAL}{{feature=~"a(b)"}}[5m]))') == []
+    assert split_by_replica(f"max without (instance, pod) ({Q.CANARY_PASS})") == []
+    assert (
+        split_by_replica(f"histogram_quantile(0.9, sum by (le) (rate({M.OPERATION_DURATION}_bucket[5m])))")
+        == []
+    )
+    assert split_by_replica(f"max by (instance) ({Q.JUDGE_QUEUE_SAMPLES})") == []  # per replica, not per key
+
+
+def test_per_key_series_are_read_without_the_replica_instance(
+    dashboard_queries: list[Any], rule_groups: list[dict[str, Any]]
+) -> None:
+    """With several processor replicas every panel, every recording rule and the console's home
+    page show one series per (service, feature) or probe, whichever replica exports it."""
+    split = [f"{q}  <- {', '.join(names)}" for q in dashboard_queries if (names := split_by_replica(q.expr))]
+    rules = [
+        f"{rule['record']}: {', '.join(names)}"
+        for group in rule_groups
+        for rule in group["rules"]
+        if "record" in rule and (names := split_by_replica(rule["expr"]))
+    ]
+    console = [f"console home {name}: {q}" for name, q in CONSOLE_QUERIES.items() if split_by_replica(q)]
+    assert not split + rules + console, "per-key series kept per replica instance:\n" + "\n".join(
+        split + rules + console
+    )

@@ -84,7 +84,34 @@ def test_a_database_at_version_2_gains_the_scope_columns_and_keeps_its_rows(
         (old,) = state.flagged.query(limit=None)
         assert old.record.model == "gpt-4o-mini" and old.record.prompt_version is None
     assert [v for v, _ in migrations_table(url)] == [v for v, _, _ in MIGRATIONS]
-    assert MIGRATIONS[-1][0] == 3
+    assert MIGRATIONS[2][0] == 3  # the migration this test is about (later ones apply too)
+
+
+def test_a_database_at_version_4_gains_owner_epochs_and_keeps_its_charts_and_references(
+    new_pg_database: Callable[[], str],
+) -> None:
+    url = new_pg_database()
+    with psycopg.connect(url) as conn:  # what an llmpulse before migration 5 left behind
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " applied DOUBLE PRECISION NOT NULL)"
+        )
+        for version, name, sql in MIGRATIONS[:4]:
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, 0)", (version, name))
+        conn.execute("INSERT INTO spc_charts VALUES ('shop', 'support', 'error_rate', '{\"index\": 4}', 1)")
+        conn.execute("INSERT INTO drift_references VALUES ('shop', 'support', 'v1', 1)")
+    key = ("shop", "support")
+    with open_store(url) as state:
+        assert state.charts.load_charts() == {(*key, "error_rate"): {"index": 4}}
+        assert state.references.load_references() == {key: b"v1"}
+        assert state.charts.claim([key]) == {key: 1}
+        assert state.charts.save_charts({(*key, "error_rate"): {"index": 5}}) == []
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT epoch FROM spc_charts").fetchall() == [(1,)]  # saved under its claim
+        assert conn.execute("SELECT epoch FROM drift_references").fetchall() == [(0,)]  # never claimed
+    assert [v for v, _ in migrations_table(url)] == [v for v, _, _ in MIGRATIONS]
+    assert MIGRATIONS[4][0] == 5  # the migration this test is about
 
 
 def test_processes_migrating_at_once_all_start(new_pg_database: Callable[[], str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llmpulse.processor.quality.chart_store import LEGACY_SERVICE
 from llmpulse.processor.quality.store import FlaggedRecord
+from llmpulse.processor.store.factory import open_store
 from llmpulse.processor.store.protocols import (
     Admission,
     BudgetLedger,
@@ -193,3 +194,35 @@ def test_drift_references_upsert_per_service_and_feature(state: StateStore) -> N
     refs.save_references({("shop", "support"): blob, ("bank", "support"): b"v1"}, now=NOW)
     refs.save_references({("bank", "support"): b"v2"})
     assert refs.load_references() == {("shop", "support"): blob, ("bank", "support"): b"v2"}
+
+
+def test_a_stale_owner_save_is_refused_after_another_process_claimed_the_key(store_location: str) -> None:
+    """Two processes on one store: the old owner's late save after the new owner's claim is refused
+    (charts and references alike); the new owner's state survives; unclaimed keys save unfenced."""
+    key, other = ("shop", "support"), ("shop", "search")
+    with open_store(store_location) as old, open_store(store_location) as new:
+        assert old.charts.claim([key]) == {key: 1}
+        assert old.references.claim([key]) == {key: 1}
+        assert old.charts.save_charts({(*key, "judge_score"): {"index": 1}}) == []
+        assert old.references.save_references({key: b"old-1"}) == []
+
+        assert new.charts.claim([key]) == {key: 2}  # the take-over, then the read
+        assert new.references.claim([key]) == {key: 2}
+        assert new.charts.load_charts() == {(*key, "judge_score"): {"index": 1}}
+        assert new.charts.save_charts({(*key, "judge_score"): {"index": 2}}) == []
+        assert new.references.save_references({key: b"new-2"}) == []
+
+        late = {
+            (*key, "judge_score"): {"index": 9},
+            (*key, "error_rate"): {"index": 9},
+            (*other, "error_rate"): {},
+        }
+        assert sorted(old.charts.save_charts(late)) == [(*key, "error_rate"), (*key, "judge_score")]
+        assert old.references.save_references({key: b"old-late", other: b"other"}) == [key]
+
+        assert new.charts.load_charts() == {(*key, "judge_score"): {"index": 2}, (*other, "error_rate"): {}}
+        assert new.references.load_references() == {key: b"new-2", other: b"other"}
+        assert old.charts.claim([key]) == {key: 3}  # the key comes back: the old process owns it again
+        assert old.charts.save_charts({(*key, "judge_score"): {"index": 3}}) == []
+        assert new.charts.save_charts({(*key, "judge_score"): {"index": 8}}) == [(*key, "judge_score")]
+        assert old.charts.load_charts()[(*key, "judge_score")] == {"index": 3}
