@@ -143,9 +143,12 @@ def _timeline(*spec: tuple[float, float]) -> list[tuple[float, float]]:
 
 
 # The abandonment surge lasts 90 minutes: its risk gauge needs most of an hour of the surge's
-# calls in its window, then the alert's `for: 30m`.
+# calls in its window, then the alert's `for: 30m`. 40 minutes after the topic shift: the
+# on-call's refreeze takes its new drift reference from the next 150 support-chat prompts,
+# about 20 real seconds of traffic (not compressed); a reference frozen while the surge began
+# held its prompt mix, and the returning normal prompts then drifted (LLMPulseInputDrift).
 _T = _timeline(
-    (20, 10), (40, 10), (40, 10), (60, 10), (30, 10), (90, 10), (25, 10), (20, 10), (20, 10), (60, 0)
+    (20, 10), (40, 10), (40, 10), (60, 10), (30, 40), (90, 10), (25, 10), (20, 10), (20, 10), (60, 0)
 )  # fmt: skip
 
 INCIDENTS: tuple[Incident, ...] = (
@@ -236,8 +239,14 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         "survivorship risk|abandoned per call",
         where="app",
-        # the users who abandon end their conversation: the session alerts see it too
-        side_effects=("LLMPulseSessionAbandonmentHigh", "LLMPulseSessionSurvivorshipBiasRisk"),
+        # the users who abandon end their conversation: the session alerts see it too; and the
+        # prompts are then mostly first questions (other openers than follow-ups): an input mix
+        # the drift test may tell from the usual one
+        side_effects=(
+            "LLMPulseSessionAbandonmentHigh",
+            "LLMPulseSessionSurvivorshipBiasRisk",
+            "LLMPulseInputDrift",
+        ),
         requires="llmpulse_user_survivorship_risk",
     ),
     Incident(
@@ -300,8 +309,9 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         "sessions ended after the first answer|abandoned per call",
         where="app",
-        # the few who stay and rate are as happy as ever: the session survivorship risk is right too
-        side_effects=("LLMPulseSessionSurvivorshipBiasRisk",),
+        # the few who stay and rate are as happy as ever: the session survivorship risk is right
+        # too; mostly first questions, as in the abandonment surge: the input drift test too
+        side_effects=("LLMPulseSessionSurvivorshipBiasRisk", "LLMPulseInputDrift"),
         requires="llmpulse_sessions_total",
     ),
 )
