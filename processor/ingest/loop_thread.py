@@ -42,12 +42,12 @@ class LoopThread:
             return 0.0
         return max(self._late, time.monotonic() - self._due)
 
-    def _tick(self) -> None:
-        assert self.loop is not None
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        # ``loop``, not ``self.loop``: :meth:`stop` clears that before the loop runs its last turn.
         now = time.monotonic()
         self._late = max(0.0, now - self._due)
         self._due = now + TICK_SECONDS
-        self.loop.call_at(self.loop.time() + TICK_SECONDS, self._tick)
+        loop.call_at(loop.time() + TICK_SECONDS, self._tick, loop)
 
     def start(self) -> None:
         """Start the thread and its loop (returns once the loop runs)."""
@@ -60,7 +60,7 @@ class LoopThread:
             asyncio.set_event_loop(loop)
             loop.call_soon(ready.set)
             self._due = time.monotonic()
-            loop.call_soon(self._tick)
+            loop.call_soon(self._tick, loop)
             try:
                 loop.run_forever()
             finally:

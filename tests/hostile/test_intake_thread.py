@@ -35,6 +35,24 @@ async def test_a_loop_thread_runs_coroutines_on_its_own_thread_and_stops() -> No
         await intake.run(where())
 
 
+def test_ticks_due_while_stopping_raise_nothing() -> None:
+    """``stop`` clears ``loop`` before the thread's loop runs its last turns: a tick due in that
+    window must not fail (it did, as an AssertionError traceback on stderr of a `serve` that
+    stopped at start-up, e.g. on unreachable Kafka brokers)."""
+    intake = LoopThread("test-stopping")
+    intake.start()
+    loop = intake.loop
+    assert loop is not None
+    errors: list[dict[str, object]] = []
+    loop.call_soon_threadsafe(loop.set_exception_handler, lambda _loop, context: errors.append(context))
+    time.sleep(2 * TICK_SECONDS)
+    intake.loop = None  # the first half of stop(), held open for a few ticks
+    time.sleep(6 * TICK_SECONDS)
+    intake.loop = loop
+    intake.stop()
+    assert errors == []
+
+
 def test_the_lag_shows_a_thread_kept_from_the_interpreter() -> None:
     intake = LoopThread("test-lag")
     intake.start()
