@@ -18,7 +18,13 @@ received = accepted + rejected + refused), and its resident memory after the pha
 peak. Targets: the processor as installed, and with ``--baseline-python`` another install (e.g.
 a venv of an older commit) run the same way, in the same run.
 
-Usage: ``python benchmarks/bench_overload.py [--seconds 20] [--factors 1 2 4] [--baseline-python PATH]``.
+``--protocol http`` does the same over OTLP/HTTP (``POST /v1/traces``, protobuf): the closed loop
+of ``bench_http.py`` for the sustainable rate, and an open loop of POSTs, each on an idle
+keep-alive connection or a new one, with the same 10 s timeout; outcomes are then HTTP statuses
+(``200``, ``429``, ``503``), ``timeout`` or ``error``.
+
+Usage: ``python benchmarks/bench_overload.py [--protocol grpc|http] [--seconds 20] [--factors 1 2 4]
+[--baseline-python PATH]``.
 """
 
 from __future__ import annotations
@@ -33,11 +39,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import aiohttp
 import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import otlp_load
+from bench_http import run_load as http_closed_loop
 from bench_processor import free_port, metric_sum, rss_mb, scrape, wait_until
 from otlp_load import EXPORT, SPANS_PER_REQUEST, build_requests
 
@@ -63,7 +71,9 @@ class Outcome:
     peak_rss_mb: float = 0.0
 
 
-def _serve(python: str, state: Path, engines: bool) -> tuple[subprocess.Popen[bytes], int, str]:
+def _serve(
+    python: str, state: Path, engines: bool, protocol: str
+) -> tuple[subprocess.Popen[bytes], int, str]:
     grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
     config = state / "processor.toml"
     config.write_text(
@@ -77,7 +87,7 @@ def _serve(python: str, state: Path, engines: bool) -> tuple[subprocess.Popen[by
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{admin_port}/metrics"
     wait_until(lambda: _scrapes(url), "the processor's metrics endpoint")
-    return process, grpc_port, url
+    return process, grpc_port if protocol == "grpc" else http_port, url
 
 
 def _scrapes(url: str) -> bool:
@@ -105,12 +115,15 @@ def _queue_empty(url: str) -> bool:
     return metric_sum(scrape(url), "llmpulse_processor_queue_spans") == 0
 
 
-def _probe(port: int, url: str, spans: int, concurrency: int) -> float:
+def _probe(port: int, url: str, spans: int, concurrency: int, protocol: str) -> float:
     """Spans per second the target takes in a closed loop (the throughput bench's load), up to
     the moment its queue is empty again: a queue holds up to a second of work, so the time to
     the last answer alone would overstate the rate, the more so the shorter the probe."""
     begin = time.perf_counter()
-    report = asyncio.run(otlp_load.run(f"127.0.0.1:{port}", spans, concurrency, pool=16))
+    if protocol == "grpc":
+        report = asyncio.run(otlp_load.run(f"127.0.0.1:{port}", spans, concurrency, pool=16))
+    else:
+        report = asyncio.run(http_closed_loop("127.0.0.1", port, spans, concurrency, pool=16))
     wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
     return float(report["sent_spans"]) / (time.perf_counter() - begin)  # type: ignore[arg-type]
 
@@ -151,17 +164,57 @@ async def _overload(port: int, requests: list[bytes], rate: float, seconds: floa
             await channel.close()
 
 
+async def _overload_http(port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome) -> None:
+    """Open loop of POSTs at ``rate`` spans/s; each goes out on an idle keep-alive connection or
+    a new one (HTTP/1.1 carries one request at a time per connection; no cap, so that no request
+    waits on the client's side for a connection)."""
+    interval = SPANS_PER_REQUEST / rate
+    url = f"http://127.0.0.1:{port}/v1/traces"
+    headers = {"Content-Type": "application/x-protobuf"}
+    timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
+        async def one(n: int) -> None:
+            started = time.perf_counter()
+            try:
+                async with session.post(
+                    url, data=requests[n % len(requests)], headers=headers, timeout=timeout
+                ) as r:
+                    await r.read()
+                    code = str(r.status)
+                if r.status == 200:
+                    out.acked_spans += SPANS_PER_REQUEST
+            except TimeoutError:
+                code = "timeout"
+            except aiohttp.ClientError as exc:
+                code = f"error ({type(exc).__name__})"
+            seconds = time.perf_counter() - started
+            out.latencies.append(seconds)
+            out.codes[code] = out.codes.get(code, 0) + 1
+            out.slowest[code] = max(seconds, out.slowest.get(code, 0.0))
+
+        tasks = []
+        begin = time.perf_counter()
+        n = 0
+        while time.perf_counter() - begin < seconds:
+            tasks.append(asyncio.ensure_future(one(n)))
+            n += 1
+            await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
+        await asyncio.gather(*tasks)
+
+
 def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> list[Outcome]:
     outcomes = []
+    overload = _overload if args.protocol == "grpc" else _overload_http
     with tempfile.TemporaryDirectory(prefix="llmpulse-overload-") as state:
-        process, port, url = _serve(python, Path(state), not args.metrics_only)
+        process, port, url = _serve(python, Path(state), not args.metrics_only, args.protocol)
         try:
-            sustainable = _probe(port, url, args.probe_spans, args.concurrency)
+            sustainable = _probe(port, url, args.probe_spans, args.concurrency, args.protocol)
             for factor in args.factors:
                 out = Outcome(name, factor, sustainable, factor * sustainable)
                 wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
                 received, counted, refused = _books(url)
-                asyncio.run(_overload(port, requests, out.offered, args.seconds, out))
+                asyncio.run(overload(port, requests, out.offered, args.seconds, out))
                 # whatever is still queued is processed (or dropped) by now
                 wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
                 time.sleep(0.5)
@@ -203,6 +256,7 @@ def report(outcomes: list[Outcome]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="OTLP/gRPC or OTLP/HTTP")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0, 4.0])
     parser.add_argument("--probe-spans", type=int, default=200_000)
@@ -211,9 +265,9 @@ def main() -> None:
     parser.add_argument("--baseline-python", help="interpreter of another llmpulse install, run the same way")
     args = parser.parse_args()
     requests = build_requests(16)
-    outcomes = run("llmpulse (this tree)", sys.executable, args, requests)
+    outcomes = run(f"this tree, {args.protocol}", sys.executable, args, requests)
     if args.baseline_python:
-        outcomes += run("baseline", args.baseline_python, args, requests)
+        outcomes += run(f"baseline, {args.protocol}", args.baseline_python, args, requests)
     report(outcomes)
     summary = [{"name": o.name, "factor": o.factor, "codes": o.codes, "max_s": o.slowest} for o in outcomes]
     print(json.dumps(summary))

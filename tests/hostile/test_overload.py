@@ -157,20 +157,23 @@ class _SpinningEngine:
         """Feedback costs nothing."""
 
 
-async def _open_loop(port: int, calls: int, interval: float, timeout: float, spans: int) -> list[list[Any]]:
+async def _open_loop(
+    port: int, calls: int, interval: float, timeout: float, spans: int, *, sender: str = "open_loop"
+) -> list[list[Any]]:
     """Send ``calls`` calls at one per ``interval`` s from a process of its own (the processor
     holds this process's GIL most of the time: a sender here would offer less than asked);
-    per call ``[code name, seconds to the answer, RetryInfo delay]``."""
-    sender = await asyncio.create_subprocess_exec(
+    per call ``[outcome, seconds to the answer, retry hint]``. ``sender`` is the module in
+    ``tests.hostile``: ``open_loop`` (gRPC) or ``open_loop_http``."""
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.hostile.open_loop",
+        f"tests.hostile.{sender}",
         *map(str, (port, calls, interval, timeout, spans)),
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
     )
-    out, _ = await sender.communicate()
-    assert sender.returncode == 0, "the open-loop sender failed"
+    out, _ = await process.communicate()
+    assert process.returncode == 0, f"the open-loop sender {sender} failed"
     answers: list[list[Any]] = json.loads(out)
     return answers
 
@@ -210,6 +213,43 @@ async def test_overload_is_answered_inside_a_short_deadline_and_counted_exactly(
     assert a.accepted[M.ACCEPTED_LLM] - before.accepted == ok * spans
     assert sum(a.refused_requests.values()) - before.refused_requests == len(refused)
     received = a.received[M.RECEIVER_GRPC] - before.received
+    assert received == ok * spans + sum(a.refused_spans.values()) - before.refused_spans
+
+
+async def test_http_overload_is_answered_inside_a_short_deadline_and_counted_exactly(
+    make_service: ServiceFactory,
+) -> None:
+    """The same overload over OTLP/HTTP: every POST is answered 200 or 429 + Retry-After within
+    2 s, and the processor counts exactly the spans the client saw accepted (aiohttp takes in every
+    ready request on each turn of the processor's loop, so this holds with the HTTP receiver on
+    that loop)."""
+    spans, per_call, calls, seconds = 512, 0.000015, 1000, 2.5
+    slow = Extension("slow", listeners=[_SpinningEngine(per_call)])
+    service = await make_service(extensions=[slow], queue_max_delay=0.5)
+    port = service.http.port
+    for n in range(3):  # the worker measures its drain rate
+        await asyncio.to_thread(_post_keep_alive, port, _request(100_000 + 1000 * n, spans), 1)
+    a = service.accounting
+    before = _Totals(
+        a.accepted[M.ACCEPTED_LLM],
+        a.received[M.RECEIVER_HTTP],
+        sum(a.refused_requests.values()),
+        sum(a.refused_spans.values()),
+    )
+    answers = await _open_loop(port, calls, seconds / calls, 2.0, spans, sender="open_loop_http")
+    codes = Counter(code for code, _, _ in answers)
+    assert sum(codes.values()) == calls
+    slowest = max(s for _, s, _ in answers)
+    assert set(codes) <= {"200", "429"}, (codes, f"slowest answer {slowest:.2f} s")
+    refused = [retry for code, _, retry in answers if code == "429"]
+    assert refused, "four times the sustainable rate was all accepted"
+    assert all(retry == max(1, service.settings.retry_after) for retry in refused)
+    ok = codes["200"]
+    await wait_until_async(lambda: service.pipeline.queued_spans == 0)
+    await asyncio.sleep(0.1)  # refusals decided on the intake thread are counted on the loop
+    assert a.accepted[M.ACCEPTED_LLM] - before.accepted == ok * spans
+    assert sum(a.refused_requests.values()) - before.refused_requests == len(refused)
+    received = a.received[M.RECEIVER_HTTP] - before.received
     assert received == ok * spans + sum(a.refused_spans.values()) - before.refused_spans
 
 
