@@ -3,7 +3,8 @@
 ``agent("planner")`` is a semconv ``invoke_agent`` span (``invoke_agent planner``, with
 ``gen_ai.operation.name``, ``gen_ai.agent.name`` and ``gen_ai.agent.id``); the LLM calls and
 tools inside it become its children, which is how the processor counts a run's calls, tokens,
-cost and tool calls. ``tool("search", arguments=...)`` is a semconv ``execute_tool`` span
+cost and tool calls, and carry the run's agent as ``llmpulse.agent.name`` (and
+``llmpulse.agent.id``), so a run found looping before its own span arrives is named. ``tool("search", arguments=...)`` is a semconv ``execute_tool`` span
 (``execute_tool search``, ``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type``).
 The arguments leave the process only as a digest (``llmpulse.tool.arguments_hash``, so the
 processor finds a run that calls one tool with the same arguments again and again) unless
@@ -22,11 +23,12 @@ import json
 import logging
 from typing import Any, TypeVar, cast
 
+from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 from opentelemetry.util.types import AttributeValue
 
 from llmpulse.contract import attributes as A
-from llmpulse.instrumentation.context import current_attributes
+from llmpulse.instrumentation.context import current_attributes, with_attributes
 from llmpulse.instrumentation.steps import step
 
 __all__ = ["agent", "tool"]
@@ -34,6 +36,7 @@ __all__ = ["agent", "tool"]
 F = TypeVar("F")
 _log = logging.getLogger(__name__)
 _NO_ARGUMENTS = object()
+_RUN_KEYS = (A.RUN_AGENT_NAME, A.RUN_AGENT_ID)  # an agent run's, on the spans inside it
 
 
 class agent(step):
@@ -49,13 +52,29 @@ class agent(step):
         super().__init__(name, attributes=attributes)
         self._agent_id = agent_id
 
+        # what every span started inside the run carries (see _context)
+        self._run: dict[str, AttributeValue] = {A.RUN_AGENT_NAME: name}
+        if agent_id:
+            self._run[A.RUN_AGENT_ID] = agent_id
+
     def _describe(self) -> tuple[str, dict[str, AttributeValue]]:
         attrs: dict[str, AttributeValue] = {**current_attributes(), **self._initial}
+        # an outer run's name is not this span's: the run span names itself with gen_ai.agent.*
+        for key in _RUN_KEYS:
+            attrs.pop(key, None)
         attrs[A.GEN_AI_OPERATION_NAME] = A.OP_INVOKE_AGENT
         attrs[A.GEN_AI_AGENT_NAME] = self.name
         if self._agent_id:
             attrs[A.GEN_AI_AGENT_ID] = self._agent_id
         return f"{A.OP_INVOKE_AGENT} {self.name}", attrs
+
+    def _context(self, span: Span) -> otel_context.Context:
+        """The run's span, and its agent's name and id as context attributes, so the LLM calls,
+        tools and steps started inside it carry them (``llmpulse.agent.name``/``.id``) from their
+        start: the processor names a run found runaway before its own span arrived. Semconv
+        defines ``gen_ai.agent.*`` for agent spans, not for inference or tool spans, hence
+        llmpulse's keys; an inner run's keys replace an outer one's."""
+        return with_attributes(self._run, super()._context(span), replacing=_RUN_KEYS)
 
     def _content(self, runtime: Any, span: Span) -> None:
         """An agent span carries no content of its own."""

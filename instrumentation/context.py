@@ -47,6 +47,19 @@ def current_attributes(ctx: otel_context.Context | None = None) -> Mapping[str, 
     return cast("Mapping[str, AttributeValue]", value) if value is not None else _EMPTY
 
 
+def with_attributes(
+    extra: Mapping[str, AttributeValue],
+    ctx: otel_context.Context | None = None,
+    *,
+    replacing: tuple[str, ...] = (),
+) -> otel_context.Context:
+    """``ctx`` (default: the current context) with ``extra`` added to its context attributes,
+    after removing the keys in ``replacing``."""
+    merged = {k: v for k, v in current_attributes(ctx).items() if k not in replacing}
+    merged.update(extra)
+    return otel_context.set_value(_KEY, MappingProxyType(merged), ctx)
+
+
 _log = logging.getLogger(__name__)
 _SALT_FILE_NAME = "user-id-salt"
 

@@ -109,8 +109,12 @@ class step:
         span = tracer.start_span(span_name, kind=SpanKind.INTERNAL, attributes=attrs)
         if runtime is not None:
             self._content(runtime, span)
-        token = otel_context.attach(trace.set_span_in_context(span))
+        token = otel_context.attach(self._context(span))
         return span, token
+
+    def _context(self, span: Span) -> otel_context.Context:
+        """The context the step's body runs in: the current one with ``span`` as its span."""
+        return trace.set_span_in_context(span)
 
     @staticmethod
     def _end(span: Span, token: object, error: BaseException | None) -> None:

@@ -169,6 +169,16 @@ SAMPLED: Final = "llmpulse.sampled"
 SAMPLE_RATE: Final = "llmpulse.sample.rate"
 
 STEP_NAME: Final = "llmpulse.step.name"
+RUN_AGENT_NAME: Final = "llmpulse.agent.name"
+"""The ``gen_ai.agent.name`` of the agent run a span is part of (``llmpulse.agent``), on every span
+started inside it: its LLM calls, tools and steps (semconv puts the agent's name only on its
+``invoke_agent`` span, which ends, and so arrives, last), so a run still open can be named."""
+RUN_AGENT_ID: Final = "llmpulse.agent.id"
+"""The ``gen_ai.agent.id`` of that run, when it has one."""
+OFFICIAL_OPENAI_AGENTS_PLACEHOLDER: Final = "OpenAI Agent"
+"""The ``gen_ai.agent.name`` that ``opentelemetry-instrumentation-openai-agents-v2`` (0.1.0) writes
+on every child span of a run whatever the agent is called (``tests/fixtures/agents/official.json``):
+not a name."""
 TOOL_ARGUMENTS_HASH: Final = "llmpulse.tool.arguments_hash"
 """Hex digest of a tool call's arguments (``llmpulse.tool``): repeated identical calls are found
 without the arguments leaving the process (``gen_ai.tool.call.arguments`` is opt-in content)."""

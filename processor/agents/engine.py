@@ -92,6 +92,7 @@ class AgentEngine:
             output_tokens=call.output_tokens or 0,
             cost_usd=cost,
             error=error,
+            agent=call.run_agent,
         )
         if self.runs.raised:
             self._count_open(call.service, call.environment, call.end_ns)
@@ -171,7 +172,9 @@ class AgentEngine:
         series.duration.observe_traced(step.duration_s, step.trace_id, step.end_ns)
         arguments = step.tool_arguments
         repeat_key = None if arguments is None else hash((name, arguments))
-        self.runs.add_tool(span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error)
+        self.runs.add_tool(
+            span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error, step.run_agent
+        )
         if self.runs.raised:
             self._count_open(step.service, step.environment, step.end_ns)
 
@@ -253,11 +256,13 @@ class AgentEngine:
             )
 
     def _count_open(self, service: str, environment: str, end_ns: int) -> None:
-        """Runaway found in runs still open: counted now, under the agent ``unknown`` (the run's
-        span, which names the agent, has not arrived), with the trace id as exemplar."""
-        labels = (self._service(service), self._environment(environment), UNKNOWN_VALUE)
-        s = self.metrics.run_series(labels)
+        """Runaway found in runs still open: counted now, with the trace id as exemplar, under the
+        agent the run's calls name (``llmpulse.agent.name``, a peer's ``gen_ai.agent.name``), or
+        ``unknown`` when none does (the run's own span, which names it, has not arrived)."""
+        service, environment = self._service(service), self._environment(environment)
         for found in self.runs.take_raised():
+            labels = (service, environment, self._agent(found.agent) if found.agent else UNKNOWN_VALUE)
+            s = self.metrics.run_series(labels)
             for reason in found.reasons:
                 self._runaway(
                     s,

@@ -39,6 +39,7 @@ class Contribution:
     """What spans under one parent (or one whole run) add up to."""
 
     __slots__ = (
+        "agent",
         "cost_usd",
         "input_tokens",
         "keys_overflow",
@@ -64,6 +65,7 @@ class Contribution:
         self.repeats: dict[int, int] = {}  # hash of (tool, arguments) -> calls
         self.keys_overflow = False
         self.raised: tuple[str, ...] = ()  # runaway reasons already counted while the run was open
+        self.agent = ""  # the run's agent as its calls name it (llmpulse.agent.name, ...); "" if none does
 
     def add_repeat(self, key: int, max_keys: int) -> int:
         """Count one call of a (tool, arguments) pair, within ``max_keys`` distinct pairs; returns
@@ -90,6 +92,8 @@ class Contribution:
         self.cost_usd += other.cost_usd
         self.spans += other.spans
         self.keys_overflow = self.keys_overflow or other.keys_overflow
+        if not self.agent:
+            self.agent = other.agent
         if other.raised:
             self.raised = tuple(sorted({*self.raised, *other.raised}))
         for key, n in other.repeats.items():
@@ -128,7 +132,7 @@ class OpenRunaway:
     """A run found runaway before its span arrived: its trace, the span its calls hang under
     (the run's, or the nearest one not ended yet) and what it had done by then."""
 
-    __slots__ = ("key", "llm_calls", "max_repeat", "reasons", "tool_calls", "trace_id")
+    __slots__ = ("agent", "key", "llm_calls", "max_repeat", "reasons", "tool_calls", "trace_id")
 
     def __init__(
         self,
@@ -139,9 +143,11 @@ class OpenRunaway:
         llm_calls: int,
         tool_calls: int,
         max_repeat: int,
+        agent: str = "",
     ) -> None:
         self.trace_id = trace_id
         self.key = key
+        self.agent = agent  # as the run's calls name it; "" when none does
         self.reasons = reasons
         self.llm_calls = llm_calls
         self.tool_calls = tool_calls
@@ -185,8 +191,8 @@ class RunTracker:
         self.unattributed = dict.fromkeys(N.UNATTRIBUTED_REASONS, 0)
         self.evictions = dict.fromkeys(N.EVICT_REASONS, 0)
         self._results: list[RunResult] = []  # runs counted since the last take()
-        # A run still open has no span yet, so no agent name: it is held to the largest cap any
-        # agent has (never a false alarm for an agent with a larger cap of its own).
+        # A run still open has no span yet: it is held to the largest cap any agent has (never a
+        # false alarm for an agent with a larger cap of its own), even when its calls name it.
         caps = [settings.cap_of(""), *settings.agent_caps.values()]
         self._open_llm_cap = max(c.llm_calls for c in caps)
         self._open_tool_cap = max(c.tool_calls for c in caps)
@@ -275,6 +281,7 @@ class RunTracker:
                     llm_calls=c.llm_calls,
                     tool_calls=c.tool_calls,
                     max_repeat=c.max_repeat,
+                    agent=c.agent,
                 )
             )
 
@@ -287,11 +294,15 @@ class RunTracker:
         output_tokens: int,
         cost_usd: float,
         error: bool,
+        agent: str = "",
     ) -> None:
-        """One LLM call; a root call (no parent) is under no run and costs nothing here."""
+        """One LLM call; a root call (no parent) is under no run and costs nothing here.
+        ``agent``: the run's agent as the call's span names it ("" when it does not)."""
         if not parent:
             return
         c = self._contribution(self._trace(trace_id), parent)
+        if agent and not c.agent:
+            c.agent = agent
         c.llm_calls += 1
         c.spans += 1
         c.input_tokens += input_tokens
@@ -303,9 +314,16 @@ class RunTracker:
             self._check_open(trace_id, parent, c, 0)
 
     def add_tool(
-        self, trace_id: bytes, span_id: bytes, parent: bytes, repeat_key: int | None, error: bool
+        self,
+        trace_id: bytes,
+        span_id: bytes,
+        parent: bytes,
+        repeat_key: int | None,
+        error: bool,
+        agent: str = "",
     ) -> None:
-        """One tool call; ``repeat_key`` hashes (tool, arguments) when the span carries arguments."""
+        """One tool call; ``repeat_key`` hashes (tool, arguments) when the span carries arguments,
+        ``agent`` is the run's agent as the span names it."""
         if not parent:
             return
         trace = self._trace(trace_id)
@@ -313,6 +331,8 @@ class RunTracker:
         # a tool can have children (an agent used as a tool)
         self._link(trace, trace_id, span_id, parent)
         c = self._contribution(trace, parent)
+        if agent and not c.agent:
+            c.agent = agent
         c.tool_calls += 1
         c.spans += 1
         if error:
@@ -382,7 +402,7 @@ class RunTracker:
             runaway.append(N.RUNAWAY_TOOL_CALLS)
         if totals.max_repeat >= self.settings.repeated_tool_calls:
             runaway.append(N.RUNAWAY_REPEATED_TOOL_CALL)
-        # counted already while the run was open (under the agent ``unknown``): not twice
+        # counted already while the run was open (under the agent its calls named): not twice
         runaway = [r for r in runaway if r not in totals.raised]
         self._results.append(RunResult(run.span, run.kind, totals, tuple(runaway)))
         run.totals = Contribution()  # the counted totals belong to the result now

@@ -79,6 +79,10 @@ _KEYS = (
     A.OPENLLMETRY_SESSION_ID,
     A.OPENLLMETRY_CONVERSATION_ID,
     A.OPENLLMETRY_CHAT_ID,
+    # the agent of the run a span is part of (llmpulse's key; the official openai-agents
+    # instrumentation writes gen_ai.agent.name on a run's children as well)
+    A.RUN_AGENT_NAME,
+    A.GEN_AI_AGENT_NAME,
     # scope (what the incident page scopes a regression by)
     A.PROMPT_VERSION,
     A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION,
@@ -99,7 +103,6 @@ _KEYS = (
     A.GEN_AI_TOOL_CALL_ARGUMENTS,
     A.OPENINFERENCE_INPUT_VALUE,
     A.OPENLLMETRY_ENTITY_INPUT,
-    A.GEN_AI_AGENT_NAME,
     A.OPENINFERENCE_AGENT_NAME,
     A.FEEDBACK_KIND,
     A.FEEDBACK_VALUE,
@@ -113,21 +116,22 @@ _KEYS = (
     _CACHE_CREATION_OLLM, _CACHE_WRITE_OI, _CACHE_CREATION_1H, _REASONING,
     _UNPRICED, _REFUSAL, _ERROR_TYPE, _TTFC, _PRICING_VERSION, _OUTPUT_TYPE, _INPUT_MESSAGES,
     _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS,
-    _CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT,
+    _CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _RUN_AGENT, _AGENT_NAME,
     _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION, _QUERY_CATEGORY,
     _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
     _OI_KIND, _REQUEST_TYPE, _OLLM_KIND, _STEP_NAME, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY,
-    _TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT, _AGENT_NAME, _OI_AGENT_NAME, _FB_KIND,
+    _TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT, _OI_AGENT_NAME, _FB_KIND,
     _FB_VALUE,
 ) = range(len(_KEYS))  # fmt: skip
 # Groups of slots tested for absence at once: vals[a:b] == [None] * (b - a)
 _ALIASES = (_SYSTEM, _OUT_OI + 1)  # other producers' provider, model, finish and token keys
 _CACHE = (_CACHE_READ, _REASONING + 1)
-_CONVERSATIONS = (_CONVERSATION, _OLLM_CHAT + 1)
+# conversation and run agent: one test for the spans (most) that carry neither
+_RUN_CONTEXT = (_CONVERSATION, _AGENT_NAME + 1)
 _SCOPES = (_PROMPT_VERSION, _RAG_INDEX_VERSION + 1)
 _NO_ALIASES = [None] * (_ALIASES[1] - _ALIASES[0])
 _NO_CACHE = [None] * (_CACHE[1] - _CACHE[0])
-_NO_CONVERSATION = [None] * (_CONVERSATIONS[1] - _CONVERSATIONS[0])
+_NO_RUN_CONTEXT = [None] * (_RUN_CONTEXT[1] - _RUN_CONTEXT[0])
 _NO_SCOPE = [None] * (_SCOPES[1] - _SCOPES[0])
 _TOOL_ARGUMENT_SLOTS = (_TOOL_ARGS_HASH, _TOOL_ARGS, _OI_INPUT, _OLLM_INPUT)
 _TOOL_SPAN_PREFIX = f"{A.OP_EXECUTE_TOOL} "
@@ -558,10 +562,11 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     call.pricing_version = pricing_version
     value = vals[_RESPONSE_ID]
     call.response_id = value if type(value) is str else ""
-    if vals[_CONVERSATIONS[0] : _CONVERSATIONS[1]] == _NO_CONVERSATION:
-        call.conversation_id = ""
+    if vals[_RUN_CONTEXT[0] : _RUN_CONTEXT[1]] == _NO_RUN_CONTEXT:
+        call.conversation_id = call.run_agent = ""
     else:
         call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
+        call.run_agent = _run_agent(vals)
     if vals[_SCOPES[0] : _SCOPES[1]] == _NO_SCOPE:
         call.prompt_version = call.app_version = call.query_category = call.rag_index_version = ""
     else:
@@ -589,6 +594,19 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     return call
 
 
+def _run_agent(vals: list[Any]) -> str:
+    """The agent of the run an LLM or tool span is part of, as the span names it: llmpulse's
+    ``llmpulse.agent.name``, else a ``gen_ai.agent.name`` that is a name (not the official
+    openai-agents instrumentation's placeholder); ``""`` when neither says."""
+    value = vals[_RUN_AGENT]
+    if value and type(value) is str:
+        return value[:MAX_SCOPE_VALUE_LENGTH]
+    value = vals[_AGENT_NAME]
+    if value and type(value) is str and value != A.OFFICIAL_OPENAI_AGENTS_PLACEHOLDER:
+        return value[:MAX_SCOPE_VALUE_LENGTH]
+    return ""
+
+
 def _step_run(
     head: tuple[Any, ...], vals: list[Any], operation: str, service: str, environment: str
 ) -> StepRun | str:
@@ -608,6 +626,8 @@ def _step_run(
         service=service,
         environment=environment,
     )
+    if vals[_RUN_AGENT] is not None or vals[_AGENT_NAME] is not None:
+        record.run_agent = _run_agent(vals)
     if operation == A.OP_EXECUTE_TOOL:
         tool = _first_text(vals, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY)
         if not tool and head[H_NAME].startswith(_TOOL_SPAN_PREFIX):

@@ -43,6 +43,7 @@ class LLMCall:
         "refusal_flag",
         "response_id",
         "response_model",
+        "run_agent",
         "secondary",
         "service",
         "span_id",
@@ -83,6 +84,7 @@ class LLMCall:
     output_type: str | None  # gen_ai.output.type
     refusal_flag: bool  # llmpulse.refusal as set on the span (outcome is "error" if the call failed)
     conversation_id: str  # gen_ai.conversation.id or a peer's session key; "" when the span has none
+    run_agent: str  # the agent of the run the call is part of, as the span names it ("" when it does not)
     # what the incident page scopes a regression by ("" when the span names none); raw, capped later
     prompt_version: str  # llmpulse.prompt.version, OpenInference's or Traceloop's prompt version
     app_version: str  # llmpulse.app.version, else the resource's service.version
@@ -117,6 +119,7 @@ class StepRun:
         "error",
         "feature",
         "service",
+        "run_agent",
         "step",
         "tool",
         "tool_arguments",
@@ -145,6 +148,7 @@ class StepRun:
         self.end_ns = end_ns
         self.tool = ""  # a tool call's tool name ("" for other steps)
         self.tool_arguments: str | None = None  # its arguments' digest or text, when the span has them
+        self.run_agent = ""  # the agent of the run the step is part of, as the span names it
 
     def __repr__(self) -> str:
         return (

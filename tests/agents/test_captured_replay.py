@@ -114,3 +114,69 @@ def test_captured_openinference_session_replays_exactly() -> None:
     for producer in ("openllmetry", "official"):
         other, _, _ = _replay(producer)
         assert other.metrics.sessions == {}, producer
+
+
+def _is_run(span: dict[str, Any]) -> bool:
+    """An agent or workflow span: what the producers end last, after the run's calls."""
+    attrs = span["attributes"]
+    return (
+        attrs.get("gen_ai.operation.name") == "invoke_agent"
+        or attrs.get("openinference.span.kind") == "AGENT"
+        or attrs.get("traceloop.span.kind") in ("agent", "workflow")
+    )
+
+
+def _open_runaway(fixture: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], str]:
+    """Replay ``fixture`` with every run span withheld, then send them: the runaway runs counted
+    per agent while the runs were open, and in all once their spans were counted."""
+    now = [1000.0]
+    engine = AgentEngine(AgentSettings(max_llm_calls=1), clock=lambda: now[0])  # 2 LLM calls a run
+    service = ProcessorService(
+        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
+    )
+    runs = {"spans": [s for s in fixture["spans"] if _is_run(s)]}
+    calls = {"spans": [s for s in fixture["spans"] if not _is_run(s)]}
+
+    def runaway() -> dict[str, float]:
+        return {
+            labels[2]: float(s.runaway[N.RUNAWAY_LLM_CALLS][0])
+            for labels, s in engine.metrics.runs.items()
+            if N.RUNAWAY_LLM_CALLS in s.runaway
+        }
+
+    for part in (calls, runs):
+        spans, resource, scope = _spans(part)
+        assert service.pipeline.process(make_request(spans, scope, resource=resource)).rejected == 0
+        if part is calls:
+            engine.tick()  # no run has a span yet: nothing is counted but the runaway
+            assert not any(s.runs for s in engine.metrics.runs.values())
+            while_open = runaway()
+    now[0] += 300
+    engine.tick()
+    return while_open, runaway(), resource["service.name"]
+
+
+@pytest.mark.parametrize("producer", ["openinference", "openllmetry", "official"])
+def test_a_captured_run_found_runaway_while_open_is_named_only_where_its_calls_name_it(producer: str) -> None:
+    fixture = json.loads((FIXTURES / f"{producer}.json").read_text())
+    while_open, after, _service = _open_runaway(fixture)
+    # OpenInference and OpenLLMetry name the agent on its run span only; the official one writes
+    # gen_ai.agent.name on every child, but its placeholder "OpenAI Agent", not the agent's name
+    assert while_open == {"unknown": 2}, producer
+    assert after == while_open  # each run counted once: not again when its span arrived
+
+
+def test_a_child_span_that_names_its_agent_names_the_open_run() -> None:
+    # the official capture with its children's gen_ai.agent.name a real name, as a producer that
+    # names the run's agent on its calls writes it (llmpulse writes llmpulse.agent.name)
+    fixture = json.loads((FIXTURES / "official.json").read_text())
+    for span in fixture["spans"]:
+        if not _is_run(span) and span["attributes"].get("gen_ai.agent.name") == "OpenAI Agent":
+            span["attributes"]["gen_ai.agent.name"] = "weather"
+    while_open, after, _service = _open_runaway(fixture)
+    assert while_open == after == {"weather": 2}
+    for span in fixture["spans"]:
+        if not _is_run(span):
+            span["attributes"].pop("gen_ai.agent.name", None)
+            span["attributes"]["llmpulse.agent.name"] = "weather"
+    assert _open_runaway(fixture)[:2] == ({"weather": 2}, {"weather": 2})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -54,11 +55,38 @@ def test_agent_and_tool_spans_follow_the_conventions(spans, oai) -> None:
         A.TOOL_ARGUMENTS_HASH: digest,
         A.FEATURE: "trip",
         A.GEN_AI_CONVERSATION_ID: "conv-1",
+        # the run's agent, on every span inside it (semconv has gen_ai.agent.* on agent spans only)
+        A.RUN_AGENT_NAME: "planner",
+        A.RUN_AGENT_ID: "p-1",
     }
     assert len(digest) == 16 and A.GEN_AI_TOOL_CALL_ARGUMENTS not in tool.attributes
     llm = spans.one_llm()
     assert llm.parent.span_id == run.context.span_id == tool.parent.span_id
     assert llm.attributes[A.GEN_AI_CONVERSATION_ID] == "conv-1"
+    assert (llm.attributes[A.RUN_AGENT_NAME], llm.attributes[A.RUN_AGENT_ID]) == ("planner", "p-1")
+    assert A.GEN_AI_AGENT_NAME not in llm.attributes
+
+
+def test_spans_inside_a_run_carry_the_nearest_runs_agent(spans, oai) -> None:
+    with llmpulse.agent("planner", agent_id="p-1"):
+        with llmpulse.step("rank"):
+            pass
+        with llmpulse.agent("researcher"):  # a sub-agent: its calls are its own
+            oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+            with llmpulse.tool("search"):
+                pass
+        with llmpulse.tool("book"):
+            pass
+    with llmpulse.tool("after"):
+        pass
+    by_name = {s.name: s.attributes for s in spans.all()}
+    assert by_name["rank"][A.RUN_AGENT_NAME] == by_name["execute_tool book"][A.RUN_AGENT_NAME] == "planner"
+    assert by_name["execute_tool search"][A.RUN_AGENT_NAME] == "researcher"
+    assert A.RUN_AGENT_ID not in by_name["execute_tool search"]
+    assert spans.one_llm().attributes[A.RUN_AGENT_NAME] == "researcher"
+    inner = by_name["invoke_agent researcher"]  # a run span names itself, not the run around it
+    assert inner[A.GEN_AI_AGENT_NAME] == "researcher" and A.RUN_AGENT_NAME not in inner
+    assert A.RUN_AGENT_NAME not in by_name["execute_tool after"] and A.RUN_AGENT_NAME not in by_name["invoke_agent planner"]
 
 
 def test_tool_arguments_are_recorded_redacted_only_with_content_on(make_spans) -> None:
@@ -121,27 +149,45 @@ async def test_the_processor_counts_a_hand_rolled_agent_loop(make_spans, provide
         )
         provider.enqueue(*(FakeReply(text="ok", input_tokens=30, output_tokens=7) for _ in range(3)))
 
+        run_still_open = threading.Event()
+
         def loop() -> None:
             with llmpulse.context(feature="trip", conversation_id="conv-9"), llmpulse.agent("planner"):
                 for _ in range(3):
                     oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
                     with llmpulse.tool("search", arguments={"q": "flights"}):
                         pass
+                # the loop is caught while the run is open: its span has not ended (or arrived)
+                assert run_still_open.wait(10), "the processor did not count the open run runaway"
 
-        await asyncio.to_thread(loop)
-        await wait_until_async(lambda: engine.runs.pending_traces == 1 and engine.runs._traces, timeout=10)
+        looping = asyncio.create_task(asyncio.to_thread(loop))
+        key = ("unknown_service:python", "", "planner")
+
+        def open_runaway() -> int:
+            series = engine.metrics.runs.get(key)
+            return 0 if series is None else series.runaway.get(N.RUNAWAY_REPEATED_TOOL_CALL, [0])[0]
+
+        try:
+            await wait_until_async(open_runaway, timeout=10, message="no runaway counted for planner")
+            # named after the run's agent (llmpulse.agent.name on its calls), before its span came
+            assert engine.metrics.runs[key].runs == {}
+            assert not any(t.runs for t in engine.runs._traces.values())
+            assert [(r["agent"], r["open"]) for r in engine.runaway_recent] == [("planner", True)]
+        finally:
+            run_still_open.set()
+            await looping
         await wait_until_async(lambda: any(t.runs for t in engine.runs._traces.values()), timeout=10)
         now[0] += 3
         engine.tick()
-        series = engine.metrics.runs[("unknown_service:python", "", "planner")]
+        series = engine.metrics.runs[key]
         assert series.runs == {("agent", "ok"): 1}
         assert (series.llm_calls.sum, series.tool_calls.sum, series.tokens.sum) == (3, 3, 3 * 37)
         cost = service.derived.llm
         priced = sum(sum(s.cost.values()) for s in cost.values())
         assert series.cost.sum == pytest.approx(priced, rel=1e-12) and priced > 0
-        # found while the run was still open (its agent name not known yet): counted once, under "unknown"
-        runaway = [s.runaway.get(N.RUNAWAY_REPEATED_TOOL_CALL, [0])[0] for s in engine.metrics.runs.values()]
-        assert sum(runaway) == 1
+        # counted once (while open), not again when the run span arrived, and never as "unknown"
+        assert list(engine.metrics.runs) == [key]
+        assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][0] == 1
         now[0] += 180
         engine.tick()
         session = engine.metrics.sessions[("unknown_service:python", "", "trip")]

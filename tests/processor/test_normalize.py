@@ -304,3 +304,24 @@ def test_anthropic_sdk_cache_write_tokens() -> None:
 def test_provider_names_are_lower_cased() -> None:
     call = _call({A.LEGACY_GEN_AI_SYSTEM: "Anthropic", A.OPENLLMETRY_REQUEST_TYPE: "chat"})
     assert call.provider == "anthropic"
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, ""),
+        ({A.RUN_AGENT_NAME: "planner"}, "planner"),
+        ({A.RUN_AGENT_NAME: "planner", A.GEN_AI_AGENT_NAME: "other"}, "planner"),  # llmpulse's first
+        ({A.GEN_AI_AGENT_NAME: "weather"}, "weather"),  # a peer that names the run's agent on its calls
+        ({A.GEN_AI_AGENT_NAME: A.OFFICIAL_OPENAI_AGENTS_PLACEHOLDER}, ""),  # a placeholder, not a name
+        ({A.RUN_AGENT_NAME: 7}, ""),
+        ({A.RUN_AGENT_NAME: "a" * 300}, "a" * 128),
+        ({A.GEN_AI_CONVERSATION_ID: "c-1"}, ""),
+    ],
+)
+def test_calls_and_tools_carry_the_agent_of_their_run(extra: dict[str, object], expected: str) -> None:
+    assert _call(llm_attributes(**extra)).run_agent == expected
+    tool = normalize_span(
+        make_span({A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL, A.GEN_AI_TOOL_NAME: "search", **extra})
+    )
+    assert isinstance(tool, StepRun) and tool.tool == "search" and tool.run_agent == expected
