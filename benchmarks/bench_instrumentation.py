@@ -9,6 +9,8 @@ so drift (other processes, frequency scaling) hits all of them alike:
 * ``llmpulse``: ``llmpulse.instrumentation.instrument()``, content off;
 * ``llm-noop``: llmpulse with a no-op tracer provider: the cost of llmpulse's own code,
   without the OpenTelemetry SDK's span;
+* ``llm-in-run``: ``llmpulse`` with the calls made inside an ``llmpulse.agent(...)`` run (entered
+  once per block), so each span also carries the run's ``llmpulse.agent.name`` from the context;
 * ``official``: ``opentelemetry-instrumentation-genai-openai``, content off (its default);
 * ``sdk-floor``: a hand-written wrapper of the same SDK method that creates the span llmpulse
   creates (same name, kind, the same 14 attribute values set at the same two points, made
@@ -133,6 +135,25 @@ def sdk_floor(tracer_provider: TracerProvider, recorded: ReadableSpan) -> Config
     return Config("sdk-floor", on, off)
 
 
+def in_run(tracer_provider: TracerProvider) -> Config:
+    """llmpulse, with the calls inside an agent run: the run's attributes ride on every span."""
+    import llmpulse
+
+    runs: list[Any] = []
+
+    def on() -> None:
+        instrument(tracer_provider=tracer_provider)
+        run = llmpulse.agent("bench-agent", agent_id="bench-1")
+        run.__enter__()
+        runs.append(run)
+
+    def off() -> None:
+        runs.pop().__exit__(None, None, None)
+        uninstrument()
+
+    return Config("llm-in-run", on, off)
+
+
 def configs(tracer_provider: TracerProvider, recorded: ReadableSpan) -> list[Config]:
     try:
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
@@ -144,6 +165,7 @@ def configs(tracer_provider: TracerProvider, recorded: ReadableSpan) -> list[Con
         Config("llmpulse", lambda: instrument(tracer_provider=tracer_provider), uninstrument),
         # llmpulse's own code alone: the same hook with spans that record nothing
         Config("llm-noop", lambda: instrument(tracer_provider=NoOpTracerProvider()), uninstrument),
+        in_run(tracer_provider),
         Config(
             "official",
             lambda: official.instrument(tracer_provider=tracer_provider),
@@ -284,6 +306,10 @@ def report(samples: dict[tuple[str, str], list[int]], names: list[str]) -> None:
         print(f"llmpulse added / official added (p50): {added['llmpulse'] / added['official']:.2f}")
     if "sdk-floor" in added:
         print(f"llmpulse added above the SDK floor (p50): {added['llmpulse'] - added['sdk-floor']:.1f} us")
+        print(
+            "llmpulse inside an agent run added above the SDK floor (p50):"
+            f" {added['llm-in-run'] - added['sdk-floor']:.1f} us (the floor's span has no run attributes)"
+        )
 
 
 if __name__ == "__main__":

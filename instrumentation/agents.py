@@ -4,7 +4,8 @@
 ``gen_ai.operation.name``, ``gen_ai.agent.name`` and ``gen_ai.agent.id``); the LLM calls and
 tools inside it become its children, which is how the processor counts a run's calls, tokens,
 cost and tool calls, and carry the run's agent as ``llmpulse.agent.name`` (and
-``llmpulse.agent.id``), so a run found looping before its own span arrives is named. ``tool("search", arguments=...)`` is a semconv ``execute_tool`` span
+``llmpulse.agent.id``), so a run found looping before its own span arrives is named.
+``tool("search", arguments=...)`` is a semconv ``execute_tool`` span
 (``execute_tool search``, ``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type``).
 The arguments leave the process only as a digest (``llmpulse.tool.arguments_hash``, so the
 processor finds a run that calls one tool with the same arguments again and again) unless

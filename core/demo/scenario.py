@@ -21,8 +21,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llmpulse.processor.metrics.names import UNKNOWN_VALUE
-
 __all__ = [
     "AGENT",
     "AGENT_TOOL",
@@ -288,9 +286,9 @@ INCIDENTS: tuple[Incident, ...] = (
         ),
         "runaway runs|tool calls per run",
         where="app",
-        # A looping run is caught while it is still open, before its agent span (which names
-        # the agent) has arrived: the processor counts it under agent="unknown" (docs/agents.md).
-        extra_labels={"agent": (AGENT, UNKNOWN_VALUE)},
+        # A looping run is caught while it is still open, before its agent span has arrived:
+        # its calls carry llmpulse.agent.name, so it is counted under its agent (docs/agents.md).
+        extra_labels={"agent": AGENT},
         # about three times the LLM calls per run: the feature's cost per hour and SPC windows move too
         side_effects=("LLMPulseCostPerHourAnomaly", "LLMPulseQualitySPCAlarm"),
     ),

@@ -173,7 +173,7 @@ class AgentEngine:
         arguments = step.tool_arguments
         repeat_key = None if arguments is None else hash((name, arguments))
         self.runs.add_tool(
-            span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error, step.run_agent
+            span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error, agent=step.run_agent
         )
         if self.runs.raised:
             self._count_open(step.service, step.environment, step.end_ns)

@@ -320,6 +320,7 @@ class RunTracker:
         parent: bytes,
         repeat_key: int | None,
         error: bool,
+        *,
         agent: str = "",
     ) -> None:
         """One tool call; ``repeat_key`` hashes (tool, arguments) when the span carries arguments,

@@ -86,7 +86,10 @@ def test_spans_inside_a_run_carry_the_nearest_runs_agent(spans, oai) -> None:
     assert spans.one_llm().attributes[A.RUN_AGENT_NAME] == "researcher"
     inner = by_name["invoke_agent researcher"]  # a run span names itself, not the run around it
     assert inner[A.GEN_AI_AGENT_NAME] == "researcher" and A.RUN_AGENT_NAME not in inner
-    assert A.RUN_AGENT_NAME not in by_name["execute_tool after"] and A.RUN_AGENT_NAME not in by_name["invoke_agent planner"]
+    assert (
+        A.RUN_AGENT_NAME not in by_name["execute_tool after"]
+        and A.RUN_AGENT_NAME not in by_name["invoke_agent planner"]
+    )
 
 
 def test_tool_arguments_are_recorded_redacted_only_with_content_on(make_spans) -> None:
