@@ -11,6 +11,7 @@ so drift (other processes, frequency scaling) hits all of them alike:
   without the OpenTelemetry SDK's span;
 * ``llm-in-run``: ``llmpulse`` with the calls made inside an ``llmpulse.agent(...)`` run (entered
   once per block), so each span also carries the run's ``llmpulse.agent.name`` from the context;
+* ``llm-in-step``: the same inside an ``llmpulse.step(...)``: a parent span, no run attributes;
 * ``official``: ``opentelemetry-instrumentation-genai-openai``, content off (its default);
 * ``sdk-floor``: a hand-written wrapper of the same SDK method that creates the span llmpulse
   creates (same name, kind, the same 14 attribute values set at the same two points, made
@@ -55,6 +56,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider
 
+import llmpulse
 from llmpulse.instrumentation import instrument, uninstrument
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
@@ -135,23 +137,21 @@ def sdk_floor(tracer_provider: TracerProvider, recorded: ReadableSpan) -> Config
     return Config("sdk-floor", on, off)
 
 
-def in_run(tracer_provider: TracerProvider) -> Config:
-    """llmpulse, with the calls inside an agent run: the run's attributes ride on every span."""
-    import llmpulse
-
-    runs: list[Any] = []
+def inside(tracer_provider: TracerProvider, name: str, enclosing: Callable[[], Any]) -> Config:
+    """llmpulse, with the calls inside ``enclosing()`` (entered once per block)."""
+    active: list[Any] = []
 
     def on() -> None:
         instrument(tracer_provider=tracer_provider)
-        run = llmpulse.agent("bench-agent", agent_id="bench-1")
-        run.__enter__()
-        runs.append(run)
+        scope = enclosing()
+        scope.__enter__()
+        active.append(scope)
 
     def off() -> None:
-        runs.pop().__exit__(None, None, None)
+        active.pop().__exit__(None, None, None)
         uninstrument()
 
-    return Config("llm-in-run", on, off)
+    return Config(name, on, off)
 
 
 def configs(tracer_provider: TracerProvider, recorded: ReadableSpan) -> list[Config]:
@@ -165,7 +165,10 @@ def configs(tracer_provider: TracerProvider, recorded: ReadableSpan) -> list[Con
         Config("llmpulse", lambda: instrument(tracer_provider=tracer_provider), uninstrument),
         # llmpulse's own code alone: the same hook with spans that record nothing
         Config("llm-noop", lambda: instrument(tracer_provider=NoOpTracerProvider()), uninstrument),
-        in_run(tracer_provider),
+        # inside an agent run: the run's llmpulse.agent.name/.id ride on every call's span;
+        # inside a step: the same parent span without them (the run attributes' same-run baseline)
+        inside(tracer_provider, "llm-in-run", lambda: llmpulse.agent("bench-agent", agent_id="bench-1")),
+        inside(tracer_provider, "llm-in-step", lambda: llmpulse.step("bench-step")),
         Config(
             "official",
             lambda: official.instrument(tracer_provider=tracer_provider),
@@ -308,8 +311,13 @@ def report(samples: dict[tuple[str, str], list[int]], names: list[str]) -> None:
         print(f"llmpulse added above the SDK floor (p50): {added['llmpulse'] - added['sdk-floor']:.1f} us")
         print(
             "llmpulse inside an agent run added above the SDK floor (p50):"
-            f" {added['llm-in-run'] - added['sdk-floor']:.1f} us (the floor's span has no run attributes)"
+            f" {added['llm-in-run'] - added['sdk-floor']:.1f} us"
+            " (the floor's span has no parent, no run attributes)"
         )
+    print(
+        "the run's attributes on a call inside it (llm-in-run minus llm-in-step, p50):"
+        f" {added['llm-in-run'] - added['llm-in-step']:.1f} us"
+    )
 
 
 if __name__ == "__main__":
