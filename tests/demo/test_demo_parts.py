@@ -155,6 +155,27 @@ def test_attribution_credits_expected_alerts_and_lists_the_rest_as_false_alarms(
     assert [c["alert"] for c in document["incidents"][0]["credited"]][1].startswith("LLMPulseQualitySPCAlarm")
 
 
+def test_the_loop_is_credited_only_under_its_agent() -> None:
+    """The demo's agent is an llmpulse.agent run: its loop, caught while the run is open, is
+    named by the calls' llmpulse.agent.name; an agent="unknown" runaway is nobody's."""
+    schedule = Schedule(speed=60)
+    t0 = 1_000_000.0
+    loop = next(i for i in INCIDENTS if i.key == "agent_loop")
+    at = t0 + schedule.seconds(loop.start_min) + 5
+
+    def runaway(agent: str) -> FiredAlert:
+        pairs = {"alertname": "LLMPulseAgentRunaway", "severity": "warning", "agent": agent}
+        return FiredAlert(tuple(sorted(pairs.items())), at - 1, at)
+
+    for agent, credited in (("trip-planner", True), ("unknown", False)):
+        result = attribute(schedule, t0, [runaway(agent)], {"LLMPulseAgentRunaway"}, has_data=lambda _e: True)
+        status = {r.incident.key: r.status for r in result.incidents}
+        assert (status["agent_loop"] == DETECTED) is credited, agent
+        assert [a.describe() for a in result.false_alarms] == (
+            [] if credited else [runaway(agent).describe()]
+        )
+
+
 def test_scripted_provider_plays_the_provider_side_incidents(tmp_path: Path) -> None:
     state = ScenarioState(tmp_path / "scenario.json")
     with FakeProvider() as provider:
