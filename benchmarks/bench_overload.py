@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,12 @@ class Outcome:
     books_balance: bool = False
     rss_mb: float = 0.0
     peak_rss_mb: float = 0.0
+
+    def record(self, code: str, seconds: float) -> None:
+        """One answer (or failure) ``code`` after ``seconds``."""
+        self.latencies.append(seconds)
+        self.codes[code] = self.codes.get(code, 0) + 1
+        self.slowest[code] = max(seconds, self.slowest.get(code, 0.0))
 
 
 def _serve(
@@ -128,6 +135,18 @@ def _probe(port: int, url: str, spans: int, concurrency: int, protocol: str) -> 
     return float(report["sent_spans"]) / (time.perf_counter() - begin)  # type: ignore[arg-type]
 
 
+async def _open_loop(one: Callable[[int], Awaitable[None]], interval: float, seconds: float) -> None:
+    """Start ``one(n)`` every ``interval`` s for ``seconds``, whatever the answers; wait for all."""
+    tasks = []
+    begin = time.perf_counter()
+    n = 0
+    while time.perf_counter() - begin < seconds:
+        tasks.append(asyncio.ensure_future(one(n)))
+        n += 1
+        await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
+    await asyncio.gather(*tasks)
+
+
 async def _overload(port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome) -> None:
     """Open loop at ``rate`` spans/s, spread over :data:`CHANNELS` connections as separate
     exporters would be (one HTTP/2 connection carries only so many streams at once, and waiting
@@ -144,21 +163,11 @@ async def _overload(port: int, requests: list[bytes], rate: float, seconds: floa
             out.acked_spans += SPANS_PER_REQUEST
         except grpc.aio.AioRpcError as exc:
             code = exc.code().name
-        seconds = time.perf_counter() - started
-        out.latencies.append(seconds)
-        out.codes[code] = out.codes.get(code, 0) + 1
-        out.slowest[code] = max(seconds, out.slowest.get(code, 0.0))
+        out.record(code, time.perf_counter() - started)
 
     try:
         await asyncio.gather(*(c.channel_ready() for c in channels))
-        tasks = []
-        begin = time.perf_counter()
-        n = 0
-        while time.perf_counter() - begin < seconds:
-            tasks.append(asyncio.ensure_future(one(n)))
-            n += 1
-            await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
-        await asyncio.gather(*tasks)
+        await _open_loop(one, interval, seconds)
     finally:
         for channel in channels:
             await channel.close()
@@ -188,19 +197,9 @@ async def _overload_http(port: int, requests: list[bytes], rate: float, seconds:
                 code = "timeout"
             except aiohttp.ClientError as exc:
                 code = f"error ({type(exc).__name__})"
-            seconds = time.perf_counter() - started
-            out.latencies.append(seconds)
-            out.codes[code] = out.codes.get(code, 0) + 1
-            out.slowest[code] = max(seconds, out.slowest.get(code, 0.0))
+            out.record(code, time.perf_counter() - started)
 
-        tasks = []
-        begin = time.perf_counter()
-        n = 0
-        while time.perf_counter() - begin < seconds:
-            tasks.append(asyncio.ensure_future(one(n)))
-            n += 1
-            await asyncio.sleep(max(0.0, begin + n * interval - time.perf_counter()))
-        await asyncio.gather(*tasks)
+        await _open_loop(one, interval, seconds)
 
 
 def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> list[Outcome]:

@@ -88,16 +88,15 @@ def send(port: int, calls: int, interval: float, timeout: float, spans: int) -> 
             channel.close()
 
 
-def main(argv: list[str]) -> None:
+def parse_args(module: str, argv: list[str]) -> tuple[int, int, float, float, int]:
+    """``PORT CALLS INTERVAL TIMEOUT SPANS``, as both senders take them."""
     if len(argv) != 5:
-        sys.exit("usage: python -m tests.hostile.open_loop PORT CALLS INTERVAL TIMEOUT SPANS")
-    port, calls, interval, timeout, spans = (
-        int(argv[0]),
-        int(argv[1]),
-        float(argv[2]),
-        float(argv[3]),
-        int(argv[4]),
-    )
+        sys.exit(f"usage: python -m {module} PORT CALLS INTERVAL TIMEOUT SPANS")
+    return int(argv[0]), int(argv[1]), float(argv[2]), float(argv[3]), int(argv[4])
+
+
+def main(argv: list[str]) -> None:
+    port, calls, interval, timeout, spans = parse_args("tests.hostile.open_loop", argv)
     print(json.dumps(send(port, calls, interval, timeout, spans)))
 
 

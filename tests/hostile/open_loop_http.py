@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.hostile.open_loop import BODIES, request_bytes
+from tests.hostile.open_loop import BODIES, parse_args, request_bytes
 
 HEADERS = {"Content-Type": "application/x-protobuf"}
 
@@ -63,15 +63,7 @@ async def send(port: int, calls: int, interval: float, timeout: float, spans: in
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 5:
-        sys.exit("usage: python -m tests.hostile.open_loop_http PORT CALLS INTERVAL TIMEOUT SPANS")
-    port, calls, interval, timeout, spans = (
-        int(argv[0]),
-        int(argv[1]),
-        float(argv[2]),
-        float(argv[3]),
-        int(argv[4]),
-    )
+    port, calls, interval, timeout, spans = parse_args("tests.hostile.open_loop_http", argv)
     print(json.dumps(asyncio.run(send(port, calls, interval, timeout, spans))))
 
 
