@@ -11,7 +11,7 @@
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
 #   2b. Prometheus 3.16 and Alertmanager 0.35 (with promtool and amtool) from the Go module proxy
-#      into .cache/prometheus3/bin (scripts/build_prometheus3.sh; service discovery left out, TBD
+#      into .cache/prometheus3/bin (scripts/build_prometheus3.sh; service discovery left out, ~7 min
 #      cold): `make test` runs the rule tests and the tests marked prometheus3 on them too
 #   2c. VictoriaMetrics single-node v1.151.0 from the Go module proxy into .cache/victoriametrics/bin
 #      (scripts/build_victoriametrics.sh; ~1-2 min cold), the remote-write store of docs/kafka.md
