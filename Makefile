@@ -11,7 +11,7 @@ PYTEST_PROMETHEUS3 := LLMPULSE_PROMETHEUS3=1 PATH="$(CURDIR)/.cache/prometheus3/
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
 
-run: setup ## the main job: local stack + a day of traffic with seven incidents (~7 min), then the verdict
+run: setup ## the main job: local stack + a day of traffic with ten incidents (~10 min), then the verdict
 	@$(VENV)/bin/llmpulse demo
 
 up: setup ## start the local stack in the background and say where everything listens
