@@ -478,8 +478,8 @@ LLMPULSE_PROMETHEUS3: Final = "LLMPULSE_PROMETHEUS3"
 """
 .. envvar:: LLMPULSE_PROMETHEUS3
 
-``1`` in a pytest run (the Makefile's second one, ``pytest -m prometheus3``, which also puts
-``.cache/prometheus3/bin`` first on ``PATH``; ``make test-prometheus3`` alone): the tests fail
+``1`` in a pytest run (the Makefile's second one in ``make test``, ``pytest -m prometheus3``, or
+``make test-prometheus3``; both also put ``.cache/prometheus3/bin`` first on ``PATH``): the tests fail
 unless every Prometheus, promtool, Alertmanager and amtool they find is the Prometheus 3 and
 Alertmanager 0.35 that ``make setup`` builds there (``scripts/build_prometheus3.sh``), so that
 run cannot pass on Debian's 2.42 and 0.25. Default: unset, the binaries on ``PATH``.
