@@ -111,7 +111,7 @@ class ProcessorService:
             max_request_bytes=settings.max_request_bytes,
             tls=tls_pair,
         )
-        otlp_http = OtlpHttpHandler(
+        otlp_http = self._otlp_http = OtlpHttpHandler(
             self.pipeline, auth_token=settings.auth_token, max_request_bytes=settings.max_request_bytes
         )
         self.http = HttpServer(
@@ -252,6 +252,7 @@ class ProcessorService:
     async def _close_servers(self, grace: float) -> None:
         await self.grpc.shutdown(grace)
         await self.http.shutdown(grace)
+        self._otlp_http.close()
         await self.admin.shutdown(grace)
 
     def _pricing_status(self) -> dict[str, Any]:

@@ -2,18 +2,29 @@
 
 OTLP/JSON is proto3 JSON with two exceptions this module handles: trace and span ids are hex
 strings (not base64), and enums are integers (``json_format`` accepts those already).
+
+Decoding is strict where JSON parsers differ (RFC 8259 leaves it open, and a body two parsers
+read differently could be counted one way here and another upstream): the body must be UTF-8
+without a byte order mark, an object may not repeat a key, and the non-standard literals
+``NaN``/``Infinity`` are refused (proto3 JSON writes them as strings, ``"NaN"``), as the
+collector's Go decoder and ``json_format.Parse`` do. Refusing repeated keys costs a Python call
+per object: about a fifth of the decoding time of a 512-span request.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 from typing import Any
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
 _MAX_DEPTH = 200  # JSON levels: about 50 levels of AnyValue nesting, a little over what protobuf decodes
@@ -37,10 +48,29 @@ def _fix_ids(node: Any, depth: int = 0) -> None:
                 _fix_ids(item, depth + 1)
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    node = dict(pairs)
+    if len(node) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise DecodeError(f"key {repeated[:40]!r} appears twice in one object")
+    return node
+
+
+def _constant(name: str) -> float:
+    raise DecodeError(f"{name} is not JSON; OTLP/JSON writes it as the string {json.dumps(name)}")
+
+
 def parse_request(body: bytes) -> ExportTraceServiceRequest:
     """Decode an OTLP/JSON ``ExportTraceServiceRequest``; raises ``DecodeError`` when it is not one."""
+    if body.startswith(codecs.BOM_UTF8):
+        raise DecodeError("the body starts with a byte order mark; send UTF-8 JSON without one")
     try:
-        document = json.loads(body)
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"not UTF-8: {exc}") from None
+    try:
+        document = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except (ValueError, RecursionError) as exc:
         raise DecodeError(f"not JSON: {exc}") from None
     if not isinstance(document, dict):
@@ -52,6 +82,31 @@ def parse_request(body: bytes) -> ExportTraceServiceRequest:
     except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
         raise DecodeError(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
     return request
+
+
+def encode_request(request: ExportTraceServiceRequest) -> bytes:
+    """Serialize ``request`` as OTLP/JSON, the inverse of :func:`parse_request` (hex ids, integer
+    enums), as an OTLP/JSON exporter sends it."""
+    document = json_format.MessageToDict(request, use_integers_for_enums=True)
+    _hex_ids(document)
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def _hex_ids(node: Any) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _ID_KEYS and isinstance(value, str):
+                node[key] = base64.b64decode(value).hex()
+            elif isinstance(value, dict | list):
+                _hex_ids(value)
+    elif isinstance(node, list):
+        for item in node:
+            _hex_ids(item)
+
+
+def parse_response(body: bytes) -> ExportTraceServiceResponse:
+    """Decode an OTLP/JSON ``ExportTraceServiceResponse`` (what a client reads back)."""
+    return json_format.Parse(body, ExportTraceServiceResponse(), ignore_unknown_fields=True)
 
 
 def to_json(message: Message) -> bytes:
