@@ -17,6 +17,7 @@ import base64
 import binascii
 import codecs
 import json
+import re
 from typing import Any
 
 from google.protobuf import json_format
@@ -27,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 _ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"})
+_FIELD_CHAIN = re.compile(r"(?:Failed to parse \w+ field: )+")
+_MAX_MESSAGE = 240  # characters of a decoding error: its head and its tail (where the path is)
 _MAX_DEPTH = 200  # JSON levels: about 50 levels of AnyValue nesting, a little over what protobuf decodes
 
 
@@ -46,6 +49,16 @@ def _fix_ids(node: Any, depth: int = 0) -> None:
         for item in node:
             if isinstance(item, dict | list):
                 _fix_ids(item, depth + 1)
+
+
+def _one_line(exc: BaseException) -> str:
+    """``exc``'s message without ``json_format``'s chain of "Failed to parse X field:" (the
+    path at its end says where), on one line, its middle cut when long (a 5,000-digit number)."""
+    text = _FIELD_CHAIN.sub("", str(exc)).replace("\n", " ").rstrip(".")
+    if len(text) <= _MAX_MESSAGE:
+        return text
+    half = _MAX_MESSAGE // 2
+    return f"{text[:half]} ... {text[-half:]}"
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -72,7 +85,7 @@ def parse_request(body: bytes) -> ExportTraceServiceRequest:
     try:
         document = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except (ValueError, RecursionError) as exc:
-        raise DecodeError(f"not JSON: {exc}") from None
+        raise DecodeError(f"not JSON: {_one_line(exc)}") from None
     if not isinstance(document, dict):
         raise DecodeError("OTLP/JSON body must be an object")
     _fix_ids(document)
@@ -80,7 +93,7 @@ def parse_request(body: bytes) -> ExportTraceServiceRequest:
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
     except (json_format.ParseError, ValueError, TypeError, RecursionError, binascii.Error) as exc:
-        raise DecodeError(f"not an OTLP ExportTraceServiceRequest: {exc}") from None
+        raise DecodeError(f"not an OTLP ExportTraceServiceRequest: {_one_line(exc)}") from None
     return request
 
 
