@@ -18,7 +18,7 @@ import binascii
 import codecs
 import json
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from google.protobuf import json_format
 from google.protobuf.message import DecodeError, Message
@@ -63,14 +63,16 @@ def _one_line(exc: BaseException) -> str:
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     node = dict(pairs)
-    if len(node) != len(pairs):
+    if len(node) != len(pairs):  # rare: only then find which key
         seen: set[str] = set()
-        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-        raise DecodeError(f"key {repeated[:40]!r} appears twice in one object")
+        for key, _ in pairs:
+            if key in seen:
+                raise DecodeError(f"key {key[:40]!r} appears twice in one object")
+            seen.add(key)
     return node
 
 
-def _constant(name: str) -> float:
+def _constant(name: str) -> NoReturn:
     raise DecodeError(f"{name} is not JSON; OTLP/JSON writes it as the string {json.dumps(name)}")
 
 
