@@ -27,7 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.ingest import otlp_json
-from llmpulse.processor.ingest.json_decoder import JsonDecoder
+from llmpulse.processor.ingest.json_decoder import JsonDecoder, work_units
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown
 from llmpulse.processor.pipeline.wire import count_spans, decode_request
@@ -115,12 +115,13 @@ class OtlpHttpHandler:
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
             text = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
             return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
-        if as_json and self._decoding_too_slow(len(body)):
+        units = work_units(body) if as_json else 0
+        if as_json and self._decoding_too_slow(units):
             refusal = QueueFull(self._pipeline.retry_after)
             self._pipeline.count_refusal(M.RECEIVER_HTTP, refusal)
             return self._refused(refusal, as_json)
         try:
-            export = await self._json.decode(body) if as_json else decode_request(body)
+            export = await self._json.decode(body, units) if as_json else decode_request(body)
         except DecodeError as exc:
             self._refuse(M.REFUSE_UNDECODABLE)
             return _status(400, code_pb2.INVALID_ARGUMENT, f"undecodable OTLP request: {exc}", as_json)
@@ -141,14 +142,14 @@ class OtlpHttpHandler:
             response.partial_success.error_message = result.message
         return _message(200, response, as_json)
 
-    def _decoding_too_slow(self, size: int) -> bool:
-        """Whether a JSON body of ``size`` bytes, decoded after those waiting and then queued,
+    def _decoding_too_slow(self, units: int) -> bool:
+        """Whether a JSON body of ``units`` of work, decoded after those waiting and then queued,
         would be answered more than ``max_delay`` from now (one that finds the decoder idle is
         taken, as the queue takes a request that finds it empty)."""
         limit = self._pipeline.max_delay
-        if limit is None or not self._json.pending_bytes:
+        if limit is None or not self._json.pending:
             return False
-        return self._json.expected_wait(size) + (self._pipeline.expected_wait or 0.0) > limit
+        return self._json.expected_wait(units) + (self._pipeline.expected_wait or 0.0) > limit
 
     def _refused(self, refusal: QueueFull | ShuttingDown, as_json: bool) -> Response:
         """429 or 503 with ``Retry-After`` for a request the pipeline cannot take now."""
