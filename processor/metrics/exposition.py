@@ -28,6 +28,7 @@ from prometheus_client.utils import floatToGoString
 from llmpulse import __version__
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
+from llmpulse.processor.metrics.shown import SeriesKey, ShownCounts
 
 _SPECS = M.METRICS_BY_NAME
 _MEMO_LIMIT = 200_000  # label sets; at the default caps a scrape writes about 40,000
@@ -186,6 +187,15 @@ class _Announcer:
         else:
             _add_histogram(family, labels, hist)
 
+    @staticmethod
+    def fixed(family: Any, labels: list[str], value: float) -> None:
+        """A counter exposed from the start (never announced)."""
+        family.add_metric(labels, value)
+
+    @staticmethod
+    def fixed_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
+        _add_histogram(family, labels, hist)
+
 
 class _Direct:
     """Every series with its current value."""
@@ -201,20 +211,73 @@ class _Direct:
     def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
         _add_histogram(family, labels, hist)
 
+    fixed, fixed_histogram = counter, histogram
+
+
+class _Withholding:
+    """Every series less what :class:`ShownCounts` withholds from it; remembers what it showed."""
+
+    __slots__ = ("shown",)
+
+    def __init__(self) -> None:
+        self.shown = ShownCounts()
+
+    def begin(self) -> None:
+        """Start a scrape (what it shows is remembered series by series)."""
+
+    def counter(self, family: Any, labels: list[str], value: float) -> None:
+        family.add_metric(labels, self.shown.counter((family.name, tuple(labels)), value))
+
+    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
+        _add_histogram(family, labels, self.shown.histogram((family.name, tuple(labels)), hist))
+
+    fixed, fixed_histogram = counter, histogram
+
+
+class _Capture:
+    """Takes every counter and histogram series' current value, exposes nothing."""
+
+    __slots__ = ("counters", "histograms")
+
+    def __init__(self) -> None:
+        self.counters: dict[SeriesKey, float] = {}
+        self.histograms: dict[SeriesKey, Histogram] = {}
+
+    def begin(self) -> None:
+        """Start a capture."""
+
+    def counter(self, family: Any, labels: list[str], value: float) -> None:
+        self.counters[(family.name, tuple(labels))] = value
+
+    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
+        self.histograms[(family.name, tuple(labels))] = hist
+
+    fixed, fixed_histogram = counter, histogram
+
 
 class MetricsCollector(Collector):
     """Exposes :class:`DerivedMetrics` and :class:`Accounting` as Prometheus families.
 
     ``announce_new_series`` exposes each new series at zero on its first collection (see the
-    module docstring).
+    module docstring). ``withholding`` (the Kafka source's scrape endpoint, instead) remembers
+    what each collection showed, for :meth:`withhold_unshown`.
     """
 
     def __init__(
-        self, derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False
+        self,
+        derived: DerivedMetrics,
+        accounting: Accounting,
+        *,
+        announce_new_series: bool = False,
+        withholding: bool = False,
     ) -> None:
+        if announce_new_series and withholding:
+            raise ValueError("announce_new_series and withholding exclude each other")
         self._derived = derived
         self._accounting = accounting
-        self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()
+        self._out: _Announcer | _Direct | _Withholding | _Capture = (
+            _Announcer() if announce_new_series else _Withholding() if withholding else _Direct()
+        )
         self._new: Callable[..., Any] = _family
         # family name -> label values -> label text, for render()
         self._memo: dict[str, dict[tuple[str, ...], str]] = {}
@@ -236,6 +299,21 @@ class MetricsCollector(Collector):
         finally:
             self._new = _family
         return "".join(family.text() for family in families)
+
+    def withhold_unshown(self) -> int:
+        """Withhold from every later collection the counts added since the last one (see
+        :mod:`llmpulse.processor.metrics.shown`); returns the number of series concerned.
+        Only with ``withholding``."""
+        shown = self._out
+        if not isinstance(shown, _Withholding):
+            raise TypeError("withhold_unshown needs a MetricsCollector built with withholding=True")
+        capture = self._out = _Capture()
+        try:
+            for _family_built in self.collect():
+                pass
+        finally:
+            self._out = shown
+        return shown.shown.withhold(capture.counters, capture.histograms)
 
     def collect(self) -> Iterator[Any]:
         """Build every family from the current state (called on each scrape)."""
@@ -325,21 +403,22 @@ class MetricsCollector(Collector):
             self._new(M.SPANS_REFUSED_TOTAL),
             self._new(M.REQUESTS_REFUSED_TOTAL),
         )
+        fixed = self._out.fixed
         for receiver, n in a.received.items():
-            received.add_metric([receiver], n)
+            fixed(received, [receiver], n)
         for kind, n in a.accepted.items():
-            accepted.add_metric([kind], n)
+            fixed(accepted, [kind], n)
         for reason, n in a.rejected.items():
-            rejected.add_metric([reason], n)
+            fixed(rejected, [reason], n)
         for (receiver, reason), n in a.refused_spans.items():
-            refused_spans.add_metric([receiver, reason], n)
+            fixed(refused_spans, [receiver, reason], n)
         for (receiver, reason), n in a.refused_requests.items():
-            refused_requests.add_metric([receiver, reason], n)
+            fixed(refused_requests, [receiver, reason], n)
         queue, capacity = self._new(M.QUEUE_SPANS), self._new(M.QUEUE_CAPACITY_SPANS)
         queue.add_metric([], a.queue_spans)
         capacity.add_metric([], a.queue_capacity)
         batch = self._new(M.BATCH_PROCESSING_SECONDS)
-        batch.add_metric([], a.batch_seconds.buckets(), a.batch_seconds.sum)
+        self._out.fixed_histogram(batch, [], a.batch_seconds)
         info = self._new(M.BUILD_INFO)
         info.add_metric([__version__], 1)
         yield from (
@@ -384,3 +463,7 @@ class ScrapeEndpoint:
         own = self._collector.render(openmetrics=openmetrics).encode()
         engines = encoder(self._engines)
         return own + engines, content_type
+
+    def withhold_unshown(self) -> int:
+        """See :meth:`MetricsCollector.withhold_unshown` (the engines' series are not withheld)."""
+        return self._collector.withhold_unshown()
