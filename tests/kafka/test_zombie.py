@@ -374,3 +374,96 @@ def chart_rows(url: str) -> dict[tuple[str, str], tuple[int, str]]:
 def chart_epochs(url: str) -> dict[tuple[str, str], int]:
     """(service, feature) -> the owner epoch its latency chart was last saved under."""
     return {key: epoch for key, (epoch, _state) in chart_rows(url).items()}
+
+
+def test_a_zombie_paused_inside_a_chart_save_does_not_hold_up_the_take_over(
+    group: Group, sender, start_prometheus
+) -> None:  # type: ignore[no-untyped-def]
+    """Paused (or cut off) between a save's statements and its COMMIT, a zombie's transaction
+    holds a shared lock on its keys' owner epochs: the new owner's claim would wait for it, and
+    with it that replica's whole Kafka source, for as long as the zombie is paused."""
+    _process, port = start_prometheus(prometheus_config(group.replicas))
+    prometheus = f"http://127.0.0.1:{port}"
+    send = sender(group.topic)
+    wait_until(
+        lambda: spread(group.assignment()), timeout=60, message="partitions not spread over the replicas"
+    )
+    send.send(WINDOW * (WARMUP + 2))
+    wait_until(
+        lambda: all(len(o) == 1 for o in chart_owners(prometheus).values()),
+        timeout=90,
+        message=lambda: f"no chart per key: {chart_owners(prometheus)}",
+    )
+    owners = chart_owners(prometheus)
+    zombie = next(r for r in group.replicas if r.instance == owners[KEYS[0]][0])
+    moved = sorted(k for k in KEYS if owners[k] == [zombie.instance])
+    wait_until(
+        lambda: set(moved) <= set(chart_epochs(group.store_url)), timeout=30, message="charts not saved"
+    )
+
+    with psycopg.connect(group.store_url) as blocker:
+        # every chart upsert waits behind this lock; only the zombie has charts to save
+        blocker.execute("LOCK TABLE spc_charts IN EXCLUSIVE MODE")
+        send.send(2 * WINDOW, keys=tuple(moved))
+        wait_until(
+            lambda: waiting_on_charts(group.store_url),
+            timeout=30,
+            message="the zombie's tick never tried to save its charts",
+        )
+        zombie.process.send_signal(signal.SIGSTOP)
+    # the lock is gone: the zombie's upsert ran, its COMMIT never comes while it is stopped
+    wait_until(
+        lambda: idle_in_transaction(group.store_url),
+        timeout=30,
+        message="the zombie's save is not left open",
+    )
+    epochs = claimed_epochs(group.store_url)
+    try:
+        survivors = [r for r in group.replicas if r is not zombie]
+        wait_until(
+            lambda: (
+                sorted(p for r in survivors for p in r.status()["kafka"]["partitions"])
+                == list(range(PARTITIONS))
+            ),
+            timeout=60,
+            message=lambda: f"partitions not moved: {[r.status()['kafka'] for r in survivors]}",
+        )
+        send.send(WINDOW)
+        wait_until(
+            lambda: all(len(o) == 1 and o[0] != zombie.instance for o in chart_owners(prometheus).values()),
+            timeout=45,
+            message=lambda: (
+                f"the survivors did not take every key over: {chart_owners(prometheus)}; "
+                f"store sessions {sessions(group.store_url)}"
+            ),
+        )
+        assert all(claimed_epochs(group.store_url)[k] > epochs[k] for k in moved)
+    finally:
+        zombie.process.send_signal(signal.SIGCONT)
+    wait_until(
+        lambda: "event=kafka_partitions_lost" in zombie.log.read_text(),
+        timeout=60,
+        message=lambda: zombie.log.read_text()[-3000:],
+    )
+    rows = chart_epochs(group.store_url)
+    assert all(rows[k] > epochs[k] for k in moved), (rows, epochs)  # the zombie's save never landed
+
+
+def sessions(url: str) -> list[tuple[str, str, str]]:
+    """(state, wait event type, query) of the store's other sessions, for failure messages."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT state, coalesce(wait_event_type, ''), left(query, 60) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [(str(a), str(b), str(c)) for a, b, c in rows]
+
+
+def waiting_on_charts(url: str) -> bool:
+    """A session waits for a lock to write ``spc_charts``."""
+    return any(w == "Lock" and "spc_charts" in q for _s, w, q in sessions(url))
+
+
+def idle_in_transaction(url: str) -> bool:
+    """A session has written ``spc_charts`` and waits for its client to commit."""
+    return any(s == "idle in transaction" and "spc_charts" in q for s, _w, q in sessions(url))
