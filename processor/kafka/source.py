@@ -15,6 +15,11 @@ dies had shown Prometheus exactly the counts of the offsets it committed; the re
 its partitions over starts at those offsets and counts the rest once. A failed commit answers the
 scrape 503 (Prometheus keeps the previous values; nothing shown is uncommitted).
 
+A zombie (this replica paused past its session timeout) finds its partitions lost holding records
+it counted and can no longer commit, which their new owner counts again: the scrape endpoint then
+withholds every count its last scrape did not show (``withhold_unshown``,
+:mod:`llmpulse.processor.metrics.shown`), so the next scrape goes on from what Prometheus has.
+
 When a partition is revoked from a live replica, its records not yet counted are dropped from the
 queue (their futures are cancelled, so the worker skips them) and the counted prefix is committed:
 the new owner counts the rest. Bounds that remain: counts committed on a revoke, or by the idle

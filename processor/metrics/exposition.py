@@ -12,11 +12,14 @@ scrape on. Prometheus so has a 0 sample before the first non-zero one, and ``rat
 ``increase()`` count the first events of a new feature, model or error type instead of starting
 from them. The price is one scrape interval of delay for a new series' first counts. In-process
 readers (``llmpulse status``, tests) use a registry without it and see the counts at once.
+
+With the Kafka source the scrape endpoint's collector is ``withholding`` instead: it remembers
+what each scrape showed, so that a zombie replica can take back what it counted and never
+committed (:mod:`llmpulse.processor.metrics.shown`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,7 +31,14 @@ from prometheus_client.utils import floatToGoString
 from llmpulse import __version__
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
-from llmpulse.processor.metrics.shown import SeriesKey, ShownCounts
+from llmpulse.processor.metrics.writers import (
+    Announcer,
+    Capture,
+    Direct,
+    Withholding,
+    Writer,
+    le_strings,
+)
 
 _SPECS = M.METRICS_BY_NAME
 _MEMO_LIMIT = 200_000  # label sets; at the default caps a scrape writes about 40,000
@@ -49,19 +59,6 @@ def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return value
-
-
-@functools.cache
-def _le_strings(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    """The ``le`` values of a histogram's buckets, as :meth:`Histogram.buckets` writes them."""
-    return (*map(repr, bounds), "+Inf")
-
-
-def _add_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
-    if isinstance(family, _TextFamily):
-        family.add_histogram(labels, hist)
-    else:
-        family.add_metric(labels, hist.buckets(), hist.sum)
 
 
 def _number(value: float) -> str:
@@ -135,7 +132,7 @@ class _TextFamily:
         text = self._label_text(labels)
         sample, lines = self.sample, self.lines
         prefix = f"{sample}_bucket{{{text},le=" if text else f"{sample}_bucket{{le="
-        les = _le_strings(hist.bounds)
+        les = le_strings(hist.bounds)
         traces = hist.ex_trace if self.openmetrics else ()
         total = 0
         for i, count in enumerate(hist.counts):
@@ -152,107 +149,6 @@ class _TextFamily:
     def text(self) -> str:
         """The family's exposition text (header lines even with no samples, as prometheus-client)."""
         return "".join(self.lines)
-
-
-class _Announcer:
-    """Remembers which series the last scrape exposed; a series it did not is shown at zero.
-
-    Only the last scrape's series are remembered, so the memory follows the live series (series
-    dropped by the caps' ageing are forgotten, and announced again should they come back).
-    """
-
-    __slots__ = ("previous", "seen")
-
-    def __init__(self) -> None:
-        self.previous: set[tuple[str, tuple[str, ...]]] = set()
-        self.seen: set[tuple[str, tuple[str, ...]]] = set()
-
-    def begin(self) -> None:
-        """Start a scrape."""
-        self.previous, self.seen = self.seen, set()
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        key = (family.name, tuple(labels))
-        self.seen.add(key)
-        if key not in self.previous:
-            value = 0
-        family.add_metric(labels, value)
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        key = (family.name, tuple(labels))
-        self.seen.add(key)
-        if key not in self.previous:
-            zero = [(le, 0) for le in _le_strings(hist.bounds)]
-            family.add_metric(labels, zero, 0.0)
-        else:
-            _add_histogram(family, labels, hist)
-
-    @staticmethod
-    def fixed(family: Any, labels: list[str], value: float) -> None:
-        """A counter exposed from the start (never announced)."""
-        family.add_metric(labels, value)
-
-    @staticmethod
-    def fixed_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
-        _add_histogram(family, labels, hist)
-
-
-class _Direct:
-    """Every series with its current value."""
-
-    __slots__ = ()
-
-    def begin(self) -> None:
-        """Start a scrape (nothing to remember)."""
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        family.add_metric(labels, value)
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        _add_histogram(family, labels, hist)
-
-    fixed, fixed_histogram = counter, histogram
-
-
-class _Withholding:
-    """Every series less what :class:`ShownCounts` withholds from it; remembers what it showed."""
-
-    __slots__ = ("shown",)
-
-    def __init__(self) -> None:
-        self.shown = ShownCounts()
-
-    def begin(self) -> None:
-        """Start a scrape (what it shows is remembered series by series)."""
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        family.add_metric(labels, self.shown.counter((family.name, tuple(labels)), value))
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        _add_histogram(family, labels, self.shown.histogram((family.name, tuple(labels)), hist))
-
-    fixed, fixed_histogram = counter, histogram
-
-
-class _Capture:
-    """Takes every counter and histogram series' current value, exposes nothing."""
-
-    __slots__ = ("counters", "histograms")
-
-    def __init__(self) -> None:
-        self.counters: dict[SeriesKey, float] = {}
-        self.histograms: dict[SeriesKey, Histogram] = {}
-
-    def begin(self) -> None:
-        """Start a capture."""
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        self.counters[(family.name, tuple(labels))] = value
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        self.histograms[(family.name, tuple(labels))] = hist
-
-    fixed, fixed_histogram = counter, histogram
 
 
 class MetricsCollector(Collector):
@@ -275,9 +171,7 @@ class MetricsCollector(Collector):
             raise ValueError("announce_new_series and withholding exclude each other")
         self._derived = derived
         self._accounting = accounting
-        self._out: _Announcer | _Direct | _Withholding | _Capture = (
-            _Announcer() if announce_new_series else _Withholding() if withholding else _Direct()
-        )
+        self._out: Writer = Announcer() if announce_new_series else Withholding() if withholding else Direct()
         self._new: Callable[..., Any] = _family
         # family name -> label values -> label text, for render()
         self._memo: dict[str, dict[tuple[str, ...], str]] = {}
@@ -305,9 +199,9 @@ class MetricsCollector(Collector):
         :mod:`llmpulse.processor.metrics.shown`); returns the number of series concerned.
         Only with ``withholding``."""
         shown = self._out
-        if not isinstance(shown, _Withholding):
+        if not isinstance(shown, Withholding):
             raise TypeError("withhold_unshown needs a MetricsCollector built with withholding=True")
-        capture = self._out = _Capture()
+        capture = self._out = Capture()
         try:
             for _family_built in self.collect():
                 pass

@@ -273,12 +273,7 @@ def test_a_zombie_replica_counts_nothing_twice_and_its_late_saves_never_land(
         message=lambda: f"the survivors do not chart every key: {chart_owners(prometheus)}",
     )
     send.send(WINDOW)
-    wait_until(
-        lambda: all(chart_epochs(url)[k] > epochs_at_pause[k] for k in moved),
-        timeout=60,
-        message=lambda: f"the new owners never saved: {chart_epochs(url)}, claimed {epochs_at_pause}",
-    )
-    stored = chart_rows(url)
+    stored = saved_by_new_owners(url, moved, epochs_at_pause)
     assert time.time() - paused > SESSION_TIMEOUT
 
     # after: the zombie wakes up, runs its tick, learns it lost its partitions, rejoins
@@ -291,9 +286,7 @@ def test_a_zombie_replica_counts_nothing_twice_and_its_late_saves_never_land(
     learnt = time.time()
     # (c) the new owners' charts stand: the zombie's late saves were refused, or dropped
     zombie_log = zombie.log.read_text()
-    after = chart_rows(url)
-    for key in moved:
-        assert after[key] == stored[key] or after[key][0] > stored[key][0], (key, stored[key], after[key])
+    assert_still_stored(url, stored)
     # (d) its next scrape shows none of the keys it lost (no record came for them since)
     wait_until(
         lambda: scraped_twice_since(prometheus, learnt, [zombie]),
@@ -437,7 +430,7 @@ def test_a_zombie_paused_inside_a_chart_save_does_not_hold_up_the_take_over(
                 f"store sessions {sessions(group.store_url)}"
             ),
         )
-        assert all(claimed_epochs(group.store_url)[k] > epochs[k] for k in moved)
+        stored = saved_by_new_owners(group.store_url, moved, epochs)
     finally:
         zombie.process.send_signal(signal.SIGCONT)
     wait_until(
@@ -445,8 +438,28 @@ def test_a_zombie_paused_inside_a_chart_save_does_not_hold_up_the_take_over(
         timeout=60,
         message=lambda: zombie.log.read_text()[-3000:],
     )
-    rows = chart_epochs(group.store_url)
-    assert all(rows[k] > epochs[k] for k in moved), (rows, epochs)  # the zombie's save never landed
+    assert_still_stored(group.store_url, stored)  # the zombie's save never landed
+
+
+def saved_by_new_owners(
+    url: str, keys: list[tuple[str, str]], epochs: dict[tuple[str, str], int]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """Wait until the latency charts of ``keys`` are saved under epochs newer than ``epochs``
+    (their new owners'); returns the saved rows of ``keys``."""
+    wait_until(
+        lambda: all(chart_epochs(url)[k] > epochs[k] for k in keys),
+        timeout=60,
+        message=lambda: f"the new owners never saved: {chart_epochs(url)}, claimed before {epochs}",
+    )
+    rows = chart_rows(url)
+    return {k: rows[k] for k in keys}
+
+
+def assert_still_stored(url: str, stored: dict[tuple[str, str], tuple[int, str]]) -> None:
+    """Each chart in ``stored`` is as it was, or saved again under a newer epoch (never an older)."""
+    rows = chart_rows(url)
+    for key, (epoch, state) in stored.items():
+        assert rows[key] == (epoch, state) or rows[key][0] > epoch, (key, (epoch, state), rows[key])
 
 
 def sessions(url: str) -> list[tuple[str, str, str]]:
