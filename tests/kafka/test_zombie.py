@@ -70,7 +70,7 @@ class Sender:
 
 
 @pytest.fixture
-def sender(kafka_broker: KafkaBroker, start_collector, request) -> Iterator[Callable[[str], Sender]]:  # type: ignore[no-untyped-def]
+def sender(kafka_broker: KafkaBroker, start_collector) -> Iterator[Callable[[str], Sender]]:  # type: ignore[no-untyped-def]
     made: list[Sender] = []
 
     def make(topic: str) -> Sender:
