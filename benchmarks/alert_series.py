@@ -29,7 +29,7 @@ from llmpulse.processor.quality.charts import QualityCharts
 from llmpulse.processor.quality.settings import SpcSettings
 from llmpulse.processor.spc.ewma import EwmaChart
 
-__all__ = ["SCENARIOS", "Sample", "Scenario"]
+__all__ = ["PROCESSOR", "SCENARIOS", "Sample", "Scenario"]
 
 STEP = 15
 SERVICE = "bench"
@@ -101,8 +101,13 @@ def _chart_gauges(
     return out
 
 
-def _proc(key: str) -> dict[str, str]:
-    return {"job": PROCESSOR, "instance": f"{key}:9464"}
+def _proc(key: str, *, own_job: bool = False) -> dict[str, str]:
+    """A processor's scrape labels. All units share the ``llmpulse-processor`` job and are told
+    apart by ``instance``, except with ``own_job``: the unit is a deployment of its own (job
+    ``llmpulse-processor-<key>``), for the alerts judged over all of a job's replicas (no
+    ``instance``), which would otherwise sum every unit of the benchmark into one."""
+    job = f"{PROCESSOR}-{key}" if own_job else PROCESSOR
+    return {"job": job, "instance": f"{key}:9464"}
 
 
 # --- quality engine -----------------------------------------------------------------------
@@ -219,7 +224,7 @@ def judge(mode: str) -> Generator:
         hiccup = _minutes(ts, rng, 1, 2)
         http = rng.binomial(sent, np.where(after & (mode == "failing"), 0.5, np.where(hiccup, 1.0, 0)))
         timeout = rng.binomial(sent - http, 0.01)
-        proc = _proc(key)
+        proc = _proc(key, own_job=mode == "budget")  # the budget is judged per job
         return [
             _counter("llmpulse_judge_sampled_total", proc, ts, sampled),
             _counter("llmpulse_judge_dropped_total", {**proc, "reason": "queue_full"}, ts, drop_q),
@@ -381,7 +386,7 @@ def processor(mode: str) -> Generator:
         rejected = rng.binomial(spans, np.where(after & (mode == "rejecting"), 0.05, 0.002))
         peak = _minutes(ts, rng, 3, 2)
         refused = rng.poisson(np.where(after & (mode == "refusing"), 2 * STEP, np.where(peak, 0.5 * STEP, 0)))
-        proc = _proc(key)
+        proc = _proc(key, own_job=mode == "stalled")  # a stall is judged per job
         return [
             _counter("llmpulse_processor_spans_received_total", proc, ts, spans),
             _counter(

@@ -15,7 +15,8 @@ their recorded series the same way; then each alert expression is evaluated as r
 on average), and ``for:`` is applied to each series as Prometheus applies it. "To Alertmanager"
 adds the route's ``group_wait`` from alerting/alertmanager.yml (10 s critical, 30 s warning).
 
-* **incidents**: one unit (feature, processor instance, tool, agent, probe) per incident, 26 h
+* **incidents**: one unit (feature, processor instance, tool, agent, probe; a processor job of
+  its own for the alerts judged per job, with the rules' job selector widened to it) per incident, 26 h
   of clean behaviour (the day baselines fill), then a change of stated size at a known time,
   held 4 h; the delay from the change to the alert. Same-run baselines: the error rule before
   the burn-rate alerts (5m error ratio over 5% for 5 minutes), and the burn-rate alerts at the
@@ -57,7 +58,7 @@ from llmpulse.stack import components
 from llmpulse.stack.components import ManagedProcess
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from alert_series import SCENARIOS  # a sibling module of this script
+from alert_series import PROCESSOR, SCENARIOS  # a sibling module of this script
 
 REPO = Path(__file__).resolve().parents[1]
 RULES = REPO / "alerting" / "rules"
@@ -285,7 +286,18 @@ def backfill_openmetrics(
 
 
 def _rules(paths: Sequence[Path]) -> list[dict[str, Any]]:
-    return [g for p in paths for g in yaml.safe_load(p.read_text())["groups"]]
+    """The rule groups of ``paths``, as the benchmark runs them: ``job="llmpulse-processor"``
+    also selects the ``llmpulse-processor-<unit>`` jobs of the units that are deployments of
+    their own (``alert_series._proc``), so that an alert judged over a job's replicas sees one
+    unit, not the sum of all. Every series of the shipped job is selected as before."""
+    exact, relaxed = f'job="{PROCESSOR}"', f'job=~"{PROCESSOR}(-.+)?"'
+    groups = [g for p in paths for g in yaml.safe_load(p.read_text())["groups"]]
+    rules = [r for g in groups for r in g["rules"]]
+    if not any(exact in r["expr"] for r in rules):
+        raise SystemExit(f"no rule selects {exact} any more: update the relaxation in _rules()")
+    for rule in rules:
+        rule["expr"] = rule["expr"].replace(exact, relaxed)
+    return groups
 
 
 def inline_group(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -397,15 +409,16 @@ class Bench:
         return {k: [sorted(set(v)) for v in by.values()] for k, by in found.items()}
 
 
-KEY_LABELS = ("feature", "instance", "tool", "agent", "probe", "model")
+KEY_LABELS = ("feature", "instance", "tool", "agent", "probe", "model", "job")
 
 
 def unit(labels: dict[str, str]) -> str:
     """What an alert is about, as the benchmark names its units: the first of KEY_LABELS (an
-    instance without its port)."""
+    instance without its port; a processor job of its own without the shared job's name, for
+    the alerts judged per job)."""
     for name in KEY_LABELS:
         if name in labels:
-            return labels[name].split(":")[0]
+            return labels[name].split(":")[0].removeprefix(f"{PROCESSOR}-")
     return ""
 
 
@@ -558,6 +571,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument(
+        "--step-hour",
+        type=int,
+        default=8,
+        choices=range(0, 24, 2),
+        metavar="HOUR",
+        help="UTC hour of the incidents' step, even (default 8: traffic at 1.43x its daily mean)",
+    )
+    parser.add_argument(
         "--coarse-step",
         type=int,
         default=60,
@@ -579,8 +600,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     shipped_alerts = list(alert_rules)
     alert_rules.update(previous_rules(alert_rules))
 
-    end = (int(time.time()) // 7200 - 2) * 7200  # whole 2-hour blocks, in the past
     history, held = 26 * 3600, 4 * 3600
+    # Whole 2-hour blocks in the past, the step at --step-hour whatever the hour of the run: the
+    # traffic follows a daily cycle, so the hour of the step changes every figure (a seed and
+    # an hour give the same figures on any day and at any load).
+    latest = (int(time.time()) // 7200 - 2) * 7200
+    end = latest - (latest - args.step_hour * 3600 - held) % 86400
     at = end - held
     recent = at - history  # from here on every feature has data, evaluated at STEP
     incidents = llm_incidents()
