@@ -368,8 +368,9 @@ def up(job: str) -> Generator:
 
     def make(ts: np.ndarray, at: int | None, rng: np.random.Generator, key: str) -> list[Sample]:
         down = _after(ts, at) | (rng.random(len(ts)) < 4 / 5760) | _minutes(ts, rng, 1, 1)
-        port = "9464" if job == PROCESSOR else "8888"
-        return [("up", {"job": job, "instance": f"{key}:{port}"}, ts, (~down).astype(float))]
+        # a processor of its own job: its death is also the job's (LLMPulseMonitoringDown)
+        labels = _proc(key, own_job=True) if job == PROCESSOR else {"job": job, "instance": f"{key}:8888"}
+        return [("up", labels, ts, (~down).astype(float))]
 
     return make
 
@@ -511,7 +512,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("LLMPulseSessionCorrectionRateHigh",),
         sessions("corrections"),
     ),
-    Scenario("proc-down", "the processor dies", ("LLMPulseProcessorDown",), up(PROCESSOR)),
+    Scenario(
+        "proc-down",
+        "the processor dies",
+        ("LLMPulseProcessorDown", "LLMPulseMonitoringDown"),
+        up(PROCESSOR),
+    ),
     Scenario(
         "stalled", "no span arrives (20 spans/s before)", ("LLMPulseIngestStalled",), processor("stalled")
     ),
