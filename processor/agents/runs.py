@@ -30,7 +30,7 @@ from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.pipeline.normalize import RUN_CHAIN, RUN_WORKFLOW
 from llmpulse.processor.pipeline.records import AgentSpan
 
-__all__ = ["Contribution", "OpenRunaway", "RunResult", "RunTracker"]
+__all__ = ["Contribution", "OpenRunaway", "RunResult", "RunTracker", "runaway_reasons"]
 
 _ROOT: Final = b""  # the parent id of a trace's root span
 
@@ -109,6 +109,20 @@ class Contribution:
     def max_repeat(self) -> int:
         """Calls of the (tool, arguments) pair called most often."""
         return max(self.repeats.values(), default=0)
+
+
+def runaway_reasons(settings: AgentSettings, agent: str, totals: Contribution) -> tuple[str, ...]:
+    """Why a run of ``agent`` that added up to ``totals`` is runaway (its agent's caps, repeated
+    (tool, arguments) pairs), leaving out the reasons counted already while it was open."""
+    cap = settings.cap_of(agent)
+    found: list[str] = []
+    if totals.llm_calls > cap.llm_calls:
+        found.append(N.RUNAWAY_LLM_CALLS)
+    if totals.tool_calls > cap.tool_calls:
+        found.append(N.RUNAWAY_TOOL_CALLS)
+    if totals.max_repeat >= settings.repeated_tool_calls:
+        found.append(N.RUNAWAY_REPEATED_TOOL_CALL)
+    return tuple(r for r in found if r not in totals.raised)
 
 
 class RunResult:
@@ -357,6 +371,12 @@ class RunTracker:
         trace.waiting += 1
         self._link(trace, span.trace_id, span.span_id, parent, roll_up=False)
 
+    def is_agentic(self, trace_id: bytes) -> bool:
+        """Whether a trace tracked now had a tool, chain or run span (its calls belong to runs
+        that its spans describe)."""
+        trace = self._traces.get(trace_id)
+        return trace is not None and trace.agentic
+
     def add_other(self, trace_id: bytes, span_id: bytes, parent: bytes) -> None:
         """A span of another kind: only a link, and only in a trace already tracked."""
         trace = self._traces.get(trace_id)
@@ -395,17 +415,8 @@ class RunTracker:
         totals = run.totals
         if totals.keys_overflow:
             self.evictions[N.EVICT_TOOL_KEYS_CAP] += 1
-        cap = self.settings.cap_of(run.span.name)
-        runaway: list[str] = []
-        if totals.llm_calls > cap.llm_calls:
-            runaway.append(N.RUNAWAY_LLM_CALLS)
-        if totals.tool_calls > cap.tool_calls:
-            runaway.append(N.RUNAWAY_TOOL_CALLS)
-        if totals.max_repeat >= self.settings.repeated_tool_calls:
-            runaway.append(N.RUNAWAY_REPEATED_TOOL_CALL)
-        # counted already while the run was open (under the agent its calls named): not twice
-        runaway = [r for r in runaway if r not in totals.raised]
-        self._results.append(RunResult(run.span, run.kind, totals, tuple(runaway)))
+        runaway = runaway_reasons(self.settings, run.span.name, totals)
+        self._results.append(RunResult(run.span, run.kind, totals, runaway))
         run.totals = Contribution()  # the counted totals belong to the result now
 
     def _count_late(self, trace: _Trace) -> None:
