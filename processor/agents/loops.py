@@ -53,7 +53,8 @@ class _Loop:
         self.closed_at = 0.0
         self.error = False
         # llmpulse's adapters say what a call asked for and whether its request answered a tool
-        self.knows_results = call.tool_request_count > 0
+        # (their digests: a peer's finish reasons give a count, never the digests)
+        self.knows_results = bool(call.tool_request_hashes)
         self.totals = Contribution()
 
 

@@ -63,7 +63,7 @@ def _reply(request: RecordedRequest) -> FakeReply:
     question, results = last_user_message({"messages": body.get("messages", [])[:1]}), _tool_results(body)
     if "weather" in question:  # two tools at once, then one more, then the answer
         if results == 0:
-            calls = ({"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_weather", "arguments": {"city": "Rome"}})  # fmt: skip
+            calls = tuple({"name": "get_weather", "arguments": {"city": c}} for c in ("Paris", "Rome"))
             return FakeReply(text="", tool_calls=calls, input_tokens=20, output_tokens=10)
         if results == 2:
             calls = ({"name": "get_time", "arguments": {"city": "Paris"}},)
@@ -108,9 +108,8 @@ def anthropic_loop(client: anthropic.Anthropic, question: str) -> None:
         if message.stop_reason != "tool_use":
             return
         messages.append({"role": "assistant", "content": [b.model_dump() for b in message.content]})
-        results = [
-            {"type": "tool_result", "tool_use_id": b.id, "content": "ok"} for b in message.content if b.type == "tool_use"
-        ]  # fmt: skip
+        asked = [b for b in message.content if b.type == "tool_use"]
+        results = [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"} for b in asked]
         messages.append({"role": "user", "content": results})
 
 

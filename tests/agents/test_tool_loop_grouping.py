@@ -1,0 +1,154 @@
+"""How the agents engine groups LLM calls into tool-call loops, through the processor's pipeline.
+
+Consecutive loops under one parent, a plain call, a new question that ends a loop, traces that
+have agent or tool spans (their runs count the calls, never a loop as well), the captured peers'
+spans with and without their agent spans, and the bound on open loops (evictions counted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+
+from llmpulse.contract import attributes as A
+from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
+from llmpulse.processor.agents import metric_names as N
+from llmpulse.processor.service import ProcessorService
+from llmpulse.processor.settings import Settings
+from llmpulse.testing.otlp import T0, llm_attributes, make_request, make_span
+from tests.agents.test_captured_replay import FIXTURES, _replay, _spans
+
+TRACE = (7).to_bytes(16, "big")
+PARENT = (1).to_bytes(8, "big")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _engine(**settings: Any) -> tuple[AgentEngine, ProcessorService, Clock]:
+    clock = Clock()
+    engine = AgentEngine(AgentSettings(**settings), clock=clock)
+    service = ProcessorService(
+        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
+    )
+    return engine, service, clock
+
+
+def _process(service: ProcessorService, spans: list[Span]) -> None:
+    result = service.pipeline.process(make_request(spans))
+    assert result.rejected == 0, result.message
+
+
+def _call(
+    n: int, *, asks: int = 0, results: int | None = None, trace: bytes = TRACE, hashes: tuple[str, ...] = ()
+) -> Span:
+    """An llmpulse LLM span under PARENT: ``asks`` tool calls requested, ``results`` carried."""
+    extra: dict[str, Any] = {A.GEN_AI_USAGE_INPUT_TOKENS: 10 * n, A.GEN_AI_USAGE_OUTPUT_TOKENS: n}
+    if asks:
+        extra[A.FINISH_REASON] = A.FINISH_TOOL_CALLS
+        extra[A.GEN_AI_RESPONSE_FINISH_REASONS] = ["tool_calls"]
+        extra[A.TOOL_CALLS_COUNT] = asks
+        extra[A.TOOL_CALLS_HASHES] = list(hashes or (f"h{n}-{i}" for i in range(asks)))
+    if results is not None:
+        extra[A.TOOL_RESULTS_COUNT] = results
+    return make_span(
+        llm_attributes(**extra),
+        trace_id=trace,
+        span_id=(100 + n).to_bytes(8, "big"),
+        parent_span_id=PARENT,
+        start_ns=T0 + n * 10**9,
+    )
+
+
+def _loops(engine: AgentEngine) -> dict[tuple[str, str, str], Any]:
+    return {labels: s for labels, s in engine.metrics.runs.items() if (N.KIND_TOOL_LOOP, "ok") in s.runs}
+
+
+def test_consecutive_loops_under_one_parent_are_separate_runs_and_plain_calls_are_none() -> None:
+    engine, service, clock = _engine()
+    _process(service, [_call(1)])  # a plain call: no loop
+    _process(service, [_call(2, asks=2), _call(3, asks=1, results=2), _call(4, results=3)])
+    _process(service, [_call(5, asks=1), _call(6, results=1)])  # the next question, another loop
+    _process(service, [_call(7, asks=1), _call(8)])  # asked, then a new question without results
+    clock.now += 3
+    engine.tick()
+    (series,) = _loops(engine).values()
+    assert series.runs[(N.KIND_TOOL_LOOP, "ok")] == 2
+    assert series.llm_calls.sum == 3 + 2
+    assert series.tool_calls.sum == 3 + 1
+    assert series.tokens.sum == sum(11 * n for n in (2, 3, 4, 5, 6))
+    assert engine.loops.open_loops == 0
+
+
+def test_a_trace_with_agent_or_tool_spans_counts_its_calls_in_its_run_only() -> None:
+    engine, service, clock = _engine()
+    tool = make_span(
+        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
+        trace_id=TRACE,
+        span_id=(50).to_bytes(8, "big"),
+        parent_span_id=PARENT,
+    )
+    run = make_span({A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}, trace_id=TRACE, span_id=PARENT)  # fmt: skip
+    _process(service, [_call(1, asks=1), tool, _call(2, results=1), run])
+    clock.now += 3
+    engine.tick()
+    assert _loops(engine) == {}
+    (planner,) = engine.metrics.runs.values()
+    assert planner.runs == {("agent", "ok"): 1} and planner.llm_calls.sum == 2
+
+
+def test_captured_peers_make_no_loop_beside_their_runs_and_openllmetry_calls_alone_make_loops() -> None:
+    for producer in ("official", "openinference", "openllmetry"):
+        engine, _registry, _service = _replay(producer)
+        assert _loops(engine) == {}, producer
+    # OpenLLMetry's Responses spans, without the agent and tool spans: each turn's first call
+    # says ["stop", "tool_call"], its second ["stop"]: two loops of two calls and one tool call
+    import json
+
+    spans, resource, scope = _spans(json.loads((FIXTURES / "openllmetry.json").read_text()))
+    calls = [s for s in spans if s.name == "openai.response"]
+    assert len(calls) == 4
+    engine, service, clock = _engine()
+    result = service.pipeline.process(make_request(calls, scope, resource=resource))
+    assert result.rejected == 0
+    clock.now += 3
+    engine.tick()
+    (series,) = _loops(engine).values()
+    assert (series.runs[(N.KIND_TOOL_LOOP, "ok")], series.llm_calls.sum, series.tool_calls.sum) == (2, 4, 2)
+    assert series.tokens.sum == 2 * ((40 + 8) + (60 + 10))
+
+
+def test_open_loops_are_bounded_and_the_evicted_ones_counted() -> None:
+    engine, service, clock = _engine(max_pending_traces=2)
+    for n in range(1, 6):  # five traces whose model asked for a tool and nothing followed
+        _process(service, [_call(n, asks=1, trace=(n).to_bytes(16, "big"))])
+    assert engine.loops.open_loops == 2
+    clock.now += 3
+    engine.tick()
+    assert engine.metrics.evictions[N.EVICT_LOOP_CAP] == 3
+    assert _loops(engine) == {}  # one call each: no loop was seen
+    clock.now += 60
+    engine.tick()
+    assert engine.loops.open_loops == 0
+
+
+def test_a_loop_found_runaway_while_open_is_counted_once_with_its_trace() -> None:
+    engine, service, clock = _engine(repeated_tool_calls=3)
+    same = ("same-hash",)
+    _process(
+        service,
+        [_call(1, asks=1, hashes=same), *(_call(n, asks=1, results=1, hashes=same) for n in (2, 3, 4))],
+    )
+    (series,) = engine.metrics.runs.values()
+    assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][:2] == [1, TRACE]  # at the 3rd request
+    _process(service, [_call(5, results=1)])
+    clock.now += 3
+    engine.tick()
+    assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][0] == 1  # not again when it closed
+    assert series.runs == {(N.KIND_TOOL_LOOP, "ok"): 1} and series.llm_calls.sum == 5
