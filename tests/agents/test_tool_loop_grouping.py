@@ -7,6 +7,7 @@ spans with and without their agent spans, and the bound on open loops (evictions
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -94,7 +95,8 @@ def test_a_trace_with_agent_or_tool_spans_counts_its_calls_in_its_run_only() -> 
         span_id=(50).to_bytes(8, "big"),
         parent_span_id=PARENT,
     )
-    run = make_span({A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}, trace_id=TRACE, span_id=PARENT)  # fmt: skip
+    agent = {A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}
+    run = make_span(agent, trace_id=TRACE, span_id=PARENT)
     _process(service, [_call(1, asks=1), tool, _call(2, results=1), run])
     clock.now += 3
     engine.tick()
@@ -109,8 +111,6 @@ def test_captured_peers_make_no_loop_beside_their_runs_and_openllmetry_calls_alo
         assert _loops(engine) == {}, producer
     # OpenLLMetry's Responses spans, without the agent and tool spans: each turn's first call
     # says ["stop", "tool_call"], its second ["stop"]: two loops of two calls and one tool call
-    import json
-
     spans, resource, scope = _spans(json.loads((FIXTURES / "openllmetry.json").read_text()))
     calls = [s for s in spans if s.name == "openai.response"]
     assert len(calls) == 4
