@@ -152,3 +152,19 @@ def test_a_loop_found_runaway_while_open_is_counted_once_with_its_trace() -> Non
     engine.tick()
     assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][0] == 1  # not again when it closed
     assert series.runs == {(N.KIND_TOOL_LOOP, "ok"): 1} and series.llm_calls.sum == 5
+
+
+def test_calls_inside_an_llmpulse_agent_run_are_not_grouped_again() -> None:
+    engine, service, clock = _engine()
+    named = [_call(1, asks=1), _call(2, results=1)]
+    for span in named:  # llmpulse.agent("planner") puts its name on every span inside the run
+        span.attributes.add(key=A.RUN_AGENT_NAME).value.string_value = "planner"
+    _process(service, [named[0]])
+    assert engine.loops.open_loops == 0  # no loop opened, so none can be found runaway beside the run
+    agent = {A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}
+    _process(service, [named[1], make_span(agent, trace_id=TRACE, span_id=PARENT)])
+    clock.now += 3
+    engine.tick()
+    assert _loops(engine) == {} and engine.loops.open_loops == 0
+    (planner,) = engine.metrics.runs.values()
+    assert planner.runs == {("agent", "ok"): 1} and planner.llm_calls.sum == 2
