@@ -43,10 +43,26 @@ __all__ = ["LoopTracker"]
 
 
 class _Loop:
-    __slots__ = ("closed_at", "end_ns", "error", "first", "knows_results", "last_seen", "start_ns", "totals")
+    __slots__ = (
+        "agent",
+        "closed_at",
+        "end_ns",
+        "environment",
+        "error",
+        "knows_results",
+        "last_seen",
+        "parent",
+        "service",
+        "span_id",
+        "start_ns",
+        "totals",
+        "trace_id",
+    )
 
     def __init__(self, call: LLMCall, now: float) -> None:
-        self.first = call  # names the run: service, environment, feature, trace
+        # what names the run, from its first call (not the call itself: it may hold content)
+        self.trace_id, self.parent, self.span_id = call.trace_id, call.parent_span_id, call.span_id
+        self.service, self.environment, self.agent = call.service, call.environment, call.feature
         self.start_ns = call.end_ns - round(call.duration_s * 1e9)
         self.end_ns = call.end_ns
         self.last_seen = now
@@ -91,9 +107,13 @@ class LoopTracker:
             return
         key = (call.trace_id, call.parent_span_id)
         loop = loops.get(key)
+        if loop is None and (not asks or call.run_agent):
+            return  # not a loop; or a call that names its run's agent: its run has a span
+        if self._is_agentic(call.trace_id):
+            if loop is not None:
+                del loops[key]  # the trace's own agent or tool spans describe this run
+            return
         if loop is None:
-            if not asks or call.run_agent:
-                return  # not a loop; or a call that names its run's agent: its run has a span
             loop = self._start(key, call)
         elif loop.knows_results and call.tool_results is None:
             self._close(loops.pop(key))  # no tool results: another question under the same parent
@@ -103,9 +123,6 @@ class LoopTracker:
         else:
             loop.last_seen = self._clock()
             loops.move_to_end(key)
-        if self._is_agentic(call.trace_id):
-            del loops[key]  # the trace's own agent or tool spans describe this run
-            return
         self._add(loop, call, asks)
         if not asks:
             self._close(loops.pop(key))
@@ -141,26 +158,21 @@ class LoopTracker:
         """Runaway found at the call that passes a cap: counted now, once per reason (the loop's
         agent is known from its first call, so its own caps apply)."""
         c = loop.totals
-        found = runaway_reasons(self.settings, self._agent(loop), c)
+        found = runaway_reasons(self.settings, loop.agent, c)
         if not found:
             return
         c.raised = tuple(sorted({*c.raised, *found}))
-        first = loop.first
         self.raised.append(
             OpenRunaway(
-                first.trace_id,
-                key=first.parent_span_id,
+                loop.trace_id,
+                key=loop.parent,
                 reasons=found,
                 llm_calls=c.llm_calls,
                 tool_calls=c.tool_calls,
                 max_repeat=c.max_repeat,
-                agent=self._agent(loop),
+                agent=loop.agent,
             )
         )
-
-    @staticmethod
-    def _agent(loop: _Loop) -> str:
-        return loop.first.feature
 
     def _close(self, loop: _Loop) -> None:
         loop.closed_at = self._clock()
@@ -197,26 +209,25 @@ class LoopTracker:
 
     def _count(self, loop: _Loop) -> None:
         c = loop.totals
-        first = loop.first
-        if c.llm_calls < 2 or self._is_agentic(first.trace_id):
+        if c.llm_calls < 2 or self._is_agentic(loop.trace_id):
             return  # one call asked for tools and none followed; or the trace's spans describe its runs
         if c.keys_overflow:
             self.evictions[N.EVICT_TOOL_KEYS_CAP] += 1
         span = AgentSpan(
             N.KIND_TOOL_LOOP,
-            self._agent(loop),
-            trace_id=first.trace_id,
-            span_id=first.parent_span_id or first.span_id,
-            parent_span_id=first.parent_span_id,
+            loop.agent,
+            trace_id=loop.trace_id,
+            span_id=loop.parent or loop.span_id,
+            parent_span_id=loop.parent,
             start_ns=loop.start_ns,
             end_ns=loop.end_ns,
             error=loop.error,
-            feature=first.feature,
-            service=first.service,
-            environment=first.environment,
+            feature=loop.agent,
+            service=loop.service,
+            environment=loop.environment,
         )
         self._results.append(
-            RunResult(span, N.KIND_TOOL_LOOP, c, runaway_reasons(self.settings, span.name, c))
+            RunResult(span, N.KIND_TOOL_LOOP, c, runaway_reasons(self.settings, loop.agent, c))
         )
 
     def take(self) -> list[RunResult]:
