@@ -3,7 +3,8 @@
 An app that hand-rolls ``while finish_reason == "tool_calls": run the tools; call again`` with
 the plain openai or anthropic SDK makes LLM-call spans only. :class:`LoopTracker` groups the
 consecutive calls of one trace under one parent span (or the roots of one trace) into an
-implicit run of kind ``tool_loop``:
+implicit run of kind ``tool_loop`` (a call that is its trace's root is left alone: in
+OpenTelemetry a trace has one root, so the loop's other calls are in other traces):
 
 * a loop **opens** at a call that asks for tools: its finish reason is ``tool_calls`` (every
   producer's spelling: ``llmpulse.finish_reason``, ``gen_ai.response.finish_reasons``,
@@ -35,7 +36,7 @@ from collections.abc import Callable
 from llmpulse.contract.attributes import FINISH_TOOL_CALLS
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.runs import Contribution, OpenRunaway, RunResult, runaway_reasons
-from llmpulse.processor.agents.settings import AgentSettings
+from llmpulse.processor.agents.settings import AgentCap, AgentSettings
 from llmpulse.processor.metrics.names import OUTCOME_ERROR
 from llmpulse.processor.pipeline.records import AgentSpan, LLMCall
 
@@ -45,6 +46,7 @@ __all__ = ["LoopTracker"]
 class _Loop:
     __slots__ = (
         "agent",
+        "cap",
         "closed_at",
         "end_ns",
         "environment",
@@ -59,7 +61,8 @@ class _Loop:
         "trace_id",
     )
 
-    def __init__(self, call: LLMCall, now: float) -> None:
+    def __init__(self, call: LLMCall, now: float, cap: AgentCap) -> None:
+        self.cap = cap  # its agent's caps (its agent is known from its first call)
         # what names the run, from its first call (not the call itself: it may hold content)
         self.trace_id, self.parent, self.span_id = call.trace_id, call.parent_span_id, call.span_id
         self.service, self.environment, self.agent = call.service, call.environment, call.feature
@@ -93,6 +96,7 @@ class LoopTracker:
         self._closing: list[_Loop] = []
         self._results: list[RunResult] = []
         self.raised: list[OpenRunaway] = []
+        self._default_cap = settings.cap_of("")  # built once: a loop per asking call looks it up
 
     @property
     def open_loops(self) -> int:
@@ -101,11 +105,14 @@ class LoopTracker:
 
     def add_call(self, call: LLMCall) -> None:
         """One LLM call (any: most return at the first test)."""
+        parent = call.parent_span_id
+        if not parent:
+            return  # a trace's root is its only root: no other call of the loop is in its trace
         asks = call.finish_reason == FINISH_TOOL_CALLS or call.tool_request_count > 0
         loops = self._open
         if not asks and not loops:
             return
-        key = (call.trace_id, call.parent_span_id)
+        key = (call.trace_id, parent)
         loop = loops.get(key)
         if loop is None and (not asks or call.run_agent):
             return  # not a loop; or a call that names its run's agent: its run has a span
@@ -133,7 +140,8 @@ class LoopTracker:
             _old_key, old = loops.popitem(last=False)
             self.evictions[N.EVICT_LOOP_CAP] += 1
             self._close(old)
-        loop = loops[key] = _Loop(call, self._clock())
+        cap = self.settings.agent_caps.get(call.feature, self._default_cap)
+        loop = loops[key] = _Loop(call, self._clock(), cap)
         return loop
 
     def _add(self, loop: _Loop, call: LLMCall, asks: bool) -> None:
@@ -150,9 +158,16 @@ class LoopTracker:
         requested = call.tool_request_count or (1 if asks else 0)
         c.tool_calls += requested
         max_keys = self.settings.max_tool_keys_per_run
+        repeat = 0
         for digest in call.tool_request_hashes:
-            c.add_repeat(hash(digest), max_keys)
-        self._check_open(loop)
+            repeat = max(repeat, c.add_repeat(hash(digest), max_keys))
+        cap = loop.cap
+        if (
+            c.llm_calls > cap.llm_calls
+            or c.tool_calls > cap.tool_calls
+            or repeat >= self.settings.repeated_tool_calls
+        ):
+            self._check_open(loop)
 
     def _check_open(self, loop: _Loop) -> None:
         """Runaway found at the call that passes a cap: counted now, once per reason (the loop's
