@@ -2,9 +2,9 @@
 
 An app that hand-rolls ``while finish_reason == "tool_calls": run the tools; call again`` with
 the plain openai or anthropic SDK makes LLM-call spans only. :class:`LoopTracker` groups the
-consecutive calls of one trace under one parent span (or the roots of one trace) into an
-implicit run of kind ``tool_loop`` (a call that is its trace's root is left alone: in
-OpenTelemetry a trace has one root, so the loop's other calls are in other traces):
+consecutive calls of one trace under one parent span into an implicit run of kind
+``tool_loop`` (a call that is its trace's root is left alone: in OpenTelemetry a trace has one
+root, so the loop's other calls would be in other traces):
 
 * a loop **opens** at a call that asks for tools: its finish reason is ``tool_calls`` (every
   producer's spelling: ``llmpulse.finish_reason``, ``gen_ai.response.finish_reasons``,
