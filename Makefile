@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 setup: ## install Prometheus, Alertmanager, the collector and the Python env (idempotent)
 	@bash scripts/bootstrap.sh
 
-run: setup ## the main job: local stack + a day of traffic with seven incidents (~7 min), then the verdict
+run: setup ## the main job: local stack + a day of traffic with ten incidents (~10 min), then the verdict
 	@$(VENV)/bin/llmpulse demo
 
 up: setup ## start the local stack in the background and say where everything listens
