@@ -138,8 +138,9 @@ class LoopTracker:
         loops = self._open
         if len(loops) >= self.settings.max_pending_traces:
             _old_key, old = loops.popitem(last=False)
-            self.evictions[N.EVICT_LOOP_CAP] += 1
-            self._close(old)
+            if not self._is_agentic(old.trace_id):  # else its trace's own run spans count its calls
+                self.evictions[N.EVICT_LOOP_CAP] += 1
+                self._close(old)
         cap = self.settings.agent_caps.get(call.feature, self._default_cap)
         loop = loops[key] = _Loop(call, self._clock(), cap)
         return loop

@@ -168,3 +168,19 @@ def test_calls_inside_an_llmpulse_agent_run_are_not_grouped_again() -> None:
     assert _loops(engine) == {} and engine.loops.open_loops == 0
     (planner,) = engine.metrics.runs.values()
     assert planner.runs == {("agent", "ok"): 1} and planner.llm_calls.sum == 2
+
+
+def test_a_loop_whose_trace_turns_out_to_have_agent_spans_is_dropped_uncounted_when_evicted() -> None:
+    engine, service, clock = _engine(max_pending_traces=1)
+    tool = make_span(
+        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
+        trace_id=TRACE,
+        span_id=(50).to_bytes(8, "big"),
+        parent_span_id=PARENT,
+    )
+    _process(service, [_call(1, asks=1), tool])  # the call opened a loop before the tool span came
+    _process(service, [_call(2, asks=1, trace=(8).to_bytes(16, "big"))])  # room for another
+    clock.now += 3
+    engine.tick()
+    assert engine.metrics.evictions[N.EVICT_LOOP_CAP] == 0
+    assert engine.loops.open_loops == 1
