@@ -55,23 +55,25 @@ def tool_call_attributes(calls: Iterable[tuple[str, Any]], attrs: dict[str, Attr
 
 
 def tool_results_attributes(items: Any, attrs: dict[str, AttributeValue]) -> None:
-    """Set ``llmpulse.tool_results.count`` when the request's ``messages`` / ``input`` items carry
-    tool results (OpenAI ``role: tool``, Responses ``function_call_output``, Anthropic
-    ``tool_result`` blocks in a user message)."""
+    """Set ``llmpulse.tool_results.count`` when the request ends with tool results: the trailing
+    OpenAI ``role: tool`` messages or Responses ``function_call_output`` items, or the
+    ``tool_result`` blocks of a last Anthropic user message. Read from the end, so a long
+    history costs nothing and the results of earlier loops in it are not counted."""
     if not isinstance(items, list | tuple):
         return
     results = 0
-    for item in items:
+    for item in reversed(items):
         if not isinstance(item, Mapping):
-            continue
+            break
         if item.get("role") in _RESULT_ROLES or item.get("type") in _RESULT_TYPES:
             results += 1
             continue
         content = item.get("content")
-        if isinstance(content, list | tuple):
-            results += sum(
+        if not results and isinstance(content, list | tuple):
+            results = sum(
                 1 for block in content if isinstance(block, Mapping) and block.get("type") in _RESULT_TYPES
             )
+        break
     if results:
         attrs[A.TOOL_RESULTS_COUNT] = results
 

@@ -193,8 +193,9 @@ TOOL_CALLS_HASHES: Final = "llmpulse.tool_calls.hashes"
 """Per requested tool call, 16 hex digits of the SHA-256 of its name and arguments (keys
 sorted): repeated identical requests are found without the arguments leaving the process."""
 TOOL_RESULTS_COUNT: Final = "llmpulse.tool_results.count"
-"""Tool results the request carried (OpenAI ``role: tool`` messages and Responses
-``function_call_output`` items, Anthropic ``tool_result`` blocks): the call continues a tool loop."""
+"""Tool results the request ends with (its trailing OpenAI ``role: tool`` messages or Responses
+``function_call_output`` items, the ``tool_result`` blocks of its last Anthropic user message):
+the call continues a tool loop."""
 STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
 STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
 

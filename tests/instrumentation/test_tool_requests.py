@@ -98,3 +98,23 @@ def test_a_call_without_tools_carries_none_of_the_keys(spans, oai, provider: Fak
     provider.enqueue(FakeReply(text="hi"))
     oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
     assert _tool_attributes(spans.one_llm()) == {}
+
+
+def test_only_the_results_the_request_ends_with_count() -> None:
+    from llmpulse.instrumentation.tool_requests import tool_results_attributes
+
+    old_loop = [
+        {"role": "user", "content": "weather?"},
+        {"role": "assistant", "tool_calls": []},
+        {"role": "tool", "tool_call_id": "c1", "content": "18 C"},
+        {"role": "assistant", "content": "18 C."},
+    ]
+    attrs: dict[str, Any] = {}
+    tool_results_attributes([*old_loop, {"role": "user", "content": "and tomorrow?"}], attrs)
+    assert attrs == {}  # a new question: the history's results are an earlier loop's
+    tool_results_attributes([*old_loop, {"role": "tool", "tool_call_id": "c2"}, {"role": "tool"}], attrs)
+    assert attrs == {A.TOOL_RESULTS_COUNT: 2}
+    attrs = {}
+    blocks = [{"type": "tool_result", "tool_use_id": "t1"}, {"type": "text", "text": "also"}]
+    tool_results_attributes([{"role": "user", "content": blocks}], attrs)
+    assert attrs == {A.TOOL_RESULTS_COUNT: 1}
