@@ -211,15 +211,15 @@ class AgentEngine:
     # --- housekeeping -----------------------------------------------------------------
     def tick(self) -> None:
         """Count the runs whose grace has passed and the sessions that closed."""
+        self.loops.tick()  # first: a loop closing now asks the run tracker about its trace
         self.runs.tick()
-        self.loops.tick()
         self.sessions.tick()
         self._apply()
 
     def flush(self) -> None:
         """Count everything still pending (at shutdown)."""
-        self.runs.flush()
         self.loops.flush()
+        self.runs.flush()
         self.sessions.flush()
         self._apply()
 

@@ -140,7 +140,7 @@ class LoopTracker:
             _old_key, old = loops.popitem(last=False)
             if not self._is_agentic(old.trace_id):  # else its trace's own run spans count its calls
                 self.evictions[N.EVICT_LOOP_CAP] += 1
-                self._close(old)
+            self._close(old)
         cap = self.settings.agent_caps.get(call.feature, self._default_cap)
         loop = loops[key] = _Loop(call, self._clock(), cap)
         return loop
@@ -191,6 +191,10 @@ class LoopTracker:
         )
 
     def _close(self, loop: _Loop) -> None:
+        """To be counted after the grace, unless its trace has agent or tool spans by now (checked
+        here, while the run tracker still holds the trace, and again when counted)."""
+        if self._is_agentic(loop.trace_id):
+            return
         loop.closed_at = self._clock()
         self._closing.append(loop)
 
@@ -218,7 +222,7 @@ class LoopTracker:
         """Count every loop (at shutdown)."""
         while self._open:
             _key, loop = self._open.popitem(last=False)
-            self._closing.append(loop)
+            self._close(loop)
         for loop in self._closing:
             self._count(loop)
         self._closing = []

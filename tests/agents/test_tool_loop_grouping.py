@@ -184,3 +184,19 @@ def test_a_loop_whose_trace_turns_out_to_have_agent_spans_is_dropped_uncounted_w
     engine.tick()
     assert engine.metrics.evictions[N.EVICT_LOOP_CAP] == 0
     assert engine.loops.open_loops == 1
+
+
+def test_a_loop_left_open_in_a_trace_with_tool_spans_is_never_counted_even_after_the_trace_idles() -> None:
+    engine, service, clock = _engine()
+    tool = make_span(
+        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
+        trace_id=TRACE,
+        span_id=(50).to_bytes(8, "big"),
+        parent_span_id=PARENT,
+    )
+    _process(service, [_call(1, asks=1), _call(2, asks=1, results=1), tool])  # no call after the tool
+    for _ in range(3):  # past trace_idle_s (the trace is dropped), then past the grace
+        clock.now += 31
+        engine.tick()
+    engine.flush()
+    assert _loops(engine) == {} and engine.loops.open_loops == 0
