@@ -71,7 +71,11 @@ class AgentEngine:
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.runs = RunTracker(self.settings, clock)
         self.loops = LoopTracker(
-            self.settings, clock, is_agentic=self.runs.is_agentic, evictions=self.runs.evictions
+            self.settings,
+            clock,
+            is_agentic=self.runs.is_agentic,
+            has_span=self.runs.has_span,
+            evictions=self.runs.evictions,
         )
         self.sessions = SessionTracker(self.settings, clock)
         self._service = LabelCap("service", max_label_values)

@@ -14,8 +14,10 @@ root, so the loop's other calls would be in other traces):
   results (``llmpulse.tool_results.count``) while the loop's calls said what they asked for
   starts a new loop instead (the app began another question);
 * it **closes** at a call that asks for no tools (or fails), or after ``trace_idle_s`` without
-  a call; it is counted ``run_grace_s`` later, unless its trace turned out to have agent or
-  tool spans (then the runs those spans describe count the calls) or it has a single call.
+  a call; it is counted ``run_grace_s`` later once its parent span has arrived (that parent
+  could be a run's span: spans of one trace can come in separate export batches), else
+  ``trace_idle_s`` later; never when its trace turned out to have agent or tool spans (the runs
+  those spans describe count the calls) or it has a single call.
 
 Its agent is the calls' feature (``llmpulse.feature``; ``unknown`` without one), so the
 per-agent caps of ``[agents.agent_caps.<feature>]`` apply. Tool calls per run are those the model
@@ -86,12 +88,14 @@ class LoopTracker:
         clock: Callable[[], float],
         *,
         is_agentic: Callable[[bytes], bool],
+        has_span: Callable[[bytes, bytes], bool],
         evictions: dict[str, int],
     ) -> None:
         self.settings = settings
         self.evictions = evictions  # counted by reason (the run tracker's, so one table goes out)
         self._clock = clock
         self._is_agentic = is_agentic  # whether a trace has agent or tool spans (RunTracker's view)
+        self._has_span = has_span  # whether a span of a trace arrived (the loop's parent)
         self._open: OrderedDict[tuple[bytes, bytes], _Loop] = OrderedDict()  # least recently active first
         self._closing: list[_Loop] = []
         self._results: list[RunResult] = []
@@ -212,10 +216,12 @@ class LoopTracker:
         grace = self.settings.run_grace_s
         waiting = []
         for loop in self._closing:
-            if now - loop.closed_at < grace:
-                waiting.append(loop)
-            else:
+            waited = now - loop.closed_at
+            # the parent ends after the loop: once it is here, an agent span it might be has come
+            if waited >= idle or (waited >= grace and self._has_span(loop.trace_id, loop.parent)):
                 self._count(loop)
+            else:
+                waiting.append(loop)
         self._closing = waiting
 
     def flush(self) -> None:

@@ -377,6 +377,11 @@ class RunTracker:
         trace = self._traces.get(trace_id)
         return trace is not None and trace.agentic
 
+    def has_span(self, trace_id: bytes, span_id: bytes) -> bool:
+        """Whether a span that can have children (a link or a run) of a tracked trace arrived."""
+        trace = self._traces.get(trace_id)
+        return trace is not None and (span_id in trace.parents or span_id in trace.runs)
+
     def add_other(self, trace_id: bytes, span_id: bytes, parent: bytes) -> None:
         """A span of another kind: only a link, and only in a trace already tracked."""
         trace = self._traces.get(trace_id)

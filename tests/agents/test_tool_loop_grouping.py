@@ -67,6 +67,11 @@ def _call(
     )
 
 
+def _request(trace: bytes = TRACE) -> Span:
+    """The app's own request span, PARENT: it ends, and so arrives, after its calls."""
+    return make_span({"http.route": "/ask"}, trace_id=trace, span_id=PARENT, name="POST /ask")
+
+
 def _loops(engine: AgentEngine) -> dict[tuple[str, str, str], Any]:
     return {labels: s for labels, s in engine.metrics.runs.items() if (N.KIND_TOOL_LOOP, "ok") in s.runs}
 
@@ -77,6 +82,10 @@ def test_consecutive_loops_under_one_parent_are_separate_runs_and_plain_calls_ar
     _process(service, [_call(2, asks=2), _call(3, asks=1, results=2), _call(4, results=3)])
     _process(service, [_call(5, asks=1), _call(6, results=1)])  # the next question, another loop
     _process(service, [_call(7, asks=1), _call(8)])  # asked, then a new question without results
+    clock.now += 3
+    engine.tick()
+    assert _loops(engine) == {}  # closed, but waiting for their parent: it could be an agent's span
+    _process(service, [_request()])
     clock.now += 3
     engine.tick()
     (series,) = _loops(engine).values()
@@ -119,6 +128,9 @@ def test_captured_peers_make_no_loop_beside_their_runs_and_openllmetry_calls_alo
     assert result.rejected == 0
     clock.now += 3
     engine.tick()
+    assert _loops(engine) == {}  # their parents never come: counted trace_idle_s after they closed
+    clock.now += 60
+    engine.tick()
     (series,) = _loops(engine).values()
     assert (series.runs[(N.KIND_TOOL_LOOP, "ok")], series.llm_calls.sum, series.tool_calls.sum) == (2, 4, 2)
     assert series.tokens.sum == 2 * ((40 + 8) + (60 + 10))
@@ -147,7 +159,7 @@ def test_a_loop_found_runaway_while_open_is_counted_once_with_its_trace() -> Non
     )
     (series,) = engine.metrics.runs.values()
     assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][:2] == [1, TRACE]  # at the 3rd request
-    _process(service, [_call(5, results=1)])
+    _process(service, [_call(5, results=1), _request()])
     clock.now += 3
     engine.tick()
     assert series.runaway[N.RUNAWAY_REPEATED_TOOL_CALL][0] == 1  # not again when it closed
@@ -200,3 +212,17 @@ def test_a_loop_left_open_in_a_trace_with_tool_spans_is_never_counted_even_after
         engine.tick()
     engine.flush()
     assert _loops(engine) == {} and engine.loops.open_loops == 0
+
+
+def test_a_loop_whose_parent_comes_later_as_an_agent_span_counts_for_that_run_only() -> None:
+    engine, service, clock = _engine()
+    _process(service, [_call(1, asks=1), _call(2, results=1)])  # a peer's agent with no tool spans
+    clock.now += 5  # past the grace: its run's span is in the exporter's next batch
+    engine.tick()
+    agent = {A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}
+    _process(service, [make_span(agent, trace_id=TRACE, span_id=PARENT)])
+    clock.now += 3
+    engine.tick()
+    assert _loops(engine) == {}
+    (planner,) = engine.metrics.runs.values()
+    assert planner.runs == {("agent", "ok"): 1} and planner.llm_calls.sum == 2
