@@ -26,13 +26,14 @@ reasons among several finish reasons, else one per call that finished with ``too
 lower bound for parallel calls); repeated requests are
 found by the per-call digests of name and arguments (``llmpulse.tool_calls.hashes``). Runaway
 is found while the loop is open, at the call that passes a cap. At most
-``max_pending_traces`` loops are open at once; the least recently active is closed for room
+``max_pending_traces`` loops are open at once, and as many closed ones wait for their parent;
+past either, the least recently active is closed, or the oldest closed one counted, for room
 (``loop_cap``).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from llmpulse.contract.attributes import FINISH_TOOL_CALLS
@@ -97,7 +98,7 @@ class LoopTracker:
         self._is_agentic = is_agentic  # whether a trace has agent or tool spans (RunTracker's view)
         self._has_span = has_span  # whether a span of a trace arrived (the loop's parent)
         self._open: OrderedDict[tuple[bytes, bytes], _Loop] = OrderedDict()  # least recently active first
-        self._closing: list[_Loop] = []
+        self._closing: deque[_Loop] = deque()  # closed, oldest first, waiting for their parent
         self._results: list[RunResult] = []
         self.raised: list[OpenRunaway] = []
         self._default_cap = settings.cap_of("")  # built once: a loop per asking call looks it up
@@ -106,6 +107,11 @@ class LoopTracker:
     def open_loops(self) -> int:
         """Loops open now."""
         return len(self._open)
+
+    @property
+    def waiting_loops(self) -> int:
+        """Loops closed and waiting to be counted."""
+        return len(self._closing)
 
     def add_call(self, call: LLMCall) -> None:
         """One LLM call (any: most return at the first test)."""
@@ -200,7 +206,11 @@ class LoopTracker:
         if self._is_agentic(loop.trace_id):
             return
         loop.closed_at = self._clock()
-        self._closing.append(loop)
+        closing = self._closing
+        closing.append(loop)
+        if len(closing) > self.settings.max_pending_traces:  # bounded too: the oldest counted now
+            self.evictions[N.EVICT_LOOP_CAP] += 1
+            self._count(closing.popleft())
 
     def tick(self) -> None:
         """Close the loops idle for ``trace_idle_s``; count those closed ``run_grace_s`` ago."""
@@ -214,7 +224,7 @@ class LoopTracker:
             del loops[key]
             self._close(loop)
         grace = self.settings.run_grace_s
-        waiting = []
+        waiting: deque[_Loop] = deque()
         for loop in self._closing:
             waited = now - loop.closed_at
             # the parent ends after the loop: once it is here, an agent span it might be has come
@@ -231,7 +241,7 @@ class LoopTracker:
             self._close(loop)
         for loop in self._closing:
             self._count(loop)
-        self._closing = []
+        self._closing.clear()
 
     def _count(self, loop: _Loop) -> None:
         c = loop.totals

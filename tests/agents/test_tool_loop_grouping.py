@@ -143,11 +143,16 @@ def test_open_loops_are_bounded_and_the_evicted_ones_counted() -> None:
     assert engine.loops.open_loops == 2
     clock.now += 3
     engine.tick()
-    assert engine.metrics.evictions[N.EVICT_LOOP_CAP] == 3
+    # three open loops closed for room; of those closed, at most two wait: the oldest counted
+    assert engine.metrics.evictions[N.EVICT_LOOP_CAP] == 3 + 1
+    assert engine.loops.waiting_loops == 2
     assert _loops(engine) == {}  # one call each: no loop was seen
     clock.now += 60
+    engine.tick()  # the two evicted ones counted; the two left open close, idle, and wait
+    assert (engine.loops.open_loops, engine.loops.waiting_loops) == (0, 2)
+    clock.now += 60
     engine.tick()
-    assert engine.loops.open_loops == 0
+    assert (engine.loops.open_loops, engine.loops.waiting_loops) == (0, 0)
 
 
 def test_a_loop_found_runaway_while_open_is_counted_once_with_its_trace() -> None:
