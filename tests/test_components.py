@@ -26,6 +26,7 @@ from llmpulse.testing.webhook_sink import WebhookSink
 pytestmark = pytest.mark.components
 
 
+@pytest.mark.prometheus3
 def test_prometheus_starts_scrapes_and_stops(start_prometheus) -> None:
     config = """
 global:
@@ -58,6 +59,7 @@ scrape_configs:
     assert process.stop() == 0
 
 
+@pytest.mark.prometheus3
 def test_alertmanager_routes_an_alert_to_a_webhook(start_alertmanager) -> None:
     with WebhookSink() as sink:
         _, port = start_alertmanager(
