@@ -31,6 +31,9 @@ _log = logging.getLogger(__name__)
 
 _OTHER_LLM_MARKERS = (A.OPENLLMETRY_REQUEST_TYPE, A.OPENINFERENCE_MODEL_NAME)
 _OPENINFERENCE_LLM_KINDS = frozenset({"LLM", "EMBEDDING"})
+_PROBED_KEYS = frozenset(
+    {A.SPAN_KIND, A.GEN_AI_OPERATION_NAME, A.OPENINFERENCE_SPAN_KIND, *_OTHER_LLM_MARKERS}
+)
 
 
 @dataclass(frozen=True)
@@ -48,15 +51,23 @@ def foreign_llm_span(span: Span) -> Span | None:
     if not span.is_recording():
         return None
     attrs: Mapping[str, Any] | None = getattr(span, "attributes", None)
-    if not attrs or A.SPAN_KIND in attrs:
+    if not attrs:
         return None
-    if attrs.get(A.GEN_AI_OPERATION_NAME) in A.LLM_OPERATIONS:
+    try:
+        # One pass over the keys instead of a lookup per key: the SDK's attribute mapping answers
+        # a missing key (``in``, ``get``) by raising and catching KeyError inside, which made a
+        # call under an agent's span (three keys missing) 4-6 us dearer than under a step's.
+        present = _PROBED_KEYS.intersection(attrs)
+    except RuntimeError:  # another thread added an attribute meanwhile
+        present = frozenset(key for key in _PROBED_KEYS if key in attrs)
+    if not present or A.SPAN_KIND in present:
+        return None
+    if A.GEN_AI_OPERATION_NAME in present and attrs[A.GEN_AI_OPERATION_NAME] in A.LLM_OPERATIONS:
         return span
-    if attrs.get(A.OPENINFERENCE_SPAN_KIND) in _OPENINFERENCE_LLM_KINDS:
+    if A.OPENINFERENCE_SPAN_KIND in present and attrs[A.OPENINFERENCE_SPAN_KIND] in _OPENINFERENCE_LLM_KINDS:
         return span
-    for marker in _OTHER_LLM_MARKERS:
-        if marker in attrs:
-            return span
+    if not present.isdisjoint(_OTHER_LLM_MARKERS):
+        return span
     return None
 
 
