@@ -100,15 +100,22 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, s
     return status, headers, body
 
 
-async def run_load(host: str, port: int, spans: int, concurrency: int, pool: int) -> dict[str, object]:
-    """Send ``spans`` spans (rounded up to whole requests) over keep-alive connections."""
+async def run_load(
+    host: str, port: int, spans: int, concurrency: int, pool: int, *, as_json: bool = False
+) -> dict[str, object]:
+    """Send ``spans`` spans (rounded up to whole requests) over keep-alive connections, as
+    protobuf or (``as_json``) OTLP/JSON bodies."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-    from otlp_load import SPANS_PER_REQUEST, build_requests
+    from otlp_load import SPANS_PER_REQUEST, build_json_requests, build_requests
 
-    bodies = build_requests(pool)
+    from llmpulse.processor.ingest.otlp_json import parse_response
+
+    bodies = build_json_requests(pool) if as_json else build_requests(pool)
+    media = "application/json" if as_json else "application/x-protobuf"
+    decode = parse_response if as_json else ExportTraceServiceResponse.FromString
     heads = [
         (
-            f"POST /v1/traces HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/x-protobuf\r\n"
+            f"POST /v1/traces HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {media}\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         for body in bodies
@@ -140,7 +147,7 @@ async def run_load(host: str, port: int, spans: int, concurrency: int, pool: int
                     await asyncio.sleep(RETRY_DELAY)
                 counters["requests"] += 1
                 counters["sent_spans"] += SPANS_PER_REQUEST
-                response = ExportTraceServiceResponse.FromString(body)
+                response = decode(body)
                 counters["rejected_spans"] += response.partial_success.rejected_spans
         finally:
             writer.close()

@@ -21,10 +21,13 @@ a venv of an older commit) run the same way, in the same run.
 ``--protocol http`` does the same over OTLP/HTTP (``POST /v1/traces``, protobuf): the closed loop
 of ``bench_http.py`` for the sustainable rate, and an open loop of POSTs, each on an idle
 keep-alive connection or a new one, with the same 10 s timeout; outcomes are then HTTP statuses
-(``200``, ``429``, ``503``), ``timeout`` or ``error``.
+(``200``, ``429``, ``503``), ``timeout`` or ``error``. ``--protocol json`` does the same with the
+same requests as OTLP/JSON bodies (``application/json``, hex ids), whose decoding costs several
+times the processing; several protocols (``--protocol json http``) run one after the other, each
+against a fresh target, so one is the other's same-run baseline.
 
-Usage: ``python benchmarks/bench_overload.py [--protocol grpc|http] [--seconds 20] [--factors 1 2 4]
-[--baseline-python PATH]``.
+Usage: ``python benchmarks/bench_overload.py [--protocol grpc|http|json ...] [--seconds 20]
+[--factors 1 2 4] [--baseline-python PATH]``.
 """
 
 from __future__ import annotations
@@ -48,10 +51,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import otlp_load
 from bench_http import run_load as http_closed_loop
 from bench_processor import free_port, metric_sum, rss_mb, scrape, wait_until
-from otlp_load import EXPORT, SPANS_PER_REQUEST, build_requests
+from otlp_load import EXPORT, SPANS_PER_REQUEST, build_json_requests, build_requests
 
 TIMEOUT_S = 10.0  # the OTLP exporters' default
 CHANNELS = 64
+PROBE_SPANS = {"grpc": 200_000, "http": 200_000, "json": 20_000}  # JSON decodes ~10x slower
+MEDIA = {"http": "application/x-protobuf", "json": "application/json"}
 
 
 @dataclass
@@ -130,7 +135,8 @@ def _probe(port: int, url: str, spans: int, concurrency: int, protocol: str) -> 
     if protocol == "grpc":
         report = asyncio.run(otlp_load.run(f"127.0.0.1:{port}", spans, concurrency, pool=16))
     else:
-        report = asyncio.run(http_closed_loop("127.0.0.1", port, spans, concurrency, pool=16))
+        load = http_closed_loop("127.0.0.1", port, spans, concurrency, pool=16, as_json=protocol == "json")
+        report = asyncio.run(load)
     wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
     return float(report["sent_spans"]) / (time.perf_counter() - begin)  # type: ignore[arg-type]
 
@@ -173,13 +179,15 @@ async def _overload(port: int, requests: list[bytes], rate: float, seconds: floa
             await channel.close()
 
 
-async def _overload_http(port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome) -> None:
+async def _overload_http(
+    port: int, requests: list[bytes], rate: float, seconds: float, out: Outcome, *, media: str
+) -> None:
     """Open loop of POSTs at ``rate`` spans/s; each goes out on an idle keep-alive connection or
     a new one (HTTP/1.1 carries one request at a time per connection; no cap, so that no request
     waits on the client's side for a connection)."""
     interval = SPANS_PER_REQUEST / rate
     url = f"http://127.0.0.1:{port}/v1/traces"
-    headers = {"Content-Type": "application/x-protobuf"}
+    headers = {"Content-Type": media}
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
 
@@ -202,18 +210,26 @@ async def _overload_http(port: int, requests: list[bytes], rate: float, seconds:
         await _open_loop(one, interval, seconds)
 
 
-def run(name: str, python: str, args: argparse.Namespace, requests: list[bytes]) -> list[Outcome]:
+def run(
+    name: str, python: str, args: argparse.Namespace, protocol: str, requests: list[bytes]
+) -> list[Outcome]:
     outcomes = []
-    overload = _overload if args.protocol == "grpc" else _overload_http
     with tempfile.TemporaryDirectory(prefix="llmpulse-overload-") as state:
-        process, port, url = _serve(python, Path(state), not args.metrics_only, args.protocol)
+        process, port, url = _serve(python, Path(state), not args.metrics_only, protocol)
         try:
-            sustainable = _probe(port, url, args.probe_spans, args.concurrency, args.protocol)
+            probe_spans = args.probe_spans or PROBE_SPANS[protocol]
+            sustainable = _probe(port, url, probe_spans, args.concurrency, protocol)
             for factor in args.factors:
                 out = Outcome(name, factor, sustainable, factor * sustainable)
                 wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
                 received, counted, refused = _books(url)
-                asyncio.run(overload(port, requests, out.offered, args.seconds, out))
+                if protocol == "grpc":
+                    asyncio.run(_overload(port, requests, out.offered, args.seconds, out))
+                else:
+                    load = _overload_http(
+                        port, requests, out.offered, args.seconds, out, media=MEDIA[protocol]
+                    )
+                    asyncio.run(load)
                 # whatever is still queued is processed (or dropped) by now
                 wait_until(lambda: _queue_empty(url), "the queue to empty", timeout=60)
                 time.sleep(0.5)
@@ -255,18 +271,28 @@ def report(outcomes: list[Outcome]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc", help="OTLP/gRPC or OTLP/HTTP")
+    parser.add_argument(
+        "--protocol",
+        choices=("grpc", "http", "json"),
+        nargs="+",
+        default=["grpc"],
+        help="OTLP/gRPC, OTLP/HTTP with protobuf or with JSON bodies; several run one after the other",
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--factors", type=float, nargs="+", default=[1.0, 2.0, 4.0])
-    parser.add_argument("--probe-spans", type=int, default=200_000)
+    parser.add_argument(
+        "--probe-spans", type=int, help="spans of the rate probe (default: 200,000; JSON 20,000)"
+    )
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--metrics-only", action="store_true", help="quality and drift engines off")
     parser.add_argument("--baseline-python", help="interpreter of another llmpulse install, run the same way")
     args = parser.parse_args()
-    requests = build_requests(16)
-    outcomes = run(f"this tree, {args.protocol}", sys.executable, args, requests)
-    if args.baseline_python:
-        outcomes += run(f"baseline, {args.protocol}", args.baseline_python, args, requests)
+    outcomes = []
+    for protocol in args.protocol:
+        requests = build_json_requests(16) if protocol == "json" else build_requests(16)
+        outcomes += run(f"this tree, {protocol}", sys.executable, args, protocol, requests)
+        if args.baseline_python:
+            outcomes += run(f"baseline, {protocol}", args.baseline_python, args, protocol, requests)
     report(outcomes)
     summary = [{"name": o.name, "factor": o.factor, "codes": o.codes, "max_s": o.slowest} for o in outcomes]
     print(json.dumps(summary))

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from llmpulse.contract.environment_variables import LLMPULSE_C_READER, LLMPULSE_COLLECTOR_BIN
+from llmpulse.stack.components import free_port
 
 STEP_EVERY = 8  # otlp_load.STEP_EVERY: one span in 8 is a step span
 ROOT = Path(__file__).resolve().parent.parent
@@ -94,14 +95,6 @@ class Result:
     def unaccounted(self) -> int:
         """Spans sent that the target neither accepted nor rejected."""
         return self.sent - self.accepted - self.rejected
-
-
-def free_port() -> int:
-    """A TCP port free on loopback right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def cpu_seconds(pid: int) -> float:

@@ -7,7 +7,11 @@ the same process and on the same state:
 
 * **before**: prometheus-client's encoders on a registry holding the processor's collector
   (what ``/metrics`` ran until the fast path);
-* **after**: :meth:`MetricsCollector.render`, what ``/metrics`` runs now.
+* **after**: :meth:`MetricsCollector.render`, what ``/metrics`` runs now;
+* **kafka**: the same render by a ``withholding`` collector (the Kafka source's ``/metrics``:
+  it remembers every value it shows, for a zombie's withholding), against **direct**, the render
+  the Kafka source's ``/metrics`` ran before (no announcing, nothing remembered); and one
+  ``withhold_unshown`` on that state (what a zombie's loss costs, once).
 
 Each is timed ``--repeat`` times (the median is printed) for OpenMetrics (what Prometheus asks
 for) and the text format. Last, the ageing: a flood of ``--junk`` feature names fills the cap,
@@ -68,6 +72,10 @@ def bench_scrape(series: int, repeat: int) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     generate_latest(registry)  # past the first scrape: every series shows its real values
+    direct, kafka = (
+        MetricsCollector(derived, accounting),
+        MetricsCollector(derived, accounting, withholding=True),
+    )
     print(f"/metrics at {len(derived.llm)} LLM series (median of {repeat})")
     print(f"{'format':<12} {'encoder':<28} {'bytes':>12} {'seconds':>9}")
     for name, slow, openmetrics in (
@@ -80,6 +88,21 @@ def bench_scrape(series: int, repeat: int) -> None:
         )
         print(f"{name:<12} {'before: prometheus-client':<28} {before_size:>12,} {before:>9.3f}")
         print(f"{name:<12} {'after: render()':<28} {after_size:>12,} {after:>9.3f}  ({before / after:.1f}x)")
+        plain, plain_size = _median_seconds(
+            lambda om=openmetrics: direct.render(openmetrics=om).encode(), repeat
+        )
+        remembered, remembered_size = _median_seconds(
+            lambda om=openmetrics: kafka.render(openmetrics=om).encode(), repeat
+        )
+        print(f"{name:<12} {'direct: render()':<28} {plain_size:>12,} {plain:>9.3f}")
+        print(
+            f"{name:<12} {'kafka: render(), remembered':<28} {remembered_size:>12,} {remembered:>9.3f}"
+            f"  ({remembered / plain:.2f}x direct)"
+        )
+    pipeline.process(make_request([make_span(llm_attributes())]))  # counted after the last scrape
+    started = time.perf_counter()
+    withheld = kafka.withhold_unshown()
+    print(f"withhold_unshown: {withheld} series withheld, {time.perf_counter() - started:.3f} s")
 
 
 def bench_ageing(junk: int) -> None:

@@ -20,10 +20,14 @@ import sys
 import time
 
 import grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
+from llmpulse.processor.ingest.otlp_json import encode_request
 from llmpulse.testing.otlp import make_request, make_span
 
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -220,6 +224,14 @@ def build_requests(count: int, seed: int = 42, shape: str = "llmpulse") -> list[
         request = make_request(spans, scope, resource={"service.name": "bench-app"})
         out.append(request.SerializeToString())
     return out
+
+
+def build_json_requests(count: int, seed: int = 42, shape: str = "llmpulse") -> list[bytes]:
+    """The requests of :func:`build_requests` as OTLP/JSON bodies (hex ids, integer enums)."""
+    return [
+        encode_request(ExportTraceServiceRequest.FromString(body))
+        for body in build_requests(count, seed, shape)
+    ]
 
 
 async def run(

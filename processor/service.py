@@ -81,7 +81,9 @@ class ProcessorService:
         # in-process readers see every count at once; the scrape endpoint shows a new series
         # at zero first, so that rate() sees its first events (metrics.exposition). Not with
         # the Kafka source: a scrape commits the offsets of every count it shows, and a series
-        # shown at zero would commit counts nobody saw (lost if the replica then died).
+        # shown at zero would commit counts nobody saw (lost if the replica then died). It
+        # remembers what each scrape showed instead, to withhold what a zombie counted and
+        # could not commit (metrics.shown).
         self.registry = build_registry(self.derived, self.accounting)
         engines = CollectorRegistry(auto_describe=False)
         for extension in self._extensions:
@@ -89,12 +91,20 @@ class ProcessorService:
                 self.registry.register(collector)
                 engines.register(collector)
         self.scrape = ScrapeEndpoint(
-            MetricsCollector(self.derived, self.accounting, announce_new_series=not settings.kafka_brokers),
+            MetricsCollector(
+                self.derived,
+                self.accounting,
+                announce_new_series=not settings.kafka_brokers,
+                withholding=bool(settings.kafka_brokers),
+            ),
             engines,
         )
         # The Kafka source (None without kafka_brokers): it commits what a scrape is about to show.
         self.kafka = _kafka_source(
-            settings, self.pipeline, [e.owner for e in self._extensions if e.owner is not None]
+            settings,
+            self.pipeline,
+            [e.owner for e in self._extensions if e.owner is not None],
+            self.scrape.withhold_unshown,
         )
         if self.kafka is not None:
             engines.register(self.kafka.registry)
@@ -111,7 +121,7 @@ class ProcessorService:
             max_request_bytes=settings.max_request_bytes,
             tls=tls_pair,
         )
-        otlp_http = OtlpHttpHandler(
+        otlp_http = self._otlp_http = OtlpHttpHandler(
             self.pipeline, auth_token=settings.auth_token, max_request_bytes=settings.max_request_bytes
         )
         self.http = HttpServer(
@@ -252,6 +262,7 @@ class ProcessorService:
     async def _close_servers(self, grace: float) -> None:
         await self.grpc.shutdown(grace)
         await self.http.shutdown(grace)
+        self._otlp_http.close()
         await self.admin.shutdown(grace)
 
     def _pricing_status(self) -> dict[str, Any]:
@@ -288,14 +299,16 @@ _RESERVED_STATUS = frozenset(
 )
 
 
-def _kafka_source(settings: Settings, pipeline: Pipeline, owners: Sequence[Any]) -> Any:
+def _kafka_source(
+    settings: Settings, pipeline: Pipeline, owners: Sequence[Any], withhold_unshown: Callable[[], int]
+) -> Any:
     """The Kafka source when ``kafka_brokers`` is set (imported only then: the client is optional)."""
     if not settings.kafka_brokers:
         return None
     from llmpulse.processor.kafka import KafkaUnavailable, build_kafka_source
 
     try:
-        return build_kafka_source(settings, pipeline, owners)
+        return build_kafka_source(settings, pipeline, owners, withhold_unshown)
     except KafkaUnavailable as exc:
         raise StartupError(str(exc)) from None
 

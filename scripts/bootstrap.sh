@@ -10,8 +10,9 @@
 #   2. the OpenTelemetry Collector Builder (Go module) and our collector, built from
 #      collector/builder-config.yaml into .cache/collector/ (rebuilt only when the
 #      manifest or the builder version changes)
-#   2b. optionally (LLMPULSE_PROMETHEUS3=1, or once built), Prometheus 3 and Alertmanager 0.35 from
-#      the Go module proxy into .cache/prometheus3/bin (scripts/build_prometheus3.sh)
+#   2b. Prometheus 3.16 and Alertmanager 0.35 (with promtool and amtool) from the Go module proxy
+#      into .cache/prometheus3/bin (scripts/build_prometheus3.sh; service discovery left out, ~7 min
+#      cold): `make test` runs the rule tests and the tests marked prometheus3 on them too
 #   2c. VictoriaMetrics single-node v1.151.0 from the Go module proxy into .cache/victoriametrics/bin
 #      (scripts/build_victoriametrics.sh; ~1-2 min cold), the remote-write store of docs/kafka.md
 #   2d. the Docker Compose v2 client (github.com/docker/compose/v5 v5.6.0) from the Go module proxy
@@ -134,15 +135,8 @@ else
   step "Collector built in $(( $(date +%s) - start ))s: $COLLECTOR"
 fi
 
-# --- 2b. Prometheus 3 and a current Alertmanager (optional) --------------------------------
-# Built from the Go module proxy by scripts/build_prometheus3.sh when asked (tens of minutes cold).
-if [ "${LLMPULSE_PROMETHEUS3:-0}" = "1" ]; then
-  bash "$ROOT/scripts/build_prometheus3.sh"
-elif [ -x "$CACHE/prometheus3/bin/promtool" ]; then
-  bash "$ROOT/scripts/build_prometheus3.sh"  # built once: keep it in step with the pinned versions
-else
-  step "Prometheus 3: not built (optional: make prometheus3)"
-fi
+# --- 2b. Prometheus 3 and a current Alertmanager (beside Debian's 2.42 and 0.25) -----------
+bash "$ROOT/scripts/build_prometheus3.sh"
 
 # --- 2c. VictoriaMetrics (the remote-write store of docs/kafka.md's tested snippet) ---------
 bash "$ROOT/scripts/build_victoriametrics.sh"

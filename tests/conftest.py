@@ -10,6 +10,9 @@ the real binaries ran.
 from __future__ import annotations
 
 import itertools
+import os
+import re
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from llmpulse.contract import environment_variables
 from llmpulse.stack import components
 from llmpulse.stack.postgres import PostgresCluster
 
@@ -67,6 +71,40 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{record.name:<13} pid {record.pid:<7} {record.argv0}  ready at {record.ready_url}  "
             f"stopped (exit {record.exit_code})"
         )
+
+
+PROMETHEUS3_BIN = components.REPO_ROOT / ".cache" / "prometheus3" / "bin"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prometheus3_when_asked() -> None:
+    """Under ``LLMPULSE_PROMETHEUS3=1`` (the Makefile's second pytest run, ``-m prometheus3``, with
+    .cache/prometheus3/bin first on PATH) every Prometheus and Alertmanager binary the tests find
+    must be the built Prometheus 3 and Alertmanager 0.35, so that run cannot pass on Debian's."""
+    if os.environ.get(environment_variables.LLMPULSE_PROMETHEUS3) != "1":
+        return
+    finders = [
+        components.prometheus_binary,
+        components.promtool_binary,
+        components.alertmanager_binary,
+        components.amtool_binary,
+    ]
+    for find in finders:
+        try:
+            found = Path(find())
+        except components.ComponentMissing as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if found.parent != PROMETHEUS3_BIN:
+            pytest.fail(
+                f"{environment_variables.LLMPULSE_PROMETHEUS3}=1 but {found} is not from {PROMETHEUS3_BIN}: "
+                "run `make setup` (which builds it) and put that directory first on PATH, as "
+                "`make test-prometheus3` does",
+                pytrace=False,
+            )
+    version = subprocess.run(
+        [str(components.prometheus_binary()), "--version"], capture_output=True, text=True
+    ).stdout
+    assert re.search(r"version 3\.", version), f"not Prometheus 3: {version[:80]!r}"
 
 
 @pytest.fixture(scope="session")

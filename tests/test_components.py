@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 from concurrent import futures
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -24,6 +26,7 @@ from llmpulse.testing.webhook_sink import WebhookSink
 pytestmark = pytest.mark.components
 
 
+@pytest.mark.prometheus3
 def test_prometheus_starts_scrapes_and_stops(start_prometheus) -> None:
     config = """
 global:
@@ -56,6 +59,7 @@ scrape_configs:
     assert process.stop() == 0
 
 
+@pytest.mark.prometheus3
 def test_alertmanager_routes_an_alert_to_a_webhook(start_alertmanager) -> None:
     with WebhookSink() as sink:
         _, port = start_alertmanager(
@@ -147,6 +151,20 @@ def test_collector_forwards_spans_to_the_processor_endpoint(start_collector, otl
 def test_distinct_free_ports_never_repeat() -> None:
     # one port per stack component, chosen at once: ports taken one by one can repeat (a closed
     # port may be handed out again at once), which once gave the collector the processor's port
-    ports = components.distinct_free_ports(40)
-    assert len(set(ports)) == 40
+    ports = components.distinct_free_ports(40) + [components.free_port() for _ in range(40)]
+    assert len(set(ports)) == 80
     assert all(1024 <= port <= 65535 for port in ports)
+
+
+def test_free_ports_are_below_the_ephemeral_range() -> None:
+    # a port of the ephemeral range can become an outgoing connection's source port between
+    # the choice and the server's bind (CI of e535f57: the collector's health port, chosen free,
+    # was "already in use" a second later)
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [components.free_port() for _ in range(50)]
+    if low - 20000 >= 1000:  # the default range (32768-60999) leaves 20000-32767 below it
+        assert all(20000 <= port < low for port in ports), ports
+    else:  # no room below it: the kernel's choice, still never the same port twice
+        assert len(set(ports)) == 50
+    with socket.socket() as sock:  # and they are free: a server can bind one
+        sock.bind(("127.0.0.1", ports[-1]))

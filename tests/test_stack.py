@@ -50,6 +50,7 @@ def _free_ports() -> StackPorts:
     return free_ports()
 
 
+@pytest.mark.prometheus3
 def test_up_runs_a_working_stack_and_down_stops_it(tmp_path: Path) -> None:
     ports = _free_ports()
     stack = Stack(tmp_path / "state", ports)

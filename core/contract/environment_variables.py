@@ -478,10 +478,11 @@ LLMPULSE_PROMETHEUS3: Final = "LLMPULSE_PROMETHEUS3"
 """
 .. envvar:: LLMPULSE_PROMETHEUS3
 
-``1`` makes ``make setup`` (``scripts/bootstrap.sh``) build Prometheus 3 and Alertmanager 0.35
-from the Go module proxy into ``.cache/prometheus3/`` (``scripts/build_prometheus3.sh``; over half
-an hour from empty caches on a 2-core machine), so the rule tests also run on Prometheus 3's
-promtool. Once built it is kept up to date without the variable. Default: not built.
+``1`` in a pytest run (the Makefile's second one in ``make test``, ``pytest -m prometheus3``, or
+``make test-prometheus3``; both also put ``.cache/prometheus3/bin`` first on ``PATH``): the tests fail
+unless every Prometheus, promtool, Alertmanager and amtool they find is the Prometheus 3 and
+Alertmanager 0.35 that ``make setup`` builds there (``scripts/build_prometheus3.sh``), so that
+run cannot pass on Debian's 2.42 and 0.25. Default: unset, the binaries on ``PATH``.
 """
 
 LLMPULSE_COLLECTOR_BIN: Final = "LLMPULSE_COLLECTOR_BIN"

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -49,27 +51,64 @@ class ComponentMissing(ComponentError):
     """A component's binary is not installed; the message says how to install it."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that is free on ``host`` right now."""
+# Ports handed out come from below the kernel's ephemeral range: a port from that range can be
+# taken as the source port of any outgoing connection between the moment it is chosen and the
+# moment the server binds it (CI of e535f57: a collector's health port, chosen free, was in use a
+# second later). None is handed out twice by one process.
+_PORT_FLOOR = 20000
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ports_lock = threading.Lock()
+_ports_handed_out: set[int] = set()
+_port_cursor: list[int] = []  # the next candidate, started at a random place per process
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def _kernel_port(host: str) -> int:
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is free on ``host`` right now, outside the ephemeral range when
+    the kernel leaves room below it, and never the same twice in one process."""
+    with _ports_lock:
+        span = _ephemeral_low() - _PORT_FLOOR
+        if span >= 1000:
+            if not _port_cursor:
+                _port_cursor.append(random.randrange(span))
+            for _ in range(span):
+                port = _PORT_FLOOR + _port_cursor[0] % span
+                _port_cursor[0] += 1
+                if port not in _ports_handed_out and _bindable(host, port):
+                    _ports_handed_out.add(port)
+                    return port
+        for _ in range(1000):
+            port = _kernel_port(host)
+            if port not in _ports_handed_out:
+                _ports_handed_out.add(port)
+                return port
+    raise ComponentError(f"no free TCP port on {host}")
+
+
 def distinct_free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` TCP ports free on ``host`` right now and all different: the sockets are held
-    until every port is chosen (ports taken one by one can repeat, since a closed port may be
-    handed out again at once)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-            sockets.append(sock)
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+    """``count`` TCP ports free on ``host`` right now, all different."""
+    return [free_port(host) for _ in range(count)]
 
 
 def _with_bootstrap(hint: str) -> str:

@@ -6,12 +6,18 @@ body over the limit, 415 for another media type, 429 + ``Retry-After`` when the 
 503 + ``Retry-After`` while shutting down. Error bodies are a ``google.rpc.Status`` in the
 request's encoding. ``Content-Encoding: gzip`` is accepted, with the size limit applied to the
 decompressed body too.
+
+JSON bodies are decoded on a thread of their own (:mod:`~llmpulse.processor.ingest.json_decoder`):
+a JSON request is refused with 429 before it is decoded when its decoding, behind those waiting,
+and the queue's drain would take longer than the pipeline's ``max_delay``, and its answer is
+due ``max_delay`` after it arrived, decoding included.
 """
 
 from __future__ import annotations
 
 import hmac
 import math
+import time
 import zlib
 from typing import Any
 
@@ -21,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.ingest import otlp_json
+from llmpulse.processor.ingest.json_decoder import JsonDecoder, work_units
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.pipeline.queue import Pipeline, QueueFull, ShuttingDown
 from llmpulse.processor.pipeline.wire import count_spans, decode_request
@@ -37,6 +44,11 @@ class OtlpHttpHandler:
         self._pipeline = pipeline
         self._expected_auth = f"Bearer {auth_token}".encode() if auth_token else None
         self._max = max_request_bytes
+        self._json = JsonDecoder()
+
+    def close(self) -> None:
+        """Stop the JSON decoding thread (after the server stopped taking requests)."""
+        self._json.close()
 
     def too_large(self) -> None:
         """Count a request the HTTP server refused for its size before reading it."""
@@ -64,6 +76,7 @@ class OtlpHttpHandler:
 
     async def __call__(self, request: Request) -> Response:
         """Handle one HTTP request."""
+        arrived = time.monotonic()
         media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
         as_json = media == JSON
         # Every 4xx/5xx carries a google.rpc.Status, as the OTLP/HTTP specification asks.
@@ -87,13 +100,7 @@ class OtlpHttpHandler:
         refusal = self._pipeline.admission()
         if refusal is not None:
             self._pipeline.count_refusal(M.RECEIVER_HTTP, refusal)
-            if isinstance(refusal, QueueFull):
-                return _status(
-                    429, code_pb2.RESOURCE_EXHAUSTED, str(refusal), as_json, retry_after=refusal.retry_after
-                )
-            return _status(
-                503, code_pb2.UNAVAILABLE, str(refusal), as_json, retry_after=self._pipeline.retry_after
-            )
+            return self._refused(refusal, as_json)
         body = request.body
         encoding = request.headers.get("content-encoding", "identity").lower()
         if encoding == "gzip":
@@ -108,29 +115,51 @@ class OtlpHttpHandler:
             self._refuse(M.REFUSE_UNSUPPORTED_MEDIA_TYPE)
             text = f"unsupported Content-Encoding {encoding!r}; use gzip or none"
             return _status(415, code_pb2.INVALID_ARGUMENT, text, as_json)
+        units = work_units(body) if as_json else 0
+        if as_json and self._decoding_too_slow(units):
+            refusal = QueueFull(self._pipeline.retry_after)
+            self._pipeline.count_refusal(M.RECEIVER_HTTP, refusal)
+            return self._refused(refusal, as_json)
         try:
-            export = otlp_json.parse_request(body) if as_json else decode_request(body)
+            export = await self._json.decode(body, units) if as_json else decode_request(body)
         except DecodeError as exc:
             self._refuse(M.REFUSE_UNDECODABLE)
             return _status(400, code_pb2.INVALID_ARGUMENT, f"undecodable OTLP request: {exc}", as_json)
         spans = count_spans(export)
         try:
             result = (
-                await self._pipeline.submit(export, spans, M.RECEIVER_HTTP, answer_within_delay=True)
+                await self._pipeline.submit(
+                    export, spans, M.RECEIVER_HTTP, answer_within_delay=True, arrived=arrived
+                )
                 if spans
                 else None
             )
-        except QueueFull as exc:
-            return _status(429, code_pb2.RESOURCE_EXHAUSTED, str(exc), as_json, retry_after=exc.retry_after)
-        except ShuttingDown as exc:
-            return _status(
-                503, code_pb2.UNAVAILABLE, str(exc), as_json, retry_after=self._pipeline.retry_after
-            )
+        except (QueueFull, ShuttingDown) as exc:
+            return self._refused(exc, as_json)
         response = ExportTraceServiceResponse()
         if result is not None and result.rejected:
             response.partial_success.rejected_spans = result.rejected
             response.partial_success.error_message = result.message
         return _message(200, response, as_json)
+
+    def _decoding_too_slow(self, units: int) -> bool:
+        """Whether a JSON body of ``units`` of work, decoded after those waiting and then queued,
+        would be answered more than ``max_delay`` from now (one that finds the decoder idle is
+        taken, as the queue takes a request that finds it empty)."""
+        limit = self._pipeline.max_delay
+        if limit is None or not self._json.pending:
+            return False
+        return self._json.expected_wait(units) + (self._pipeline.expected_wait or 0.0) > limit
+
+    def _refused(self, refusal: QueueFull | ShuttingDown, as_json: bool) -> Response:
+        """429 or 503 with ``Retry-After`` for a request the pipeline cannot take now."""
+        if isinstance(refusal, QueueFull):
+            return _status(
+                429, code_pb2.RESOURCE_EXHAUSTED, str(refusal), as_json, retry_after=refusal.retry_after
+            )
+        return _status(
+            503, code_pb2.UNAVAILABLE, str(refusal), as_json, retry_after=self._pipeline.retry_after
+        )
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:

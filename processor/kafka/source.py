@@ -15,6 +15,11 @@ dies had shown Prometheus exactly the counts of the offsets it committed; the re
 its partitions over starts at those offsets and counts the rest once. A failed commit answers the
 scrape 503 (Prometheus keeps the previous values; nothing shown is uncommitted).
 
+A zombie (this replica paused past its session timeout) finds its partitions lost holding records
+it counted and can no longer commit, which their new owner counts again: the scrape endpoint then
+withholds every count its last scrape did not show (``withhold_unshown``,
+:mod:`llmpulse.processor.metrics.shown`), so the next scrape goes on from what Prometheus has.
+
 When a partition is revoked from a live replica, its records not yet counted are dropped from the
 queue (their futures are cancelled, so the worker skips them) and the counted prefix is committed:
 the new owner counts the rest. Bounds that remain: counts committed on a revoke, or by the idle
@@ -133,6 +138,10 @@ class KafkaSource:
             is keyed by ``service\x00feature`` (the owner topic): each key's state is resumed from
             the store before its first record here is counted, and released when its partition
             is revoked (saved first) or lost (not saved: the next owner may hold it already).
+        withhold_unshown: called when partitions are lost holding records counted after the
+            last commit (this replica was a zombie: the next owner counts them again); the
+            scrape endpoint then withholds every count its last scrape did not show
+            (:mod:`llmpulse.processor.metrics.shown`). Returns the number of series concerned.
     """
 
     def __init__(
@@ -149,6 +158,7 @@ class KafkaSource:
         consumer_config: dict[str, Any] | None = None,
         router: Any | None = None,
         owners: Sequence[KeyOwner] = (),
+        withhold_unshown: Callable[[], int] | None = None,
         registry: CollectorRegistry | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -177,6 +187,7 @@ class KafkaSource:
         }
         self.router = router
         self.owners = tuple(owners)
+        self._withhold_unshown = withhold_unshown
         self._keys: dict[TopicPartitionKey, set[FeatureKey]] = {}  # resumed keys per owned partition
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=False)
         self._m = _Instruments(self.registry)
@@ -438,6 +449,14 @@ class KafkaSource:
         handed = 0
         for key in keys:
             self._advance_one(key, self._pending.get(key, deque()))
+        unshown = [k[1] for k in keys if k in self._counted and self._counted[k] != self._committed.get(k)]
+        if lost and unshown and self._withhold_unshown is not None:
+            # counted here, never committed, and counted again by the next owner: a lost
+            # assignment is the whole of it (the group fenced this member), so every count since
+            # the last scrape is withheld from the scrapes to come
+            series = self._withhold_unshown()
+            logger.warning("event=kafka_unshown_counts_withheld partitions=%s series=%d", unshown, series)
+        for key in keys:
             for _offset, future in self._pending.pop(key, deque()):
                 if future is not None and not future.done():
                     future.cancel()  # the worker skips it; the new owner counts the record
@@ -491,23 +510,30 @@ class KafkaSource:
         return total
 
     def status(self) -> dict[str, Any]:
-        """The ``/api/status`` section: brokers, topic, group, owned partitions, committed offsets."""
+        """The ``/api/status`` section: brokers, topic, group, owned partitions, committed and
+        counted offsets (counted and not committed: shown by no scrape yet)."""
+        self._advance()
         return {
             "brokers": self.brokers,
             "topic": self.topic,
             "group": self.group,
             "partitions": sorted(p for _t, p in self.assigned),
             "committed": {str(p): off for (_t, p), off in sorted(self._committed.items())},
+            "counted": {str(p): off for (_t, p), off in sorted(self._counted.items())},
             "lag": self.lag(),
             "last_error": self._error,
         }
 
 
 def build_kafka_source(
-    settings: Any, pipeline: Pipeline, owners: Sequence[KeyOwner] = ()
+    settings: Any,
+    pipeline: Pipeline,
+    owners: Sequence[KeyOwner] = (),
+    withhold_unshown: Callable[[], int] | None = None,
 ) -> KafkaSource | None:
     """The service's entry point: a source when ``settings.kafka_brokers`` is set, else None.
-    ``owners`` get their keys moved with the owner topic's partitions (ignored without one)."""
+    ``owners`` get their keys moved with the owner topic's partitions (ignored without one);
+    ``withhold_unshown``: see :class:`KafkaSource`."""
     if not settings.kafka_brokers:
         return None
     _client()
@@ -534,5 +560,6 @@ def build_kafka_source(
         session_timeout=settings.kafka_session_timeout,
         router=router,
         owners=owners if router is not None else (),
+        withhold_unshown=withhold_unshown,
         registry=registry,
     )

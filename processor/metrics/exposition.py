@@ -12,11 +12,14 @@ scrape on. Prometheus so has a 0 sample before the first non-zero one, and ``rat
 ``increase()`` count the first events of a new feature, model or error type instead of starting
 from them. The price is one scrape interval of delay for a new series' first counts. In-process
 readers (``llmpulse status``, tests) use a registry without it and see the counts at once.
+
+With the Kafka source the scrape endpoint's collector is ``withholding`` instead: it remembers
+what each scrape showed, so that a zombie replica can take back what it counted and never
+committed (:mod:`llmpulse.processor.metrics.shown`).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -28,6 +31,14 @@ from prometheus_client.utils import floatToGoString
 from llmpulse import __version__
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.metrics.derived import Accounting, DerivedMetrics, Histogram
+from llmpulse.processor.metrics.writers import (
+    Announcer,
+    Capture,
+    Direct,
+    Withholding,
+    Writer,
+    le_strings,
+)
 
 _SPECS = M.METRICS_BY_NAME
 _MEMO_LIMIT = 200_000  # label sets; at the default caps a scrape writes about 40,000
@@ -48,19 +59,6 @@ def _escape(value: str) -> str:
     if "\\" in value or '"' in value or "\n" in value:
         return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
     return value
-
-
-@functools.cache
-def _le_strings(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    """The ``le`` values of a histogram's buckets, as :meth:`Histogram.buckets` writes them."""
-    return (*map(repr, bounds), "+Inf")
-
-
-def _add_histogram(family: Any, labels: list[str], hist: Histogram) -> None:
-    if isinstance(family, _TextFamily):
-        family.add_histogram(labels, hist)
-    else:
-        family.add_metric(labels, hist.buckets(), hist.sum)
 
 
 def _number(value: float) -> str:
@@ -134,7 +132,7 @@ class _TextFamily:
         text = self._label_text(labels)
         sample, lines = self.sample, self.lines
         prefix = f"{sample}_bucket{{{text},le=" if text else f"{sample}_bucket{{le="
-        les = _le_strings(hist.bounds)
+        les = le_strings(hist.bounds)
         traces = hist.ex_trace if self.openmetrics else ()
         total = 0
         for i, count in enumerate(hist.counts):
@@ -153,68 +151,27 @@ class _TextFamily:
         return "".join(self.lines)
 
 
-class _Announcer:
-    """Remembers which series the last scrape exposed; a series it did not is shown at zero.
-
-    Only the last scrape's series are remembered, so the memory follows the live series (series
-    dropped by the caps' ageing are forgotten, and announced again should they come back).
-    """
-
-    __slots__ = ("previous", "seen")
-
-    def __init__(self) -> None:
-        self.previous: set[tuple[str, tuple[str, ...]]] = set()
-        self.seen: set[tuple[str, tuple[str, ...]]] = set()
-
-    def begin(self) -> None:
-        """Start a scrape."""
-        self.previous, self.seen = self.seen, set()
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        key = (family.name, tuple(labels))
-        self.seen.add(key)
-        if key not in self.previous:
-            value = 0
-        family.add_metric(labels, value)
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        key = (family.name, tuple(labels))
-        self.seen.add(key)
-        if key not in self.previous:
-            zero = [(le, 0) for le in _le_strings(hist.bounds)]
-            family.add_metric(labels, zero, 0.0)
-        else:
-            _add_histogram(family, labels, hist)
-
-
-class _Direct:
-    """Every series with its current value."""
-
-    __slots__ = ()
-
-    def begin(self) -> None:
-        """Start a scrape (nothing to remember)."""
-
-    def counter(self, family: Any, labels: list[str], value: float) -> None:
-        family.add_metric(labels, value)
-
-    def histogram(self, family: Any, labels: list[str], hist: Histogram) -> None:
-        _add_histogram(family, labels, hist)
-
-
 class MetricsCollector(Collector):
     """Exposes :class:`DerivedMetrics` and :class:`Accounting` as Prometheus families.
 
     ``announce_new_series`` exposes each new series at zero on its first collection (see the
-    module docstring).
+    module docstring). ``withholding`` (the Kafka source's scrape endpoint, instead) remembers
+    what each collection showed, for :meth:`withhold_unshown`.
     """
 
     def __init__(
-        self, derived: DerivedMetrics, accounting: Accounting, *, announce_new_series: bool = False
+        self,
+        derived: DerivedMetrics,
+        accounting: Accounting,
+        *,
+        announce_new_series: bool = False,
+        withholding: bool = False,
     ) -> None:
+        if announce_new_series and withholding:
+            raise ValueError("announce_new_series and withholding exclude each other")
         self._derived = derived
         self._accounting = accounting
-        self._out: _Announcer | _Direct = _Announcer() if announce_new_series else _Direct()
+        self._out: Writer = Announcer() if announce_new_series else Withholding() if withholding else Direct()
         self._new: Callable[..., Any] = _family
         # family name -> label values -> label text, for render()
         self._memo: dict[str, dict[tuple[str, ...], str]] = {}
@@ -236,6 +193,21 @@ class MetricsCollector(Collector):
         finally:
             self._new = _family
         return "".join(family.text() for family in families)
+
+    def withhold_unshown(self) -> int:
+        """Withhold from every later collection the counts added since the last one (see
+        :mod:`llmpulse.processor.metrics.shown`); returns the number of series concerned.
+        Only with ``withholding``."""
+        shown = self._out
+        if not isinstance(shown, Withholding):
+            raise TypeError("withhold_unshown needs a MetricsCollector built with withholding=True")
+        capture = self._out = Capture()
+        try:
+            for _family_built in self.collect():
+                pass
+        finally:
+            self._out = shown
+        return shown.shown.withhold(capture.counters, capture.histograms)
 
     def collect(self) -> Iterator[Any]:
         """Build every family from the current state (called on each scrape)."""
@@ -325,21 +297,22 @@ class MetricsCollector(Collector):
             self._new(M.SPANS_REFUSED_TOTAL),
             self._new(M.REQUESTS_REFUSED_TOTAL),
         )
+        fixed = self._out.fixed
         for receiver, n in a.received.items():
-            received.add_metric([receiver], n)
+            fixed(received, [receiver], n)
         for kind, n in a.accepted.items():
-            accepted.add_metric([kind], n)
+            fixed(accepted, [kind], n)
         for reason, n in a.rejected.items():
-            rejected.add_metric([reason], n)
+            fixed(rejected, [reason], n)
         for (receiver, reason), n in a.refused_spans.items():
-            refused_spans.add_metric([receiver, reason], n)
+            fixed(refused_spans, [receiver, reason], n)
         for (receiver, reason), n in a.refused_requests.items():
-            refused_requests.add_metric([receiver, reason], n)
+            fixed(refused_requests, [receiver, reason], n)
         queue, capacity = self._new(M.QUEUE_SPANS), self._new(M.QUEUE_CAPACITY_SPANS)
         queue.add_metric([], a.queue_spans)
         capacity.add_metric([], a.queue_capacity)
         batch = self._new(M.BATCH_PROCESSING_SECONDS)
-        batch.add_metric([], a.batch_seconds.buckets(), a.batch_seconds.sum)
+        self._out.fixed_histogram(batch, [], a.batch_seconds)
         info = self._new(M.BUILD_INFO)
         info.add_metric([__version__], 1)
         yield from (
@@ -384,3 +357,7 @@ class ScrapeEndpoint:
         own = self._collector.render(openmetrics=openmetrics).encode()
         engines = encoder(self._engines)
         return own + engines, content_type
+
+    def withhold_unshown(self) -> int:
+        """See :meth:`MetricsCollector.withhold_unshown` (the engines' series are not withheld)."""
+        return self._collector.withhold_unshown()

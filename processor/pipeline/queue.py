@@ -259,6 +259,7 @@ class Pipeline:
         deadline: float | None = None,
         *,
         answer_within_delay: bool = False,
+        arrived: float | None = None,
     ) -> asyncio.Future[ExportResult]:
         """Queue a decoded request; raises :class:`QueueFull` or :class:`ShuttingDown`.
 
@@ -273,7 +274,9 @@ class Pipeline:
         (``time.monotonic()``) is the client's: a request that cannot be processed before it is
         refused at once, and one that can no longer be (still queued, or its processing would
         end past it) is answered with :class:`DeadlineExceeded` and not counted, so the client's
-        retry is not counted twice.
+        retry is not counted twice. ``arrived`` (``time.monotonic()``, default now) is when the
+        receiver took the request in: with ``answer_within_delay`` its answer is due ``max_delay``
+        after that (a receiver that spent time decoding it passes when it began).
         """
         accounting = self.accounting
         accounting.received[receiver] += spans
@@ -287,7 +290,8 @@ class Pipeline:
             self._warn_full()
             raise QueueFull(self.retry_after)
         future: asyncio.Future[ExportResult] = asyncio.get_running_loop().create_future()
-        expires = time.monotonic() + self.max_delay if answer_within_delay and self.max_delay else None
+        start = time.monotonic() if arrived is None else arrived
+        expires = start + self.max_delay if answer_within_delay and self.max_delay else None
         self._queue.append((request, spans, receiver, future, deadline, expires, not queued))
         self._queued_spans += spans
         accounting.queue_spans = self._queued_spans

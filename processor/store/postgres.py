@@ -73,6 +73,23 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 _RESET_KEEP_S = 86400.0
+# A claim waits this long for a key's owner-epoch row, then ends the sessions that hold such rows
+# while idle in a transaction for STALLED_SAVE_S or more, and tries again. A save's transaction
+# is a few statements sent back to back: only a client that stopped in the middle (a zombie:
+# paused past its Kafka session timeout, or cut off from the network) leaves it open that long,
+# holding the epoch rows FOR SHARE; without this the new owner's claim, and with it that
+# replica's whole Kafka source, waited until the zombie came back (or TCP gave up, hours).
+# (idle_in_transaction_session_timeout would not do: a session whose last statements were
+# pipelined, as psycopg's executemany sends them, is not ended by it.)
+CLAIM_LOCK_TIMEOUT_MS = 2000
+STALLED_SAVE_S = 5.0
+_CLAIM_ATTEMPTS = 4
+_END_STALLED_SAVES = (
+    "SELECT a.pid, pg_terminate_backend(a.pid) FROM pg_stat_activity a"
+    " JOIN pg_locks l ON l.pid = a.pid AND l.relation = 'key_owners'::regclass AND l.granted"
+    " WHERE a.pid <> pg_backend_pid() AND a.datname = current_database()"
+    " AND a.state = 'idle in transaction' AND a.state_change < now() - make_interval(secs => %s)"
+)
 _INSERT = f"INSERT INTO flagged ({INSERT_COLUMNS}) VALUES ({', '.join(['%s'] * INSERT_COUNT)})"
 
 
@@ -421,6 +438,24 @@ class PostgresSessions(SessionLog):
 def _claim(
     pool: _Pool, fence: Fence, keys: Collection[FeatureKey], now: float | None
 ) -> dict[FeatureKey, int]:
-    """Claim ``keys`` on a connection in autocommit mode: each claim commits before the caller reads."""
+    """Claim ``keys`` on a connection in autocommit mode: each claim commits before the caller reads.
+    A claim that waits on a stalled save ends that save's session and tries again (see
+    :data:`CLAIM_LOCK_TIMEOUT_MS`)."""
+    import psycopg
+
+    stamp = time.time() if now is None else now
     with pool.connection() as conn:
-        return fence.claim(conn.execute, keys, time.time() if now is None else now)
+        conn.execute(f"SET lock_timeout = {CLAIM_LOCK_TIMEOUT_MS}")
+        try:
+            attempt = 1
+            while True:
+                try:
+                    return fence.claim(conn.execute, keys, stamp)
+                except psycopg.errors.LockNotAvailable:
+                    if attempt == _CLAIM_ATTEMPTS:
+                        raise
+                attempt += 1
+                ended = [pid for pid, done in conn.execute(_END_STALLED_SAVES, (STALLED_SAVE_S,)) if done]
+                _log.warning("event=store_claim_waited keys=%d stalled_sessions_ended=%s", len(keys), ended)
+        finally:
+            conn.execute("RESET lock_timeout")

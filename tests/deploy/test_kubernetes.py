@@ -386,6 +386,7 @@ def test_the_collector_runs_the_shipped_kafka_pipeline(
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.prometheus3  # the Prometheus a cluster runs is likely 3.x
 def test_prometheus_finds_every_pod_by_dns_in_the_jobs_the_rules_expect(
     resources: dict[tuple[str, str], dict[str, Any]], tmp_path: Path
 ) -> None:

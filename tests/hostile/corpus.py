@@ -5,20 +5,27 @@ processor must account for when it accepts the body (0 for bodies it cannot deco
 categories follow what an adversarial probe of ``llmpulse serve`` tried: random and truncated
 bytes, flipped bits, poison numbers, ids of the wrong length, deeply nested values and content,
 gzip bombs, truncated and multi-member gzip, wrong media types, encodings, paths and methods,
-bodies over the size limit, and junk headers.
+bodies over the size limit, and junk headers; and for OTLP/JSON (:func:`json_corpus`): deep
+nesting, numbers out of range, wrong types, ids that are not hex, repeated keys, ``NaN`` and
+``Infinity`` literals, byte order marks and other encodings than UTF-8, invalid UTF-8, truncated
+and trailing text (each a 400), poison values in well-formed JSON (200, the spans rejected) and
+gzip bombs of JSON (413).
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import math
 import random
 from dataclasses import dataclass, field
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from llmpulse.contract import attributes as A
+from llmpulse.processor.ingest.otlp_json import encode_request
 from llmpulse.testing.otlp import llm_attributes, make_request, make_span
 
 PROTOBUF = "application/x-protobuf"
@@ -174,6 +181,119 @@ def corpus(seed: int = 20261202) -> list[Hostile]:
         ]
         spans += [make_span(llm_attributes(), **_ids(rng)) for _ in range(rng.randint(0, 3))]
         out.append(Hostile("mixed-batch", make_request(spans).SerializeToString()))
+    return out + json_corpus(rng)
+
+
+def _as_json(body: bytes) -> bytes:
+    return encode_request(ExportTraceServiceRequest.FromString(body))
+
+
+def _json_span(document: dict[str, Any]) -> dict[str, Any]:
+    """The first span of an OTLP/JSON document (to spoil in place)."""
+    span: dict[str, Any] = document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    return span
+
+
+def _spoiled(rng: random.Random, spoil: Any) -> bytes:
+    """A one-span OTLP/JSON request whose span ``spoil(span)`` changed."""
+    document = json.loads(_as_json(valid_request(rng, 1)))
+    spoil(_json_span(document))
+    return json.dumps(document).encode()
+
+
+def _with_value(value: Any) -> Any:
+    return lambda span: span["attributes"].append({"key": "hostile", "value": value})
+
+
+def _nested_kvlist(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "leaf"}
+    for _ in range(depth):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+BAD_JSON_SPANS: list[Any] = [
+    # numbers out of range, in strings or as literals
+    _with_value({"intValue": "9" * 30}),
+    _with_value({"intValue": "9" * 5000}),
+    _with_value({"intValue": "-9223372036854775809"}),
+    _with_value({"intValue": "1e400"}),
+    _with_value({"intValue": 1.5}),
+    _with_value({"intValue": 1e300}),
+    lambda span: span.update(startTimeUnixNano="-1"),
+    lambda span: span.update(endTimeUnixNano="1e30"),
+    # wrong types
+    _with_value({"stringValue": 5}),
+    _with_value({"boolValue": "yes"}),
+    _with_value({"doubleValue": "lots"}),
+    _with_value({"arrayValue": {"values": "x"}}),
+    _with_value({"kvlistValue": [1, 2]}),
+    lambda span: span.update(attributes={"a": 1}),
+    lambda span: span.update(name=["chat"]),
+    lambda span: span.update(startTimeUnixNano="soon"),
+    lambda span: span.update(status={"code": "kaput-ish", "message": 3}),
+    lambda span: span.update(traceId=5),
+    # ids that are not hex
+    lambda span: span.update(traceId="abc"),
+    lambda span: span.update(traceId="zz" * 16),
+    lambda span: span.update(traceId="W47/95gDgQPSabYzgT/GDA=="),  # base64, as proto3 JSON would write it
+    lambda span: span.update(spanId="0x" + "ab" * 7),
+    lambda span: span.update(parentSpanId="ab" * 7 + "é"),
+    # nested past what protobuf decodes
+    _with_value(_nested_kvlist(60)),
+    _with_value(_nested_kvlist(150)),  # json.dumps itself cannot write much deeper
+]
+
+
+def _json_text(rng: random.Random) -> bytes:
+    return _as_json(valid_request(rng, 1))
+
+
+def json_corpus(rng: random.Random) -> list[Hostile]:
+    """Hostile OTLP/JSON requests."""
+    as_json = {"Content-Type": JSON}
+    out = [Hostile("json-malformed", _spoiled(rng, spoil), as_json) for spoil in BAD_JSON_SPANS]
+    good = _json_text(rng)
+    head, _, tail = good.partition(b'"traceId":')
+    texts = [
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b'{"resourceSpans":' * 50_000,
+        b'{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"k","value":{"intValue":'
+        + b"9" * 5000
+        + b"}}]}]}]}]}",
+        # repeated keys: in the request, in a span, in an attribute
+        good[:-1] + b',"resourceSpans":[]}',
+        head + b'"traceId":"' + b"ab" * 16 + b'","traceId":' + tail,
+        good.replace(b'{"key":', b'{"key":"shadow","key":', 1),
+        # non-standard literals
+        good.replace(b'"attributes":[', b'"attributes":[{"key":"x","value":{"doubleValue":NaN}},', 1),
+        good.replace(b'"attributes":[', b'"attributes":[{"key":"x","value":{"doubleValue":Infinity}},', 1),
+        good.replace(b'"attributes":[', b'"attributes":[{"key":"x","value":{"doubleValue":-Infinity}},', 1),
+        # encodings
+        b"\xef\xbb\xbf" + good,
+        good.decode().encode("utf-16"),
+        good.decode().encode("utf-32"),
+        good.replace(b'"name":"', b'"name":"\xff\xfe', 1),
+        good.replace(b'"name":"', b'"name":"\\ud800', 1),  # a lone surrogate, escaped
+        # not one JSON object
+        b"",
+        b"   ",
+        b"null",
+        b'"resourceSpans"',
+        b"[" + good + b"]",
+        good + b"x",
+        good + good,
+    ]
+    texts += [good[: rng.randint(1, len(good) - 1)] for _ in range(15)]
+    out += [Hostile("json-malformed", text, as_json) for text in texts]
+    # well-formed, with values the pipeline must reject (200 with partial_success)
+    for attrs in POISON:
+        out.append(Hostile("json-poison", _as_json(valid_request(rng, 1, **attrs)), as_json))
+    out.append(Hostile("json-poison", _spoiled(rng, lambda span: span.update(traceId="ab" * 300)), as_json))
+    out.append(Hostile("json-poison", _spoiled(rng, _with_value({"doubleValue": "NaN"})), as_json))
+    for size in (MAX_REQUEST_BYTES + 1, 16 * MAX_REQUEST_BYTES):
+        bomb = gzip.compress(b'{"resourceSpans":[' + b" " * size + b"]}")
+        out.append(Hostile("json-gzip-bomb", bomb, {"Content-Type": JSON, "Content-Encoding": "gzip"}))
     return out
 
 

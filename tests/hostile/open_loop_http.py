@@ -1,7 +1,8 @@
 """An open-loop OTLP/HTTP sender in a process of its own, for the overload tests.
 
-Run as ``python -m tests.hostile.open_loop_http PORT CALLS INTERVAL TIMEOUT SPANS``: POSTs
-``CALLS`` protobuf requests of ``SPANS`` LLM spans each to ``/v1/traces``, one every
+Run as ``python -m tests.hostile.open_loop_http PORT CALLS INTERVAL TIMEOUT SPANS [json]``: POSTs
+``CALLS`` protobuf (or, with ``json``, OTLP/JSON) requests of ``SPANS`` LLM spans each to
+``/v1/traces``, one every
 ``INTERVAL`` seconds whatever the answers, each given ``TIMEOUT`` s, then prints one JSON list
 with, per request, ``[outcome, seconds to the answer, Retry-After or null]``; the outcome is the
 HTTP status as text ("200", "429", ...), or "timeout" or "error: ..." without an answer. The
@@ -22,15 +23,22 @@ import time
 from typing import Any
 
 import aiohttp
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from llmpulse.processor.ingest.otlp_json import encode_request
 from tests.hostile.open_loop import BODIES, parse_args, request_bytes
 
-HEADERS = {"Content-Type": "application/x-protobuf"}
+MEDIA = {"protobuf": "application/x-protobuf", "json": "application/json"}
 
 
-async def send(port: int, calls: int, interval: float, timeout: float, spans: int) -> list[list[Any]]:
+async def send(
+    port: int, calls: int, interval: float, timeout: float, spans: int, *, encoding: str = "protobuf"
+) -> list[list[Any]]:
     """Send the open loop; per request ``[outcome, seconds, Retry-After]`` in sending order."""
     bodies = [request_bytes(1_000_000 + n * spans, spans) for n in range(min(calls, BODIES))]
+    if encoding == "json":
+        bodies = [encode_request(ExportTraceServiceRequest.FromString(body)) for body in bodies]
+    headers = {"Content-Type": MEDIA[encoding]}
     url = f"http://127.0.0.1:{port}/v1/traces"
     answers: list[list[Any]] = [[] for _ in range(calls)]
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -42,7 +50,7 @@ async def send(port: int, calls: int, interval: float, timeout: float, spans: in
                 async with session.post(
                     url,
                     data=bodies[n % len(bodies)],
-                    headers=HEADERS,
+                    headers=headers,
                     timeout=aiohttp.ClientTimeout(total=timeout),
                 ) as response:
                     await response.read()
@@ -63,8 +71,9 @@ async def send(port: int, calls: int, interval: float, timeout: float, spans: in
 
 
 def main(argv: list[str]) -> None:
+    encoding = argv.pop() if argv[-1:] == ["json"] else "protobuf"
     port, calls, interval, timeout, spans = parse_args("tests.hostile.open_loop_http", argv)
-    print(json.dumps(asyncio.run(send(port, calls, interval, timeout, spans))))
+    print(json.dumps(asyncio.run(send(port, calls, interval, timeout, spans, encoding=encoding))))
 
 
 if __name__ == "__main__":

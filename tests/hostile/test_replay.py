@@ -40,6 +40,7 @@ async def test_the_hostile_corpus_is_answered_and_accounted(
     assert len(requests) >= 300
     service = await make_service(max_request_bytes=MAX_REQUEST_BYTES)
     answers: dict[str, set[int]] = {}
+    undecodable = 0
     grpc_codes: set[grpc.StatusCode] = set()
     with caplog.at_level(logging.WARNING):
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.http.port}", timeout=30) as client:
@@ -56,6 +57,9 @@ async def test_the_hostile_corpus_is_answered_and_accounted(
                 if response.status_code != 200:
                     status = _status_of(response)
                     assert status.code != 0 and status.message, (hostile.category, status)
+                    # one clear line, not a value echoed whole or a chain of parser frames
+                    assert "\n" not in status.message and len(status.message) < 400, status.message
+                    undecodable += response.status_code == 400
                 plain = hostile.headers == {"Content-Type": PROTOBUF} and hostile.method == "POST"
                 if plain and hostile.path == "/v1/traces" and len(hostile.body) <= MAX_REQUEST_BYTES:
                     try:
@@ -77,6 +81,8 @@ async def test_the_hostile_corpus_is_answered_and_accounted(
     assert answers["gzip-two-members"] == {200} and answers["media-type"] <= {200, 400, 415}
     assert answers["method"] == {405} and 404 in answers["path"]
     assert answers["poison-values"] <= {200}
+    assert answers["json-malformed"] == {400} and answers["json-poison"] == {200}
+    assert answers["json-gzip-bomb"] == {413}
     a = service.accounting
     await wait_until_async(
         lambda: sum(a.received.values()) == sum(a.accepted.values()) + sum(a.rejected.values())
@@ -85,6 +91,8 @@ async def test_the_hostile_corpus_is_answered_and_accounted(
     assert a.rejected[M.REJECT_INVALID_COST] > 0
     refused = sum(a.refused_requests.values())
     assert refused > 0
+    # every 400 counted by its reason (the gRPC replay counts its own on its receiver)
+    assert a.refused_requests[M.RECEIVER_HTTP, M.REFUSE_UNDECODABLE] == undecodable > 0
     # nothing a client sent was logged as a crash
     crashes = [
         r

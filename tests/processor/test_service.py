@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +24,7 @@ from llmpulse.processor.extension import Extension
 from llmpulse.processor.http_server import Request, Response
 from llmpulse.processor.metrics import names as M
 from llmpulse.processor.settings import FIELDS, ConfigError, Settings, resolve
+from llmpulse.stack import components
 from llmpulse.testing.clock import FakeClock
 from llmpulse.testing.otlp import llm_attributes, make_request, make_span
 from llmpulse.testing.polling import wait_until, wait_until_async
@@ -230,11 +230,7 @@ def test_json_log_lines() -> None:
 
 
 def test_serve_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
-    ports = []
-    for _ in range(3):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
+    ports = components.distinct_free_ports(3)
     config = tmp_path / "serve.toml"
     config.write_text(
         f"[processor]\ngrpc_port = {ports[0]}\nhttp_port = {ports[1]}\nadmin_port = {ports[2]}\n"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,19 +46,15 @@ def promtool() -> Path:
 
 
 PROMTOOL3 = REPO / ".cache" / "prometheus3" / "bin" / "promtool"
-PROMETHEUS3_WANTED = PROMTOOL3.is_file() or os.environ.get("LLMPULSE_PROMETHEUS3", "") == "1"
-"""Whether the rule tests also run on Prometheus 3: once it is built (``make prometheus3``), or
-when asked with ``LLMPULSE_PROMETHEUS3=1`` (``make test-prometheus3``); optional, since building
-it takes tens of minutes cold."""
 
 
 @pytest.fixture(scope="session")
 def promtool3() -> Path:
-    """Prometheus 3's promtool, built by ``make prometheus3``."""
+    """Prometheus 3's promtool, built by ``make setup`` (scripts/build_prometheus3.sh)."""
     if not PROMTOOL3.is_file():
         pytest.fail(
-            f"Prometheus 3's promtool is not at {PROMTOOL3}: run `make prometheus3` (tens of minutes "
-            "from the Go module proxy), or unset LLMPULSE_PROMETHEUS3 to test the rules on Debian's only",
+            f"Prometheus 3's promtool is not at {PROMTOOL3}: run `make setup` (or `make prometheus3`), "
+            "which builds it from the Go module proxy (scripts/build_prometheus3.sh)",
             pytrace=False,
         )
     return PROMTOOL3

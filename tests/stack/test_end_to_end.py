@@ -284,6 +284,7 @@ def processor(tmp_path: Path, provider: tuple[FakeProvider, threading.Event]) ->
         process.stop()
 
 
+@pytest.mark.prometheus3
 def test_end_to_end(  # noqa: PLR0917 (pytest injects fixtures positionally)
     tmp_path: Path,
     provider: tuple[FakeProvider, threading.Event],

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from llmpulse.processor.agents import metric_names as agents_metric_names
@@ -136,6 +137,7 @@ def test_labels_used_are_labels_the_processor_exports(
     assert not unknown, f"label names not exported by the processor: {sorted(unknown)}"
 
 
+@pytest.mark.prometheus3
 def test_dashboard_queries_are_valid_promql(
     dashboard_queries: list[Any], promtool: Path, tmp_path: Path
 ) -> None:

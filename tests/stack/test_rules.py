@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from llmpulse.stack import components
-from tests.stack.conftest import PROMETHEUS3_WANTED
 
 REPO = components.REPO_ROOT
 RULE_FILES = sorted((REPO / "alerting" / "rules").glob("*.yml"))
@@ -34,6 +33,7 @@ def _duration_minutes(text: str) -> float:
     return value * {"s": 1 / 60, "m": 1, "h": 60}[unit]
 
 
+@pytest.mark.prometheus3
 def test_promtool_check_rules(promtool: Path) -> None:
     result = subprocess.run(
         [str(promtool), "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True
@@ -50,21 +50,18 @@ def test_promtool_test_rules(promtool: Path, test_file: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-# only when Prometheus 3 is built or asked for (tests/stack/conftest.py: PROMETHEUS3_WANTED)
-if PROMETHEUS3_WANTED:
-
-    @pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
-    def test_promtool_test_rules_on_prometheus3(promtool3: Path, test_file: Path) -> None:
-        """The same cases pass on Prometheus 3, whose ranges leave their left edge open."""
-        version = subprocess.run([str(promtool3), "--version"], capture_output=True, text=True).stdout
-        assert re.search(r"version 3\.", version), f"{promtool3} is not Prometheus 3: {version[:80]!r}"
-        result = subprocess.run(
-            [str(promtool3), "test", "rules", test_file.name],
-            capture_output=True,
-            text=True,
-            cwd=test_file.parent,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
+@pytest.mark.parametrize("test_file", RULE_TESTS, ids=lambda p: p.name)
+def test_promtool_test_rules_on_prometheus3(promtool3: Path, test_file: Path) -> None:
+    """The same cases pass on Prometheus 3, whose ranges leave their left edge open."""
+    version = subprocess.run([str(promtool3), "--version"], capture_output=True, text=True).stdout
+    assert re.search(r"version 3\.", version), f"{promtool3} is not Prometheus 3: {version[:80]!r}"
+    result = subprocess.run(
+        [str(promtool3), "test", "rules", test_file.name],
+        capture_output=True,
+        text=True,
+        cwd=test_file.parent,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_alert_group_has_a_test_file(rule_groups: list[dict[str, Any]]) -> None:

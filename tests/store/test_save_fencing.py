@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import psycopg
+import pytest
 from prometheus_client import CollectorRegistry
 
 from llmpulse.contract.attributes import UNKNOWN_SERVICE
@@ -22,6 +23,7 @@ from llmpulse.processor.quality import metric_names as Q
 from llmpulse.processor.quality.chart_store import CHARTS_STATE
 from llmpulse.processor.quality.engine import QualityEngine
 from llmpulse.processor.quality.settings import JudgeSettings, QualitySettings, SpcSettings
+from llmpulse.processor.store import postgres
 from llmpulse.processor.store.factory import open_store
 from llmpulse.processor.store.fencing import Fence
 
@@ -134,3 +136,27 @@ def test_a_claim_waits_for_a_save_that_passed_its_epoch_check(new_pg_database: C
         thread.join(timeout=10)  # the save committed: the claim goes through
         assert claimed == {KEY: 2}
         assert old.refused(saver.execute, [KEY]) == {KEY}  # the old owner's next save is refused
+
+
+def test_a_claim_ends_a_save_stalled_inside_its_transaction(
+    new_pg_database: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zombie stopped between its save's epoch check and its COMMIT keeps the epoch row locked:
+    the claim waits ``CLAIM_LOCK_TIMEOUT_MS``, ends the session idle in its transaction for
+    ``STALLED_SAVE_S`` or more, and goes through; the stalled save never commits."""
+    monkeypatch.setattr(postgres, "CLAIM_LOCK_TIMEOUT_MS", 300)
+    monkeypatch.setattr(postgres, "STALLED_SAVE_S", 0.5)
+    url = new_pg_database()
+    store = open_store(url)
+    old = Fence(CHARTS_STATE)
+    try:
+        with psycopg.connect(url, autocommit=True) as saver:
+            assert old.claim(saver.execute, [KEY], 1.0) == {KEY: 1}
+            # its session is ended under it: the save never commits
+            with pytest.raises(psycopg.OperationalError), saver.transaction():
+                assert old.refused(saver.execute, [KEY], lock=" FOR SHARE") == set()
+                time.sleep(0.6)  # stalled: idle in the transaction
+                assert store.charts.claim([KEY]) == {KEY: 2}
+                saver.execute("SELECT 1")
+    finally:
+        store.close()
