@@ -21,7 +21,7 @@ from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
-from llmpulse.instrumentation.payload import copy_params, server_attributes
+from llmpulse.instrumentation.payload import copy_params, start_attributes
 from llmpulse.instrumentation.tool_requests import (
     ToolCallParts,
     tool_call_attributes,
@@ -64,14 +64,7 @@ class AnthropicAdapter(Adapter):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        attrs: dict[str, AttributeValue] = {
-            A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
-            **server_attributes(client, _provider),
-        }
-        if model:
-            attrs[A.GEN_AI_REQUEST_MODEL] = model
-        if stream:
-            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        attrs = start_attributes(client, _provider, A.OP_CHAT, model, stream)
         copy_params(body, _PARAMS, attrs)
         tool_results_attributes(body.get("messages"), attrs)
         call = CallRecorder(runtime, A.OP_CHAT, model, attrs, stream=stream)

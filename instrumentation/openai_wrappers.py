@@ -17,7 +17,7 @@ from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
-from llmpulse.instrumentation.payload import copy_params, server_attributes, usage_attributes
+from llmpulse.instrumentation.payload import copy_params, start_attributes, usage_attributes
 from llmpulse.instrumentation.tool_requests import (
     ToolCallParts,
     tool_call_attributes,
@@ -74,14 +74,7 @@ class OpenAIAdapter(Adapter):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        attrs: dict[str, AttributeValue] = {
-            A.GEN_AI_OPERATION_NAME: op,
-            **server_attributes(client, self._provider),
-        }
-        if model:
-            attrs[A.GEN_AI_REQUEST_MODEL] = model
-        if stream:
-            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        attrs = start_attributes(client, self._provider, op, model, stream)
         if len(body) > 2:  # more than model and the input
             copy_params(body, _PARAMS, attrs)
         if path == "/chat/completions":
@@ -89,7 +82,6 @@ class OpenAIAdapter(Adapter):
         elif path == "/responses":
             tool_results_attributes(body.get("input"), attrs)
         call = CallRecorder(runtime, op, model, attrs, stream=stream)
-        call.hide_usage = False
         if stream and path in _USAGE_IN_STREAM and runtime.settings.request_stream_usage:
             stream_options = body.get("stream_options")
             if not (isinstance(stream_options, Mapping) and stream_options.get("include_usage") is True):
