@@ -66,8 +66,9 @@ class AnthropicAdapter(Adapter):
         model = model if isinstance(model, str) else None
         attrs = start_attributes(client, _provider, A.OP_CHAT, model, stream)
         copy_params(body, _PARAMS, attrs)
-        tool_results_attributes(body.get("messages"), attrs)
+        in_loop = tool_results_attributes(body.get("messages"), attrs)
         call = CallRecorder(runtime, A.OP_CHAT, model, attrs, stream=stream)
+        call.in_tool_loop = in_loop
         if call.capture:
             call.span.set_attributes(_input_content(runtime, body))
         return call
@@ -95,13 +96,16 @@ class AnthropicAdapter(Adapter):
         _message_start(attrs, result)
         _usage(attrs, getattr(result, "usage", None))
         _stop(attrs, getattr(result, "stop_reason", None))
+        used = [
+            block
+            for block in getattr(result, "content", None) or ()
+            if getattr(block, "type", None) == "tool_use"
+        ]
         tool_call_attributes(
-            (
-                (getattr(block, "name", ""), getattr(block, "input", None))
-                for block in getattr(result, "content", None) or ()
-                if getattr(block, "type", None) == "tool_use"
-            ),
+            ((getattr(block, "name", ""), getattr(block, "input", None)) for block in used),
             attrs,
+            getattr(used[0], "id", None) if used else None,
+            call.in_tool_loop,
         )
         if call.capture:
             outputs = [{"role": "assistant", "parts": parts(getattr(result, "content", None))}]
@@ -199,7 +203,7 @@ class MessageStreamAccumulator:
             if getattr(block, "type", None) == "tool_use":
                 if self.tools is None:
                     self.tools = ToolCallParts()
-                self.tools.add(event.index, block.name, None)
+                self.tools.add(event.index, block.name, None, getattr(block, "id", None))
         elif kind == "message_start":
             self.message = event.message
             self._take_usage(event.message.usage)
@@ -229,7 +233,12 @@ class MessageStreamAccumulator:
         _stop(attrs, self.stop_reason)
         if self.tools is not None:
             # a tool_use block streamed with no input deltas has the arguments {}
-            tool_call_attributes(((n, a or "{}") for n, a in self.tools.calls()), attrs)
+            tool_call_attributes(
+                ((n, a or "{}") for n, a in self.tools.calls()),
+                attrs,
+                self.tools.first_id(),
+                self.call.in_tool_loop,
+            )
         if self.texts is not None:
             outputs = [{"role": "assistant", "parts": parts("".join(self.texts))}]
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.call.runtime.content.encode(outputs)

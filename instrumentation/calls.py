@@ -82,6 +82,7 @@ class CallRecorder:
         "ctx",
         "endpoint",
         "hide_usage",
+        "in_tool_loop",
         "model",
         "operation",
         "runtime",
@@ -103,6 +104,7 @@ class CallRecorder:
         self.model = model
         self.stream = stream
         self.hide_usage = False
+        self.in_tool_loop = False  # the request continued a tool-call loop (named by its request)
         self.endpoint = ""
         self._ended = False
         # The context is read once: for the app's llmpulse.context attributes, the parent

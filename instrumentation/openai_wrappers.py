@@ -77,11 +77,13 @@ class OpenAIAdapter(Adapter):
         attrs = start_attributes(client, self._provider, op, model, stream)
         if len(body) > 2:  # more than model and the input
             copy_params(body, _PARAMS, attrs)
+        in_loop = False
         if path == "/chat/completions":
-            tool_results_attributes(body.get("messages"), attrs)
+            in_loop = tool_results_attributes(body.get("messages"), attrs)
         elif path == "/responses":
-            tool_results_attributes(body.get("input"), attrs)
+            in_loop = tool_results_attributes(body.get("input"), attrs)
         call = CallRecorder(runtime, op, model, attrs, stream=stream)
+        call.in_tool_loop = in_loop
         if stream and path in _USAGE_IN_STREAM and runtime.settings.request_stream_usage:
             stream_options = body.get("stream_options")
             if not (isinstance(stream_options, Mapping) and stream_options.get("include_usage") is True):
@@ -116,12 +118,14 @@ class OpenAIAdapter(Adapter):
         refusal = False
         outputs: list[dict[str, Any]] = []
         requested: list[tuple[str, Any]] = []
+        first_id = None
         for choice in getattr(result, "choices", None) or ():
             reasons.append(choice.finish_reason or "")
             message = getattr(choice, "message", None)
             if message is not None and getattr(message, "refusal", None):
                 refusal = True
             for tool_call in getattr(message, "tool_calls", None) or ():
+                first_id = first_id or getattr(tool_call, "id", None)
                 # a function tool's call, or a custom tool's
                 requested.append(
                     _named_call(getattr(tool_call, "function", None) or getattr(tool_call, "custom", None))
@@ -132,7 +136,7 @@ class OpenAIAdapter(Adapter):
                     {"role": "assistant", "parts": parts(content), "finish_reason": choice.finish_reason}
                 )
         _finish_reasons(attrs, reasons, refusal)
-        tool_call_attributes(requested, attrs)
+        tool_call_attributes(requested, attrs, first_id, call.in_tool_loop)
         if call.capture and outputs:
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
         return attrs
@@ -185,11 +189,13 @@ def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, Attribut
     tool_call = False
     outputs: list[dict[str, Any]] = []
     requested: list[tuple[str, Any]] = []
+    first_id = None
     for item in getattr(result, "output", None) or ():
         kind = getattr(item, "type", None)
         if kind == "function_call" or (isinstance(kind, str) and kind.endswith("_call")):
             tool_call = True
             if kind in ("function_call", "custom_tool_call"):
+                first_id = first_id or getattr(item, "call_id", None)
                 requested.append(_named_call(item))
         elif kind == "message":
             content = getattr(item, "content", None) or ()
@@ -212,7 +218,7 @@ def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, Attribut
         attrs[A.FINISH_REASON] = A.FINISH_ERROR
     else:
         attrs[A.FINISH_REASON] = normalize_finish_reason(raw, A.FINISH_STOP)
-    tool_call_attributes(requested, attrs)
+    tool_call_attributes(requested, attrs, first_id, call.in_tool_loop)
     if call.capture and outputs:
         attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
     return attrs
@@ -281,7 +287,12 @@ class ChatStream:
             tools = self.tools = ToolCallParts()
         for piece in pieces:
             function = getattr(piece, "function", None)
-            tools.add(piece.index, getattr(function, "name", None), getattr(function, "arguments", None))
+            tools.add(
+                piece.index,
+                getattr(function, "name", None),
+                getattr(function, "arguments", None),
+                getattr(piece, "id", None),
+            )
 
     def attributes(self) -> dict[str, AttributeValue]:
         attrs: dict[str, AttributeValue] = {}
@@ -290,7 +301,7 @@ class ChatStream:
         usage_attributes(self.usage, _CHAT_USAGE, attrs)
         _finish_reasons(attrs, self.finish, self.refusal)
         if self.tools is not None:
-            tool_call_attributes(self.tools.calls(), attrs)
+            tool_call_attributes(self.tools.calls(), attrs, self.tools.first_id(), self.call.in_tool_loop)
         if self.texts is not None:
             outputs = [{"role": "assistant", "parts": parts("".join(self.texts))}]
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.call.runtime.content.encode(outputs)

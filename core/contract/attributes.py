@@ -196,6 +196,12 @@ TOOL_RESULTS_COUNT: Final = "llmpulse.tool_results.count"
 """Tool results the request ends with (its trailing OpenAI ``role: tool`` messages or Responses
 ``function_call_output`` items, the ``tool_result`` blocks of its last Anthropic user message):
 the call continues a tool loop."""
+TOOL_LOOP_ID: Final = "llmpulse.tool_loop.id"
+"""16 hex digits naming the tool-call loop an LLM call belongs to, read from the provider's id of
+the loop's first requested tool call (the response's, on the call that opens the loop; the
+request's earliest tool result after the last user message, on every call that continues it).
+The same on every call of one loop, so the processor groups a loop whose calls are the roots of
+separate traces (a script with no span around its loop) without any state in the app."""
 STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
 STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
 

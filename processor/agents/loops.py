@@ -3,8 +3,10 @@
 An app that hand-rolls ``while finish_reason == "tool_calls": run the tools; call again`` with
 the plain openai or anthropic SDK makes LLM-call spans only. :class:`LoopTracker` groups the
 consecutive calls of one trace under one parent span into an implicit run of kind
-``tool_loop`` (a call that is its trace's root is left alone: in OpenTelemetry a trace has one
-root, so the loop's other calls would be in other traces):
+``tool_loop``; calls that are their traces' roots (a script with no span around its loop: each
+call a trace of its own) are grouped by the loop id llmpulse's adapters put on them
+(``llmpulse.tool_loop.id``, the same on every call of one loop) within their service, and a
+root call without one is left alone:
 
 * a loop **opens** at a call that asks for tools: its finish reason is ``tool_calls`` (every
   producer's spelling: ``llmpulse.finish_reason``, ``gen_ai.response.finish_reasons``,
@@ -116,13 +118,14 @@ class LoopTracker:
     def add_call(self, call: LLMCall) -> None:
         """One LLM call (any: most return at the first test)."""
         parent = call.parent_span_id
-        if not parent:
+        if not parent and not call.tool_loop_id:
             return  # a trace's root is its only root: no other call of the loop is in its trace
         asks = call.finish_reason == FINISH_TOOL_CALLS or call.tool_request_count > 0
         loops = self._open
         if not asks and not loops:
             return
-        key = (call.trace_id, parent)
+        # roots: the loop's calls are in traces of their own, tied by the adapters' loop id
+        key = (call.trace_id, parent) if parent else (call.service.encode(), call.tool_loop_id.encode())
         loop = loops.get(key)
         if loop is None and (not asks or call.run_agent):
             return  # not a loop; or a call that names its run's agent: its run has a span
@@ -228,7 +231,10 @@ class LoopTracker:
         for loop in self._closing:
             waited = now - loop.closed_at
             # the parent ends after the loop: once it is here, an agent span it might be has come
-            if waited >= idle or (waited >= grace and self._has_span(loop.trace_id, loop.parent)):
+            # (a loop of roots has no parent to wait for)
+            if waited >= idle or (
+                waited >= grace and (not loop.parent or self._has_span(loop.trace_id, loop.parent))
+            ):
                 self._count(loop)
             else:
                 waiting.append(loop)

@@ -87,6 +87,7 @@ _KEYS = (
     A.TOOL_CALLS_COUNT,
     A.TOOL_CALLS_HASHES,
     A.TOOL_RESULTS_COUNT,
+    A.TOOL_LOOP_ID,
     # scope (what the incident page scopes a regression by)
     A.PROMPT_VERSION,
     A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION,
@@ -121,7 +122,7 @@ _KEYS = (
     _UNPRICED, _REFUSAL, _ERROR_TYPE, _TTFC, _PRICING_VERSION, _OUTPUT_TYPE, _INPUT_MESSAGES,
     _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS,
     _CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _RUN_AGENT, _AGENT_NAME,
-    _TOOL_CALLS_COUNT, _TOOL_CALLS_HASHES, _TOOL_RESULTS,
+    _TOOL_CALLS_COUNT, _TOOL_CALLS_HASHES, _TOOL_RESULTS, _TOOL_LOOP_ID,
     _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION, _QUERY_CATEGORY,
     _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
     _OI_KIND, _REQUEST_TYPE, _OLLM_KIND, _STEP_NAME, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY,
@@ -132,7 +133,7 @@ _KEYS = (
 _ALIASES = (_SYSTEM, _OUT_OI + 1)  # other producers' provider, model, finish and token keys
 _CACHE = (_CACHE_READ, _REASONING + 1)
 # conversation, run agent and tool-loop keys: one test for the spans (most) that carry none
-_RUN_CONTEXT = (_CONVERSATION, _TOOL_RESULTS + 1)
+_RUN_CONTEXT = (_CONVERSATION, _TOOL_LOOP_ID + 1)
 _SCOPES = (_PROMPT_VERSION, _RAG_INDEX_VERSION + 1)
 _NO_ALIASES = [None] * (_ALIASES[1] - _ALIASES[0])
 _NO_CACHE = [None] * (_CACHE[1] - _CACHE[0])
@@ -572,6 +573,7 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
         call.tool_request_count = 0
         call.tool_request_hashes = ()
         call.tool_results = None
+        call.tool_loop_id = ""
     else:
         call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
         call.run_agent = _run_agent(vals)
@@ -611,6 +613,7 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
 
 
 MAX_TOOL_REQUESTS_PER_CALL = 1000  # digests read from one call (a bigger count is still counted)
+MAX_TOOL_LOOP_ID = 64  # characters of a loop id kept (llmpulse's are 16)
 
 
 def _tool_loop(call: LLMCall, vals: list[Any]) -> None:
@@ -626,6 +629,8 @@ def _tool_loop(call: LLMCall, vals: list[Any]) -> None:
     call.tool_request_hashes = hashes
     value = vals[_TOOL_RESULTS]
     call.tool_results = value if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL else None
+    value = vals[_TOOL_LOOP_ID]
+    call.tool_loop_id = value[:MAX_TOOL_LOOP_ID] if type(value) is str else ""
 
 
 def _run_agent(vals: list[Any]) -> str:

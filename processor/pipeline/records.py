@@ -47,6 +47,7 @@ class LLMCall:
         "secondary",
         "service",
         "span_id",
+        "tool_loop_id",
         "tool_request_count",
         "tool_request_hashes",
         "tool_results",
@@ -92,6 +93,7 @@ class LLMCall:
     tool_request_count: int  # tool calls the model asked for (0: none, or the span does not say)
     tool_request_hashes: tuple[str, ...]  # a digest of name and arguments per requested call
     tool_results: int | None  # tool results the request carried; None when the span does not say
+    tool_loop_id: str  # the loop's id (llmpulse.tool_loop.id), "" when the span does not say
     # what the incident page scopes a regression by ("" when the span names none); raw, capped later
     prompt_version: str  # llmpulse.prompt.version, OpenInference's or Traceloop's prompt version
     app_version: str  # llmpulse.app.version, else the resource's service.version

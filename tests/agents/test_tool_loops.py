@@ -248,3 +248,70 @@ def test_hand_rolled_tool_loops_are_runs_and_a_looping_app_is_runaway(
         assert _get(s, N.AGENT_RUN_TOOL_CALLS + "_sum", **peer_run) == 2
         assert _get(s, N.AGENT_RUN_TOKENS + "_sum", **peer_run) == 113
         assert _get(s, N.AGENT_EVICTIONS_TOTAL, reason=N.EVICT_LOOP_CAP) == 0
+
+
+def _step(client: openai.OpenAI, messages: list[Any]) -> bool:
+    """One call of a hand-rolled loop that appends the SDK's message object as returned (no
+    model_dump); whether the model asked for more."""
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=OPENAI_TOOLS)  # type: ignore[arg-type]
+    choice = response.choices[0]
+    if choice.finish_reason != "tool_calls":
+        return False
+    messages.append(choice.message)
+    for tool_call in choice.message.tool_calls or ():
+        messages.append({"role": "tool", "tool_call_id": tool_call.id, "content": "18 C"})
+    return True
+
+
+def test_loops_of_a_script_with_no_span_around_them_are_runs(
+    tmp_path: Path, fake_provider: FakeProvider
+) -> None:
+    """A script's loops, each call the root of a trace of its own: grouped by llmpulse.tool_loop.id,
+    also when two loops of one feature advance in turn and the messages are the SDK's objects."""
+    config = tmp_path / "llmpulse.toml"
+    config.write_text(
+        "[quality]\nenabled = false\n[drift]\nenabled = false\n"
+        "[agents]\nrun_grace_s = 0.1\ntick_s = 0.1\ntrace_idle_s = 1.0\n"
+    )
+    grpc, http, admin = (components.free_port() for _ in range(3))
+    argv = [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config)]
+    argv += ["--grpc-port", str(grpc), "--http-port", str(http), "--admin-port", str(admin)]
+    with components.ManagedProcess("processor", argv, f"http://127.0.0.1:{admin}/readyz", tmp_path / "p.log"):
+        scrape = f"127.0.0.1:{admin}"
+        oai = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="test", max_retries=0)
+        claude = anthropic.Anthropic(base_url=fake_provider.base_url, api_key="test", max_retries=0)
+        provider = _tracer_provider(http, "script")
+        llmpulse.instrument(tracer_provider=provider)
+        try:
+            with llmpulse.context(feature="weather"):
+                first: list[Any] = [{"role": "user", "content": "weather in Paris and Rome?"}]
+                second: list[Any] = [{"role": "user", "content": "weather in Oslo and Bergen?"}]
+                going = [first, second]
+                while going:  # the two loops in turn: call 1 of each, then call 2 of each, ...
+                    going = [messages for messages in going if _step(oai, messages)]
+            with llmpulse.context(feature="research"):
+                anthropic_loop(claude, "research otel")
+            with llmpulse.context(feature="chat"):
+                openai_loop(oai, "hello")
+        finally:
+            llmpulse.uninstrument()
+            provider.shutdown()
+
+        def runs() -> Samples | None:
+            samples = _samples(scrape)
+            counted = sum(v for (name, _), v in samples.items() if name == N.AGENT_RUNS_TOTAL)
+            return samples if counted >= 3 else None
+
+        s = wait_until(runs, timeout=30, interval=0.2, message="the script's tool loops were never counted")
+        loop = {"kind": N.KIND_TOOL_LOOP, "outcome": "ok"}
+        weather = {"service": "script", "deployment_environment": "", "agent": "weather"}
+        assert _get(s, N.AGENT_RUNS_TOTAL, **weather, **loop) == 2
+        assert _get(s, N.AGENT_RUN_LLM_CALLS + "_sum", **weather) == 6
+        assert _get(s, N.AGENT_RUN_TOOL_CALLS + "_sum", **weather) == 6
+        assert _get(s, N.AGENT_RUN_TOKENS + "_sum", **weather) == 2 * (20 + 10 + 30 + 5 + 40 + 8)
+        research = {**weather, "agent": "research"}
+        assert _get(s, N.AGENT_RUNS_TOTAL, **research, **loop) == 1
+        assert _get(s, N.AGENT_RUN_LLM_CALLS + "_sum", **research) == 2
+        assert _get(s, N.AGENT_RUN_TOOL_CALLS + "_sum", **research) == 1
+        assert not [k for k in s if k[0] == N.AGENT_RUNS_TOTAL and ("agent", "chat") in k[1]]
+        assert sum(v for (name, _), v in s.items() if name == N.AGENT_RUNS_TOTAL) == 3

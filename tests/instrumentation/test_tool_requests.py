@@ -101,7 +101,7 @@ def test_a_call_without_tools_carries_none_of_the_keys(spans, oai, provider: Fak
 
 
 def test_only_the_results_the_request_ends_with_count() -> None:
-    from llmpulse.instrumentation.tool_requests import tool_results_attributes
+    from llmpulse.instrumentation.tool_requests import loop_id, tool_results_attributes
 
     old_loop = [
         {"role": "user", "content": "weather?"},
@@ -113,8 +113,86 @@ def test_only_the_results_the_request_ends_with_count() -> None:
     tool_results_attributes([*old_loop, {"role": "user", "content": "and tomorrow?"}], attrs)
     assert attrs == {}  # a new question: the history's results are an earlier loop's
     tool_results_attributes([*old_loop, {"role": "tool", "tool_call_id": "c2"}, {"role": "tool"}], attrs)
-    assert attrs == {A.TOOL_RESULTS_COUNT: 2}
+    # no user message since c1's call: the same loop, named by its earliest tool call
+    assert attrs == {A.TOOL_RESULTS_COUNT: 2, A.TOOL_LOOP_ID: loop_id("c1")}
     attrs = {}
     blocks = [{"type": "tool_result", "tool_use_id": "t1"}, {"type": "text", "text": "also"}]
     tool_results_attributes([{"role": "user", "content": blocks}], attrs)
     assert attrs == {A.TOOL_RESULTS_COUNT: 1}
+
+
+def _loop_id(span: Any) -> str | None:
+    value = (span.attributes or {}).get(A.TOOL_LOOP_ID)
+    return value if isinstance(value, str) else None
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_openai_chat_calls_of_one_loop_carry_one_loop_id(
+    spans, oai, provider: FakeProvider, stream: bool
+) -> None:
+    """The call that opens the loop names it by its response's first tool call id; the calls that
+    continue it find that id in their request (dicts or the SDK's message objects); a new
+    question under a fresh history opens another loop; a plain call carries none."""
+    asked = FakeReply(text="", tool_calls=({"name": "get_weather", "arguments": {"city": "Paris"}},))
+    provider.enqueue(asked, asked, FakeReply(text="done"), asked, FakeReply(text="hi"))
+    messages: list[Any] = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "weather?"}]
+    for step in range(3):
+        if stream and step == 0:
+            chunks = list(oai.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))
+            ids = [d.id for c in chunks for ch in c.choices for d in (ch.delta.tool_calls or ()) if d.id]
+            messages.append(
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": ids[0],
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": "{}"},
+                        }
+                    ],
+                }
+            )
+            messages.append({"role": "tool", "tool_call_id": ids[0], "content": "18 C"})
+            continue
+        response = oai.chat.completions.create(model="gpt-4o-mini", messages=messages)
+        message = response.choices[0].message
+        if not message.tool_calls:
+            break
+        messages.append(message if step else message.model_dump(exclude_none=True))
+        messages.append({"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18 C"})
+    oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "again?"}])
+    oai.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    first, second, third, other, plain = spans.llm()
+    assert _loop_id(first) is not None and len(_loop_id(first) or "") == 16
+    assert _loop_id(first) == _loop_id(second) == _loop_id(third)
+    assert _loop_id(other) is not None and _loop_id(other) != _loop_id(first)
+    assert _loop_id(plain) is None
+
+
+def test_anthropic_and_responses_loops_carry_one_loop_id(spans, oai, claude, provider: FakeProvider) -> None:
+    asked = FakeReply(text="", tool_calls=({"name": "search", "arguments": {"q": "otel"}},))
+    provider.enqueue(asked, FakeReply(text="found"), asked, FakeReply(text="found"))
+    ask: dict[str, Any] = {"model": "claude-haiku-4-5", "max_tokens": 50}
+    messages: list[Any] = [{"role": "user", "content": "research"}]
+    with claude.messages.stream(messages=messages, **ask) as events:
+        message = events.get_final_message()
+    messages.append({"role": "assistant", "content": [b.model_dump() for b in message.content]})
+    used = [b.id for b in message.content if b.type == "tool_use"]
+    messages.append(
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": used[0], "content": "ok"}]}
+    )
+    claude.messages.create(messages=messages, **ask)
+    response = oai.responses.create(model="gpt-4o-mini", input="research")
+    calls = [item for item in response.output if item.type == "function_call"]
+    oai.responses.create(
+        model="gpt-4o-mini",
+        input=[
+            {"role": "user", "content": "research"},
+            *[item.model_dump(exclude_none=True) for item in calls],
+            {"type": "function_call_output", "call_id": calls[0].call_id, "output": "ok"},
+        ],  # type: ignore[list-item]
+    )
+    a_first, a_second, r_first, r_second = spans.llm()
+    assert _loop_id(a_first) is not None and _loop_id(a_first) == _loop_id(a_second)
+    assert _loop_id(r_first) is not None and _loop_id(r_first) == _loop_id(r_second)
+    assert _loop_id(a_first) != _loop_id(r_first)
