@@ -205,11 +205,14 @@ class RunTracker:
         self.unattributed = dict.fromkeys(N.UNATTRIBUTED_REASONS, 0)
         self.evictions = dict.fromkeys(N.EVICT_REASONS, 0)
         self._results: list[RunResult] = []  # runs counted since the last take()
-        # A run still open has no span yet: it is held to the largest cap any agent has (never a
-        # false alarm for an agent with a larger cap of its own), even when its calls name it.
+        # A run still open has no span yet: held to its agent's cap when its calls name the agent
+        # (llmpulse.agent.name), else to the largest cap any agent has (never a false alarm for
+        # an agent with a larger cap of its own). The smallest caps filter the calls worth a look.
         caps = [settings.cap_of(""), *settings.agent_caps.values()]
         self._open_llm_cap = max(c.llm_calls for c in caps)
         self._open_tool_cap = max(c.tool_calls for c in caps)
+        self._least_llm_cap = min(c.llm_calls for c in caps)
+        self._least_tool_cap = min(c.tool_calls for c in caps)
         self.raised: list[OpenRunaway] = []  # runaway found in open runs since the last take_raised()
 
     @property
@@ -276,11 +279,17 @@ class RunTracker:
             self._check_open(trace_id, node, target, target.max_repeat)
 
     def _check_open(self, trace_id: bytes, key: bytes, c: Contribution, repeat: int) -> None:
-        """Count an open run as runaway as soon as it passes a cap, once per reason."""
+        """Count an open run as runaway as soon as it passes a cap (its named agent's, else the
+        largest), once per reason."""
         found = []
-        if c.llm_calls > self._open_llm_cap:
+        if c.agent:
+            cap = self.settings.cap_of(c.agent)
+            llm_cap, tool_cap = cap.llm_calls, cap.tool_calls
+        else:
+            llm_cap, tool_cap = self._open_llm_cap, self._open_tool_cap
+        if c.llm_calls > llm_cap:
             found.append(N.RUNAWAY_LLM_CALLS)
-        if c.tool_calls > self._open_tool_cap:
+        if c.tool_calls > tool_cap:
             found.append(N.RUNAWAY_TOOL_CALLS)
         if repeat >= self.settings.repeated_tool_calls:
             found.append(N.RUNAWAY_REPEATED_TOOL_CALL)
@@ -324,7 +333,7 @@ class RunTracker:
         c.cost_usd += cost_usd
         if error:
             c.llm_errors += 1
-        if c.llm_calls > self._open_llm_cap:
+        if c.llm_calls > self._least_llm_cap:
             self._check_open(trace_id, parent, c, 0)
 
     def add_tool(
@@ -353,7 +362,7 @@ class RunTracker:
         if error:
             c.tool_errors += 1
         repeat = 0 if repeat_key is None else c.add_repeat(repeat_key, self.settings.max_tool_keys_per_run)
-        if c.tool_calls > self._open_tool_cap or repeat >= self.settings.repeated_tool_calls:
+        if c.tool_calls > self._least_tool_cap or repeat >= self.settings.repeated_tool_calls:
             self._check_open(trace_id, parent, c, repeat)
 
     def add_agent(self, span: AgentSpan) -> None:
