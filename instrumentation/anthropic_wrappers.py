@@ -21,7 +21,12 @@ from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
-from llmpulse.instrumentation.payload import copy_params, server_attributes
+from llmpulse.instrumentation.payload import copy_params, start_attributes
+from llmpulse.instrumentation.tool_requests import (
+    ToolCallParts,
+    tool_call_attributes,
+    tool_results_attributes,
+)
 
 _log = logging.getLogger(__name__)
 
@@ -59,16 +64,11 @@ class AnthropicAdapter(Adapter):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        attrs: dict[str, AttributeValue] = {
-            A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
-            **server_attributes(client, _provider),
-        }
-        if model:
-            attrs[A.GEN_AI_REQUEST_MODEL] = model
-        if stream:
-            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        attrs = start_attributes(client, _provider, A.OP_CHAT, model, stream)
         copy_params(body, _PARAMS, attrs)
+        in_loop = tool_results_attributes(body.get("messages"), attrs)
         call = CallRecorder(runtime, A.OP_CHAT, model, attrs, stream=stream)
+        call.in_tool_loop = in_loop
         if call.capture:
             call.span.set_attributes(_input_content(runtime, body))
         return call
@@ -96,6 +96,17 @@ class AnthropicAdapter(Adapter):
         _message_start(attrs, result)
         _usage(attrs, getattr(result, "usage", None))
         _stop(attrs, getattr(result, "stop_reason", None))
+        used = [
+            block
+            for block in getattr(result, "content", None) or ()
+            if getattr(block, "type", None) == "tool_use"
+        ]
+        tool_call_attributes(
+            ((getattr(block, "name", ""), getattr(block, "input", None)) for block in used),
+            attrs,
+            getattr(used[0], "id", None) if used else None,
+            call.in_tool_loop,
+        )
         if call.capture:
             outputs = [{"role": "assistant", "parts": parts(getattr(result, "content", None))}]
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
@@ -167,10 +178,11 @@ def _input_content(runtime: Runtime, body: Mapping[str, Any]) -> dict[str, Attri
 class MessageStreamAccumulator:
     """Accumulates the events of a streamed message."""
 
-    __slots__ = ("call", "message", "stop_reason", "texts", "usage")
+    __slots__ = ("call", "message", "stop_reason", "texts", "tools", "usage")
 
     def __init__(self, call: CallRecorder) -> None:
         self.call = call
+        self.tools: ToolCallParts | None = None
         self.message: Any = None
         self.stop_reason: str | None = None
         self.usage: dict[str, int] = {}
@@ -179,10 +191,19 @@ class MessageStreamAccumulator:
     def on_chunk(self, event: Any) -> bool:
         kind = event.type
         if kind == "content_block_delta":
+            delta = event.delta
             if self.texts is not None:
-                text = getattr(event.delta, "text", None)
+                text = getattr(delta, "text", None)
                 if text:
                     self.texts.append(text)
+            if self.tools is not None and getattr(delta, "type", None) == "input_json_delta":
+                self.tools.add(event.index, None, delta.partial_json)
+        elif kind == "content_block_start":
+            block = event.content_block
+            if getattr(block, "type", None) == "tool_use":
+                if self.tools is None:
+                    self.tools = ToolCallParts()
+                self.tools.add(event.index, block.name, None, getattr(block, "id", None))
         elif kind == "message_start":
             self.message = event.message
             self._take_usage(event.message.usage)
@@ -210,6 +231,14 @@ class MessageStreamAccumulator:
         if self.usage:
             _usage(attrs, _Usage(self.usage))
         _stop(attrs, self.stop_reason)
+        if self.tools is not None:
+            # a tool_use block streamed with no input deltas has the arguments {}
+            tool_call_attributes(
+                ((n, a or "{}") for n, a in self.tools.calls()),
+                attrs,
+                self.tools.first_id(),
+                self.call.in_tool_loop,
+            )
         if self.texts is not None:
             outputs = [{"role": "assistant", "parts": parts("".join(self.texts))}]
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.call.runtime.content.encode(outputs)

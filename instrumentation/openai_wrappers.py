@@ -17,7 +17,12 @@ from llmpulse.contract.finish_reasons import normalize_finish_reason
 from llmpulse.instrumentation.calls import CallRecorder, Runtime
 from llmpulse.instrumentation.content import chat_messages, parts
 from llmpulse.instrumentation.hook import Adapter
-from llmpulse.instrumentation.payload import copy_params, server_attributes, usage_attributes
+from llmpulse.instrumentation.payload import copy_params, start_attributes, usage_attributes
+from llmpulse.instrumentation.tool_requests import (
+    ToolCallParts,
+    tool_call_attributes,
+    tool_results_attributes,
+)
 
 _OPERATIONS: Mapping[str, str] = {
     "/chat/completions": A.OP_CHAT,
@@ -69,18 +74,16 @@ class OpenAIAdapter(Adapter):
             return None
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        attrs: dict[str, AttributeValue] = {
-            A.GEN_AI_OPERATION_NAME: op,
-            **server_attributes(client, self._provider),
-        }
-        if model:
-            attrs[A.GEN_AI_REQUEST_MODEL] = model
-        if stream:
-            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        attrs = start_attributes(client, self._provider, op, model, stream)
         if len(body) > 2:  # more than model and the input
             copy_params(body, _PARAMS, attrs)
+        in_loop = False
+        if path == "/chat/completions":
+            in_loop = tool_results_attributes(body.get("messages"), attrs)
+        elif path == "/responses":
+            in_loop = tool_results_attributes(body.get("input"), attrs)
         call = CallRecorder(runtime, op, model, attrs, stream=stream)
-        call.hide_usage = False
+        call.in_tool_loop = in_loop
         if stream and path in _USAGE_IN_STREAM and runtime.settings.request_stream_usage:
             stream_options = body.get("stream_options")
             if not (isinstance(stream_options, Mapping) and stream_options.get("include_usage") is True):
@@ -114,17 +117,26 @@ class OpenAIAdapter(Adapter):
         reasons: list[str] = []
         refusal = False
         outputs: list[dict[str, Any]] = []
+        requested: list[tuple[str, Any]] = []
+        first_id = None
         for choice in getattr(result, "choices", None) or ():
             reasons.append(choice.finish_reason or "")
             message = getattr(choice, "message", None)
             if message is not None and getattr(message, "refusal", None):
                 refusal = True
+            for tool_call in getattr(message, "tool_calls", None) or ():
+                first_id = first_id or getattr(tool_call, "id", None)
+                # a function tool's call, or a custom tool's
+                requested.append(
+                    _named_call(getattr(tool_call, "function", None) or getattr(tool_call, "custom", None))
+                )
             if call.capture:
                 content = message.content if message is not None else getattr(choice, "text", None)
                 outputs.append(
                     {"role": "assistant", "parts": parts(content), "finish_reason": choice.finish_reason}
                 )
         _finish_reasons(attrs, reasons, refusal)
+        tool_call_attributes(requested, attrs, first_id, call.in_tool_loop)
         if call.capture and outputs:
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
         return attrs
@@ -148,6 +160,16 @@ def _model(attrs: dict[str, AttributeValue], result: Any) -> None:
         attrs[A.GEN_AI_RESPONSE_MODEL] = model
 
 
+def _named_call(call: Any) -> tuple[str, Any]:
+    """(name, arguments) of a requested tool call: a function's (``arguments``) or a custom
+    tool's (``input``), in a chat completion or a Responses output item."""
+    name = getattr(call, "name", None)
+    arguments = getattr(call, "arguments", None)
+    if arguments is None:
+        arguments = getattr(call, "input", "")
+    return (name if isinstance(name, str) else "", arguments)
+
+
 def _finish_reasons(attrs: dict[str, AttributeValue], reasons: list[str], refusal: bool) -> None:
     if reasons:
         attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
@@ -166,10 +188,15 @@ def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, Attribut
     refusal = False
     tool_call = False
     outputs: list[dict[str, Any]] = []
+    requested: list[tuple[str, Any]] = []
+    first_id = None
     for item in getattr(result, "output", None) or ():
         kind = getattr(item, "type", None)
         if kind == "function_call" or (isinstance(kind, str) and kind.endswith("_call")):
             tool_call = True
+            if kind in ("function_call", "custom_tool_call"):
+                first_id = first_id or getattr(item, "call_id", None)
+                requested.append(_named_call(item))
         elif kind == "message":
             content = getattr(item, "content", None) or ()
             if any(getattr(block, "type", None) == "refusal" for block in content):
@@ -191,6 +218,7 @@ def _responses_attributes(call: CallRecorder, result: Any) -> dict[str, Attribut
         attrs[A.FINISH_REASON] = A.FINISH_ERROR
     else:
         attrs[A.FINISH_REASON] = normalize_finish_reason(raw, A.FINISH_STOP)
+    tool_call_attributes(requested, attrs, first_id, call.in_tool_loop)
     if call.capture and outputs:
         attrs[A.GEN_AI_OUTPUT_MESSAGES] = call.runtime.content.encode(outputs)
     return attrs
@@ -218,10 +246,11 @@ def _input_content(runtime: Runtime, path: str, body: Mapping[str, Any]) -> dict
 class ChatStream:
     """Accumulates a chat or text completion stream."""
 
-    __slots__ = ("call", "chunk", "finish", "refusal", "texts", "usage")
+    __slots__ = ("call", "chunk", "finish", "refusal", "texts", "tools", "usage")
 
     def __init__(self, call: CallRecorder) -> None:
         self.call = call
+        self.tools: ToolCallParts | None = None
         self.chunk: Any = None
         self.usage: Any = None
         self.finish: list[str] = []
@@ -239,6 +268,8 @@ class ChatStream:
                 if delta is not None:
                     if delta.refusal:
                         self.refusal = True
+                    if delta.tool_calls:
+                        self._tool_pieces(delta.tool_calls)
                     if self.texts is not None and delta.content:
                         self.texts.append(delta.content)
                 elif self.texts is not None and getattr(choice, "text", None):
@@ -250,12 +281,27 @@ class ChatStream:
             return not self.call.hide_usage
         return True
 
+    def _tool_pieces(self, pieces: Any) -> None:
+        tools = self.tools
+        if tools is None:
+            tools = self.tools = ToolCallParts()
+        for piece in pieces:
+            function = getattr(piece, "function", None)
+            tools.add(
+                piece.index,
+                getattr(function, "name", None),
+                getattr(function, "arguments", None),
+                getattr(piece, "id", None),
+            )
+
     def attributes(self) -> dict[str, AttributeValue]:
         attrs: dict[str, AttributeValue] = {}
         if self.chunk is not None:
             _ids(attrs, self.chunk)
         usage_attributes(self.usage, _CHAT_USAGE, attrs)
         _finish_reasons(attrs, self.finish, self.refusal)
+        if self.tools is not None:
+            tool_call_attributes(self.tools.calls(), attrs, self.tools.first_id(), self.call.in_tool_loop)
         if self.texts is not None:
             outputs = [{"role": "assistant", "parts": parts("".join(self.texts))}]
             attrs[A.GEN_AI_OUTPUT_MESSAGES] = self.call.runtime.content.encode(outputs)

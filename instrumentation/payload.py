@@ -10,6 +10,9 @@ from opentelemetry.util.types import AttributeValue
 from llmpulse.contract import attributes as A
 
 _SERVER_CACHE = "_llmpulse_server"
+# where the SDKs keep the base URL: openai (3.63 here) in _configured_base_url, anthropic in _base_url
+_BASE_URL_FIELDS = ("_configured_base_url", "_base_url")
+_STARTS_PER_CLIENT = 256  # (operation, model, stream) combinations cached per client
 
 
 def copy_params(body: Mapping[str, Any], params: Mapping[str, str], attrs: dict[str, AttributeValue]) -> None:
@@ -29,22 +32,53 @@ def copy_params(body: Mapping[str, Any], params: Mapping[str, str], attrs: dict[
             attrs[key] = list(value)
 
 
-def server_attributes(client: Any, provider: Callable[[Any, Any], str]) -> dict[str, AttributeValue]:
-    """``server.address``, ``server.port`` and the provider name, computed once per base URL.
+def start_attributes(
+    client: Any, provider: Callable[[Any, Any], str], operation: str, model: str | None, stream: bool
+) -> dict[str, AttributeValue]:
+    """A fresh dict of a call's first attributes: operation, provider, ``server.address``,
+    ``server.port``, request model and stream flag, in that order.
 
-    Reads the client's ``_base_url`` field when it has one: the openai SDK's ``base_url``
-    property imports a helper module on every access (about 1.5 us per call).
+    Built once per client, base URL and (operation, model, stream), then copied: a call pays
+    for one dict copy instead of the URL parsing and the dict building.
     """
-    base_url = client.__dict__.get("_base_url") or client.base_url
-    cached = client.__dict__.get(_SERVER_CACHE)
-    if cached is not None and cached[0] is base_url:
-        return cached[1]
+    state = client.__dict__
+    base_url = _base_url(client, state)
+    cached = state.get(_SERVER_CACHE)
+    if cached is None or cached[0] is not base_url:
+        cached = (base_url, _server_attributes(client, provider, base_url), {})
+        state[_SERVER_CACHE] = cached
+    starts: dict[tuple[str, str | None, bool], dict[str, AttributeValue]] = cached[2]
+    key = (operation, model, stream)
+    attrs = starts.get(key)
+    if attrs is None:
+        attrs = {A.GEN_AI_OPERATION_NAME: operation, **cached[1]}
+        if model:
+            attrs[A.GEN_AI_REQUEST_MODEL] = model
+        if stream:
+            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        if len(starts) < _STARTS_PER_CLIENT:
+            starts[key] = attrs
+    return dict(attrs)
+
+
+def _base_url(client: Any, state: dict[str, Any]) -> Any:
+    """The client's base URL, read from the field the SDK keeps it in: the openai client's
+    ``base_url`` property imports and calls a helper on every access (0.8 us per call here)."""
+    for field in _BASE_URL_FIELDS:
+        base_url = state.get(field)
+        if base_url is not None:
+            return base_url
+    return client.base_url
+
+
+def _server_attributes(
+    client: Any, provider: Callable[[Any, Any], str], base_url: Any
+) -> dict[str, AttributeValue]:
     attrs: dict[str, AttributeValue] = {A.GEN_AI_PROVIDER_NAME: provider(client, base_url)}
     if base_url.host:
         attrs[A.SERVER_ADDRESS] = base_url.host
     port = base_url.port or (443 if base_url.scheme == "https" else 80)
     attrs[A.SERVER_PORT] = port
-    client.__dict__[_SERVER_CACHE] = (base_url, attrs)
     return attrs
 
 

@@ -182,6 +182,26 @@ not a name."""
 TOOL_ARGUMENTS_HASH: Final = "llmpulse.tool.arguments_hash"
 """Hex digest of a tool call's arguments (``llmpulse.tool``): repeated identical calls are found
 without the arguments leaving the process (``gen_ai.tool.call.arguments`` is opt-in content)."""
+TOOL_CALLS_COUNT: Final = "llmpulse.tool_calls.count"
+"""Tool calls the model asked for in an LLM call's response (the openai and anthropic adapters;
+0 when it asked for none). With :data:`TOOL_CALLS_HASHES` and :data:`TOOL_RESULTS_COUNT` the
+processor recognises a hand-rolled tool-call loop as a run without agent spans, and without
+content capture (the calls themselves are in ``gen_ai.output.messages``, which is content)."""
+TOOL_CALLS_NAMES: Final = "llmpulse.tool_calls.names"
+"""The names of the tools the model asked for, in order (string array)."""
+TOOL_CALLS_HASHES: Final = "llmpulse.tool_calls.hashes"
+"""Per requested tool call, 16 hex digits of the SHA-256 of its name and arguments (keys
+sorted): repeated identical requests are found without the arguments leaving the process."""
+TOOL_RESULTS_COUNT: Final = "llmpulse.tool_results.count"
+"""Tool results the request ends with (its trailing OpenAI ``role: tool`` messages or Responses
+``function_call_output`` items, the ``tool_result`` blocks of its last Anthropic user message):
+the call continues a tool loop."""
+TOOL_LOOP_ID: Final = "llmpulse.tool_loop.id"
+"""16 hex digits naming the tool-call loop an LLM call belongs to, read from the provider's id of
+the loop's first requested tool call (the response's, on the call that opens the loop; the
+request's earliest tool result after the last user message, on every call that continues it).
+The same on every call of one loop, so the processor groups a loop whose calls are the roots of
+separate traces (a script with no span around its loop) without any state in the app."""
 STEP_DOCUMENT_COUNT: Final = "llmpulse.step.document_count"
 STEP_TOP_SCORE: Final = "llmpulse.step.top_score"
 

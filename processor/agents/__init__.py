@@ -7,7 +7,10 @@ with the same arguments again and again), tool calls and errors per tool, and se
 duration, cost, abandonment after the first AI response) from the conversation id. See
 docs/agents.md.
 
+Hand-rolled tool-call loops without agent spans are runs too (kind ``tool_loop``).
+
 Modules: ``settings`` (the ``[agents]`` table), ``runs`` (runs from parent span ids, bounded),
+``loops`` (tool-call loops from LLM calls alone, bounded),
 ``sessions`` (conversations, bounded), ``metric_names``, ``metrics`` (aggregates and exposition),
 ``engine`` (the record listener), ``capture`` (captured sessions to the store), ``extension``
 (the processor extension), ``cli`` (``llmpulse sessions list|show``).

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.capture import SessionCapture, record_of
+from llmpulse.processor.agents.loops import LoopTracker
 from llmpulse.processor.agents.metrics import AgentMetrics, outcome_of
-from llmpulse.processor.agents.runs import RunResult, RunTracker
+from llmpulse.processor.agents.runs import OpenRunaway, RunResult, RunTracker
 from llmpulse.processor.agents.sessions import Session, SessionTracker
 from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.metrics.derived import LabelCap
@@ -69,6 +70,13 @@ class AgentEngine:
         self.capture = capture
         self.metrics = metrics if metrics is not None else AgentMetrics()
         self.runs = RunTracker(self.settings, clock)
+        self.loops = LoopTracker(
+            self.settings,
+            clock,
+            is_agentic=self.runs.is_agentic,
+            has_span=self.runs.has_span,
+            evictions=self.runs.evictions,
+        )
         self.sessions = SessionTracker(self.settings, clock)
         self._service = LabelCap("service", max_label_values)
         self._environment = LabelCap("deployment_environment", max_label_values)
@@ -79,7 +87,11 @@ class AgentEngine:
 
     # --- the listener -----------------------------------------------------------------
     def on_call(self, call: LLMCall, span: Any | None) -> None:
-        """An LLM call: to its run (by parent span id) and to its session."""
+        """An LLM call: to its run (by parent span id), to a tool-call loop, to its session."""
+        loops = self.loops
+        loops.add_call(call)
+        if loops.raised:
+            self._count_open(call.service, call.environment, call.end_ns, loops.take_raised())
         conversation = call.conversation_id
         if not conversation and not call.parent_span_id:
             return  # a plain call (no run above it, no session): nothing for this engine
@@ -95,7 +107,7 @@ class AgentEngine:
             agent=call.run_agent,
         )
         if self.runs.raised:
-            self._count_open(call.service, call.environment, call.end_ns)
+            self._count_open(call.service, call.environment, call.end_ns, self.runs.take_raised())
         if conversation:
             end = call.end_ns
             session = self.sessions.observe(
@@ -176,13 +188,13 @@ class AgentEngine:
             span.trace_id, span.span_id, span.parent_span_id, repeat_key, step.error, agent=step.run_agent
         )
         if self.runs.raised:
-            self._count_open(step.service, step.environment, step.end_ns)
+            self._count_open(step.service, step.environment, step.end_ns, self.runs.take_raised())
 
     def on_agent(self, agent: AgentSpan, span: Any) -> None:
         """An agent run, workflow or chain span."""
         self.runs.add_agent(agent)
         if self.runs.raised:
-            self._count_open(agent.service, agent.environment, agent.end_ns)
+            self._count_open(agent.service, agent.environment, agent.end_ns, self.runs.take_raised())
         if agent.conversation_id:
             self.sessions.observe(
                 self._service(agent.service),
@@ -198,17 +210,19 @@ class AgentEngine:
         """A span of another kind: a possible link between a run and its calls."""
         self.runs.add_other(span.trace_id, span.span_id, span.parent_span_id)
         if self.runs.raised:
-            self._count_open(service, environment, span.end_time_unix_nano)
+            self._count_open(service, environment, span.end_time_unix_nano, self.runs.take_raised())
 
     # --- housekeeping -----------------------------------------------------------------
     def tick(self) -> None:
         """Count the runs whose grace has passed and the sessions that closed."""
+        self.loops.tick()  # first: a loop closing now asks the run tracker about its trace
         self.runs.tick()
         self.sessions.tick()
         self._apply()
 
     def flush(self) -> None:
         """Count everything still pending (at shutdown)."""
+        self.loops.flush()
         self.runs.flush()
         self.sessions.flush()
         self._apply()
@@ -216,6 +230,8 @@ class AgentEngine:
     def _apply(self) -> None:
         m = self.metrics
         for result in self.runs.take():
+            self._count_run(result)
+        for result in self.loops.take():
             self._count_run(result)
         for session in self.sessions.take():
             self._count_session(session)
@@ -255,12 +271,13 @@ class AgentEngine:
                 open_run=False,
             )
 
-    def _count_open(self, service: str, environment: str, end_ns: int) -> None:
+    def _count_open(self, service: str, environment: str, end_ns: int, raised: list[OpenRunaway]) -> None:
         """Runaway found in runs still open: counted now, with the trace id as exemplar, under the
-        agent the run's calls name (``llmpulse.agent.name``, a peer's ``gen_ai.agent.name``), or
-        ``unknown`` when none does (the run's own span, which names it, has not arrived)."""
+        agent the run's calls name (``llmpulse.agent.name``, a peer's ``gen_ai.agent.name``, a
+        tool-call loop's feature), or ``unknown`` when none does (the run's own span, which names
+        it, has not arrived)."""
         service, environment = self._service(service), self._environment(environment)
-        for found in self.runs.take_raised():
+        for found in raised:
             labels = (service, environment, self._agent(found.agent) if found.agent else UNKNOWN_VALUE)
             s = self.metrics.run_series(labels)
             for reason in found.reasons:
@@ -396,6 +413,7 @@ class AgentEngine:
             },
             "runaway_recent": list(self.runaway_recent),
             "pending_traces": m.pending_traces,
+            "open_tool_loops": self.loops.open_loops,
             "sessions_active": m.sessions_active,
             "unattributed": dict(m.unattributed),
             "evictions": dict(m.evictions),

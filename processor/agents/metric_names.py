@@ -3,7 +3,8 @@ style of :mod:`llmpulse.processor.metrics.names`.
 
 Every series starts with ``service`` and ``deployment_environment``, like the metrics derived
 from LLM spans. ``agent`` (the run's agent or workflow name) and ``tool`` are free-form, capped
-like every other label (``--max-label-values``); ``kind`` is ``agent`` or ``workflow``;
+like every other label (``--max-label-values``); ``kind`` is ``agent``, ``workflow`` or
+``tool_loop`` (a tool-call loop recognised without agent spans);
 ``reason`` comes from the fixed tuples below. :data:`AGENTS_EXPORTED_SERIES` lists every sample
 name, so dashboards and rules are checked against it.
 """
@@ -34,6 +35,7 @@ RUNAWAY_TOOL_CALLS: Final = "tool_calls"  # more tool calls than the agent's cap
 RUNAWAY_REPEATED_TOOL_CALL: Final = (
     "repeated_tool_call"  # one tool called with the same arguments again and again
 )
+KIND_TOOL_LOOP: Final = "tool_loop"  # the kind of a run recognised from a tool-call loop's LLM calls
 RUNAWAY_REASONS: Final = (RUNAWAY_LLM_CALLS, RUNAWAY_TOOL_CALLS, RUNAWAY_REPEATED_TOOL_CALL)
 
 # why a call or tool span was not counted under any run
@@ -60,6 +62,7 @@ EVICT_JUDGE_CAP: Final = "judge_cap"  # a session sampled for judging kept no tr
 EVICT_SESSION_STORE: Final = (
     "session_store"  # a captured session left the store: over capture_bytes or too old
 )
+EVICT_LOOP_CAP: Final = "loop_cap"  # the least recently active open tool-call loop was counted early for room
 EVICT_SESSION_QUEUE: Final = "session_queue"  # a captured session was not stored: the writer's queue was full
 EVICT_REASONS: Final = (
     EVICT_PENDING_CAP,
@@ -70,6 +73,7 @@ EVICT_REASONS: Final = (
     EVICT_JUDGE_CAP,
     EVICT_SESSION_STORE,
     EVICT_SESSION_QUEUE,
+    EVICT_LOOP_CAP,
 )
 
 # what became of a closed session sampled for judging
@@ -139,7 +143,7 @@ AGENTS_METRICS: Final[tuple[MetricSpec, ...]] = (
         AGENT_RUNS_TOTAL,
         "counter",
         (*RUN_LABELS, KIND, OUTCOME),
-        "Agent and workflow runs that ended, by kind (agent|workflow) and outcome (ok|error).",
+        "Agent and workflow runs that ended, by kind (agent|workflow|tool_loop) and outcome (ok|error).",
     ),
     MetricSpec(
         AGENT_RUN_DURATION, "histogram", RUN_LABELS, "Duration of agent runs.", RUN_SECONDS_BUCKETS, True

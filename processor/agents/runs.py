@@ -30,7 +30,7 @@ from llmpulse.processor.agents.settings import AgentSettings
 from llmpulse.processor.pipeline.normalize import RUN_CHAIN, RUN_WORKFLOW
 from llmpulse.processor.pipeline.records import AgentSpan
 
-__all__ = ["Contribution", "OpenRunaway", "RunResult", "RunTracker"]
+__all__ = ["Contribution", "OpenRunaway", "RunResult", "RunTracker", "runaway_reasons"]
 
 _ROOT: Final = b""  # the parent id of a trace's root span
 
@@ -109,6 +109,20 @@ class Contribution:
     def max_repeat(self) -> int:
         """Calls of the (tool, arguments) pair called most often."""
         return max(self.repeats.values(), default=0)
+
+
+def runaway_reasons(settings: AgentSettings, agent: str, totals: Contribution) -> tuple[str, ...]:
+    """Why a run of ``agent`` that added up to ``totals`` is runaway (its agent's caps, repeated
+    (tool, arguments) pairs), leaving out the reasons counted already while it was open."""
+    cap = settings.cap_of(agent)
+    found: list[str] = []
+    if totals.llm_calls > cap.llm_calls:
+        found.append(N.RUNAWAY_LLM_CALLS)
+    if totals.tool_calls > cap.tool_calls:
+        found.append(N.RUNAWAY_TOOL_CALLS)
+    if totals.max_repeat >= settings.repeated_tool_calls:
+        found.append(N.RUNAWAY_REPEATED_TOOL_CALL)
+    return tuple(r for r in found if r not in totals.raised)
 
 
 class RunResult:
@@ -191,11 +205,14 @@ class RunTracker:
         self.unattributed = dict.fromkeys(N.UNATTRIBUTED_REASONS, 0)
         self.evictions = dict.fromkeys(N.EVICT_REASONS, 0)
         self._results: list[RunResult] = []  # runs counted since the last take()
-        # A run still open has no span yet: it is held to the largest cap any agent has (never a
-        # false alarm for an agent with a larger cap of its own), even when its calls name it.
+        # A run still open has no span yet: held to its agent's cap when its calls name the agent
+        # (llmpulse.agent.name), else to the largest cap any agent has (never a false alarm for
+        # an agent with a larger cap of its own). The smallest caps filter the calls worth a look.
         caps = [settings.cap_of(""), *settings.agent_caps.values()]
         self._open_llm_cap = max(c.llm_calls for c in caps)
         self._open_tool_cap = max(c.tool_calls for c in caps)
+        self._least_llm_cap = min(c.llm_calls for c in caps)
+        self._least_tool_cap = min(c.tool_calls for c in caps)
         self.raised: list[OpenRunaway] = []  # runaway found in open runs since the last take_raised()
 
     @property
@@ -262,11 +279,17 @@ class RunTracker:
             self._check_open(trace_id, node, target, target.max_repeat)
 
     def _check_open(self, trace_id: bytes, key: bytes, c: Contribution, repeat: int) -> None:
-        """Count an open run as runaway as soon as it passes a cap, once per reason."""
+        """Count an open run as runaway as soon as it passes a cap (its named agent's, else the
+        largest), once per reason."""
         found = []
-        if c.llm_calls > self._open_llm_cap:
+        if c.agent:
+            cap = self.settings.cap_of(c.agent)
+            llm_cap, tool_cap = cap.llm_calls, cap.tool_calls
+        else:
+            llm_cap, tool_cap = self._open_llm_cap, self._open_tool_cap
+        if c.llm_calls > llm_cap:
             found.append(N.RUNAWAY_LLM_CALLS)
-        if c.tool_calls > self._open_tool_cap:
+        if c.tool_calls > tool_cap:
             found.append(N.RUNAWAY_TOOL_CALLS)
         if repeat >= self.settings.repeated_tool_calls:
             found.append(N.RUNAWAY_REPEATED_TOOL_CALL)
@@ -310,7 +333,7 @@ class RunTracker:
         c.cost_usd += cost_usd
         if error:
             c.llm_errors += 1
-        if c.llm_calls > self._open_llm_cap:
+        if c.llm_calls > self._least_llm_cap:
             self._check_open(trace_id, parent, c, 0)
 
     def add_tool(
@@ -339,7 +362,7 @@ class RunTracker:
         if error:
             c.tool_errors += 1
         repeat = 0 if repeat_key is None else c.add_repeat(repeat_key, self.settings.max_tool_keys_per_run)
-        if c.tool_calls > self._open_tool_cap or repeat >= self.settings.repeated_tool_calls:
+        if c.tool_calls > self._least_tool_cap or repeat >= self.settings.repeated_tool_calls:
             self._check_open(trace_id, parent, c, repeat)
 
     def add_agent(self, span: AgentSpan) -> None:
@@ -356,6 +379,17 @@ class RunTracker:
         trace.runs[span.span_id] = _Run(span, kind, self._clock())
         trace.waiting += 1
         self._link(trace, span.trace_id, span.span_id, parent, roll_up=False)
+
+    def is_agentic(self, trace_id: bytes) -> bool:
+        """Whether a trace tracked now had a tool, chain or run span (its calls belong to runs
+        that its spans describe)."""
+        trace = self._traces.get(trace_id)
+        return trace is not None and trace.agentic
+
+    def has_span(self, trace_id: bytes, span_id: bytes) -> bool:
+        """Whether a span that can have children (a link or a run) of a tracked trace arrived."""
+        trace = self._traces.get(trace_id)
+        return trace is not None and (span_id in trace.parents or span_id in trace.runs)
 
     def add_other(self, trace_id: bytes, span_id: bytes, parent: bytes) -> None:
         """A span of another kind: only a link, and only in a trace already tracked."""
@@ -395,17 +429,8 @@ class RunTracker:
         totals = run.totals
         if totals.keys_overflow:
             self.evictions[N.EVICT_TOOL_KEYS_CAP] += 1
-        cap = self.settings.cap_of(run.span.name)
-        runaway: list[str] = []
-        if totals.llm_calls > cap.llm_calls:
-            runaway.append(N.RUNAWAY_LLM_CALLS)
-        if totals.tool_calls > cap.tool_calls:
-            runaway.append(N.RUNAWAY_TOOL_CALLS)
-        if totals.max_repeat >= self.settings.repeated_tool_calls:
-            runaway.append(N.RUNAWAY_REPEATED_TOOL_CALL)
-        # counted already while the run was open (under the agent its calls named): not twice
-        runaway = [r for r in runaway if r not in totals.raised]
-        self._results.append(RunResult(run.span, run.kind, totals, tuple(runaway)))
+        runaway = runaway_reasons(self.settings, run.span.name, totals)
+        self._results.append(RunResult(run.span, run.kind, totals, runaway))
         run.totals = Contribution()  # the counted totals belong to the result now
 
     def _count_late(self, trace: _Trace) -> None:

@@ -41,8 +41,10 @@ class AgentSettings:
         repeated_tool_calls: a run that calls one tool with the same arguments this many times is
             runaway (``repeated_tool_call``).
         run_grace_s: how long an ended run waits for late children before it is counted.
-        trace_idle_s: how long a trace's spans wait for their run span after the trace's last span.
-        max_pending_traces: traces tracked at once; the oldest is evicted for a new one.
+        trace_idle_s: how long a trace's spans wait for their run span after the trace's last span;
+            also how long an open tool-call loop waits for its next call.
+        max_pending_traces: traces tracked at once; the oldest is evicted for a new one. Also the
+            open tool-call loops held at once.
         max_links_per_trace: parent links (tool, chain and bridging spans) remembered per trace.
         max_tool_keys_per_run: distinct (tool, arguments) pairs counted per run.
         session_timeout_s: a conversation closes after this much inactivity (3 min).

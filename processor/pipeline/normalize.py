@@ -83,6 +83,11 @@ _KEYS = (
     # instrumentation writes gen_ai.agent.name on a run's children as well)
     A.RUN_AGENT_NAME,
     A.GEN_AI_AGENT_NAME,
+    # what the model asked of tools and whether the request answered one (a tool-call loop)
+    A.TOOL_CALLS_COUNT,
+    A.TOOL_CALLS_HASHES,
+    A.TOOL_RESULTS_COUNT,
+    A.TOOL_LOOP_ID,
     # scope (what the incident page scopes a regression by)
     A.PROMPT_VERSION,
     A.OPENINFERENCE_PROMPT_TEMPLATE_VERSION,
@@ -117,6 +122,7 @@ _KEYS = (
     _UNPRICED, _REFUSAL, _ERROR_TYPE, _TTFC, _PRICING_VERSION, _OUTPUT_TYPE, _INPUT_MESSAGES,
     _OUTPUT_MESSAGES, _SYSTEM_INSTRUCTIONS,
     _CONVERSATION, _SESSION, _OLLM_SESSION, _OLLM_CONVERSATION, _OLLM_CHAT, _RUN_AGENT, _AGENT_NAME,
+    _TOOL_CALLS_COUNT, _TOOL_CALLS_HASHES, _TOOL_RESULTS, _TOOL_LOOP_ID,
     _PROMPT_VERSION, _OI_PROMPT_VERSION, _OLLM_PROMPT_VERSION, _APP_VERSION, _QUERY_CATEGORY,
     _OLLM_QUERY_CATEGORY, _RAG_INDEX_VERSION,
     _OI_KIND, _REQUEST_TYPE, _OLLM_KIND, _STEP_NAME, _TOOL_NAME, _OI_TOOL_NAME, _OLLM_ENTITY,
@@ -126,8 +132,8 @@ _KEYS = (
 # Groups of slots tested for absence at once: vals[a:b] == [None] * (b - a)
 _ALIASES = (_SYSTEM, _OUT_OI + 1)  # other producers' provider, model, finish and token keys
 _CACHE = (_CACHE_READ, _REASONING + 1)
-# conversation and run agent: one test for the spans (most) that carry neither
-_RUN_CONTEXT = (_CONVERSATION, _AGENT_NAME + 1)
+# conversation, run agent and tool-loop keys: one test for the spans (most) that carry none
+_RUN_CONTEXT = (_CONVERSATION, _TOOL_LOOP_ID + 1)
 _SCOPES = (_PROMPT_VERSION, _RAG_INDEX_VERSION + 1)
 _NO_ALIASES = [None] * (_ALIASES[1] - _ALIASES[0])
 _NO_CACHE = [None] * (_CACHE[1] - _CACHE[0])
@@ -564,9 +570,21 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     call.response_id = value if type(value) is str else ""
     if vals[_RUN_CONTEXT[0] : _RUN_CONTEXT[1]] == _NO_RUN_CONTEXT:
         call.conversation_id = call.run_agent = ""
+        call.tool_request_count = 0
+        call.tool_request_hashes = ()
+        call.tool_results = None
+        call.tool_loop_id = ""
     else:
         call.conversation_id = _first_text(vals, *_CONVERSATION_SLOTS)[:MAX_CONVERSATION_ID_LENGTH]
         call.run_agent = _run_agent(vals)
+        _tool_loop(call, vals)
+    value = vals[_FINISH_REASONS]
+    if type(value) is tuple and len(value) > 1 and not call.tool_request_count:
+        # one reason per output item (OpenLLMetry's Responses spans: ["stop", "tool_call"]): the
+        # tool calls asked for, though the first reason (the call's finish reason) says stop
+        call.tool_request_count = sum(
+            1 for r in value if type(r) is str and normalize_finish_reason(r) == A.FINISH_TOOL_CALLS
+        )
     if vals[_SCOPES[0] : _SCOPES[1]] == _NO_SCOPE:
         call.prompt_version = call.app_version = call.query_category = call.rag_index_version = ""
     else:
@@ -592,6 +610,27 @@ def _llm_call(head: tuple[Any, ...], vals: list[Any], operation: str, secondary:
     # the flag as the span carries it: an errored call can carry it without counting as refused
     call.refusal_flag = refusal_value is True or (type(refusal_value) is str and refusal_value != "")
     return call
+
+
+MAX_TOOL_REQUESTS_PER_CALL = 1000  # digests read from one call (a bigger count is still counted)
+MAX_TOOL_LOOP_ID = 64  # characters of a loop id kept (llmpulse's are 16)
+
+
+def _tool_loop(call: LLMCall, vals: list[Any]) -> None:
+    """The tool-loop keys of llmpulse's adapters on ``call``; a bad value reads as absent (the
+    keys only group calls into an implicit run: never worth rejecting the call for)."""
+    value = vals[_TOOL_CALLS_HASHES]
+    hashes = (
+        tuple(h for h in value[:MAX_TOOL_REQUESTS_PER_CALL] if type(h) is str) if type(value) is tuple else ()
+    )
+    value = vals[_TOOL_CALLS_COUNT]
+    count = value if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL else len(hashes)
+    call.tool_request_count = count
+    call.tool_request_hashes = hashes
+    value = vals[_TOOL_RESULTS]
+    call.tool_results = value if type(value) is int and 0 <= value <= MAX_TOKENS_PER_CALL else None
+    value = vals[_TOOL_LOOP_ID]
+    call.tool_loop_id = value[:MAX_TOOL_LOOP_ID] if type(value) is str else ""
 
 
 def _run_agent(vals: list[Any]) -> str:

@@ -47,6 +47,10 @@ class LLMCall:
         "secondary",
         "service",
         "span_id",
+        "tool_loop_id",
+        "tool_request_count",
+        "tool_request_hashes",
+        "tool_results",
         "trace_id",
         "ttfc_s",
     )
@@ -85,6 +89,11 @@ class LLMCall:
     refusal_flag: bool  # llmpulse.refusal as set on the span (outcome is "error" if the call failed)
     conversation_id: str  # gen_ai.conversation.id or a peer's session key; "" when the span has none
     run_agent: str  # the agent of the run the call is part of, as the span names it ("" when it does not)
+    # a tool-call loop without agent spans (llmpulse.tool_calls.*, llmpulse.tool_results.count)
+    tool_request_count: int  # tool calls the model asked for (0: none, or the span does not say)
+    tool_request_hashes: tuple[str, ...]  # a digest of name and arguments per requested call
+    tool_results: int | None  # tool results the request carried; None when the span does not say
+    tool_loop_id: str  # the loop's id (llmpulse.tool_loop.id), "" when the span does not say
     # what the incident page scopes a regression by ("" when the span names none); raw, capped later
     prompt_version: str  # llmpulse.prompt.version, OpenInference's or Traceloop's prompt version
     app_version: str  # llmpulse.app.version, else the resource's service.version

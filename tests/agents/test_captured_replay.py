@@ -28,6 +28,7 @@ from prometheus_client.registry import CollectorRegistry
 from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.agents.metrics import AgentsCollector
+from llmpulse.processor.agents.settings import AgentCap
 from llmpulse.processor.service import ProcessorService
 from llmpulse.processor.settings import Settings
 from llmpulse.testing.otlp import make_request, make_span
@@ -126,11 +127,14 @@ def _is_run(span: dict[str, Any]) -> bool:
     )
 
 
-def _open_runaway(fixture: dict[str, Any]) -> tuple[dict[str, float], dict[str, float], str]:
+def _open_runaway(
+    fixture: dict[str, Any], settings: AgentSettings | None = None
+) -> tuple[dict[str, float], dict[str, float], str]:
     """Replay ``fixture`` with every run span withheld, then send them: the runaway runs counted
     per agent while the runs were open, and in all once their spans were counted."""
     now = [1000.0]
-    engine = AgentEngine(AgentSettings(max_llm_calls=1), clock=lambda: now[0])  # 2 LLM calls a run
+    settings = settings or AgentSettings(max_llm_calls=1)  # 2 LLM calls a run
+    engine = AgentEngine(settings, clock=lambda: now[0])
     service = ProcessorService(
         Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
     )
@@ -180,3 +184,16 @@ def test_a_child_span_that_names_its_agent_names_the_open_run() -> None:
             span["attributes"].pop("gen_ai.agent.name", None)
             span["attributes"]["llmpulse.agent.name"] = "weather"
     assert _open_runaway(fixture)[:2] == ({"weather": 2}, {"weather": 2})
+
+
+def test_an_open_run_whose_calls_name_its_agent_is_held_to_that_agent_s_cap() -> None:
+    # the default cap is loose and the agent's own is tight: named on its calls, the open run is
+    # runaway at its own cap; unnamed, it is held to the largest cap until its span names it
+    fixture = json.loads((FIXTURES / "official.json").read_text())
+    settings = AgentSettings(max_llm_calls=50, agent_caps={"weather": AgentCap(llm_calls=1, tool_calls=50)})
+    assert _open_runaway(fixture, settings)[:2] == ({}, {"weather": 2})
+    for span in fixture["spans"]:
+        if not _is_run(span):
+            span["attributes"].pop("gen_ai.agent.name", None)
+            span["attributes"]["llmpulse.agent.name"] = "weather"
+    assert _open_runaway(fixture, settings)[:2] == ({"weather": 2}, {"weather": 2})

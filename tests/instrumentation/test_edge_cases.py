@@ -96,3 +96,31 @@ def test_uninstrumented_behaviour_is_identical(make_spans, oai, provider: FakePr
     traced = oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
     traced_chunks = [c.model_dump(exclude={"created"}) for c in traced]
     assert traced_chunks == plain_chunks
+
+
+@pytest.mark.parametrize(
+    ("attributes", "foreign"),
+    [
+        ({A.GEN_AI_OPERATION_NAME: "chat", A.GEN_AI_REQUEST_MODEL: "gpt-4o"}, True),  # official GenAI
+        ({A.OPENINFERENCE_SPAN_KIND: "LLM"}, True),
+        ({A.OPENINFERENCE_SPAN_KIND: "EMBEDDING"}, True),
+        ({A.OPENINFERENCE_SPAN_KIND: "CHAIN"}, False),
+        ({A.OPENLLMETRY_REQUEST_TYPE: "chat"}, True),
+        ({A.OPENINFERENCE_MODEL_NAME: "gpt-4o", "http.method": "POST"}, True),
+        ({A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "a"}, False),  # an agent run
+        ({A.SPAN_KIND: A.SPAN_KIND_STEP, A.GEN_AI_OPERATION_NAME: "chat"}, False),  # llmpulse's own
+        ({"http.method": "GET", "http.route": "/ask"}, False),  # the app's request span
+        ({}, False),
+    ],
+)
+def test_foreign_llm_span_verdict(attributes, foreign: bool) -> None:
+    """Which parent spans count as another instrumentation's LLM span (annotated, not duplicated)."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from llmpulse.instrumentation.calls import foreign_llm_span
+
+    provider = TracerProvider()
+    span = provider.get_tracer("test").start_span("parent", attributes=attributes)
+    assert (foreign_llm_span(span) is span) is foreign
+    span.end()
+    assert foreign_llm_span(span) is None  # an ended span records nothing more

@@ -8,6 +8,7 @@ import openai
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
 
+import llmpulse
 from llmpulse.contract import attributes as A
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply
 
@@ -275,6 +276,35 @@ async def test_async_abandoned_stream(spans, aoai, provider: FakeProvider) -> No
 def test_non_llm_endpoints_are_not_recorded(spans, oai) -> None:
     oai.models.list()
     assert spans.llm() == []
+
+
+def test_cached_start_attributes_are_per_call(spans, oai, provider: FakeProvider) -> None:
+    """The start attributes are cached per client and (operation, model, stream) and copied per
+    call: a call's parameters, stream flag and context attributes never reach the next call's span,
+    and a repeated call gets exactly the first one's attributes."""
+    provider.set_default(FakeReply(text="ok", input_tokens=20, output_tokens=4))
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    with llmpulse.context(feature="cache-test"):
+        oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, temperature=0.5)
+    for _ in oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True):
+        pass
+    oai.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    oai.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    first, in_context, streamed, other_model, again = (dict(s.attributes or {}) for s in spans.llm())
+    varying = (A.GEN_AI_RESPONSE_ID,)
+    assert {k: v for k, v in again.items() if k not in varying} == {
+        k: v for k, v in first.items() if k not in varying
+    }
+    assert first[A.GEN_AI_REQUEST_MODEL] == "gpt-4o-mini"
+    assert A.GEN_AI_REQUEST_STREAM not in first and A.FEATURE not in first
+    assert A.GEN_AI_REQUEST_TEMPERATURE not in first
+    assert in_context[A.FEATURE] == "cache-test" and in_context[A.GEN_AI_REQUEST_TEMPERATURE] == 0.5
+    assert streamed[A.GEN_AI_REQUEST_STREAM] is True and A.FEATURE not in streamed
+    assert A.GEN_AI_REQUEST_TEMPERATURE not in streamed
+    assert other_model[A.GEN_AI_REQUEST_MODEL] == "gpt-4o" and A.GEN_AI_REQUEST_STREAM not in other_model
+    for attrs in (first, in_context, streamed, other_model, again):
+        assert attrs[A.SERVER_ADDRESS] == "127.0.0.1" and attrs[A.SERVER_PORT] == provider.port
+        assert attrs[A.GEN_AI_PROVIDER_NAME] == "openai" and attrs[A.SPAN_KIND] == A.SPAN_KIND_LLM
 
 
 def test_server_attributes_follow_a_changed_base_url(spans, oai, provider: FakeProvider) -> None:

@@ -325,3 +325,25 @@ def test_calls_and_tools_carry_the_agent_of_their_run(extra: dict[str, object], 
         make_span({A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL, A.GEN_AI_TOOL_NAME: "search", **extra})
     )
     assert isinstance(tool, StepRun) and tool.tool == "search" and tool.run_agent == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({}, (0, (), None)),
+        (
+            {A.TOOL_CALLS_COUNT: 2, A.TOOL_CALLS_HASHES: ["a", "b"], A.TOOL_RESULTS_COUNT: 3},
+            (2, ("a", "b"), 3),
+        ),
+        ({A.TOOL_CALLS_HASHES: ["a", 7, "b"]}, (2, ("a", "b"), None)),  # the count from the digests
+        ({A.TOOL_CALLS_COUNT: -1, A.TOOL_RESULTS_COUNT: "x"}, (0, (), None)),  # bad values read as absent
+        ({A.TOOL_CALLS_HASHES: "not-an-array"}, (0, (), None)),
+        # one finish reason per output item (OpenLLMetry's Responses spans): the tool calls asked for
+        ({A.FINISH_REASON: None, A.GEN_AI_RESPONSE_FINISH_REASONS: ["stop", "tool_call"]}, (1, (), None)),
+        ({A.FINISH_REASON: None, A.GEN_AI_RESPONSE_FINISH_REASONS: ["tool_calls"]}, (0, (), None)),
+    ],
+)
+def test_the_tool_loop_keys_of_a_call(extra: dict[str, object], expected: tuple[object, ...]) -> None:
+    call = _call(llm_attributes(**extra))
+    assert (call.tool_request_count, call.tool_request_hashes, call.tool_results) == expected
+    assert call.outcome == "ok"  # never a reason to reject the call
