@@ -70,10 +70,13 @@ def compress_duration(text: str, speed: float, floor_s: int = 1) -> str:
     return f"{max(floor_s, int(parse_duration(text) / speed))}s"
 
 
-def compress_rules(text: str, speed: float, *, min_window_s: int = 1) -> str:
+def compress_rules(text: str, speed: float, *, min_window_s: int = 1, min_for_s: int = 1) -> str:
     """A rule file's text with every range, offset and ``for:`` divided by ``speed``.
 
-    Range selectors are at least ``min_window_s`` long; offsets and ``for:`` at least 1 s.
+    Range selectors are at least ``min_window_s`` long, offsets at least 1 s, and a ``for:``
+    other than ``0s`` at least ``min_for_s`` (a few scrape intervals: a ``for: 2m`` spans eight
+    scrapes in production, and compressed below one scrape interval it let an alert on an absent
+    series fire while Prometheus had not yet scraped a target that had just started).
     ``speed == 1`` returns the text unchanged.
     """
     if speed == 1:
@@ -88,18 +91,30 @@ def compress_rules(text: str, speed: float, *, min_window_s: int = 1) -> str:
 
     text = _RANGE.sub(window, text)
     text = _OFFSET.sub(lambda m: m.group(1) + compress_duration(m.group(2), speed), text)
-    return _FOR.sub(lambda m: m.group(1) + compress_duration(m.group(2), speed), text)
+
+    def hold(match: re.Match[str]) -> str:
+        floor = min_for_s if parse_duration(match.group(2)) > 0 else 1
+        return match.group(1) + compress_duration(match.group(2), speed, floor)
+
+    return _FOR.sub(hold, text)
 
 
 def write_compressed_rules(
-    target_dir: Path, speed: float, *, source_dir: Path = RULES_DIR, min_window_s: int = 1
+    target_dir: Path,
+    speed: float,
+    *,
+    source_dir: Path = RULES_DIR,
+    min_window_s: int = 1,
+    min_for_s: int = 1,
 ) -> list[Path]:
     """Write a compressed copy of every ``*.yml`` in ``source_dir`` to ``target_dir``; their paths."""
     target_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for source in sorted(source_dir.glob("*.yml")):
         target = target_dir / source.name
-        target.write_text(compress_rules(source.read_text(), speed, min_window_s=min_window_s))
+        target.write_text(
+            compress_rules(source.read_text(), speed, min_window_s=min_window_s, min_for_s=min_for_s)
+        )
         written.append(target)
     return written
 

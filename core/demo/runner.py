@@ -58,6 +58,9 @@ __all__ = ["DemoError", "DemoOptions", "register", "run_demo"]
 DEFAULT_SPEED = 60.0
 SCRAPE_INTERVAL = "1s"
 MIN_WINDOW_S = 10  # a compressed window holds ten scrapes and several export batches
+# a compressed ``for:`` holds three scrapes: LLMPulseMonitoringDown (for: 2m, 1.3 s at speed 90)
+# fired at start-up, before Prometheus' first scrape of the processor (CI of 809716e)
+MIN_FOR_S = 3
 
 
 class DemoError(LLMPulseError, RuntimeError):
@@ -171,7 +174,11 @@ def run_demo(options: DemoOptions, view: View) -> DemoResult:
     state.mkdir(parents=True, exist_ok=True)
     (state / "notifications.jsonl").unlink(missing_ok=True)
     rules = write_compressed_rules(
-        state / "rules", options.speed, source_dir=options.rules_dir, min_window_s=MIN_WINDOW_S
+        state / "rules",
+        options.speed,
+        source_dir=options.rules_dir,
+        min_window_s=MIN_WINDOW_S,
+        min_for_s=MIN_FOR_S,
     )
     shipped_am = files.alertmanager_config().read_text()
     stack = Stack(

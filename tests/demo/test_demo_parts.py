@@ -51,6 +51,9 @@ def test_rules_are_compressed_in_ranges_offsets_and_for_only() -> None:
     assert "for: 15s" in out
     assert "0.05" in out and "0.5," in out  # thresholds untouched
     assert compress_rules(text, 1) == text
+    # a for: holds a few scrapes (min_for_s); for: 0s stays immediate
+    assert "for: 5s" in compress_rules(text.replace("15m", "2m"), 60, min_window_s=6, min_for_s=5)
+    assert "for: 1s" in compress_rules(text.replace("15m", "0s"), 60, min_window_s=6, min_for_s=5)
 
 
 def test_alertmanager_timings_are_compressed() -> None:
