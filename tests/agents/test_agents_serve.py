@@ -7,7 +7,9 @@ OpenLLMetry write (:mod:`tests.agents.producers`); the metrics are read from its
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +50,23 @@ def _send(http: str, spans: list[Any], service: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def test_serve_counts_runs_tools_and_sessions_from_three_producers(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def serve_with_agents(tmp_path: Path, agents: str) -> Iterator[tuple[int, str]]:
+    """A real ``llmpulse serve`` with the agents engine only (quality and drift off) and the
+    ``[agents]`` settings in ``agents`` (TOML lines); its OTLP/HTTP port and its admin address."""
     config = tmp_path / "llmpulse.toml"
-    config.write_text(
-        "[quality]\nenabled = false\n[drift]\nenabled = false\n"
-        "[agents]\nrun_grace_s = 0.1\ntick_s = 0.1\nsession_timeout_s = 1.5\nrepeated_tool_calls = 2\n"
-    )
-    grpc, http, admin = (components.free_port() for _ in range(3))
+    config.write_text("[quality]\nenabled = false\n[drift]\nenabled = false\n[agents]\n" + agents)
+    grpc, http, admin = components.distinct_free_ports(3)
     argv = [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config)]
     argv += ["--grpc-port", str(grpc), "--http-port", str(http), "--admin-port", str(admin)]
     with components.ManagedProcess("processor", argv, f"http://127.0.0.1:{admin}/readyz", tmp_path / "p.log"):
-        endpoint, scrape = f"127.0.0.1:{http}", f"127.0.0.1:{admin}"
+        yield http, f"127.0.0.1:{admin}"
+
+
+def test_serve_counts_runs_tools_and_sessions_from_three_producers(tmp_path: Path) -> None:
+    agents = "run_grace_s = 0.1\ntick_s = 0.1\nsession_timeout_s = 1.5\nrepeated_tool_calls = 2\n"
+    with serve_with_agents(tmp_path, agents) as (http, scrape):
+        endpoint = f"127.0.0.1:{http}"
         weather = [("get_weather", '{"city": "Paris"}', False), ("get_weather", '{"city": "Paris"}', False)]
         _send(endpoint, semconv_agent_run(1, tools=[*weather, ("search", '{"q": "x"}', True)]), "semconv")
         _send(endpoint, semconv_agent_run(2, llm_calls=1, error=True), "semconv")  # 2nd turn of conv-semconv

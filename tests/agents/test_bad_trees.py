@@ -34,11 +34,13 @@ class Clock:
         return self.now
 
 
-def _engine(**settings: Any) -> tuple[AgentEngine, ProcessorService, Clock]:
+def _engine(tick: float | None = None, **settings: Any) -> tuple[AgentEngine, ProcessorService, Clock]:
+    """An engine on a clock the test moves, in a service whose pipeline the test feeds; ``tick``
+    seconds between the extension's own passes (default: the settings')."""
     clock = Clock()
     engine = AgentEngine(AgentSettings(**settings), clock=clock)
     service = ProcessorService(
-        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine)]
+        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=tick)]
     )
     return engine, service, clock
 

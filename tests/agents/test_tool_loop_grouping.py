@@ -13,32 +13,20 @@ from typing import Any
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from llmpulse.contract import attributes as A
-from llmpulse.processor.agents import AgentEngine, AgentSettings, agents_extension
+from llmpulse.processor.agents import AgentEngine
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.service import ProcessorService
-from llmpulse.processor.settings import Settings
 from llmpulse.testing.otlp import T0, llm_attributes, make_request, make_span
+from tests.agents.test_bad_trees import Clock
+from tests.agents.test_bad_trees import _engine as _engine_on_a_clock
 from tests.agents.test_captured_replay import FIXTURES, _replay, _spans
 
 TRACE = (7).to_bytes(16, "big")
 PARENT = (1).to_bytes(8, "big")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _engine(**settings: Any) -> tuple[AgentEngine, ProcessorService, Clock]:
-    clock = Clock()
-    engine = AgentEngine(AgentSettings(**settings), clock=clock)
-    service = ProcessorService(
-        Settings(grpc_port=0, http_port=0, admin_port=0), extensions=[agents_extension(engine, tick=3600)]
-    )
-    return engine, service, clock
+    return _engine_on_a_clock(3600, **settings)  # the test ticks the engine itself
 
 
 def _process(service: ProcessorService, spans: list[Span]) -> None:

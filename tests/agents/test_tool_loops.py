@@ -10,7 +10,6 @@ the looping app as runaway with its trace as exemplar.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,11 +28,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 import llmpulse
 from llmpulse.processor.agents import metric_names as N
 from llmpulse.processor.metrics import names as M
-from llmpulse.stack import components
 from llmpulse.testing.fake_provider import FakeProvider, FakeReply, RecordedRequest
 from llmpulse.testing.polling import wait_until
 from llmpulse.testing.script import last_user_message
-from tests.agents.test_agents_serve import Samples, _get, _samples
+from tests.agents.test_agents_serve import Samples, _get, _samples, serve_with_agents
 
 OPENAI_TOOLS = [
     {
@@ -43,6 +41,18 @@ OPENAI_TOOLS = [
 ]
 ANTHROPIC_TOOLS = [{"name": "search", "input_schema": {"type": "object", "properties": {}}}]
 LOOPER_CALLS = 7  # the looping app gives up after this many calls, without a final answer
+FAST_LOOPS = "run_grace_s = 0.1\ntick_s = 0.1\ntrace_idle_s = 1.0\n"  # [agents]: counted within a second
+
+
+def _runs_counted(scrape: str, runs: int, message: str) -> Samples:
+    """The processor's samples once it has counted ``runs`` runs in all."""
+
+    def counted() -> Samples | None:
+        samples = _samples(scrape)
+        total = sum(v for (name, _), v in samples.items() if name == N.AGENT_RUNS_TOTAL)
+        return samples if total >= runs else None
+
+    return wait_until(counted, timeout=30, interval=0.2, message=message)
 
 
 def _tool_results(body: dict[str, Any]) -> int:
@@ -137,17 +147,8 @@ def _in_request_span(tracer: trace.Tracer, run: Callable[[], Any]) -> bytes:
 def test_hand_rolled_tool_loops_are_runs_and_a_looping_app_is_runaway(
     tmp_path: Path, fake_provider: FakeProvider
 ) -> None:
-    config = tmp_path / "llmpulse.toml"
-    config.write_text(
-        "[quality]\nenabled = false\n[drift]\nenabled = false\n"
-        "[agents]\nrun_grace_s = 0.1\ntick_s = 0.1\ntrace_idle_s = 1.0\n"
-        "[agents.agent_caps.looper]\nllm_calls = 4\n"
-    )
-    grpc, http, admin = (components.free_port() for _ in range(3))
-    argv = [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config)]
-    argv += ["--grpc-port", str(grpc), "--http-port", str(http), "--admin-port", str(admin)]
-    with components.ManagedProcess("processor", argv, f"http://127.0.0.1:{admin}/readyz", tmp_path / "p.log"):
-        scrape = f"127.0.0.1:{admin}"
+    agents = f"{FAST_LOOPS}[agents.agent_caps.looper]\nllm_calls = 4\n"
+    with serve_with_agents(tmp_path, agents) as (http, scrape):
         oai = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="test", max_retries=0)
         claude = anthropic.Anthropic(base_url=fake_provider.base_url, api_key="test", max_retries=0)
 
@@ -179,12 +180,7 @@ def test_hand_rolled_tool_loops_are_runs_and_a_looping_app_is_runaway(
             instrumentor.uninstrument()
             peer.shutdown()
 
-        def all_runs() -> Samples | None:
-            samples = _samples(scrape)
-            runs = sum(v for (name, _), v in samples.items() if name == N.AGENT_RUNS_TOTAL)
-            return samples if runs >= 4 else None
-
-        s = wait_until(all_runs, timeout=30, interval=0.2, message="the four tool loops were never counted")
+        s = _runs_counted(scrape, 4, "the four tool loops were never counted")
 
         loop = {"kind": N.KIND_TOOL_LOOP, "outcome": "ok"}
         weather = {"service": "shop", "deployment_environment": "", "agent": "weather"}
@@ -268,16 +264,7 @@ def test_loops_of_a_script_with_no_span_around_them_are_runs(
 ) -> None:
     """A script's loops, each call the root of a trace of its own: grouped by llmpulse.tool_loop.id,
     also when two loops of one feature advance in turn and the messages are the SDK's objects."""
-    config = tmp_path / "llmpulse.toml"
-    config.write_text(
-        "[quality]\nenabled = false\n[drift]\nenabled = false\n"
-        "[agents]\nrun_grace_s = 0.1\ntick_s = 0.1\ntrace_idle_s = 1.0\n"
-    )
-    grpc, http, admin = (components.free_port() for _ in range(3))
-    argv = [sys.executable, "-m", "llmpulse.cli", "serve", "--config", str(config)]
-    argv += ["--grpc-port", str(grpc), "--http-port", str(http), "--admin-port", str(admin)]
-    with components.ManagedProcess("processor", argv, f"http://127.0.0.1:{admin}/readyz", tmp_path / "p.log"):
-        scrape = f"127.0.0.1:{admin}"
+    with serve_with_agents(tmp_path, FAST_LOOPS) as (http, scrape):
         oai = openai.OpenAI(base_url=fake_provider.openai_base_url, api_key="test", max_retries=0)
         claude = anthropic.Anthropic(base_url=fake_provider.base_url, api_key="test", max_retries=0)
         provider = _tracer_provider(http, "script")
@@ -297,12 +284,7 @@ def test_loops_of_a_script_with_no_span_around_them_are_runs(
             llmpulse.uninstrument()
             provider.shutdown()
 
-        def runs() -> Samples | None:
-            samples = _samples(scrape)
-            counted = sum(v for (name, _), v in samples.items() if name == N.AGENT_RUNS_TOTAL)
-            return samples if counted >= 3 else None
-
-        s = wait_until(runs, timeout=30, interval=0.2, message="the script's tool loops were never counted")
+        s = _runs_counted(scrape, 3, "the script's tool loops were never counted")
         loop = {"kind": N.KIND_TOOL_LOOP, "outcome": "ok"}
         weather = {"service": "script", "deployment_environment": "", "agent": "weather"}
         assert _get(s, N.AGENT_RUNS_TOTAL, **weather, **loop) == 2
