@@ -34,6 +34,16 @@ def _process(service: ProcessorService, spans: list[Span]) -> None:
     assert result.rejected == 0, result.message
 
 
+def _tool_span() -> Span:
+    """An execute_tool span under PARENT in TRACE."""
+    return make_span(
+        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
+        trace_id=TRACE,
+        span_id=(50).to_bytes(8, "big"),
+        parent_span_id=PARENT,
+    )
+
+
 def _call(
     n: int, *, asks: int = 0, results: int | None = None, trace: bytes = TRACE, hashes: tuple[str, ...] = ()
 ) -> Span:
@@ -86,12 +96,7 @@ def test_consecutive_loops_under_one_parent_are_separate_runs_and_plain_calls_ar
 
 def test_a_trace_with_agent_or_tool_spans_counts_its_calls_in_its_run_only() -> None:
     engine, service, clock = _engine()
-    tool = make_span(
-        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
-        trace_id=TRACE,
-        span_id=(50).to_bytes(8, "big"),
-        parent_span_id=PARENT,
-    )
+    tool = _tool_span()
     agent = {A.GEN_AI_OPERATION_NAME: "invoke_agent", A.GEN_AI_AGENT_NAME: "planner"}
     run = make_span(agent, trace_id=TRACE, span_id=PARENT)
     _process(service, [_call(1, asks=1), tool, _call(2, results=1), run])
@@ -177,12 +182,7 @@ def test_calls_inside_an_llmpulse_agent_run_are_not_grouped_again() -> None:
 
 def test_a_loop_whose_trace_turns_out_to_have_agent_spans_is_dropped_uncounted_when_evicted() -> None:
     engine, service, clock = _engine(max_pending_traces=1)
-    tool = make_span(
-        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
-        trace_id=TRACE,
-        span_id=(50).to_bytes(8, "big"),
-        parent_span_id=PARENT,
-    )
+    tool = _tool_span()
     _process(service, [_call(1, asks=1), tool])  # the call opened a loop before the tool span came
     _process(service, [_call(2, asks=1, trace=(8).to_bytes(16, "big"))])  # room for another
     clock.now += 3
@@ -193,12 +193,7 @@ def test_a_loop_whose_trace_turns_out_to_have_agent_spans_is_dropped_uncounted_w
 
 def test_a_loop_left_open_in_a_trace_with_tool_spans_is_never_counted_even_after_the_trace_idles() -> None:
     engine, service, clock = _engine()
-    tool = make_span(
-        {A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "lookup"},
-        trace_id=TRACE,
-        span_id=(50).to_bytes(8, "big"),
-        parent_span_id=PARENT,
-    )
+    tool = _tool_span()
     _process(service, [_call(1, asks=1), _call(2, asks=1, results=1), tool])  # no call after the tool
     for _ in range(3):  # past trace_idle_s (the trace is dropped), then past the grace
         clock.now += 31
