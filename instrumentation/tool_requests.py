@@ -137,10 +137,13 @@ def tool_results_attributes(items: Any, attrs: dict[str, AttributeValue]) -> boo
         return False
     results = 0
     for item in reversed(items):
-        if _field(item, "role") in _RESULT_ROLES or _field(item, "type") in _RESULT_TYPES:
+        if type(item) is dict:  # the usual request: plain dicts, read without the ABC checks
+            role, kind, content = item.get("role"), item.get("type"), item.get("content")
+        else:
+            role, kind, content = _field(item, "role"), _field(item, "type"), _field(item, "content")
+        if role in _RESULT_ROLES or kind in _RESULT_TYPES:
             results += 1
             continue
-        content = _field(item, "content")
         if not results and isinstance(content, list | tuple):
             results = sum(1 for block in content if _field(block, "type") in _RESULT_TYPES)
         break
